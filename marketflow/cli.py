@@ -1,0 +1,79 @@
+"""The one entry point, ``marketflow``: each subcommand lives in ``marketflow/commands/``.
+
+A command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; it keeps heavy imports inside ``run`` so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from types import ModuleType
+
+# subcommand → module under marketflow.commands (DESIGN §5 "Command line")
+COMMANDS: dict[str, str] = {
+    "up": "up",
+    "services": "services",
+    "migrate": "migrate",
+    "ingest": "ingest",
+    "replay": "replay",
+    "engine": "engine",
+    "web": "web",
+    "polymarket": "polymarket",
+    "profile": "profile",
+    "status": "status",
+    "bench": "bench",
+}
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"marketflow.commands.{COMMANDS[name]}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"marketflow.commands.{COMMANDS[name]}":
+            return None  # not built yet
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marketflow",
+        description="Market data and order flow: ingest, analytics (Dagster), engine, dashboard.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``marketflow`` subcommand: ``HELP``, ``add_arguments``, ``run``."""

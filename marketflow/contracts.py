@@ -1,0 +1,65 @@
+"""Names shared across processes: Redis channels, tables, enumerations (DESIGN §4, §5).
+
+Defined once here and imported everywhere; never spell a channel or table name inline.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    """Redis pub/sub channels; payloads are JSON objects (DESIGN §5)."""
+
+    CANDLES = "ticks:candles"  # {symbol, time, open, high, low, close, volume}
+    TRADES = "ticks:trades"  # conflated trade prints
+    SIGNALS = "signals"  # {symbol, strategy, type, time, details}
+    MARKET_STATE = "market_state"
+    ALERTS = "alerts"
+    BINARY_PRICES = "binary:prices"
+    BINARY_ARBITRAGE = "binary:arbitrage"
+
+
+class Table(StrEnum):
+    SYMBOLS = "symbols"
+    SYMBOL_PROVIDERS = "symbol_providers"
+    TICKS = "ticks"
+    CANDLES_1M = "candles_1m"
+    VOLUME_PROFILE = "volume_profile"
+    PROFILE_METRICS = "profile_metrics"
+    ORDER_FLOW = "order_flow"
+    MARKET_STATE = "market_state"
+    STRATEGIES = "strategies"
+    STRATEGY_CONFIGS = "strategy_configs"
+    SIGNALS = "signals"
+    ORDERS = "orders"
+    BINARY_MARKETS = "binary_markets"
+    BINARY_PRICES = "binary_prices"
+    BINARY_POSITIONS = "binary_positions"
+    INGEST_REJECTS = "ingest_rejects"
+
+
+class AssetType(StrEnum):
+    STOCK = "stock"
+    BINARY_OPTION = "binary_option"
+    CRYPTO = "crypto"
+    FOREX = "forex"
+    INDEX = "index"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class MarketStateName(StrEnum):
+    BALANCE = "BALANCE"
+    IMBALANCE_UP = "IMBALANCE_UP"
+    IMBALANCE_DOWN = "IMBALANCE_DOWN"
+    UNKNOWN = "UNKNOWN"
+
+
+class Horizon(StrEnum):
+    MINUTE = "1m"
+    SESSION = "session"
+    COMPOSITE = "composite"

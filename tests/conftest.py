@@ -1,0 +1,113 @@
+"""Shared fixtures: real PostgreSQL and Redis servers (DESIGN §3).
+
+Embedded servers by default; ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` point the suite at
+external ones. Each test that asks for ``db_url`` gets its own freshly migrated database,
+cloned from a template migrated once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from marketflow.services import EmbeddedPostgres, EmbeddedRedis, with_database
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real captures in ../shared/data (Polymarket, Alpaca, Alpha Vantage, trades)."""
+    if not SHARED_DATA.exists():
+        pytest.fail(f"captures not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a real PostgreSQL server for the whole session."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """A Redis URL with an empty database for this test."""
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    client.close()
+    yield redis_server_url
+
+
+def create_database(admin_url: str, template: str | None = None) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    query = sql.SQL("create database {}").format(sql.Identifier(name))
+    if template:
+        query = sql.SQL("create database {} template {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(query)
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database (no migrations) dropped after the test."""
+    name = create_database(pg_admin_url)
+    yield with_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> Iterator[str]:
+    from storage.migrate import upgrade
+
+    name = create_database(pg_admin_url)
+    upgrade(with_database(pg_admin_url, name))
+    yield name
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
+    """A freshly migrated (and seeded) market database of its own for this test."""
+    name = create_database(pg_admin_url, template=migrated_template)
+    yield with_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)

@@ -1,0 +1,86 @@
+"""Embedded services: start, stop, restart keeping data; beside servers on 5432/6379."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from marketflow.services import ServiceError, Services, redact_url, resolve_urls
+from marketflow.settings import Settings
+
+
+def _settings(home: Path, **env: str) -> Settings:
+    return Settings(_env_file=None, MARKETFLOW_HOME=str(home), **env)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_embedded_services_restart_keeps_data(tmp_path: Path) -> None:
+    services = Services(_settings(tmp_path))
+    urls = services.start()
+    try:
+        assert urls.embedded_postgres and urls.embedded_redis
+        # never the well-known ports, which a machine may already be serving
+        assert ":5432/" not in urls.database_url and ":6379/" not in urls.redis_url
+        with psycopg.connect(urls.database_url, autocommit=True) as conn:
+            conn.execute("create table keep (v int)")
+            conn.execute("insert into keep values (42)")
+        with psycopg.connect(urls.dagster_database_url) as conn:
+            assert conn.execute("select current_database()").fetchone() == ("dagster",)
+        client = redis.Redis.from_url(urls.redis_url)
+        client.set("kept", "yes")
+        client.close()
+        state = json.loads((tmp_path / "services.json").read_text())
+        assert state["database_url"] == urls.database_url
+        assert resolve_urls(_settings(tmp_path)).redis_url == urls.redis_url
+    finally:
+        services.stop()
+    assert not (tmp_path / "services.json").exists()
+
+    again = Services(_settings(tmp_path))
+    urls2 = again.start()
+    try:
+        with psycopg.connect(urls2.database_url) as conn:
+            assert conn.execute("select v from keep").fetchone() == (42,)
+        assert redis.Redis.from_url(urls2.redis_url).get("kept") == b"yes"
+    finally:
+        again.stop()
+    port = int(urls2.database_url.rsplit(":", 1)[1].split("/")[0])
+    assert not _port_open(port)
+
+
+def test_external_servers_are_used_when_configured(tmp_path: Path, pg_admin_url: str,
+                                                   redis_server_url: str) -> None:
+    settings = _settings(tmp_path, DATABASE_URL=pg_admin_url, REDIS_URL=redis_server_url)
+    services = Services(settings)
+    urls = services.start()
+    try:
+        assert not urls.embedded_postgres and not urls.embedded_redis
+        assert urls.database_url == pg_admin_url
+        assert urls.dagster_database_url.endswith("/dagster")
+        assert not (tmp_path / "postgres").exists()
+    finally:
+        services.stop()
+
+
+def test_missing_services_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match="DATABASE_URL"):
+        resolve_urls(_settings(tmp_path))
+
+
+def test_unreachable_database_error_hides_password(tmp_path: Path) -> None:
+    port = 1  # nothing listens there
+    url = f"postgresql://trader:hunter2@127.0.0.1:{port}/market"
+    with pytest.raises(ServiceError) as info:
+        Services(_settings(tmp_path, DATABASE_URL=url)).start()
+    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in redact_url(url)
