@@ -63,3 +63,10 @@ class Horizon(StrEnum):
     MINUTE = "1m"
     SESSION = "session"
     COMPOSITE = "composite"
+
+
+# Health of long-running processes: each writes a Redis hash `status:<process>` with at
+# least pid, started_at and heartbeat_at (UTC ISO 8601) plus its own counters, refreshed
+# every few seconds with a TTL; `marketflow status` reads them.
+STATUS_KEY_PREFIX = "status:"
+STATUS_TTL_SECONDS = 30
