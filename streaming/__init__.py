@@ -1,0 +1,1 @@
+"""Long-running asyncio processes: providers, ingest, engine, relay. No Dagster imports."""

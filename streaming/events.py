@@ -1,0 +1,68 @@
+"""Normalised market events every provider yields and the ingest path consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class Trade:
+    """One print. ``ts`` is timezone-aware UTC; ``side`` is the venue's aggressor (+1 buy,
+    -1 sell) when it gives one; ``bid``/``ask`` the quote in force when known."""
+
+    symbol: str
+    ts: datetime
+    price: float
+    size: float
+    trade_id: str | None = None
+    exchange: str | None = None
+    conditions: tuple[str, ...] = ()
+    side: int | None = None
+    bid: float | None = None
+    ask: float | None = None
+
+
+@dataclass(slots=True)
+class Quote:
+    symbol: str
+    ts: datetime
+    bid: float
+    ask: float
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+
+
+@dataclass(slots=True)
+class Bar:
+    """A provider's 1-minute bar (bar-only providers such as Alpha Vantage)."""
+
+    symbol: str
+    ts: datetime  # minute start, UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trade_count: int = 0
+
+
+Event = Trade | Quote | Bar
+
+
+@dataclass
+class Rejects:
+    """Bad input counted per reason with one sample each: skipped, never silently lost."""
+
+    source: str
+    counts: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, sample: object = "") -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if reason not in self.samples:
+            self.samples[reason] = repr(sample)[:300]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
