@@ -1,0 +1,33 @@
+"""The one entry point: every subcommand of DESIGN §5 is wired and documented in --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from marketflow.cli import COMMANDS, _load, build_parser
+
+
+def test_every_design_command_is_built() -> None:
+    missing = [name for name in COMMANDS if _load(name) is None]
+    assert missing == [], f"subcommands without a module: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_subcommand_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([name, "--help"])
+    assert exit_info.value.code == 0
+    assert name in capsys.readouterr().out
+
+
+def test_console_script_help_is_fast_and_lists_commands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "marketflow.cli", "--help"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    for name in COMMANDS:
+        assert name in out
