@@ -116,6 +116,9 @@ class Provider(abc.ABC):
         # history (replay) sets this False and gets only a sanity window (not in the future,
         # not before 1990)
         self.live: bool = True
+        # quote-only sources (IG Level 1 snapshots) emit trades with size 0 that carry
+        # bid/ask; everyone else's size-0 prints are rejected as bad input
+        self.zero_size_ok: bool = False
         # provider-specific counters (reconnects, gap-fill prints, polls) the ingest
         # heartbeat publishes beside its own
         self.counters: dict[str, float] = {}
