@@ -1,0 +1,184 @@
+"""``marketflow up``: services, migrations, Dagster and every long-running process, supervised.
+
+Starts PostgreSQL and Redis (embedded unless configured), migrates, writes DAGSTER_HOME's
+dagster.yaml, then supervises whichever long-running commands exist (ingest, engine, web,
+``polymarket stream`` when POLYMARKET_ENABLED) plus the Dagster webserver and daemon. Prints
+one block with every address. Ctrl-C or SIGTERM stops the children, then the services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from marketflow.services import ServiceUrls
+    from marketflow.settings import Settings
+    from marketflow.supervisor import ChildSpec, Supervisor
+
+HELP = "run everything: services, migrations, Dagster, ingest, engine, dashboard (supervised)"
+READY_LINE = "marketflow is up. Ctrl-C stops everything."
+
+log = logging.getLogger("marketflow.up")
+
+# command line (after `marketflow`) of each long-running process, in start order
+LONG_RUNNING: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ingest", ("ingest",)),
+    ("engine", ("engine",)),
+    ("web", ("web",)),
+)
+POLYMARKET = ("polymarket", ("polymarket", "stream"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-dagster", action="store_true", help="do not start the Dagster webserver and daemon"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated processes to supervise (ingest,engine,web,polymarket,dagster)",
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a child gets after SIGTERM before SIGKILL (default 10)",
+    )
+
+
+def command_exists(command: str) -> bool:
+    return importlib.util.find_spec(f"marketflow.commands.{command}") is not None
+
+
+def child_environment(
+    base: Mapping[str, str], home: Path, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """Children inherit ours, with an absolute MARKETFLOW_HOME (they may run elsewhere)."""
+    env = dict(base)
+    env.update(extra)
+    env["MARKETFLOW_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the supervisor as they happen
+    return env
+
+
+def plan_children(
+    settings: Settings, env: Mapping[str, str], only: set[str] | None, dagster: bool
+) -> tuple[list[ChildSpec], list[str]]:
+    """The children to supervise and notes on what is skipped (and why)."""
+    from marketflow.dagster_home import DEFINITIONS_FILE, dagster_available, dagster_children
+    from marketflow.supervisor import ChildSpec
+
+    specs: list[ChildSpec] = []
+    notes: list[str] = []
+    wanted = [*LONG_RUNNING]
+    if settings.polymarket_enabled:
+        wanted.append(POLYMARKET)
+    for name, argv in wanted:
+        if only is not None and name not in only:
+            continue
+        if not command_exists(argv[0]):
+            notes.append(f"{name}: skipped (`marketflow {argv[0]}` is not built yet)")
+            continue
+        specs.append(ChildSpec(name, [sys.executable, "-m", "marketflow.cli", *argv], env=env))
+    if dagster and (only is None or "dagster" in only):
+        if dagster_available():
+            specs.extend(dagster_children(env, settings.bind_host, settings.dagster_port))
+        else:
+            notes.append(f"dagster: skipped ({DEFINITIONS_FILE} does not exist yet)")
+    return specs, notes
+
+
+def address_block(
+    settings: Settings, urls: ServiceUrls, specs: Sequence[ChildSpec], notes: Sequence[str]
+) -> str:
+    """The one block `up` prints: every address (passwords redacted) and every process."""
+    names = {spec.name for spec in specs}
+    host = settings.bind_host
+    token = "?token=<MARKETFLOW_API_TOKEN>" if settings.api_token is not None else ""
+    dagster = f"http://{host}:{settings.dagster_port}" if "dagster-web" in names else "not running"
+    dashboard = f"http://{host}:{settings.web_port}/{token}" if "web" in names else "not running"
+    rows = [
+        ("Dagster UI", dagster),
+        ("Dashboard", dashboard),
+        *urls.describe(),
+        ("Home", str(settings.state_dir)),
+        ("Processes", ", ".join(spec.name for spec in specs) or "none"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = ["", "=" * 72, *(f"  {k:<{width}}  {v}" for k, v in rows)]
+    lines += [f"  {note}" for note in notes]
+    lines += ["=" * 72, READY_LINE, ""]
+    return "\n".join(lines)
+
+
+async def _migrate(database_url: str) -> None:
+    try:
+        from storage.migrate import upgrade
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("storage"):
+            log.warning("migrations skipped: storage.migrate is not available yet")
+            return
+        raise
+    await asyncio.to_thread(upgrade, database_url)
+    log.info("database migrated")
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from marketflow.dagster_home import write_dagster_home
+    from marketflow.heartbeat import Heartbeat
+    from marketflow.services import ServiceError, Services
+    from marketflow.settings import get_settings
+    from marketflow.supervisor import Supervisor, install_stop_signals
+
+    settings = get_settings()
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    services = Services(settings)
+    supervisor: Supervisor | None = None
+    try:
+        try:
+            urls = await asyncio.to_thread(services.start)
+        except ServiceError as exc:
+            log.error("%s", exc)
+            return 1
+        if stop.is_set():
+            return 0
+        await _migrate(urls.database_url)
+        dagster_env = write_dagster_home(settings.state_dir / "dagster", urls.dagster_database_url)
+        env = child_environment(os.environ, settings.state_dir, dagster_env)
+        only = {n.strip() for n in args.only.split(",")} if args.only else None
+        specs, notes = plan_children(settings, env, only, dagster=not args.no_dagster)
+        supervisor = Supervisor(specs, stop_timeout=args.stop_timeout)
+        if stop.is_set():
+            return 0
+        await supervisor.start()
+        print(address_block(settings, urls, specs, notes), flush=True)
+
+        def counters() -> dict[str, int | str]:
+            assert supervisor is not None
+            out: dict[str, int | str] = {"children": len(supervisor.children)}
+            for name, state in supervisor.children.items():
+                out[f"{name}.pid"] = state.pid or 0
+                out[f"{name}.restarts"] = state.total_restarts
+            return out
+
+        async with Heartbeat(urls.redis_url, "up", counters):
+            await stop.wait()
+        return 0
+    finally:
+        if supervisor is not None:
+            await supervisor.stop()
+        await asyncio.to_thread(services.stop)
+        print("marketflow stopped", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_up(args))

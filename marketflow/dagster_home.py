@@ -1,0 +1,105 @@
+"""DAGSTER_HOME for ``marketflow up``: ``dagster.yaml`` and the Dagster child commands.
+
+Instance storage lives in the ``dagster`` database of the same PostgreSQL server (DESIGN §3),
+never in the market-data database. The password, if the server has one, is not written to
+disk: the file reads it from ``MARKETFLOW_DAGSTER_PG_PASSWORD`` in the children's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from marketflow.supervisor import ChildSpec
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFINITIONS_FILE = REPO_ROOT / "orchestration" / "definitions.py"
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
+PASSWORD_ENV = "MARKETFLOW_DAGSTER_PG_PASSWORD"
+# SQLAlchemy 2.x + dagster-postgres fail on `NOTIFY run_events, $1` with the default driver
+# resolution; naming psycopg2 explicitly avoids it (STACK-NOTES).
+SCHEME = "postgresql+psycopg2"
+
+
+def instance_config(dagster_database_url: str, max_concurrent_runs: int = 2) -> dict[str, Any]:
+    """The dagster.yaml contents for a PostgreSQL instance (pure; no secret inside)."""
+    url = make_url(dagster_database_url)
+    postgres_db: dict[str, Any] = {
+        "username": url.username or "postgres",
+        "hostname": url.host or "127.0.0.1",
+        "db_name": url.database or "dagster",
+        "port": int(url.port or 5432),
+        "scheme": SCHEME,
+    }
+    if url.password:
+        postgres_db["password"] = {"env": PASSWORD_ENV}
+    if url.query:
+        postgres_db["params"] = {k: v for k, v in url.query.items() if isinstance(v, str)}
+    return {
+        "storage": {"postgres": {"postgres_db": postgres_db}},
+        # Two cores: at most two runs at once, everything else queues; the queue also keeps
+        # the every-minute schedule and the tick sensor from piling runs on top of each other.
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": max_concurrent_runs, "dequeue_interval_seconds": 2},
+        },
+        "run_launcher": {
+            "module": "dagster._core.launcher",
+            "class": "DefaultRunLauncher",
+        },
+        "telemetry": {"enabled": False},
+        # A minute schedule and a frequent sensor write many ticks; keep history bounded.
+        "retention": {
+            "schedule": {"purge_after_days": 7},
+            "sensor": {"purge_after_days": {"skipped": 1, "failure": 7, "success": 7}},
+        },
+        "code_servers": {"local_startup_timeout": 180},
+    }
+
+
+def render_yaml(config: Mapping[str, Any]) -> str:
+    # JSON is valid YAML; it keeps this module free of a YAML writer dependency.
+    return "# written by `marketflow up`; rewritten at every start\n" + json.dumps(config, indent=2)
+
+
+def write_dagster_home(home: Path, dagster_database_url: str) -> dict[str, str]:
+    """Write ``home/dagster.yaml``; return the environment the Dagster children need."""
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    path.write_text(render_yaml(instance_config(dagster_database_url)) + "\n")
+    env = {"DAGSTER_HOME": str(home)}
+    password = make_url(dagster_database_url).password
+    if password:
+        env[PASSWORD_ENV] = str(password)
+    return env
+
+
+def dagster_available() -> bool:
+    return DEFINITIONS_FILE.exists() and WORKSPACE_FILE.exists()
+
+
+def dagster_children(env: Mapping[str, str], host: str, port: int) -> list[ChildSpec]:
+    """Webserver and daemon on the workspace; ``env`` is the complete child environment."""
+    bindir = Path(sys.executable).parent
+    workspace = str(WORKSPACE_FILE)
+    return [
+        ChildSpec(
+            "dagster-web",
+            [str(bindir / "dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace],
+            env=env,
+            cwd=str(REPO_ROOT),
+        ),
+        ChildSpec(
+            "dagster-daemon",
+            [str(bindir / "dagster-daemon"), "run", "-w", workspace],
+            env=env,
+            cwd=str(REPO_ROOT),
+        ),
+    ]

@@ -1,0 +1,230 @@
+"""Supervisor of long-running child processes, pure asyncio (issue 2 item 6).
+
+Each child (a ``marketflow <cmd>`` or a Dagster command line) runs in its own process group
+so a stop reaches everything it spawned (Dagster's code server lingers otherwise). Output
+lines are prefixed with the child's name; a child that dies is restarted with capped
+exponential backoff and the restart is logged with its exit code. ``stop()`` sends SIGTERM
+to every group, waits, then SIGKILLs whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+PR_SET_PDEATHSIG = 1
+try:  # resolved before any fork: the pre-exec hook should not load libraries
+    _PRCTL: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One supervised command line."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None  # full environment; None inherits ours
+    cwd: str | None = None
+
+
+@dataclass
+class ChildState:
+    spec: ChildSpec
+    pid: int | None = None
+    restarts: int = 0  # consecutive quick deaths, drives the backoff
+    total_restarts: int = 0
+    last_exit: int | None = None
+    started_at: float = 0.0
+    exits: list[int] = field(default_factory=list)
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """Delay before restart number ``attempt`` (0-based): doubling from ``initial``, capped."""
+    if attempt <= 0:
+        return initial
+    return min(cap, initial * (2.0 ** min(attempt, 30)))
+
+
+def prefix_line(name: str, line: str, width: int) -> str:
+    """``[name] line`` with names padded to a common width so columns line up."""
+    return f"{'[' + name + ']':<{width + 2}} {line.rstrip()}"
+
+
+def describe_exit(code: int) -> str:
+    """Exit status in words; asyncio reports death by signal N as -N."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+        return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _child_preexec() -> None:
+    # Runs in the child between fork and exec. Dagster ignores SIGTERM when started with
+    # SIGINT ignored (STACK-NOTES), which happens whenever we were started from a
+    # non-interactive shell: restore the default. Ask the kernel to SIGTERM the child if the
+    # supervisor dies without a clean stop, so a SIGKILLed `up` leaves no orphan leader.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Supervisor:
+    """Runs children until ``stop()``; restarts the ones that die."""
+
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        out: TextIO | None = None,
+        backoff_initial: float = 1.0,
+        backoff_cap: float = 30.0,
+        stable_after: float = 60.0,
+        stop_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children = {spec.name: ChildState(spec) for spec in specs}
+        if len(self.children) != len(specs):
+            raise ValueError("child names must be unique")
+        self.out = out if out is not None else sys.stdout
+        self.backoff_initial = backoff_initial
+        self.backoff_cap = backoff_cap
+        self.stable_after = stable_after  # a run this long resets the backoff
+        self.stop_timeout = stop_timeout
+        self.clock = clock
+        self.width = max([len(s.name) for s in specs] + [len("supervisor")])
+        self._stopping = asyncio.Event()
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def log(self, message: str, name: str = "supervisor") -> None:
+        self.out.write(prefix_line(name, message, self.width) + "\n")
+        self.out.flush()
+
+    async def _spawn(self, state: ChildState) -> asyncio.subprocess.Process:
+        spec = state.spec
+        proc = await asyncio.create_subprocess_exec(
+            *spec.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(spec.env) if spec.env is not None else None,
+            cwd=spec.cwd,
+            start_new_session=True,  # own session and process group: pgid == pid
+            preexec_fn=_child_preexec,
+            limit=1 << 20,  # long log lines (tracebacks, JSON) must not break the reader
+        )
+        state.pid = proc.pid
+        state.started_at = self.clock()
+        return proc
+
+    async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            try:
+                raw = await proc.stdout.readline()
+            except ValueError:  # a line beyond the limit: emit what is buffered
+                raw = await proc.stdout.read(1 << 16)
+            if not raw:
+                return
+            self.log(raw.decode("utf-8", errors="replace"), name)
+
+    async def _run_child(self, state: ChildState) -> None:
+        name = state.spec.name
+        while not self._stopping.is_set():
+            try:
+                proc = await self._spawn(state)
+            except OSError as exc:
+                code = 127
+                self.log(f"{name} could not start: {exc}")
+            else:
+                self._procs[name] = proc
+                self.log(f"started {name} (pid {proc.pid})")
+                pump = asyncio.create_task(self._pump(name, proc))
+                code = await proc.wait()
+                # Grandchildren may still hold the pipe or linger in the group: end them so
+                # a restart never runs beside its own leftovers.
+                if _group_alive(proc.pid):
+                    _signal_group(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(pump, timeout=2.0)
+                self._procs.pop(name, None)
+            state.last_exit = code
+            state.exits.append(code)
+            if self._stopping.is_set():
+                return
+            if self.clock() - state.started_at >= self.stable_after:
+                state.restarts = 0
+            delay = backoff_delay(state.restarts, self.backoff_initial, self.backoff_cap)
+            state.restarts += 1
+            state.total_restarts += 1
+            self.log(
+                f"{name} exited with {describe_exit(code)}; restart #{state.total_restarts} "
+                f"in {delay:.1f}s"
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def start(self) -> None:
+        for state in self.children.values():
+            self._tasks.append(asyncio.create_task(self._run_child(state)))
+
+    async def wait(self) -> None:
+        """Until every child loop ended (only after ``stop()``)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """SIGTERM every process group, wait up to ``stop_timeout``, then SIGKILL."""
+        self._stopping.set()
+        groups = {name: proc.pid for name, proc in self._procs.items()}
+        for name, pgid in groups.items():
+            self.log(f"stopping {name} (pid {pgid})")
+            _signal_group(pgid, signal.SIGTERM)
+        deadline = self.clock() + self.stop_timeout
+        while any(_group_alive(pgid) for pgid in groups.values()) and self.clock() < deadline:
+            await asyncio.sleep(0.05)
+        for name, pgid in groups.items():
+            if _group_alive(pgid):
+                self.log(f"{name} did not stop in {self.stop_timeout:.0f}s: SIGKILL")
+                _signal_group(pgid, signal.SIGKILL)
+        await self.wait()
+        self.log("all children stopped")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop`` (the loop keeps running to stop children cleanly)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
