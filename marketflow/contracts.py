@@ -36,6 +36,7 @@ class Table(StrEnum):
     BINARY_MARKETS = "binary_markets"
     BINARY_PRICES = "binary_prices"
     BINARY_POSITIONS = "binary_positions"
+    BINARY_OPPORTUNITIES = "binary_opportunities"
     INGEST_REJECTS = "ingest_rejects"
 
 
