@@ -1,0 +1,94 @@
+"""Symbol → id lookup with a process-local cache; unknown symbols are created on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from marketflow.contracts import AssetType
+
+
+def guess_asset_type(symbol: str) -> AssetType:
+    """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later)."""
+    upper = symbol.upper()
+    if upper.endswith(("USD", "USDT", "USDC")) and len(upper) > 6:
+        return AssetType.CRYPTO
+    if upper.startswith("^"):
+        return AssetType.INDEX
+    if len(upper) > 40:  # Polymarket token / condition ids
+        return AssetType.BINARY_OPTION
+    return AssetType.STOCK
+
+
+class SymbolCache:
+    """Resolves symbols to ``symbols.id``; ids never change, so entries never expire.
+
+    ``ids(...)`` resolves many at once in two round trips at most: one ``select`` for the
+    unknown ones, one ``insert ... on conflict do nothing`` for the missing ones (safe when
+    several writers create the same symbol concurrently).
+    """
+
+    def __init__(self, conn: psycopg.Connection, *, provider: str | None = None) -> None:
+        self._conn = conn
+        self._provider = provider
+        self._ids: dict[str, int] = {}
+
+    def forget(self) -> None:
+        """Drop every cached id (after a rollback that may have undone a creation)."""
+        self._ids.clear()
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._ids
+
+    def get(self, symbol: str) -> int:
+        return self.ids([symbol])[symbol]
+
+    def ids(self, symbols: Iterable[str]) -> dict[str, int]:
+        wanted = {s for s in symbols if s}
+        missing = [s for s in wanted if s not in self._ids]
+        if missing:
+            self._load(missing)
+            still = [s for s in missing if s not in self._ids]
+            if still:
+                # created inside a caller's transaction, an id may vanish with a rollback:
+                # hand it out but cache it only once committed
+                tentative = not (
+                    self._conn.autocommit
+                    and self._conn.info.transaction_status == TransactionStatus.IDLE
+                )
+                self._create(still)
+                self._load(still)
+                result = {s: self._ids[s] for s in wanted}
+                if tentative:
+                    for s in still:
+                        self._ids.pop(s, None)
+                return result
+        return {s: self._ids[s] for s in wanted}
+
+    def _load(self, symbols: list[str]) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute("select symbol, id from symbols where symbol = any(%s)", (symbols,))
+            self._ids.update({str(s): int(i) for s, i in cur.fetchall()})
+
+    def _create(self, symbols: list[str]) -> None:
+        rows = [
+            (s, guess_asset_type(s).value, self._provider)
+            for s in sorted(symbols)  # sorted: concurrent creators lock rows in one order
+        ]
+        # a savepoint inside a caller's transaction, its own transaction in autocommit mode
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(
+                "insert into symbols (symbol, asset_type, provider, market, timezone) "
+                "values (%s, %s, %s, "
+                "  case when %s = 'crypto' then '24/7' else 'XNYS' end,"
+                "  case when %s = 'crypto' then 'UTC' else 'America/New_York' end) "
+                "on conflict (symbol) do nothing",
+                [(s, t, p, t, t) for s, t, p in rows],
+            )
+
+
+def symbol_ids(conn: psycopg.Connection, symbols: Iterable[str]) -> dict[str, int]:
+    """One-off lookup (creating unknown symbols); long-lived code keeps a ``SymbolCache``."""
+    return SymbolCache(conn).ids(symbols)

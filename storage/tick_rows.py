@@ -1,0 +1,162 @@
+"""Turn ``Trade`` events into rows for the ``ticks`` table: validation and trade ids (pure).
+
+No I/O here; ``storage.tick_writer`` sends what this produces. Decisions pinned by tests:
+
+* A print is **rejected** (counted with a sample in ``Rejects``, never stored, never raised)
+  when its price is not a finite number > 0, its size is not a finite number >= 0, its
+  timestamp is naive, or it lies more than ``max_future`` ahead of the writer's clock
+  (a clock that is days off is bad input, DESIGN §8). Far-past timestamps are fine: replays
+  of old captures are legitimate.
+* Prints with a venue trade id keep it (as text). Prints without one get a **derived id**
+  ``~{price!r}:{size!r}:{k}`` where ``k`` counts earlier id-less prints of the same symbol,
+  timestamp, price and size *within the same batch*. ``ts`` and the symbol are already part
+  of the key, so the derived id only has to tell apart prints at one instant.
+
+  What that guarantees: n identical id-less prints in one batch are stored as n rows, and
+  replaying the same rows is idempotent as long as identical prints travel in the same batch
+  (a recorded file replayed with the same batch size; a reconnect that re-sends a batch).
+  Two identical id-less prints split across two batches both get ``k = 0``, so the second is
+  taken for a duplicate: without a venue id, "the same print again" and "a new print equal in
+  every field" cannot be told apart, and marketflow chooses idempotency. The ``~`` prefix keeps
+  derived ids apart from venue ids (numeric or hex at every supported venue).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+
+from streaming.events import Rejects, Trade
+
+# (symbol_id, ts, trade_id, price, size, exchange, conditions, side, bid, ask)
+TickRow = tuple[
+    int,
+    datetime,
+    str,
+    float,
+    float,
+    str | None,
+    list[str] | None,
+    int | None,
+    float | None,
+    float | None,
+]
+
+COLUMNS: tuple[str, ...] = (
+    "symbol_id",
+    "ts",
+    "trade_id",
+    "price",
+    "size",
+    "exchange",
+    "conditions",
+    "side",
+    "bid",
+    "ask",
+)
+# PostgreSQL types of COLUMNS, for binary COPY
+COPY_TYPES: tuple[str, ...] = (
+    "int8",
+    "timestamptz",
+    "text",
+    "float8",
+    "float8",
+    "text",
+    "text[]",
+    "int2",
+    "float8",
+    "float8",
+)
+
+DEFAULT_MAX_FUTURE = timedelta(days=1)
+
+
+def derived_trade_id(price: float, size: float, ordinal: int) -> str:
+    """The id of an id-less print: price, size and its ordinal among identical prints."""
+    return f"~{price!r}:{size!r}:{ordinal}"
+
+
+def rejection_reason(trade: Trade, latest_ok: datetime) -> str | None:
+    """Why ``trade`` cannot be stored, or None when it is fine."""
+    price, size = trade.price, trade.size
+    if not isinstance(price, int | float) or not math.isfinite(price) or price <= 0:
+        return "bad_price"
+    if not isinstance(size, int | float) or not math.isfinite(size) or size < 0:
+        return "bad_size"
+    ts = trade.ts
+    if not isinstance(ts, datetime) or ts.tzinfo is None or ts.utcoffset() is None:
+        return "naive_timestamp"
+    if ts > latest_ok:
+        return "timestamp_in_future"
+    if not isinstance(trade.symbol, str) or not trade.symbol or len(trade.symbol) > 128:
+        return "bad_symbol"
+    if trade.side not in (None, 1, -1):
+        return "bad_side"
+    return None
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None  # a missing or broken quote is "unknown", not a reason to drop the print
+    return float(value)
+
+
+def trades_to_rows(
+    trades: Iterable[Trade],
+    symbol_id: Callable[[str], int | None],
+    rejects: Rejects,
+    *,
+    now: datetime | None = None,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+) -> tuple[list[TickRow], set[date]]:
+    """Validated rows for ``COLUMNS`` and the UTC days they fall on.
+
+    Invalid prints are added to ``rejects``. ``symbol_id`` maps a symbol to its id (None
+    when unknown: rejected as ``unknown_symbol``); it is called once per symbol per call and
+    only for valid prints, so a resolver that creates symbols never creates junk ones.
+    """
+    latest_ok = (now or datetime.now(UTC)) + max_future
+    rows: list[TickRow] = []
+    days: set[date] = set()
+    seen: dict[tuple[str, datetime, float, float], int] = {}
+    ids: dict[str, int | None] = {}
+    last_day_key: tuple[int, int, int] | None = None
+    for trade in trades:
+        reason = rejection_reason(trade, latest_ok)
+        if reason is not None:
+            rejects.add(reason, trade)
+            continue
+        sid = ids.get(trade.symbol, -1)
+        if sid == -1:
+            sid = ids[trade.symbol] = symbol_id(trade.symbol)
+        if sid is None:
+            rejects.add("unknown_symbol", trade)
+            continue
+        ts = trade.ts if trade.ts.tzinfo is UTC else trade.ts.astimezone(UTC)
+        price, size = float(trade.price), float(trade.size)
+        trade_id = trade.trade_id
+        if trade_id is None or trade_id == "":
+            key = (trade.symbol, ts, price, size)
+            ordinal = seen.get(key, 0)
+            seen[key] = ordinal + 1
+            trade_id = derived_trade_id(price, size, ordinal)
+        day_key = (ts.year, ts.month, ts.day)
+        if day_key != last_day_key:  # consecutive prints share a day; skip the set insert
+            days.add(date(*day_key))
+            last_day_key = day_key
+        rows.append(
+            (
+                sid,
+                ts,
+                str(trade_id),
+                price,
+                size,
+                trade.exchange or None,
+                list(trade.conditions) if trade.conditions else None,
+                trade.side,
+                _finite_or_none(trade.bid),
+                _finite_or_none(trade.ask),
+            )
+        )
+    return rows, days

@@ -1,0 +1,161 @@
+"""Batched tick storage on binary COPY (psycopg 3), idempotent on (symbol_id, ts, trade_id).
+
+One ``TickWriter`` per long-lived connection; each ``write(trades)`` is one transaction:
+
+1. validate and convert (``storage.tick_rows``; bad prints are counted in ``rejects``),
+2. create the day partitions of any UTC day this writer has not seen yet,
+3. **direct path**: binary ``COPY ticks FROM STDIN`` inside a savepoint. Fresh data (the
+   normal case of a live stream) lands at raw-COPY speed;
+4. **staged path**, only when the direct COPY hits a key that is already stored (a reconnect
+   or replay overlapping stored rows, or a duplicate inside the batch): binary COPY into a
+   temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which keeps
+   every new row and drops the duplicates. After a conflict the writer stays on the staged
+   path for a few batches, since an overlap rarely ends in the middle of one batch.
+
+``seq`` comes from the column default ``nextval('ticks_seq')``, so every stored row has a
+unique, increasing-at-insert ingest sequence (gaps are normal: duplicates consume values too).
+Use an autocommit connection (``storage.db.connect(url, autocommit=True)``): then each write
+commits on its own; inside a caller's ``with conn.transaction():`` it becomes a savepoint and
+commits with the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+from psycopg import errors
+from psycopg.pq import TransactionStatus
+
+from storage.symbols import SymbolCache
+from storage.tick_rows import COLUMNS, COPY_TYPES, DEFAULT_MAX_FUTURE, TickRow, trades_to_rows
+from streaming.events import Rejects, Trade
+
+log = logging.getLogger(__name__)
+
+STAGE_TABLE = "ticks_stage"
+_COLS = ", ".join(COLUMNS)
+_COPY_DIRECT = f"copy ticks ({_COLS}) from stdin (format binary)"
+_COPY_STAGE = f"copy {STAGE_TABLE} ({_COLS}) from stdin (format binary)"
+_CREATE_STAGE = (
+    f"create temp table if not exists {STAGE_TABLE} ("
+    "symbol_id bigint, ts timestamptz, trade_id text, price double precision,"
+    " size double precision, exchange text, conditions text[], side smallint,"
+    " bid double precision, ask double precision) on commit delete rows"
+)
+_MERGE_STAGE = (
+    f"insert into ticks ({_COLS}) select {_COLS} from {STAGE_TABLE} "
+    "on conflict (symbol_id, ts, trade_id) do nothing"
+)
+# batches to stay on the staged path after a conflict before trying direct COPY again
+STAGED_AFTER_CONFLICT = 8
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    received: int  # prints handed to write()
+    inserted: int  # new rows stored
+    duplicates: int  # valid prints whose key was already stored (or repeated in the batch)
+    rejected: int  # prints that failed validation (see ``TickWriter.rejects``)
+    staged: bool  # True when the staged (ON CONFLICT) path ran
+
+
+class TickWriter:
+    """Writes batches of ``Trade`` to ``ticks``; see the module docstring for the scheme."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        source: str = "ingest",
+        symbols: SymbolCache | None = None,
+        max_future: timedelta = DEFAULT_MAX_FUTURE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.conn = conn
+        self.symbols = symbols or SymbolCache(conn)
+        self.max_future = max_future
+        self.clock = clock
+        self.rejects = Rejects(source)  # cumulative; ``take_rejects`` hands them over
+        self._known_days: set[date] = set()
+        self._staged_left = 0
+
+    def take_rejects(self) -> Rejects:
+        """The rejects counted since the last call (for ``queries.record_rejects``)."""
+        taken, self.rejects = self.rejects, Rejects(self.rejects.source)
+        return taken
+
+    def write(self, trades: Iterable[Trade]) -> WriteResult:
+        """Store a batch; returns what happened to each print. Raises only on database errors."""
+        batch = trades if isinstance(trades, list) else list(trades)
+        before = self.rejects.total
+        rows, days = trades_to_rows(
+            batch, self.symbols.get, self.rejects, now=self.clock(), max_future=self.max_future
+        )
+        rejected = self.rejects.total - before
+        inserted, staged = self.write_rows(rows, days)
+        return WriteResult(len(batch), inserted, len(rows) - inserted, rejected, staged)
+
+    def write_rows(self, rows: list[TickRow], days: set[date]) -> tuple[int, bool]:
+        """Store already validated rows (``tick_rows.COLUMNS`` order) falling on ``days``."""
+        if not rows:
+            return 0, False
+        self.ensure_days(days)
+        try:
+            with self.conn.transaction():
+                if self._staged_left > 0:
+                    self._staged_left -= 1
+                    return self._staged(rows), True
+                try:
+                    return self._direct(rows), False
+                except errors.UniqueViolation:
+                    self._staged_left = STAGED_AFTER_CONFLICT
+                    return self._staged(rows), True
+        except psycopg.Error:
+            # a rollback may have undone partitions or symbols created meanwhile elsewhere
+            # in this transaction: look them up again next time
+            self._known_days.clear()
+            self.symbols.forget()
+            raise
+
+    def ensure_days(self, days: Iterable[date]) -> None:
+        """Create the daily partitions for days this writer has not seen (cached)."""
+        new = sorted(set(days) - self._known_days)
+        if not new:
+            return
+        # inside a caller's transaction a creation may still be rolled back: remember the
+        # days only once they are committed (autocommit connection, no open transaction)
+        committed = self.conn.info.transaction_status == TransactionStatus.IDLE
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for day in new:
+                cur.execute("select ensure_tick_partitions(%s, %s)", (day, day))
+        if committed and self.conn.autocommit:
+            self._known_days.update(new)
+
+    def _copy(self, statement: str, rows: list[TickRow]) -> int:
+        with self.conn.cursor() as cur:
+            with cur.copy(statement) as copy:
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            return cur.rowcount
+
+    def _direct(self, rows: list[TickRow]) -> int:
+        with self.conn.transaction():  # savepoint: a conflict undoes only this COPY
+            return self._copy(_COPY_DIRECT, rows)
+
+    def _staged(self, rows: list[TickRow]) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(_CREATE_STAGE)
+            # inside a caller's transaction rows of an earlier batch may still be there
+            cur.execute(f"truncate {STAGE_TABLE}")
+        self._copy(_COPY_STAGE, rows)
+        with self.conn.cursor() as cur:
+            cur.execute(_MERGE_STAGE)
+            inserted = cur.rowcount
+        log.debug("staged tick write: %d of %d rows new", inserted, len(rows))
+        return inserted

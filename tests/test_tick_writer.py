@@ -1,0 +1,184 @@
+"""TickWriter on a real PostgreSQL: idempotent COPY, distinct same-instant prints, partitions."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.db import connect
+from storage.tick_rows import derived_trade_id
+from storage.tick_writer import TickWriter
+from streaming.events import Trade
+
+T0 = datetime(2026, 3, 2, 15, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def _count(conn: psycopg.Connection, where: str = "true", params: tuple = ()) -> int:
+    return conn.execute(f"select count(*) from ticks where {where}", params).fetchone()[0]
+
+
+def _eth_trades(shared_data: Path, with_ids: bool = True) -> list[Trade]:
+    with open(shared_data / "trades" / "ethusdt_1000_trades.csv", newline="") as fh:
+        return [
+            Trade(
+                symbol="ETHUSDT",
+                ts=datetime.fromtimestamp(int(r["timestamp"]) / 1000, tz=UTC),
+                price=float(r["price"]),
+                size=float(r["amount"]),
+                trade_id=r["id"] if with_ids else None,
+                side=1 if r["side"] == "buy" else -1,
+                exchange="BINANCE",
+            )
+            for r in csv.DictReader(fh)
+        ]
+
+
+def test_same_instant_same_price_distinct_prints_are_kept(conn: psycopg.Connection) -> None:
+    writer = TickWriter(conn)
+    trades = [
+        Trade("AAPL", T0, 150.25, 100, trade_id="1"),
+        Trade("AAPL", T0, 150.25, 100, trade_id="2"),  # same instant, price, size: new id
+        Trade("AAPL", T0, 150.25, 100),  # no venue id: derived
+        Trade("AAPL", T0, 150.25, 100),  # an identical id-less print in the same batch
+        Trade("AAPL", T0, 150.25, 50),
+    ]
+    result = writer.write(trades)
+    assert (result.inserted, result.duplicates, result.rejected) == (5, 0, 0)
+    rows = conn.execute("select trade_id, size from ticks order by seq").fetchall()
+    assert rows == [
+        ("1", 100.0),
+        ("2", 100.0),
+        (derived_trade_id(150.25, 100.0, 0), 100.0),
+        (derived_trade_id(150.25, 100.0, 1), 100.0),
+        (derived_trade_id(150.25, 50.0, 0), 50.0),
+    ]
+
+
+def test_overlapping_batches_drop_duplicates(conn: psycopg.Connection) -> None:
+    writer = TickWriter(conn)
+    trades = [
+        Trade("MSFT", T0 + timedelta(milliseconds=i), 400 + i / 100, 10, trade_id=str(i))
+        for i in range(300)
+    ]
+    first = writer.write(trades[:200])
+    assert (first.inserted, first.staged) == (200, False)
+    # a reconnect re-sends 50 stored prints followed by 100 new ones
+    second = writer.write(trades[150:])
+    assert (second.inserted, second.duplicates, second.staged) == (100, 50, True)
+    # a fresh writer (new process) replaying everything stores nothing new
+    again = TickWriter(conn).write(trades)
+    assert (again.inserted, again.duplicates) == (0, 300)
+    assert _count(conn) == 300
+    # a duplicate inside one batch is dropped too
+    dup = writer.write([Trade("MSFT", T0, 1.0, 1, trade_id="x")] * 2)
+    assert (dup.inserted, dup.duplicates) == (1, 1)
+    seqs = [r[0] for r in conn.execute("select seq from ticks").fetchall()]
+    assert len(set(seqs)) == len(seqs) == 301
+
+
+def test_replaying_the_same_file_twice_stores_once(
+    conn: psycopg.Connection, shared_data: Path
+) -> None:
+    for with_ids in (True, False):
+        conn.execute("delete from ticks")
+        trades = _eth_trades(shared_data, with_ids=with_ids)
+        for _ in range(2):
+            writer = TickWriter(conn, source="replay")
+            for start in range(0, len(trades), 250):
+                writer.write(trades[start : start + 250])
+        assert _count(conn) == 1000, with_ids
+        total = conn.execute("select sum(size) from ticks").fetchone()[0]
+        assert math.isclose(total, sum(t.size for t in trades))
+    # sides travel: the file's known facts (shared/data/README.md): the 0.05 bin at 1666.20
+    sells, buys = conn.execute(
+        "select sum(size) filter (where side = -1), sum(size) filter (where side = 1) "
+        "from ticks where round(price / 0.05) = 33324"
+    ).fetchone()
+    assert math.isclose(sells, 197.512) and math.isclose(buys, 88.98)
+
+
+def test_new_day_partition_is_created(conn: psycopg.Connection) -> None:
+    day = datetime(2009, 1, 3, 18, 15, 5, tzinfo=UTC)
+    assert conn.execute("select to_regclass('ticks_20090103')").fetchone() == (None,)
+    result = TickWriter(conn).write(
+        [
+            Trade("BTCUSD", day, 0.01, 50, trade_id="genesis"),
+            Trade("BTCUSD", day + timedelta(days=1), 0.02, 1, trade_id="next"),
+        ]
+    )
+    assert result.inserted == 2
+    where = conn.execute("select tableoid::regclass::text from ticks order by ts").fetchall()
+    assert where == [("ticks_20090103",), ("ticks_20090104",)]
+
+
+def test_bad_prints_are_rejected_counted_and_skipped(conn: psycopg.Connection) -> None:
+    now = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    writer = TickWriter(conn, source="test", clock=lambda: now)
+    trades = [
+        Trade("AAPL", T0, float("nan"), 10, trade_id="nan"),
+        Trade("AAPL", T0, 150.0, -5, trade_id="neg"),
+        Trade("AAPL", T0, -1.0, 5, trade_id="negp"),
+        Trade("AAPL", T0, float("inf"), 5, trade_id="inf"),
+        Trade("AAPL", T0.replace(tzinfo=None), 150.0, 5, trade_id="naive"),
+        Trade("AAPL", now + timedelta(days=3), 150.0, 5, trade_id="future"),
+        Trade("", T0, 150.0, 5, trade_id="nosym"),
+        Trade("AAPL", T0, 150.0, 5, trade_id="ok", bid=float("nan"), ask=150.01),
+    ]
+    result = writer.write(trades)
+    assert (result.received, result.inserted, result.rejected) == (8, 1, 7)
+    rejects = writer.take_rejects()
+    assert rejects.counts == {
+        "bad_price": 3,
+        "bad_size": 1,
+        "naive_timestamp": 1,
+        "timestamp_in_future": 1,
+        "bad_symbol": 1,
+    }
+    assert "nan" in rejects.samples["bad_price"]
+    assert writer.rejects.total == 0
+    # the good print is stored; a broken quote is unknown, not a reason to drop the print
+    assert conn.execute("select trade_id, bid, ask from ticks").fetchall() == [("ok", None, 150.01)]
+
+
+def test_unknown_symbol_is_created_and_fields_round_trip(conn: psycopg.Connection) -> None:
+    trade = Trade(
+        "ZZZT",
+        T0,
+        12.5,
+        0.125,
+        trade_id="77",
+        exchange="V",
+        conditions=("@", "I"),
+        side=-1,
+        bid=12.49,
+        ask=12.51,
+    )
+    assert TickWriter(conn).write([trade]).inserted == 1
+    row = conn.execute(
+        "select s.symbol, s.asset_type, t.ts, t.price, t.size, t.exchange, t.conditions,"
+        " t.side, t.bid, t.ask, t.received_at is not null "
+        "from ticks t join symbols s on s.id = t.symbol_id"
+    ).fetchone()
+    assert row == ("ZZZT", "stock", T0, 12.5, 0.125, "V", ["@", "I"], -1, 12.49, 12.51, True)
+
+
+def test_write_inside_callers_transaction_rolls_back_with_it(conn: psycopg.Connection) -> None:
+    writer = TickWriter(conn)
+    with pytest.raises(RuntimeError), conn.transaction():
+        writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="a")])
+        raise RuntimeError("caller fails after the write")
+    assert _count(conn) == 0
+    assert writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="a")]).inserted == 1
+    assert _count(conn) == 1
