@@ -1,0 +1,1 @@
+"""Polymarket binary markets: Gamma discovery, CLOB market-channel books, YES/NO arbitrage."""
