@@ -22,51 +22,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor import SESSION_START, AggressorState, buy_fraction, classify
+from analytics.bins import bin_index
+from analytics.candle_fallback import spread_bars
+from analytics.order_flow import ORDER_FLOW_COLUMNS
+from analytics.profile import METHODS, metrics_of
+from analytics.session_grid import (
+    NS_PER_MINUTE,
+    PROFILE_METRICS_COLUMNS,
+    SESSION_PROFILE_COLUMNS,
+    VOLUME_PROFILE_COLUMNS,
+    Entries,
+    build_frames,
+)
 
-# Column orders of the frames handed to the storage layer (schema.md, without symbol_id).
-VOLUME_PROFILE_COLUMNS: tuple[str, ...] = (
-    "bucket",
-    "price_level",
-    "total_volume",
-    "buy_volume",
-    "sell_volume",
-    "trade_count",
-)
-PROFILE_METRICS_COLUMNS: tuple[str, ...] = (
-    "horizon",
-    "bucket",
-    "session_date",
-    "poc",
-    "vah",
-    "val",
-    "total_volume",
-    "lvns",
-    "hvns",
-    "value_area_method",
-)
-ORDER_FLOW_COLUMNS: tuple[str, ...] = (
-    "bucket",
-    "delta",
-    "cvd",
-    "cvd_total",
-    "buy_volume",
-    "sell_volume",
-    "buy_pressure",
-    "sell_pressure",
-    "trade_count",
-)
-SESSION_PROFILE_COLUMNS: tuple[str, ...] = (
-    "price_level",
-    "total_volume",
-    "buy_volume",
-    "sell_volume",
-    "trade_count",
-)
+__all__ = [
+    "NAKED_POC_COLUMNS",
+    "ORDER_FLOW_COLUMNS",
+    "PROFILE_METRICS_COLUMNS",
+    "SESSION_PROFILE_COLUMNS",
+    "VOLUME_PROFILE_COLUMNS",
+    "SessionFrames",
+    "composite_metrics",
+    "compute_session",
+    "naked_pocs",
+]
+
 NAKED_POC_COLUMNS: tuple[str, ...] = ("session_date", "poc", "touched_at")
-
 DEFAULT_COMPOSITE_SESSIONS = 5
 
 
@@ -128,7 +113,41 @@ def compute_session(
     candles: optional candles_1m rows (ts, open, high, low, close, volume) used, per
     minute, only for minutes without any tick (candle fallback, volume conserved).
     """
-    raise NotImplementedError
+    _check_method(method)
+    open_ts, close_ts = _utc(session_open), _utc(session_close)
+    rejected: dict[str, int] = {}
+    arrays = _prepare_ticks(ticks, open_ts.value, close_ts.value, rejected)
+    signs, state_after = classify(
+        arrays.price, arrays.side, arrays.bid, arrays.ask, aggressor_state or SESSION_START
+    )
+    first_minute = open_ts.floor("min")
+    minute = arrays.ns - first_minute.value
+    minute //= NS_PER_MINUTE
+    tick_entries = Entries(
+        minute=minute,
+        bin=bin_index(arrays.price, row_size),
+        volume=arrays.size,
+        buy=arrays.size * buy_fraction(signs),
+        counts=True,
+    )
+    fallback = _fallback_entries(candles, row_size, first_minute, close_ts, minute, rejected)
+    grid = build_frames(
+        tick_entries,
+        fallback,
+        row_size=row_size,
+        first_minute=first_minute,
+        session_date=session_date_of(open_ts),
+        method=method,
+        cvd_total_before=cvd_total_before,
+    )
+    return SessionFrames(
+        volume_profile=grid.volume_profile,
+        profile_metrics=grid.profile_metrics,
+        order_flow=grid.order_flow,
+        session_profile=grid.session_profile,
+        aggressor_state=state_after,
+        rejected=rejected,
+    )
 
 
 def composite_metrics(
@@ -148,7 +167,45 @@ def composite_metrics(
     column value when present, else midnight UTC of the newest session date. The row's
     session_date is the newest session date. Empty input → an empty frame.
     """
-    raise NotImplementedError
+    _check_method(method)
+    if sessions < 1:
+        raise ValueError(f"sessions must be >= 1, got {sessions}")
+    columns = list(PROFILE_METRICS_COLUMNS)
+    if session_profiles.empty:
+        return pd.DataFrame(columns=columns)
+    days = pd.to_datetime(session_profiles["session_date"]).dt.date
+    newest = sorted(set(days))[-sessions:]
+    chosen = session_profiles[days.isin(newest).to_numpy()]
+    volume = pd.to_numeric(chosen["total_volume"], errors="coerce").to_numpy(np.float64)
+    levels = pd.to_numeric(chosen["price_level"], errors="coerce").to_numpy(np.float64)
+    good = np.isfinite(volume) & (volume >= 0) & np.isfinite(levels)
+    bins = bin_index(levels[good], row_size)
+    if bins.size == 0:
+        return pd.DataFrame(columns=columns)
+    first_bin = int(bins.min())
+    dense = np.bincount(bins - first_bin, weights=volume[good])
+    metrics = metrics_of(dense, first_bin, row_size, method)
+    if metrics is None:
+        return pd.DataFrame(columns=columns)
+    if bucket is not None:
+        stamp = _utc(bucket)
+    elif "bucket" in chosen.columns:
+        stamp = pd.to_datetime(chosen["bucket"], utc=True).max()
+    else:
+        stamp = _utc(pd.Timestamp(newest[-1]))
+    row = {
+        "horizon": "composite",
+        "bucket": stamp,
+        "session_date": newest[-1],
+        "poc": metrics.poc,
+        "vah": metrics.vah,
+        "val": metrics.val,
+        "total_volume": metrics.total_volume,
+        "lvns": metrics.lvns,
+        "hvns": metrics.hvns,
+        "value_area_method": method,
+    }
+    return pd.DataFrame([row], columns=columns)
 
 
 def naked_pocs(
@@ -166,10 +223,151 @@ def naked_pocs(
     session_date, poc, touched_at (NaT while naked), one row per prior POC, ordered by
     session_date.
     """
-    raise NotImplementedError
+    columns = list(NAKED_POC_COLUMNS)
+    if prior_pocs.empty:
+        return pd.DataFrame(columns=columns)
+    prior = prior_pocs.assign(
+        session_date=pd.to_datetime(prior_pocs["session_date"]).dt.date
+    ).sort_values("session_date", ignore_index=True)
+    ranges = later_ranges.assign(
+        session_date=pd.to_datetime(later_ranges["session_date"]).dt.date,
+        bucket=pd.to_datetime(later_ranges["bucket"], utc=True),
+    ).sort_values("bucket", kind="stable", ignore_index=True)
+    range_days = ranges["session_date"].to_numpy()
+    low = ranges["low"].to_numpy(np.float64)
+    high = ranges["high"].to_numpy(np.float64)
+    pocs = prior["poc"].to_numpy(np.float64)
+    if row_size is not None:
+        # bins, so a POC bin is touched by any print that falls into that bin
+        low, high, pocs = (bin_index(a, row_size) for a in (low, high, pocs))
+    buckets = ranges["bucket"]
+    touched: list[pd.Timestamp] = []
+    for day, poc in zip(prior["session_date"], pocs, strict=True):
+        hit = np.flatnonzero((range_days > day) & (low <= poc) & (high >= poc))
+        touched.append(buckets.iloc[hit[0]] if hit.size else pd.NaT)
+    return pd.DataFrame(
+        {
+            "session_date": prior["session_date"],
+            "poc": prior["poc"].astype(np.float64),
+            "touched_at": pd.to_datetime(pd.Series(touched, dtype=object), utc=True),
+        },
+        columns=columns,
+    )
 
 
 def session_date_of(session_open: datetime | pd.Timestamp) -> date:
     """The session's date: every supported session lies inside one UTC day (DESIGN §1)."""
     stamp = pd.Timestamp(session_open)
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).date()
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"value-area method must be one of {METHODS}, got {method!r}")
+
+
+def _utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _count(rejected: dict[str, int], reason: str, n: int) -> None:
+    if n:
+        rejected[reason] = rejected.get(reason, 0) + int(n)
+
+
+@dataclass(frozen=True)
+class _TickArrays:
+    ns: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    side: np.ndarray | None
+    bid: np.ndarray | None
+    ask: np.ndarray | None
+
+
+def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+    """A column as float64 (nullable integers and None become NaN); None when absent/empty."""
+    if name not in frame.columns:
+        return None
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return None if np.isnan(values).all() else values
+
+
+def _prepare_ticks(
+    ticks: pd.DataFrame, open_ns: int, close_ns: int, rejected: dict[str, int]
+) -> _TickArrays:
+    """Time-ordered, in-session, valid ticks as arrays; the rest counted in ``rejected``."""
+    missing = {"ts", "price", "size"} - set(ticks.columns)
+    if missing:
+        raise ValueError(f"ticks lack columns {sorted(missing)}")
+    ns = pd.DatetimeIndex(pd.to_datetime(ticks["ts"], utc=True)).as_unit("ns").asi8
+    price = pd.to_numeric(ticks["price"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    size = pd.to_numeric(ticks["size"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    side, bid, ask = (_float_column(ticks, c) for c in ("side", "bid", "ask"))
+    optional = [side, bid, ask]
+
+    if ns.size > 1 and not (ns[1:] >= ns[:-1]).all():
+        # stable: prints at the same instant keep their arrival order (the tick rule needs it)
+        order = np.argsort(ns, kind="stable")
+        ns, price, size = ns[order], price[order], size[order]
+        optional = [None if a is None else a[order] for a in optional]
+    nat = int(np.searchsorted(ns, np.iinfo(np.int64).min, side="right"))  # NaT sorts first
+    _count(rejected, "bad_time", nat)
+    start, stop = np.searchsorted(ns, [max(open_ns, np.iinfo(np.int64).min + 1), close_ns])
+    _count(rejected, "outside_session", ns.size - nat - (stop - start))
+    window = slice(int(start), int(stop))
+    ns, price, size = ns[window], price[window], size[window]
+    optional = [None if a is None else a[window] for a in optional]
+
+    good_price = np.isfinite(price) & (price > 0)
+    good_size = np.isfinite(size) & (size > 0)
+    good = good_price & good_size
+    if not good.all():
+        _count(rejected, "bad_price", (~good_price).sum())
+        _count(rejected, "bad_size", (good_price & ~good_size).sum())
+        ns, price, size = ns[good], price[good], size[good]
+        optional = [None if a is None else a[good] for a in optional]
+    side, bid, ask = optional
+    return _TickArrays(ns, price, size, side, bid, ask)
+
+
+def _fallback_entries(
+    candles: pd.DataFrame | None,
+    row_size: float,
+    first_minute: pd.Timestamp,
+    close_ts: pd.Timestamp,
+    tick_minutes: np.ndarray,
+    rejected: dict[str, int],
+) -> Entries:
+    """Candle-fallback entries for in-session minutes that have no tick (DESIGN §6)."""
+    empty = Entries(
+        minute=np.zeros(0, dtype=np.int64),
+        bin=np.zeros(0, dtype=np.int64),
+        volume=np.zeros(0),
+        buy=np.zeros(0),
+        counts=False,
+    )
+    if candles is None or candles.empty:
+        return empty
+    ns = pd.DatetimeIndex(pd.to_datetime(candles["ts"], utc=True)).as_unit("ns").asi8
+    minute = (ns - first_minute.value) // NS_PER_MINUTE
+    in_session = (ns >= first_minute.value) & (ns < close_ts.value)
+    without_ticks = ~np.isin(minute, np.unique(tick_minutes))
+    use = np.flatnonzero(in_session & without_ticks)
+    if use.size == 0:
+        return empty
+    bars = candles.iloc[use]
+    spread = spread_bars(
+        *(bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")), row_size
+    )
+    _count(rejected, "bad_candle", spread.rejected)
+    entry_minute = minute[use][spread.bar]
+    order = np.argsort(entry_minute, kind="stable")  # grid blocks slice by minute
+    return Entries(
+        minute=entry_minute[order],
+        bin=spread.bin[order],
+        volume=spread.volume[order],
+        buy=spread.buy_volume[order],
+        counts=False,
+    )

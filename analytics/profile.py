@@ -1,0 +1,270 @@
+"""Volume-profile metrics (DESIGN §6): POC, value area (single / dual), LVN and HVN.
+
+A profile is a dense array of bin volumes covering every bin from its lowest to its highest
+traded bin, empty bins included. The functions work on a block of profiles at once (rows ×
+bins with a per-row [lo, hi] range) so the per-minute and running-session horizons are a
+handful of numpy calls rather than a Python loop per minute; the one-profile helpers call
+the same block code, so there is one implementation of each rule.
+
+Value-area walk without a loop: from the POC the walk compares the next item below with
+the next item above and takes the larger (tie → below); an item is a single bin
+(``"single"``) or the sum of the next two bins (``"dual"``, the Dalton/CBOT TPO rule). That
+greedy two-way merge takes item a_i (below) before b_j (above) exactly when
+min(a_0..a_i) >= min(b_0..b_j): the walk is blocked on a side by that side's smallest item
+so far. So a stable sort of both sides' running minima (below first on ties) reproduces
+the walk order, and a cumulative sum finds where it reaches 70 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+VALUE_AREA_SHARE = 0.70
+LVN_FACTOR = 0.3  # LVN: bin volume < 0.3 × mean bin volume over the profile's range
+HVN_FACTOR = 1.5  # HVN: bin volume > 1.5 × mean
+METHODS = ("single", "dual")
+# rows × bins handled per numpy block: bounds memory on wide profiles (cheap rows) while
+# keeping the per-call overhead negligible on narrow ones
+BLOCK_CELLS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Runs of consecutive flagged bins: row, first and last column of each run."""
+
+    row: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockMetrics:
+    """Metrics of a block of profiles; columns are bin offsets into the block."""
+
+    total: np.ndarray  # float64 per row
+    poc: np.ndarray  # int64 column per row
+    val: np.ndarray  # int64 column (value-area low) per row
+    vah: np.ndarray  # int64 column (value-area high) per row
+    lvns: Nodes
+    hvns: Nodes
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"value-area method must be one of {METHODS}, got {method!r}")
+
+
+def poc_columns(volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Column of the largest bin per row; tie → closest to the range's middle, then lower."""
+    cols = np.arange(volumes.shape[1], dtype=np.int64)
+    is_max = volumes == volumes.max(axis=1, keepdims=True)
+    # distance to the middle in half-bins keeps it an exact integer
+    dist = np.abs(2 * cols[None, :] - (lo + hi)[:, None])
+    width = 2 * volumes.shape[1] + 2
+    score = np.where(is_max, dist * width + cols[None, :], np.iinfo(np.int64).max)
+    return np.argmin(score, axis=1).astype(np.int64)
+
+
+def _side_items(
+    volumes: np.ndarray, start: np.ndarray, length: np.ndarray, step: int, width: int, pair: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items walked away from the POC on one side: values, validity and bins per item.
+
+    start: column of the first bin next to the POC; step: -1 below, +1 above;
+    length: bins available on that side. ``pair`` groups two bins per item (dual).
+    """
+    rows = np.arange(volumes.shape[0])[:, None]
+    k = np.arange(width, dtype=np.int64)[None, :]
+    per = 2 if pair else 1
+    first = per * k
+    valid = first < length[:, None]
+    cols = np.clip(start[:, None] + step * first, 0, volumes.shape[1] - 1)
+    values = np.where(valid, volumes[rows, cols], 0.0)
+    nbins = valid.astype(np.int64)
+    if pair:
+        second_ok = (first + 1) < length[:, None]
+        cols2 = np.clip(start[:, None] + step * (first + 1), 0, volumes.shape[1] - 1)
+        values = values + np.where(second_ok, volumes[rows, cols2], 0.0)
+        nbins = nbins + second_ok
+    return values, valid, nbins
+
+
+def value_area_columns(
+    volumes: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    poc: np.ndarray,
+    method: str = "single",
+    share: float = VALUE_AREA_SHARE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(val, vah) columns per row: the walk from the POC until >= ``share`` of the total."""
+    _check_method(method)
+    n_rows = volumes.shape[0]
+    below_len = poc - lo
+    above_len = hi - poc
+    pair = method == "dual"
+    longest = int(max(below_len.max(initial=0), above_len.max(initial=0)))
+    width = max(1, (longest + 1) // 2 if pair else longest)
+    below, below_ok, below_bins = _side_items(volumes, poc - 1, below_len, -1, width, pair)
+    above, above_ok, above_bins = _side_items(volumes, poc + 1, above_len, +1, width, pair)
+
+    # running minima: the key that orders the greedy walk (see module docstring)
+    neg_inf = -np.inf
+    key = np.concatenate(
+        [
+            np.minimum.accumulate(np.where(below_ok, below, neg_inf), axis=1),
+            np.minimum.accumulate(np.where(above_ok, above, neg_inf), axis=1),
+        ],
+        axis=1,
+    )
+    order = np.argsort(-key, axis=1, kind="stable")  # stable: below wins ties
+    values = np.take_along_axis(np.concatenate([below, above], axis=1), order, axis=1)
+
+    rows = np.arange(n_rows)
+    total = volumes.sum(axis=1)
+    target = share * total - 1e-9 * total  # tolerance: 70 % exactly counts as reached
+    reached = (volumes[rows, poc][:, None] + np.cumsum(values, axis=1)) >= target[:, None]
+    steps = np.where(volumes[rows, poc] >= target, 0, np.argmax(reached, axis=1) + 1)
+
+    taken = np.arange(2 * width)[None, :] < steps[:, None]
+    from_below = order < width
+    item_bins = np.take_along_axis(np.concatenate([below_bins, above_bins], axis=1), order, axis=1)
+    down = np.where(taken & from_below, item_bins, 0).sum(axis=1)
+    up = np.where(taken & ~from_below, item_bins, 0).sum(axis=1)
+    return poc - down, poc + up
+
+
+def node_runs(flags: np.ndarray) -> Nodes:
+    """Runs of consecutive True columns per row (row-major order)."""
+    n_rows = flags.shape[0]
+    padded = np.zeros((n_rows, flags.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = flags
+    edges = np.diff(padded, axis=1)
+    start_rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)
+    return Nodes(row=start_rows, start=starts.astype(np.int64), end=ends.astype(np.int64) - 1)
+
+
+def block_metrics(
+    volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str = "single"
+) -> BlockMetrics:
+    """Metrics of each row's profile over its columns [lo, hi]; rows need a positive total.
+
+    Columns outside [lo, hi] must hold zero volume (they are outside the profile).
+    """
+    _check_method(method)
+    volumes = np.asarray(volumes, dtype=np.float64)
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if volumes.ndim != 2 or volumes.shape[0] != lo.shape[0] or lo.shape != hi.shape:
+        raise ValueError("volumes must be rows × bins with one lo/hi per row")
+    n_rows, n_cols = volumes.shape
+    if n_rows == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        no_nodes = Nodes(empty, empty, empty)
+        return BlockMetrics(np.zeros(0), empty, empty, empty, no_nodes, no_nodes)
+    totals, pocs, vals, vahs = [], [], [], []
+    lvn_parts: list[Nodes] = []
+    hvn_parts: list[Nodes] = []
+    chunk = max(1, BLOCK_CELLS // max(n_cols, 1))
+    for first in range(0, n_rows, chunk):
+        part = slice(first, min(first + chunk, n_rows))
+        v, plo, phi = volumes[part], lo[part], hi[part]
+        # crop to the columns any row of the chunk uses: narrow minutes stay cheap
+        c0, c1 = int(plo.min()), int(phi.max()) + 1
+        v = v[:, c0:c1]
+        plo, phi = plo - c0, phi - c0
+        total = v.sum(axis=1)
+        poc = poc_columns(v, plo, phi)
+        val, vah = value_area_columns(v, plo, phi, poc, method)
+        cols = np.arange(v.shape[1])[None, :]
+        in_range = (cols >= plo[:, None]) & (cols <= phi[:, None])
+        mean = (total / (phi - plo + 1))[:, None]
+        lvn = node_runs(in_range & (v < LVN_FACTOR * mean))
+        hvn = node_runs(in_range & (v > HVN_FACTOR * mean))
+        totals.append(total)
+        pocs.append(poc + c0)
+        vals.append(val + c0)
+        vahs.append(vah + c0)
+        lvn_parts.append(Nodes(lvn.row + first, lvn.start + c0, lvn.end + c0))
+        hvn_parts.append(Nodes(hvn.row + first, hvn.start + c0, hvn.end + c0))
+    return BlockMetrics(
+        total=np.concatenate(totals),
+        poc=np.concatenate(pocs),
+        val=np.concatenate(vals),
+        vah=np.concatenate(vahs),
+        lvns=_concat_nodes(lvn_parts),
+        hvns=_concat_nodes(hvn_parts),
+    )
+
+
+def _concat_nodes(parts: list[Nodes]) -> Nodes:
+    return Nodes(
+        row=np.concatenate([p.row for p in parts]),
+        start=np.concatenate([p.start for p in parts]),
+        end=np.concatenate([p.end for p in parts]),
+    )
+
+
+# --- one profile -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileMetrics:
+    """Metrics of one profile in prices (bins of ``row_size``)."""
+
+    poc: float
+    vah: float
+    val: float
+    total_volume: float
+    lvns: list[dict[str, float]]
+    hvns: list[dict[str, float]]
+    value_area_method: str
+
+
+def node_dicts(
+    nodes: Nodes, first_bin: int, row_size: float, decimals: int
+) -> list[dict[str, float]]:
+    """Nodes as {"price": centre, "low", "high"} dicts (centre = middle of low and high)."""
+    lows = np.round((first_bin + nodes.start) * row_size, decimals)
+    highs = np.round((first_bin + nodes.end) * row_size, decimals)
+    centres = np.round((first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1)
+    return [
+        {"price": float(c), "low": float(lo), "high": float(hi)}
+        for c, lo, hi in zip(centres, lows, highs, strict=True)
+    ]
+
+
+def metrics_of(
+    volumes: np.ndarray, first_bin: int, row_size: float, method: str = "single"
+) -> ProfileMetrics | None:
+    """Metrics of one dense profile whose column 0 is bin index ``first_bin``.
+
+    The profile's range is trimmed to its lowest..highest bin with volume; None when it
+    holds no volume.
+    """
+    from analytics.bins import row_decimals
+
+    volumes = np.asarray(volumes, dtype=np.float64)
+    traded = np.flatnonzero(volumes > 0)
+    if traded.size == 0:
+        return None
+    lo, hi = int(traded[0]), int(traded[-1])
+    block = block_metrics(volumes[None, lo : hi + 1], np.array([0]), np.array([hi - lo]), method)
+    base = first_bin + lo
+    decimals = row_decimals(row_size)
+
+    def price(col: np.ndarray) -> float:
+        return float(np.round((base + int(col[0])) * row_size, decimals))
+
+    return ProfileMetrics(
+        poc=price(block.poc),
+        vah=price(block.vah),
+        val=price(block.val),
+        total_volume=float(block.total[0]),
+        lvns=node_dicts(block.lvns, base, row_size, decimals),
+        hvns=node_dicts(block.hvns, base, row_size, decimals),
+        value_area_method=method,
+    )

@@ -1,0 +1,286 @@
+"""One session as a minute × bin grid: aggregation, running profile and frames.
+
+Ticks are reduced with ``np.bincount`` on an integer key ``minute * n_bins + bin`` (no
+sort, no float keys). The running session profile is the cumulative sum of the grid over
+minutes, so the ``session`` horizon costs one ``cumsum`` rather than a recompute per
+minute. Wide sessions are processed in blocks of minutes to bound memory; the running sums
+carry from block to block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from analytics.bins import bin_price, row_decimals
+from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
+from analytics.profile import BlockMetrics, Nodes, block_metrics
+
+NS_PER_MINUTE = 60_000_000_000
+# minute × bin cells aggregated per block (three float64 grids of this size live at once)
+GRID_CELLS = 1 << 21
+
+VOLUME_PROFILE_COLUMNS: tuple[str, ...] = (
+    "bucket",
+    "price_level",
+    "total_volume",
+    "buy_volume",
+    "sell_volume",
+    "trade_count",
+)
+PROFILE_METRICS_COLUMNS: tuple[str, ...] = (
+    "horizon",
+    "bucket",
+    "session_date",
+    "poc",
+    "vah",
+    "val",
+    "total_volume",
+    "lvns",
+    "hvns",
+    "value_area_method",
+)
+SESSION_PROFILE_COLUMNS: tuple[str, ...] = (
+    "price_level",
+    "total_volume",
+    "buy_volume",
+    "sell_volume",
+    "trade_count",
+)
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Volume entries to place on the grid (ticks, or candle-fallback bins)."""
+
+    minute: np.ndarray  # int64 minutes since the session's first minute, non-decreasing
+    bin: np.ndarray  # int64 bin index
+    volume: np.ndarray  # float64
+    buy: np.ndarray  # float64
+    counts: bool  # True: each entry is one trade (adds to trade_count)
+
+    @property
+    def size(self) -> int:
+        return int(self.minute.shape[0])
+
+
+@dataclass(frozen=True)
+class GridFrames:
+    volume_profile: pd.DataFrame
+    profile_metrics: pd.DataFrame
+    order_flow: pd.DataFrame
+    session_profile: pd.DataFrame
+
+
+def empty_frames() -> GridFrames:
+    utc = pd.DatetimeTZDtype("ns", "UTC")
+    vp = pd.DataFrame({c: pd.Series(dtype="float64") for c in VOLUME_PROFILE_COLUMNS})
+    vp["bucket"] = pd.Series(dtype=utc)
+    vp["trade_count"] = pd.Series(dtype="int64")
+    pm = pd.DataFrame({c: pd.Series(dtype="object") for c in PROFILE_METRICS_COLUMNS})
+    pm["bucket"] = pd.Series(dtype=utc)
+    for c in ("poc", "vah", "val", "total_volume"):
+        pm[c] = pd.Series(dtype="float64")
+    of = pd.DataFrame({c: pd.Series(dtype="float64") for c in ORDER_FLOW_COLUMNS})
+    of["bucket"] = pd.Series(dtype=utc)
+    of["trade_count"] = pd.Series(dtype="int64")
+    sp = pd.DataFrame({c: pd.Series(dtype="float64") for c in SESSION_PROFILE_COLUMNS})
+    sp["trade_count"] = pd.Series(dtype="int64")
+    return GridFrames(vp, pm, of, sp)
+
+
+def _grid_block(entries: Entries, r0: int, r1: int, b0: int, n_bins: int) -> tuple:
+    """(volume, buy, count) grids for minutes [r0, r1) of one set of entries."""
+    rows = r1 - r0
+    if entries.size == 0:
+        zeros = np.zeros((rows, n_bins))
+        return zeros, zeros.copy(), np.zeros((rows, n_bins), dtype=np.int64)
+    t0, t1 = np.searchsorted(entries.minute, [r0, r1], side="left")
+    minute = entries.minute[t0:t1]
+    key = minute - r0 if r0 else minute.copy()
+    key *= n_bins
+    key += entries.bin[t0:t1]
+    if b0:
+        key -= b0
+    cells = rows * n_bins
+    volume = np.bincount(key, weights=entries.volume[t0:t1], minlength=cells)
+    buy = np.bincount(key, weights=entries.buy[t0:t1], minlength=cells)
+    # fallback bins saw no print: they add volume but no trade count
+    count = np.bincount(key, minlength=cells) if entries.counts else np.zeros(cells, np.int64)
+    return (
+        volume.reshape(rows, n_bins),
+        buy.reshape(rows, n_bins),
+        count.reshape(rows, n_bins),
+    )
+
+
+def _node_lists(
+    nodes: Nodes, n_rows: int, first_bin: int, row_size: float, decimals: int
+) -> list[list[dict[str, float]]]:
+    """Per-row lists of {"price", "low", "high"} (price = the run's centre)."""
+    out: list[list[dict[str, float]]] = [[] for _ in range(n_rows)]
+    if nodes.row.size == 0:
+        return out
+    lows = np.round((first_bin + nodes.start) * row_size, decimals).tolist()
+    highs = np.round((first_bin + nodes.end) * row_size, decimals).tolist()
+    centres = np.round(
+        (first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1
+    ).tolist()
+    for r, c, lo, hi in zip(nodes.row.tolist(), centres, lows, highs, strict=True):
+        out[r].append({"price": c, "low": lo, "high": hi})
+    return out
+
+
+def _metrics_frame(
+    horizon: str,
+    buckets: pd.DatetimeIndex,
+    metrics: BlockMetrics,
+    first_bin: int,
+    row_size: float,
+    session_date: date,
+    method: str,
+) -> pd.DataFrame:
+    decimals = row_decimals(row_size)
+    n = len(buckets)
+    return pd.DataFrame(
+        {
+            "horizon": horizon,
+            "bucket": buckets,
+            "session_date": [session_date] * n,
+            "poc": bin_price(first_bin + metrics.poc, row_size),
+            "vah": bin_price(first_bin + metrics.vah, row_size),
+            "val": bin_price(first_bin + metrics.val, row_size),
+            "total_volume": metrics.total,
+            "lvns": _node_lists(metrics.lvns, n, first_bin, row_size, decimals),
+            "hvns": _node_lists(metrics.hvns, n, first_bin, row_size, decimals),
+            "value_area_method": method,
+        },
+        columns=list(PROFILE_METRICS_COLUMNS),
+    )
+
+
+def _row_ranges(traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last traded column per row (rows without trades: n_cols, -1)."""
+    n_cols = traded.shape[1]
+    has = traded.any(axis=1)
+    lo = np.where(has, np.argmax(traded, axis=1), n_cols)
+    hi = np.where(has, n_cols - 1 - np.argmax(traded[:, ::-1], axis=1), -1)
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def build_frames(
+    ticks: Entries,
+    fallback: Entries,
+    *,
+    row_size: float,
+    first_minute: pd.Timestamp,
+    session_date: date,
+    method: str,
+    cvd_total_before: float,
+) -> GridFrames:
+    """Aggregate the entries onto the session grid and shape the output frames."""
+    if ticks.size == 0 and fallback.size == 0:
+        return empty_frames()
+    parts = [e for e in (ticks, fallback) if e.size]
+    b0 = min(int(e.bin.min()) for e in parts)
+    n_bins = max(int(e.bin.max()) for e in parts) - b0 + 1
+    n_minutes = max(int(e.minute[-1]) for e in parts) + 1
+    rows_per_block = max(1, GRID_CELLS // n_bins)
+
+    run_volume = np.zeros(n_bins)
+    run_buy = np.zeros(n_bins)
+    run_count = np.zeros(n_bins, dtype=np.int64)
+    run_lo, run_hi = n_bins, -1
+    minute_volume = np.zeros(n_minutes)
+    minute_buy = np.zeros(n_minutes)
+    minute_count = np.zeros(n_minutes, dtype=np.int64)
+    vp_parts: list[pd.DataFrame] = []
+    pm_parts: list[pd.DataFrame] = []
+
+    for r0 in range(0, n_minutes, rows_per_block):
+        r1 = min(r0 + rows_per_block, n_minutes)
+        volume, buy, count = _grid_block(ticks, r0, r1, b0, n_bins)
+        if fallback.size:
+            f_volume, f_buy, _ = _grid_block(fallback, r0, r1, b0, n_bins)
+            volume += f_volume
+            buy += f_buy
+        minute_volume[r0:r1] = volume.sum(axis=1)
+        minute_buy[r0:r1] = buy.sum(axis=1)
+        minute_count[r0:r1] = count.sum(axis=1)
+        buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
+
+        traded = volume > 0
+        rows, cols = np.nonzero(traded | (count > 0))
+        if rows.size:
+            cell_volume = volume[rows, cols]
+            cell_buy = buy[rows, cols]
+            vp_parts.append(
+                pd.DataFrame(
+                    {
+                        "bucket": buckets[rows],
+                        "price_level": bin_price(b0 + cols, row_size),
+                        "total_volume": cell_volume,
+                        "buy_volume": cell_buy,
+                        "sell_volume": cell_volume - cell_buy,
+                        "trade_count": count[rows, cols],
+                    },
+                    columns=list(VOLUME_PROFILE_COLUMNS),
+                )
+            )
+
+        # horizon 1m: each traded minute's own profile
+        lo, hi = _row_ranges(traded)
+        active = np.flatnonzero(hi >= 0)
+        if active.size:
+            m1 = block_metrics(volume[active], lo[active], hi[active], method)
+            pm_parts.append(
+                _metrics_frame("1m", buckets[active], m1, b0, row_size, session_date, method)
+            )
+
+        # horizon session: running profile since the open, through the end of each minute
+        cumulative = np.cumsum(volume, axis=0)
+        cumulative += run_volume
+        lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
+        hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
+        started = np.flatnonzero(hi_run >= 0)
+        if started.size:
+            ms = block_metrics(cumulative[started], lo_run[started], hi_run[started], method)
+            pm_parts.append(
+                _metrics_frame("session", buckets[started], ms, b0, row_size, session_date, method)
+            )
+        run_volume = cumulative[-1].copy()
+        run_buy += buy.sum(axis=0)
+        run_count += count.sum(axis=0)
+        run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
+
+    minute_sell = minute_volume - minute_buy
+    session_start = np.zeros(n_minutes, dtype=bool)
+    session_start[0] = True  # the grid starts at the session open: cvd restarts here
+    order_flow = order_flow_frame(
+        first_minute + pd.to_timedelta(np.arange(n_minutes), unit="min"),
+        minute_buy,
+        minute_sell,
+        minute_count,
+        session_start=session_start,
+        cvd_total_before=cvd_total_before,
+    )
+    span = slice(run_lo, run_hi + 1)
+    session_profile = pd.DataFrame(
+        {
+            "price_level": bin_price(np.arange(b0 + run_lo, b0 + run_hi + 1), row_size),
+            "total_volume": run_volume[span],
+            "buy_volume": run_buy[span],
+            "sell_volume": run_volume[span] - run_buy[span],
+            "trade_count": run_count[span],
+        },
+        columns=list(SESSION_PROFILE_COLUMNS),
+    )
+    empty = empty_frames()
+    volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
+    metrics = pd.concat(pm_parts, ignore_index=True) if pm_parts else empty.profile_metrics
+    if pm_parts:
+        metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
+    return GridFrames(volume_profile, metrics, order_flow, session_profile)
