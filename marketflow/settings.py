@@ -66,6 +66,46 @@ class Settings(BaseSettings):
     ig_url: str | None = Field(default=None, validation_alias="IG_URL")
     demo_rate: float = Field(default=20.0, validation_alias="DEMO_RATE")
     demo_seed: int = Field(default=7, validation_alias="DEMO_SEED")
+    # ingest pipeline (issue 3 items 7-9): COPY every N ms or M rows, whichever comes first
+    ingest_flush_ms: int = Field(default=200, validation_alias="INGEST_FLUSH_MS")
+    ingest_flush_rows: int = Field(default=50_000, validation_alias="INGEST_FLUSH_ROWS")
+    # rows kept in memory while PostgreSQL is unreachable; beyond that they spill to disk
+    ingest_memory_rows: int = Field(default=1_000_000, validation_alias="INGEST_MEMORY_ROWS")
+    # live prints older/newer than this (s) are rejected; bars get the age window x 3
+    ingest_max_age_s: float = Field(default=2 * 86_400.0, validation_alias="INGEST_MAX_AGE_S")
+    ingest_max_ahead_s: float = Field(default=300.0, validation_alias="INGEST_MAX_AHEAD_S")
+    # a minute's candle is finalised this long after the minute ends (late prints still merge)
+    candle_grace_s: float = Field(default=2.0, validation_alias="CANDLE_GRACE_S")
+    # per-symbol throttle of ticks:candles and conflation interval of ticks:trades
+    publish_interval_ms: int = Field(default=250, validation_alias="PUBLISH_INTERVAL_MS")
+    # provider clients: reconnect, watchdog and polling budgets (issue 3 items 3-6)
+    provider_backoff_max_seconds: float = Field(
+        default=60.0, validation_alias="PROVIDER_BACKOFF_MAX_SECONDS"
+    )
+    # no trade or quote for this long while XNYS is open ⇒ the socket is presumed dead
+    alpaca_silence_seconds: float = Field(default=120.0, validation_alias="ALPACA_SILENCE_SECONDS")
+    # Alpaca 406: another session holds the account's only stream slot; it is reaped slowly
+    alpaca_slot_wait_seconds: float = Field(
+        default=30.0, validation_alias="ALPACA_SLOT_WAIT_SECONDS"
+    )
+    # overlap of the REST gap fill before the last seen print (late-reported prints)
+    alpaca_backfill_overlap_seconds: float = Field(
+        default=2.0, validation_alias="ALPACA_BACKFILL_OVERLAP_SECONDS"
+    )
+    # free tier: 25 requests a day and 5 a minute; None ⇒ spread the daily budget evenly
+    alpha_vantage_daily_limit: int = Field(default=25, validation_alias="ALPHA_VANTAGE_DAILY_LIMIT")
+    alpha_vantage_minute_limit: int = Field(
+        default=5, validation_alias="ALPHA_VANTAGE_MINUTE_LIMIT"
+    )
+    alpha_vantage_poll_seconds: float | None = Field(
+        default=None, validation_alias="ALPHA_VANTAGE_POLL_SECONDS"
+    )
+    alpha_vantage_throttle_seconds: float = Field(
+        default=900.0, validation_alias="ALPHA_VANTAGE_THROTTLE_SECONDS"
+    )
+    ig_poll_seconds: float = Field(default=5.0, validation_alias="IG_POLL_SECONDS")
+    ig_max_failures: int = Field(default=3, validation_alias="IG_MAX_FAILURES")
+    ig_cooldown_seconds: float = Field(default=300.0, validation_alias="IG_COOLDOWN_SECONDS")
 
     # --- polymarket (issue 6) -------------------------------------------------
     polymarket_enabled: bool = Field(default=False, validation_alias="POLYMARKET_ENABLED")
@@ -76,10 +116,33 @@ class Settings(BaseSettings):
     polymarket_gamma_url: str = Field(
         default="https://gamma-api.polymarket.com", validation_alias="POLYMARKET_GAMMA_URL"
     )
+    # THE arbitrage threshold: edge per share after taker fees, in dollars; flag iff edge > it
     polymarket_min_edge: float = Field(default=0.005, validation_alias="POLYMARKET_MIN_EDGE")
+    # taker fee per leg = rate × p × (1 − p); rate for categories not in the map below
     polymarket_fee_rate: float = Field(default=0.0, validation_alias="POLYMARKET_FEE_RATE")
+    # rate by category (JSON object, case-insensitive); political/sports markets are fee-free
+    polymarket_fee_rates: dict[str, float] = Field(
+        default_factory=lambda: {"crypto": 0.0624}, validation_alias="POLYMARKET_FEE_RATES"
+    )
     polymarket_stale_seconds: float = Field(
         default=30.0, validation_alias="POLYMARKET_STALE_SECONDS"
+    )
+    # at most one binary_prices row per market per interval (written only on change)
+    polymarket_conflation_seconds: float = Field(
+        default=1.0, validation_alias="POLYMARKET_CONFLATION_SECONDS"
+    )
+    # the CLOB market channel accepts at most 500 assets per connection: shard beyond
+    polymarket_max_assets_per_connection: int = Field(
+        default=500, ge=1, le=500, validation_alias="POLYMARKET_MAX_ASSETS_PER_CONNECTION"
+    )
+    # text "PING" heartbeat the CLOB socket expects about every 10 s
+    polymarket_ping_seconds: float = Field(default=10.0, validation_alias="POLYMARKET_PING_SECONDS")
+    polymarket_backoff_max_seconds: float = Field(
+        default=30.0, validation_alias="POLYMARKET_BACKOFF_MAX_SECONDS"
+    )
+    # paper mode: dollars spent per opportunity episode (one equal-share pair booking)
+    polymarket_paper_max_cost: float = Field(
+        default=100.0, validation_alias="POLYMARKET_PAPER_MAX_COST"
     )
     polymarket_private_key: SecretStr | None = Field(
         default=None, validation_alias="POLYMARKET_PRIVATE_KEY"
@@ -95,6 +158,21 @@ class Settings(BaseSettings):
     max_daily_loss_pct: float = Field(default=3.0, validation_alias="MAX_DAILY_LOSS_PCT")
     min_account_balance: float = Field(default=1000.0, validation_alias="MIN_ACCOUNT_BALANCE")
     min_aggression_score: float = Field(default=70.0, validation_alias="MIN_AGGRESSION_SCORE")
+    # a market_state row is rewritten at least this often even when nothing changed
+    engine_state_refresh_seconds: float = Field(
+        default=60.0, validation_alias="ENGINE_STATE_REFRESH_SECONDS"
+    )
+    engine_lvn_alert_pct: float = Field(default=0.5, validation_alias="ENGINE_LVN_ALERT_PCT")
+    engine_aggression_alert_score: float = Field(
+        default=50.0, validation_alias="ENGINE_AGGRESSION_ALERT_SCORE"
+    )
+    # Alpaca's trading API allows 200 requests/min; stay below it
+    engine_broker_requests_per_minute: float = Field(
+        default=180.0, validation_alias="ENGINE_BROKER_REQUESTS_PER_MINUTE"
+    )
+    engine_broker_timeout_seconds: float = Field(
+        default=5.0, validation_alias="ENGINE_BROKER_TIMEOUT_SECONDS"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
