@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 from sqlalchemy.engine import make_url
 
-# How long a statement may run before the server cancels it when a caller does not say.
+# seconds to wait for the server when opening a connection (fail fast, say what to do)
 DEFAULT_CONNECT_TIMEOUT_S = 10
 
 
