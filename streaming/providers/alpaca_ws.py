@@ -1,0 +1,419 @@
+"""Alpaca real-time trades (PROVIDER=alpaca_ws): market-data stream v2 + REST gap fill.
+
+The stream is spoken directly over ``websockets`` in msgpack, exactly as alpaca-py's
+``StockDataStream`` speaks it (same headers, auth and subscribe messages), because
+``StockDataStream`` cannot express what ingestion needs: it only logs error frames (so a 406,
+402 or 409 cannot be acted on), reconnects internally without a hook (so a gap cannot be
+filled) and takes about 5 s to stop. Gap fill uses alpaca-py's ``StockHistoricalDataClient``.
+
+Exactly once: after every reconnect the historical trades API is asked for everything since
+the stream's last known time (minus a small overlap); the live stream and the gap fill are
+merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import websockets
+from websockets.asyncio.client import connect
+
+from streaming.events import Quote, Trade
+from streaming.providers import alpaca_protocol as proto
+from streaming.providers.base import MissingCredential, Provider, ProviderError
+from streaming.providers.router_backoff import Backoff
+
+if TYPE_CHECKING:
+    from marketflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT_S = 10.0
+BACKFILL_ATTEMPTS = 5
+
+
+class _SessionEnded(Exception):
+    """The session must be replaced (error frame, silence, closed socket)."""
+
+
+class _SlotBusy(Exception):
+    """Alpaca 406: another session holds the account's stream slot."""
+
+
+@functools.cache
+def _xnys() -> Any:
+    import exchange_calendars as xc
+
+    return xc.get_calendar("XNYS")
+
+
+def xnys_open(now: datetime) -> bool:
+    """Whether the NYSE is in its regular session (the silence watchdog only runs then)."""
+    import pandas as pd
+
+    try:
+        return bool(_xnys().is_open_on_minute(pd.Timestamp(now).floor("min")))
+    except Exception:  # outside the calendar's range: watch rather than go blind
+        return True
+
+
+class _Reconnected:
+    """Queue marker: a new session began, quotes from the old one no longer hold."""
+
+
+TradeFetcher = Callable[[Sequence[str], datetime], list[Trade]]
+
+
+class AlpacaStreamProvider(Provider):
+    name = "alpaca_ws"
+
+    def __init__(
+        self,
+        settings: Settings,
+        symbols: Sequence[str],
+        *,
+        market_open: Callable[[datetime], bool] = xnys_open,
+        fetch_trades: TradeFetcher | None = None,
+        emit_quotes: bool = False,
+    ) -> None:
+        super().__init__(symbols)
+        if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+            missing = []
+            if settings.alpaca_api_key is None:
+                missing.append("ALPACA_API_KEY (or APCA_API_KEY_ID)")
+            if settings.alpaca_secret_key is None:
+                missing.append("ALPACA_SECRET_KEY (or APCA_API_SECRET_KEY)")
+            raise MissingCredential(self.name, *missing)
+        if not self.symbols:
+            raise ProviderError("alpaca_ws needs at least one symbol: set SYMBOLS")
+        self._key = settings.alpaca_api_key
+        self._secret = settings.alpaca_secret_key
+        self.feed = settings.alpaca_feed.strip().lower()
+        if self.feed not in proto.FEEDS:
+            raise ProviderError(
+                f"ALPACA_FEED={settings.alpaca_feed!r} is not a feed: use one of "
+                + ", ".join(proto.FEEDS)
+            )
+        self.url = proto.stream_url(self.feed, settings.alpaca_stream_url)
+        self._data_url = settings.alpaca_data_url
+        self.silence_s = settings.alpaca_silence_seconds
+        self.slot_wait_s = settings.alpaca_slot_wait_seconds
+        self.overlap = timedelta(seconds=settings.alpaca_backfill_overlap_seconds)
+        self._backoff = Backoff(base=1.0, cap=settings.provider_backoff_max_seconds)
+        self._market_open = market_open
+        self._fetch = fetch_trades or self._fetch_rest
+        self._emit_quotes = emit_quotes
+        self._queue: asyncio.Queue[Trade | Quote | _Reconnected | None] = asyncio.Queue(
+            maxsize=50_000
+        )
+        self._dedupe = proto.TradeDeduper()
+        self._stream_clock: datetime | None = None  # newest venue time seen on the stream
+        self._first_connect_at: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rest_client: Any = None
+        self.counters.update(
+            connections=0,
+            reconnects=0,
+            trades=0,
+            quotes=0,
+            gap_fill_trades=0,
+            duplicates=0,
+            slot_busy=0,
+            silence_reconnects=0,
+            gap_fill_failures=0,
+            trades_received=0,
+        )
+
+    # --- the iterator ---------------------------------------------------------------------
+
+    async def stream(self):  # type: ignore[override]
+        runner = asyncio.create_task(self._run(), name="alpaca-session")
+        stopped = asyncio.create_task(self._stop.wait())
+        quotes: dict[str, Quote] = {}
+        try:
+            while True:
+                if self._queue.empty():
+                    if runner.done():
+                        if not runner.cancelled() and runner.exception() is not None:
+                            raise runner.exception()  # type: ignore[misc]
+                        return
+                    getter = asyncio.create_task(self._queue.get())
+                    await asyncio.wait({getter, stopped, runner}, return_when="FIRST_COMPLETED")
+                    if not getter.done():
+                        getter.cancel()
+                        if stopped.done():
+                            return
+                        continue
+                    item = getter.result()
+                else:
+                    item = self._queue.get_nowait()
+                if isinstance(item, _Reconnected):
+                    quotes.clear()
+                elif isinstance(item, Quote):
+                    quotes[item.symbol] = item
+                    if self._emit_quotes:
+                        yield item
+                elif isinstance(item, Trade):
+                    if not self._dedupe.first_time(item):
+                        self.counters["duplicates"] += 1
+                        continue
+                    quote = quotes.get(item.symbol)
+                    if quote is not None and item.bid is None:
+                        item.bid, item.ask = quote.bid, quote.ask
+                    self.counters["trades"] += 1
+                    yield item
+        finally:
+            for task in (runner, stopped, *self._tasks):
+                task.cancel()
+            for task in (runner, stopped, *self._tasks):
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def aclose(self) -> None:
+        self.stop()
+        if self._rest_client is not None:
+            with contextlib.suppress(Exception):
+                self._rest_client._session.close()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self.stopping:
+            delay: float
+            try:
+                await self._session()
+                delay = self._backoff.next_delay()
+            except _SlotBusy:
+                self.counters["slot_busy"] += 1
+                delay = self.slot_wait_s + self._backoff.next_delay()
+                log.warning(
+                    "alpaca_ws: 406 connection limit exceeded: another session (another "
+                    "ingest process, a notebook, a second PROVIDER=router) holds this "
+                    "account's only stream slot; retrying in %.0f s",
+                    delay,
+                )
+            except ProviderError:
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException, _SessionEnded) as exc:
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "alpaca_ws: stream lost (%s); reconnecting in %.1f s", _describe(exc), delay
+                )
+            if await self.sleep(delay):
+                return
+
+    async def _session(self) -> None:
+        headers = {"Content-Type": "application/msgpack"}
+        host = urlparse(self.url).hostname or ""
+        proxy: Any = None if host in ("127.0.0.1", "localhost", "::1") else True
+        async with connect(
+            self.url,
+            additional_headers=headers,
+            open_timeout=HANDSHAKE_TIMEOUT_S,
+            ping_interval=10,
+            ping_timeout=30,
+            max_size=None,
+            max_queue=64,
+            proxy=proxy,
+        ) as ws:
+            await self._handshake(ws)
+            if self._first_connect_at is None:
+                self._first_connect_at = datetime.now(UTC)
+            else:
+                # everything after the stream's last known time may have been missed
+                self.counters["reconnects"] += 1
+                since = (self._stream_clock or self._first_connect_at) - self.overlap
+                self._spawn(self._gap_fill(since))
+            self.counters["connections"] += 1
+            await self._queue.put(_Reconnected())
+            log.info(
+                "alpaca_ws: streaming %d symbols from %s (feed %s)",
+                len(self.symbols),
+                self.url,
+                self.feed,
+            )
+            await self._read(ws)
+
+    async def _handshake(self, ws: Any) -> None:
+        first = await self._recv_control(ws)
+        if first.get("T") != "success" or first.get("msg") != "connected":
+            raise _SessionEnded(f"unexpected greeting {first.get('T')}")
+        await ws.send(
+            proto.auth_message(self._key.get_secret_value(), self._secret.get_secret_value())
+        )
+        answer = await self._recv_control(ws)
+        if answer.get("T") != "success" or answer.get("msg") != "authenticated":
+            raise _SessionEnded(f"unexpected auth answer {answer.get('T')}")
+        await ws.send(proto.subscribe_message(self.symbols))
+
+    async def _recv_control(self, ws: Any) -> dict[str, Any]:
+        raw = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT_S)
+        try:
+            messages = proto.decode_frame(raw)
+        except ValueError as exc:
+            self.rejects.add("malformed_frame", raw[:200])
+            raise _SessionEnded(str(exc)) from None
+        for msg in messages:
+            if isinstance(msg, dict) and msg.get("T") == "error":
+                self._on_error(msg)
+        if not messages or not isinstance(messages[0], dict):
+            raise _SessionEnded("empty control frame")
+        return messages[0]
+
+    async def _read(self, ws: Any) -> None:
+        last_data = time.monotonic()
+        flowed = False
+        while not self.stopping:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
+            except TimeoutError:
+                silent = time.monotonic() - last_data
+                if silent >= self.silence_s and self._market_open(datetime.now(UTC)):
+                    self.counters["silence_reconnects"] += 1
+                    raise _SessionEnded(
+                        f"no data for {silent:.0f} s while XNYS is open (silence watchdog)"
+                    ) from None
+                continue
+            events = self._parse_frame(raw)
+            if events:
+                last_data = time.monotonic()
+                if not flowed:
+                    flowed = True
+                    self._backoff.reset()  # a session that delivered data is a success
+            for event in events:
+                await self._queue.put(event)
+
+    def _parse_frame(self, raw: bytes | str) -> list[Trade | Quote]:
+        """The trades and quotes of one frame; bad messages counted and skipped; error
+        frames raise (they end the session or the provider)."""
+        try:
+            messages = proto.decode_frame(raw)
+        except ValueError:
+            self.rejects.add("malformed_frame", raw[:200])
+            return []
+        events: list[Trade | Quote] = []
+        for msg in messages:
+            if not isinstance(msg, dict):
+                self.rejects.add("malformed_message", msg)
+                continue
+            kind = msg.get("T")
+            try:
+                if kind == "t":
+                    event: Trade | Quote = proto.parse_trade(msg)
+                    self.counters["trades_received"] += 1
+                elif kind == "q":
+                    event = proto.parse_quote(msg)
+                    self.counters["quotes"] += 1
+                elif kind == "error":
+                    self._on_error(msg)
+                    continue
+                elif kind == "subscription":
+                    log.info(
+                        "alpaca_ws: subscribed trades=%s quotes=%s",
+                        msg.get("trades"),
+                        msg.get("quotes"),
+                    )
+                    continue
+                else:
+                    continue  # bars, statuses, success: not subscribed by us
+            except (ValueError, TypeError, OverflowError) as exc:
+                self.rejects.add(f"malformed_{'trade' if kind == 't' else 'quote'}", msg)
+                log.debug("alpaca_ws: skipped %s: %s", kind, exc)
+                continue
+            if self._stream_clock is None or event.ts > self._stream_clock:
+                self._stream_clock = event.ts
+            events.append(event)
+        return events
+
+    def _on_error(self, msg: dict[str, Any]) -> None:
+        code, text = msg.get("code"), msg.get("msg")
+        action, setting = proto.classify_error(code)
+        if action is proto.ErrorAction.FATAL:
+            message = proto.fatal_message(code, text, setting or "the Alpaca settings", self.feed)
+            log.error("alpaca_ws: %s", message)
+            raise ProviderError(message)
+        if action is proto.ErrorAction.SLOT_BUSY:
+            raise _SlotBusy()
+        if action is proto.ErrorAction.RECONNECT:
+            raise _SessionEnded(f"error frame {code} {text}")
+        log.info("alpaca_ws: ignored error frame %s %s", code, text)
+
+    # --- gap fill -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _gap_fill(self, since: datetime) -> None:
+        backoff = Backoff(base=1.0, cap=30.0)
+        for attempt in range(1, BACKFILL_ATTEMPTS + 1):
+            try:
+                trades = await asyncio.to_thread(self._fetch, self.symbols, since)
+            except Exception as exc:
+                log.warning(
+                    "alpaca_ws: gap fill since %s failed (attempt %d/%d): %s",
+                    since.isoformat(),
+                    attempt,
+                    BACKFILL_ATTEMPTS,
+                    _describe(exc),
+                )
+                if await self.sleep(backoff.next_delay()):
+                    return
+                continue
+            trades.sort(key=lambda t: t.ts)
+            for trade in trades:
+                await self._queue.put(trade)
+            self.counters["gap_fill_trades"] += len(trades)
+            log.info(
+                "alpaca_ws: gap fill since %s: %d prints from the REST API (duplicates "
+                "of streamed prints are dropped)",
+                since.isoformat(),
+                len(trades),
+            )
+            return
+        self.counters["gap_fill_failures"] += 1
+        log.error(
+            "alpaca_ws: could not fill the gap since %s after %d attempts; prints in "
+            "that gap are missing (re-run a backfill for it)",
+            since.isoformat(),
+            BACKFILL_ATTEMPTS,
+        )
+
+    def _fetch_rest(self, symbols: Sequence[str], since: datetime) -> list[Trade]:
+        from alpaca.data.historical import StockHistoricalDataClient
+        from alpaca.data.requests import StockTradesRequest
+
+        if self._rest_client is None:
+            self._rest_client = StockHistoricalDataClient(
+                self._key.get_secret_value(),
+                self._secret.get_secret_value(),
+                raw_data=True,
+                url_override=self._data_url,
+            )
+        request = StockTradesRequest(symbol_or_symbols=list(symbols), start=since, feed=self.feed)
+        payload = self._rest_client.get_stock_trades(request)
+        trades = []
+        for symbol, item in proto.rest_trades(payload):
+            try:
+                trades.append(proto.parse_trade(item, symbol=symbol))
+            except (ValueError, AttributeError, TypeError):
+                self.rejects.add("malformed_rest_trade", item)
+        return trades
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:200]
+
+
+def build(settings: Settings, symbols: list[str]) -> AlpacaStreamProvider:
+    return AlpacaStreamProvider(settings, symbols)

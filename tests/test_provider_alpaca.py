@@ -1,0 +1,341 @@
+"""alpaca_ws against a local server speaking Alpaca's stream (msgpack) and trades REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from fakes.fake_alpaca import FakeAlpaca, tape_from_capture
+from fakes.loop_thread import LoopThread
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketflow.settings import Settings
+from streaming.events import Trade
+from streaming.providers.alpaca_protocol import ErrorAction, TradeDeduper, classify_error
+from streaming.providers.alpaca_ws import AlpacaStreamProvider
+from streaming.providers.base import MissingCredential, ProviderError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def capture(shared_data: Path) -> dict[str, Any]:
+    return json.loads((shared_data / "alpaca" / "stream_session_frames.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeAlpaca]:
+    loop = LoopThread()
+    fake = FakeAlpaca()
+    loop.run(fake.start())
+    yield fake
+    loop.run(fake.stop())
+    loop.close()
+
+
+@pytest.fixture
+def fake(server: FakeAlpaca) -> FakeAlpaca:
+    server.reset()
+    return server
+
+
+def settings_for(fake: FakeAlpaca, **overrides: Any) -> Settings:
+    base = Settings(_env_file=None, ALPACA_API_KEY=fake.key, ALPACA_SECRET_KEY=fake.secret)
+    values = {
+        "alpaca_stream_url": fake.ws_url,
+        "alpaca_data_url": fake.rest_url,
+        "alpaca_slot_wait_seconds": 0.05,
+        "provider_backoff_max_seconds": 0.2,
+        "alpaca_backfill_overlap_seconds": 0.05,
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+async def collect(provider: AlpacaStreamProvider, count: int, timeout: float = 8.0) -> list[Trade]:
+    """Trades until ``count`` arrived (or the timeout), then stop the provider."""
+    out: list[Trade] = []
+
+    async def consume() -> None:
+        async for event in provider:
+            if isinstance(event, Trade):
+                out.append(event)
+                if len(out) >= count:
+                    provider.stop()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(consume(), timeout)
+    return out
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_handshake_subscribe_and_captured_frames(fake: FakeAlpaca, capture: dict) -> None:
+    server_frames = [s["frame"] for s in capture["session"] if s["dir"] == "server"]
+    trade_frame = next(f for f in server_frames if f[0]["T"] == "t")
+    quote_frame = next(f for f in server_frames if f[0]["T"] == "q")
+
+    def with_ts(msg: dict[str, Any]) -> dict[str, Any]:
+        # the capture is JSON; on the msgpack wire `t` is a Timestamp ext (STACK-NOTES)
+        ts = datetime.fromisoformat(msg["t"])
+        ns = int(ts.timestamp()) * 10**9 + ts.microsecond * 1000
+        return {**msg, "t": msgpack.Timestamp.from_unix_nano(ns)}
+
+    amd_trade = {**trade_frame[0], "S": "AMD", "i": 5, "p": 87.67, "x": "V"}
+    fake.sessions = [
+        [
+            ("frame", [with_ts(m) for m in trade_frame]),
+            ("frame", [with_ts(m) for m in quote_frame]),
+            ("frame", [with_ts(amd_trade)]),
+        ]
+    ]
+    provider = AlpacaStreamProvider(settings_for(fake), ["aapl", "AMD"])
+    trades = run(collect(provider, 2))
+
+    assert fake.content_types == ["application/msgpack"]
+    auth, subscribe = fake.client_messages[:2]
+    assert auth == {"action": "auth", "key": fake.key, "secret": fake.secret}
+    assert subscribe["action"] == "subscribe"
+    assert subscribe["trades"] == ["AAPL", "AMD"] and subscribe["quotes"] == ["AAPL", "AMD"]
+
+    first, second = trades
+    assert first.symbol == "AAPL" and first.price == 126.55 and first.size == 1
+    assert first.ts == datetime(2021, 2, 22, 15, 51, 44, 208000, tzinfo=UTC)
+    assert first.trade_id == "D-96921" and first.exchange == "D"
+    assert first.conditions == ("@", "I")
+    assert first.bid is None  # no AAPL quote seen yet
+    # the last captured AMD quote (87.66 / 87.67) is attached to the next AMD print
+    assert (second.symbol, second.bid, second.ask) == ("AMD", 87.66, 87.67)
+    assert provider.counters["quotes"] == 3
+    assert provider.rejects.total == 0
+
+
+def test_reconnect_fills_the_gap_exactly_once(fake: FakeAlpaca, capture: dict) -> None:
+    fake.tape = tape_from_capture(capture, 60)
+    fake.sessions = [
+        [("trades", 0, 20, 3), ("drop",)],  # the network dies after 20 prints
+        [("trades", 35, 60, 4)],  # 20..34 happened while disconnected: REST only
+    ]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    trades = run(collect(provider, 60))
+
+    ids = [t.trade_id for t in trades]
+    assert len(ids) == 60, f"got {len(ids)} prints"
+    assert sorted(ids) == sorted(f"D-{p.trade_id}" for p in fake.tape)
+    assert fake.connections == 2
+    assert provider.counters["reconnects"] == 1
+    assert provider.counters["duplicates"] > 0  # REST and stream overlapped, deduplicated
+    # the gap fill asked from the last streamed print (minus the overlap), paginated
+    start = datetime.fromisoformat(fake.rest_requests[0]["start"])
+    assert start == fake.tape[19].ts - timedelta(seconds=0.05)
+    assert fake.rest_requests[0]["feed"] == "iex"
+    assert len(fake.rest_requests) > 1
+    assert all(t.ts.tzinfo is not None and t.ts.utcoffset().total_seconds() == 0 for t in trades)
+
+
+def test_406_waits_for_the_slot_then_streams(
+    fake: FakeAlpaca, capture: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.tape = tape_from_capture(capture, 5)
+    fake.refuse_auth = [406, 406]
+    fake.sessions = [[("trades", 0, 5)]]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    with caplog.at_level(logging.WARNING, "streaming.providers.alpaca_ws"):
+        trades = run(collect(provider, 5))
+    assert len(trades) == 5
+    assert provider.counters["slot_busy"] == 2
+    assert fake.connections == 3
+    assert "406 connection limit exceeded" in caplog.text
+    assert fake.secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("code", "setting"), [(402, "ALPACA_API_KEY"), (409, "ALPACA_FEED"), (405, "SYMBOLS")]
+)
+def test_fatal_codes_stop_with_a_clear_error(fake: FakeAlpaca, code: int, setting: str) -> None:
+    if code == 402:
+        settings = settings_for(fake).model_copy(update={"alpaca_secret_key": "wrong-secret"})
+        from pydantic import SecretStr
+
+        settings = settings.model_copy(update={"alpaca_secret_key": SecretStr("wrong-secret")})
+    else:
+        settings = settings_for(fake)
+        fake.refuse_auth = [code]
+    provider = AlpacaStreamProvider(settings, ["AAPL"])
+    with pytest.raises(ProviderError) as info:
+        run(collect(provider, 1))
+    message = str(info.value)
+    assert setting in message and str(code) in message
+    assert "wrong-secret" not in message and fake.secret not in message
+    assert fake.connections == 1  # stopped: no retry storm
+
+
+def test_error_frame_mid_session_reconnects(fake: FakeAlpaca, capture: dict) -> None:
+    fake.tape = tape_from_capture(capture, 10)
+    fake.sessions = [[("trades", 0, 4), ("error", 407)], [("trades", 4, 10)]]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    trades = run(collect(provider, 10))
+    assert [t.trade_id for t in trades] == [f"D-{p.trade_id}" for p in fake.tape]
+    assert provider.counters["reconnects"] == 1
+
+
+def test_silence_watchdog_reconnects_only_while_market_open(
+    fake: FakeAlpaca, capture: dict
+) -> None:
+    fake.tape = tape_from_capture(capture, 6)
+    fake.sessions = [[("trades", 0, 3)], [("trades", 3, 6)]]  # session 1 goes quiet
+    settings = settings_for(fake, alpaca_silence_seconds=0.5)
+    provider = AlpacaStreamProvider(settings, ["AAPL"], market_open=lambda now: True)
+    trades = run(collect(provider, 6))
+    assert len({t.trade_id for t in trades}) == 6
+    assert provider.counters["silence_reconnects"] == 1
+
+    fake.reset()
+    fake.tape = tape_from_capture(capture, 3)
+    fake.sessions = [[("trades", 0, 3)]]
+    closed = AlpacaStreamProvider(settings, ["AAPL"], market_open=lambda now: False)
+    run(collect(closed, 99, timeout=2.0))  # quiet for 4× the threshold: market closed
+    assert closed.counters["silence_reconnects"] == 0 and fake.connections == 1
+
+
+def test_malformed_frames_are_counted_not_fatal(fake: FakeAlpaca, capture: dict) -> None:
+    fake.tape = tape_from_capture(capture, 4)
+    bad_trade = {"T": "t", "S": "AAPL", "i": 1, "p": "NaN?", "s": 1, "t": "not a time"}
+    fake.sessions = [
+        [
+            ("trades", 0, 2),
+            ("raw", b"\xc1\xff garbage"),
+            ("raw", msgpack.packb({"T": "t"})),
+            ("frame", [bad_trade, {"T": "b", "S": "AAPL"}]),
+            ("raw", msgpack.packb([1, "x", None])),
+            ("trades", 2, 4),
+        ]
+    ]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    trades = run(collect(provider, 4))
+    assert len(trades) == 4
+    assert provider.rejects.counts == {
+        "malformed_frame": 1,
+        "malformed_trade": 2,
+        "malformed_message": 3,
+    }
+    assert fake.connections == 1
+
+
+def test_missing_credentials_name_the_variable() -> None:
+    with pytest.raises(MissingCredential) as info:
+        AlpacaStreamProvider(Settings(_env_file=None), ["AAPL"])
+    assert "ALPACA_API_KEY" in str(info.value) and "ALPACA_SECRET_KEY" in str(info.value)
+
+
+def test_alpaca_py_speaks_the_same_protocol_as_the_fake(fake: FakeAlpaca, capture: dict) -> None:
+    """The official SDK's stream client, against the fake, receives the tape: the fake is a
+    faithful Alpaca server, so the tests above exercise the real protocol."""
+    from alpaca.data.live import StockDataStream
+
+    fake.tape = tape_from_capture(capture, 3)
+    fake.sessions = [[("trades", 0, 3)]]
+    received: list[Any] = []
+
+    async def main() -> None:
+        sdk = StockDataStream(fake.key, fake.secret, url_override=fake.ws_url)
+        done = asyncio.Event()
+
+        async def on_trade(trade: Any) -> None:
+            received.append(trade)
+            if len(received) == 3:
+                done.set()
+
+        sdk.subscribe_trades(on_trade, "AAPL")
+        task = asyncio.create_task(sdk._run_forever())
+        try:
+            await asyncio.wait_for(done.wait(), 8)
+        finally:
+            task.cancel()  # stop() would wait ~5 s for its receive timeout
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await sdk.close()  # else the legacy socket lingers 10 s in its close timeout
+
+    run(main())
+    assert [t.id for t in received] == [p.trade_id for p in fake.tape]
+    assert received[0].timestamp == fake.tape[0].ts
+
+
+# --- pure protocol pieces ----------------------------------------------------------------
+
+_int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    _int64,
+    _int64.map(msgpack.Timestamp.from_unix_nano),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.lists(_int64, max_size=3),
+)
+_messages = st.one_of(
+    _values,
+    st.fixed_dictionaries(
+        {"T": st.sampled_from(["t", "q", "b", "subscription", "success", "zz"])},
+        optional={k: _values for k in ("S", "i", "p", "s", "t", "x", "c", "bp", "ap", "bs")},
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frames=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.lists(_messages, max_size=5).map(lambda m: msgpack.packb(m)),
+            st.text(max_size=20),
+        ),
+        max_size=5,
+    )
+)
+def test_fuzzed_frames_are_counted_never_raised(frames: list[bytes | str]) -> None:
+    provider = AlpacaStreamProvider(
+        Settings(_env_file=None, ALPACA_API_KEY="k", ALPACA_SECRET_KEY="s"), ["AAPL"]
+    )
+    for frame in frames:
+        events = provider._parse_frame(frame)
+        for event in events:  # whatever passes is a well-formed event
+            assert event.ts.tzinfo is not None
+            assert isinstance(event.symbol, str) and event.symbol
+    # every rejected message left a reason and a sample
+    assert set(provider.rejects.counts) == set(provider.rejects.samples)
+
+
+def test_error_codes_classified() -> None:
+    assert classify_error(406)[0] is ErrorAction.SLOT_BUSY
+    for code, setting in ((402, "ALPACA_API_KEY"), (409, "ALPACA_FEED")):
+        action, named = classify_error(code)
+        assert action is ErrorAction.FATAL and setting in (named or "")
+    assert classify_error(500)[0] is ErrorAction.RECONNECT
+    assert classify_error("junk")[0] is ErrorAction.RECONNECT
+
+
+def test_deduper_forgets_only_prints_older_than_its_retention() -> None:
+    dedupe = TradeDeduper(retention_s=60)
+    start = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+    def trade(k: int, seconds: float) -> Trade:
+        return Trade("AAPL", start + timedelta(seconds=seconds), 1.0, 1.0, trade_id=str(k))
+
+    for k in range(5000):
+        assert dedupe.first_time(trade(k, k * 0.1))  # 500 s of prints
+    assert not dedupe.first_time(trade(4999, 499.9))
+    assert not dedupe.first_time(trade(4500, 450.0))  # within 60 s: remembered
+    assert len(dedupe) < 5000  # older keys were pruned
