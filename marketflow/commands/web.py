@@ -1,0 +1,68 @@
+"""``marketflow web``: the relay (Redis → WebSocket) and the live dashboard page."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve the live dashboard: relays Redis channels to browsers over WebSocket"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="listen address (default MARKETFLOW_BIND_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default WEB_PORT, 8000)")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from marketflow.heartbeat import Heartbeat
+    from marketflow.services import ServiceError, resolve_urls
+    from marketflow.settings import get_settings
+    from marketflow.supervisor import install_stop_signals
+    from streaming.relay import Relay, RelayConfigError
+
+    log = logging.getLogger("marketflow.web")
+    settings = get_settings()
+    try:
+        urls = resolve_urls(settings)
+    except ServiceError as exc:
+        log.error("%s", exc)
+        return 1
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    try:
+        relay = Relay(
+            urls.redis_url,
+            urls.database_url,
+            host=args.host or settings.bind_host,
+            port=args.port if args.port is not None else settings.web_port,
+            token=token,
+        )
+    except RelayConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    try:
+        await relay.start()
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%s (%s); choose another port with WEB_PORT or --port",
+            relay.host,
+            relay.requested_port,
+            exc.strerror or exc,
+        )
+        return 1
+    print(f"dashboard on http://{relay.host}:{relay.port}/", flush=True)
+    try:
+        async with Heartbeat(urls.redis_url, "web", relay.counters):
+            await stop.wait()
+    finally:
+        await relay.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_serve(args))

@@ -1,0 +1,263 @@
+"""Relay: Redis → WebSocket delivery, conflation, slow clients, token, history API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from marketflow.contracts import Channel
+from streaming.relay import Relay, RelayConfigError
+from streaming.relay.conflation import Outbox, conflation_key
+
+# --- pure: the outbox -----------------------------------------------------------------------
+
+
+def test_outbox_keeps_latest_per_key_in_first_arrival_order() -> None:
+    box = Outbox()
+    for i in range(10):
+        for sym in ("AAPL", "MSFT"):
+            payload = {"symbol": sym, "state": f"S{i}"}
+            box.offer(
+                Channel.MARKET_STATE, conflation_key(Channel.MARKET_STATE, payload), f"{sym}{i}"
+            )
+    assert box.drain() == [(Channel.MARKET_STATE, "AAPL9"), (Channel.MARKET_STATE, "MSFT9")]
+    assert box.conflated == 18 and box.dropped == 0 and len(box) == 0
+
+
+def test_outbox_candles_conflate_per_bar_and_events_never_conflate() -> None:
+    box = Outbox(max_events=3)
+    for minute in ("09:30", "09:31"):
+        for close in (1, 2, 3):
+            c = {"symbol": "AAPL", "time": minute, "close": close}
+            box.offer(Channel.CANDLES, conflation_key(Channel.CANDLES, c), f"{minute}:{close}")
+    for n in range(5):
+        box.offer(Channel.SIGNALS, conflation_key(Channel.SIGNALS, {"symbol": "AAPL"}), f"sig{n}")
+    out = [text for _, text in box.drain()]
+    # the last value of each bar survives; signals are bounded, oldest dropped and counted
+    assert out == ["09:30:3", "09:31:3", "sig2", "sig3", "sig4"]
+    assert box.dropped == 2
+
+
+def test_outbox_bounded_and_partial_drain() -> None:
+    box = Outbox(max_pending=100)
+    for i in range(250):
+        box.offer(Channel.MARKET_STATE, (Channel.MARKET_STATE, f"S{i}"), str(i))
+    assert len(box) == 100 and box.dropped == 150
+    first = box.drain(limit=40)
+    assert [t for _, t in first] == [str(i) for i in range(150, 190)]
+    assert len(box) == 60
+
+
+def test_non_loopback_without_token_refuses_to_start() -> None:
+    with pytest.raises(RelayConfigError, match="MARKETFLOW_API_TOKEN"):
+        Relay("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0)
+    Relay("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0, token="t0k")  # fine
+
+
+# --- with real Redis ------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def running_relay(
+    redis_url: str, db_url: str | None = None, **kw: object
+) -> AsyncIterator[Relay]:
+    relay = Relay(redis_url, db_url, host="127.0.0.1", port=0, **kw)  # type: ignore[arg-type]
+    await relay.start()
+    try:
+        await asyncio.wait_for(relay.subscribed.wait(), 10)
+        yield relay
+    finally:
+        await relay.stop()
+
+
+async def wait_clients(relay: Relay, n: int) -> None:
+    for _ in range(200):
+        if len(relay.clients) >= n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("clients did not register")
+
+
+def test_redis_publish_reaches_websocket_client(redis_url: str) -> None:
+    async def scenario() -> None:
+        pub = aioredis.Redis.from_url(redis_url)
+        async with running_relay(redis_url) as relay:
+            async with connect(f"ws://127.0.0.1:{relay.port}/ws") as ws:
+                await wait_clients(relay, 1)
+                candle = {
+                    "symbol": "AAPL",
+                    "time": "2026-11-23T14:31:00+00:00",
+                    "open": 1.0,
+                    "high": 2.0,
+                    "low": 0.5,
+                    "close": 1.5,
+                    "volume": 300,
+                }
+                await pub.publish(Channel.CANDLES, "{not json")
+                await pub.publish(Channel.CANDLES, json.dumps(candle))
+                await pub.publish(Channel.SIGNALS, json.dumps({"symbol": "AAPL", "type": "BUY"}))
+                got: list[dict[str, object]] = []
+                while len(got) < 2:
+                    got += json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert got[0] == {"channel": "ticks:candles", "data": candle}
+            assert got[1]["channel"] == "signals"
+            assert relay.stats.bad_messages == 1  # counted and skipped, delivery went on
+        await pub.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_channel_and_symbol_filters(redis_url: str) -> None:
+    async def scenario() -> None:
+        pub = aioredis.Redis.from_url(redis_url)
+        async with running_relay(redis_url) as relay:
+            url = f"ws://127.0.0.1:{relay.port}/ws?channels=market_state&symbols=MSFT"
+            async with connect(url) as ws:
+                await wait_clients(relay, 1)
+                await pub.publish(Channel.CANDLES, json.dumps({"symbol": "MSFT", "close": 1}))
+                await pub.publish(
+                    Channel.MARKET_STATE, json.dumps({"symbol": "AAPL", "state": "X"})
+                )
+                await pub.publish(
+                    Channel.MARKET_STATE, json.dumps({"symbol": "MSFT", "state": "Y"})
+                )
+                items = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert items == [{"channel": "market_state", "data": {"symbol": "MSFT", "state": "Y"}}]
+        await pub.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
+    """A client that stops reading: the other client gets everything, the relay keeps
+    draining Redis, and the stalled client's outbox holds only the latest per symbol."""
+    symbols = [f"S{i}" for i in range(5)]
+    n_rounds = 3000
+    pad = "x" * 600  # fill the stalled socket's buffers quickly
+
+    async def scenario() -> None:
+        pub = aioredis.Redis.from_url(redis_url)
+        async with running_relay(redis_url) as relay:
+            # max_queue=1: the client library stops reading the socket once one frame waits,
+            # so TCP back-pressure reaches the relay exactly as with a frozen browser tab.
+            stalled = await connect(f"ws://127.0.0.1:{relay.port}/ws", max_queue=1)
+            async with connect(f"ws://127.0.0.1:{relay.port}/ws", max_size=None) as live:
+                await wait_clients(relay, 2)
+                latest: dict[str, int] = {}
+
+                async def read_live() -> None:
+                    while any(latest.get(s) != n_rounds - 1 for s in symbols):
+                        for item in json.loads(await live.recv()):
+                            data = item["data"]
+                            latest[data["symbol"]] = data["n"]
+
+                reader = asyncio.create_task(read_live())
+                for n in range(n_rounds):
+                    pipe = pub.pipeline(transaction=False)
+                    for s in symbols:
+                        pipe.publish(
+                            Channel.MARKET_STATE, json.dumps({"symbol": s, "n": n, "p": pad})
+                        )
+                    await pipe.execute()
+                await asyncio.wait_for(reader, 30)
+                total = n_rounds * len(symbols)
+                for _ in range(500):
+                    if relay.stats.received >= total:
+                        break
+                    await asyncio.sleep(0.01)
+                assert relay.stats.received == total  # Redis drained in full
+
+                port = stalled.local_address[1]
+                stalled_client = next(c for c in relay.clients if c.ws.remote_address[1] == port)
+                # back-pressure reached it: it conflated, and holds at most one per symbol
+                assert stalled_client.outbox.conflated > 0
+                assert len(stalled_client.outbox) <= len(symbols)
+                assert stalled_client.frames < n_rounds
+                # now the stalled client reads: it ends with the latest value of every symbol
+                seen: dict[str, int] = {}
+                while any(seen.get(s) != n_rounds - 1 for s in symbols):
+                    for item in json.loads(await asyncio.wait_for(stalled.recv(), 10)):
+                        seen[item["data"]["symbol"]] = item["data"]["n"]
+                assert set(seen) == set(symbols)
+            await stalled.close()
+        await pub.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_token_required_for_ws_and_api_when_configured(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with running_relay(redis_url, token="s3cret") as relay:
+            base = f"http://127.0.0.1:{relay.port}"
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{base}/api/health")).status_code == 200
+                assert (await http.get(f"{base}/api/symbols")).status_code == 401
+                page = await http.get(f"{base}/")
+                assert page.status_code == 200 and "marketflow" in page.text
+                assert "http" not in page.headers["content-security-policy"]
+                assert (await http.get(f"{base}/static/../server.py")).status_code == 404
+            with pytest.raises(InvalidStatus):
+                async with connect(f"ws://127.0.0.1:{relay.port}/ws"):
+                    pass
+            async with connect(f"ws://127.0.0.1:{relay.port}/ws?token=s3cret") as ws:
+                await wait_clients(relay, 1)
+                assert ws.protocol.state.name == "OPEN"
+
+    asyncio.run(scenario())
+
+
+def test_history_endpoint_returns_recent_candles_oldest_first(redis_url: str, db_url: str) -> None:
+    start = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+    with psycopg.connect(db_url) as conn:
+        sid = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
+        for i in range(5):
+            conn.execute(
+                "insert into candles_1m (symbol_id, ts, open, high, low, close, volume, "
+                "trade_count, vwap) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    sid,
+                    start + timedelta(minutes=i),
+                    100 + i,
+                    101 + i,
+                    99 + i,
+                    100.5 + i,
+                    10,
+                    3,
+                    100.2 + i,
+                ),
+            )
+
+    async def scenario() -> dict[str, object]:
+        async with running_relay(redis_url, db_url) as relay, httpx.AsyncClient() as http:
+            base = f"http://127.0.0.1:{relay.port}"
+            res = await http.get(f"{base}/api/candles", params={"symbol": "aapl", "limit": 3})
+            assert res.status_code == 200
+            syms = (await http.get(f"{base}/api/symbols")).json()["symbols"]
+            assert any(s["symbol"] == "VOD.L" and s["timezone"] == "Europe/London" for s in syms)
+            return res.json()
+
+    data = asyncio.run(scenario())
+    assert data["timezone"] == "America/New_York"
+    candles = data["candles"]
+    assert [c["close"] for c in candles] == [102.5, 103.5, 104.5]
+    assert candles[0]["time"].startswith("2026-11-23T14:32:00")
+
+
+def test_history_endpoint_reports_database_down(redis_url: str) -> None:
+    async def scenario() -> None:
+        async with running_relay(redis_url, "postgresql://postgres@127.0.0.1:1/none") as relay:
+            async with httpx.AsyncClient() as http:
+                res = await http.get(f"http://127.0.0.1:{relay.port}/api/candles?symbol=AAPL")
+            assert res.status_code == 503 and "database unavailable" in res.json()["error"]
+
+    asyncio.run(scenario())
