@@ -1,0 +1,124 @@
+"""The monitor's per-market view, episodes and staleness (in memory, no servers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from polymarket_fakes import snapshot
+
+from streaming.polymarket.book import BookStore
+from streaming.polymarket.monitor import MarketInfo, Monitor
+
+PAIR = MarketInfo("0xm1", 1, "PM:m1", "y1", "n1", fee_rate=0.0)
+
+
+def fed(books: BookStore, now: float, yes_ask: str = "0.45", no_ask: str = "0.50") -> None:
+    books.apply(snapshot("y1", [("0.44", "100")], [(yes_ask, "100"), ("0.60", "500")]), now)
+    books.apply(snapshot("n1", [("0.49", "100")], [(no_ask, "40"), ("0.52", "500")]), now)
+
+
+def make(markets=(PAIR,), stale_seconds: float = 30.0) -> tuple[Monitor, BookStore]:
+    books = BookStore(assets=[])
+    clock = iter(datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC) for i in range(60))
+    monitor = Monitor(
+        list(markets),
+        books,
+        min_edge=0.005,
+        stale_seconds=stale_seconds,
+        paper_max_cost=1000.0,
+        clock=lambda: next(clock),
+    )
+    return monitor, books
+
+
+def test_row_and_episode_opened_once():
+    monitor, books = make()
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    (row,) = monitor.take_rows()
+    assert (row.yes_bid, row.yes_ask, row.no_bid, row.no_ask) == (0.44, 0.45, 0.49, 0.50)
+    assert row.spread == pytest.approx(0.95) and row.edge == pytest.approx(0.05)
+    # 40 @ 0.45+0.50, then 0.45+0.52 = 0.97 still clears: 60 more (yes level exhausted)
+    assert row.executable_size == pytest.approx(100)
+    assert row.arbitrage and not row.stale
+    (event,) = monitor.take_events()
+    assert event.action == "open" and event.episode.kind == "pair"
+    assert event.episode.entry.shares == pytest.approx(100)
+    # more messages inside the same episode: no new episode, no duplicate row
+    monitor.on_changed(["y1"], 1.0)
+    monitor.on_changed(["n1"], 2.0)
+    assert monitor.take_events() == [] and monitor.take_rows() == []
+
+
+def test_stale_book_never_flags_and_closes_the_episode():
+    monitor, books = make(stale_seconds=30.0)
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    monitor.take_rows()
+    monitor.take_events()
+    monitor.sweep(31.0)  # silence, no PONG: both books stale
+    (row,) = monitor.take_rows()
+    assert row.stale and not row.arbitrage and row.edge == pytest.approx(0.05)
+    (event,) = monitor.take_events()
+    assert event.action == "close"
+    # a fresh snapshot while the other side stays silent: still stale, still no flag
+    books.apply(snapshot("y1", [("0.43", "100")], [("0.44", "100")]), 40.0)
+    monitor.on_changed(["y1"], 40.0)
+    (row,) = monitor.take_rows()
+    assert row.yes_ask == 0.44 and row.edge == pytest.approx(0.06)
+    assert row.stale and not row.arbitrage
+    assert monitor.take_events() == []
+
+
+def test_episode_reopens_after_closing():
+    monitor, books = make()
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    fed(books, 1.0, yes_ask="0.55")  # 0.55 + 0.50 > 1: gone
+    monitor.on_changed(["y1"], 1.0)
+    fed(books, 2.0)
+    monitor.on_changed(["y1"], 2.0)
+    assert [e.action for e in monitor.take_events()] == ["open", "close", "open"]
+
+
+def test_neg_risk_basket_and_augmented_event():
+    outcomes = [
+        MarketInfo(f"0xe{i}", i, f"PM:e{i}", f"ey{i}", f"en{i}", event_id="ev", neg_risk=True)
+        for i in range(3)
+    ]
+    augmented = [
+        MarketInfo(
+            f"0xa{i}",
+            10 + i,
+            f"PM:a{i}",
+            f"ay{i}",
+            f"an{i}",
+            event_id="aug",
+            neg_risk=True,
+            augmented=True,
+        )
+        for i in range(3)
+    ]
+    monitor, books = make(outcomes + augmented)
+    for prefix in ("e", "a"):
+        for i, ask in enumerate(["0.30", "0.33", "0.31"]):
+            books.apply(snapshot(f"{prefix}y{i}", [("0.2", "10")], [(ask, "50")]), 0.0)
+            books.apply(snapshot(f"{prefix}n{i}", [("0.6", "10")], [("0.75", "50")]), 0.0)
+    monitor.on_changed([f"{p}y{i}" for p in "ea" for i in range(3)], 0.0)
+    baskets = [e for e in monitor.take_events() if e.episode.kind == "neg_risk"]
+    assert len(baskets) == 1  # the augmented event is skipped
+    ep = baskets[0].episode
+    assert ep.key == "ev" and ep.best_edge == pytest.approx(0.06) and ep.size == 50
+    assert ep.details["ask_sum"] == pytest.approx(0.94)
+
+
+def test_reset_marks_rows_stale():
+    monitor, books = make()
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    monitor.take_rows()
+    books.reset(["y1", "n1"])
+    monitor.on_changed(["y1", "n1"], 0.5)
+    (row,) = monitor.take_rows()
+    assert row.stale and row.yes_ask is None and not row.arbitrage
