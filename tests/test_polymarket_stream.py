@@ -1,0 +1,215 @@
+"""The whole stream: local market channel → books → monitor → real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+from polymarket_fakes import MarketServer, capture, snapshot
+
+from analytics.arbitrage import exit_value
+from marketflow.contracts import Channel
+from marketflow.services import free_port
+from streaming.polymarket.gamma import parse_market, upsert_markets
+from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets
+
+REAL = capture("gamma_market")
+MARKET = REAL["conditionId"]
+UP, DOWN = json.loads(REAL["clobTokenIds"])
+RATE = 0.0624  # crypto
+
+
+def seed(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        upsert_markets(conn, [parse_market(REAL, {"crypto": RATE})])
+
+
+def serve_books(server: MarketServer) -> None:
+    # 0.45 + 0.50 = 0.95; fees 0.0624·(0.45·0.55 + 0.5·0.5) = 0.031 ⇒ edge ≈ 0.019
+    server.books[UP] = snapshot(
+        UP, [("0.44", "100")], [("0.45", "100"), ("0.60", "500")], market=MARKET
+    )
+    server.books[DOWN] = snapshot(
+        DOWN, [("0.49", "100")], [("0.50", "40"), ("0.52", "500")], market=MARKET
+    )
+
+
+def change(asset: str, price: str, size: str, side: str = "SELL") -> dict:
+    return {
+        "event_type": "price_change",
+        "market": MARKET,
+        "timestamp": "1729084877448",
+        "price_changes": [{"asset_id": asset, "price": price, "size": size, "side": side}],
+    }
+
+
+def config(url: str, **kw: object) -> StreamConfig:
+    base = dict(
+        ws_url=url,
+        min_edge=0.005,
+        stale_seconds=30.0,
+        conflation_seconds=0.05,
+        ping_seconds=0.5,
+        fee_rates=(("crypto", RATE),),
+        paper=True,
+        paper_max_cost=1000.0,
+    )
+    base.update(kw)
+    return StreamConfig(**base)  # type: ignore[arg-type]
+
+
+async def until(cond: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def query(db_url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def count(db_url: str, sql: str) -> int:
+    return query(db_url, sql)[0][0]
+
+
+def test_stream_stores_publishes_and_paper_trades_once_per_episode(db_url, redis_url):
+    seed(db_url)
+
+    async def main() -> None:
+        r = aioredis.Redis.from_url(redis_url)
+        pubsub = r.pubsub()
+        await pubsub.subscribe(Channel.BINARY_PRICES, Channel.BINARY_ARBITRAGE)
+        got: list[tuple[str, dict]] = []
+
+        async def listen() -> None:
+            async for msg in pubsub.listen():
+                if msg["type"] == "message":
+                    got.append((msg["channel"].decode(), json.loads(msg["data"])))
+
+        listener = asyncio.create_task(listen())
+        async with MarketServer() as server:
+            serve_books(server)
+            cfg = config(server.url)
+            markets = load_markets(db_url, cfg)
+            assert [(m.yes_token_id, m.no_token_id, m.fee_rate) for m in markets] == [
+                (UP, DOWN, RATE)
+            ]
+            stream = PolymarketStream(cfg, db_url, redis_url, markets)
+            stop = asyncio.Event()
+            task = asyncio.create_task(stream.run(stop))
+
+            positions = "select count(*) from binary_positions"
+            await until(lambda: count(db_url, positions) == 1)
+            (row,) = query(
+                db_url,
+                "select yes_bid, yes_ask, no_bid, no_ask, spread, edge,"
+                " executable_size, arbitrage, stale, symbol_id from binary_prices",
+            )
+            assert row[:5] == (0.44, 0.45, 0.49, 0.50, pytest.approx(0.95))
+            edge = 1 - 0.95 - RATE * (0.45 * 0.55 + 0.5 * 0.5)
+            assert row[5] == pytest.approx(edge) and row[7] and not row[8]
+            assert row[6] == pytest.approx(40)  # 0.45 + 0.52 + fees ≥ 1 − 0.005: stops
+            assert row[9] is not None
+
+            # more changes inside the episode: prices stored, no second paper trade
+            for size in ("60", "70", "80"):
+                await server.broadcast(change(DOWN, "0.50", size))
+                await asyncio.sleep(0.08)
+            await until(lambda: count(db_url, "select count(*) from binary_prices") >= 3)
+            assert count(db_url, positions) == 1
+
+            # the YES ask goes: episode closes
+            await server.broadcast(change(UP, "0.45", "0"))
+            await until(
+                lambda: count(
+                    db_url, "select count(*) from binary_opportunities where closed_at is not null"
+                )
+                == 1
+            )
+            # it comes back: a new episode, a second pair
+            await server.broadcast(change(UP, "0.45", "100"))
+            await until(lambda: count(db_url, positions) == 2)
+            assert count(db_url, "select count(*) from binary_opportunities") == 2
+
+            pos = query(
+                db_url,
+                "select yes_qty, no_qty, entry_cost, fees_paid, mark_value,"
+                " opportunity_id, paper, status from binary_positions order by id",
+            )
+            assert all(p[0] == p[1] for p in pos)  # equal shares, always
+            assert pos[0][0] == pytest.approx(40) and pos[0][6] and pos[0][7] == "open"
+            assert pos[0][2] == pytest.approx(40 * 0.95)
+            await until(
+                lambda: query(db_url, "select mark_value from binary_positions order by id")[1][0]
+                is not None
+            )
+            marks = query(db_url, "select mark_value from binary_positions order by id")
+            assert marks[0][0] == pytest.approx(40 * exit_value(0.44, 0.49, RATE))
+
+            # resolution: every pair redeems at 1
+            with psycopg.connect(db_url) as conn:
+                conn.execute(
+                    "update binary_markets set status = 'resolved',"
+                    " resolution = 'no' where market_id = %s",
+                    (MARKET,),
+                )
+            assert await stream.store.settle() == 2
+            settled = query(
+                db_url,
+                "select status, profit_loss, entry_cost + fees_paid, yes_qty from binary_positions",
+            )
+            for status, pnl, cost, qty in settled:
+                assert status == "resolved" and pnl == pytest.approx(qty - cost) and pnl > 0
+
+            stop.set()
+            await task
+        await until(
+            lambda: any(c == Channel.BINARY_ARBITRAGE and m["action"] == "close" for c, m in got)
+        )
+        listener.cancel()
+        await pubsub.aclose()
+        await r.aclose()
+        prices = [m for c, m in got if c == Channel.BINARY_PRICES]
+        assert prices and prices[0]["market_id"] == MARKET
+        assert prices[0]["symbol"] == "PM:btc-updown-5m-1773307200"
+        arb = [m for c, m in got if c == Channel.BINARY_ARBITRAGE]
+        assert [m["action"] for m in arb[:3]] == ["open", "close", "open"]
+        assert arb[0]["kind"] == "pair" and arb[0]["opportunity_id"] is not None
+
+    asyncio.run(main())
+
+
+def test_rows_are_conflated_and_redis_down_never_stops_storage(db_url):
+    seed(db_url)
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def main() -> None:
+        async with MarketServer() as server:
+            serve_books(server)
+            cfg = config(server.url, conflation_seconds=0.5, paper=False)
+            stream = PolymarketStream(cfg, db_url, dead_redis, load_markets(db_url, cfg))
+            stop = asyncio.Event()
+            task = asyncio.create_task(stream.run(stop))
+            rows = "select count(*) from binary_prices"
+            await until(lambda: count(db_url, rows) >= 1)
+            before = count(db_url, rows)
+            for i in range(50):  # a burst inside one interval
+                await server.broadcast(change(DOWN, "0.50", str(41 + i)))
+            await until(lambda: stream.books.book(DOWN).asks.get(0.50) == 90)
+            await asyncio.sleep(1.2)
+            after = count(db_url, rows)
+            assert 1 <= after - before <= 4  # one row per market per interval, not 50
+            assert stream.store.publish_failures >= 1 and stream.store.db_failures == 0
+            assert count(db_url, "select count(*) from binary_positions") == 0  # no --paper
+            stop.set()
+            await task
+
+    asyncio.run(main())
