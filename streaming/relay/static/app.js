@@ -212,7 +212,7 @@ function draw() {
     ctx.fillRect(x - body / 2, top, body, Math.max(1, bot - top));
     if (i % Math.max(1, Math.round(candles.length / 6)) === 0) {   // time axis, market tz
       ctx.fillStyle = "#7d8894";
-      ctx.fillText(fmtTime(sym, c.ms), x - 14, h - 6);
+      ctx.fillText(fmtTime(sym, c.ms), Math.max(2, x - 14), h - 6);
     }
   });
 }
