@@ -1,0 +1,701 @@
+"""The ingest pipeline: provider events → validated rows → PostgreSQL, candles, Redis.
+
+One asyncio program (DESIGN §1), two concurrent loops:
+
+* **consume**: iterates the provider; ``accept`` validates each event (pure checks in
+  ``validate``), resolves the symbol and stages the row; live trades are noted for
+  ``ticks:trades`` at once. Events never raise out of ``accept``: bad ones are counted.
+* **flush** (every ``flush_ms`` or ``flush_rows``): seals staged rows into a chunk, folds it
+  into the candle builder (running candles → ``ticks:candles``), pushes it into the
+  durable buffer and writes the buffer in order through ``storage.tick_writer.TickWriter``
+  (binary COPY, idempotent) in a worker thread; then the candle work of minutes whose timer
+  fired, bars, and bad-input counters.
+
+PostgreSQL unreachable → the chunk stays in the buffer (memory, then the spool file), the
+writer reconnects with backoff, and the buffer drains oldest first. Writes are at least once
+and storage is exactly once (the key (symbol_id, ts, trade_id)). When the writer reports that
+a chunk held rows stored before (replay, reconnect overlap), the minutes of that chunk are
+rebuilt from the stored ticks instead of merged, so candles never count a print twice.
+
+Redis is best effort (``publish.Publisher``) and never blocks any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from storage import db
+from storage.tick_writer import TickWriter
+from streaming.events import Bar, Quote, Rejects, Trade
+from streaming.ingest import candle_store
+from streaming.ingest import rejects as reject_store
+from streaming.ingest import validate as v
+from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder
+from streaming.ingest.publish import Publisher
+from streaming.ingest.rows import TickRows, derived_trade_ids
+from streaming.ingest.spool import DurableBuffer
+from streaming.ingest.symbols import SymbolMap
+from streaming.providers.base import Provider, TradeBatch
+
+log = logging.getLogger(__name__)
+DAY_NS = 86_400 * NS
+QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
+
+
+@dataclass
+class PipelineConfig:
+    source: str = "ingest"
+    flush_ms: int = 200
+    flush_rows: int = 50_000
+    memory_rows: int = 1_000_000
+    max_age_s: float = 2 * 86_400.0
+    max_ahead_s: float = 300.0
+    candle_grace_s: float = 2.0
+    publish_interval_s: float = 0.02
+    spool_dir: Path = Path(".marketflow/spool")
+    log_interval_s: float = 60.0
+    rejects_interval_s: float = 10.0
+    retry_max_s: float = 10.0
+    connect_timeout_s: int = 3
+
+    @classmethod
+    def from_settings(cls, settings, source: str) -> PipelineConfig:  # type: ignore[no-untyped-def]
+        return cls(
+            source=source,
+            flush_ms=settings.ingest_flush_ms,
+            flush_rows=settings.ingest_flush_rows,
+            memory_rows=settings.ingest_memory_rows,
+            max_age_s=settings.ingest_max_age_s,
+            max_ahead_s=settings.ingest_max_ahead_s,
+            candle_grace_s=settings.candle_grace_s,
+            publish_interval_s=settings.publish_interval_ms / 1000.0,
+            spool_dir=settings.state_dir / "spool",
+        )
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    candles_written: int = 0
+    candles_recomputed: int = 0
+    bars_written: int = 0
+    db_errors: int = 0
+    last_print_ns: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class _Staging:
+    """Per-event trades accumulated as column lists until the next seal."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.sid: list[int] = []
+        self.ts: list[int] = []
+        self.tid: list[str | None] = []
+        self.price: list[float] = []
+        self.size: list[float] = []
+        self.side: list[int] = []
+        self.bid: list[float] = []
+        self.ask: list[float] = []
+        self.exchange: list[str | None] = []
+        self.conditions: list[tuple[str, ...] | None] = []
+        self.symbols: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def rows(self) -> TickRows:
+        n = len(self.ts)
+        sid = np.asarray(self.sid, np.int64)
+        ts = np.asarray(self.ts, np.int64)
+        price = np.asarray(self.price, np.float64)
+        size = np.asarray(self.size, np.float64)
+        tid = np.empty(n, object)
+        tid[:] = self.tid
+        missing = np.flatnonzero(np.equal(tid, None))
+        if missing.size:
+            for s in np.unique(sid[missing]):
+                idx = missing[sid[missing] == s]
+                tid[idx] = derived_trade_ids(ts[idx], price[idx], size[idx])
+        exch = np.empty(n, object)
+        exch[:] = self.exchange
+        cond = np.empty(n, object)
+        cond[:] = self.conditions
+        return TickRows(
+            sid,
+            ts,
+            tid,
+            price,
+            size,
+            np.asarray(self.side, np.int8),
+            np.asarray(self.bid, np.float64),
+            np.asarray(self.ask, np.float64),
+            exch,
+            cond,
+        )
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str | None,
+        config: PipelineConfig,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.database_url = database_url
+        self.cfg = config
+        self.clock = clock
+        self.rejects = Rejects(config.source)
+        self.counters = Counters()
+        self.publisher = Publisher(redis_url, config.publish_interval_s)
+        self.builder = CandleBuilder(config.candle_grace_s)
+        self.buffer = DurableBuffer(config.spool_dir / f"{config.source}.spool", config.memory_rows)
+        self.symbols = SymbolMap()
+        self.ledger = reject_store.RejectLedger()
+        self.provider: Provider | None = None
+        self._staging = _Staging()
+        self._chunks: list[TickRows] = []
+        self._staged_rows = 0
+        self._bars: list[tuple[int, int, float, float, float, float, float, int]] = []
+        self._quotes: dict[str, tuple[int, float, float]] = {}
+        self._candle_ops: list[Candle] = []
+        self._dirty: set[tuple[int, int]] = set()
+        self._kick = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._conn: psycopg.Connection | None = None
+        self._writer: TickWriter | None = None
+        self.db_up = False
+        self._retry_at = 0.0
+        self._retry_s = 0.25
+        self._last_log = time.monotonic()
+        self._last_rejects = time.monotonic()
+        self._last_symbol_refresh = time.monotonic()
+        self._consuming = False
+
+    # --- windows ------------------------------------------------------------------
+    def _window(self, bars: bool = False) -> v.Window:
+        if self.provider is not None and not self.provider.live:
+            return v.Window(math.inf, self.cfg.max_ahead_s)
+        age = self.cfg.max_age_s * (3 if bars else 1)
+        return v.Window(age, self.cfg.max_ahead_s)
+
+    # --- accept (event loop, synchronous, never raises) ---------------------------
+    def accept(self, event: object) -> None:
+        try:
+            if isinstance(event, Trade):
+                self._accept_trade(event)
+            elif isinstance(event, TradeBatch):
+                self._accept_batch(event)
+            elif isinstance(event, Quote):
+                self._accept_quote(event)
+            elif isinstance(event, Bar):
+                self._accept_bar(event)
+            else:
+                self.counters.received += 1
+                self.rejects.add(v.MALFORMED, event)
+        except Exception as exc:  # a bug or a bizarre object must not stop ingest
+            log.debug("event rejected by an unexpected error: %r", exc)
+            self.rejects.add(v.MALFORMED, event)
+
+    def _zero_ok(self) -> bool:
+        return bool(self.provider is not None and self.provider.zero_size_ok)
+
+    def _accept_trade(self, t: Trade) -> None:
+        self.counters.received += 1
+        now = self.clock()
+        reason = v.check_trade(t, now, self._window(), zero_size_ok=self._zero_ok())
+        if reason is not None:
+            self.rejects.add(reason, t)
+            return
+        sid = self.symbols.get(t.symbol)
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, t)
+            return
+        ts = v.ts_ns_of(t.ts)
+        assert ts is not None
+        bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
+        if math.isnan(bid) and math.isnan(ask):
+            quote = self._quotes.get(t.symbol)
+            if quote is not None and 0 <= ts - quote[0] <= QUOTE_FRESH_NS:
+                bid, ask = quote[1], quote[2]
+        st = self._staging
+        st.sid.append(sid)
+        st.ts.append(ts)
+        st.tid.append(None if t.trade_id in (None, "") else str(t.trade_id))
+        st.price.append(float(t.price))
+        st.size.append(float(t.size))
+        st.side.append(t.side or 0)
+        st.bid.append(bid)
+        st.ask.append(ask)
+        st.exchange.append(t.exchange or None)
+        st.conditions.append(tuple(str(c) for c in t.conditions) or None)
+        self._after_stage(1)
+        self.publisher.note_trade(t.symbol, ts, float(t.price), float(t.size), t.side)
+
+    def _accept_batch(self, b: TradeBatch) -> None:
+        n = len(b)
+        self.counters.received += n
+        if n == 0:
+            return
+        sid = self.symbols.get(b.symbol) if isinstance(b.symbol, str) else None
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, f"{b.symbol!r} batch of {n}")
+            self.rejects.counts[v.UNKNOWN_SYMBOL] += n - 1
+            return
+        ts = np.asarray(b.ts_ns, np.int64)
+        price = np.asarray(b.price, np.float64)
+        size = np.asarray(b.size, np.float64)
+        keep, reasons = v.check_columns(
+            ts, price, size, self.clock(), self._window(), zero_size_ok=self._zero_ok()
+        )
+        for reason, idx in reasons.items():
+            i = int(idx[0])
+            self.rejects.add(reason, (b.symbol, int(ts[i]), float(price[i]), float(size[i])))
+            self.rejects.counts[reason] += idx.size - 1
+        if not keep.all():
+            ts, price, size = ts[keep], price[keep], size[keep]
+        m = ts.shape[0]
+        if m == 0:
+            return
+
+        def col(arr: np.ndarray | None, dtype: type, fill: float) -> np.ndarray:
+            if arr is None:
+                return np.full(m, fill, dtype)
+            a = np.asarray(arr, dtype)
+            return a if keep.all() else a[keep]
+
+        bid = col(b.bid, np.float64, math.nan)
+        ask = col(b.ask, np.float64, math.nan)
+        side = np.nan_to_num(col(b.side, np.float64, 0.0)).astype(np.int8)
+        side[(side != 1) & (side != -1)] = 0
+        if b.trade_id is None:
+            tid = derived_trade_ids(ts, price, size)
+        else:
+            tid = np.asarray(b.trade_id, object)
+            tid = tid if keep.all() else tid[keep]
+            missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))
+            if missing.size:
+                tid = tid.copy()
+                tid[missing] = derived_trade_ids(ts[missing], price[missing], size[missing])
+        exch = np.full(m, b.exchange, object)
+        cond = np.full(m, None, object)
+        rows = TickRows(np.full(m, sid, np.int64), ts, tid, price, size, side, bid, ask, exch, cond)
+        self._chunks.append(rows)
+        self._after_stage(m)
+        last = m - 1
+        s = int(side[last])
+        self.publisher.note_trade(
+            b.symbol, int(ts[last]), float(price[last]), float(size[last]), s or None, m
+        )
+
+    def _accept_quote(self, q: Quote) -> None:
+        reason = v.check_quote(q)
+        if reason is not None:
+            self.counters.received += 1
+            self.rejects.add(reason, q)
+            return
+        ts = v.ts_ns_of(q.ts)
+        assert ts is not None
+        self._quotes[q.symbol] = (ts, float(q.bid), float(q.ask))
+
+    def _accept_bar(self, bar: Bar) -> None:
+        self.counters.received += 1
+        reason = v.check_bar(bar, self.clock(), self._window(bars=True))
+        if reason is not None:
+            self.rejects.add(reason, bar)
+            return
+        sid = self.symbols.get(bar.symbol)
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, bar)
+            return
+        ts = v.ts_ns_of(bar.ts)
+        assert ts is not None
+        minute = ts - ts % MINUTE_NS
+        self._bars.append(
+            (sid, minute, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+             float(bar.volume), int(bar.trade_count or 0))
+        )  # fmt: skip
+        self.publisher.note_candle(
+            bar.symbol,
+            Candle(sid, minute, float(bar.open), float(bar.high), float(bar.low),
+                   float(bar.close), float(bar.volume), 0, 0.0, minute, minute),
+        )  # fmt: skip
+        self._kick.set()
+
+    def _after_stage(self, n: int) -> None:
+        self._staged_rows += n
+        if self._staged_rows >= self.cfg.flush_rows:
+            self._kick.set()
+
+    # --- seal: staged rows → candles + buffer ---------------------------------------
+    def seal(self) -> int:
+        chunks = self._chunks
+        if len(self._staging):
+            chunks.append(self._staging.rows())
+            self._staging.clear()
+        self._chunks = []
+        self._staged_rows = 0
+        if not chunks:
+            return 0
+        rows = TickRows.concat(chunks)
+        now = self.clock()
+        for c in self.builder.add(rows.symbol_id, rows.ts_ns, rows.price, rows.size, now):
+            self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
+        self.buffer.push(rows)
+        self.counters.last_print_ns = max(self.counters.last_print_ns, int(rows.ts_ns.max()))
+        return len(rows)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._staged_rows + len(self.buffer)
+
+    # --- database (worker thread) -----------------------------------------------
+    def _connect(self) -> None:
+        self._close()
+        conn = psycopg.connect(
+            db.libpq_url(self.database_url),
+            autocommit=True,
+            connect_timeout=self.cfg.connect_timeout_s,
+            application_name=f"marketflow-{self.cfg.source}",
+        )
+        self._conn = conn
+        self._writer = TickWriter(conn, source=self.cfg.source)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
+        self._writer = None
+
+    def _write_ticks(self, rows: TickRows) -> int:
+        assert self._writer is not None
+        return self._writer.write_rows(*to_writer_rows(rows))[0]
+
+    def _write_candles(self, ops: list[Candle], dirty: set[tuple[int, int]]) -> list[tuple]:
+        assert self._conn is not None
+        merges = [c for c in ops if (c.symbol_id, c.minute_ns) not in dirty]
+        rebuild = {(c.symbol_id, c.minute_ns) for c in ops if (c.symbol_id, c.minute_ns) in dirty}
+        n = candle_store.merge(self._conn, merges, self.cfg.source)
+        r = candle_store.recompute(self._conn, rebuild, self.cfg.source)
+        return [(n, r)]
+
+    # --- flush loop ---------------------------------------------------------------
+    async def _db_call(self, fn: Callable, *args: object) -> object:  # type: ignore[type-arg]
+        return await asyncio.to_thread(fn, *args)
+
+    async def _ensure_db(self) -> bool:
+        if self.db_up and self._conn is not None and not self._conn.closed:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            await self._db_call(self._connect)
+            await self._db_call(self._refresh_symbols)
+        except psycopg.Error as exc:
+            self._db_down(exc)
+            return False
+        if self.counters.db_errors:
+            log.info("PostgreSQL reachable again; draining %d buffered rows", len(self.buffer))
+        self.db_up = True
+        self._retry_s = 0.25
+        return True
+
+    def _db_down(self, exc: BaseException) -> None:
+        self.counters.db_errors += 1
+        if self.db_up or self.counters.db_errors == 1:
+            log.warning(
+                "PostgreSQL unavailable (%s); buffering (%d rows pending, spool beyond %d)",
+                type(exc).__name__,
+                self.pending_rows,
+                self.cfg.memory_rows,
+            )
+        self.db_up = False
+        self._retry_at = time.monotonic() + self._retry_s
+        self._retry_s = min(self._retry_s * 2, self.cfg.retry_max_s)
+        self._close()
+
+    def _refresh_symbols(self) -> None:
+        assert self._conn is not None
+        self.symbols.load(self._conn)
+
+    async def flush_once(self, final: bool = False) -> None:
+        self.seal()
+        now = self.clock()
+        final_c, late = self.builder.due(now) if not final else (self.builder.drain(), [])
+        self._candle_ops.extend(final_c)
+        self._candle_ops.extend(late)
+        if not await self._ensure_db():
+            self._drained.set()  # never hold the provider back while the database is down
+            return
+        try:
+            while (chunk := self.buffer.next_chunk(self.cfg.flush_rows)) is not None:
+                try:
+                    inserted = await self._db_call(self._write_ticks, chunk)
+                except psycopg.OperationalError:
+                    self.buffer.release()
+                    raise
+                except psycopg.Error as exc:
+                    self.buffer.release()
+                    if self._conn is None or self._conn.closed or self._conn.broken:
+                        raise
+                    inserted = await self._db_call(self._write_rejecting, chunk, exc)
+                self.buffer.commit()
+                self.counters.stored += int(inserted)  # type: ignore[call-overload]
+                if inserted < len(chunk):
+                    self.counters.duplicates += len(chunk) - int(inserted)  # type: ignore[call-overload]
+                    minutes = chunk.ts_ns - chunk.ts_ns % MINUTE_NS
+                    self._dirty.update(zip(chunk.symbol_id.tolist(), minutes.tolist(), strict=True))
+                self._drained.set()
+            if self._candle_ops or self._bars:
+                await self._write_candle_ops()
+            await self._housekeeping(final)
+        except psycopg.Error as exc:
+            self._db_down(exc)
+            self._drained.set()
+
+    def _write_rejecting(self, chunk: TickRows, first: BaseException) -> int:
+        """A chunk the server refused for its content (not a lost connection): store the
+        good rows, count the refused ones as ``storage_refused`` (bisecting to find them)."""
+        log.warning("PostgreSQL refused a chunk (%s); isolating the bad rows", type(first).__name__)
+        stored = 0
+        stack = [chunk]
+        while stack:
+            part = stack.pop()
+            try:
+                stored += self._write_ticks(part)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                if len(part) == 1:
+                    self.rejects.add("storage_refused", (part.trade_id[0], str(exc)[:120]))
+                    continue
+                half = len(part) // 2
+                stack.append(part.take(np.arange(half, len(part))))
+                stack.append(part.take(np.arange(half)))
+        return stored
+
+    async def _write_candle_ops(self) -> None:
+        ops, dirty = self._candle_ops, set(self._dirty)
+        bars = self._bars
+        self._candle_ops, self._bars = [], []
+        try:
+            await self._db_call(self._write_candles, ops, dirty)
+            if bars:
+                await self._db_call(self._upsert_bars, bars)
+        except psycopg.Error:
+            self._candle_ops = ops + self._candle_ops
+            self._bars = bars + self._bars
+            raise
+        rebuilt = {(c.symbol_id, c.minute_ns) for c in ops} & dirty
+        self._dirty -= rebuilt
+        self.counters.candles_written += len(ops) - len(rebuilt)
+        self.counters.candles_recomputed += len(rebuilt)
+        self.counters.bars_written += len(bars)
+        # a late merge or a rebuild changed a stored candle: publish what is stored now
+        changed = [c for c in ops if c.minute_ns + MINUTE_NS < self.clock() - self.builder.grace_ns]
+        if changed and self.publisher.redis_url is not None:
+            stored = await self._db_call(self._read_candles, changed)
+            for c in stored:  # type: ignore[attr-defined]
+                self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
+
+    def _upsert_bars(self, bars: list) -> None:  # type: ignore[type-arg]
+        assert self._conn is not None
+        candle_store.upsert_bars(self._conn, bars, self.cfg.source)
+
+    def _read_candles(self, candles: list[Candle]) -> list[Candle]:
+        assert self._conn is not None
+        keys = sorted({(c.symbol_id, c.minute_ns) for c in candles})
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "select symbol_id, ts, open, high, low, close, volume, trade_count"
+                " from candles_1m where (symbol_id, ts) in"
+                " (select * from unnest(%s::bigint[], %s::timestamptz[]))",
+                ([k[0] for k in keys], [candle_store._dt(k[1]) for k in keys]),
+            )
+            out = []
+            for sid, ts, o, h, lo, c, vol, n in cur.fetchall():
+                m = int(ts.timestamp()) * NS
+                out.append(Candle(sid, m, o, h, lo, c, vol, n, 0.0, m, m))
+            return out
+
+    async def _housekeeping(self, final: bool) -> None:
+        mono = time.monotonic()
+        if final or mono - self._last_rejects >= self.cfg.rejects_interval_s:
+            self._last_rejects = mono
+            deltas = self.ledger.deltas(self._reject_sources())
+            if deltas:
+                await self._db_call(reject_store.persist, self._conn, deltas)
+                self.ledger.mark(deltas)
+        if mono - self._last_symbol_refresh >= 60.0:
+            self._last_symbol_refresh = mono
+            await self._db_call(self._refresh_symbols)
+        if final or mono - self._last_log >= self.cfg.log_interval_s:
+            self._last_log = mono
+            log.info(self.status_line())
+
+    def _reject_sources(self) -> list[Rejects]:
+        sources = [self.rejects]
+        if self.provider is not None and self.provider.rejects is not self.rejects:
+            sources.append(self.provider.rejects)
+        return sources
+
+    def status_line(self) -> str:
+        c = self.counters
+        rej = sum(r.total for r in self._reject_sources())
+        line = (
+            f"ingest {self.cfg.source}: received {c.received:,} stored {c.stored:,} "
+            f"duplicates {c.duplicates:,} rejected {rej:,} pending {self.pending_rows:,} "
+            f"spilled {self.buffer.spilled_rows:,} candles {c.candles_written:,}"
+            f"+{c.candles_recomputed:,} rebuilt, redis published {self.publisher.published:,} "
+            f"dropped {self.publisher.dropped:,}"
+        )
+        summary = reject_store.summary(self._reject_sources())
+        return line + (f" | rejects: {summary}" if summary else "")
+
+    def status_counters(self) -> dict[str, float | int | str]:
+        c = self.counters
+        lag = (self.clock() - c.last_print_ns) / NS if c.last_print_ns else -1.0
+        out: dict[str, float | int | str] = {
+            "provider": self.cfg.source,
+            "received": c.received,
+            "stored": c.stored,
+            "duplicates": c.duplicates,
+            "rejected": sum(r.total for r in self._reject_sources()),
+            "pending_rows": self.pending_rows,
+            "spilled_rows": self.buffer.spilled_rows,
+            "db_up": int(self.db_up),
+            "db_errors": c.db_errors,
+            "candles_written": c.candles_written,
+            "candles_recomputed": c.candles_recomputed,
+            "late_prints": self.builder.late_prints,
+            "redis_published": self.publisher.published,
+            "redis_dropped": self.publisher.dropped,
+            "lag_s": round(lag, 3),
+        }
+        if self.provider is not None:
+            out.update({f"provider_{k}": val for k, val in self.provider.counters.items()})
+        return out
+
+    # --- run ---------------------------------------------------------------------
+    async def start(self, provider: Provider) -> None:
+        """Connect (retrying until reachable or the provider is stopped), declare symbols."""
+        self.provider = provider
+        while not provider.stopping:
+            try:
+                await self._db_call(self._connect)
+                await self._db_call(self._declare, provider)
+                self.db_up = True
+                return
+            except psycopg.Error as exc:
+                self._db_down(exc)
+                await asyncio.sleep(max(0.05, self._retry_at - time.monotonic()))
+        raise RuntimeError("stopped before PostgreSQL was reachable")
+
+    def _declare(self, provider: Provider) -> None:
+        assert self._conn is not None
+        self.symbols.declare(self._conn, provider.name, provider.symbols, provider.symbol_info)
+
+    async def _flush_loop(self) -> None:
+        interval = self.cfg.flush_ms / 1000.0
+        while self._consuming:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=interval)
+            self._kick.clear()
+            await self.flush_once()
+
+    async def run(self, provider: Provider) -> None:
+        """Consume ``provider`` until it ends or is stopped, then flush everything."""
+        if self.provider is not provider or not self.db_up:
+            await self.start(provider)
+        self.publisher.start()
+        self._consuming = True
+        flusher = asyncio.create_task(self._flush_loop(), name="ingest-flush")
+        backlog = max(self.cfg.flush_rows * 4, 200_000)
+        try:
+            count = 0
+            async for event in provider:
+                self.accept(event)
+                count += 1
+                if count % 64 == 0 or isinstance(event, TradeBatch):
+                    await asyncio.sleep(0)
+                    # backpressure while the database keeps up; never while it is down
+                    while self.db_up and self.pending_rows > backlog and not flusher.done():
+                        self._drained.clear()
+                        self._kick.set()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._drained.wait(), timeout=1.0)
+                if flusher.done():
+                    flusher.result()  # surface a crash of the flush loop
+        finally:
+            self._consuming = False
+            self._kick.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self.shutdown()
+
+    async def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Final flush: candles of running minutes merged, buffer drained; what cannot be
+        stored in ``timeout_s`` (database down) goes to the spool file, never lost."""
+        deadline = time.monotonic() + timeout_s
+        await self.flush_once(final=True)
+        while (not self.buffer.empty or self._candle_ops) and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.25, max(0.0, self._retry_at - time.monotonic())))
+            await self.flush_once(final=True)
+        if not self.buffer.empty:
+            rows = len(self.buffer)
+            while self.buffer.memory:
+                self.buffer._spill(self.buffer.memory.popleft())
+            log.warning("PostgreSQL still down at shutdown: %d rows kept in the spool", rows)
+        if self._candle_ops:
+            log.warning("%d candle updates not written (reconciled later)", len(self._candle_ops))
+        await self.publisher.stop()
+        await asyncio.to_thread(self._close)
+
+
+def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]
+    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``."""
+    n = len(rows)
+    micros = (rows.ts_ns // 1000).astype("datetime64[us]").astype(object)
+    ts = [d.replace(tzinfo=UTC) for d in micros]
+    side = [s or None for s in rows.side.tolist()]
+    bid = [None if b != b else b for b in rows.bid.tolist()]  # NaN → NULL
+    ask = [None if a != a else a for a in rows.ask.tolist()]
+    cond = [list(c) if c else None for c in rows.conditions]
+    out = list(
+        zip(
+            rows.symbol_id.tolist(),
+            ts,
+            rows.trade_id.tolist(),
+            rows.price.tolist(),
+            rows.size.tolist(),
+            rows.exchange.tolist(),
+            cond,
+            side,
+            bid,
+            ask,
+            strict=True,
+        )
+    )
+    days = {
+        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
+        for d in np.unique(rows.ts_ns // DAY_NS)
+    } if n else set()  # fmt: skip
+    return out, days

@@ -1,0 +1,113 @@
+"""Validated tick rows as columns: what the pipeline buffers, spills and writes.
+
+One ``TickRows`` chunk holds rows of any symbols in arrival order. Columns are numpy arrays
+so validation, candle aggregation and the spool work per chunk rather than per print; the
+Arrow round trip is the spool's on-disk format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pyarrow as pa
+
+from storage.tick_rows import derived_trade_id
+
+NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class TickRows:
+    symbol_id: np.ndarray  # int64
+    ts_ns: np.ndarray  # int64, ns since the epoch (UTC)
+    trade_id: np.ndarray  # object (str)
+    price: np.ndarray  # float64
+    size: np.ndarray  # float64
+    side: np.ndarray  # int8: 1 buy, -1 sell, 0 unknown (NULL)
+    bid: np.ndarray  # float64, NaN unknown
+    ask: np.ndarray  # float64, NaN unknown
+    exchange: np.ndarray  # object (str | None)
+    conditions: np.ndarray  # object (tuple[str, ...] | None)
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+    def take(self, index: np.ndarray) -> TickRows:
+        return TickRows(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def empty() -> TickRows:
+        return TickRows(
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+            np.empty(0, object),
+            np.empty(0),
+            np.empty(0),
+            np.empty(0, np.int8),
+            np.empty(0),
+            np.empty(0),
+            np.empty(0, object),
+            np.empty(0, object),
+        )
+
+    @staticmethod
+    def concat(chunks: Sequence[TickRows]) -> TickRows:
+        if not chunks:
+            return TickRows.empty()
+        if len(chunks) == 1:
+            return chunks[0]
+        return TickRows(
+            *(np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(TickRows))
+        )
+
+    def to_arrow(self) -> pa.RecordBatch:
+        cond = [list(c) if c else None for c in self.conditions]
+        return pa.record_batch(
+            {
+                "symbol_id": pa.array(self.symbol_id, pa.int64()),
+                "ts_ns": pa.array(self.ts_ns, pa.int64()),
+                "trade_id": pa.array(self.trade_id, pa.string()),
+                "price": pa.array(self.price, pa.float64()),
+                "size": pa.array(self.size, pa.float64()),
+                "side": pa.array(self.side, pa.int8()),
+                "bid": pa.array(self.bid, pa.float64()),
+                "ask": pa.array(self.ask, pa.float64()),
+                "exchange": pa.array(self.exchange, pa.string()),
+                "conditions": pa.array(cond, pa.list_(pa.string())),
+            }
+        )
+
+    @staticmethod
+    def from_arrow(batch: pa.RecordBatch) -> TickRows:
+        col = batch.column
+        cond = np.empty(batch.num_rows, object)
+        cond[:] = [tuple(c) if c else None for c in col("conditions").to_pylist()]
+        return TickRows(
+            col("symbol_id").to_numpy(zero_copy_only=False).astype(np.int64),
+            col("ts_ns").to_numpy(zero_copy_only=False).astype(np.int64),
+            np.asarray(col("trade_id").to_pylist(), dtype=object),
+            col("price").to_numpy(zero_copy_only=False).astype(np.float64),
+            col("size").to_numpy(zero_copy_only=False).astype(np.float64),
+            col("side").to_numpy(zero_copy_only=False).astype(np.int8),
+            col("bid").to_numpy(zero_copy_only=False).astype(np.float64),
+            col("ask").to_numpy(zero_copy_only=False).astype(np.float64),
+            np.asarray(col("exchange").to_pylist(), dtype=object),
+            cond,
+        )
+
+
+def derived_trade_ids(ts_ns: np.ndarray, price: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Ids for prints of one symbol that come without one, in the storage convention
+    (``storage.tick_rows.derived_trade_id``: price, size and the ordinal among identical
+    prints of the chunk), so a retried or replayed chunk maps onto the same keys while
+    distinct prints at the same instant, price and size are all kept."""
+    n = ts_ns.shape[0]
+    out = np.empty(n, dtype=object)
+    seen: dict[tuple[int, float, float], int] = {}
+    for i, key in enumerate(zip(ts_ns.tolist(), price.tolist(), size.tolist(), strict=True)):
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        out[i] = derived_trade_id(key[1], key[2], k)
+    return out

@@ -1,0 +1,192 @@
+"""Durable buffer for rows PostgreSQL has not taken yet (issue 3 item 8, DESIGN §8).
+
+Rows wait in memory, in arrival order, up to ``memory_rows``; beyond that the *oldest*
+chunks move to an append-only spool file under ``$MARKETFLOW_HOME/spool``. Since the file
+only ever receives chunks older than anything still in memory, "spool first, then memory"
+is arrival order, which ``next_chunk`` / ``commit`` follow when the database is back.
+
+File format: records of ``[u32 length][u32 crc32][Arrow IPC stream bytes]``. A record torn
+by a crash (short or bad checksum) ends the readable part and is reported, never parsed.
+A fully drained file is deleted; a process that restarts with a non-empty spool drains it
+first. Re-sending a chunk whose commit was not confirmed is safe because the tick writer is
+idempotent on (symbol_id, ts, trade_id) — at-least-once delivery, exactly-once storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections import deque
+from pathlib import Path
+
+import pyarrow as pa
+
+from streaming.ingest.rows import TickRows
+
+log = logging.getLogger(__name__)
+_HEADER = struct.Struct("<II")
+_OFFSET_SUFFIX = ".offset"
+
+
+def encode(rows: TickRows) -> bytes:
+    batch = rows.to_arrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    payload = sink.getvalue().to_pybytes()
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(payload: bytes) -> TickRows:
+    reader = pa.ipc.open_stream(payload)
+    return TickRows.concat([TickRows.from_arrow(b) for b in reader])
+
+
+class SpoolFile:
+    """The append-only file plus a read offset (persisted beside it after each commit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset_path = path.with_name(path.name + _OFFSET_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.offset = self._load_offset()
+        self.rows = 0  # rows appended by this process and not yet committed (approximate)
+        self.torn = 0
+
+    def _load_offset(self) -> int:
+        try:
+            return int(self.offset_path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    @property
+    def pending(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > self.offset
+
+    def append(self, rows: TickRows) -> None:
+        record = encode(rows)
+        with open(self.path, "ab") as fh:
+            fh.write(record)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.rows += len(rows)
+
+    def peek(self) -> tuple[TickRows, int] | None:
+        """The next unread chunk and the offset after it, or None at the end."""
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            header = fh.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return None
+            length, crc = _HEADER.unpack(header)
+            payload = fh.read(length)
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            # a record torn by a crash while appending: nothing after it can be trusted
+            self.torn += 1
+            log.error(
+                "spool %s: torn record at byte %d (crash while appending); skipping the rest",
+                self.path,
+                self.offset,
+            )
+            self.reset()
+            return None
+        return decode(payload), self.offset + _HEADER.size + length
+
+    def commit(self, new_offset: int, rows: int) -> None:
+        self.offset = new_offset
+        self.rows = max(0, self.rows - rows)
+        if self.path.stat().st_size <= new_offset:
+            self.reset()
+        else:
+            tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
+            tmp.write_text(str(new_offset))
+            tmp.replace(self.offset_path)
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.offset_path.unlink(missing_ok=True)
+        self.offset = 0
+        self.rows = 0
+
+
+class DurableBuffer:
+    """Memory (bounded) + spool file, drained in arrival order."""
+
+    def __init__(self, spool_path: Path, memory_rows: int) -> None:
+        self.memory: deque[TickRows] = deque()
+        self.memory_rows = 0
+        self.limit = memory_rows
+        self.spool = SpoolFile(spool_path)
+        self.spilled_rows = 0  # total rows ever written to the spool (counter)
+        self._inflight: tuple[str, int, int] | None = None  # (where, rows, next offset)
+
+    def __len__(self) -> int:
+        return self.memory_rows + self.spool.rows
+
+    @property
+    def empty(self) -> bool:
+        return not self.memory and not self.spool.pending
+
+    def push(self, rows: TickRows) -> None:
+        if len(rows) == 0:
+            return
+        self.memory.append(rows)
+        self.memory_rows += len(rows)
+        self._enforce()
+
+    def _enforce(self) -> None:
+        # Keep the newest in memory; the oldest go to disk, after anything already there.
+        # Never while a write is in flight: the chunks being written are the oldest in
+        # memory, and if that write fails they must reach the spool before newer ones.
+        if self._inflight is not None:
+            return
+        while self.memory_rows > self.limit and self.memory:
+            self._spill(self.memory.popleft())
+
+    def _spill(self, rows: TickRows) -> None:
+        self.memory_rows -= len(rows)
+        self.spool.append(rows)
+        self.spilled_rows += len(rows)
+
+    def next_chunk(self, max_rows: int) -> TickRows | None:
+        """The oldest pending rows (spool before memory); call ``commit`` once stored."""
+        if self.spool.pending:
+            peeked = self.spool.peek()
+            if peeked is not None:
+                rows, offset = peeked
+                self._inflight = ("spool", len(rows), offset)
+                return rows
+        if not self.memory:
+            return None
+        # coalesce small memory chunks into one write of up to max_rows
+        take: list[TickRows] = []
+        count = 0
+        for chunk in self.memory:
+            if take and count + len(chunk) > max_rows:
+                break
+            take.append(chunk)
+            count += len(chunk)
+        self._inflight = ("memory", len(take), count)
+        return TickRows.concat(take)
+
+    def commit(self) -> None:
+        """The chunk returned by ``next_chunk`` is stored: forget it."""
+        if self._inflight is None:
+            return
+        where, n, extra = self._inflight
+        self._inflight = None
+        if where == "spool":
+            self.spool.commit(extra, n)
+        else:
+            for _ in range(n):
+                self.memory_rows -= len(self.memory.popleft())
+        self._enforce()
+
+    def release(self) -> None:
+        """The write of the chunk from ``next_chunk`` failed: it stays first in line."""
+        self._inflight = None
+        self._enforce()

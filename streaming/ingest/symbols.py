@@ -1,0 +1,81 @@
+"""Symbol resolution for the ingest path: symbol ↔ id, and declaring a provider's symbols.
+
+The map holds every row of ``symbols`` (a few thousand at most), refreshed by the pipeline
+now and then, so resolving a print is a dict lookup. A print for a symbol that is neither in
+the table nor declared by its provider is bad input (``unknown_symbol``), not a reason to
+create a junk row. A provider declares the symbols it serves (``Provider.symbols``), with
+market metadata where it knows better than the defaults (``Provider.symbol_info``: replay of
+a crypto file → market '24/7', timezone UTC); new ones are inserted, existing ones kept
+unless the metadata says ``"update": True`` (an explicit ``--market`` on the command line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import psycopg
+
+from storage.symbols import guess_asset_type
+
+_INSERT = """
+insert into symbols (symbol, asset_type, provider, market, timezone, row_size)
+values (%s, %s, %s, %s, %s, %s)
+on conflict (symbol) do nothing
+"""
+_UPDATE = """
+update symbols set market = %s, timezone = %s, asset_type = %s, updated_at = now()
+where symbol = %s and (market, timezone, asset_type) is distinct from (%s, %s, %s)
+"""
+
+
+def default_meta(symbol: str) -> dict[str, object]:
+    asset = guess_asset_type(symbol).value
+    if asset == "crypto":
+        return {"asset_type": asset, "market": "24/7", "timezone": "UTC", "row_size": 0.01}
+    if symbol.endswith(".L"):
+        return {"asset_type": asset, "market": "XLON", "timezone": "Europe/London",
+                "row_size": 0.01}  # fmt: skip
+    return {"asset_type": asset, "market": "XNYS", "timezone": "America/New_York",
+            "row_size": 0.01}  # fmt: skip
+
+
+class SymbolMap:
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+
+    def get(self, symbol: str) -> int | None:
+        return self._ids.get(symbol)
+
+    def name(self, symbol_id: int) -> str:
+        return self._names.get(symbol_id, str(symbol_id))
+
+    def load(self, conn: psycopg.Connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute("select symbol, id from symbols")
+            rows = cur.fetchall()
+        self._ids = {str(s): int(i) for s, i in rows}
+        self._names = {i: s for s, i in self._ids.items()}
+
+    def declare(
+        self,
+        conn: psycopg.Connection,
+        provider: str,
+        symbols: Iterable[str],
+        info: Mapping[str, Mapping[str, object]],
+    ) -> None:
+        wanted = sorted({*symbols, *info})  # sorted: concurrent declarers lock in one order
+        rows, updates = [], []
+        for sym in wanted:
+            meta = {**default_meta(sym), **info.get(sym, {})}
+            rows.append((sym, meta["asset_type"], provider, meta["market"], meta["timezone"],
+                         meta["row_size"]))  # fmt: skip
+            if meta.get("update"):
+                m, tz, at = meta["market"], meta["timezone"], meta["asset_type"]
+                updates.append((m, tz, at, sym, m, tz, at))
+        if rows:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_INSERT, rows)
+                if updates:
+                    cur.executemany(_UPDATE, updates)
+        self.load(conn)

@@ -1,0 +1,210 @@
+"""``replay``: recorded trades (CSV or Parquet) through the live ingest path (issue 3 item 10).
+
+Columns (case-insensitive, first match wins):
+``ts`` | ``timestamp`` | ``time`` | ``date`` — epoch numbers (s, ms, µs or ns, told apart by
+magnitude) or ISO 8601 (naive means UTC); ``price``; ``size`` | ``amount`` | ``qty`` |
+``quantity`` | ``volume``; optional ``symbol``, ``side`` (buy/sell, b/s, 1/-1, the venue's
+aggressor) and ``trade_id`` | ``id``. A file without a symbol column needs ``symbol=``.
+
+Rows that cannot be parsed are counted in ``rejects`` and skipped. Recorded history is not
+"live": the pipeline applies replay's own window (not in the future, not before 1990), and
+crypto symbols trade around the clock (market ``'24/7'``, timezone UTC). Replaying a file
+twice stores nothing new: trade ids come from the file or are derived from the print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
+
+if TYPE_CHECKING:
+    from marketflow.settings import Settings
+
+NS = 1_000_000_000
+MARKET_TIMEZONES = {"24/7": "UTC", "XNYS": "America/New_York", "XLON": "Europe/London"}
+_TS = ("ts", "timestamp", "time", "date", "datetime")
+_SIZE = ("size", "amount", "qty", "quantity", "volume")
+_ID = ("trade_id", "id", "tid")
+_SIDES = {"buy": 1, "b": 1, "1": 1, "sell": -1, "s": -1, "-1": -1}
+
+
+def _pick(columns: Iterable[str], names: Sequence[str]) -> str | None:
+    lower = {c.lower().strip(): c for c in columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+def parse_timestamps(values: pd.Series) -> np.ndarray:
+    """int64 ns since the epoch; unparseable → -1 (rejected downstream as malformed)."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().mean() > 0.5:
+        x = numeric.to_numpy(dtype=np.float64)
+        mag = np.nanmedian(np.abs(x)) if np.isfinite(x).any() else 0.0
+        scale = 1e9 if mag < 1e11 else 1e6 if mag < 1e14 else 1e3 if mag < 1e17 else 1.0
+        with np.errstate(invalid="ignore"):
+            out = np.where(np.isfinite(x), np.round(x * scale), -1).astype(np.int64)
+        return out
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    out = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    out[parsed.isna().to_numpy()] = -1
+    return out
+
+
+def parse_sides(values: pd.Series) -> np.ndarray:
+    text = values.astype(str).str.strip().str.lower()
+    return text.map(_SIDES).fillna(0).to_numpy(dtype=np.int8)
+
+
+def read_trades(path: Path, symbol: str | None) -> pd.DataFrame:
+    """The file as columns symbol, ts_ns, price, size, side, trade_id (rows in file order)."""
+    if not path.exists():
+        raise ProviderError(f"replay file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            raw = pd.read_parquet(path)
+        else:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pyarrow/pandas raise many types for a bad file
+        raise ProviderError(f"cannot read {path}: {exc}") from exc
+    ts_col, size_col = _pick(raw.columns, _TS), _pick(raw.columns, _SIZE)
+    price_col = _pick(raw.columns, ("price", "p"))
+    missing = [n for n, c in (("ts", ts_col), ("price", price_col), ("size", size_col)) if not c]
+    if missing:
+        raise ProviderError(f"{path.name}: no column for {', '.join(missing)}")
+    sym_col = _pick(raw.columns, ("symbol", "ticker", "pair"))
+    if symbol is None and sym_col is None:
+        raise ProviderError(f"{path.name} has no symbol column: pass --symbol")
+    out = pd.DataFrame(
+        {
+            "symbol": symbol.upper() if symbol else raw[sym_col].astype(str).str.upper(),
+            "ts_ns": parse_timestamps(raw[ts_col]),
+            "price": pd.to_numeric(raw[price_col], errors="coerce").to_numpy(np.float64),
+            "size": pd.to_numeric(raw[size_col], errors="coerce").to_numpy(np.float64),
+        }
+    )
+    side_col = _pick(raw.columns, ("side", "aggressor", "taker_side"))
+    out["side"] = parse_sides(raw[side_col]) if side_col else np.zeros(len(raw), np.int8)
+    id_col = _pick(raw.columns, _ID)
+    if id_col:
+        ids = raw[id_col].astype(str).str.strip()
+        out["trade_id"] = ids.where(ids != "", None)
+    else:
+        out["trade_id"] = None
+    return out
+
+
+class ReplayProvider(Provider):
+    name = "replay"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        symbol: str | None = None,
+        market: str | None = None,
+        speed: float | None = None,  # None → as fast as possible; N → N× recorded speed
+        chunk: int = 5_000,
+    ) -> None:
+        self.path = Path(path)
+        self.frame = read_trades(self.path, symbol)
+        bad = self.frame["ts_ns"].to_numpy() < 0
+        super().__init__(sorted(self.frame.loc[~bad, "symbol"].unique().tolist()))
+        if bad.any():
+            self.rejects.add("malformed", f"{int(bad.sum())} rows with unparseable timestamps")
+            self.rejects.counts["malformed"] += int(bad.sum()) - 1
+            self.frame = self.frame.loc[~bad].reset_index(drop=True)
+        self.live = False
+        self.speed = speed
+        self.chunk = chunk
+        self.total = len(self.frame)
+        self.counters["replayed"] = 0
+        self.counters["total"] = self.total
+        for sym in self.symbols:
+            if market is not None:
+                tz = MARKET_TIMEZONES.get(market, "UTC")
+                asset = "crypto" if market == "24/7" else "stock"
+                self.symbol_info[sym] = {
+                    "market": market,
+                    "timezone": tz,
+                    "asset_type": asset,
+                    "update": True,
+                }
+
+    def _batches(self, part: pd.DataFrame) -> Iterable[TradeBatch]:
+        for sym, group in part.groupby("symbol", sort=False):
+            tid = group["trade_id"].to_numpy(dtype=object)
+            yield TradeBatch(
+                str(sym),
+                group["ts_ns"].to_numpy(np.int64),
+                group["price"].to_numpy(np.float64),
+                group["size"].to_numpy(np.float64),
+                group["side"].to_numpy(np.int8),
+                None,
+                None,
+                None if all(t is None for t in tid) else tid,
+                None,
+            )
+
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
+        frame = self.frame
+        if self.speed is None:
+            for start in range(0, len(frame), self.chunk):
+                if self.stopping:
+                    return
+                part = frame.iloc[start : start + self.chunk]
+                for batch in self._batches(part):
+                    yield batch
+                self.counters["replayed"] = min(self.total, start + self.chunk)
+            return
+        # recorded speed: emit each print when its offset / speed has elapsed
+        frame = frame.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+        ts = frame["ts_ns"].to_numpy()
+        t0, wall0 = int(ts.min()) if len(ts) else 0, time.monotonic()
+        start = 0
+        while start < len(frame) and not self.stopping:
+            elapsed = (time.monotonic() - wall0) * self.speed * NS
+            end = int(np.searchsorted(ts, t0 + elapsed, side="right"))
+            end = max(end, start)
+            if end > start:
+                for batch in self._batches(frame.iloc[start:end]):
+                    yield batch
+                start = end
+                self.counters["replayed"] = start
+            else:
+                wait = (int(ts[start]) - t0) / self.speed / NS - (time.monotonic() - wall0)
+                if await self.sleep(min(max(wait, 0.001), 0.25)):
+                    return
+            await asyncio.sleep(0)
+
+
+class EventsProvider(Provider):
+    """Replays given events (in memory) then ends: handy for tests and tools."""
+
+    name = "events"
+
+    def __init__(
+        self, events: Iterable[Event | TradeBatch | object], symbols: Sequence[str] = ()
+    ) -> None:
+        super().__init__(symbols)
+        self.events = list(events)
+
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
+        for event in self.events:
+            if self.stopping:
+                return
+            yield event  # type: ignore[misc]
+
+
+def build(settings: Settings, symbols: Sequence[str]) -> Provider:
+    raise ProviderError("replay reads a file: run `marketflow replay FILE` instead of PROVIDER")
