@@ -5,8 +5,6 @@ therefore an external asset observed by `tick_stream_sensor`, and `candles_1m` h
 reconciliation pass that makes every closed minute agree with the ticks stored for it.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -88,7 +86,9 @@ def closed_window(start: datetime, end: datetime, now: datetime) -> tuple[dateti
         "Minutes without ticks (bars from bar-only providers) are left as they are."
     ),
 )
-def candles_1m(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+def candles_1m(
+    context: dg.AssetExecutionContext, postgres: PostgresResource
+) -> dg.MaterializeResult:
     window = context.partition_time_window
     start, end = closed_window(window.start, window.end, datetime.now(UTC))
     written = 0

@@ -35,7 +35,12 @@ class PostgresResource(dg.ConfigurableResource):
         """One connection; the block is one transaction (committed on success)."""
         from storage.db import libpq_url
 
-        with psycopg.connect(libpq_url(self.url()), application_name="marketflow-dagster") as conn:
+        with psycopg.connect(
+            libpq_url(self.url()),
+            application_name="marketflow-dagster",
+            # timestamps leave COPY as UTC text, whatever the server's default time zone
+            options="-c timezone=UTC",
+        ) as conn:
             if read_only:
                 # One snapshot for every query of the block: ticks counted by a check and
                 # read by an asset belong to the same instant even while ingest writes.

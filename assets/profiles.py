@@ -1,0 +1,319 @@
+"""Profiles and order flow: `volume_profile`, `profile_metrics` (1m, session, composite and
+naked POCs) and `order_flow`, one daily partition (or a single-run range of them) at a time.
+
+The three tables come out of one `analytics.pipeline.compute_session` call per symbol and
+session, so they are one multi-asset written in one transaction: delete the window, insert
+it again. Re-runs and backfills are idempotent; a reader never sees half a window.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from analytics.pipeline import (
+    DEFAULT_COMPOSITE_SESSIONS,
+    SessionFrames,
+    composite_metrics,
+    compute_session,
+    naked_pocs,
+)
+from analytics.sessions import session_bounds
+from assets import profile_io
+from assets.market_data import TICKS
+from marketflow.contracts import Table
+from orchestration.partitions import daily_partitions, window_days
+from orchestration.resources import PostgresResource
+
+VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
+PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)
+ORDER_FLOW = dg.AssetKey(Table.ORDER_FLOW.value)
+PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (VOLUME_PROFILE, PROFILE_METRICS, ORDER_FLOW)
+CANDLES = dg.AssetKey(Table.CANDLES_1M.value)
+
+VALUE_AREA_METHOD = "single"  # DESIGN §6 default
+# Five sessions back never spans more than two weeks, holidays included.
+COMPOSITE_LOOKBACK_DAYS = 14
+
+# During the US session (10:00–15:45 New York, weekdays) a profile older than 15 minutes is
+# a stalled stream or sensor. Outside it nothing is expected: crypto-only nights and
+# weekends stay quiet instead of failing all night.
+PROFILE_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="*/15 10-15 * * 1-5",
+    lower_bound_delta=timedelta(minutes=15),
+    timezone="America/New_York",
+)
+
+
+@dataclass
+class WindowResult:
+    """Rows of one window, all symbols, ready for `profile_io.replace_window`."""
+
+    volume_profile: list[pd.DataFrame] = field(default_factory=list)
+    profile_metrics: list[pd.DataFrame] = field(default_factory=list)
+    order_flow: list[pd.DataFrame] = field(default_factory=list)
+    naked_pocs: list[pd.DataFrame] = field(default_factory=list)
+    sessions: int = 0
+    ticks: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def add(self, symbol_id: int, frames: SessionFrames) -> None:
+        for target, frame in (
+            (self.volume_profile, frames.volume_profile),
+            (self.profile_metrics, frames.profile_metrics),
+            (self.order_flow, frames.order_flow),
+        ):
+            if not frame.empty:
+                target.append(frame.assign(symbol_id=symbol_id))
+        for reason, count in frames.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+    @staticmethod
+    def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _in_session(frame: pd.DataFrame, open_: pd.Timestamp, close: pd.Timestamp) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    ts = frame["ts"]  # sorted: the load orders by ts
+    lo, hi = int(ts.searchsorted(open_)), int(ts.searchsorted(close))
+    return frame.iloc[lo:hi]
+
+
+def _minute_ranges(volume_profile: pd.DataFrame, session_day: date) -> pd.DataFrame:
+    """Traded range of every minute of a session (the naked-POC touch input)."""
+    if volume_profile.empty:
+        return pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
+    grouped = volume_profile.groupby("bucket", sort=True)["price_level"]
+    ranges = pd.DataFrame({"low": grouped.min(), "high": grouped.max()}).reset_index()
+    ranges.insert(0, "session_date", session_day)
+    return ranges
+
+
+def _symbol_window(
+    conn,
+    symbol: profile_io.SymbolRow,
+    days: Sequence[date],
+    ticks_by_day: dict[date, pd.DataFrame],
+    candles_by_day: dict[date, pd.DataFrame],
+    cvd_total_before: float,
+    prior_profiles: pd.DataFrame,
+    open_pocs: pd.DataFrame,
+    window_end: datetime,
+    result: WindowResult,
+) -> None:
+    """Every session of one symbol inside the window, oldest first, chaining the CVD."""
+    profiles = [prior_profiles] if not prior_profiles.empty else []
+    session_pocs: list[tuple[date, float]] = []
+    ranges: list[pd.DataFrame] = []
+    cvd_total = cvd_total_before
+    for day in days:
+        bounds = session_bounds(symbol.market, day)
+        if bounds is None:
+            continue
+        ticks = _in_session(ticks_by_day[day].get(symbol.id, _EMPTY_TICKS), *bounds)
+        candles = _in_session(candles_by_day[day].get(symbol.id, _EMPTY_CANDLES), *bounds)
+        if ticks.empty and candles.empty:
+            continue
+        frames = compute_session(
+            ticks,
+            symbol.row_size,
+            *bounds,
+            cvd_total_before=cvd_total,
+            method=VALUE_AREA_METHOD,
+            candles=None if candles.empty else candles,
+        )
+        result.add(symbol.id, frames)
+        result.sessions += 1
+        result.ticks += len(ticks)
+        if not frames.order_flow.empty:
+            cvd_total = float(frames.order_flow["cvd_total"].iloc[-1])
+        running = frames.profile_metrics[frames.profile_metrics["horizon"] == "session"]
+        if running.empty:
+            continue
+        profiles.append(frames.session_profile.assign(session_date=day))
+        composite = composite_metrics(
+            pd.concat(profiles, ignore_index=True),
+            symbol.row_size,
+            method=VALUE_AREA_METHOD,
+            sessions=DEFAULT_COMPOSITE_SESSIONS,
+            bucket=running["bucket"].iloc[-1],
+        )
+        if not composite.empty:
+            result.profile_metrics.append(composite.assign(symbol_id=symbol.id))
+        session_pocs.append((day, float(running["poc"].iloc[-1])))
+        ranges.append(_minute_ranges(frames.volume_profile, day))
+    _symbol_naked_pocs(conn, symbol, session_pocs, ranges, open_pocs, window_end, result)
+
+
+def _symbol_naked_pocs(
+    conn,
+    symbol: profile_io.SymbolRow,
+    session_pocs: list[tuple[date, float]],
+    ranges: list[pd.DataFrame],
+    open_pocs: pd.DataFrame,
+    window_end: datetime,
+    result: WindowResult,
+) -> None:
+    prior = open_pocs.loc[open_pocs["symbol_id"] == symbol.id, ["session_date", "poc"]]
+    candidates = pd.concat(
+        [prior, pd.DataFrame(session_pocs, columns=["session_date", "poc"])], ignore_index=True
+    )
+    if candidates.empty:
+        return
+    later = (
+        pd.concat(ranges, ignore_index=True)
+        if ranges
+        else pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
+    )
+    pocs = naked_pocs(candidates, later, row_size=symbol.row_size)
+    # Still naked within the window: a later day that is already stored (a backfill of the
+    # past) may have traded through it.
+    if pocs["touched_at"].isna().any() and profile_io.has_profile_after(
+        conn, symbol.id, window_end
+    ):
+        for index in pocs.index[pocs["touched_at"].isna()]:
+            touched = profile_io.first_touch_after(
+                conn, symbol.id, float(pocs.at[index, "poc"]), window_end
+            )
+            if touched is not None:
+                pocs.at[index, "touched_at"] = pd.Timestamp(touched)
+    result.naked_pocs.append(pocs.assign(symbol_id=symbol.id))
+
+
+_EMPTY_TICKS = pd.DataFrame(
+    {
+        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "price": [],
+        "size": [],
+        "side": [],
+        "bid": [],
+        "ask": [],
+    }
+)
+_EMPTY_CANDLES = pd.DataFrame(
+    {
+        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "open": [],
+        "high": [],
+        "low": [],
+        "close": [],
+        "volume": [],
+    }
+)
+
+
+def _split_by_symbol(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    return {
+        int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
+        for symbol_id, group in frame.groupby("symbol_id", sort=False)
+    }
+
+
+def compute_window(
+    postgres: PostgresResource, start: datetime, end: datetime
+) -> tuple[WindowResult, list[profile_io.SymbolRow], int]:
+    """Read the window's ticks (one snapshot) and compute every symbol's sessions in it."""
+    days = window_days(start, end)
+    result = WindowResult()
+    with postgres.connect(read_only=True) as conn:
+        symbols = profile_io.active_symbols(conn)
+        max_seq = profile_io.max_tick_seq(conn, start, end)
+        cvd_before = profile_io.cvd_totals_before(conn, start)
+        prior = profile_io.prior_session_profiles(conn, start, COMPOSITE_LOOKBACK_DAYS)
+        open_pocs = profile_io.open_naked_pocs(conn, days[0])
+        ticks_by_day: dict[date, dict[int, pd.DataFrame]] = {}
+        candles_by_day: dict[date, dict[int, pd.DataFrame]] = {}
+        for day in days:
+            day_start = datetime.combine(day, datetime.min.time(), tzinfo=start.tzinfo)
+            day_end = day_start + timedelta(days=1)
+            ticks_by_day[day] = _split_by_symbol(profile_io.load_ticks(conn, day_start, day_end))
+            candles_by_day[day] = _split_by_symbol(
+                profile_io.load_candles(conn, day_start, day_end)
+            )
+        for symbol in symbols:
+            _symbol_window(
+                conn,
+                symbol,
+                days,
+                ticks_by_day,
+                candles_by_day,
+                cvd_before.get(symbol.id, 0.0),
+                prior.loc[prior["symbol_id"] == symbol.id].drop(columns="symbol_id"),
+                open_pocs,
+                end,
+                result,
+            )
+    return result, symbols, max_seq
+
+
+@dg.multi_asset(
+    name="session_profiles",
+    specs=[
+        dg.AssetSpec(
+            VOLUME_PROFILE,
+            deps=[TICKS, CANDLES],
+            group_name="profiles",
+            kinds={"postgres"},
+            freshness_policy=PROFILE_FRESHNESS,
+            description="Volume per price bin per minute with buy, sell and trade count.",
+        ),
+        dg.AssetSpec(
+            PROFILE_METRICS,
+            deps=[TICKS, CANDLES],
+            group_name="profiles",
+            kinds={"postgres"},
+            freshness_policy=PROFILE_FRESHNESS,
+            description=(
+                "POC, value area (70 %, single-bin walk), LVN/HVN for horizons 1m, session "
+                "(running since the open) and composite (last 5 sessions); naked POCs."
+            ),
+        ),
+        dg.AssetSpec(
+            ORDER_FLOW,
+            deps=[TICKS, CANDLES],
+            group_name="profiles",
+            kinds={"postgres"},
+            freshness_policy=PROFILE_FRESHNESS,
+            description="Per-minute delta, session CVD, never-resetting CVD, pressures.",
+        ),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResource):
+    window = context.partition_time_window
+    start, end = window.start, window.end
+    result, symbols, max_seq = compute_window(postgres, start, end)
+    ids = [s.id for s in symbols]
+    with postgres.connect() as conn:
+        written = profile_io.replace_window(
+            conn,
+            start,
+            end,
+            ids,
+            volume_profile=WindowResult._concat(result.volume_profile),
+            profile_metrics=WindowResult._concat(result.profile_metrics),
+            order_flow=WindowResult._concat(result.order_flow),
+        )
+        pocs = profile_io.write_naked_pocs(
+            conn, window_days(start, end), ids, WindowResult._concat(result.naked_pocs)
+        )
+    if result.rejected:
+        context.log.warning("ticks skipped by the analytics: %s", result.rejected)
+    common = {
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "sessions": result.sessions,
+        "ticks": result.ticks,
+        # the schedule compares this with the newest tick to see whether profiles lag
+        "max_seq": max_seq,
+    }
+    for key in PROFILE_ASSETS:
+        metadata = {**common, "rows": written[key.path[-1]]}
+        if key == PROFILE_METRICS:
+            metadata["naked_pocs"] = pocs
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -1,0 +1,199 @@
+"""One scheduled minute-run for 30 symbols, end to end, beside the pure compute alone.
+
+The measured run is what `minute_schedule` launches when it carries the profiles (the tick
+sensor behind): `dagster.materialize` in-process of `candles_1m` + the profile multi-asset
+and its checks for one partition holding a full US session of 30 symbols — reading the
+ticks from PostgreSQL, reconciling candles, computing, deleting the window and writing it
+back. The reference is `analytics.pipeline.compute_session` over the same ticks already in
+memory: the difference is Dagster's and PostgreSQL's share. A second comparison times one
+evaluation of `minute_schedule` (its fixed cost every minute) against one database round
+trip.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from bench import BenchContext, Comparison
+
+DESCRIPTION = "Dagster minute-run (candles + profiles, 30 symbols, in-process) vs pure compute"
+
+SYMBOL_COUNT = 30
+TICKS_PER_SYMBOL = 20_000  # about 600 k prints in the session, a busy IEX day for 30 names
+QUICK_TICKS_PER_SYMBOL = 300
+BENCH_PREFIX = "DGB"
+
+
+def bench_symbols(count: int = SYMBOL_COUNT) -> list[str]:
+    return [f"{BENCH_PREFIX}{i:02d}" for i in range(count)]
+
+
+def make_ticks(
+    symbol_ids: list[int],
+    session_open: datetime,
+    session_close: datetime,
+    per_symbol: int,
+    *,
+    seed: int = 11,
+) -> pd.DataFrame:
+    """Random-walk prints inside [open, close): symbol_id, ts, trade_id, price, size, side,
+    bid, ask. A third carry the venue side, a third a quote, a third neither (tick rule)."""
+    rng = np.random.default_rng(seed)
+    span_us = int((session_close - session_open).total_seconds() * 1e6)
+    frames = []
+    for n, symbol_id in enumerate(symbol_ids):
+        offsets = np.sort(rng.integers(0, span_us, per_symbol))
+        steps = rng.choice(np.array([-1, 0, 0, 1]), per_symbol)
+        price = np.round(50.0 + 5 * n + np.cumsum(steps) * 0.01, 2)
+        price = np.maximum(price, 1.0)
+        kind = rng.integers(0, 3, per_symbol)
+        side = np.where(kind == 0, rng.choice(np.array([1.0, -1.0]), per_symbol), np.nan)
+        quoted = kind == 1
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol_id": symbol_id,
+                    "ts": pd.Timestamp(session_open) + pd.to_timedelta(offsets, unit="us"),
+                    "trade_id": [f"{symbol_id}-{i}" for i in range(per_symbol)],
+                    "price": price,
+                    "size": rng.integers(1, 400, per_symbol).astype(float),
+                    "side": side,
+                    "bid": np.where(quoted, price - 0.01, np.nan),
+                    "ask": np.where(quoted, price + 0.01, np.nan),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def insert_ticks(conn: psycopg.Connection, ticks: pd.DataFrame) -> int:
+    """COPY prints into `ticks` (seq from its sequence), creating the day partitions."""
+    days = ticks["ts"].dt.tz_convert("UTC").dt.date
+    conn.execute("select ensure_tick_partitions(%s, %s)", (days.min(), days.max()))
+    frame = ticks.copy()
+    frame["side"] = frame["side"].astype("Int64")
+    buffer = io.StringIO()
+    columns = ["symbol_id", "ts", "trade_id", "price", "size", "side", "bid", "ask"]
+    frame[columns].to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
+    with conn.cursor().copy(
+        f"copy ticks ({', '.join(columns)}) from stdin with (format csv)"
+    ) as copy:
+        copy.write(buffer.getvalue())
+    return len(frame)
+
+
+def ensure_symbols(conn: psycopg.Connection, names: list[str], market: str = "XNYS") -> list[int]:
+    conn.execute(
+        "insert into symbols (symbol, market, timezone, row_size) "
+        "select s, %s, 'America/New_York', 0.01 from unnest(%s::text[]) as s "
+        "on conflict (symbol) do nothing",
+        (market, names),
+    )
+    rows = conn.execute(
+        "select id from symbols where symbol = any(%s) order by symbol", (names,)
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def last_us_session(today: date) -> tuple[date, datetime, datetime]:
+    """The most recent complete XNYS session before `today`."""
+    from analytics.sessions import session_bounds
+
+    day = today - timedelta(days=1)
+    while (bounds := session_bounds("XNYS", day)) is None:
+        day -= timedelta(days=1)
+    return day, bounds[0].to_pydatetime(), bounds[1].to_pydatetime()
+
+
+def _pure_compute(ticks: pd.DataFrame, open_: datetime, close: datetime) -> float:
+    from analytics.pipeline import compute_session
+
+    groups = [g.drop(columns="symbol_id") for _, g in ticks.groupby("symbol_id", sort=False)]
+    started = time.perf_counter()
+    for group in groups:
+        compute_session(group[["ts", "price", "size", "side", "bid", "ask"]], 0.01, open_, close)
+    return time.perf_counter() - started
+
+
+def run(ctx: BenchContext) -> list[Comparison]:
+    import dagster as dg
+
+    from assets.market_data import candles_1m
+    from assets.profiles import session_profiles
+    from orchestration.checks import ASSET_CHECKS
+    from orchestration.partitions import partition_key_for
+    from orchestration.resources import PostgresResource
+    from orchestration.schedules import minute_schedule
+    from storage.db import libpq_url
+    from storage.migrate import upgrade
+
+    upgrade(ctx.database_url)
+    per_symbol = QUICK_TICKS_PER_SYMBOL if ctx.quick else TICKS_PER_SYMBOL
+    _day, open_, close = last_us_session(datetime.now(UTC).date())
+    with psycopg.connect(libpq_url(ctx.database_url), autocommit=True) as conn:
+        # only the bench's symbols are active, so the run computes exactly 30 of them
+        conn.execute(
+            "update symbols set active = false where symbol not like %s", (f"{BENCH_PREFIX}%",)
+        )
+        ids = ensure_symbols(conn, bench_symbols())
+        conn.execute("delete from ticks where symbol_id = any(%s)", (ids,))
+        ticks = make_ticks(ids, open_, close, per_symbol)
+        insert_ticks(conn, ticks)
+        started = time.perf_counter()
+        conn.execute("select 1")
+        round_trip = time.perf_counter() - started
+
+    reference = _pure_compute(ticks, open_, close)
+    postgres = PostgresResource(database_url=ctx.database_url)
+    instance = dg.DagsterInstance.ephemeral()
+    key = partition_key_for(open_)
+    timings = []
+    for _ in range(1 if ctx.quick else 2):  # the second run replaces a stored window
+        started = time.perf_counter()
+        dg.materialize(
+            [candles_1m, session_profiles, *ASSET_CHECKS],
+            partition_key=key,
+            resources={"postgres": postgres},
+            instance=instance,
+        )
+        timings.append(time.perf_counter() - started)
+
+    evaluation = []
+    for i in range(3):
+        context = dg.build_schedule_context(
+            instance=instance,
+            resources={"postgres": postgres},
+            scheduled_execution_time=open_ + timedelta(minutes=30 + i),
+        )
+        started = time.perf_counter()
+        minute_schedule(context)
+        evaluation.append(time.perf_counter() - started)
+
+    rows = len(ticks)
+    return [
+        Comparison(
+            name="minute-run, 30 symbols (s)",
+            unit="s",
+            value=min(timings),
+            reference_name="pure compute_session",
+            reference_value=reference,
+            higher_is_better=False,
+            target="small beside a minute on 2 cores",
+            notes={"ticks": rows, "first_run_s": timings[0], "symbols": SYMBOL_COUNT},
+        ),
+        Comparison(
+            name="minute_schedule evaluation (ms)",
+            unit="ms",
+            value=min(evaluation) * 1000,
+            reference_name="one PostgreSQL round trip",
+            reference_value=round_trip * 1000,
+            higher_is_better=False,
+            target="milliseconds",
+        ),
+    ]

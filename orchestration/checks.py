@@ -1,0 +1,290 @@
+"""Asset checks on the partitioned tables: each reads the partition window it runs for.
+
+Each check counts the offending rows in SQL and passes when there are none; the metadata
+carries the count and a few examples, so a failure in the UI says where to look.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import psycopg
+
+from analytics.sessions import session_bounds
+from assets.profile_io import active_symbols
+from assets.profiles import CANDLES, ORDER_FLOW, PROFILE_METRICS, VOLUME_PROFILE
+from orchestration.partitions import daily_partitions, window_days
+from orchestration.resources import PostgresResource
+
+# Relative tolerance for sums of doubles computed in a different order on each side.
+REL_TOL = 1e-9
+SAMPLE_ROWS = 5
+
+SESSIONS_CTE = """
+sessions as (
+    select * from unnest(%(ids)s::bigint[], %(opens)s::timestamptz[], %(closes)s::timestamptz[])
+        as s (symbol_id, open_ts, close_ts)
+)"""
+
+
+def _session_params(conn: psycopg.Connection, start: datetime, end: datetime) -> dict:
+    """Every symbol's session bounds inside the window, as arrays for `unnest`."""
+    ids: list[int] = []
+    opens: list[datetime] = []
+    closes: list[datetime] = []
+    for symbol in active_symbols(conn):
+        for day in window_days(start, end):
+            bounds = session_bounds(symbol.market, day)
+            if bounds is not None:
+                ids.append(symbol.id)
+                opens.append(bounds[0].to_pydatetime())
+                closes.append(bounds[1].to_pydatetime())
+    return {"ids": ids, "opens": opens, "closes": closes, "start": start, "end": end}
+
+
+def _result(rows: list[tuple], columns: tuple[str, ...], what: str) -> dg.AssetCheckResult:
+    sample = [dict(zip(columns, (str(v) for v in row), strict=True)) for row in rows[:SAMPLE_ROWS]]
+    return dg.AssetCheckResult(
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(rows)} {what}" if rows else None,
+        metadata={"failures": len(rows), "sample": dg.MetadataValue.json(sample)},
+    )
+
+
+def _latest_max_seq(context: dg.AssetCheckExecutionContext) -> int | None:
+    """The newest tick sequence the profile run of this partition saw (None if unknown)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=VOLUME_PROFILE, asset_partitions=[context.partition_key_range.end]
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("max_seq")
+    return int(value.value) if value is not None else None
+
+
+MISSING_CANDLES_SQL = f"""
+with {SESSIONS_CTE},
+traded as (
+    select t.symbol_id, date_trunc('minute', t.ts) as minute, sum(t.size) as volume,
+           count(*) as trades
+    from ticks as t
+    join sessions as s on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
+    where t.ts >= %(start)s and t.ts < %(closed)s
+    group by 1, 2
+)
+select traded.symbol_id, traded.minute, traded.trades, c.trade_count
+from traded
+left join candles_1m as c on c.symbol_id = traded.symbol_id and c.ts = traded.minute
+where c.ts is null
+   or c.trade_count <> traded.trades
+   or abs(c.volume - traded.volume) > {REL_TOL} * greatest(1.0, traded.volume)
+order by 1, 2
+"""
+
+
+@dg.asset_check(
+    asset=CANDLES,
+    partitions_def=daily_partitions,
+    description="Every closed session minute with trades has a candle holding those trades.",
+)
+def candles_cover_traded_minutes(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    window = context.partition_time_window
+    closed = min(window.end, datetime.now(UTC).replace(second=0, microsecond=0))
+    with postgres.connect(read_only=True) as conn:
+        params = {**_session_params(conn, window.start, window.end), "closed": closed}
+        rows = conn.execute(MISSING_CANDLES_SQL, params).fetchall()
+    return _result(
+        rows,
+        ("symbol_id", "minute", "trades", "candle_trades"),
+        "traded minutes without a matching candle",
+    )
+
+
+VALUE_AREA_SQL = f"""
+with metrics as (
+    select pm.symbol_id, pm.horizon, pm.bucket, pm.session_date, pm.poc, pm.vah, pm.val,
+           pm.total_volume, sy.row_size,
+           row_number() over (partition by pm.symbol_id, pm.horizon, pm.session_date
+                              order by pm.bucket desc) as newest
+    from profile_metrics as pm
+    join symbols as sy on sy.id = pm.symbol_id
+    where pm.bucket >= %(start)s and pm.bucket < %(end)s and pm.horizon in ('1m', 'session')
+),
+checked as (
+    -- a 1m row against its minute's bins; the session's last row against the whole session
+    select m.symbol_id, m.horizon, m.bucket, m.poc, m.val, m.vah, m.total_volume,
+           coalesce(sum(vp.total_volume) filter (
+               where vp.price_level::float8 between m.val - m.row_size / 2
+                                                and m.vah + m.row_size / 2), 0) as in_va
+    from metrics as m
+    left join volume_profile as vp
+      on vp.symbol_id = m.symbol_id
+     and ((m.horizon = '1m' and vp.bucket = m.bucket)
+          or (m.horizon = 'session' and vp.bucket <= m.bucket
+              and vp.bucket >= m.session_date::timestamp at time zone 'UTC'))
+    where m.horizon = '1m' or m.newest = 1
+    group by 1, 2, 3, 4, 5, 6, 7
+)
+select symbol_id, horizon, bucket, poc, val, vah, total_volume, in_va
+from checked
+where not (val <= poc and poc <= vah)
+   or in_va < 0.7 * total_volume - {REL_TOL} * greatest(1.0, total_volume)
+order by 1, 2, 3
+"""
+
+
+@dg.asset_check(
+    asset=PROFILE_METRICS,
+    partitions_def=daily_partitions,
+    description=(
+        "Value area holds the POC and at least 70 % of the volume (every 1m profile and each "
+        "session's complete profile)."
+    ),
+)
+def value_area_holds_poc_and_70_percent(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    window = context.partition_time_window
+    with postgres.connect(read_only=True) as conn:
+        rows = conn.execute(VALUE_AREA_SQL, {"start": window.start, "end": window.end}).fetchall()
+    return _result(
+        rows,
+        ("symbol_id", "horizon", "bucket", "poc", "val", "vah", "total", "in_value_area"),
+        "profiles whose value area misses the POC or 70 % of the volume",
+    )
+
+
+PROFILE_VOLUME_SQL = f"""
+with {SESSIONS_CTE},
+tick_volume as (
+    select s.symbol_id, s.open_ts, coalesce(sum(t.size), 0) as volume
+    from sessions as s
+    left join ticks as t
+      on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
+     and t.ts >= %(start)s and t.ts < %(end)s and t.seq <= %(max_seq)s
+    group by 1, 2
+),
+fallback_volume as (
+    -- bars of minutes without any tick enter the profile by the candle fallback
+    select s.symbol_id, s.open_ts, coalesce(sum(c.volume), 0) as volume
+    from sessions as s
+    join candles_1m as c
+      on c.symbol_id = s.symbol_id and c.ts >= s.open_ts and c.ts < s.close_ts
+    where not exists (
+        select 1 from ticks as t
+        where t.symbol_id = c.symbol_id and t.ts >= c.ts and t.ts < c.ts + interval '1 minute'
+    )
+    group by 1, 2
+),
+profile_volume as (
+    select s.symbol_id, s.open_ts, coalesce(sum(vp.total_volume), 0) as volume,
+           coalesce(sum(vp.buy_volume + vp.sell_volume), 0) as sided
+    from sessions as s
+    left join volume_profile as vp
+      on vp.symbol_id = s.symbol_id and vp.bucket >= s.open_ts and vp.bucket < s.close_ts
+    group by 1, 2
+)
+select p.symbol_id, p.open_ts, p.volume, t.volume + coalesce(f.volume, 0) as expected, p.sided
+from profile_volume as p
+join tick_volume as t using (symbol_id, open_ts)
+left join fallback_volume as f using (symbol_id, open_ts)
+where abs(p.volume - t.volume - coalesce(f.volume, 0))
+        > {REL_TOL} * greatest(1.0, t.volume + coalesce(f.volume, 0))
+   or abs(p.sided - p.volume) > {REL_TOL} * greatest(1.0, p.volume)
+order by 1, 2
+"""
+
+
+@dg.asset_check(
+    asset=VOLUME_PROFILE,
+    partitions_def=daily_partitions,
+    description=(
+        "Per symbol and session, profile volume equals the session's tick volume (plus bars "
+        "of tick-less minutes), and buy + sell equals the total."
+    ),
+)
+def profile_volume_matches_ticks(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    window = context.partition_time_window
+    # Ticks that arrived after the profile run read the window are not its business.
+    max_seq = _latest_max_seq(context)
+    with postgres.connect(read_only=True) as conn:
+        params = {
+            **_session_params(conn, window.start, window.end),
+            "max_seq": max_seq if max_seq is not None else 2**62,
+        }
+        rows = conn.execute(PROFILE_VOLUME_SQL, params).fetchall()
+    return _result(
+        rows,
+        ("symbol_id", "session_open", "profile", "ticks", "buy_plus_sell"),
+        "sessions whose profile volume differs from their ticks",
+    )
+
+
+CVD_SQL = f"""
+with rows as (
+    select symbol_id, bucket, delta, cvd, cvd_total, buy_volume, sell_volume
+    from order_flow where bucket >= %(start)s and bucket < %(end)s
+    union all
+    -- the last minute before the window: cvd_total continues from it
+    select * from (
+        select distinct on (symbol_id) symbol_id, bucket, delta, cvd, cvd_total, buy_volume,
+               sell_volume
+        from order_flow where bucket < %(start)s order by symbol_id, bucket desc
+    ) as before
+),
+ordered as (
+    select *,
+           lag(cvd) over session_rows as prev_cvd,
+           lag(bucket) over session_rows as prev_bucket,
+           lag(cvd_total) over (partition by symbol_id order by bucket) as prev_total
+    from rows
+    window session_rows as (
+        partition by symbol_id, (bucket at time zone 'UTC')::date order by bucket)
+)
+select symbol_id, bucket, delta, cvd, prev_cvd, cvd_total, prev_total
+from ordered
+where bucket >= %(start)s and (
+    abs(delta - (buy_volume - sell_volume)) > {REL_TOL} * greatest(1.0, abs(delta))
+    or abs(cvd - coalesce(prev_cvd, 0) - delta) > {REL_TOL} * greatest(1.0, abs(cvd))
+    or abs(cvd_total - coalesce(prev_total, 0) - delta)
+        > {REL_TOL} * greatest(1.0, abs(cvd_total))
+    or (prev_bucket is not null and bucket - prev_bucket <> interval '1 minute')
+)
+order by 1, 2
+"""
+
+
+@dg.asset_check(
+    asset=ORDER_FLOW,
+    partitions_def=daily_partitions,
+    description=(
+        "CVD is continuous: each minute adds its delta (buy − sell) to the session CVD and to "
+        "the never-resetting total, minute after minute without gaps inside a session."
+    ),
+)
+def cvd_continuity(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    window = context.partition_time_window
+    with postgres.connect(read_only=True) as conn:
+        rows = conn.execute(CVD_SQL, {"start": window.start, "end": window.end}).fetchall()
+    return _result(
+        rows,
+        ("symbol_id", "bucket", "delta", "cvd", "prev_cvd", "cvd_total", "prev_total"),
+        "minutes where the CVD does not continue",
+    )
+
+
+ASSET_CHECKS = [
+    candles_cover_traded_minutes,
+    value_area_holds_poc_and_70_percent,
+    profile_volume_matches_ticks,
+    cvd_continuity,
+]

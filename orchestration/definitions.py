@@ -1,0 +1,25 @@
+"""The one Definitions of marketflow (workspace.yaml → `orchestration.definitions`).
+
+Importing it is cheap: no database is reached (resources resolve their URL on first use)
+and the dbt manifest is parsed only when missing or stale (orchestration.dbt).
+"""
+
+import dagster as dg
+
+from assets.market_data import candles_1m, ticks
+from assets.profiles import session_profiles
+from orchestration.checks import ASSET_CHECKS
+from orchestration.dbt import dbt_resource, signal_marts
+from orchestration.jobs import minute_job, profile_job, signals_job
+from orchestration.resources import PostgresResource
+from orchestration.schedules import minute_schedule, signals_schedule
+from orchestration.sensors import tick_stream_sensor
+
+defs = dg.Definitions(
+    assets=[ticks, candles_1m, session_profiles, signal_marts],
+    asset_checks=ASSET_CHECKS,
+    jobs=[profile_job, minute_job, signals_job],
+    schedules=[minute_schedule, signals_schedule],
+    sensors=[tick_stream_sensor],
+    resources={"postgres": PostgresResource(), "dbt": dbt_resource()},
+)

@@ -1,0 +1,126 @@
+"""Clock-driven runs: the minute schedule (the original's 60 s loop) and the marts schedule.
+
+Why the minute schedule does not duplicate the sensor: the sensor is *data*-driven (ticks
+arrived → profile run), the schedule is *clock*-driven (a minute closed → reconcile that
+minute's candle). Each run of the schedule therefore targets `candles_1m` only. It adds the
+profile assets only as a fallback, when the newest ticks of the partition are newer than
+what the last profile run saw *and* that run is older than PROFILE_LAG_GRACE — i.e. the
+sensor is stopped or stuck. A working sensor never sees its runs repeated by the schedule.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import psycopg
+
+from analytics.sessions import session_bounds
+from assets.market_data import candles_1m
+from assets.profile_io import max_tick_seq
+from assets.profiles import PROFILE_ASSETS, VOLUME_PROFILE
+from orchestration.jobs import minute_job, signals_job
+from orchestration.partitions import daily_partitions, partition_key_for
+from orchestration.resources import PostgresResource
+
+# The sensor evaluates every 15 s and its run takes seconds; two minutes without a profile
+# run while ticks wait means it is not running.
+PROFILE_LAG_GRACE = timedelta(minutes=2)
+
+
+def closed_minute(scheduled: datetime) -> datetime:
+    """The minute that just closed when a tick fires at `scheduled` (its partition is the
+    one to reconcile: at 00:00 UTC that is yesterday's last minute)."""
+    return scheduled.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+
+def markets_in_session(markets: set[str], minute: datetime) -> list[str]:
+    """The markets whose session contains `minute`."""
+    open_markets = []
+    for market in sorted(markets):
+        bounds = session_bounds(market, minute.date())
+        if bounds is not None and bounds[0] <= minute < bounds[1]:
+            open_markets.append(market)
+    return open_markets
+
+
+def active_markets(conn: psycopg.Connection) -> set[str]:
+    return {str(r[0]) for r in conn.execute("select distinct market from symbols where active")}
+
+
+def profiles_lag(
+    instance: dg.DagsterInstance, partition_key: str, newest_seq: int, now: datetime
+) -> bool:
+    """True when ticks wait for profiles and no profile run happened within the grace."""
+    if newest_seq == 0:
+        return False
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=VOLUME_PROFILE, asset_partitions=[partition_key]),
+        limit=1,
+    ).records
+    if not records:
+        return True
+    record = records[0]
+    seen = (
+        record.asset_materialization.metadata.get("max_seq")
+        if (record.asset_materialization is not None)
+        else None
+    )
+    if seen is not None and int(seen.value) >= newest_seq:
+        return False
+    ran_at = datetime.fromtimestamp(record.timestamp, UTC)
+    return now - ran_at > PROFILE_LAG_GRACE
+
+
+@dg.schedule(
+    job=minute_job,
+    cron_schedule="* * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Every minute while a market of an active symbol is in session: reconcile the closed "
+        "minute's candles; profiles too only if the tick sensor has fallen behind."
+    ),
+)
+def minute_schedule(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    minute = closed_minute(scheduled)
+    with postgres.connect(read_only=True) as conn:
+        open_markets = markets_in_session(active_markets(conn), minute)
+        if not open_markets:
+            return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
+        key = partition_key_for(minute)
+        window = daily_partitions.time_window_for_partition_key(key)
+        newest_seq = max_tick_seq(conn, window.start, window.end)
+    selection = [candles_1m.key]
+    if profiles_lag(context.instance, key, newest_seq, scheduled):
+        selection.extend(PROFILE_ASSETS)
+    return dg.RunRequest(
+        run_key=f"minute:{minute:%Y-%m-%dT%H:%M}",
+        partition_key=key,
+        asset_selection=selection,
+        tags={"marketflow/markets": ",".join(open_markets)},
+    )
+
+
+@dg.schedule(
+    job=signals_job,
+    cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Every five minutes while a market is in session: rebuild the dbt signal marts of the "
+        "partition of the minute that just closed (the tick at a session's close finalises it)."
+    ),
+)
+def signals_schedule(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    minute = closed_minute(scheduled)
+    with postgres.connect(read_only=True) as conn:
+        if not markets_in_session(active_markets(conn), minute):
+            return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
+    return dg.RunRequest(
+        run_key=f"signals:{minute:%Y-%m-%dT%H:%M}", partition_key=partition_key_for(minute)
+    )
