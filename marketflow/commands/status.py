@@ -1,0 +1,208 @@
+"""``marketflow status``: each process's health, ingest counters and lag.
+
+Health comes from the ``status:<process>`` hashes processes refresh in Redis
+(``marketflow.heartbeat``); the last stored tick (and so the ingest lag) from PostgreSQL when
+it is reachable. Exit code 0 when at least one process reports, 1 when nothing runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+HELP = "show each process's health, ingest counters and lag"
+
+EXPECTED = ("ingest", "engine", "web")  # what `marketflow up` normally supervises
+STALE_AFTER_SECONDS = 15.0  # three missed 5 s beats
+CONTRACT_FIELDS = ("pid", "host", "started_at", "heartbeat_at")
+
+LAST_TICK_SQL = """
+select s.symbol, t.ts, t.received_at, t.seq
+from ticks t join symbols s on s.id = t.symbol_id
+order by t.seq desc
+limit 1
+"""
+REJECTS_SQL = """
+select source, reason, count, last_seen from ingest_rejects
+where day >= (now() at time zone 'utc')::date - 1
+order by count desc
+limit 10
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    state: str  # ok | stale
+    pid: int | None
+    host: str
+    uptime_s: float | None
+    beat_age_s: float | None
+    counters: dict[str, str]
+
+
+@dataclass
+class Report:
+    now: datetime
+    redis: str
+    database: str
+    redis_error: str | None = None
+    database_error: str | None = None
+    processes: list[ProcessStatus] = field(default_factory=list)
+    last_tick: dict[str, Any] | None = None
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def process_status(name: str, fields: dict[str, str], now: datetime) -> ProcessStatus:
+    """One process's health from its hash (pure)."""
+    started = _parse_time(fields.get("started_at"))
+    beat = _parse_time(fields.get("heartbeat_at"))
+    age = (now - beat).total_seconds() if beat else None
+    pid = fields.get("pid", "")
+    return ProcessStatus(
+        name=name,
+        state="ok" if age is not None and age <= STALE_AFTER_SECONDS else "stale",
+        pid=int(pid) if pid.isdigit() else None,
+        host=fields.get("host", ""),
+        uptime_s=(now - started).total_seconds() if started else None,
+        beat_age_s=age,
+        counters={k: v for k, v in sorted(fields.items()) if k not in CONTRACT_FIELDS},
+    )
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def render(report: Report) -> str:
+    """The human-readable report (pure)."""
+    out = [f"marketflow status at {report.now:%Y-%m-%d %H:%M:%S} UTC"]
+    out.append(
+        f"  Redis       {report.redis}"
+        + (f"  ({report.redis_error})" if report.redis_error else "")
+    )
+    out.append(
+        f"  PostgreSQL  {report.database}"
+        + (f"  ({report.database_error})" if report.database_error else "")
+    )
+    out.append("")
+    if report.redis_error:
+        out.append(
+            "Process health is unknown: Redis is not reachable. Start everything with "
+            "`marketflow up` (or check REDIS_URL)."
+        )
+    elif not report.processes:
+        out.append(
+            "Nothing is running: no process reports to Redis. Start everything with "
+            "`marketflow up`."
+        )
+    else:
+        width = max(len(p.name) for p in report.processes) + 2
+        out.append(f"{'PROCESS':<{width}}{'STATE':<7}{'PID':>8}  {'UP':>7}  {'BEAT':>8}  COUNTERS")
+        for p in report.processes:
+            counters = " ".join(f"{k}={v}" for k, v in p.counters.items())
+            out.append(
+                f"{p.name:<{width}}{p.state:<7}{p.pid or '?':>8}  {human_duration(p.uptime_s):>7}"
+                f"  {human_duration(p.beat_age_s) + ' ago':>8}  {counters}"
+            )
+        missing = [n for n in EXPECTED if n not in {p.name for p in report.processes}]
+        if missing:
+            out.append(f"not reporting: {', '.join(missing)}")
+    out.append("")
+    out.append("Ingest")
+    if report.database_error:
+        out.append("  last tick: unknown (database not reachable)")
+    elif report.last_tick is None:
+        out.append("  last tick: none stored yet")
+    else:
+        t = report.last_tick
+        out.append(
+            f"  last tick: {t['symbol']} at {t['ts']:%Y-%m-%d %H:%M:%S} UTC (seq {t['seq']}), "
+            f"lag {human_duration(t['lag_s'])}"
+        )
+    for r in report.rejects:
+        out.append(f"  rejected: {r['source']}/{r['reason']} × {r['count']}")
+    return "\n".join(out)
+
+
+def collect(redis_url: str, database_url: str, now: datetime | None = None) -> Report:
+    """Read the status hashes and the last tick; errors become part of the report."""
+    import psycopg
+    import redis
+    from psycopg.rows import dict_row
+
+    from marketflow.contracts import STATUS_KEY_PREFIX
+    from marketflow.services import redact_url
+
+    now = now or datetime.now(UTC)
+    report = Report(now=now, redis=redact_url(redis_url), database=redact_url(database_url))
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+    )
+    try:
+        keys = sorted(client.scan_iter(match=f"{STATUS_KEY_PREFIX}*", count=100))
+        for key in keys:
+            fields = client.hgetall(key)
+            if fields:
+                name = key.removeprefix(STATUS_KEY_PREFIX)
+                report.processes.append(process_status(name, fields, now))
+    except (redis.RedisError, OSError) as exc:
+        report.redis_error = f"not reachable: {type(exc).__name__}"
+    finally:
+        client.close()
+    try:
+        with psycopg.connect(database_url, connect_timeout=3, row_factory=dict_row) as conn:
+            row = conn.execute(LAST_TICK_SQL).fetchone()
+            if row is not None:
+                row["lag_s"] = (now - row["ts"]).total_seconds()
+                report.last_tick = dict(row)
+            report.rejects = [dict(r) for r in conn.execute(REJECTS_SQL).fetchall()]
+    except psycopg.Error as exc:
+        report.database_error = f"not reachable or not migrated: {type(exc).__name__}"
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    from marketflow.services import ServiceError, resolve_urls
+    from marketflow.settings import get_settings
+
+    try:
+        urls = resolve_urls(get_settings())
+    except ServiceError as exc:
+        print(f"Nothing is running: {exc}")
+        return 1
+    report = collect(urls.redis_url, urls.database_url)
+    if args.json:
+        print(json.dumps(asdict(report), default=str, indent=2))
+    else:
+        print(render(report))
+    return 0 if report.processes else 1

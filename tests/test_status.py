@@ -1,0 +1,131 @@
+"""Heartbeat hashes in Redis and `marketflow status` reading them (real Redis/PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import redis
+
+from marketflow.commands.status import collect, human_duration, process_status, render
+from marketflow.contracts import STATUS_TTL_SECONDS
+from marketflow.heartbeat import Heartbeat, status_fields
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def test_status_fields_keep_contract_fields() -> None:
+    fields = status_fields(42, "h", "t0", "t1", {"ticks": 10, "pid": 999, "lag": 0.5})
+    assert fields == {
+        "ticks": "10",
+        "lag": "0.5",
+        "pid": "42",
+        "host": "h",
+        "started_at": "t0",
+        "heartbeat_at": "t1",
+    }
+
+
+def test_process_status_ok_and_stale() -> None:
+    fields = {
+        "pid": "7",
+        "started_at": (NOW - timedelta(hours=2)).isoformat(),
+        "heartbeat_at": (NOW - timedelta(seconds=3)).isoformat(),
+        "ticks": "5",
+    }
+    ok = process_status("ingest", fields, NOW)
+    assert (ok.state, ok.pid, ok.counters) == ("ok", 7, {"ticks": "5"})
+    assert human_duration(ok.uptime_s) == "2h00m"
+    fields["heartbeat_at"] = (NOW - timedelta(seconds=20)).isoformat()
+    assert process_status("ingest", fields, NOW).state == "stale"
+
+
+def test_heartbeat_writes_hash_with_ttl_and_removes_it(redis_url: str) -> None:
+    counts = {"ticks": 0}
+
+    async def scenario() -> None:
+        async with Heartbeat(redis_url, "ingest", lambda: counts, interval=0.05) as hb:
+            counts["ticks"] = 17
+            while hb.beats < 3:
+                await asyncio.sleep(0.02)
+            client = redis.Redis.from_url(redis_url, decode_responses=True)
+            data = client.hgetall("status:ingest")
+            ttl = client.ttl("status:ingest")
+            assert data["pid"] == str(os.getpid()) and data["ticks"] == "17"
+            assert datetime.fromisoformat(data["heartbeat_at"]).tzinfo is not None
+            assert 0 < ttl <= STATUS_TTL_SECONDS
+        assert not client.exists("status:ingest")  # a clean stop leaves no stale entry
+        client.close()
+
+    asyncio.run(scenario())
+
+
+def test_heartbeat_survives_redis_down() -> None:
+    async def scenario() -> None:
+        hb = Heartbeat("redis://127.0.0.1:1/0", "engine", lambda: {"x": 1}, interval=0.05)
+        assert await hb.beat() is False
+        assert await hb.beat() is False
+        await hb.stop()
+
+    asyncio.run(scenario())
+
+
+def test_collect_reports_processes_and_ingest_lag(redis_url: str, db_url: str) -> None:
+    now = datetime.now(UTC)
+    with psycopg.connect(db_url) as conn:
+        sid = conn.execute("select id from symbols where symbol = 'MSFT'").fetchone()[0]
+        conn.execute(
+            "insert into ticks (symbol_id, ts, trade_id, price, size) values (%s, %s, 'a', 1, 1)",
+            (sid, now - timedelta(seconds=30)),
+        )
+        conn.execute(
+            "insert into ingest_rejects (day, source, reason, count, sample, last_seen) "
+            "values (current_date, 'alpaca_ws', 'bad_json', 3, '{', now())"
+        )
+    client = redis.Redis.from_url(redis_url)
+    client.hset(
+        "status:ingest",
+        mapping={
+            "pid": "11",
+            "started_at": now.isoformat(),
+            "heartbeat_at": now.isoformat(),
+            "ticks": "123",
+        },
+    )
+    client.close()
+    report = collect(redis_url, db_url, now=now)
+    assert [p.name for p in report.processes] == ["ingest"]
+    assert report.last_tick is not None and report.last_tick["symbol"] == "MSFT"
+    assert 29 <= report.last_tick["lag_s"] <= 31
+    text = render(report)
+    assert "ingest" in text and "ticks=123" in text and "lag 30s" in text
+    assert "not reporting: engine, web" in text
+    assert "alpaca_ws/bad_json × 3" in text
+
+
+def test_collect_when_nothing_reachable() -> None:
+    report = collect("redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x")
+    text = render(report)
+    assert "Redis is not reachable" in text and "marketflow up" in text
+    assert "database not reachable" in text
+
+
+def test_status_command_when_nothing_runs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["MARKETFLOW_HOME"] = str(tmp_path / "home")
+    res = subprocess.run(
+        [sys.executable, "-m", "marketflow.cli", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 1
+    assert "Nothing is running" in res.stdout and "marketflow up" in res.stdout
+    assert "Traceback" not in res.stderr
