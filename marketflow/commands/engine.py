@@ -1,0 +1,84 @@
+"""``marketflow engine``: the 1-second engine loop (market state, alerts, strategies, orders).
+
+``--once`` runs a single tick and exits (handy after loading data); ``--kill-switch on|off``
+sets the persistent kill switch that blocks every new order, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = (
+    "run the engine loop: market state, LVN/aggressive-flow alerts, strategies → signals, "
+    "optional Alpaca bracket orders (AUTO_TRADING_ENABLED)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="run one tick and exit")
+    parser.add_argument(
+        "--kill-switch",
+        choices=("on", "off", "status"),
+        help="set (or show) the persistent kill switch that blocks new orders, then exit",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from marketflow.heartbeat import Heartbeat
+    from marketflow.services import ServiceError, resolve_urls
+    from marketflow.settings import get_settings
+    from streaming.engine import killswitch
+    from streaming.engine.loop import Engine
+
+    log = logging.getLogger("marketflow.engine")
+    settings = get_settings()
+    try:
+        urls = resolve_urls(settings)
+    except ServiceError as exc:
+        print(f"error: {exc}")
+        return 2
+
+    if args.kill_switch:
+        if args.kill_switch != "status":
+            killswitch.set_switch(urls.redis_url, args.kill_switch == "on")
+        state = killswitch.read_switch(urls.redis_url)
+        env = (
+            " (KILL_SWITCH=true in the environment also blocks orders)"
+            if (settings.kill_switch)
+            else ""
+        )
+        print(f"kill switch: {state}{env}")
+        return 0
+
+    async def main() -> None:
+        engine = Engine(settings, urls.database_url, urls.redis_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        mode = "off"
+        if settings.auto_trading_enabled:
+            mode = "LIVE" if settings.alpaca_live else "paper"
+        log.info("engine starting: auto-trading %s", mode)
+        try:
+            if args.once:
+                report = await engine.tick()
+                print(
+                    f"tick ok={report.ok} symbols={engine.counters.symbols} "
+                    f"state_rows={report.state_rows} signals={len(report.signals)} "
+                    f"alerts={len(report.alerts)} orders={len(report.intents)}"
+                    + (f" error={report.error}" if report.error else "")
+                )
+                return
+            async with Heartbeat(urls.redis_url, "engine", engine.status):
+                await engine.run(stop)
+        finally:
+            await engine.close()
+        log.info("engine stopped")
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,515 @@
+"""The engine daemon: a 1-second loop over every symbol (DESIGN §1, issue 5).
+
+Scheduling: ticks sit on absolute deadlines (start + k seconds), so the work time never
+adds drift; a tick that overruns makes the loop skip the deadlines it missed and log the
+lag instead of bunching up. Tasks have their own cadences measured on the tick clock:
+market state every 5 s, LVN alerts every 2 s, aggressive flow and strategies every tick,
+reference data (symbols, strategies, configs) every 30 s.
+
+Each tick reads with a few set-based statements for all symbols (``queries.py``), computes
+with the shared pure formulas (``snapshot.compute_metrics``), then writes and publishes.
+PostgreSQL or Redis going away never stops the loop: a failed read skips the tick (the
+connection is reopened on the next one), a failed publish is counted, and everything the
+engine remembers (edges, cooldowns, alert latches, last written states) stays in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import redis
+import redis.asyncio as aioredis
+
+from analytics.aggression import DIRECTION_NAMES, intensity
+from analytics.market_state import MOMENTUM_WINDOW_MINUTES
+from analytics.sessions import ALWAYS_OPEN, session_bounds
+from marketflow.contracts import Channel, Side
+from marketflow.settings import Settings
+from storage.db import libpq_url
+from streaming.engine import queries
+from streaming.engine.alerts import OnceLatch, nearest_lvn
+from streaming.engine.snapshot import Metrics, Snapshot, Universe, compute_metrics
+from streaming.engine.state import StateRecorder, write_states
+from streaming.engine.strategies import (
+    Candidate,
+    EdgeTracker,
+    Strategy,
+    SymbolConfig,
+    evaluate,
+    sma_periods,
+)
+from streaming.engine.trader import OrderIntent, Trader
+
+log = logging.getLogger(__name__)
+
+PERIOD_S = 1.0
+STATE_EVERY_S = 5.0
+LVN_EVERY_S = 2.0
+REFERENCE_EVERY_S = 30.0
+VWAP_EVERY_S = 15.0
+RECONCILE_EVERY_S = 5.0
+DB_RETRY_S = 2.0  # after a failed connect, wait this long before trying again
+
+SIGNAL_SQL = """
+insert into signals (ts, strategy_id, symbol_id, type, price, details)
+values (%s, %s, %s, %s, %s, %s) on conflict do nothing
+"""
+
+
+@dataclass
+class Counters:
+    loops: int = 0
+    skipped_ticks: int = 0
+    lag_ms: float = 0.0
+    last_loop_ms: float = 0.0
+    db_errors: int = 0
+    redis_errors: int = 0
+    state_rows: int = 0
+    signals: int = 0
+    alerts: int = 0
+    symbols: int = 0
+    strategies: int = 0
+    bad_strategies: int = 0
+
+    def as_dict(self) -> dict[str, int | float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TickReport:
+    ok: bool
+    ran: list[str] = field(default_factory=list)
+    state_rows: int = 0
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    intents: list[OrderIntent] = field(default_factory=list)
+    error: str | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        redis_url: str,
+        *,
+        trader: Trader | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.redis = aioredis.Redis.from_url(
+            redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        self.clock = clock
+        self.counters = Counters()
+        self._trader = trader
+        self._trader_failed = False
+        self._conn: psycopg.AsyncConnection | None = None
+        self._next_connect = 0.0
+        self._due: dict[str, float] = {}
+        self.universe: Universe | None = None
+        self.strategies: list[Strategy] = []
+        self.configs: dict[tuple[int, str], SymbolConfig] = {}
+        self._bad_logged: set[tuple[str, str]] = set()
+        self.edges = EdgeTracker()
+        self._seeded = False
+        self.recorder = StateRecorder(settings.engine_state_refresh_seconds)
+        self.lvn_latch = OnceLatch()
+        self.flow_latch = OnceLatch()
+        # current market state per symbol id, refreshed on the state cadence
+        self.current_state: dict[int, tuple[int, float]] = {}
+        self._vwap: dict[int, float] = {}
+
+    # --- connections --------------------------------------------------------------------
+    async def _db(self) -> psycopg.AsyncConnection:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        if time.monotonic() < self._next_connect:
+            raise psycopg.OperationalError("waiting before reconnecting")
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(
+                libpq_url(self.database_url),
+                autocommit=True,
+                connect_timeout=3,
+                application_name="marketflow-engine",
+            )
+        except psycopg.Error:
+            self._next_connect = time.monotonic() + DB_RETRY_S
+            raise
+        log.info("engine: connected to PostgreSQL")
+        return self._conn
+
+    async def _drop_db(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection may fail
+                await self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._drop_db()
+        await self.redis.aclose()
+
+    def trader(self) -> Trader | None:
+        if not self.settings.auto_trading_enabled:
+            return None
+        if self._trader is None and not self._trader_failed:
+            try:
+                self._trader = Trader(self.settings, self.redis)
+            except Exception as exc:  # no keys, bad URL: trading off, the engine runs on
+                self._trader_failed = True
+                log.error("auto-trading disabled: %s", exc)
+        return self._trader
+
+    # --- cadences -------------------------------------------------------------------------
+    def _is_due(self, task: str, every: float, t: float) -> bool:
+        # a 50 ms tolerance keeps "every 5 s" on the 5th tick despite float jitter
+        if t + 0.05 >= self._due.get(task, float("-inf")):
+            self._due[task] = t + every
+            return True
+        return False
+
+    # --- one tick ---------------------------------------------------------------------------
+    async def tick(self, now: datetime | None = None) -> TickReport:
+        started = time.perf_counter()
+        now = now or self.clock()
+        t = now.timestamp()
+        report = TickReport(ok=False)
+        try:
+            conn = await self._db()
+            if self.universe is None or self._is_due("reference", REFERENCE_EVERY_S, t):
+                await self._load_reference(conn)
+                report.ran.append("reference")
+            snap = await self._read(conn, now, t)
+        except (psycopg.Error, OSError) as exc:
+            self.counters.db_errors += 1
+            report.error = f"{exc.__class__.__name__}: {exc}"[:200]
+            log.warning("engine tick skipped, database unavailable: %s", exc.__class__.__name__)
+            await self._drop_db()
+            return report
+        metrics = compute_metrics(snap, sma_periods(self.strategies))
+        try:
+            await self._run_tasks(conn, snap, metrics, now, t, report)
+            report.ok = True
+        except (psycopg.Error, OSError) as exc:
+            self.counters.db_errors += 1
+            report.error = f"{exc.__class__.__name__}: {exc}"[:200]
+            log.warning("engine tick cut short, database unavailable: %s", exc.__class__.__name__)
+            await self._drop_db()
+        self.counters.loops += 1
+        self.counters.last_loop_ms = (time.perf_counter() - started) * 1000
+        return report
+
+    async def _load_reference(self, conn: psycopg.AsyncConnection) -> None:
+        self.universe = await queries.load_universe(conn)
+        self.strategies, bad = await queries.load_strategies(conn)
+        self.configs = await queries.load_configs(conn)
+        for name, why in bad.items():
+            if (name, why) not in self._bad_logged:
+                self._bad_logged.add((name, why))
+                log.error("strategy %r skipped: %s", name, why)
+        if not self._seeded:
+            self.edges.seed(await queries.load_last_signals(conn))
+            self._seeded = True
+        self.counters.symbols = self.universe.size
+        self.counters.strategies = len(self.strategies)
+        self.counters.bad_strategies = len(bad)
+
+    def _window(self) -> timedelta:
+        longest = max(sma_periods(self.strategies), default=0)
+        # SMA needs `period` one-minute candles; leave room for minutes without trades
+        return timedelta(minutes=max(MOMENTUM_WINDOW_MINUTES + 1, longest * 2 + 5))
+
+    def _vwap_starts(self, now: datetime) -> list[datetime | None]:
+        assert self.universe is not None
+        starts: list[datetime | None] = []
+        cache: dict[str, datetime | None] = {}
+        for market in self.universe.markets:
+            if market not in cache:
+                try:
+                    bounds = session_bounds(market, now.date())
+                except ValueError:
+                    bounds = None
+                cache[market] = bounds[0].to_pydatetime() if bounds and bounds[0] <= now else None
+            starts.append(cache[market] if market != ALWAYS_OPEN or cache[market] else None)
+        return starts
+
+    async def _read(self, conn: psycopg.AsyncConnection, now: datetime, t: float) -> Snapshot:
+        assert self.universe is not None
+        wants_vwap = any(s.uses_vwap() for s in self.strategies)
+        starts = (
+            self._vwap_starts(now) if wants_vwap and self._is_due("vwap", VWAP_EVERY_S, t) else None
+        )
+        snap = await queries.load_snapshot(conn, self.universe, now, self._window(), starts)
+        ids = self.universe.ids.tolist()
+        if starts is not None:
+            self._vwap = {sid: float(v) for sid, v in zip(ids, snap.session_vwap, strict=True)}
+        elif wants_vwap:
+            cached = np.array([self._vwap.get(sid, np.nan) for sid in ids])
+            snap = Snapshot(**{**snap.__dict__, "session_vwap": cached})
+        return snap
+
+    async def _run_tasks(
+        self,
+        conn: psycopg.AsyncConnection,
+        snap: Snapshot,
+        metrics: Metrics,
+        now: datetime,
+        t: float,
+        report: TickReport,
+    ) -> None:
+        universe = snap.universe
+        ids = universe.ids.tolist()
+        if self._is_due("state", STATE_EVERY_S, t) or any(
+            sid not in self.current_state for sid in ids
+        ):
+            report.ran.append("state")
+            for k, sid in enumerate(ids):
+                self.current_state[sid] = (int(metrics.state[k]), float(metrics.confidence[k]))
+            rows = self.recorder.due(universe, metrics, metrics.state, metrics.confidence, now)
+            await write_states(conn, rows)
+            self.recorder.mark_written(rows)
+            report.state_rows = len(rows)
+            self.counters.state_rows += len(rows)
+            await self._publish(Channel.MARKET_STATE, [r.message() for r in rows])
+        state = np.array([self.current_state[sid][0] for sid in ids], dtype=np.int8)
+        confidence = np.array([self.current_state[sid][1] for sid in ids], dtype=np.float64)
+
+        alerts: list[dict[str, Any]] = []
+        if self._is_due("lvn", LVN_EVERY_S, t):
+            report.ran.append("lvn")
+            alerts += self._lvn_alerts(snap, metrics, now)
+        report.ran.append("flow")
+        alerts += self._flow_alerts(universe, metrics, now)
+        report.alerts = alerts
+        self.counters.alerts += len(alerts)
+        await self._publish(Channel.ALERTS, alerts)
+
+        report.ran.append("strategies")
+        fired = self._strategies(universe, metrics, state, confidence, now)
+        if fired:
+            try:
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        SIGNAL_SQL,
+                        [
+                            (
+                                now,
+                                s.id,
+                                int(universe.ids[c.index]),
+                                c.type,
+                                c.price,
+                                json.dumps(c.details),
+                            )
+                            for s, c in fired
+                        ],
+                    )
+            except BaseException:
+                for s, c in fired:  # not recorded: let the edge fire again next tick
+                    self.edges.rollback((s.id, int(universe.ids[c.index])))
+                raise
+            messages = [
+                {
+                    "symbol": universe.symbols[c.index],
+                    "strategy": s.name,
+                    "type": c.type,
+                    "time": now.isoformat(),
+                    "details": c.details,
+                }
+                for s, c in fired
+            ]
+            report.signals = messages
+            self.counters.signals += len(messages)
+            await self._publish(Channel.SIGNALS, messages)
+
+        trader = self.trader()
+        if trader is not None:
+            intents = [self._intent(universe, s, c, now) for s, c in fired if s.trade]
+            intents = [i for i in intents if i is not None]
+            report.intents = intents
+            await trader.process(conn, intents, self.counters.loops, now)
+            if self._is_due("reconcile", RECONCILE_EVERY_S, t):
+                await trader.reconcile(conn)
+
+    def _strategies(
+        self,
+        universe: Universe,
+        metrics: Metrics,
+        state: np.ndarray,
+        confidence: np.ndarray,
+        now: datetime,
+    ) -> list[tuple[Strategy, Candidate]]:
+        fired: list[tuple[Strategy, Candidate]] = []
+        t = now.timestamp()
+        seen: set[tuple[int, int]] = set()
+        for strategy in self.strategies:
+            holding = {
+                c.index: c
+                for c in evaluate(
+                    strategy,
+                    universe,
+                    metrics,
+                    state,
+                    confidence,
+                    self.configs,
+                    self.settings.min_aggression_score,
+                )
+            }
+            for k, sid in enumerate(universe.ids.tolist()):
+                key = (strategy.id, sid)
+                cand = holding.get(k)
+                if cand is None and not self.edges.knows(key):
+                    continue  # never true for this pair: nothing to remember
+                seen.add(key)
+                if self.edges.observe(
+                    key, cand.type if cand else None, t, strategy.cooldown_seconds
+                ):
+                    assert cand is not None
+                    fired.append((strategy, cand))
+        self.edges.forget(seen)
+        return fired
+
+    def _intent(
+        self, universe: Universe, strategy: Strategy, cand: Candidate, now: datetime
+    ) -> OrderIntent | None:
+        sid = int(universe.ids[cand.index])
+        config = self.configs.get((sid, strategy.name))
+        if universe.asset_types[cand.index] not in ("stock", "crypto"):
+            return None  # Alpaca trades US shares and crypto only
+        return OrderIntent(
+            strategy_id=strategy.id,
+            strategy=strategy.name,
+            symbol_id=sid,
+            symbol=universe.symbols[cand.index],
+            market=universe.markets[cand.index],
+            side=Side(cand.type.lower()),
+            signal_time=now,
+            price=cand.price,
+            atr=cand.details.get("atr"),
+            stop_multiplier=float(cand.details.get("atr_stop_multiplier", 1.5)),
+            target_multiplier=float(cand.details.get("atr_target_multiplier", 3.0)),
+            risk_pct=config.risk_per_trade_pct if config else None,
+            reason=str(cand.details.get("reason", strategy.name)),
+        )
+
+    def _lvn_alerts(self, snap: Snapshot, metrics: Metrics, now: datetime) -> list[dict[str, Any]]:
+        out = []
+        pct = self.settings.engine_lvn_alert_pct
+        for k, symbol in enumerate(snap.universe.symbols):
+            near = nearest_lvn(
+                float(metrics.price[k]),
+                {"session": snap.session.lvns[k], "composite": snap.composite.lvns[k]},
+                pct,
+            )
+            zone = None if near is None else round(near.lvn, 8)
+            if self.lvn_latch.update(symbol, zone) and near is not None:
+                out.append(
+                    {
+                        "type": "lvn",
+                        "symbol": symbol,
+                        "time": now.isoformat(),
+                        "price": float(metrics.price[k]),
+                        "lvn": near.lvn,
+                        "low": near.low,
+                        "high": near.high,
+                        "horizon": near.horizon,
+                        "direction": near.direction,
+                        "distance": round(near.distance, 8),
+                        "distance_pct": round(near.distance_pct, 6),
+                    }
+                )
+        return out
+
+    def _flow_alerts(self, universe: Universe, metrics: Metrics, now: datetime) -> list[dict]:
+        out = []
+        threshold = self.settings.engine_aggression_alert_score
+        for k, symbol in enumerate(universe.symbols):
+            score = float(metrics.aggression[k])
+            direction = DIRECTION_NAMES[int(metrics.direction[k])]
+            zone = direction if score >= threshold else None
+            if self.flow_latch.update(symbol, zone):
+                out.append(
+                    {
+                        "type": "aggressive_flow",
+                        "symbol": symbol,
+                        "time": now.isoformat(),
+                        "score": score,
+                        "direction": direction,
+                        "intensity": intensity(score),
+                        "buy_pressure": _num(metrics.buy_pressure[k]),
+                        "sell_pressure": _num(metrics.sell_pressure[k]),
+                        "cvd_momentum": float(metrics.cvd_momentum[k]),
+                    }
+                )
+        return out
+
+    async def _publish(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(channel.value, json.dumps(message, default=str))
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            self.counters.redis_errors += 1
+            log.warning(
+                "publish on %s failed (%s): %d messages dropped",
+                channel.value,
+                exc.__class__.__name__,
+                len(messages),
+            )
+
+    # --- the loop -----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None, once: bool = False) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        k = 0
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:  # a bug in one task must not end the daemon
+                log.exception("engine tick failed")
+            if once:
+                return
+            k += 1
+            late = loop.time() - (start + k * PERIOD_S)
+            if late > 0:
+                missed = int(late // PERIOD_S) + 1
+                k += missed
+                self.counters.skipped_ticks += missed
+                self.counters.lag_ms = late * 1000
+                log.warning("engine loop %.0f ms late: skipping %d tick(s)", late * 1000, missed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, start + k * PERIOD_S - loop.time()))
+
+    def status(self) -> dict[str, int | float | str]:
+        out: dict[str, int | float | str] = dict(self.counters.as_dict())
+        out["db_connected"] = int(self._conn is not None and not self._conn.closed)
+        trader = self._trader
+        if trader is not None:
+            c = trader.counters
+            out.update(
+                orders_submitted=c.submitted,
+                orders_rejected=c.rejected,
+                orders_blocked=c.blocked,
+                broker_calls=c.broker_calls,
+                paper=int(trader.paper),
+            )
+        out["auto_trading"] = int(self.settings.auto_trading_enabled)
+        return out
+
+
+def _num(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,200 @@
+"""The engine's reads: a few set-based queries per loop for ALL symbols, never one per symbol.
+
+Per loop: the candle window (one range scan), the latest session and composite profile
+(one LATERAL probe of the primary key per symbol, inside a single statement) and the
+recent order flow (likewise). Reference data (symbols, strategies, configs) is reloaded
+on its own slower cadence. Timestamps come back as epoch seconds (float8) so building
+numpy arrays never creates Python datetimes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from analytics.aggression import FLOW_WINDOW_BUCKETS
+from marketflow.contracts import Horizon
+from streaming.engine.snapshot import Profile, Snapshot, Universe
+from streaming.engine.strategies import DefinitionError, Strategy, SymbolConfig, parse_strategy
+
+log = logging.getLogger(__name__)
+
+FLOW_MAX_AGE = timedelta(minutes=15)  # older order flow is not "recent" aggression
+
+UNIVERSE_SQL = """
+select id, symbol, market, asset_type from symbols
+where active and asset_type <> 'binary_option' order by id
+"""
+
+CANDLES_SQL = """
+select symbol_id, extract(epoch from ts)::float8, high, low, close, volume
+from candles_1m
+where symbol_id = any(%(ids)s) and ts > %(since)s and ts <= %(now)s
+order by symbol_id, ts
+"""
+
+PROFILES_SQL = """
+select s.id, h.horizon, extract(epoch from p.bucket)::float8, p.poc, p.vah, p.val, p.lvns
+from unnest(%(ids)s::bigint[]) as s (id)
+cross join (values ('session'), ('composite')) as h (horizon)
+cross join lateral (
+    select bucket, poc, vah, val, lvns from profile_metrics
+    where symbol_id = s.id and horizon = h.horizon and bucket <= %(now)s
+    order by bucket desc limit 1
+) as p
+"""
+
+FLOW_SQL = """
+select f.symbol_id, f.buy_pressure, f.sell_pressure, coalesce(f.cvd_total, f.cvd)
+from unnest(%(ids)s::bigint[]) as s (id)
+cross join lateral (
+    select symbol_id, bucket, buy_pressure, sell_pressure, cvd_total, cvd from order_flow
+    where symbol_id = s.id and bucket <= %(now)s and bucket > %(since)s
+    order by bucket desc limit %(limit)s
+) as f
+order by f.symbol_id, f.bucket
+"""
+
+VWAP_SQL = """
+select c.symbol_id,
+       sum(coalesce(c.vwap, (c.high + c.low + c.close) / 3) * c.volume)
+       / nullif(sum(c.volume), 0)
+from unnest(%(ids)s::bigint[], %(starts)s::timestamptz[]) as s (id, start)
+join candles_1m as c on c.symbol_id = s.id and c.ts >= s.start and c.ts <= %(now)s
+group by c.symbol_id
+"""
+
+STRATEGIES_SQL = "select id, name, definition, cooldown_seconds from strategies where active"
+CONFIGS_SQL = """
+select symbol_id, strategy_name, enabled, parameters, risk_per_trade_pct from strategy_configs
+"""
+LAST_SIGNALS_SQL = (
+    "select strategy_id, symbol_id, extract(epoch from max(ts))::float8 "
+    "from signals group by strategy_id, symbol_id"
+)
+
+
+async def load_universe(conn: psycopg.AsyncConnection) -> Universe:
+    rows = await (await conn.execute(UNIVERSE_SQL)).fetchall()
+    return Universe(
+        ids=np.array([r[0] for r in rows], dtype=np.int64),
+        symbols=tuple(r[1] for r in rows),
+        markets=tuple(r[2] for r in rows),
+        asset_types=tuple(r[3] for r in rows),
+    )
+
+
+async def load_strategies(
+    conn: psycopg.AsyncConnection,
+) -> tuple[list[Strategy], dict[str, str]]:
+    """Valid strategies, and the reason for each one skipped (name → error)."""
+    rows = await (await conn.execute(STRATEGIES_SQL)).fetchall()
+    good: list[Strategy] = []
+    bad: dict[str, str] = {}
+    for sid, name, definition, cooldown in rows:
+        try:
+            good.append(parse_strategy(sid, name, definition, cooldown))
+        except DefinitionError as exc:
+            bad[name] = str(exc)
+    return good, bad
+
+
+async def load_configs(
+    conn: psycopg.AsyncConnection,
+) -> dict[tuple[int, str], SymbolConfig]:
+    rows = await (await conn.execute(CONFIGS_SQL)).fetchall()
+    return {
+        (int(sid), name): SymbolConfig(
+            enabled=bool(enabled),
+            parameters=params if isinstance(params, dict) else {},
+            risk_per_trade_pct=risk,
+        )
+        for sid, name, enabled, params, risk in rows
+    }
+
+
+async def load_last_signals(conn: psycopg.AsyncConnection) -> dict[tuple[int, int], float]:
+    rows = await (await conn.execute(LAST_SIGNALS_SQL)).fetchall()
+    return {(int(a), int(b)): float(ts) for a, b, ts in rows}
+
+
+def _offsets(row_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    starts = np.searchsorted(row_ids, ids, side="left")
+    return np.concatenate([starts, [len(row_ids)]]).astype(np.int64)
+
+
+def _matrix(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, width))
+    return np.array(rows, dtype=np.float64)  # None → nan
+
+
+async def load_snapshot(
+    conn: psycopg.AsyncConnection,
+    universe: Universe,
+    now: datetime,
+    window: timedelta,
+    vwap_starts: Sequence[datetime | None] | None = None,
+) -> Snapshot:
+    """Everything one loop needs for every symbol, in three (four with VWAP) statements."""
+    ids = universe.ids.tolist()
+    n = universe.size
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(CANDLES_SQL, {"ids": ids, "since": now - window, "now": now})
+        candles = _matrix(await cur.fetchall(), 6)
+        await cur.execute(PROFILES_SQL, {"ids": ids, "now": now})
+        profiles = await cur.fetchall()
+        await cur.execute(
+            FLOW_SQL,
+            {"ids": ids, "now": now, "since": now - FLOW_MAX_AGE, "limit": FLOW_WINDOW_BUCKETS},
+        )
+        flow = _matrix(await cur.fetchall(), 4)
+        session_vwap = np.zeros(0)
+        if vwap_starts is not None:
+            pairs = [(i, s) for i, s in zip(ids, vwap_starts, strict=True) if s is not None]
+            session_vwap = np.full(n, np.nan)
+            if pairs:
+                await cur.execute(
+                    VWAP_SQL,
+                    {"ids": [p[0] for p in pairs], "starts": [p[1] for p in pairs], "now": now},
+                )
+                where = {int(i): k for k, i in enumerate(ids)}
+                for sid, value in await cur.fetchall():
+                    if value is not None:
+                        session_vwap[where[int(sid)]] = float(value)
+
+    index = {int(i): k for k, i in enumerate(ids)}
+    by_horizon = {
+        Horizon.SESSION.value: Profile.empty(n),
+        Horizon.COMPOSITE.value: Profile.empty(n),
+    }
+    for sid, horizon, bucket, poc, vah, val, lvns in profiles:
+        k, prof = index[int(sid)], by_horizon[horizon]
+        prof.bucket[k] = bucket
+        prof.poc[k] = np.nan if poc is None else poc
+        prof.vah[k] = np.nan if vah is None else vah
+        prof.val[k] = np.nan if val is None else val
+        prof.lvns[k] = lvns if isinstance(lvns, list) else []
+
+    return Snapshot(
+        now=now,
+        universe=universe,
+        candle_offsets=_offsets(candles[:, 0].astype(np.int64), universe.ids),
+        candle_ts=candles[:, 1].copy(),
+        high=candles[:, 2].copy(),
+        low=candles[:, 3].copy(),
+        close=candles[:, 4].copy(),
+        volume=candles[:, 5].copy(),
+        session=by_horizon[Horizon.SESSION.value],
+        composite=by_horizon[Horizon.COMPOSITE.value],
+        flow_offsets=_offsets(flow[:, 0].astype(np.int64), universe.ids),
+        buy_pressure=flow[:, 1].copy(),
+        sell_pressure=flow[:, 2].copy(),
+        cvd=flow[:, 3].copy(),
+        session_vwap=session_vwap,
+    )

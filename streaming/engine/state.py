@@ -1,0 +1,140 @@
+"""Market-state rows: written when a symbol's state changes or every N seconds, published
+on the ``market_state`` channel (DESIGN §4, §5).
+
+The original inserted a row per symbol every ~5 s forever (reference §1.4); here a row is
+written only when the state or its confidence changes, or as a keep-alive every
+``ENGINE_STATE_REFRESH_SECONDS``, so the table records transitions, not a metronome.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from analytics.market_state import STATE_NAMES, UNKNOWN
+from streaming.engine.snapshot import Metrics, Universe
+
+INSERT_SQL = """
+insert into market_state (symbol_id, ts, state, balance_high, balance_low, poc, confidence,
+                          details)
+values (%s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (symbol_id, ts) do update set
+    state = excluded.state, balance_high = excluded.balance_high,
+    balance_low = excluded.balance_low, poc = excluded.poc,
+    confidence = excluded.confidence, details = excluded.details
+"""
+
+
+def _num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class StateRow:
+    symbol_id: int
+    symbol: str
+    ts: datetime
+    state: str
+    confidence: float
+    vah: float | None
+    val: float | None
+    poc: float | None
+    details: dict[str, Any]
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.symbol_id,
+            self.ts,
+            self.state,
+            self.vah,
+            self.val,
+            self.poc,
+            self.confidence,
+            json.dumps(self.details),
+        )
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "time": self.ts.isoformat(),
+            "state": self.state,
+            "confidence": self.confidence,
+            "poc": self.poc,
+            "vah": self.vah,
+            "val": self.val,
+            "details": self.details,
+        }
+
+
+class StateRecorder:
+    """Decides which symbols get a row this time (changed or due), remembering what it wrote.
+
+    ``mark_written`` is called only after the rows reached the database, so a failed write
+    (PostgreSQL down) is retried on the next market-state pass.
+    """
+
+    def __init__(self, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._written: dict[int, tuple[str, float, float]] = {}  # id → (state, conf, at)
+
+    def due(
+        self,
+        universe: Universe,
+        metrics: Metrics,
+        state: npt.NDArray[np.int8],
+        confidence: npt.NDArray[np.float64],
+        now: datetime,
+    ) -> list[StateRow]:
+        t = now.timestamp()
+        rows: list[StateRow] = []
+        for i, sid in enumerate(universe.ids.tolist()):
+            name = STATE_NAMES[int(state[i])].value
+            conf = float(confidence[i])
+            last = self._written.get(sid)
+            if last is not None and last[:2] == (name, conf) and t - last[2] < self.refresh_seconds:
+                continue
+            known = int(state[i]) != UNKNOWN
+            rows.append(
+                StateRow(
+                    symbol_id=sid,
+                    symbol=universe.symbols[i],
+                    ts=now,
+                    state=name,
+                    confidence=conf,
+                    vah=_num(metrics.vah[i]),
+                    val=_num(metrics.val[i]),
+                    poc=_num(metrics.poc[i]),
+                    details={
+                        "price": _num(metrics.price[i]),
+                        "distance_from_poc_pct": _num(metrics.distance_pct[i]) if known else None,
+                        "in_value_area": bool(
+                            known and metrics.val[i] <= metrics.price[i] <= metrics.vah[i]
+                        ),
+                        "momentum_pct": _num(metrics.momentum_pct[i]),
+                        "pressure_imbalance": _num(
+                            metrics.buy_pressure[i] - metrics.sell_pressure[i]
+                        ),
+                        "aggression_score": _num(metrics.aggression[i]),
+                        "profile": "session",
+                    },
+                )
+            )
+        return rows
+
+    def mark_written(self, rows: list[StateRow]) -> None:
+        for row in rows:
+            self._written[row.symbol_id] = (row.state, row.confidence, row.ts.timestamp())
+
+
+async def write_states(conn: psycopg.AsyncConnection, rows: list[StateRow]) -> None:
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(INSERT_SQL, [r.params() for r in rows])

@@ -1,0 +1,148 @@
+"""The engine loop end to end on a real PostgreSQL and Redis: market_state and signals rows,
+Redis messages, alerts fired once per approach, rising edge + cooldown, set-based reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import redis
+from fakes.engine_rows import insert_candles, insert_flow, insert_profile, symbol_ids
+
+from marketflow.settings import Settings
+from streaming.engine.loop import Engine
+
+NOW = datetime(2026, 11, 23, 15, 0, 0, tzinfo=UTC)  # a Monday, 10:00 New York
+RISING = [99.5 + 0.025 * k for k in range(32)]  # 99.500 … 100.275, above its SMA20
+
+
+def settings(**kw: object) -> Settings:
+    return Settings(_env_file=None, **kw)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def seed_aapl(conn: psycopg.Connection, now: datetime = NOW) -> int:
+    aapl = symbol_ids(conn)["AAPL"]
+    insert_candles(conn, aapl, RISING, now)
+    insert_profile(conn, aapl, now - timedelta(minutes=1), 100.0, 100.2, 99.9, lvns=[100.6, 98.0])
+    insert_profile(
+        conn, aapl, now - timedelta(minutes=1), 99.0, 100.0, 98.0, horizon="composite", lvns=[101.5]
+    )
+    insert_flow(
+        conn,
+        aapl,
+        now,
+        [(60, 40, 1000), (65, 35, 1300), (70, 30, 1600), (72, 28, 1900), (75, 25, 2200)],
+    )
+    return aapl
+
+
+class Listener:
+    """Subscribes before the engine publishes and collects JSON messages per channel."""
+
+    def __init__(self, url: str, *channels: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(*channels)
+        self.pubsub.get_message(timeout=1)  # subscription confirmations
+        for _ in channels[1:]:
+            self.pubsub.get_message(timeout=1)
+
+    def drain(self) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        while (m := self.pubsub.get_message(timeout=0.2)) is not None:
+            if m["type"] == "message":
+                out.setdefault(m["channel"].decode(), []).append(json.loads(m["data"]))
+        return out
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_loop_end_to_end_writes_and_publishes(db_url, redis_url, conn):
+    aapl = seed_aapl(conn)
+    listener = Listener(redis_url, "market_state", "signals", "alerts")
+
+    async def go():
+        engine = Engine(settings(), db_url, redis_url)
+        try:
+            first = await engine.tick(NOW)
+            second = await engine.tick(NOW + timedelta(seconds=1))
+            return engine, first, second
+        finally:
+            await engine.close()
+
+    engine, first, second = run(go())
+    assert first.ok and second.ok, (first.error, second.error)
+    assert set(first.ran) >= {"reference", "state", "lvn", "flow", "strategies"}
+    assert "state" not in second.ran and "lvn" not in second.ran  # 5 s and 2 s cadences
+
+    # market_state: one row per symbol; AAPL at 100.275 above VAH 100.2 with 75/25 flow
+    rows = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "select symbol_id, state, confidence, poc, balance_high, balance_low from market_state"
+        ).fetchall()
+    }
+    assert (
+        len(rows)
+        == len(symbol_ids(conn))
+        - conn.execute(
+            "select count(*) from symbols where not active or asset_type = 'binary_option'"
+        ).fetchone()[0]
+    )
+    state, confidence, poc, vah, val = rows[aapl]
+    # 0.275 % from POC +40, above VAH +30, momentum 0.78 % (+0), pressure +50 → +10
+    assert (state, confidence, poc, vah, val) == ("IMBALANCE_UP", 80.0, 100.0, 100.2, 99.9)
+    others = {s for sid, (s, *_rest) in rows.items() if sid != aapl}
+    assert others == {"UNKNOWN"}  # no candles or profile for them
+
+    # signals: the SMA breakout and the auction-market entry, once each despite two ticks
+    sig = conn.execute(
+        "select st.name, s.type, s.price, s.details from signals s"
+        " join strategies st on st.id = s.strategy_id order by st.name"
+    ).fetchall()
+    assert [(n, t) for n, t, _, _ in sig] == [
+        ("AAPL SMA20 Breakout", "BUY"),
+        ("auction_market", "BUY"),
+    ]
+    sma_details = sig[0][3]
+    assert sma_details["period"] == 20
+    assert sma_details["sma"] == pytest.approx(sum(RISING[-20:]) / 20)
+    auction = sig[1][3]
+    assert auction["aggression_score"] == 100 and auction["flow_direction"] == "BUY"
+    assert auction["market_state"] == "IMBALANCE_UP"
+    assert auction["atr"] == pytest.approx(0.225)  # each bar spans 0.025 + 0.2
+
+    got = listener.drain()
+    listener.close()
+    assert {m["symbol"] for m in got["market_state"]} >= {"AAPL", "MSFT"}
+    aapl_state = next(m for m in got["market_state"] if m["symbol"] == "AAPL")
+    assert aapl_state["state"] == "IMBALANCE_UP" and aapl_state["time"] == NOW.isoformat()
+    assert sorted((m["strategy"], m["type"]) for m in got["signals"]) == [
+        ("AAPL SMA20 Breakout", "BUY"),
+        ("auction_market", "BUY"),
+    ]
+    assert all(set(m) == {"symbol", "strategy", "type", "time", "details"} for m in got["signals"])
+    kinds = sorted(m["type"] for m in got["alerts"])
+    assert kinds == ["aggressive_flow", "lvn"]  # once each, not again on the second tick
+    lvn = next(m for m in got["alerts"] if m["type"] == "lvn")
+    assert lvn["lvn"] == 100.6 and lvn["direction"] == "UP" and lvn["horizon"] == "session"
+    assert lvn["distance"] == pytest.approx(100.6 - RISING[-1])
+    flow = next(m for m in got["alerts"] if m["type"] == "aggressive_flow")
+    assert (flow["score"], flow["direction"], flow["intensity"]) == (100.0, "BUY", "STRONG")
+    assert engine.counters.signals == 2 and engine.counters.db_errors == 0
