@@ -50,10 +50,13 @@ def parse_timestamps(values: pd.Series) -> np.ndarray:
     if numeric.notna().mean() > 0.5:
         x = numeric.to_numpy(dtype=np.float64)
         mag = np.nanmedian(np.abs(x)) if np.isfinite(x).any() else 0.0
-        scale = 1e9 if mag < 1e11 else 1e6 if mag < 1e14 else 1e3 if mag < 1e17 else 1.0
+        scale = 10**9 if mag < 1e11 else 10**6 if mag < 1e14 else 10**3 if mag < 1e17 else 1
+        if pd.api.types.is_integer_dtype(numeric.dtype):  # exact: no float rounding
+            return numeric.to_numpy(dtype=np.int64) * scale
+        # fractional epochs: round to the microsecond (float64 cannot hold ns exactly)
         with np.errstate(invalid="ignore"):
-            out = np.where(np.isfinite(x), np.round(x * scale), -1).astype(np.int64)
-        return out
+            us = np.where(np.isfinite(x), np.round(x * (scale / 1000)), -1).astype(np.int64)
+        return np.where(us >= 0, us * 1000, -1)
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     out = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     out[parsed.isna().to_numpy()] = -1
