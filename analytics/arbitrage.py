@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Ladder = Sequence[tuple[float, float]]
 
@@ -129,9 +130,10 @@ def walk_asks(
     return Fill(shares=shares, cost=cost, fees=fees, worst_prices=tuple(worst))
 
 
-@dataclass(frozen=True, slots=True)
-class PairView:
-    """One binary market's quote at an instant (DESIGN §6 'Per market')."""
+class PairView(NamedTuple):
+    """One binary market's quote at an instant (DESIGN §6 'Per market').
+
+    A NamedTuple: built on every book message, so construction cost matters."""
 
     yes_bid: float | None
     yes_ask: float | None

@@ -34,13 +34,24 @@ class BadMessage(ValueError):
         self.reason = reason
 
 
+# Price strings repeat (a few thousand ticks in [0, 1]): memoise their parse. Only valid
+# prices are cached and the cache is bounded, so junk input cannot grow it.
+_PRICE_CACHE: dict[str, float] = {}
+_PRICE_CACHE_MAX = 20_000
+
+
 def _price(value: object) -> float:
+    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None  # type: ignore[arg-type]
+    if p is not None:
+        return p
     try:
         p = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise BadMessage("bad_price") from None
     if not (0.0 <= p <= 1.0):  # also rejects NaN
         raise BadMessage("bad_price")
+    if isinstance(value, str) and len(_PRICE_CACHE) < _PRICE_CACHE_MAX:
+        _PRICE_CACHE[value] = p
     return p
 
 
@@ -330,7 +341,13 @@ class BookStore:
         if book is None:
             return None
         price = _price(change.get("price"))
-        size = _size(change.get("size"))
+        size = change.get("size")
+        try:
+            size = float(size)  # inline _size: this is the hottest line of the stream
+        except (TypeError, ValueError):
+            raise BadMessage("bad_size") from None
+        if not (0.0 <= size < math.inf):
+            raise BadMessage("bad_size")
         side = change.get("side")
         if side == "BUY" or side == "buy":
             is_bid = True
@@ -345,7 +362,8 @@ class BookStore:
             best_bid = _opt_price(change.get("best_bid"))
             best_ask = _opt_price(change.get("best_ask"))
             book.set_level(is_bid, price, size)
-            book.set_best(best_bid, best_ask)
+            if best_bid != book.best_bid or best_ask != book.best_ask:
+                book.set_best(best_bid, best_ask)
         else:
             book.set_level(is_bid, price, size)
         book.ts_ms = ts

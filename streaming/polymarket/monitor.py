@@ -14,9 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from analytics.arbitrage import Fill, PairView, evaluate_basket, evaluate_pair, pair_entry
+from analytics.arbitrage import (
+    Fill,
+    PairView,
+    clears,
+    evaluate_basket,
+    evaluate_pair,
+    pair_edge,
+    pair_entry,
+    taker_fee,
+)
 from streaming.polymarket.book import BookStore, OrderBook
 
 
@@ -35,9 +44,10 @@ class MarketInfo:
     augmented: bool = False
 
 
-@dataclass(frozen=True)
-class PriceRow:
-    """One ``binary_prices`` row (without its timestamp, set when written)."""
+class PriceRow(NamedTuple):
+    """One ``binary_prices`` row (without its timestamp, set when written).
+
+    A NamedTuple: one is built per evaluation and compared with the last (C-speed ==)."""
 
     market_id: str
     symbol_id: int | None
@@ -56,7 +66,7 @@ class PriceRow:
     stale: bool
 
     def payload(self, symbol: str, ts: datetime) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = self._asdict()
         out.update(symbol=symbol, time=ts.isoformat())
         return out
 
@@ -174,16 +184,23 @@ class Monitor:
         no = self.books.book(market.no_token_id)
         stale = self._stale(yes, now) or self._stale(no, now)
         ok_y, ok_n = yes is not None and yes.valid, no is not None and no.valid
+        yes_ask = yes.best_ask if ok_y else None
+        no_ask = no.best_ask if ok_n else None
+        # ladders are sorted only when the top clears the threshold (rare): O(1) otherwise
+        deep = (
+            yes_ask is not None
+            and no_ask is not None
+            and clears(pair_edge(yes_ask, no_ask, market.fee_rate), self.min_edge)
+        )
         view = evaluate_pair(
             yes.best_bid if ok_y else None,
-            yes.best_ask if ok_y else None,
+            yes_ask,
             no.best_bid if ok_n else None,
-            no.best_ask if ok_n else None,
+            no_ask,
             market.fee_rate,
             self.min_edge,
-            # ladders are sorted only when the top clears the threshold (rare)
-            _LazyLadder(yes) if ok_y else None,
-            _LazyLadder(no) if ok_n else None,
+            yes.ask_ladder() if deep else None,
+            no.ask_ladder() if deep else None,
             stale=stale,
         )
         row = PriceRow(
@@ -259,8 +276,18 @@ class Monitor:
             return  # augmented events are skipped: the outcome set is not closed
         books = [self.books.book(m.yes_token_id) for m in members]
         stale = any(self._stale(b, now) for b in books)
-        ladders = [_LazyLadder(b) if b is not None and b.valid else None for b in books]
-        view = evaluate_basket(ladders, [m.fee_rate for m in members], self.min_edge, stale=stale)
+        tops = [b.best_ask if b is not None and b.valid else None for b in books]
+        rates = [m.fee_rate for m in members]
+        deep = None not in tops and clears(
+            1.0 - sum(tops) - sum(taker_fee(p, r) for p, r in zip(tops, rates, strict=True)),
+            self.min_edge,
+        )
+        # full ladders only when the top clears the threshold; else the top level suffices
+        ladders = [
+            None if top is None else (b.ask_ladder() if deep else [(top, b.best_ask_size())])
+            for b, top in zip(books, tops, strict=True)
+        ]
+        view = evaluate_basket(ladders, rates, self.min_edge, stale=stale)
         key = ("neg_risk", event_id)
         episode = self.open.get(key)
         if view is None or not view.arbitrage:
@@ -299,27 +326,3 @@ class Monitor:
     def take_events(self) -> list[EpisodeEvent]:
         events, self.out_events = self.out_events, []
         return events
-
-
-class _LazyLadder:
-    """An ask ladder sorted on first use, so the common (no edge) path never sorts."""
-
-    __slots__ = ("_book", "_items")
-
-    def __init__(self, book: OrderBook) -> None:
-        self._book = book
-        self._items: list[tuple[float, float]] | None = None
-
-    def _get(self) -> list[tuple[float, float]]:
-        if self._items is None:
-            self._items = self._book.ask_ladder()
-        return self._items
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-    def __bool__(self) -> bool:
-        return self._book.best_ask is not None and bool(self._book.asks)
-
-    def __getitem__(self, i: int) -> tuple[float, float]:
-        return self._get()[i]
