@@ -39,35 +39,54 @@ def tick_rule(
 ) -> tuple[np.ndarray, AggressorState]:
     """Tick-rule sign per print (int8: +1, -1, 0 = no reference yet) and the state after.
 
-    Vectorised: sign of the price change against the previous print (the first print is
-    compared with ``state.last_price``), then a forward fill of the last non-zero sign
-    (seeded with ``state.last_sign``) over zero ticks.
+    Vectorised: the sign of each price change against the previous print (the first print
+    against ``state.last_price``), then a forward fill over zero ticks (zero-tick
+    continuation) by a running maximum of "position of the last change"; prints before the
+    first change take ``state.last_sign`` (0 at the session start: split half/half).
     """
     n = price.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int8), state
-    signs = np.empty(n, dtype=np.int8)
+    # raw[k] is the sign of the change at print k-1; raw[0] is the carried-in sign
+    raw = np.empty(n + 1, dtype=np.int8)
+    raw[0] = state.last_sign
     first = price[0] - state.last_price
-    signs[0] = 0 if not np.isfinite(first) else int(np.sign(first))
+    raw[1] = np.sign(first) if np.isfinite(first) else 0
     if n > 1:
-        np.sign(np.diff(price), out=signs[1:], casting="unsafe")
-    if not signs.all():
-        signs = _fill_zero_ticks(signs, state.last_sign)
-    last_nonzero = np.flatnonzero(signs)
-    last_sign = int(signs[last_nonzero[-1]]) if last_nonzero.size else state.last_sign
-    return signs, AggressorState(last_price=float(price[-1]), last_sign=last_sign)
+        change = np.subtract(price[1:], price[:-1])
+        # two comparisons instead of np.sign: no float → int8 cast loop
+        np.subtract(change > 0, change < 0, out=raw[2:], dtype=np.int8)
+        del change
+    index_type = np.int32 if n < 2**31 - 1 else np.int64
+    last_change = np.arange(1, n + 1, dtype=index_type)
+    last_change *= raw[1:] != 0
+    np.maximum.accumulate(last_change, out=last_change)
+    signs = np.take(raw, last_change)  # take: about twice as fast as fancy indexing
+    return signs, AggressorState(last_price=float(price[-1]), last_sign=int(signs[-1]))
 
 
-def _fill_zero_ticks(signs: np.ndarray, seed: int) -> np.ndarray:
-    """Forward-fill zeros with the previous non-zero sign; leading zeros take ``seed``."""
-    n = signs.shape[0]
-    # index of the last non-zero sign at or before each position (-1: none yet)
-    positions = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-    positions[signs == 0] = -1
-    np.maximum.accumulate(positions, out=positions)
-    filled = signs[np.maximum(positions, 0)]
-    filled[positions < 0] = seed
-    return filled
+def state_after(price: np.ndarray, state: AggressorState = SESSION_START) -> AggressorState:
+    """The tick-rule state after ``price`` without classifying every print.
+
+    Used when the venue decided every side: only the last price change matters, found by
+    scanning backwards in growing windows.
+    """
+    n = price.shape[0]
+    if n == 0:
+        return state
+    window = 1024
+    while True:
+        lo = max(0, n - window)
+        changes = np.flatnonzero(price[lo + 1 :] != price[lo : n - 1])
+        if changes.size:
+            i = lo + 1 + int(changes[-1])
+            return AggressorState(float(price[-1]), int(np.sign(price[i] - price[i - 1])))
+        if lo == 0:
+            break
+        window *= 8
+    first = price[0] - state.last_price
+    sign = int(np.sign(first)) if np.isfinite(first) and first != 0 else state.last_sign
+    return AggressorState(float(price[-1]), sign)
 
 
 def classify(
@@ -79,34 +98,39 @@ def classify(
 ) -> tuple[np.ndarray, AggressorState]:
     """Aggressor sign per print: int8 +1 buy, -1 sell, 0 split half/half.
 
-    side: venue side (+1/-1, NaN or 0 when unknown); bid/ask: quote at the print (NaN when
-    unknown). The tick rule runs over every print (its reference is the previous print,
-    whatever decided that print's side), and is used only where neither the venue nor the
-    quote decides. Returns the signs and the tick-rule state after the last print.
+    side: venue side (+1/-1; NaN or 0 when unknown); bid/ask: the quote at the print (NaN
+    when unknown). The tick rule's reference is the previous print whatever decided that
+    print's side, and it is used only where neither the venue nor the quote decides.
+    Returns the signs and the tick-rule state after the last print.
     """
+    price = np.asarray(price, dtype=np.float64)
+    venue = None
+    if side is not None:
+        venue = np.sign(np.nan_to_num(np.asarray(side, dtype=np.float64), nan=0.0))
+        venue = venue.astype(np.int8)
+        if venue.all():  # every side from the venue: no quote or tick rule needed
+            return venue, state_after(price, state)
     signs, after = tick_rule(price, state)
-    decided = None
     if bid is not None or ask is not None:
         quote = np.zeros(price.shape[0], dtype=np.int8)
-        if ask is not None:
-            quote[price >= ask] = BUY  # NaN ask compares False
         if bid is not None:
-            # a crossed/locked quote where both hold: the ask test wins only when the bid
-            # test fails, so mark sells where price <= bid and not already >= ask
-            quote[(price <= bid) & (quote == 0)] = SELL
-        decided = quote != 0
-        if decided.any():
-            signs = np.where(decided, quote, signs)
-    if side is not None:
-        venue = np.nan_to_num(np.asarray(side, dtype=np.float64), nan=0.0)
-        known = venue != 0
-        if known.all():
-            return np.sign(venue).astype(np.int8), after
-        if known.any():
-            signs = np.where(known, np.sign(venue).astype(np.int8), signs)
+            quote[price <= bid] = SELL  # a NaN bid compares False
+        if ask is not None:
+            quote[price >= ask] = BUY  # at/above the ask wins on a locked/crossed quote
+        signs = np.where(quote != 0, quote, signs)
+    if venue is not None:
+        signs = np.where(venue != 0, venue, signs)
     return signs, after
 
 
 def buy_fraction(signs: np.ndarray) -> np.ndarray:
     """Share of each print's size that is buy-aggressor volume: 1, 0 or 0.5 (split)."""
     return (signs.astype(np.float64) + 1.0) * 0.5
+
+
+def buy_volume(size: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """Buy-aggressor volume of each print: size × (sign + 1) / 2, in three in-place passes."""
+    out = np.multiply(size, signs, dtype=np.float64)
+    out += size
+    out *= 0.5
+    return out

@@ -25,7 +25,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import SESSION_START, AggressorState, buy_fraction, classify
+from analytics.aggressor import SESSION_START, AggressorState, buy_volume, classify
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.order_flow import ORDER_FLOW_COLUMNS
@@ -127,7 +127,7 @@ def compute_session(
         minute=minute,
         bin=bin_index(arrays.price, row_size),
         volume=arrays.size,
-        buy=arrays.size * buy_fraction(signs),
+        buy=buy_volume(arrays.size, signs),
         counts=True,
     )
     fallback = _fallback_entries(candles, row_size, first_minute, close_ts, minute, rejected)
@@ -294,6 +294,26 @@ def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
     return None if np.isnan(values).all() else values
 
 
+def _utc_ns(column: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC); naive times are taken as UTC, NaT is int64 min."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
+        return column.array.asi8  # already UTC-comparable nanoseconds: no conversion
+    return pd.DatetimeIndex(pd.to_datetime(column, utc=True)).as_unit("ns").asi8
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """float64 values of a column, without a copy when it already is float64."""
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
+def _all_positive_finite(values: np.ndarray) -> bool:
+    """min > 0 and max finite; NaN makes both reductions NaN, so this is False then."""
+    return bool(values.min() > 0) and bool(np.isfinite(values.max()))
+
+
 def _prepare_ticks(
     ticks: pd.DataFrame, open_ns: int, close_ns: int, rejected: dict[str, int]
 ) -> _TickArrays:
@@ -301,9 +321,9 @@ def _prepare_ticks(
     missing = {"ts", "price", "size"} - set(ticks.columns)
     if missing:
         raise ValueError(f"ticks lack columns {sorted(missing)}")
-    ns = pd.DatetimeIndex(pd.to_datetime(ticks["ts"], utc=True)).as_unit("ns").asi8
-    price = pd.to_numeric(ticks["price"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    size = pd.to_numeric(ticks["size"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    ns = _utc_ns(ticks["ts"])
+    price = _floats(ticks["price"])
+    size = _floats(ticks["size"])
     side, bid, ask = (_float_column(ticks, c) for c in ("side", "bid", "ask"))
     optional = [side, bid, ask]
 
@@ -320,6 +340,8 @@ def _prepare_ticks(
     ns, price, size = ns[window], price[window], size[window]
     optional = [None if a is None else a[window] for a in optional]
 
+    if ns.size and _all_positive_finite(price) and _all_positive_finite(size):
+        return _TickArrays(ns, price, size, *optional)
     good_price = np.isfinite(price) & (price > 0)
     good_size = np.isfinite(size) & (size > 0)
     good = good_price & good_size
@@ -350,10 +372,16 @@ def _fallback_entries(
     )
     if candles is None or candles.empty:
         return empty
-    ns = pd.DatetimeIndex(pd.to_datetime(candles["ts"], utc=True)).as_unit("ns").asi8
+    ns = _utc_ns(candles["ts"])
     minute = (ns - first_minute.value) // NS_PER_MINUTE
     in_session = (ns >= first_minute.value) & (ns < close_ts.value)
-    without_ticks = ~np.isin(minute, np.unique(tick_minutes))
+    # tick minutes are sorted: their distinct values without a full np.unique sort
+    if tick_minutes.size:
+        firsts = np.flatnonzero(np.diff(tick_minutes)) + 1
+        traded = tick_minutes[np.concatenate([[0], firsts])]
+    else:
+        traded = tick_minutes
+    without_ticks = ~np.isin(minute, traded)
     use = np.flatnonzero(in_session & without_ticks)
     if use.size == 0:
         return empty

@@ -58,37 +58,40 @@ def _check_method(method: str) -> None:
 
 def poc_columns(volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Column of the largest bin per row; tie → closest to the range's middle, then lower."""
-    cols = np.arange(volumes.shape[1], dtype=np.int64)
-    is_max = volumes == volumes.max(axis=1, keepdims=True)
-    # distance to the middle in half-bins keeps it an exact integer
-    dist = np.abs(2 * cols[None, :] - (lo + hi)[:, None])
-    width = 2 * volumes.shape[1] + 2
-    score = np.where(is_max, dist * width + cols[None, :], np.iinfo(np.int64).max)
-    return np.argmin(score, axis=1).astype(np.int64)
+    poc = np.argmax(volumes, axis=1).astype(np.int64)  # the lowest of the maxima
+    is_max = volumes == volumes[np.arange(volumes.shape[0]), poc][:, None]
+    tied = np.flatnonzero(np.count_nonzero(is_max, axis=1) > 1)
+    if tied.size:
+        cols = np.arange(volumes.shape[1], dtype=np.int64)
+        # distance to the middle in half-bins keeps it an exact integer
+        dist = np.abs(2 * cols[None, :] - (lo[tied] + hi[tied])[:, None])
+        width = 2 * volumes.shape[1] + 2
+        score = np.where(is_max[tied], dist * width + cols[None, :], np.iinfo(np.int64).max)
+        poc[tied] = np.argmin(score, axis=1)
+    return poc
 
 
 def _side_items(
     volumes: np.ndarray, start: np.ndarray, length: np.ndarray, step: int, width: int, pair: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Items walked away from the POC on one side: values, validity and bins per item.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Items walked away from the POC on one side: their volumes and validity.
 
     start: column of the first bin next to the POC; step: -1 below, +1 above;
     length: bins available on that side. ``pair`` groups two bins per item (dual).
     """
     rows = np.arange(volumes.shape[0])[:, None]
-    k = np.arange(width, dtype=np.int64)[None, :]
     per = 2 if pair else 1
-    first = per * k
+    first = per * np.arange(width, dtype=np.int64)[None, :]
     valid = first < length[:, None]
-    cols = np.clip(start[:, None] + step * first, 0, volumes.shape[1] - 1)
-    values = np.where(valid, volumes[rows, cols], 0.0)
-    nbins = valid.astype(np.int64)
+    last_col = volumes.shape[1] - 1
+    values = np.where(
+        valid, volumes[rows, np.clip(start[:, None] + step * first, 0, last_col)], 0.0
+    )
     if pair:
         second_ok = (first + 1) < length[:, None]
-        cols2 = np.clip(start[:, None] + step * (first + 1), 0, volumes.shape[1] - 1)
-        values = values + np.where(second_ok, volumes[rows, cols2], 0.0)
-        nbins = nbins + second_ok
-    return values, valid, nbins
+        cols2 = np.clip(start[:, None] + step * (first + 1), 0, last_col)
+        values += np.where(second_ok, volumes[rows, cols2], 0.0)
+    return values, valid
 
 
 def value_area_columns(
@@ -107,8 +110,8 @@ def value_area_columns(
     pair = method == "dual"
     longest = int(max(below_len.max(initial=0), above_len.max(initial=0)))
     width = max(1, (longest + 1) // 2 if pair else longest)
-    below, below_ok, below_bins = _side_items(volumes, poc - 1, below_len, -1, width, pair)
-    above, above_ok, above_bins = _side_items(volumes, poc + 1, above_len, +1, width, pair)
+    below, below_ok = _side_items(volumes, poc - 1, below_len, -1, width, pair)
+    above, above_ok = _side_items(volumes, poc + 1, above_len, +1, width, pair)
 
     # running minima: the key that orders the greedy walk (see module docstring)
     neg_inf = -np.inf
@@ -129,11 +132,14 @@ def value_area_columns(
     steps = np.where(volumes[rows, poc] >= target, 0, np.argmax(reached, axis=1) + 1)
 
     taken = np.arange(2 * width)[None, :] < steps[:, None]
-    from_below = order < width
-    item_bins = np.take_along_axis(np.concatenate([below_bins, above_bins], axis=1), order, axis=1)
-    down = np.where(taken & from_below, item_bins, 0).sum(axis=1)
-    up = np.where(taken & ~from_below, item_bins, 0).sum(axis=1)
-    return poc - down, poc + up
+    down_items = np.count_nonzero(taken & (order < width), axis=1)
+    up_items = steps - down_items
+    if pair:
+        # every item is two bins except, at the profile's edge, the last one
+        return poc - np.minimum(2 * down_items, below_len), poc + np.minimum(
+            2 * up_items, above_len
+        )
+    return poc - down_items, poc + up_items
 
 
 def node_runs(flags: np.ndarray) -> Nodes:
@@ -172,10 +178,8 @@ def block_metrics(
     for first in range(0, n_rows, chunk):
         part = slice(first, min(first + chunk, n_rows))
         v, plo, phi = volumes[part], lo[part], hi[part]
-        # crop to the columns any row of the chunk uses: narrow minutes stay cheap
-        c0, c1 = int(plo.min()), int(phi.max()) + 1
-        v = v[:, c0:c1]
-        plo, phi = plo - c0, phi - c0
+        v, shift = _align(v, plo, phi)
+        plo, phi = plo - shift, phi - shift
         total = v.sum(axis=1)
         poc = poc_columns(v, plo, phi)
         val, vah = value_area_columns(v, plo, phi, poc, method)
@@ -185,11 +189,15 @@ def block_metrics(
         lvn = node_runs(in_range & (v < LVN_FACTOR * mean))
         hvn = node_runs(in_range & (v > HVN_FACTOR * mean))
         totals.append(total)
-        pocs.append(poc + c0)
-        vals.append(val + c0)
-        vahs.append(vah + c0)
-        lvn_parts.append(Nodes(lvn.row + first, lvn.start + c0, lvn.end + c0))
-        hvn_parts.append(Nodes(hvn.row + first, hvn.start + c0, hvn.end + c0))
+        pocs.append(poc + shift)
+        vals.append(val + shift)
+        vahs.append(vah + shift)
+        lvn_parts.append(
+            Nodes(lvn.row + first, lvn.start + shift[lvn.row], lvn.end + shift[lvn.row])
+        )
+        hvn_parts.append(
+            Nodes(hvn.row + first, hvn.start + shift[hvn.row], hvn.end + shift[hvn.row])
+        )
     return BlockMetrics(
         total=np.concatenate(totals),
         poc=np.concatenate(pocs),
@@ -198,6 +206,24 @@ def block_metrics(
         lvns=_concat_nodes(lvn_parts),
         hvns=_concat_nodes(hvn_parts),
     )
+
+
+def _align(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows cut to the columns they use, so narrow profiles (one minute) stay cheap.
+
+    Returns the narrowed block and each row's column shift. When the rows' ranges are
+    close to the block's width (a running session profile), a plain crop is cheaper than
+    gathering every row at its own offset.
+    """
+    c0, c1 = int(lo.min()), int(hi.max()) + 1
+    span = int((hi - lo).max()) + 1
+    if 2 * span >= c1 - c0:
+        return v[:, c0:c1], np.full(v.shape[0], c0, dtype=np.int64)
+    k = np.arange(span, dtype=np.int64)[None, :]
+    cols = np.minimum(lo[:, None] + k, v.shape[1] - 1)
+    rows = np.arange(v.shape[0])[:, None]
+    aligned = np.where(k <= (hi - lo)[:, None], v[rows, cols], 0.0)
+    return aligned, lo.astype(np.int64)
 
 
 def _concat_nodes(parts: list[Nodes]) -> Nodes:

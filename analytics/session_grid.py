@@ -99,12 +99,9 @@ def _grid_block(entries: Entries, r0: int, r1: int, b0: int, n_bins: int) -> tup
         zeros = np.zeros((rows, n_bins))
         return zeros, zeros.copy(), np.zeros((rows, n_bins), dtype=np.int64)
     t0, t1 = np.searchsorted(entries.minute, [r0, r1], side="left")
-    minute = entries.minute[t0:t1]
-    key = minute - r0 if r0 else minute.copy()
-    key *= n_bins
+    key = np.multiply(entries.minute[t0:t1], n_bins)
     key += entries.bin[t0:t1]
-    if b0:
-        key -= b0
+    key -= b0 + r0 * n_bins
     cells = rows * n_bins
     volume = np.bincount(key, weights=entries.volume[t0:t1], minlength=cells)
     buy = np.bincount(key, weights=entries.buy[t0:t1], minlength=cells)
