@@ -1,0 +1,212 @@
+"""IG Markets Level 1 (PROVIDER=ig): REST snapshot polling → quotes and quote ticks.
+
+Log in with ``POST /session`` (v2), poll ``GET /markets/{epic}`` (v3) for each symbol every
+IG_POLL_SECONDS, log in again on a 401, and after IG_MAX_FAILURES consecutive failures pause
+for IG_COOLDOWN_SECONDS (logged, and visible as ``cooldowns``/``state`` in the counters).
+Wrong credentials stop the provider with an error instead of retrying (IG locks accounts
+after repeated bad logins). Symbol → epic comes from ``symbol_providers.epic``, else IG's
+market search. The events are quotes, not prints: see ``ig_snapshot``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+
+from streaming.providers.base import MissingCredential, Provider
+from streaming.providers.ig_rest import IgError, IgSession
+from streaming.providers.ig_snapshot import (
+    base_url,
+    choose_epic,
+    parse_market,
+    quote_events,
+    search_term,
+)
+
+if TYPE_CHECKING:
+    from marketflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATES = {"starting": 0, "running": 1, "cooldown": 2}
+
+
+class IgProvider(Provider):
+    name = "ig"
+
+    def __init__(
+        self,
+        settings: Settings,
+        symbols: Sequence[str],
+        *,
+        epics: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(symbols)
+        missing = [
+            env
+            for value, env in (
+                (settings.ig_api_key, "IG_API_KEY"),
+                (settings.ig_username, "IG_USERNAME"),
+                (settings.ig_password, "IG_PASSWORD"),
+            )
+            if not value
+        ]
+        if missing:
+            raise MissingCredential(self.name, *missing)
+        assert settings.ig_api_key and settings.ig_username and settings.ig_password
+        self._settings = settings
+        self._api_key, self._username = settings.ig_api_key, settings.ig_username
+        self._password = settings.ig_password
+        self.url = base_url(settings.ig_url, settings.ig_demo)
+        self.poll_s = settings.ig_poll_seconds
+        self.max_failures = max(1, settings.ig_max_failures)
+        self.cooldown_s = settings.ig_cooldown_seconds
+        self.zero_size_ok = True  # quote ticks carry size 0 by design
+        self.epics: dict[str, str] = {k.upper(): v for k, v in (epics or {}).items()}
+        self._table_loaded = epics is not None
+        self._searched: set[str] = set()
+        self._last: dict[str, tuple[str, float | None, float | None]] = {}
+        self._skip_until: dict[str, float] = {}
+        self.state = "starting"
+        self.counters.update(
+            polls=0, quotes=0, failures=0, cooldowns=0, logins=0, state=STATES["starting"]
+        )
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            log.info("ig: %s → %s", self.state, state)
+        self.state = state
+        self.counters["state"] = STATES[state]
+
+    async def stream(self):  # type: ignore[override]
+        if not self._table_loaded:
+            self.epics = {**await asyncio.to_thread(_table_epics, self._settings), **self.epics}
+            self._table_loaded = True
+        loop = asyncio.get_running_loop()
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            session = IgSession(client, self.url, self._api_key, self._username, self._password)
+            failures = 0
+            while not self.stopping:
+                for symbol in self.symbols:
+                    if self.stopping:
+                        return
+                    if self._skip_until.get(symbol, 0.0) > loop.time():
+                        continue
+                    try:
+                        events = await self._poll(session, symbol)
+                    except IgError as exc:
+                        failures += 1
+                        self.counters["failures"] += 1
+                        log.warning(
+                            "ig: %s (%d/%d consecutive failures)", exc, failures, self.max_failures
+                        )
+                        if failures >= self.max_failures:
+                            break
+                        continue
+                    failures = 0
+                    self.counters["logins"] = session.logins
+                    self._set_state("running")
+                    for event in events:
+                        yield event
+                if failures >= self.max_failures:
+                    failures = 0
+                    self.counters["cooldowns"] += 1
+                    self._set_state("cooldown")
+                    log.error(
+                        "ig: %d consecutive failures at %s; pausing %.0f s before trying "
+                        "again (check IG status, IG_URL / IG_DEMO)",
+                        self.max_failures,
+                        self.url,
+                        self.cooldown_s,
+                    )
+                    if await self.sleep(self.cooldown_s):
+                        return
+                    continue
+                if await self.sleep(self.poll_s):
+                    return
+
+    async def _poll(self, session: IgSession, symbol: str) -> list:
+        epic = await self._epic(session, symbol)
+        if epic is None:
+            return []
+        self.counters["polls"] += 1
+        try:
+            payload = await session.get(f"/markets/{epic}", version=3)
+        except LookupError as exc:
+            log.error(
+                "ig: epic %s for %s is unknown to IG (%s); set symbol_providers.epic",
+                epic,
+                symbol,
+                exc,
+            )
+            if symbol in self._searched:
+                self.epics.pop(symbol, None)  # a searched epic may be re-searched later
+            self._skip(symbol)
+            return []
+        try:
+            snap = parse_market(payload, epic)
+        except ValueError as exc:
+            self.rejects.add("malformed_snapshot", payload)
+            log.warning("ig: unusable snapshot for %s: %s", symbol, exc)
+            return []
+        key = (snap.update_time, snap.bid, snap.offer)
+        if self._last.get(symbol) == key:
+            return []  # unchanged since the last poll: not a new quote
+        self._last[symbol] = key
+        events = quote_events(symbol, snap, datetime.now(UTC))
+        if events is None:
+            self.counters["not_tradeable"] = self.counters.get("not_tradeable", 0) + 1
+            return []
+        self.counters["quotes"] += 1
+        return list(events)
+
+    async def _epic(self, session: IgSession, symbol: str) -> str | None:
+        epic = self.epics.get(symbol)
+        if epic:
+            return epic
+        term = search_term(symbol)
+        try:
+            answer = await session.get("/markets", version=1, params={"searchTerm": term})
+        except LookupError:
+            answer = {}
+        markets = answer.get("markets", []) if isinstance(answer, dict) else []
+        epic = choose_epic(symbol, markets if isinstance(markets, list) else [])
+        if epic is None:
+            log.error(
+                "ig: no IG market found for %s (searched %r); set its epic in symbol_providers",
+                symbol,
+                term,
+            )
+            self._skip(symbol)
+            return None
+        log.info("ig: %s → %s (from IG search)", symbol, epic)
+        self.epics[symbol] = epic
+        self._searched.add(symbol)
+        return epic
+
+    def _skip(self, symbol: str) -> None:
+        self._skip_until[symbol] = asyncio.get_running_loop().time() + self.cooldown_s
+
+
+def _table_epics(settings: Settings) -> dict[str, str]:
+    """Epics from ``symbol_providers`` when a database is configured; {} (search) if not."""
+    from marketflow.services import resolve_urls
+    from streaming.providers.router_table import load_table
+
+    try:
+        table = load_table(resolve_urls(settings).database_url)
+    except Exception as exc:  # no database configured or reachable: search still works
+        log.warning(
+            "ig: symbol_providers not readable (%s); epics come from IG search", type(exc).__name__
+        )
+        return {}
+    return {sym: route.epic for sym, route in table.items() if route.epic}
+
+
+def build(settings: Settings, symbols: list[str]) -> IgProvider:
+    return IgProvider(settings, symbols)

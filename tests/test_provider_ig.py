@@ -1,0 +1,198 @@
+"""ig against a local IG REST gateway (session v2, markets v3, search v1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fakes.fake_ig import FakeIg, market
+from fakes.loop_thread import LoopThread
+from pydantic import SecretStr
+
+from marketflow.settings import Settings
+from streaming.events import Quote, Trade
+from streaming.providers.base import MissingCredential, ProviderError
+from streaming.providers.ig import IgProvider
+from streaming.providers.ig_snapshot import choose_epic, parse_market, quote_events
+
+pytestmark = pytest.mark.timeout(60)
+
+VOD = "IX.D.VOD.DAILY.IP"
+BP = "IX.D.BP.DAILY.IP"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeIg]:
+    loop = LoopThread()
+    fake = FakeIg()
+    loop.run(fake.start())
+    yield fake
+    loop.run(fake.stop())
+    loop.close()
+
+
+@pytest.fixture
+def fake(server: FakeIg) -> FakeIg:
+    server.reset()
+    return server
+
+
+def settings_for(fake: FakeIg, **overrides: Any) -> Settings:
+    base = Settings(
+        _env_file=None,
+        IG_API_KEY=fake.api_key,
+        IG_USERNAME=fake.username,
+        IG_PASSWORD=fake.password,
+    )
+    values: dict[str, Any] = {
+        "ig_url": fake.url,
+        "ig_poll_seconds": 0.02,
+        "ig_max_failures": 3,
+        "ig_cooldown_seconds": 0.2,
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+async def collect(provider: IgProvider, count: int, timeout: float = 5.0, on_event=None) -> list:
+    out: list = []
+
+    async def consume() -> None:
+        async for event in provider:
+            out.append(event)
+            if on_event is not None:
+                on_event(len(out))
+            if len(out) >= count:
+                provider.stop()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(consume(), timeout)
+    return out
+
+
+def test_login_poll_and_quote_ticks(fake: FakeIg) -> None:
+    fake.markets = {VOD: market(VOD, "Vodafone Group PLC", 72.10, 72.16)}
+    provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
+    quote, tick = asyncio.run(collect(provider, 2))
+
+    assert fake.calls[0] == ("POST", "/gateway/deal/session", "2")
+    assert fake.calls[1] == ("GET", f"/gateway/deal/markets/{VOD}", "3")
+    assert isinstance(quote, Quote) and (quote.bid, quote.ask) == (72.10, 72.16)
+    assert isinstance(tick, Trade)
+    assert tick.size == 0 and tick.price == pytest.approx(72.13)  # a quote tick at the mid
+    assert (tick.bid, tick.ask, tick.exchange, tick.conditions) == (72.10, 72.16, "IG", ("quote",))
+    assert tick.trade_id.startswith(f"ig:{VOD}:") and tick.trade_id.endswith("T101501")
+    assert tick.ts.utcoffset().total_seconds() == 0
+    assert provider.zero_size_ok
+
+
+def test_unchanged_snapshot_is_not_repeated_and_changes_are(fake: FakeIg) -> None:
+    same = market(VOD, "Vodafone", 72.10, 72.16)
+    moved = market(VOD, "Vodafone", 72.12, 72.18, update_time="10:15:09")
+    fake.markets = {VOD: [same, same, same, moved]}
+    provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
+    events = asyncio.run(collect(provider, 4))
+    ticks = [e for e in events if isinstance(e, Trade)]
+    assert [t.bid for t in ticks] == [72.10, 72.12]
+    assert provider.counters["polls"] == 4  # three identical polls gave one quote
+
+
+def test_expired_session_logs_in_again(fake: FakeIg) -> None:
+    fake.markets = {VOD: market(VOD, "Vodafone", 72.10, 72.16)}
+    provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
+
+    def expire(n: int) -> None:
+        if n == 2:
+            fake.expire_sessions()
+            fake.markets[VOD] = market(VOD, "Vodafone", 72.2, 72.3, update_time="10:16:00")
+
+    events = asyncio.run(collect(provider, 4, on_event=expire))
+    assert len(events) == 4
+    assert fake.logins == 2
+    assert provider.counters["failures"] == 0  # a 401 is re-auth, not a failure
+
+
+def test_repeated_failures_cool_down_then_recover(
+    fake: FakeIg, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.markets = {VOD: market(VOD, "Vodafone", 72.10, 72.16)}
+    fake.fail_logins = [503, 503, 503, 500]
+    provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
+    with caplog.at_level(logging.WARNING, "streaming.providers.ig"):
+        events = asyncio.run(collect(provider, 2))
+    assert len(events) == 2
+    assert provider.counters["cooldowns"] == 1
+    assert provider.counters["failures"] == 4
+    assert provider.state == "running"
+    assert "pausing" in caplog.text and "503" in caplog.text
+    assert fake.password not in caplog.text and fake.api_key not in caplog.text
+
+
+def test_bad_credentials_stop_loudly_without_retrying(fake: FakeIg) -> None:
+    settings = settings_for(fake).model_copy(update={"ig_password": SecretStr("wrong")})
+    provider = IgProvider(settings, ["VOD.L"], epics={"VOD.L": VOD})
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(collect(provider, 1))
+    assert "IG_PASSWORD" in str(info.value) and "invalid-details" in str(info.value)
+    assert "wrong" not in str(info.value)
+    assert len(fake.calls) == 1
+
+
+def test_epic_from_search_when_not_in_table(fake: FakeIg) -> None:
+    fake.search = {
+        "BP": [
+            {"epic": "UC.D.BPUS.CASH.IP", "instrumentName": "BP ADR", "instrumentType": "SHARES"},
+            {"epic": BP, "instrumentName": "BP PLC", "instrumentType": "SHARES"},
+        ]
+    }
+    # the ADR also "contains" BP; the first SHARES hit whose name contains the term wins
+    fake.search["BP"].reverse()
+    fake.markets = {BP: market(BP, "BP PLC", 480.1, 480.5)}
+    provider = IgProvider(settings_for(fake), ["BP.L"], epics={})
+    events = asyncio.run(collect(provider, 2))
+    assert len(events) == 2 and events[0].symbol == "BP.L"
+    assert ("GET", "/gateway/deal/markets?searchTerm=BP", "1") in fake.calls
+    assert provider.epics == {"BP.L": BP}
+
+
+def test_unknown_epic_and_closed_market_do_not_stop_others(
+    fake: FakeIg, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.markets = {
+        VOD: market(VOD, "Vodafone", 72.10, 72.16),
+        BP: market(BP, "BP", None, None, status="CLOSED"),
+    }
+    provider = IgProvider(
+        settings_for(fake),
+        ["GONE.L", "BP.L", "VOD.L"],
+        epics={"GONE.L": "IX.D.GONE.DAILY.IP", "BP.L": BP, "VOD.L": VOD},
+    )
+    with caplog.at_level(logging.ERROR, "streaming.providers.ig"):
+        events = asyncio.run(collect(provider, 2))
+    assert {e.symbol for e in events} == {"VOD.L"}
+    assert "GONE.L" in caplog.text and "symbol_providers" in caplog.text
+    assert provider.counters["not_tradeable"] >= 1
+
+
+def test_missing_credentials_name_the_variables() -> None:
+    with pytest.raises(MissingCredential) as info:
+        IgProvider(Settings(_env_file=None, IG_API_KEY="k"), ["VOD.L"])
+    assert "IG_USERNAME" in str(info.value) and "IG_PASSWORD" in str(info.value)
+    assert "IG_API_KEY" not in str(info.value)
+
+
+def test_snapshot_parsing_edges() -> None:
+    snap = parse_market(market(VOD, "Vodafone", 72.1, 72.0), VOD)  # crossed
+    assert quote_events("VOD.L", snap, __import__("datetime").datetime.now()) is None
+    with pytest.raises(ValueError):
+        parse_market({"instrument": {}}, VOD)
+    with pytest.raises(ValueError):
+        parse_market({"snapshot": {"bid": "x", "offer": 1}}, VOD)
+    assert choose_epic("^FTSE", [{"epic": "CS.D.X"}, {"epic": "IX.D.FTSE.DAILY.IP"}]) == (
+        "IX.D.FTSE.DAILY.IP"
+    )
+    assert choose_epic("NONE", []) is None
