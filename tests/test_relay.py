@@ -261,3 +261,20 @@ def test_history_endpoint_reports_database_down(redis_url: str) -> None:
             assert res.status_code == 503 and "database unavailable" in res.json()["error"]
 
     asyncio.run(scenario())
+
+
+def test_latency_benchmark_smoke(redis_url: str) -> None:
+    """`bench/latency.py` in quick mode: real relay process, measurements beside the reference."""
+    import math
+
+    from bench import BenchContext
+    from bench.latency import run
+
+    results = run(BenchContext("postgresql://postgres@127.0.0.1:1/unused", redis_url, quick=True))
+    assert [c.reference_name for c in results] == [
+        "direct Redis subscriber p50",
+        "direct Redis subscriber p99",
+    ]
+    for c in results:
+        assert math.isfinite(c.value) and c.value > 0 and math.isfinite(c.reference_value)
+    assert results[0].notes["delivered %"] > 50

@@ -1,0 +1,289 @@
+"""Tick → browser latency through Redis and the relay at 5 k msgs/s (DESIGN §7, p99 ≤ 50 ms).
+
+Processes, as in production: a publisher paces candle updates onto ``ticks:candles`` (each
+stamped with its wall-clock send time); ``marketflow web`` (the real relay, its own process)
+forwards them to a WebSocket client; in the same run a direct Redis subscriber measures the
+reference (what Redis pub/sub alone costs on this machine). Receivers run in processes of
+their own so neither slows the other. Latency = receive time − send time (one clock: same
+host). Conflated updates are not delivered and so not measured; the delivered share is noted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import BenchContext, Comparison
+
+DESCRIPTION = "tick → browser latency via Redis + relay vs a direct Redis subscriber, same run"
+
+CHANNEL = "ticks:candles"
+END_SYMBOL = "__END__"
+N_SYMBOLS = 50
+SLICE_S = 0.002  # the publisher sends what is due every 2 ms (pipelined), like batched ingest
+
+
+def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    if not latencies_ms:
+        return {"count": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    data = sorted(latencies_ms)
+
+    def pct(q: float) -> float:
+        return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+    return {"count": float(len(data)), "p50": pct(0.50), "p99": pct(0.99), "max": data[-1]}
+
+
+def _latency_ms(payload: dict[str, Any], now_ns: int) -> float | None:
+    sent = payload.get("t_ns")
+    return (now_ns - sent) / 1e6 if isinstance(sent, int) else None
+
+
+def _ready() -> None:
+    print("READY", flush=True)
+
+
+def _direct_receiver(redis_url: str, deadline_s: float) -> dict[str, float]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    _ready()
+    latencies: list[float] = []
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        msg = pubsub.get_message(timeout=0.5)
+        if msg is None:
+            continue
+        now_ns = time.time_ns()
+        payload = json.loads(msg["data"])
+        if payload.get("symbol") == END_SYMBOL:
+            break
+        lat = _latency_ms(payload, now_ns)
+        if lat is not None:
+            latencies.append(lat)
+    pubsub.close()
+    client.close()
+    return _percentiles(latencies)
+
+
+def _ws_receiver(url: str, deadline_s: float) -> dict[str, float]:
+    from websockets.asyncio.client import connect
+
+    async def main() -> dict[str, float]:
+        latencies: list[float] = []
+        async with connect(url, max_size=None, compression=None) as ws:
+            _ready()
+            end = time.monotonic() + deadline_s
+            while time.monotonic() < end:
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                now_ns = time.time_ns()
+                for item in json.loads(frame):
+                    data = item["data"]
+                    if data.get("symbol") == END_SYMBOL:
+                        return _percentiles(latencies)
+                    lat = _latency_ms(data, now_ns)
+                    if lat is not None:
+                        latencies.append(lat)
+        return _percentiles(latencies)
+
+    return asyncio.run(main())
+
+
+def _publisher(redis_url: str, rate: float, seconds: float) -> dict[str, float]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    total = int(rate * seconds)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
+    sent = 0
+    start = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - start) * rate) + 1)
+        if due > sent:
+            pipe = client.pipeline(transaction=False)
+            for i in range(sent, due):
+                price = 100.0 + (i % 97) * 0.01
+                payload = {
+                    "symbol": f"S{i % N_SYMBOLS:02d}",
+                    "time": minute,
+                    "open": 100.0,
+                    "high": price + 0.05,
+                    "low": 99.9,
+                    "close": price,
+                    "volume": i,
+                    "seq": i,
+                    "t_ns": time.time_ns(),
+                }
+                pipe.publish(CHANNEL, json.dumps(payload))
+            pipe.execute()
+            sent = due
+        time.sleep(SLICE_S)
+    elapsed = time.perf_counter() - start
+    time.sleep(0.2)
+    client.publish(CHANNEL, json.dumps({"symbol": END_SYMBOL, "t_ns": time.time_ns()}))
+    client.close()
+    return {"count": float(sent), "rate": sent / elapsed}
+
+
+def _role(*args: str) -> subprocess.Popen[str]:
+    """This module in another process, one role each, so no receiver slows another."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.latency", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _await_ready(proc: subprocess.Popen[str], what: str) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "READY":
+        raise RuntimeError(f"{what} did not start (exit {proc.poll()})")
+
+
+def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, float]:
+    out, _ = proc.communicate(timeout=timeout)
+    if proc.returncode != 0 or not out.strip():
+        raise RuntimeError(f"benchmark process failed with exit {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`marketflow web` exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("`marketflow web` did not start listening")
+
+
+def _wait_relay_subscribed(port: int, timeout: float = 15.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).json().get("redis"):
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the relay did not subscribe to Redis")
+
+
+def run(ctx: BenchContext) -> list[Comparison]:
+    rate, seconds = (1000.0, 1.0) if ctx.quick else (5000.0, 10.0)
+    port = _free_port()
+    home = tempfile.mkdtemp(prefix="mf-bench-latency-")
+    env = {
+        **os.environ,
+        "REDIS_URL": ctx.redis_url,
+        "DATABASE_URL": ctx.database_url,
+        "MARKETFLOW_HOME": home,
+        "MARKETFLOW_BIND_HOST": "127.0.0.1",
+        "WEB_PORT": str(port),
+    }
+    env.pop("MARKETFLOW_API_TOKEN", None)
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "marketflow.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    procs: list[subprocess.Popen[str]] = []
+    deadline = seconds + 30.0
+    try:
+        _wait_port(port, relay)
+        _wait_relay_subscribed(port)
+        url = f"ws://127.0.0.1:{port}/ws?channels={CHANNEL}"
+        ws_proc = _role("ws", url, str(deadline))
+        direct_proc = _role("direct", ctx.redis_url, str(deadline))
+        procs += [ws_proc, direct_proc]
+        _await_ready(ws_proc, "the WebSocket receiver")
+        _await_ready(direct_proc, "the direct Redis receiver")
+        time.sleep(0.3)  # the relay registers the WebSocket client
+        pub_proc = _role("publish", ctx.redis_url, str(rate), str(seconds))
+        procs.append(pub_proc)
+        got = {
+            "publisher": _result(pub_proc, deadline + 10),
+            "relay": _result(ws_proc, deadline + 10),
+            "direct": _result(direct_proc, deadline + 10),
+        }
+    finally:
+        for proc in [*procs, relay]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    sent = got["publisher"]["count"]
+    relay_stats, direct = got["relay"], got["direct"]
+    notes = {
+        "rate msg/s": got["publisher"]["rate"],
+        "delivered %": 100.0 * relay_stats["count"] / sent if sent else 0.0,
+        "max ms": relay_stats["max"],
+        "direct max ms": direct["max"],
+    }
+    return [
+        Comparison(
+            "tick→browser p50 via relay",
+            "ms",
+            relay_stats["p50"],
+            "direct Redis subscriber p50",
+            direct["p50"],
+            higher_is_better=False,
+            target="relay adds little to Redis",
+            notes=notes,
+        ),
+        Comparison(
+            "tick→browser p99 via relay",
+            "ms",
+            relay_stats["p99"],
+            "direct Redis subscriber p99",
+            direct["p99"],
+            higher_is_better=False,
+            target="p99 <= 50 ms at 5 k msgs/s",
+        ),
+    ]
+
+
+def _main(argv: list[str]) -> int:
+    role = argv[0]
+    if role == "direct":
+        result = _direct_receiver(argv[1], float(argv[2]))
+    elif role == "ws":
+        result = _ws_receiver(argv[1], float(argv[2]))
+    elif role == "publish":
+        result = _publisher(argv[1], float(argv[2]), float(argv[3]))
+    else:
+        raise SystemExit(f"unknown role {role}")
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
