@@ -181,28 +181,29 @@ class SymbolPath:
     profile: SymbolProfile
     rate: float
     rng: np.random.Generator
-    shaped: bool = True  # U shape and off-hours; False → flat intensity (benchmarks)
+    shaped: bool = True  # U shape, off-hours, regimes; False → flat Poisson (benchmarks)
     log_mid: float = field(init=False)
     spread: int = field(init=False, default=1)
     side: int = field(init=False, default=1)
     regime: int = field(init=False, default=1)
     count: int = field(init=False, default=0)
+    regime_left_ns: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         # start near (not exactly at) the anchor so symbols with similar anchors still differ
         self.log_mid = math.log(self.profile.price) + self.rng.normal(0.0, 0.01)
         self.spread = int(self.rng.geometric(self.profile.spread_p))
+        self.regime_left_ns = int(self.rng.exponential(REGIMES[self.regime][1]) * NS) + 1
 
     @property
     def sigma_per_sqrt_s(self) -> float:
         seconds = 365 * 86_400 if self.profile.crypto else 252 * 6.5 * 3600
         return self.profile.vol_annual / math.sqrt(seconds)
 
-    def _step_regime(self, dt_s: float) -> None:
-        _, duration = REGIMES[self.regime]
-        if self.rng.random() < -math.expm1(-dt_s / duration):
-            others = [i for i in range(len(REGIMES)) if i != self.regime]
-            self.regime = int(self.rng.choice(others, p=self._switch_p(others)))
+    def _next_regime(self) -> None:
+        others = [i for i in range(len(REGIMES)) if i != self.regime]
+        self.regime = int(self.rng.choice(others, p=self._switch_p(others)))
+        self.regime_left_ns = int(self.rng.exponential(REGIMES[self.regime][1]) * NS) + 1
 
     @staticmethod
     def _switch_p(others: list[int]) -> np.ndarray:
@@ -214,7 +215,7 @@ class SymbolPath:
     def _arrivals(self, t0: int, t1: int) -> np.ndarray:
         """Arrival times in [t0, t1) by thinning a Poisson process at the peak rate."""
         dt_s = (t1 - t0) / NS
-        mult = REGIMES[self.regime][0]
+        mult = REGIMES[self.regime][0] if self.shaped else 1.0
         peak = self.rate * mult * (U_PEAK if self.shaped else 1.0)
         n = int(self.rng.poisson(peak * dt_s))
         ts = np.sort(self.rng.integers(t0, t1, size=n, dtype=np.int64))
@@ -223,15 +224,17 @@ class SymbolPath:
             ts = ts[keep]
         return ts
 
-    def generate(self, t0: int, t1: int, max_chunk_s: float = 1.0) -> Columns:
-        """Trades with timestamps in [t0, t1) (ns); regimes switch between sub-chunks."""
+    def generate(self, t0: int, t1: int) -> Columns:
+        """Trades with timestamps in [t0, t1) (ns). Regimes are a piecewise-constant
+        process with exponential durations that carries over between calls."""
         parts: list[np.ndarray] = []
-        step = int(max_chunk_s * NS)
         start = t0
         while start < t1:
-            end = min(t1, start + step)
+            end = min(t1, start + self.regime_left_ns)
             parts.append(self._arrivals(start, end))
-            self._step_regime((end - start) / NS)
+            self.regime_left_ns -= end - start
+            if self.regime_left_ns <= 0:
+                self._next_regime()
             start = end
         ts = np.concatenate(parts) if parts else np.empty(0, np.int64)
         return self._prints(ts)
@@ -386,7 +389,7 @@ class DemoProvider(Provider):
         span = int(self.bulk_chunk / self.rate * NS)  # ~bulk_chunk trades per symbol
         while not self._done():
             for symbol, path in self.paths.items():
-                cols = path.generate(clock, clock + span, max_chunk_s=span / NS)
+                cols = path.generate(clock, clock + span)
                 self.produced += cols.ts_ns.size
                 yield self._batch(symbol, cols)
             clock += span
