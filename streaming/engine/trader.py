@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 OPEN_STATUSES = ("new", "submitted", "accepted", "partially_filled")
 RECONCILE_EVERY_S = 10.0
 RECONCILE_PER_LOOP = 3
+ACCOUNT_MAX_AGE_S = 2.0
 INTENT_MAX_AGE_S = 30.0  # an intent the rate limit kept waiting this long is dropped
 
 # Alpaca order status → orders.status
@@ -266,6 +268,7 @@ class Trader:
         self._loop_id: int | None = None
         self._account: AccountView | None = None
         self._positions: set[str] = set()
+        self._account_at = float("-inf")
         self._polled: dict[str, float] = {}
 
     # --- broker calls (rate limited, run in a worker thread) -------------------------
@@ -276,8 +279,11 @@ class Trader:
         return await asyncio.to_thread(fn, *args)
 
     async def _account_and_positions(self, loop_id: int) -> tuple[AccountView, set[str]]:
-        """Fetched at most once per loop, shared by every intent of that loop."""
-        if self._loop_id != loop_id or self._account is None:
+        """Fetched at most once per loop and shared by every intent of that loop; a
+        snapshot younger than ``ACCOUNT_MAX_AGE_S`` is reused by the next loop too, so an
+        order held back by the rate limit does not pay for a second fetch."""
+        fresh = time.monotonic() - self._account_at < ACCOUNT_MAX_AGE_S
+        if self._account is None or (self._loop_id != loop_id and not fresh):
             if self.bucket.available() < 2:
                 raise RateLimited
             account = AccountView.from_broker(await self._call(self.client.get_account))
@@ -285,6 +291,7 @@ class Trader:
             self._account = account
             self._positions = {str(p.get("symbol")) for p in positions or []}
             self._loop_id = loop_id
+            self._account_at = time.monotonic()
         return self._account, set(self._positions)
 
     # --- orders table -----------------------------------------------------------------
