@@ -127,3 +127,27 @@ def test_discover_paginates_upserts_groups_and_marks_resolved(db_url):
         ).fetchone()
         assert status == ("resolved", "no", False)
         assert conn.execute("select count(*) from binary_markets").fetchone()[0] == 6
+
+
+def test_cli_markets_discovers_and_prints(db_url, redis_url, monkeypatch, capsys):
+    from marketflow.cli import main
+    from marketflow.settings import get_settings
+
+    with GammaServer([REAL, variant(1, outcomes=json.dumps(["No", "Yes"]))]) as gamma:
+        monkeypatch.setenv("DATABASE_URL", db_url)
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("POLYMARKET_GAMMA_URL", gamma.url)
+        get_settings.cache_clear()
+        try:
+            assert main(["polymarket", "markets", "--category", "crypto", "--limit", "5"]) == 0
+        finally:
+            get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "PM:btc-updown-5m-1773307200" in out and "Bitcoin Up or Down" in out
+    assert "2 markets stored" in out
+    assert count_markets(db_url) == 2
+
+
+def count_markets(db_url: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute("select count(*) from binary_markets").fetchone()[0]

@@ -213,3 +213,50 @@ def test_rows_are_conflated_and_redis_down_never_stops_storage(db_url):
             await task
 
     asyncio.run(main())
+
+
+def test_cli_stream_runs_until_sigterm(db_url, redis_url, tmp_path):
+    import os
+    import signal
+    import sys
+
+    seed(db_url)
+
+    async def main() -> None:
+        async with MarketServer() as server:
+            serve_books(server)
+            env = dict(
+                os.environ,
+                DATABASE_URL=db_url,
+                REDIS_URL=redis_url,
+                POLYMARKET_WS_URL=server.url,
+                POLYMARKET_CONFLATION_SECONDS="0.1",
+                POLYMARKET_FEE_RATES='{"crypto": 0.0624}',
+                MARKETFLOW_HOME=str(tmp_path),
+            )
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "marketflow.cli",
+                "polymarket",
+                "stream",
+                "--paper",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                await until(
+                    lambda: count(db_url, "select count(*) from binary_positions") == 1, timeout=20
+                )
+                r = aioredis.Redis.from_url(redis_url)
+                status = await r.hgetall("status:polymarket")
+                await r.aclose()
+                assert int(status[b"markets"]) == 1
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                out, _ = await asyncio.wait_for(proc.communicate(), 15)
+            assert proc.returncode == 0, out.decode()
+            assert b"streaming 1 markets" in out
+
+    asyncio.run(main())
