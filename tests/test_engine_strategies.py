@@ -1,0 +1,285 @@
+"""Strategy definitions: parsing, the rule vocabulary, the auction-market entry, rising edge
+and cooldown (pure and through the engine on a real database)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import numpy as np
+import psycopg
+import pytest
+from fakes.engine_rows import insert_candles, symbol_ids
+from test_engine_loop import NOW, RISING, seed_aapl, settings
+
+from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, UNKNOWN
+from streaming.engine.loop import Engine
+from streaming.engine.snapshot import Metrics, Universe
+from streaming.engine.strategies import (
+    DefinitionError,
+    EdgeTracker,
+    SymbolConfig,
+    evaluate,
+    parse_strategy,
+)
+
+EXAMPLE_RULES = {
+    "type": "rules",
+    "all": [
+        {"metric": "price", "op": ">", "ref": "sma", "period": 20},
+        {"metric": "market_state", "op": "==", "value": "IMBALANCE_UP"},
+        {"metric": "aggression_score", "op": ">=", "value": 70},
+        {"metric": "cvd_slope", "op": ">", "value": 0},
+    ],
+    "signal": "BUY",
+}
+
+
+def universe(n: int) -> Universe:
+    return Universe(
+        ids=np.arange(1, n + 1, dtype=np.int64),
+        symbols=tuple(f"S{k}" for k in range(n)),
+        markets=("XNYS",) * n,
+        asset_types=("stock",) * n,
+    )
+
+
+def metrics(n: int, **over: object) -> Metrics:
+    nan = np.full(n, np.nan)
+    base: dict[str, object] = {
+        "price": np.full(n, 101.0),
+        "momentum_pct": np.zeros(n),
+        "atr": np.full(n, 0.5),
+        "sma": {20: np.full(n, 100.0)},
+        "vwap": np.full(n, 100.5),
+        "poc": np.full(n, 100.0),
+        "vah": np.full(n, 100.8),
+        "val": np.full(n, 99.5),
+        "composite_poc": nan,
+        "composite_vah": nan,
+        "composite_val": nan,
+        "buy_pressure": np.full(n, 75.0),
+        "sell_pressure": np.full(n, 25.0),
+        "cvd_momentum": np.full(n, 1200.0),
+        "cvd_slope": np.full(n, 300.0),
+        "aggression": np.full(n, 100.0),
+        "direction": np.ones(n, dtype=np.int8),
+        "state": np.full(n, IMBALANCE_UP, np.int8),
+        "confidence": np.full(n, 90.0),
+        "distance_pct": np.full(n, 1.0),
+    }
+    base.update(over)
+    return Metrics(**base)  # type: ignore[arg-type]
+
+
+def run_eval(strategy, m: Metrics, configs=None, state=None, min_score=70.0):
+    n = len(m.price)
+    st = m.state if state is None else np.asarray(state, dtype=np.int8)
+    return evaluate(strategy, universe(n), m, st, m.confidence, configs or {}, min_score)
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ([], "JSON object"),
+        ({"type": "macd"}, "type must be one of"),
+        ({"type": "rules", "all": []}, "non-empty"),
+        ({"type": "rules", "all": [{"metric": "price", "op": "~", "value": 1}]}, "op must"),
+        ({"type": "rules", "all": [{"metric": "rsi", "op": ">", "value": 1}]}, "unknown metric"),
+        (
+            {"type": "rules", "all": [{"metric": "price", "op": ">", "value": 1, "ref": "poc"}]},
+            "exactly one",
+        ),
+        ({"type": "rules", "all": [{"metric": "price", "op": ">", "ref": "sma"}]}, "period"),
+        ({"type": "rules", "all": [{"metric": "price", "op": ">", "ref": "ema"}]}, "unknown ref"),
+        (
+            {"type": "rules", "all": [{"metric": "market_state", "op": ">", "value": "BALANCE"}]},
+            "== or !=",
+        ),
+        (
+            {"type": "rules", "all": [{"metric": "market_state", "op": "==", "value": "UP"}]},
+            "== or !=",
+        ),
+        (
+            {"type": "rules", "all": [{"metric": "price", "op": ">", "value": "high"}]},
+            "must be a number",
+        ),
+        ({"type": "price_above_sma", "period": 0}, "positive"),
+        ({"type": "price_above_sma", "signal": "HOLD"}, "BUY or SELL"),
+        ({"type": "price_above_sma", "symbols": "AAPL"}, "list"),
+    ],
+)
+def test_bad_definitions_say_why(definition, message):
+    with pytest.raises(DefinitionError, match=message):
+        parse_strategy(1, "x", definition, 300)
+
+
+def test_example_rule_and_each_condition():
+    s = parse_strategy(7, "rules", {**EXAMPLE_RULES, "symbols": ["S0", "S1", "S2", "S3", "S4"]}, 60)
+    assert s.sma_periods() == {20} and not s.trade
+    n = 5
+    m = metrics(
+        n,
+        price=np.array([101.0, 99.0, 101.0, 101.0, np.nan]),  # S1 below SMA, S4 no price
+        aggression=np.array([100.0, 100, 60, 100, 100]),  # S2 score too low
+        cvd_slope=np.array([300.0, 300, 300, -5, 300]),  # S3 slope negative
+    )
+    got = run_eval(s, m)
+    assert [(c.index, c.type) for c in got] == [(0, "BUY")]
+    assert got[0].details["sma20"] == 100.0 and got[0].details["market_state"] == "IMBALANCE_UP"
+    # state condition
+    assert run_eval(s, m, state=[BALANCE] * n) == []
+
+
+def test_refs_and_any():
+    s = parse_strategy(
+        1,
+        "r",
+        {
+            "type": "rules",
+            "symbols": ["S0", "S1", "S2"],
+            "signal": "SELL",
+            "all": [{"metric": "price", "op": "<", "ref": "vah"}],
+            "any": [
+                {"metric": "price", "op": ">=", "ref": "vwap"},
+                {"metric": "flow_direction", "op": "==", "value": "SELL"},
+            ],
+        },
+        0,
+    )
+    m = metrics(
+        3, price=np.array([100.6, 100.0, 101.0]), direction=np.array([1, -1, -1], dtype=np.int8)
+    )
+    # S0: < VAH and ≥ VWAP; S1: < VAH and SELL flow; S2: above VAH
+    assert [(c.index, c.type) for c in run_eval(s, m)] == [(0, "SELL"), (1, "SELL")]
+    missing = metrics(3, vah=np.full(3, np.nan))
+    assert run_eval(s, missing) == []  # a missing ref is never true
+
+
+def test_price_above_sma_original_rule():
+    s = parse_strategy(
+        1, "sma", {"type": "price_above_sma", "period": 20, "symbol": "S1", "signal": "BUY"}, 300
+    )
+    m = metrics(2)
+    got = run_eval(s, m)
+    assert [(c.index, c.details["price"], c.details["sma"], c.details["period"]) for c in got] == [
+        (1, 101.0, 100.0, 20)
+    ]
+    assert run_eval(s, metrics(2, sma={20: np.full(2, np.nan)})) == []
+
+
+def test_auction_market_entries():
+    s = parse_strategy(
+        2, "auction_market", {"type": "auction_market", "min_aggression_score": 70}, 300
+    )
+    assert s.trade
+    n = 6
+    configs = {(int(i), "auction_market"): SymbolConfig() for i in range(1, n + 1)}
+    m = metrics(
+        n,
+        direction=np.array([1, -1, -1, 1, 1, 1], dtype=np.int8),
+        aggression=np.array([100.0, 60, 100, 100, 100, 100]),
+        atr=np.array([0.5, 0.5, 0.5, 0.5, np.nan, 0.5]),
+    )
+    state = [IMBALANCE_UP, IMBALANCE_DOWN, IMBALANCE_DOWN, IMBALANCE_DOWN, IMBALANCE_UP, UNKNOWN]
+    got = run_eval(s, m, configs, state)
+    # S0 up+buy ✓; S1 score 60 < 70; S2 down+sell ✓ (SELL); S3 down+buy ✗; S4 no ATR; S5 ✗
+    assert [(c.index, c.type) for c in got] == [(0, "BUY"), (2, "SELL")]
+    d = got[0].details
+    assert d["reason"] == "IMBALANCE_UP + Aggressive BUY (score: 100)"
+    assert (d["atr"], d["atr_stop_multiplier"], d["atr_target_multiplier"]) == (0.5, 1.5, 3.0)
+    # per-symbol parameters win over the definition; enabled=false excludes
+    configs[(1, "auction_market")] = SymbolConfig(parameters={"min_aggression_score": 101})
+    configs[(3, "auction_market")] = SymbolConfig(enabled=False)
+    assert run_eval(s, m, configs, state) == []
+    # BALANCE entries only with allow_balance_trades and a score ≥ 80
+    configs = {(1, "auction_market"): SymbolConfig(parameters={"allow_balance_trades": True})}
+    bal = metrics(1, direction=np.array([-1], dtype=np.int8), aggression=np.array([80.0]))
+    assert [c.type for c in run_eval(s, bal, configs, [BALANCE])] == ["SELL"]
+    low = metrics(1, aggression=np.array([79.0]))
+    assert run_eval(s, low, configs, [BALANCE]) == []
+    assert run_eval(s, bal, {(1, "auction_market"): SymbolConfig()}, [BALANCE]) == []
+
+
+def test_edge_and_cooldown():
+    e = EdgeTracker()
+    key = (1, 1)
+    assert e.observe(key, "BUY", 0, 300)  # rising edge
+    assert not e.observe(key, "BUY", 1, 300)  # still true: no repeat (the original's bug)
+    assert not e.observe(key, None, 2, 300)
+    assert not e.observe(key, "BUY", 100, 300)  # a new edge inside the cooldown is swallowed
+    assert not e.observe(key, "BUY", 400, 300)  # ...and not replayed later while it holds
+    assert not e.observe(key, None, 401, 300)
+    assert e.observe(key, "BUY", 402, 300)  # edge after the cooldown fires
+    assert not e.observe(key, "SELL", 403, 300)  # type change is an edge, but cooling down
+    assert e.observe(key, "BUY", 800, 0) is True  # SELL → BUY with no cooldown
+    # restart: the last signal time from the table keeps the cooldown
+    fresh = EdgeTracker()
+    fresh.seed({key: 1000.0})
+    assert not fresh.observe(key, "BUY", 1100, 300)
+    assert not fresh.observe(key, None, 1200, 300)
+    assert fresh.observe(key, "BUY", 1301, 300)
+    fresh.rollback(key)  # could not be written: fires again next time
+    assert fresh.observe(key, "BUY", 1302, 300)
+
+
+def _signal_count(conn: psycopg.Connection, name: str) -> int:
+    return conn.execute(
+        "select count(*) from signals s join strategies t on t.id = s.strategy_id"
+        " where t.name = %s",
+        (name,),
+    ).fetchone()[0]
+
+
+def test_engine_edge_cooldown_and_a_rule_without_code(db_url, redis_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        aapl = seed_aapl(conn)
+        conn.execute("update strategies set cooldown_seconds = 60")
+        conn.execute(
+            "insert into strategies (name, definition, cooldown_seconds) values"
+            " ('breakout rule', %s, 60), ('broken', %s, 60)",
+            (
+                json.dumps({**EXAMPLE_RULES, "symbols": ["AAPL"]}),
+                json.dumps({"type": "rules", "all": [{"metric": "rsi", "op": ">", "value": 1}]}),
+            ),
+        )
+        falling = [*RISING[:-1], 99.0]  # last close far below the SMA
+
+        async def go() -> Engine:
+            engine = Engine(settings(), db_url, redis_url)
+            try:
+                t = NOW
+                for closes, dt in (
+                    (RISING, 0),
+                    (RISING, 1),
+                    (falling, 2),
+                    (RISING, 3),
+                    (falling, 30),
+                    (RISING, 61),
+                    (RISING, 62),
+                ):
+                    # the state cadence is 5 s: force a fresh state for each step
+                    insert_candles(conn, aapl, closes, NOW)
+                    engine._due.pop("state", None)
+                    r = await engine.tick(t + timedelta(seconds=dt))
+                    assert r.ok, r.error
+                return engine
+            finally:
+                await engine.close()
+
+        engine = asyncio.run(go())
+        # fired at 0, swallowed at 3 (inside 60 s), fired again at 61 after a fall at 30
+        assert _signal_count(conn, "AAPL SMA20 Breakout") == 2
+        # the rule runs with no code: price > SMA20, IMBALANCE_UP, score ≥ 70, slope > 0
+        assert _signal_count(conn, "breakout rule") == 2
+        assert engine.counters.bad_strategies == 1  # "broken" skipped, the engine ran on
+        times = [
+            r[0]
+            for r in conn.execute(
+                "select s.ts from signals s join strategies t on t.id = s.strategy_id"
+                " where t.name = 'AAPL SMA20 Breakout' order by s.ts"
+            ).fetchall()
+        ]
+        assert [(t - NOW).total_seconds() for t in times] == [0.0, 61.0]
+        assert symbol_ids(conn)["AAPL"] == aapl
