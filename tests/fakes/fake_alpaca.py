@@ -69,8 +69,11 @@ class Print:
         return {"T": "t", "S": self.symbol, **self.rest(), "t": stamp}
 
 
-def tape_from_capture(capture: dict[str, Any], count: int, symbol: str = "AAPL") -> list[Print]:
-    """``count`` prints shaped like the captured trade, 10 ms apart, ids ascending."""
+def tape_from_capture(
+    capture: dict[str, Any], count: int, symbol: str = "AAPL", start: datetime | None = None
+) -> list[Print]:
+    """``count`` prints shaped like the captured trade, 10 ms apart, ids ascending, from
+    the capture's time or ``start``."""
     template = next(
         m
         for step in capture["session"]
@@ -78,7 +81,7 @@ def tape_from_capture(capture: dict[str, Any], count: int, symbol: str = "AAPL")
         for m in step["frame"]
         if m["T"] == "t"
     )
-    start = datetime.fromisoformat(template["t"])
+    start = start or datetime.fromisoformat(template["t"])
     return [
         Print(
             symbol=symbol,
