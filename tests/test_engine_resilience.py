@@ -1,0 +1,140 @@
+"""The engine keeps running through a PostgreSQL restart and a Redis outage, and its loop
+skips missed deadlines instead of drifting. Each test owns its own server to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+from test_engine_loop import NOW, seed_aapl, settings
+
+import marketflow.services as services
+from marketflow.services import EmbeddedPostgres, EmbeddedRedis, ensure_database, with_database
+from storage.migrate import upgrade
+from streaming.engine.loop import Engine
+
+
+def _same_port(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    # a restarted server must come back where the engine's URL points
+    monkeypatch.setattr(services, "free_port", lambda host="127.0.0.1": port)
+
+
+def _signals(url: str) -> int:
+    with psycopg.connect(url) as c:
+        return c.execute("select count(*) from signals").fetchone()[0]
+
+
+def test_survives_a_postgres_restart(tmp_path, redis_url, monkeypatch):
+    server = EmbeddedPostgres(tmp_path / "pg")
+    admin = server.start()
+    try:
+        ensure_database(admin, "market")
+        url = with_database(admin, "market")
+        upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            seed_aapl(conn)
+
+        async def go() -> Engine:
+            engine = Engine(settings(), url, redis_url)
+            try:
+                first = await engine.tick(NOW)
+                assert first.ok and len(first.signals) == 2
+                server.stop()
+                down = await engine.tick(NOW + timedelta(seconds=1))
+                assert not down.ok and down.error  # skipped, not raised
+                down2 = await engine.tick(NOW + timedelta(seconds=2))
+                assert not down2.ok
+                _same_port(monkeypatch, server.port)  # type: ignore[arg-type]
+                server.start()
+                engine._next_connect = 0.0  # do not wait out the reconnect pause in a test
+                back = await engine.tick(NOW + timedelta(seconds=5))
+                assert back.ok, back.error
+                assert "state" in back.ran and back.signals == []  # edges kept: no repeats
+                return engine
+            finally:
+                await engine.close()
+
+        engine = asyncio.run(go())
+        assert engine.counters.db_errors >= 2
+        assert _signals(url) == 2
+        with psycopg.connect(url) as c:
+            assert c.execute("select count(distinct ts) from market_state").fetchone()[0] >= 1
+    finally:
+        server.stop()
+
+
+def test_survives_a_redis_outage(tmp_path, db_url, monkeypatch):
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    port = server.port
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_aapl(conn)
+        conn.execute("update strategies set cooldown_seconds = 0")
+
+    async def go() -> Engine:
+        engine = Engine(settings(), db_url, url)
+        try:
+            assert (await engine.tick(NOW)).ok
+            server.stop()
+            with psycopg.connect(db_url, autocommit=True) as conn:  # a new edge while down
+                conn.execute("delete from order_flow")
+            r = await engine.tick(NOW + timedelta(seconds=5))
+            assert r.ok  # the database side goes on: state rows written, publish counted
+            assert engine.counters.redis_errors >= 1
+            _same_port(monkeypatch, port)  # type: ignore[arg-type]
+            server.start()
+            listener = redis.Redis.from_url(url).pubsub()
+            listener.subscribe("market_state")
+            listener.get_message(timeout=2)
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                seed_aapl(conn)
+            back = await engine.tick(NOW + timedelta(seconds=10))
+            assert back.ok
+            msg = None
+            deadline = time.monotonic() + 3
+            while msg is None and time.monotonic() < deadline:
+                m = listener.get_message(timeout=0.5)
+                if m and m["type"] == "message":
+                    msg = json.loads(m["data"])
+            listener.close()
+            assert msg is not None  # publishing resumed after Redis came back
+            return engine
+        finally:
+            await engine.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.stop()
+
+
+def test_loop_skips_missed_deadlines(db_url, redis_url):
+    """A tick that overruns its second skips the deadlines it missed (no catch-up burst)."""
+
+    async def go() -> Engine:
+        engine = Engine(settings(), db_url, redis_url)
+        calls: list[float] = []
+
+        async def slow_tick(now=None):
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                await asyncio.sleep(1.4)
+            if len(calls) == 3:
+                stop.set()
+
+        stop = asyncio.Event()
+        engine.tick = slow_tick  # type: ignore[method-assign]
+        await asyncio.wait_for(engine.run(stop), timeout=10)
+        await engine.close()
+        # the deadline at start+1 fell inside the slow tick: skipped, the next runs at +2
+        assert engine.counters.skipped_ticks == 1
+        assert calls[1] - calls[0] == pytest.approx(2.0, abs=0.4)
+        assert calls[2] - calls[1] == pytest.approx(1.0, abs=0.4)
+        return engine
+
+    asyncio.run(go())
