@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from fakes.fake_alpha_vantage import ERROR, INFORMATION, NOTE, FakeAlphaVantage
 from fakes.loop_thread import LoopThread
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketflow.settings import Settings
 from streaming.events import Bar
@@ -229,3 +231,31 @@ def test_budget_honours_minute_and_day_caps() -> None:
 def test_missing_key_names_the_variable() -> None:
     with pytest.raises(MissingCredential, match="ALPHA_VANTAGE_API_KEY"):
         AlphaVantageProvider(Settings(_env_file=None), ["MSFT"])
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+_rows = st.dictionaries(
+    st.sampled_from(["1. open", "2. high", "3. low", "4. close", "5. volume", "x"]),
+    _json | st.sampled_from(["1.5", "nan", "inf", "-3", ""]),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=_json
+    | st.fixed_dictionaries(
+        {"Time Series (1min)": st.dictionaries(st.text(max_size=20), _rows | _json, max_size=4)},
+        optional={"Meta Data": st.dictionaries(st.just("6. Time Zone"), _json | st.text())},
+    )
+)
+def test_fuzzed_answers_are_classified_never_raised(payload: object) -> None:
+    parsed = parse_intraday(payload, "MSFT")
+    assert isinstance(parsed.answer, Answer)
+    for bar in parsed.bars:
+        assert bar.ts.utcoffset() == timedelta(0)

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fakes.fake_ig import FakeIg, market
 from fakes.loop_thread import LoopThread
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from marketflow.settings import Settings
@@ -187,12 +190,45 @@ def test_missing_credentials_name_the_variables() -> None:
 
 def test_snapshot_parsing_edges() -> None:
     snap = parse_market(market(VOD, "Vodafone", 72.1, 72.0), VOD)  # crossed
-    assert quote_events("VOD.L", snap, __import__("datetime").datetime.now()) is None
+    assert quote_events("VOD.L", snap, datetime.now(UTC)) is None
     with pytest.raises(ValueError):
         parse_market({"instrument": {}}, VOD)
     with pytest.raises(ValueError):
         parse_market({"snapshot": {"bid": "x", "offer": 1}}, VOD)
+    with pytest.raises(ValueError):  # JSON integers are unbounded; float() overflows
+        parse_market({"snapshot": {"bid": 10**400, "offer": 1}}, VOD)
     assert choose_epic("^FTSE", [{"epic": "CS.D.X"}, {"epic": "IX.D.FTSE.DAILY.IP"}]) == (
         "IX.D.FTSE.DAILY.IP"
     )
     assert choose_epic("NONE", []) is None
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=_json
+    | st.fixed_dictionaries(
+        {
+            "snapshot": st.dictionaries(
+                st.sampled_from(["bid", "offer", "marketStatus", "updateTime"]), _json
+            )
+        },
+        optional={"instrument": _json},
+    )
+)
+def test_fuzzed_snapshots_parse_or_raise_value_error(payload: object) -> None:
+    try:
+        snap = parse_market(payload, VOD)
+    except ValueError:
+        return  # counted as malformed_snapshot by the provider
+    events = quote_events("VOD.L", snap, datetime.now(UTC))
+    if events is not None:
+        quote, tick = events
+        assert 0 < quote.bid <= quote.ask and tick.size == 0

@@ -56,7 +56,7 @@ def parse_market(payload: object, epic: str) -> Snapshot:
         epic = instrument["epic"]
     try:
         bid, offer = _price(snap.get("bid")), _price(snap.get("offer"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("bid/offer not numbers") from None
     return Snapshot(
         epic=epic,
