@@ -203,12 +203,16 @@ def test_rows_are_conflated_and_redis_down_never_stops_storage(db_url):
             before = count(db_url, rows)
             for i in range(50):  # a burst inside one interval
                 await server.broadcast(change(DOWN, "0.50", str(41 + i)))
+            await server.broadcast("{not json")  # counted, logged, persisted, skipped
             await until(lambda: stream.books.book(DOWN).asks.get(0.50) == 90)
             await asyncio.sleep(1.2)
             after = count(db_url, rows)
             assert 1 <= after - before <= 4  # one row per market per interval, not 50
             assert stream.store.publish_failures >= 1 and stream.store.db_failures == 0
             assert count(db_url, "select count(*) from binary_positions") == 0  # no --paper
+            assert query(db_url, "select source, reason, count from ingest_rejects") == [
+                ("polymarket", "bad_json", 1)
+            ]
             stop.set()
             await task
 

@@ -23,6 +23,8 @@ from redis.exceptions import RedisError
 from analytics.arbitrage import mark_value, settlement_value
 from marketflow.contracts import Channel, Table
 from storage.db import libpq_url
+from streaming.events import Rejects
+from streaming.ingest.rejects import RejectLedger
 from streaming.polymarket.monitor import EpisodeEvent, MarketInfo, PriceRow
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,14 @@ insert into {Table.BINARY_PRICES} (ts, market_id, symbol_id, yes_bid, yes_ask, y
     no_bid, no_ask, no_mid, spread, edge, executable_size, yes_last, no_last, arbitrage, stale)
 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (market_id, ts) do nothing
+"""
+
+_ADD_REJECTS = f"""
+insert into {Table.INGEST_REJECTS} (day, source, reason, count, sample, last_seen)
+values (%s, %s, %s, %s, %s, %s)
+on conflict (day, source, reason) do update
+   set count = {Table.INGEST_REJECTS}.count + excluded.count, sample = excluded.sample,
+       last_seen = excluded.last_seen
 """
 
 
@@ -65,6 +75,7 @@ class Store:
         self._redis_down_until = 0.0
         self._pending_events: list[EpisodeEvent] = []
         self._new_ids: list[object] = []
+        self._ledger = RejectLedger()
 
     # --- connections ----------------------------------------------------------------
     async def _db(self) -> psycopg.AsyncConnection:
@@ -104,8 +115,12 @@ class Store:
         events: list[EpisodeEvent],
         markets: dict[str, MarketInfo],
         ts: datetime,
+        rejects: Rejects | None = None,
     ) -> None:
-        """Store one interval's rows and episode events, then publish them."""
+        """Store one interval's rows, episode events and new reject counts; publish."""
+        new_rejects = self._ledger.deltas([rejects]) if rejects is not None else []
+        for source, reason, n, sample in new_rejects:
+            log.warning("%s: skipped %d bad input(s) (%s), e.g. %s", source, n, reason, sample)
         events = self._pending_events + events
         self._pending_events = []
         self._new_ids = []  # episodes / positions inserted by this (uncommitted) flush
@@ -119,6 +134,16 @@ class Store:
                     await self._store_event(conn, event)
                 if self.paper and rows:
                     await self._mark(conn, rows)
+                if new_rejects:
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            _ADD_REJECTS,
+                            [
+                                (ts.date(), src, reason, n, sample, ts)
+                                for src, reason, n, sample in new_rejects
+                            ],
+                        )
+            self._ledger.mark(new_rejects)
             self.rows_written += len(rows)
         except (psycopg.Error, OSError) as exc:
             # rows are conflated snapshots (the next change rewrites them); episode events

@@ -156,6 +156,7 @@ class PolymarketStream:
             self.monitor.take_events(),
             self.monitor.by_id,
             datetime.now(UTC),
+            self.books.rejects,
         )
         self.flushes += 1
 
