@@ -264,3 +264,29 @@ def test_cli_stream_runs_until_sigterm(db_url, redis_url, tmp_path):
             assert b"streaming 1 markets" in out
 
     asyncio.run(main())
+
+
+def test_refresh_subscribes_new_markets_and_drops_closed_ones(db_url, redis_url):
+    async def main() -> None:
+        async with MarketServer() as server:
+            serve_books(server)
+            cfg = config(server.url, refresh_seconds=0.2, paper=False)
+            stream = PolymarketStream(cfg, db_url, redis_url, load_markets(db_url, cfg))
+            assert stream.monitor.by_id == {}  # started before discovery stored anything
+            stop = asyncio.Event()
+            task = asyncio.create_task(stream.run(stop))
+            seed(db_url)
+            await until(lambda: count(db_url, "select count(*) from binary_prices") >= 1)
+            assert sorted(stream.channel.assets) == sorted([UP, DOWN])
+            with psycopg.connect(db_url) as conn:
+                conn.execute("update binary_markets set status = 'closed'")
+            await until(lambda: not stream.channel.assets)
+            assert {"assets_ids": [UP, DOWN], "operation": "unsubscribe"} in (
+                server.sent_subscriptions()
+            ) or {"assets_ids": [DOWN, UP], "operation": "unsubscribe"} in (
+                server.sent_subscriptions()
+            )
+            stop.set()
+            await task
+
+    asyncio.run(main())

@@ -102,8 +102,13 @@ def _stream(args: argparse.Namespace) -> int:
     config = StreamConfig.from_settings(settings, paper=args.paper)
     markets = load_markets(urls.database_url, config)
     if not markets:
-        print("no active binary markets with token ids; run `marketflow polymarket markets` first")
-        return 1
+        # keep running (under `marketflow up` an exit would only be restarted): the
+        # periodic refresh subscribes the markets as soon as discovery has stored some
+        print(
+            "no active binary markets with token ids yet: run `marketflow polymarket "
+            "markets`; waiting for them",
+            flush=True,
+        )
     print(
         f"streaming {len(markets)} markets ({2 * len(markets)} tokens) from "
         f"{config.ws_url}; min edge {config.min_edge}{'; paper trading' if args.paper else ''}",
@@ -124,6 +129,8 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import psycopg
+
     from marketflow.services import ServiceError
 
     try:
@@ -132,4 +139,10 @@ def run(args: argparse.Namespace) -> int:
         return _stream(args)
     except ServiceError as exc:
         print(f"error: {exc}")
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"error: PostgreSQL unreachable ({exc.__class__.__name__}); check DATABASE_URL")
+        return 1
+    except psycopg.errors.UndefinedTable:
+        print("error: the database has no Polymarket tables yet; run `marketflow migrate`")
         return 1
