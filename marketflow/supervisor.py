@@ -166,6 +166,8 @@ class Supervisor:
             else:
                 self._procs[name] = proc
                 self.log(f"started {name} (pid {proc.pid})")
+                if self._stopping.is_set():  # stop() began while we were spawning
+                    _signal_group(proc.pid, signal.SIGTERM)
                 pump = asyncio.create_task(self._pump(name, proc))
                 code = await proc.wait()
                 # Grandchildren may still hold the pipe or linger in the group: end them so
@@ -203,17 +205,22 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every process group, wait up to ``stop_timeout``, then SIGKILL."""
         self._stopping.set()
-        groups = {name: proc.pid for name, proc in self._procs.items()}
-        for name, pgid in groups.items():
-            self.log(f"stopping {name} (pid {pgid})")
-            _signal_group(pgid, signal.SIGTERM)
+        signalled: set[int] = set()
         deadline = self.clock() + self.stop_timeout
-        while any(_group_alive(pgid) for pgid in groups.values()) and self.clock() < deadline:
+        # Loop rather than snapshot: a child whose spawn was in flight registers late.
+        while True:
+            for name, proc in list(self._procs.items()):
+                if proc.pid not in signalled:
+                    self.log(f"stopping {name} (pid {proc.pid})")
+                    _signal_group(proc.pid, signal.SIGTERM)
+                    signalled.add(proc.pid)
+            if all(task.done() for task in self._tasks) or self.clock() >= deadline:
+                break
             await asyncio.sleep(0.05)
-        for name, pgid in groups.items():
-            if _group_alive(pgid):
+        for name, proc in list(self._procs.items()):
+            if _group_alive(proc.pid):
                 self.log(f"{name} did not stop in {self.stop_timeout:.0f}s: SIGKILL")
-                _signal_group(pgid, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
         await self.wait()
         self.log("all children stopped")
 

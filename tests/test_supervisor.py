@@ -99,6 +99,21 @@ def test_child_that_dies_is_restarted_and_logged() -> None:
     assert "restart #3 in 0.2s" in text  # doubled, then capped
 
 
+def test_stop_right_after_start_catches_children_still_spawning() -> None:
+    marker = f"MF_TEST_MARKER={uuid.uuid4().hex}"
+    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    specs = [ChildSpec(f"sleeper{i}", ["sleep", "300"], env=env) for i in range(4)]
+    sup = Supervisor(specs, out=io.StringIO(), stop_timeout=5)
+
+    async def scenario() -> None:
+        await sup.start()
+        await asyncio.sleep(0)  # some spawns are in flight, none registered yet
+        await asyncio.wait_for(sup.stop(), 15)
+
+    asyncio.run(scenario())
+    assert not wait_gone(marker, timeout=3)
+
+
 SUPERVISOR_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
