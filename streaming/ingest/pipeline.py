@@ -68,6 +68,7 @@ class PipelineConfig:
     rejects_interval_s: float = 10.0
     retry_max_s: float = 10.0
     connect_timeout_s: int = 3
+    shutdown_timeout_s: float = 10.0  # then what PostgreSQL did not take goes to the spool
 
     @classmethod
     def from_settings(cls, settings, source: str) -> PipelineConfig:  # type: ignore[no-untyped-def]
@@ -651,9 +652,11 @@ class IngestPipeline:
                 await flusher
             await self.shutdown()
 
-    async def shutdown(self, timeout_s: float = 10.0) -> None:
+    async def shutdown(self, timeout_s: float | None = None) -> None:
         """Final flush: candles of running minutes merged, buffer drained; what cannot be
         stored in ``timeout_s`` (database down) goes to the spool file, never lost."""
+        if timeout_s is None:
+            timeout_s = self.cfg.shutdown_timeout_s
         deadline = time.monotonic() + timeout_s
         await self.flush_once(final=True)
         while (not self.buffer.empty or self._candle_ops) and time.monotonic() < deadline:
