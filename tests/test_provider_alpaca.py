@@ -339,3 +339,22 @@ def test_deduper_forgets_only_prints_older_than_its_retention() -> None:
     assert not dedupe.first_time(trade(4999, 499.9))
     assert not dedupe.first_time(trade(4500, 450.0))  # within 60 s: remembered
     assert len(dedupe) < 5000  # older keys were pruned
+
+
+def test_deduper_holds_the_gap_window_through_a_long_outage() -> None:
+    """A 30-minute outage: the prints just before the drop must still be known when the
+    gap fill repeats them, although live prints after the reconnect are 30 min newer."""
+    dedupe = TradeDeduper(retention_s=60)
+    t0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    before = [Trade("AAPL", t0 + timedelta(seconds=k), 1.0, 1.0, f"b{k}") for k in range(10)]
+    for t in before:
+        dedupe.first_time(t)
+    since = before[-1].ts - timedelta(seconds=2)
+    dedupe.hold(since)
+    for k in range(9000):  # live prints after the reconnect, 30 min later
+        dedupe.first_time(Trade("AAPL", t0 + timedelta(minutes=30, seconds=k / 100), 1, 1, f"a{k}"))
+    assert not dedupe.first_time(before[-1])  # the gap fill's repeat is still caught
+    dedupe.release(since)
+    for k in range(9000, 13000):
+        dedupe.first_time(Trade("AAPL", t0 + timedelta(minutes=30, seconds=k / 100), 1, 1, f"a{k}"))
+    assert dedupe.first_time(before[0])  # released: the old window is forgotten

@@ -7,6 +7,7 @@ msgpack Timestamp on the msgpack wire, an RFC 3339 string in JSON and in the RES
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import OrderedDict
@@ -181,14 +182,20 @@ def rest_trades(payload: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, 
 
 class TradeDeduper:
     """Remembers recently emitted trade keys so the gap fill and the live stream, which
-    overlap on purpose, emit each print once. Keys older than ``retention_s`` behind the
-    newest print are forgotten (the gap fill never reaches further back than that)."""
+    overlap on purpose, emit each print once.
 
-    def __init__(self, retention_s: float = 900.0, max_keys: int = 2_000_000) -> None:
+    Keys older than ``retention_s`` behind the newest print are forgotten, except while a
+    gap fill is pending: ``hold(since)`` keeps every key from ``since`` on until
+    ``release(since)``, however long the outage was (the overlap window before the drop is
+    exactly where the gap fill repeats prints already streamed). ``max_keys`` bounds memory
+    whatever happens."""
+
+    def __init__(self, retention_s: float = 60.0, max_keys: int = 1_000_000) -> None:
         self.retention_s = retention_s
         self.max_keys = max_keys
-        self._keys: OrderedDict[tuple[str, str], datetime] = OrderedDict()
-        self.newest: dict[str, datetime] = {}
+        self._keys: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._newest = float("-inf")
+        self._holds: list[float] = []
         self.duplicates = 0
 
     def first_time(self, trade: Trade) -> bool:
@@ -197,22 +204,26 @@ class TradeDeduper:
         if key in self._keys:
             self.duplicates += 1
             return False
-        self._keys[key] = trade.ts
-        newest = self.newest.get(trade.symbol)
-        if newest is None or trade.ts > newest:
-            self.newest[trade.symbol] = trade.ts
+        ts = trade.ts.timestamp()
+        self._keys[key] = ts
+        self._newest = max(self._newest, ts)
         if len(self._keys) > self.max_keys or len(self._keys) % 4096 == 0:
             self._prune()
         return True
 
+    def hold(self, since: datetime) -> None:
+        self._holds.append(since.timestamp())
+
+    def release(self, since: datetime) -> None:
+        with contextlib.suppress(ValueError):
+            self._holds.remove(since.timestamp())
+
     def _prune(self) -> None:
-        if not self.newest:
-            return
-        horizon = max(self.newest.values()).timestamp() - self.retention_s
+        horizon = min([self._newest - self.retention_s, *self._holds])
         # insertion order is roughly time order: drop from the front while old
         while self._keys:
             _key, ts = next(iter(self._keys.items()))
-            if ts.timestamp() >= horizon and len(self._keys) <= self.max_keys:
+            if ts >= horizon and len(self._keys) <= self.max_keys:
                 break
             self._keys.popitem(last=False)
 

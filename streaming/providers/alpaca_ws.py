@@ -69,6 +69,13 @@ class _Reconnected:
     """Queue marker: a new session began, quotes from the old one no longer hold."""
 
 
+class _GapFilled:
+    """Queue marker: every print of the gap fill from ``since`` has been queued before it."""
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since
+
+
 TradeFetcher = Callable[[Sequence[str], datetime], list[Trade]]
 
 
@@ -111,7 +118,7 @@ class AlpacaStreamProvider(Provider):
         self._market_open = market_open
         self._fetch = fetch_trades or self._fetch_rest
         self._emit_quotes = emit_quotes
-        self._queue: asyncio.Queue[Trade | Quote | _Reconnected | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
             maxsize=50_000
         )
         self._dedupe = proto.TradeDeduper()
@@ -135,6 +142,8 @@ class AlpacaStreamProvider(Provider):
     # --- the iterator ---------------------------------------------------------------------
 
     async def stream(self):  # type: ignore[override]
+        if self._market_open is xnys_open:
+            await asyncio.to_thread(_xnys)  # load the calendar (~0.5 s) off the event loop
         runner = asyncio.create_task(self._run(), name="alpaca-session")
         stopped = asyncio.create_task(self._stop.wait())
         quotes: dict[str, Quote] = {}
@@ -157,6 +166,8 @@ class AlpacaStreamProvider(Provider):
                     item = self._queue.get_nowait()
                 if isinstance(item, _Reconnected):
                     quotes.clear()
+                elif isinstance(item, _GapFilled):
+                    self._dedupe.release(item.since)
                 elif isinstance(item, Quote):
                     quotes[item.symbol] = item
                     if self._emit_quotes:
@@ -231,6 +242,7 @@ class AlpacaStreamProvider(Provider):
                 # everything after the stream's last known time may have been missed
                 self.counters["reconnects"] += 1
                 since = (self._stream_clock or self._first_connect_at) - self.overlap
+                self._dedupe.hold(since)
                 self._spawn(self._gap_fill(since))
             self.counters["connections"] += 1
             await self._queue.put(_Reconnected())
@@ -354,6 +366,11 @@ class AlpacaStreamProvider(Provider):
         task.add_done_callback(self._tasks.discard)
 
     async def _gap_fill(self, since: datetime) -> None:
+        await self._gap_fill_once(since)
+        # queued after its prints: the deduper holds their window until they are consumed
+        await self._queue.put(_GapFilled(since))
+
+    async def _gap_fill_once(self, since: datetime) -> None:
         backoff = Backoff(base=1.0, cap=30.0)
         for attempt in range(1, BACKFILL_ATTEMPTS + 1):
             try:
