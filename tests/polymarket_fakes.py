@@ -6,7 +6,7 @@
   answers text ``PING`` with ``PONG`` (unless told to be silent), broadcasts frames,
   and drops connections on demand.
 - ``GammaServer``: ``GET /markets`` with ``limit``/``offset`` pagination and
-  ``condition_ids`` look-ups, from a list of market objects.
+  ``condition_ids`` look-ups, and ``GET /events?id=``, from lists of Gamma objects.
 """
 
 from __future__ import annotations
@@ -122,10 +122,11 @@ class MarketServer:
 
 
 class GammaServer:
-    """``/markets`` over a list of Gamma market objects (runs in a thread)."""
+    """``/markets`` and ``/events`` over lists of Gamma objects (runs in a thread)."""
 
-    def __init__(self, markets: list[dict]) -> None:
+    def __init__(self, markets: list[dict], events: list[dict] | None = None) -> None:
         self.markets = markets
+        self.events = events or []  # ``/events?id=`` objects, each with its ``markets``
         self.requests: list[dict[str, list[str]]] = []
         outer = self
 
@@ -134,10 +135,13 @@ class GammaServer:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 outer.requests.append(query)
-                if url.path != "/markets":
+                if url.path == "/events":
+                    wanted = set(query.get("id", []))
+                    page = [e for e in outer.events if str(e.get("id")) in wanted]
+                elif url.path != "/markets":
                     self.send_error(404)
                     return
-                if "condition_ids" in query:
+                elif "condition_ids" in query:
                     wanted = set(query["condition_ids"])
                     page = [m for m in outer.markets if m.get("conditionId") in wanted]
                 else:

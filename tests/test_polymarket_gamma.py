@@ -11,7 +11,8 @@ import pytest
 from polymarket_fakes import GammaServer, capture
 
 from streaming.events import Rejects
-from streaming.polymarket.gamma import discover, parse_market, parse_markets, symbol_for
+from streaming.polymarket.discovery import discover
+from streaming.polymarket.gamma import parse_market, parse_markets, symbol_for
 
 RATES = {"crypto": 0.0624}
 REAL = capture("gamma_market")
@@ -151,3 +152,35 @@ def test_cli_markets_discovers_and_prints(db_url, redis_url, monkeypatch, capsys
 def count_markets(db_url: str) -> int:
     with psycopg.connect(db_url) as conn:
         return conn.execute("select count(*) from binary_markets").fetchone()[0]
+
+
+def test_partial_neg_risk_event_is_completed_from_events(db_url):
+    parent = dict(REAL["events"][0], id="ev-9", slug="winner", negRisk=True, negRiskAugmented=False)
+    listed = variant(20, negRisk=True, events=[parent], category="politics")
+    others = [
+        {k: v for k, v in variant(i, negRisk=True, category="politics").items() if k != "events"}
+        for i in (21, 22)
+    ]
+    closed = {
+        k: v
+        for k, v in variant(
+            23, negRisk=True, closed=True, outcomePrices='["0", "1"]', outcomes='["Yes", "No"]'
+        ).items()
+        if k != "events"
+    }
+    event = dict(parent, markets=[listed, *others, closed])
+    with (
+        GammaServer([listed], events=[event]) as gamma,
+        httpx.Client() as client,
+        psycopg.connect(db_url) as conn,
+    ):
+        result = discover(conn, client, gamma.url, RATES, limit=1)
+        assert any("id" in q and q["id"] == ["ev-9"] for q in gamma.requests)
+        assert len(result.written) == 4
+        rows = conn.execute(
+            "select market_id, event_id, neg_risk, status from binary_markets"
+            " where event_id = 'ev-9' order by market_id"
+        ).fetchall()
+    assert [r[0] for r in rows] == [f"0x{i:064x}" for i in (20, 21, 22, 23)]
+    assert all(r[2] for r in rows)
+    assert [r[3] for r in rows] == ["active", "active", "active", "resolved"]

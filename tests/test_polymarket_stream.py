@@ -15,7 +15,8 @@ from polymarket_fakes import MarketServer, capture, snapshot
 from analytics.arbitrage import exit_value
 from marketflow.contracts import Channel
 from marketflow.services import free_port
-from streaming.polymarket.gamma import parse_market, upsert_markets
+from streaming.polymarket.discovery import upsert_markets
+from streaming.polymarket.gamma import parse_market
 from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets
 
 REAL = capture("gamma_market")

@@ -46,7 +46,7 @@ def _markets(args: argparse.Namespace) -> int:
     from marketflow.services import resolve_urls
     from marketflow.settings import get_settings
     from storage.db import connect
-    from streaming.polymarket.gamma import discover
+    from streaming.polymarket.discovery import discover
 
     settings = get_settings()
     urls = resolve_urls(settings)

@@ -1,8 +1,8 @@
-"""Market discovery from the Gamma REST API, upserted into ``symbols`` and ``binary_markets``.
+"""Market discovery from the Gamma REST API: HTTP and parsing (no database).
 
 ``parse_market`` is pure (one Gamma market object → ``ParsedMarket`` or a reason to skip);
-``fetch_markets`` pages through ``/markets``; ``upsert_markets`` writes, one savepoint per
-market so one bad row never aborts the others.
+``fetch_markets`` pages through ``/markets``, ``fetch_by_condition_ids`` re-reads known
+markets and ``fetch_events`` reads whole negRisk events. Storage is in ``discovery.py``.
 
 Gamma encodes ``outcomes`` and ``clobTokenIds`` as JSON strings. The YES token is the one
 whose outcome label is YES (or Up/Over/True in two-outcome markets that use other words),
@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-import psycopg
 
 from analytics.arbitrage import fee_rate_for
-from marketflow.contracts import AssetType, Table
 from streaming.events import Rejects
 
 log = logging.getLogger(__name__)
@@ -261,149 +259,26 @@ def fetch_by_condition_ids(
     return out
 
 
-_UPSERT_SYMBOL = f"""
-insert into {Table.SYMBOLS} (symbol, name, exchange, asset_type, provider, market, timezone,
-                      row_size, active)
-values (%s, %s, 'POLYMARKET', '{AssetType.BINARY_OPTION}', 'polymarket', '24/7', 'UTC', %s, %s)
-on conflict (symbol) do update
-   set name = excluded.name, active = excluded.active, row_size = excluded.row_size,
-       updated_at = now()
-returning id
-"""
-
-_UPSERT_MARKET = f"""
-insert into {Table.BINARY_MARKETS} (symbol_id, market_id, event_id, event_slug, neg_risk,
-       augmented, slug, yes_token_id, no_token_id, question, category, end_date, status,
-       resolution, fee_rate, tick_size)
-values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-on conflict (market_id) do update
-   set event_id = excluded.event_id, event_slug = excluded.event_slug,
-       neg_risk = excluded.neg_risk, augmented = excluded.augmented, slug = excluded.slug,
-       yes_token_id = excluded.yes_token_id, no_token_id = excluded.no_token_id,
-       question = excluded.question, category = excluded.category,
-       end_date = excluded.end_date, status = excluded.status,
-       resolution = coalesce(excluded.resolution, {Table.BINARY_MARKETS}.resolution),
-       fee_rate = excluded.fee_rate, tick_size = excluded.tick_size, updated_at = now()
-"""
+def fetch_events(client: httpx.Client, base_url: str, event_ids: list[str]) -> list[dict]:
+    """Whole events (``GET /events?id=…``), each with its ``markets`` array."""
+    url = base_url.rstrip("/") + "/events"
+    out: list[dict] = []
+    for start in range(0, len(event_ids), 50):
+        ids = event_ids[start : start + 50]
+        response = client.get(url, params=[("id", i) for i in ids] + [("limit", str(len(ids)))])
+        response.raise_for_status()
+        page = response.json()
+        if isinstance(page, list):
+            out.extend(item for item in page if isinstance(item, dict))
+    return out
 
 
-def _symbol_for_market(conn: psycopg.Connection, market: ParsedMarket) -> str:
-    """A symbol no other market owns: keep an existing one, else slug, else slug+id."""
-    row = conn.execute(
-        f"select s.symbol from {Table.BINARY_MARKETS} m join {Table.SYMBOLS} s "
-        "on s.id = m.symbol_id where m.market_id = %s",
-        (market.market_id,),
-    ).fetchone()
-    if row:
-        return row[0]
-    candidate = market.symbol
-    taken = conn.execute(
-        f"select 1 from {Table.SYMBOLS} where symbol = %s", (candidate,)
-    ).fetchone()
-    return symbol_for(market.slug, market.market_id, disambiguate=True) if taken else candidate
-
-
-def upsert_markets(
-    conn: psycopg.Connection, markets: Iterable[ParsedMarket], rejects: Rejects | None = None
-) -> dict[str, str]:
-    """Upsert symbols + binary_markets; returns market_id → symbol of those written."""
-    written: dict[str, str] = {}
-    for market in markets:
-        try:
-            with conn.transaction():  # a savepoint: a failed row never aborts the rest
-                symbol = _symbol_for_market(conn, market)
-                symbol_id = conn.execute(
-                    _UPSERT_SYMBOL,
-                    (
-                        symbol,
-                        market.question[:500],
-                        market.tick_size or 0.01,
-                        market.status == "active",
-                    ),
-                ).fetchone()[0]
-                conn.execute(
-                    _UPSERT_MARKET,
-                    (
-                        symbol_id,
-                        market.market_id,
-                        market.event_id,
-                        market.event_slug,
-                        market.neg_risk,
-                        market.augmented,
-                        market.slug,
-                        market.yes_token_id,
-                        market.no_token_id,
-                        market.question,
-                        market.category,
-                        market.end_date,
-                        market.status,
-                        market.resolution,
-                        market.fee_rate,
-                        market.tick_size,
-                    ),
-                )
-            written[market.market_id] = symbol
-        except psycopg.Error as exc:
-            log.warning("market %s not stored: %s", market.market_id, exc.__class__.__name__)
-            if rejects is not None:
-                rejects.add("db_error", f"{market.market_id}: {exc}")
-    conn.commit()
-    return written
-
-
-def active_condition_ids(conn: psycopg.Connection) -> list[str]:
-    rows = conn.execute(
-        f"select market_id from {Table.BINARY_MARKETS} where status = 'active'"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-@dataclass
-class Discovery:
-    markets: list[ParsedMarket]  # active markets found this run (after the category filter)
-    written: dict[str, str]  # market_id → symbol upserted
-    refreshed: int  # previously active markets re-read to mark closed / resolved
-    rejects: Rejects
-
-
-def discover(
-    conn: psycopg.Connection,
-    client: httpx.Client,
-    base_url: str,
-    fee_rates: Mapping[str, float],
-    default_fee_rate: float = 0.0,
-    *,
-    category: str | None = None,
-    limit: int | None = None,
-    page_size: int = 100,
-) -> Discovery:
-    """Fetch active markets, upsert them, then re-read stored active markets not seen.
-
-    A market that left the active listing is looked up by condition id so it is marked
-    closed or resolved (with its resolution) instead of staying 'active' forever. With a
-    ``limit`` or ``category`` the listing is partial, so only markets past their end date
-    are re-read then.
-    """
-    rejects = Rejects("polymarket_gamma")
-    raws = fetch_markets(client, base_url, limit=limit, page_size=page_size)
-    markets = parse_markets(raws, fee_rates, default_fee_rate, category, rejects)
-    written = upsert_markets(conn, markets, rejects)
-    seen = {m.market_id for m in markets} | {
-        r.get("conditionId") for r in raws if isinstance(r, dict)
-    }
-    partial = limit is not None or category is not None
-    query = f"select market_id from {Table.BINARY_MARKETS} where status = 'active'"
-    if partial:
-        query += " and end_date < now()"
-    stale_ids = [r[0] for r in conn.execute(query).fetchall() if r[0] not in seen]
-    refreshed = 0
-    if stale_ids:
-        current = parse_markets(
-            fetch_by_condition_ids(client, base_url, stale_ids),
-            fee_rates,
-            default_fee_rate,
-            None,
-            rejects,
-        )
-        refreshed = len(upsert_markets(conn, current, rejects))
-    return Discovery(markets, written, refreshed, rejects)
+def event_markets(events: Iterable[Mapping]) -> list[dict]:
+    """The market objects of events, each given its parent event (as the listing does)."""
+    out: list[dict] = []
+    for event in events:
+        parent = {k: v for k, v in event.items() if k != "markets"}
+        for market in event.get("markets") or []:
+            if isinstance(market, dict):
+                out.append(market if market.get("events") else dict(market, events=[parent]))
+    return out
