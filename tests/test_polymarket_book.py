@@ -113,7 +113,7 @@ def test_tick_size_change_invalidates_until_snapshot(shared_data):
 def test_last_trade_recorded(shared_data):
     trade = load(shared_data, "last_trade_price")
     store = BookStore()
-    store.apply(trade, 1.0)
+    assert store.apply(trade, 1.0) == [trade["asset_id"]]
     last = store.book(trade["asset_id"]).last_trade
     assert (last.price, last.size, last.side, last.ts_ms) == (0.491, 85.36, "SELL", 1724564136087)
 

@@ -122,3 +122,21 @@ def test_reset_marks_rows_stale():
     monitor.on_changed(["y1", "n1"], 0.5)
     (row,) = monitor.take_rows()
     assert row.stale and row.yes_ask is None and not row.arbitrage
+
+
+def test_last_trade_price_reaches_the_row():
+    monitor, books = make()
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    monitor.take_rows()
+    trade = {
+        "event_type": "last_trade_price",
+        "asset_id": "n1",
+        "price": "0.491",
+        "size": "85.36",
+        "side": "SELL",
+        "timestamp": "1724564136087",
+    }
+    monitor.on_changed(books.apply(trade, 1.0), 1.0)
+    (row,) = monitor.take_rows()
+    assert row.no_last == 0.491 and row.yes_last is None

@@ -289,7 +289,7 @@ class BookStore:
             elif kind == "book" or (kind is None and "bids" in msg and "asks" in msg):
                 self._book(msg, now, changed)
             elif kind == "last_trade_price":
-                self._last_trade(msg, now)
+                self._last_trade(msg, now, changed)
             elif kind == "tick_size_change":
                 self._tick_size(msg, now, changed)
             elif kind == "best_bid_ask":
@@ -392,7 +392,7 @@ class BookStore:
         book.updated_at = now
         changed.append(book.asset_id)
 
-    def _last_trade(self, msg: dict, now: float) -> None:
+    def _last_trade(self, msg: dict, now: float, changed: list[str]) -> None:
         book = self._get(msg.get("asset_id"))
         if book is None:
             return
@@ -404,3 +404,4 @@ class BookStore:
             ts_ms=_ts_ms(msg.get("timestamp")),
         )
         book.updated_at = now
+        changed.append(book.asset_id)  # the market's row carries the last price
