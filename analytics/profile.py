@@ -72,26 +72,31 @@ def poc_columns(volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
 
 
 def _side_items(
-    volumes: np.ndarray, start: np.ndarray, length: np.ndarray, step: int, width: int, pair: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Items walked away from the POC on one side: their volumes and validity.
+    flat: np.ndarray,
+    first_index: np.ndarray,
+    step: int,
+    length: np.ndarray,
+    width: int,
+    pair: bool,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Items walked away from the POC on one side, written into ``out``; returns validity.
 
-    start: column of the first bin next to the POC; step: -1 below, +1 above;
-    length: bins available on that side. ``pair`` groups two bins per item (dual).
+    flat: the block raveled; first_index: flat index of the bin next to each row's POC;
+    step: -1 below, +1 above; length: bins on that side inside the profile. Reads past a
+    row's range land on zero bins or, at the block's edge, another row: those items are
+    invalid (and masked by the caller) or, for a dual pair's second bin, zeroed here.
     """
-    rows = np.arange(volumes.shape[0])[:, None]
     per = 2 if pair else 1
-    first = per * np.arange(width, dtype=np.int64)[None, :]
-    valid = first < length[:, None]
-    last_col = volumes.shape[1] - 1
-    values = np.where(
-        valid, volumes[rows, np.clip(start[:, None] + step * first, 0, last_col)], 0.0
-    )
-    if pair:
-        second_ok = (first + 1) < length[:, None]
-        cols2 = np.clip(start[:, None] + step * (first + 1), 0, last_col)
-        values += np.where(second_ok, volumes[rows, cols2], 0.0)
-    return values, valid
+    k = np.arange(width * per, dtype=np.int64)
+    index = first_index[:, None] + step * k[None, :]
+    if not pair:
+        np.take(flat, index, mode="clip", out=out)
+        return k[None, :] < length[:, None]
+    bins = np.take(flat, index, mode="clip")
+    bins[k[None, :] >= length[:, None]] = 0.0
+    np.add(bins[:, 0::2], bins[:, 1::2], out=out)
+    return (2 * k[None, :width]) < length[:, None]
 
 
 def value_area_columns(
@@ -101,38 +106,49 @@ def value_area_columns(
     poc: np.ndarray,
     method: str = "single",
     share: float = VALUE_AREA_SHARE,
+    total: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(val, vah) columns per row: the walk from the POC until >= ``share`` of the total."""
     _check_method(method)
-    n_rows = volumes.shape[0]
+    volumes = np.ascontiguousarray(volumes, dtype=np.float64)
+    n_rows, n_cols = volumes.shape
+    rows = np.arange(n_rows)
     below_len = poc - lo
     above_len = hi - poc
     pair = method == "dual"
     longest = int(max(below_len.max(initial=0), above_len.max(initial=0)))
     width = max(1, (longest + 1) // 2 if pair else longest)
-    below, below_ok = _side_items(volumes, poc - 1, below_len, -1, width, pair)
-    above, above_ok = _side_items(volumes, poc + 1, above_len, +1, width, pair)
 
-    # running minima: the key that orders the greedy walk (see module docstring)
-    neg_inf = -np.inf
-    key = np.concatenate(
-        [
-            np.minimum.accumulate(np.where(below_ok, below, neg_inf), axis=1),
-            np.minimum.accumulate(np.where(above_ok, above, neg_inf), axis=1),
-        ],
-        axis=1,
-    )
-    order = np.argsort(-key, axis=1, kind="stable")  # stable: below wins ties
-    values = np.take_along_axis(np.concatenate([below, above], axis=1), order, axis=1)
+    # items: columns [0, width) below the POC (walking down), [width, 2·width) above it
+    values = np.empty((n_rows, 2 * width))
+    flat = volumes.ravel()
+    at_poc = rows * n_cols + poc
+    below_ok = _side_items(flat, at_poc - 1, -1, below_len, width, pair, values[:, :width])
+    above_ok = _side_items(flat, at_poc + 1, +1, above_len, width, pair, values[:, width:])
 
-    rows = np.arange(n_rows)
-    total = volumes.sum(axis=1)
-    target = share * total - 1e-9 * total  # tolerance: 70 % exactly counts as reached
-    reached = (volumes[rows, poc][:, None] + np.cumsum(values, axis=1)) >= target[:, None]
-    steps = np.where(volumes[rows, poc] >= target, 0, np.argmax(reached, axis=1) + 1)
+    # sort key: minus the running minimum of each side (see module docstring); a side's
+    # missing items get +inf so the walk never takes them
+    key = np.negative(values)
+    np.copyto(key[:, :width], np.inf, where=~below_ok)
+    np.copyto(key[:, width:], np.inf, where=~above_ok)
+    np.maximum.accumulate(key[:, :width], axis=1, out=key[:, :width])
+    np.maximum.accumulate(key[:, width:], axis=1, out=key[:, width:])
+    order = np.argsort(key, axis=1, kind="stable")  # stable: below wins ties
+    del key
+    walked = np.take_along_axis(values, order, axis=1)
+    np.cumsum(walked, axis=1, out=walked)
 
-    taken = np.arange(2 * width)[None, :] < steps[:, None]
-    down_items = np.count_nonzero(taken & (order < width), axis=1)
+    if total is None:
+        total = volumes.sum(axis=1)
+    poc_volume = volumes[rows, poc]
+    # what the walk must add to the POC; 70 % exactly counts as reached (float tolerance)
+    needed = share * total - 1e-9 * total - poc_volume
+    steps = np.argmax(walked >= needed[:, None], axis=1) + 1
+    steps[needed <= 0] = 0
+    # items of one side are taken in order, so the last item taken tells the split
+    last = order[rows, np.maximum(steps - 1, 0)]
+    down_items = np.where(last < width, last + 1, steps - (last - width + 1))
+    down_items[steps == 0] = 0
     up_items = steps - down_items
     if pair:
         # every item is two bins except, at the profile's edge, the last one
@@ -182,7 +198,7 @@ def block_metrics(
         plo, phi = plo - shift, phi - shift
         total = v.sum(axis=1)
         poc = poc_columns(v, plo, phi)
-        val, vah = value_area_columns(v, plo, phi, poc, method)
+        val, vah = value_area_columns(v, plo, phi, poc, method, total=total)
         cols = np.arange(v.shape[1])[None, :]
         in_range = (cols >= plo[:, None]) & (cols <= phi[:, None])
         mean = (total / (phi - plo + 1))[:, None]
