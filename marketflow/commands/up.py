@@ -35,6 +35,7 @@ LONG_RUNNING: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("web", ("web",)),
 )
 POLYMARKET = ("polymarket", ("polymarket", "stream"))
+DAGSTER_HOST = "127.0.0.1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +91,9 @@ def plan_children(
         specs.append(ChildSpec(name, [sys.executable, "-m", "marketflow.cli", *argv], env=env))
     if dagster and (only is None or "dagster" in only):
         if dagster_available():
-            specs.extend(dagster_children(env, settings.bind_host, settings.dagster_port))
+            # The Dagster UI has no authentication: it stays on loopback whatever
+            # MARKETFLOW_BIND_HOST says (reach it through an SSH tunnel or a proxy).
+            specs.extend(dagster_children(env, DAGSTER_HOST, settings.dagster_port))
         else:
             notes.append(f"dagster: skipped ({DEFINITIONS_FILE} does not exist yet)")
     return specs, notes
@@ -103,7 +106,11 @@ def address_block(
     names = {spec.name for spec in specs}
     host = settings.bind_host
     token = "?token=<MARKETFLOW_API_TOKEN>" if settings.api_token is not None else ""
-    dagster = f"http://{host}:{settings.dagster_port}" if "dagster-web" in names else "not running"
+    dagster = (
+        f"http://{DAGSTER_HOST}:{settings.dagster_port}"
+        if "dagster-web" in names
+        else "not running"
+    )
     dashboard = f"http://{host}:{settings.web_port}/{token}" if "web" in names else "not running"
     rows = [
         ("Dagster UI", dagster),

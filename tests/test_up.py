@@ -1,0 +1,77 @@
+"""`marketflow up` pieces: dagster.yaml on a real PostgreSQL, the plan, the address block."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy.engine import make_url
+
+from marketflow.commands.up import address_block, child_environment, plan_children
+from marketflow.dagster_home import PASSWORD_ENV, SCHEME, instance_config, write_dagster_home
+from marketflow.services import ServiceUrls
+from marketflow.settings import Settings
+
+
+def test_instance_config_keeps_secret_out_of_the_file() -> None:
+    cfg = instance_config("postgresql://mf:hunter2@db.internal:6543/dagster?sslmode=require")
+    db = cfg["storage"]["postgres"]["postgres_db"]
+    assert db["password"] == {"env": PASSWORD_ENV}
+    assert (db["hostname"], db["port"], db["scheme"]) == ("db.internal", 6543, SCHEME)
+    assert db["params"] == {"sslmode": "require"}
+    assert "hunter2" not in repr(cfg)
+    assert cfg["telemetry"] == {"enabled": False}
+    assert cfg["run_coordinator"]["config"]["max_concurrent_runs"] == 2
+
+
+def test_dagster_home_runs_a_materialization_on_postgres(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The written dagster.yaml gives a working instance on PostgreSQL: runs, event log and
+    materializations stored in the dagster database."""
+    url = make_url(empty_db_url).set(password="pw-xyz")  # trust auth ignores it
+    home = tmp_path / "dagster"
+    env = write_dagster_home(home, url.render_as_string(hide_password=False))
+    assert env == {"DAGSTER_HOME": str(home.resolve()), PASSWORD_ENV: "pw-xyz"}
+    assert "pw-xyz" not in (home / "dagster.yaml").read_text()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert dg.materialize([one], instance=instance).success
+        assert instance.get_latest_materialization_event(dg.AssetKey("one")) is not None
+
+
+def test_plan_and_address_block(tmp_path: Path) -> None:
+    settings = Settings(
+        MARKETFLOW_HOME=str(tmp_path),
+        WEB_PORT=8123,
+        DAGSTER_PORT=3123,
+        MARKETFLOW_API_TOKEN="tok-secret",
+        POLYMARKET_ENABLED=True,
+    )
+    env = child_environment({"PATH": "/bin"}, tmp_path.resolve(), {"DAGSTER_HOME": "/d"})
+    assert env["MARKETFLOW_HOME"] == str(tmp_path.resolve()) and env["PYTHONUNBUFFERED"] == "1"
+    specs, notes = plan_children(settings, env, only={"web", "polymarket"}, dagster=False)
+    assert [s.name for s in specs] == ["web", "polymarket"][: len(specs)]
+    assert specs[0].argv == [sys.executable, "-m", "marketflow.cli", "web"]
+    assert all(s.env == env for s in specs)
+    urls = ServiceUrls(
+        "postgresql://mf:pgpass@127.0.0.1:5999/marketflow",
+        "postgresql://mf:pgpass@127.0.0.1:5999/dagster",
+        "redis://:rpass@127.0.0.1:6999/0",
+    )
+    block = address_block(settings, urls, specs, notes)
+    assert "http://127.0.0.1:8123/?token=<MARKETFLOW_API_TOKEN>" in block
+    assert "Dagster UI" in block and "not running" in block
+    assert "127.0.0.1:5999/marketflow" in block and "127.0.0.1:6999" in block
+    for secret in ("pgpass", "rpass", "tok-secret"):
+        assert secret not in block
+    assert block.rstrip().endswith("marketflow is up. Ctrl-C stops everything.")
