@@ -457,11 +457,13 @@ class IngestPipeline:
                     self.buffer.release()
                     if self._conn is None or self._conn.closed or self._conn.broken:
                         raise
-                    inserted = await self._db_call(self._write_rejecting, chunk, exc)
+                    inserted, refused = await self._db_call(self._write_rejecting, chunk, exc)  # type: ignore[misc]
+                else:
+                    refused = 0
                 self.buffer.commit()
                 self.counters.stored += int(inserted)  # type: ignore[call-overload]
-                if inserted < len(chunk):
-                    self.counters.duplicates += len(chunk) - int(inserted)  # type: ignore[call-overload]
+                if inserted + refused < len(chunk):
+                    self.counters.duplicates += len(chunk) - int(inserted) - refused  # type: ignore[call-overload]
                     minutes = chunk.ts_ns - chunk.ts_ns % MINUTE_NS
                     self._dirty.update(zip(chunk.symbol_id.tolist(), minutes.tolist(), strict=True))
                 self._drained.set()
@@ -472,11 +474,11 @@ class IngestPipeline:
             self._db_down(exc)
             self._drained.set()
 
-    def _write_rejecting(self, chunk: TickRows, first: BaseException) -> int:
+    def _write_rejecting(self, chunk: TickRows, first: BaseException) -> tuple[int, int]:
         """A chunk the server refused for its content (not a lost connection): store the
         good rows, count the refused ones as ``storage_refused`` (bisecting to find them)."""
         log.warning("PostgreSQL refused a chunk (%s); isolating the bad rows", type(first).__name__)
-        stored = 0
+        stored = refused = 0
         stack = [chunk]
         while stack:
             part = stack.pop()
@@ -487,11 +489,12 @@ class IngestPipeline:
             except psycopg.Error as exc:
                 if len(part) == 1:
                     self.rejects.add("storage_refused", (part.trade_id[0], str(exc)[:120]))
+                    refused += 1
                     continue
                 half = len(part) // 2
                 stack.append(part.take(np.arange(half, len(part))))
                 stack.append(part.take(np.arange(half)))
-        return stored
+        return stored, refused
 
     async def _write_candle_ops(self) -> None:
         ops, dirty = self._candle_ops, set(self._dirty)
