@@ -47,6 +47,7 @@ from streaming.engine.strategies import (
     SymbolConfig,
     evaluate,
     sma_periods,
+    target_mask,
 )
 from streaming.engine.trader import OrderIntent, Trader
 
@@ -130,6 +131,8 @@ class Engine:
         # current market state per symbol id, refreshed on the state cadence
         self.current_state: dict[int, tuple[int, float]] = {}
         self._vwap: dict[int, float] = {}
+        self.reader = queries.SnapshotReader()
+        self._targets: dict[int, np.ndarray] = {}
 
     # --- connections --------------------------------------------------------------------
     async def _db(self) -> psycopg.AsyncConnection:
@@ -214,6 +217,7 @@ class Engine:
         self.universe = await queries.load_universe(conn)
         self.strategies, bad = await queries.load_strategies(conn)
         self.configs = await queries.load_configs(conn)
+        self._targets = {s.id: target_mask(s, self.universe, self.configs) for s in self.strategies}
         for name, why in bad.items():
             if (name, why) not in self._bad_logged:
                 self._bad_logged.add((name, why))
@@ -250,7 +254,7 @@ class Engine:
         starts = (
             self._vwap_starts(now) if wants_vwap and self._is_due("vwap", VWAP_EVERY_S, t) else None
         )
-        snap = await queries.load_snapshot(conn, self.universe, now, self._window(), starts)
+        snap = await self.reader.read(conn, self.universe, now, self._window(), starts)
         ids = self.universe.ids.tolist()
         if starts is not None:
             self._vwap = {sid: float(v) for sid, v in zip(ids, snap.session_vwap, strict=True)}
@@ -351,10 +355,10 @@ class Engine:
     ) -> list[tuple[Strategy, Candidate]]:
         fired: list[tuple[Strategy, Candidate]] = []
         t = now.timestamp()
-        seen: set[tuple[int, int]] = set()
+        ids = universe.ids
         for strategy in self.strategies:
             holding = {
-                c.index: c
+                int(ids[c.index]): c
                 for c in evaluate(
                     strategy,
                     universe,
@@ -365,18 +369,12 @@ class Engine:
                     self.settings.min_aggression_score,
                 )
             }
-            for k, sid in enumerate(universe.ids.tolist()):
-                key = (strategy.id, sid)
-                cand = holding.get(k)
-                if cand is None and not self.edges.knows(key):
-                    continue  # never true for this pair: nothing to remember
-                seen.add(key)
-                if self.edges.observe(
-                    key, cand.type if cand else None, t, strategy.cooldown_seconds
-                ):
-                    assert cand is not None
+            for sid in self.edges.holding(strategy.id) - holding.keys():
+                self.edges.observe((strategy.id, sid), None, t, strategy.cooldown_seconds)
+            for sid, cand in holding.items():
+                if self.edges.observe((strategy.id, sid), cand.type, t, strategy.cooldown_seconds):
                     fired.append((strategy, cand))
-        self.edges.forget(seen)
+        self.edges.forget({s.id for s in self.strategies})
         return fired
 
     def _intent(

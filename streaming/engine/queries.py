@@ -9,6 +9,7 @@ numpy arrays never creates Python datetimes.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -32,14 +33,14 @@ where active and asset_type <> 'binary_option' order by id
 """
 
 CANDLES_SQL = """
-select symbol_id, extract(epoch from ts)::float8, high, low, close, volume
+select symbol_id, date_part('epoch', ts), high, low, close, volume
 from candles_1m
 where symbol_id = any(%(ids)s) and ts > %(since)s and ts <= %(now)s
 order by symbol_id, ts
 """
 
 PROFILES_SQL = """
-select s.id, h.horizon, extract(epoch from p.bucket)::float8, p.poc, p.vah, p.val, p.lvns
+select s.id, h.horizon, date_part('epoch', p.bucket), p.poc, p.vah, p.val, p.lvns::text
 from unnest(%(ids)s::bigint[]) as s (id)
 cross join (values ('session'), ('composite')) as h (horizon)
 cross join lateral (
@@ -134,6 +135,136 @@ def _matrix(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray:
     return np.array(rows, dtype=np.float64)  # None → nan
 
 
+class SnapshotReader:
+    """Reads a ``Snapshot`` per loop, keeping what does not change between loops.
+
+    Candles: the whole window is read once, then each loop re-reads only the last
+    ``CANDLE_TAIL`` (the minute being built and late prints) and splices it in; a full
+    re-read every ``full_every_s`` picks up older candles rewritten by reconciliation.
+    LVN lists: parsed from JSON only when a profile's bucket changed.
+    """
+
+    CANDLE_TAIL = timedelta(minutes=3)
+
+    def __init__(self, full_every_s: float = 60.0) -> None:
+        self.full_every_s = full_every_s
+        self._rows: np.ndarray | None = None
+        self._key: tuple[tuple[int, ...], timedelta] | None = None
+        self._last_now: datetime | None = None
+        self._last_full: datetime | None = None
+        self._lvns: dict[tuple[int, str], tuple[float, list[Any]]] = {}
+        self.full_reads = 0
+
+    def _needs_full(self, key: tuple[tuple[int, ...], timedelta], now: datetime) -> bool:
+        if self._rows is None or key != self._key or self._last_now is None:
+            return True
+        assert self._last_full is not None
+        since_last = (now - self._last_now).total_seconds()
+        return (
+            since_last < 0
+            or since_last >= self.CANDLE_TAIL.total_seconds() - 60
+            or (now - self._last_full).total_seconds() >= self.full_every_s
+        )
+
+    async def _candles(
+        self, cur: psycopg.AsyncCursor[Any], ids: list[int], now: datetime, window: timedelta
+    ) -> np.ndarray:
+        key = (tuple(ids), window)
+        if self._needs_full(key, now):
+            await cur.execute(CANDLES_SQL, {"ids": ids, "since": now - window, "now": now})
+            rows = _matrix(await cur.fetchall(), 6)
+            self._last_full = now
+            self.full_reads += 1
+        else:
+            assert self._rows is not None
+            cut = now - self.CANDLE_TAIL
+            await cur.execute(CANDLES_SQL, {"ids": ids, "since": cut, "now": now})
+            fresh = _matrix(await cur.fetchall(), 6)
+            old = self._rows
+            keep = (old[:, 1] > (now - window).timestamp()) & (old[:, 1] <= cut.timestamp())
+            rows = np.concatenate([old[keep], fresh])
+            rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        self._rows, self._key, self._last_now = rows, key, now
+        return rows
+
+    def _parse_lvns(self, sid: int, horizon: str, bucket: float, text: str | None) -> list[Any]:
+        cached = self._lvns.get((sid, horizon))
+        if cached is not None and cached[0] == bucket:
+            return cached[1]
+        try:
+            value = json.loads(text) if text else []
+        except ValueError:
+            value = []
+        nodes = value if isinstance(value, list) else []
+        self._lvns[(sid, horizon)] = (bucket, nodes)
+        return nodes
+
+    async def read(
+        self,
+        conn: psycopg.AsyncConnection,
+        universe: Universe,
+        now: datetime,
+        window: timedelta,
+        vwap_starts: Sequence[datetime | None] | None = None,
+    ) -> Snapshot:
+        """Everything one loop needs for every symbol, in three (four with VWAP) statements."""
+        ids = universe.ids.tolist()
+        n = universe.size
+        async with conn.cursor(binary=True) as cur:
+            candles = await self._candles(cur, ids, now, window)
+            await cur.execute(PROFILES_SQL, {"ids": ids, "now": now})
+            profiles = await cur.fetchall()
+            await cur.execute(
+                FLOW_SQL,
+                {"ids": ids, "now": now, "since": now - FLOW_MAX_AGE, "limit": FLOW_WINDOW_BUCKETS},
+            )
+            flow = _matrix(await cur.fetchall(), 4)
+            session_vwap = np.zeros(0)
+            if vwap_starts is not None:
+                pairs = [(i, s) for i, s in zip(ids, vwap_starts, strict=True) if s is not None]
+                session_vwap = np.full(n, np.nan)
+                if pairs:
+                    await cur.execute(
+                        VWAP_SQL,
+                        {"ids": [p[0] for p in pairs], "starts": [p[1] for p in pairs], "now": now},
+                    )
+                    where = {int(i): k for k, i in enumerate(ids)}
+                    for sid, value in await cur.fetchall():
+                        if value is not None:
+                            session_vwap[where[int(sid)]] = float(value)
+
+        index = {int(i): k for k, i in enumerate(ids)}
+        by_horizon = {
+            Horizon.SESSION.value: Profile.empty(n),
+            Horizon.COMPOSITE.value: Profile.empty(n),
+        }
+        for sid, horizon, bucket, poc, vah, val, lvns in profiles:
+            k, prof = index[int(sid)], by_horizon[horizon]
+            prof.bucket[k] = bucket
+            prof.poc[k] = np.nan if poc is None else poc
+            prof.vah[k] = np.nan if vah is None else vah
+            prof.val[k] = np.nan if val is None else val
+            prof.lvns[k] = self._parse_lvns(int(sid), horizon, float(bucket), lvns)
+
+        return Snapshot(
+            now=now,
+            universe=universe,
+            candle_offsets=_offsets(candles[:, 0].astype(np.int64), universe.ids),
+            candle_ts=candles[:, 1].copy(),
+            high=candles[:, 2].copy(),
+            low=candles[:, 3].copy(),
+            close=candles[:, 4].copy(),
+            volume=candles[:, 5].copy(),
+            session=by_horizon[Horizon.SESSION.value],
+            composite=by_horizon[Horizon.COMPOSITE.value],
+            flow_offsets=_offsets(flow[:, 0].astype(np.int64), universe.ids),
+            buy_pressure=flow[:, 1].copy(),
+            sell_pressure=flow[:, 2].copy(),
+            cvd=flow[:, 3].copy(),
+            session_vwap=session_vwap,
+        )
+
+
 async def load_snapshot(
     conn: psycopg.AsyncConnection,
     universe: Universe,
@@ -141,60 +272,5 @@ async def load_snapshot(
     window: timedelta,
     vwap_starts: Sequence[datetime | None] | None = None,
 ) -> Snapshot:
-    """Everything one loop needs for every symbol, in three (four with VWAP) statements."""
-    ids = universe.ids.tolist()
-    n = universe.size
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(CANDLES_SQL, {"ids": ids, "since": now - window, "now": now})
-        candles = _matrix(await cur.fetchall(), 6)
-        await cur.execute(PROFILES_SQL, {"ids": ids, "now": now})
-        profiles = await cur.fetchall()
-        await cur.execute(
-            FLOW_SQL,
-            {"ids": ids, "now": now, "since": now - FLOW_MAX_AGE, "limit": FLOW_WINDOW_BUCKETS},
-        )
-        flow = _matrix(await cur.fetchall(), 4)
-        session_vwap = np.zeros(0)
-        if vwap_starts is not None:
-            pairs = [(i, s) for i, s in zip(ids, vwap_starts, strict=True) if s is not None]
-            session_vwap = np.full(n, np.nan)
-            if pairs:
-                await cur.execute(
-                    VWAP_SQL,
-                    {"ids": [p[0] for p in pairs], "starts": [p[1] for p in pairs], "now": now},
-                )
-                where = {int(i): k for k, i in enumerate(ids)}
-                for sid, value in await cur.fetchall():
-                    if value is not None:
-                        session_vwap[where[int(sid)]] = float(value)
-
-    index = {int(i): k for k, i in enumerate(ids)}
-    by_horizon = {
-        Horizon.SESSION.value: Profile.empty(n),
-        Horizon.COMPOSITE.value: Profile.empty(n),
-    }
-    for sid, horizon, bucket, poc, vah, val, lvns in profiles:
-        k, prof = index[int(sid)], by_horizon[horizon]
-        prof.bucket[k] = bucket
-        prof.poc[k] = np.nan if poc is None else poc
-        prof.vah[k] = np.nan if vah is None else vah
-        prof.val[k] = np.nan if val is None else val
-        prof.lvns[k] = lvns if isinstance(lvns, list) else []
-
-    return Snapshot(
-        now=now,
-        universe=universe,
-        candle_offsets=_offsets(candles[:, 0].astype(np.int64), universe.ids),
-        candle_ts=candles[:, 1].copy(),
-        high=candles[:, 2].copy(),
-        low=candles[:, 3].copy(),
-        close=candles[:, 4].copy(),
-        volume=candles[:, 5].copy(),
-        session=by_horizon[Horizon.SESSION.value],
-        composite=by_horizon[Horizon.COMPOSITE.value],
-        flow_offsets=_offsets(flow[:, 0].astype(np.int64), universe.ids),
-        buy_pressure=flow[:, 1].copy(),
-        sell_pressure=flow[:, 2].copy(),
-        cvd=flow[:, 3].copy(),
-        session_vwap=session_vwap,
-    )
+    """One snapshot read from scratch (no state kept between calls)."""
+    return await SnapshotReader(full_every_s=0.0).read(conn, universe, now, window, vwap_starts)

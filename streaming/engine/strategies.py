@@ -327,9 +327,13 @@ def evaluate(
     confidence: npt.NDArray[np.float64],
     configs: Mapping[tuple[int, str], SymbolConfig],
     default_min_score: float,
+    targets: npt.NDArray[np.bool_] | None = None,
 ) -> list[Candidate]:
-    """The symbols where the strategy's condition holds now, with their signal."""
-    mask = target_mask(strategy, universe, configs) & np.isfinite(metrics.price)
+    """The symbols where the strategy's condition holds now, with their signal
+    (``targets``: the strategy's ``target_mask`` when the caller keeps it)."""
+    if targets is None:
+        targets = target_mask(strategy, universe, configs)
+    mask = targets & np.isfinite(metrics.price)
     if not mask.any():
         return []
     if strategy.kind == AUCTION_MARKET:
@@ -412,8 +416,17 @@ def _auction(
     default_min_score: float,
 ) -> list[Candidate]:
     score, direction = metrics.aggression, metrics.direction
+    # cheap vectorised prefilter; per-symbol parameters are read only for what survives
+    st_ = np.asarray(state)
+    maybe = (
+        ((st_ == IMBALANCE_UP) & (direction == DIR_BUY))
+        | ((st_ == IMBALANCE_DOWN) & (direction == DIR_SELL))
+        | ((st_ == BALANCE) & (direction != DIR_NEUTRAL) & (score >= BALANCE_TRADE_SCORE))
+    )
+    with np.errstate(invalid="ignore"):
+        maybe &= np.isfinite(metrics.atr) & (metrics.atr > 0)
     out: list[Candidate] = []
-    for i in np.flatnonzero(mask):
+    for i in np.flatnonzero(mask & maybe):
         config = configs.get((int(universe.ids[i]), strategy.name))
         min_score = _param(strategy, config, "min_aggression_score", default_min_score)
         allow_balance = _flag(strategy, config, "allow_balance_trades")
@@ -466,11 +479,12 @@ class EdgeTracker:
     ``observe`` gets the signal type a condition gives now (None when it does not hold)
     and says whether to fire: only when it turns on (or changes type) and the last signal
     of that pair is at least ``cooldown`` seconds old. An edge inside the cooldown is
-    swallowed, not queued: the condition must fall and rise again.
+    swallowed, not queued: the condition must fall and rise again. Only pairs whose
+    condition holds are remembered, so a loop touches the true pairs, not every symbol.
     """
 
     def __init__(self) -> None:
-        self._last: dict[tuple[int, int], str | None] = {}
+        self._holding: dict[int, dict[int, str]] = {}  # strategy → symbol → signal type
         self._fired_at: dict[tuple[int, int], float] = {}
         self._undo: dict[tuple[int, int], tuple[str | None, float | None]] = {}
 
@@ -479,31 +493,42 @@ class EdgeTracker:
         for key, ts in fired_at.items():
             self._fired_at[key] = max(ts, self._fired_at.get(key, float("-inf")))
 
+    def holding(self, strategy_id: int) -> set[int]:
+        """Symbols whose condition held at the last observation for this strategy."""
+        return set(self._holding.get(strategy_id, ()))
+
     def observe(self, key: tuple[int, int], value: str | None, now: float, cooldown: float) -> bool:
-        previous = self._last.get(key)
+        strategy_id, symbol_id = key
+        held = self._holding.setdefault(strategy_id, {})
+        previous = held.get(symbol_id)
         self._undo[key] = (previous, self._fired_at.get(key))
-        self._last[key] = value
-        if value is None or value == previous:
+        if value is None:
+            held.pop(symbol_id, None)
+            return False
+        held[symbol_id] = value
+        if value == previous:
             return False
         if now - self._fired_at.get(key, float("-inf")) < cooldown:
             return False
         self._fired_at[key] = now
         return True
 
-    def knows(self, key: tuple[int, int]) -> bool:
-        return key in self._last
-
     def rollback(self, key: tuple[int, int]) -> None:
         """Undo the last ``observe`` of ``key`` (its signal could not be recorded)."""
-        if key in self._undo:
-            last, fired = self._undo.pop(key)
-            self._last[key] = last
-            if fired is None:
-                self._fired_at.pop(key, None)
-            else:
-                self._fired_at[key] = fired
+        if key not in self._undo:
+            return
+        last, fired = self._undo.pop(key)
+        held = self._holding.setdefault(key[0], {})
+        if last is None:
+            held.pop(key[1], None)
+        else:
+            held[key[1]] = last
+        if fired is None:
+            self._fired_at.pop(key, None)
+        else:
+            self._fired_at[key] = fired
 
-    def forget(self, keep: set[tuple[int, int]]) -> None:
-        """Drop the remembered condition of pairs no longer evaluated (strategy removed)."""
-        for key in [k for k in self._last if k not in keep]:
-            self._last.pop(key, None)
+    def forget(self, strategy_ids: set[int]) -> None:
+        """Drop the remembered conditions of strategies no longer active."""
+        for sid in [s for s in self._holding if s not in strategy_ids]:
+            del self._holding[sid]
