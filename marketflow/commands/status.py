@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,17 @@ def human_duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def format_counter(value: str) -> str:
+    """Counters arrive as strings; long floats are shortened for reading."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if number.is_integer() or "." not in value:
+        return value
+    return f"{number:.4g}"
+
+
 def render(report: Report) -> str:
     """The human-readable report (pure)."""
     out = [f"marketflow status at {report.now:%Y-%m-%d %H:%M:%S} UTC"]
@@ -126,14 +138,15 @@ def render(report: Report) -> str:
             "`marketflow up`."
         )
     else:
-        width = max(len(p.name) for p in report.processes) + 2
-        out.append(f"{'PROCESS':<{width}}{'STATE':<7}{'PID':>8}  {'UP':>7}  {'BEAT':>8}  COUNTERS")
+        width = max(len("PROCESS"), *(len(p.name) for p in report.processes)) + 2
+        out.append(f"{'PROCESS':<{width}}{'STATE':<7}{'PID':>8}  {'UP':>7}  {'LAST BEAT':>10}")
         for p in report.processes:
-            counters = " ".join(f"{k}={v}" for k, v in p.counters.items())
             out.append(
                 f"{p.name:<{width}}{p.state:<7}{p.pid or '?':>8}  {human_duration(p.uptime_s):>7}"
-                f"  {human_duration(p.beat_age_s) + ' ago':>8}  {counters}"
+                f"  {human_duration(p.beat_age_s) + ' ago':>10}"
             )
+            counters = " ".join(f"{k}={format_counter(v)}" for k, v in p.counters.items())
+            out += textwrap.wrap(counters, 96, initial_indent="    ", subsequent_indent="    ")
         missing = [n for n in EXPECTED if n not in {p.name for p in report.processes}]
         if missing:
             out.append(f"not reporting: {', '.join(missing)}")
