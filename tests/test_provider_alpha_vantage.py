@@ -246,7 +246,7 @@ _rows = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     payload=_json
     | st.fixed_dictionaries(

@@ -48,7 +48,7 @@ def _zone(meta: Mapping[str, Any]) -> ZoneInfo:
     name = str(meta.get(key, DEFAULT_ZONE)) if key else DEFAULT_ZONE
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):  # garbage names hit the FS
         return ZoneInfo(DEFAULT_ZONE)
 
 
