@@ -209,7 +209,13 @@ def test_token_required_for_ws_and_api_when_configured(redis_url: str) -> None:
             with pytest.raises(InvalidStatus):
                 async with connect(f"ws://127.0.0.1:{relay.port}/ws"):
                     pass
-            async with connect(f"ws://127.0.0.1:{relay.port}/ws?token=s3cret") as ws:
+            with pytest.raises(InvalidStatus):  # another site's page in the user's browser
+                async with connect(
+                    f"ws://127.0.0.1:{relay.port}/ws?token=s3cret", origin="http://evil.example"
+                ):
+                    pass
+            same = f"http://127.0.0.1:{relay.port}"
+            async with connect(f"ws://127.0.0.1:{relay.port}/ws?token=s3cret", origin=same) as ws:
                 await wait_clients(relay, 1)
                 assert ws.protocol.state.name == "OPEN"
 

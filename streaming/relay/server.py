@@ -87,6 +87,15 @@ def token_ok(expected: str | None, query: dict[str, list[str]], headers: Headers
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def same_origin(headers: Headers) -> bool:
+    """Browsers send Origin on WebSocket handshakes and apply no CORS to them: refuse pages
+    of other sites (they could read the feed of a loopback relay). No Origin: not a browser."""
+    origin = headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()
+
+
 def parse_filter(values: list[str] | None) -> frozenset[str] | None:
     if not values:
         return None
@@ -261,7 +270,7 @@ class Relay:
         if "channels" in wanted and isinstance(wanted["channels"], list):
             client.channels = parse_filter([str(c) for c in wanted["channels"]])
         if "symbols" in wanted and isinstance(wanted["symbols"], list):
-            client.symbols = parse_filter([str(s).upper() for s in wanted["symbols"]])
+            client.symbols = parse_filter([str(s) for s in wanted["symbols"]])
 
     # --- HTTP -------------------------------------------------------------------------
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -277,6 +286,10 @@ class Relay:
             if not token_ok(self.token, query, request.headers):
                 return json_response({"error": "missing or wrong token"}, HTTPStatus.UNAUTHORIZED)
             if path == "/ws":
+                if not same_origin(request.headers):
+                    return json_response(
+                        {"error": "cross-origin WebSocket refused"}, HTTPStatus.FORBIDDEN
+                    )
                 return None  # continue with the WebSocket handshake
             return await self._api(path, query)
         return json_response({"error": f"no such page: {path}"}, HTTPStatus.NOT_FOUND)
