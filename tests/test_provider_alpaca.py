@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from marketflow.settings import Settings
 from streaming.events import Trade
 from streaming.providers.alpaca_protocol import ErrorAction, TradeDeduper, classify_error
-from streaming.providers.alpaca_ws import AlpacaStreamProvider
+from streaming.providers.alpaca_ws import AlpacaStreamProvider, xnys_open
 from streaming.providers.base import MissingCredential, ProviderError
 
 pytestmark = pytest.mark.timeout(60)
@@ -358,3 +358,10 @@ def test_deduper_holds_the_gap_window_through_a_long_outage() -> None:
     for k in range(9000, 13000):
         dedupe.first_time(Trade("AAPL", t0 + timedelta(minutes=30, seconds=k / 100), 1, 1, f"a{k}"))
     assert dedupe.first_time(before[0])  # released: the old window is forgotten
+
+
+def test_xnys_calendar_gates_the_watchdog() -> None:
+    assert xnys_open(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # Tuesday 10:00 New York
+    assert not xnys_open(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))  # night
+    assert not xnys_open(datetime(2026, 11, 26, 15, 0, tzinfo=UTC))  # Thanksgiving
+    assert not xnys_open(datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Saturday

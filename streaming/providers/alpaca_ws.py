@@ -137,6 +137,7 @@ class AlpacaStreamProvider(Provider):
             silence_reconnects=0,
             gap_fill_failures=0,
             trades_received=0,
+            corrections_ignored=0,
         )
 
     # --- the iterator ---------------------------------------------------------------------
@@ -333,6 +334,11 @@ class AlpacaStreamProvider(Provider):
                         msg.get("trades"),
                         msg.get("quotes"),
                     )
+                    continue
+                elif kind in ("c", "x"):
+                    # corrections / cancels come with every trade subscription; the stored
+                    # print is kept as reported (documented limitation), but they are counted
+                    self.counters["corrections_ignored"] += 1
                     continue
                 else:
                     continue  # bars, statuses, success: not subscribed by us
