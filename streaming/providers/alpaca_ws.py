@@ -76,9 +76,6 @@ class _GapFilled:
         self.since = since
 
 
-TradeFetcher = Callable[[Sequence[str], datetime], list[Trade]]
-
-
 class AlpacaStreamProvider(Provider):
     name = "alpaca_ws"
 
@@ -88,7 +85,6 @@ class AlpacaStreamProvider(Provider):
         symbols: Sequence[str],
         *,
         market_open: Callable[[datetime], bool] = xnys_open,
-        fetch_trades: TradeFetcher | None = None,
         emit_quotes: bool = False,
     ) -> None:
         super().__init__(symbols)
@@ -116,7 +112,6 @@ class AlpacaStreamProvider(Provider):
         self.overlap = timedelta(seconds=settings.alpaca_backfill_overlap_seconds)
         self._backoff = Backoff(base=1.0, cap=settings.provider_backoff_max_seconds)
         self._market_open = market_open
-        self._fetch = fetch_trades or self._fetch_rest
         self._emit_quotes = emit_quotes
         self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
             maxsize=50_000
@@ -380,7 +375,7 @@ class AlpacaStreamProvider(Provider):
         backoff = Backoff(base=1.0, cap=30.0)
         for attempt in range(1, BACKFILL_ATTEMPTS + 1):
             try:
-                trades = await asyncio.to_thread(self._fetch, self.symbols, since)
+                payload = await asyncio.to_thread(self._fetch_rest, self.symbols, since)
             except Exception as exc:
                 log.warning(
                     "alpaca_ws: gap fill since %s failed (attempt %d/%d): %s",
@@ -392,6 +387,7 @@ class AlpacaStreamProvider(Provider):
                 if await self.sleep(backoff.next_delay()):
                     return
                 continue
+            trades = self._parse_rest(payload)  # on the loop: rejects are not thread-safe
             trades.sort(key=lambda t: t.ts)
             for trade in trades:
                 await self._queue.put(trade)
@@ -411,7 +407,8 @@ class AlpacaStreamProvider(Provider):
             BACKFILL_ATTEMPTS,
         )
 
-    def _fetch_rest(self, symbols: Sequence[str], since: datetime) -> list[Trade]:
+    def _fetch_rest(self, symbols: Sequence[str], since: datetime) -> dict[str, Any]:
+        """Raw ``/v2/stocks/trades`` pages since ``since`` (runs in a worker thread)."""
         from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.data.requests import StockTradesRequest
 
@@ -423,12 +420,14 @@ class AlpacaStreamProvider(Provider):
                 url_override=self._data_url,
             )
         request = StockTradesRequest(symbol_or_symbols=list(symbols), start=since, feed=self.feed)
-        payload = self._rest_client.get_stock_trades(request)
+        return self._rest_client.get_stock_trades(request)
+
+    def _parse_rest(self, payload: dict[str, Any]) -> list[Trade]:
         trades = []
         for symbol, item in proto.rest_trades(payload):
             try:
                 trades.append(proto.parse_trade(item, symbol=symbol))
-            except (ValueError, AttributeError, TypeError):
+            except (ValueError, AttributeError, TypeError, OverflowError):
                 self.rejects.add("malformed_rest_trade", item)
         return trades
 
