@@ -124,8 +124,11 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
 
     def log(self, message: str, name: str = "supervisor") -> None:
-        self.out.write(prefix_line(name, message, self.width) + "\n")
-        self.out.flush()
+        # A closed terminal or pipe must not stop the pumps: a child whose output is no
+        # longer drained would block on a full pipe.
+        with contextlib.suppress(OSError, ValueError):
+            self.out.write(prefix_line(name, message, self.width) + "\n")
+            self.out.flush()
 
     async def _spawn(self, state: ChildState) -> asyncio.subprocess.Process:
         spec = state.spec
