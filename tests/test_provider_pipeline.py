@@ -118,3 +118,46 @@ def test_ig_quote_ticks_are_stored_with_size_zero(
         (pytest.approx(72.13), 0.0, 72.10, 72.16, ["quote"]),
         (pytest.approx(72.15), 0.0, 72.12, 72.18, ["quote"]),
     ]
+
+
+def test_alpha_vantage_bars_become_candles_at_utc_minutes(
+    shared_data: Path, db_url: str, tmp_path: Path
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from fakes.fake_alpha_vantage import FakeAlphaVantage
+
+    from streaming.providers.alpha_vantage import AlphaVantageProvider
+
+    capture = json.loads(
+        (shared_data / "alphavantage" / "time_series_intraday_1min_msft.json").read_text()
+    )
+    # the capture's 100 bars re-stamped to the last 100 closed minutes, New York wall time
+    eastern = ZoneInfo("US/Eastern")
+    newest = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    rows = list(capture["Time Series (1min)"].values())
+    stamps = [(newest - timedelta(minutes=k)).astimezone(eastern) for k in range(len(rows))]
+    capture["Time Series (1min)"] = {
+        ts.strftime("%Y-%m-%d %H:%M:%S"): row for ts, row in zip(stamps, rows, strict=True)
+    }
+    loop = LoopThread()
+    fake = FakeAlphaVantage()
+    loop.run(fake.start())
+    try:
+        fake.answers = {"MSFT": [capture]}
+        settings = Settings(_env_file=None, ALPHA_VANTAGE_API_KEY=fake.key).model_copy(
+            update={"alpha_vantage_url": fake.url, "alpha_vantage_poll_seconds": 30}
+        )
+        provider = AlphaVantageProvider(settings, ["MSFT"])
+        asyncio.run(ingest_until(db_url, tmp_path, provider, lambda p: p.counters.received >= 100))
+    finally:
+        loop.run(fake.stop())
+        loop.close()
+    with psycopg.connect(db_url) as conn:
+        candles = conn.execute(
+            "select c.ts, c.open, c.close, c.volume from candles_1m c join symbols s"
+            " on s.id = c.symbol_id where s.symbol = 'MSFT' order by c.ts"
+        ).fetchall()
+    assert len(candles) == 100
+    assert candles[-1] == (newest, 86.49, 86.5, 10494.0)  # the capture's newest bar
+    assert candles[0][0] == newest - timedelta(minutes=99)
