@@ -48,6 +48,10 @@ from streaming.relay.conflation import (
 from streaming.relay.history import History
 
 log = logging.getLogger(__name__)
+# websockets logs every plain HTTP answer as "connection rejected (200 OK)": keep its
+# warnings and errors only.
+WS_LOG = logging.getLogger("streaming.relay.websockets")
+WS_LOG.setLevel(logging.WARNING)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_ITEMS_PER_FRAME = 500
@@ -361,6 +365,7 @@ class Relay:
             self.requested_port,
             process_request=self._process_request,
             compression=None,
+            logger=WS_LOG,
         )
         log.info("relay listening on http://%s:%d", self.host, self.port)
 
