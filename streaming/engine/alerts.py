@@ -27,11 +27,19 @@ class LvnProximity:
     distance_pct: float  # |lvn − price| / lvn × 100
 
 
+def nodes(raw: object) -> list[tuple[float, float, float]]:
+    """Normalise a profile's ``lvns`` JSON to (price, low, high) tuples, skipping junk."""
+    return list(_nodes(raw))
+
+
 def _nodes(raw: object) -> Iterable[tuple[float, float, float]]:
     """(price, low, high) of each node; tolerates bare prices (the original's format)."""
     if not isinstance(raw, list):
         return
     for node in raw:
+        if isinstance(node, tuple) and len(node) == 3:  # already normalised (the reader)
+            yield node
+            continue
         if isinstance(node, Mapping):
             price = node.get("price")
             low, high = node.get("low", price), node.get("high", price)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ import psycopg
 
 from analytics.aggression import FLOW_WINDOW_BUCKETS
 from marketflow.contracts import Horizon
+from streaming.engine.alerts import nodes as alert_nodes
 from streaming.engine.snapshot import Profile, Snapshot, Universe
 from streaming.engine.strategies import DefinitionError, Strategy, SymbolConfig, parse_strategy
 
@@ -59,6 +61,17 @@ cross join lateral (
     order by bucket desc limit %(limit)s
 ) as f
 order by f.symbol_id, f.bucket
+"""
+
+# the tail of every symbol plus the whole window of a rotating slice of symbols
+CANDLES_TAIL_SQL = """
+select symbol_id, date_part('epoch', ts), high, low, close, volume
+from candles_1m
+where symbol_id = any(%(ids)s) and ts > %(cut)s and ts <= %(now)s
+union all
+select symbol_id, date_part('epoch', ts), high, low, close, volume
+from candles_1m
+where symbol_id = any(%(slice)s) and ts > %(since)s and ts <= %(cut)s
 """
 
 VWAP_SQL = """
@@ -138,10 +151,12 @@ def _matrix(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray:
 class SnapshotReader:
     """Reads a ``Snapshot`` per loop, keeping what does not change between loops.
 
-    Candles: the whole window is read once, then each loop re-reads only the last
-    ``CANDLE_TAIL`` (the minute being built and late prints) and splices it in; a full
-    re-read every ``full_every_s`` picks up older candles rewritten by reconciliation.
-    LVN lists: parsed from JSON only when a profile's bucket changed.
+    Candles: the whole window is read once; then each loop re-reads the last
+    ``CANDLE_TAIL`` of every symbol (the minute being built and late prints) plus the whole
+    window of a rotating slice of symbols, so every symbol is re-read in full about every
+    ``full_every_s`` seconds (older candles rewritten by reconciliation are picked up)
+    without one loop paying for all of them. LVN lists are parsed from JSON only when a
+    profile's bucket changed.
     """
 
     CANDLE_TAIL = timedelta(minutes=3)
@@ -151,20 +166,17 @@ class SnapshotReader:
         self._rows: np.ndarray | None = None
         self._key: tuple[tuple[int, ...], timedelta] | None = None
         self._last_now: datetime | None = None
-        self._last_full: datetime | None = None
+        self._cursor = 0
         self._lvns: dict[tuple[int, str], tuple[float, list[Any]]] = {}
         self.full_reads = 0
 
     def _needs_full(self, key: tuple[tuple[int, ...], timedelta], now: datetime) -> bool:
-        if self._rows is None or key != self._key or self._last_now is None:
+        if self.full_every_s <= 0 or self._rows is None or key != self._key:
             return True
-        assert self._last_full is not None
+        assert self._last_now is not None
         since_last = (now - self._last_now).total_seconds()
-        return (
-            since_last < 0
-            or since_last >= self.CANDLE_TAIL.total_seconds() - 60
-            or (now - self._last_full).total_seconds() >= self.full_every_s
-        )
+        # a gap longer than the tail would leave minutes nobody re-read
+        return since_last < 0 or since_last >= self.CANDLE_TAIL.total_seconds() - 60
 
     async def _candles(
         self, cur: psycopg.AsyncCursor[Any], ids: list[int], now: datetime, window: timedelta
@@ -173,15 +185,23 @@ class SnapshotReader:
         if self._needs_full(key, now):
             await cur.execute(CANDLES_SQL, {"ids": ids, "since": now - window, "now": now})
             rows = _matrix(await cur.fetchall(), 6)
-            self._last_full = now
             self.full_reads += 1
         else:
             assert self._rows is not None
+            per_loop = max(1, math.ceil(len(ids) / self.full_every_s))
+            start = self._cursor % max(len(ids), 1)
+            chunk = ids[start : start + per_loop]
+            self._cursor = start + per_loop
             cut = now - self.CANDLE_TAIL
-            await cur.execute(CANDLES_SQL, {"ids": ids, "since": cut, "now": now})
+            await cur.execute(
+                CANDLES_TAIL_SQL,
+                {"ids": ids, "cut": cut, "now": now, "slice": chunk, "since": now - window},
+            )
             fresh = _matrix(await cur.fetchall(), 6)
             old = self._rows
             keep = (old[:, 1] > (now - window).timestamp()) & (old[:, 1] <= cut.timestamp())
+            if chunk:
+                keep &= ~np.isin(old[:, 0], np.asarray(chunk, dtype=np.float64))
             rows = np.concatenate([old[keep], fresh])
             rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
         self._rows, self._key, self._last_now = rows, key, now
@@ -195,7 +215,7 @@ class SnapshotReader:
             value = json.loads(text) if text else []
         except ValueError:
             value = []
-        nodes = value if isinstance(value, list) else []
+        nodes: list[Any] = alert_nodes(value)
         self._lvns[(sid, horizon)] = (bucket, nodes)
         return nodes
 

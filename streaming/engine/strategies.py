@@ -50,6 +50,7 @@ type changes), at most once per ``strategies.cooldown_seconds`` (``EdgeTracker``
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -148,14 +149,22 @@ class Strategy:
         return any(c.ref == "vwap" for c in (*self.all, *self.any))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Candidate:
-    """A strategy's condition holding for one symbol in this loop."""
+    """A strategy's condition holding for one symbol in this loop.
+
+    ``details`` is built on first use: most candidates are a condition that still holds
+    and never fires, so describing them every second would be wasted work.
+    """
 
     index: int  # position in the Universe
     type: str  # BUY | SELL
     price: float
-    details: dict[str, Any]
+    describe: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def details(self) -> dict[str, Any]:
+        return self.describe()
 
 
 def _positive_int(value: object, what: str) -> int:
@@ -349,7 +358,7 @@ def evaluate(
                 int(i),
                 strategy.signal,
                 float(metrics.price[i]),
-                {
+                lambda i=i: {
                     "price": float(metrics.price[i]),
                     "sma": float(sma[i]),
                     "period": strategy.period,
@@ -372,7 +381,7 @@ def evaluate(
             int(i),
             strategy.signal,
             float(metrics.price[i]),
-            {
+            lambda i=i: {
                 "price": float(metrics.price[i]),
                 "market_state": STATE_NAMES[int(state[i])].value,
                 "aggression_score": float(metrics.aggression[i]),
@@ -452,7 +461,7 @@ def _auction(
                 int(i),
                 side,
                 float(metrics.price[i]),
-                {
+                lambda i=i, name=name, flow_name=flow_name: {
                     "price": float(metrics.price[i]),
                     "market_state": name,
                     "confidence": float(confidence[i]),
