@@ -39,12 +39,14 @@ def test_legacy_price_change_updates_a_level(shared_data):
     store = BookStore()
     store.apply(load(shared_data, "book"), 1.0)
     change = load(shared_data, "price_change_legacy")  # SELL 0.514 → 21574.08
-    assert store.apply(change, 2.0) == [BOOK_ASSET]
+    # applied, but the top prices did not move: nothing to re-evaluate
+    assert store.apply(change, 2.0) == []
+    assert store.applied == 2
     book = store.book(BOOK_ASSET)
     assert book.asks[0.514] == 21574.08
     assert (book.best_bid, book.best_ask) == (0.511, 0.514)
     # a new better ask, then its removal by size 0
-    store.apply(dict(change, price="0.513", size="10"), 3.0)
+    assert store.apply(dict(change, price="0.513", size="10"), 3.0) == [BOOK_ASSET]
     assert book.best_ask == 0.513
     store.apply(dict(change, price="0.513", size="0"), 4.0)
     assert book.best_ask == 0.514 and 0.513 not in book.asks
@@ -55,8 +57,12 @@ def test_size_zero_at_a_deep_level_leaves_top(shared_data):
     store.apply(load(shared_data, "book"), 1.0)
     book = store.book(BOOK_ASSET)
     deep = load(shared_data, "price_change_legacy") | {"price": "0.999", "size": "0"}
-    store.apply(deep, 2.0)
-    assert 0.999 not in book.asks and len(book.asks) == 85
+    assert store.apply(deep, 2.0) == []  # behind the top: not reported …
+    store.watch.add(BOOK_ASSET)
+    assert store.apply(deep | {"price": "0.998"}, 2.5) == [BOOK_ASSET]  # … unless watched
+    assert 0.998 not in book.asks
+    store.watch.clear()
+    assert 0.999 not in book.asks and len(book.asks) == 84
     assert (book.best_bid, book.best_ask) == (0.511, 0.514)
     deep_bid = deep | {"side": "BUY", "price": load(shared_data, "book")["bids"][0]["price"]}
     store.apply(deep_bid, 3.0)

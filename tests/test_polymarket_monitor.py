@@ -140,3 +140,37 @@ def test_last_trade_price_reaches_the_row():
     monitor.on_changed(books.apply(trade, 1.0), 1.0)
     (row,) = monitor.take_rows()
     assert row.no_last == 0.491 and row.yes_last is None
+
+
+def test_depth_behind_the_top_is_watched_only_while_the_edge_clears():
+    monitor, books = make()
+    fed(books, 0.0)
+    monitor.on_changed(["y1", "n1"], 0.0)
+    assert monitor.take_rows()[0].executable_size == pytest.approx(100)
+    assert books.watch == {"y1", "n1"}
+    # a deeper NO level grows: the top is unchanged but the executable size is not
+    grow = {
+        "event_type": "price_change",
+        "asset_id": "n1",
+        "price": "0.52",
+        "size": "900",
+        "side": "SELL",
+        "timestamp": "2",
+    }
+    deeper_yes = {
+        "event_type": "price_change",
+        "asset_id": "y1",
+        "price": "0.46",
+        "size": "100",
+        "side": "SELL",
+        "timestamp": "3",
+    }
+    monitor.on_changed(books.apply(deeper_yes, 1.0), 1.0)
+    (row,) = monitor.take_rows()
+    assert row.executable_size == pytest.approx(200)  # 100 more at 0.46 + 0.52 = 0.98
+    assert books.apply(grow, 1.5) == ["n1"]
+    # the edge goes away: depth no longer matters, changes behind the top are not reported
+    fed(books, 2.0, yes_ask="0.55")
+    monitor.on_changed(["y1"], 2.0)
+    assert books.watch == set()
+    assert books.apply(grow | {"size": "901"}, 3.0) == []

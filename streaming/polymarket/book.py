@@ -67,9 +67,11 @@ def _size(value: object) -> float:
 
 def _opt_price(value: object) -> float | None:
     """An authoritative best price; '' / None / out of (0, 1) mean an empty side."""
-    if value is None or value == "":
-        return None
-    p = _price(value)
+    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None  # type: ignore[arg-type]
+    if p is None:
+        if value is None or value == "":
+            return None
+        p = _price(value)
     return p if 0.0 < p < 1.0 else None
 
 
@@ -205,6 +207,10 @@ def _ts_ms(value: object) -> int | None:
 class BookStore:
     """Every token's book; ``apply`` takes one decoded frame and names the tokens changed.
 
+    A ``price_change`` behind the top of the book is applied but not reported unless the
+    token is in ``watch``: the quote, edge and flag only depend on the top, and the depth
+    only matters (executable size) while the top clears the threshold.
+
     ``assets`` restricts the store to subscribed tokens (others are counted in
     ``ignored`` and skipped, so a chatty feed cannot grow memory without bound).
     Malformed frames and elements are counted in ``rejects`` and skipped.
@@ -214,6 +220,9 @@ class BookStore:
         self.books: dict[str, OrderBook] = {}
         self.assets: set[str] | None = set(assets) if assets is not None else None
         self.rejects = Rejects(source)
+        # tokens whose depth matters (their market's top clears the threshold, so its
+        # executable size is walked): changes behind the top are reported for these only
+        self.watch: set[str] = set()
         self.ignored = 0
         self.applied = 0
 
@@ -226,6 +235,7 @@ class BookStore:
             if self.assets is not None:
                 self.assets.discard(aid)
             self.books.pop(aid, None)
+            self.watch.discard(aid)
 
     def book(self, asset_id: str) -> OrderBook | None:
         return self.books.get(asset_id)
@@ -335,20 +345,31 @@ class BookStore:
                 changed.append(aid)
 
     def _change(self, change: object, ts: int | None, now: float) -> str | None:
-        if not isinstance(change, dict):
+        # The hottest function of the stream: lookups are inlined (memoised prices, one
+        # dict access per field); every malformed field still ends in a BadMessage.
+        if type(change) is not dict:
             raise BadMessage("bad_change")
-        book = self._get(change.get("asset_id"))
-        if book is None:
-            return None
-        price = _price(change.get("price"))
-        size = change.get("size")
         try:
-            size = float(size)  # inline _size: this is the hottest line of the stream
+            aid = change["asset_id"]
+            p = change["price"]
+            raw_size = change["size"]
+            side = change["side"]
+        except KeyError as exc:
+            raise BadMessage(f"missing_{exc.args[0]}") from None
+        try:
+            size = float(raw_size)
         except (TypeError, ValueError):
             raise BadMessage("bad_size") from None
+        book = self.books.get(aid) if isinstance(aid, str) else None
+        if book is None:
+            book = self._get(aid)
+            if book is None:
+                return None
+        price = _PRICE_CACHE.get(p) if isinstance(p, str) else None
+        if price is None:
+            price = _price(p)
         if not (0.0 <= size < math.inf):
             raise BadMessage("bad_size")
-        side = change.get("side")
         if side == "BUY" or side == "buy":
             is_bid = True
         elif side == "SELL" or side == "sell":
@@ -358,17 +379,18 @@ class BookStore:
         book.updated_at = now
         if not book.valid:
             return None  # no snapshot since connect / tick change: wait for one
+        top_bid, top_ask = book.best_bid, book.best_ask
+        book.set_level(is_bid, price, size)
         if "best_bid" in change or "best_ask" in change:
             best_bid = _opt_price(change.get("best_bid"))
             best_ask = _opt_price(change.get("best_ask"))
-            book.set_level(is_bid, price, size)
             if best_bid != book.best_bid or best_ask != book.best_ask:
                 book.set_best(best_bid, best_ask)
-        else:
-            book.set_level(is_bid, price, size)
         book.ts_ms = ts
         self.applied += 1
-        return book.asset_id
+        if book.best_bid == top_bid and book.best_ask == top_ask and aid not in self.watch:
+            return None  # a level behind the top moved: nothing a market row shows changed
+        return aid
 
     def _best_bid_ask(self, msg: dict, now: float, changed: list[str]) -> None:
         book = self._get(msg.get("asset_id"))

@@ -116,6 +116,9 @@ class Monitor:
         self.pending: dict[str, PriceRow] = {}  # changed since the last take_rows()
         self.open: dict[tuple[str, str], Episode] = {}
         self.out_events: list[EpisodeEvent] = []
+        # markets / negRisk events whose top clears the threshold (depth matters)
+        self._pair_deep: set[str] = set()
+        self._basket_deep: set[str] = set()
         self.evaluations = 0
         self.add_markets(self.markets)
 
@@ -146,6 +149,7 @@ class Monitor:
                 self.by_token.pop(token, None)
                 dropped.append(token)
             self._close(("pair", mid))
+            self._pair_deep.discard(mid)
             if m.event_id in self.events:
                 self.events[m.event_id] = [x for x in self.events[m.event_id] if x is not m]
                 self._close(("neg_risk", m.event_id))
@@ -192,6 +196,13 @@ class Monitor:
             and no_ask is not None
             and clears(pair_edge(yes_ask, no_ask, market.fee_rate), self.min_edge)
         )
+        if deep != (market.market_id in self._pair_deep):
+            # the executable size depends on depth only while the top clears: watch then
+            if deep:
+                self._pair_deep.add(market.market_id)
+            else:
+                self._pair_deep.discard(market.market_id)
+            self._rewatch(market.yes_token_id, market.no_token_id)
         view = evaluate_pair(
             yes.best_bid if ok_y else None,
             yes_ask,
@@ -282,6 +293,12 @@ class Monitor:
             1.0 - sum(tops) - sum(taker_fee(p, r) for p, r in zip(tops, rates, strict=True)),
             self.min_edge,
         )
+        if deep != (event_id in self._basket_deep):
+            if deep:
+                self._basket_deep.add(event_id)
+            else:
+                self._basket_deep.discard(event_id)
+            self._rewatch(*(m.yes_token_id for m in members))
         # full ladders only when the top clears the threshold; else the top level suffices
         ladders = [
             None if top is None else (b.ask_ladder() if deep else [(top, b.best_ask_size())])
@@ -310,6 +327,19 @@ class Monitor:
         else:
             episode.best_edge = max(episode.best_edge, view.edge)
             episode.size = max(episode.size, view.executable_size)
+
+    def _rewatch(self, *tokens: str) -> None:
+        """A token's depth changes are reported while a deep pair or basket needs them."""
+        for token in tokens:
+            entry = self.by_token.get(token)
+            needed = entry is not None and (
+                entry[0].market_id in self._pair_deep
+                or (entry[1] and entry[0].event_id in self._basket_deep)
+            )
+            if needed:
+                self.books.watch.add(token)
+            else:
+                self.books.watch.discard(token)
 
     def _close(self, key: tuple[str, str]) -> None:
         episode = self.open.pop(key, None)
