@@ -146,6 +146,14 @@ async def _up(args: argparse.Namespace) -> int:
     from marketflow.supervisor import Supervisor, install_stop_signals
 
     settings = get_settings()
+    if args.only is None or "web" in args.only:
+        from streaming.relay.server import RelayConfigError, check_token_config
+
+        try:  # fail now rather than restart a dashboard that can never start
+            check_token_config(settings.bind_host, "set" if settings.api_token else None)
+        except RelayConfigError as exc:
+            log.error("%s", exc)
+            return 2
     stop = asyncio.Event()
     install_stop_signals(stop)
     services = Services(settings)
