@@ -53,10 +53,11 @@ def tick_rule(
     first = price[0] - state.last_price
     raw[1] = np.sign(first) if np.isfinite(first) else 0
     if n > 1:
-        change = np.subtract(price[1:], price[:-1])
-        # two comparisons instead of np.sign: no float → int8 cast loop
-        np.subtract(change > 0, change < 0, out=raw[2:], dtype=np.int8)
-        del change
+        # two comparisons instead of np.sign of a difference: no float temporary
+        up = price[1:] > price[:-1]
+        down = price[1:] < price[:-1]
+        np.subtract(up, down, out=raw[2:], dtype=np.int8)
+        del up, down
     index_type = np.int32 if n < 2**31 - 1 else np.int64
     last_change = np.arange(1, n + 1, dtype=index_type)
     last_change *= raw[1:] != 0
@@ -129,8 +130,17 @@ def buy_fraction(signs: np.ndarray) -> np.ndarray:
 
 
 def buy_volume(size: np.ndarray, signs: np.ndarray) -> np.ndarray:
-    """Buy-aggressor volume of each print: size × (sign + 1) / 2, in three in-place passes."""
+    """Buy-aggressor volume of each print: size × (sign + 1) / 2."""
     out = np.multiply(size, signs, dtype=np.float64)
     out += size
     out *= 0.5
     return out
+
+
+def signed_volume(size: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """size × sign: buy volume counts +, sell −, a split print 0 (buy = (size + signed) / 2).
+
+    Aggregating this instead of the buy volume saves two passes over every print; the
+    per-bin buy volume is recovered as (total + signed) / 2 on the much smaller grid.
+    """
+    return np.multiply(size, signs, dtype=np.float64)

@@ -25,7 +25,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import SESSION_START, AggressorState, buy_volume, classify
+from analytics.aggressor import SESSION_START, AggressorState, classify, signed_volume
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.order_flow import ORDER_FLOW_COLUMNS
@@ -127,7 +127,7 @@ def compute_session(
         minute=minute,
         bin=bin_index(arrays.price, row_size),
         volume=arrays.size,
-        buy=buy_volume(arrays.size, signs),
+        signed=signed_volume(arrays.size, signs),
         counts=True,
     )
     fallback = _fallback_entries(candles, row_size, first_minute, close_ts, minute, rejected)
@@ -367,7 +367,7 @@ def _fallback_entries(
         minute=np.zeros(0, dtype=np.int64),
         bin=np.zeros(0, dtype=np.int64),
         volume=np.zeros(0),
-        buy=np.zeros(0),
+        signed=np.zeros(0),
         counts=False,
     )
     if candles is None or candles.empty:
@@ -396,6 +396,6 @@ def _fallback_entries(
         minute=entry_minute[order],
         bin=spread.bin[order],
         volume=spread.volume[order],
-        buy=spread.buy_volume[order],
+        signed=2.0 * spread.buy_volume[order] - spread.volume[order],
         counts=False,
     )

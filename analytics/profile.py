@@ -99,6 +99,63 @@ def _side_items(
     return (2 * k[None, :width]) < length[:, None]
 
 
+def _walk(
+    flat: np.ndarray,
+    n_cols: int,
+    rows: np.ndarray,
+    poc: np.ndarray,
+    below_len: np.ndarray,
+    above_len: np.ndarray,
+    needed: np.ndarray,
+    width: int,
+    pair: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items taken below and above the POC for ``rows``, looking ``width`` items each side.
+
+    Returns (down_items, up_items, exact): a row is exact unless the walk used up a side
+    that has more than ``width`` items (then a wider look is needed).
+    """
+    n_rows = rows.shape[0]
+    # items: columns [0, width) below the POC (walking down), [width, 2·width) above it
+    values = np.empty((n_rows, 2 * width))
+    at_poc = rows * n_cols + poc
+    below_ok = _side_items(flat, at_poc - 1, -1, below_len, width, pair, values[:, :width])
+    above_ok = _side_items(flat, at_poc + 1, +1, above_len, width, pair, values[:, width:])
+
+    # sort key: minus the running minimum of each side (see module docstring); a side's
+    # missing items get +inf so the walk never takes them
+    key = np.negative(values)
+    np.copyto(key[:, :width], np.inf, where=~below_ok)
+    np.copyto(key[:, width:], np.inf, where=~above_ok)
+    np.maximum.accumulate(key[:, :width], axis=1, out=key[:, :width])
+    np.maximum.accumulate(key[:, width:], axis=1, out=key[:, width:])
+    order = np.argsort(key, axis=1, kind="stable")  # stable: below wins ties
+    del key
+    walked = np.take_along_axis(values, order, axis=1)
+    np.cumsum(walked, axis=1, out=walked)
+
+    reached = walked >= needed[:, None]
+    steps = np.argmax(reached, axis=1) + 1
+    steps[needed <= 0] = 0
+    # items of one side are taken in order, so the last item taken tells the split
+    last = order[np.arange(n_rows), np.maximum(steps - 1, 0)]
+    down_items = np.where(last < width, last + 1, steps - (last - width + 1))
+    down_items[steps == 0] = 0
+    up_items = steps - down_items
+    per = 2 if pair else 1
+    exact = (needed <= 0) | reached[:, -1]
+    exact &= (below_len <= per * width) | (down_items < width)
+    exact &= (above_len <= per * width) | (up_items < width)
+    return down_items, up_items, exact
+
+
+# Wide blocks (a session's running profiles) first walk a sample of rows at full width and
+# then every row only as far as the sample needed plus a margin; rows that hit that limit
+# are walked again at full width. The answer never depends on the guess.
+_GUESS_MIN_WIDTH = 192
+_GUESS_SAMPLE_EVERY = 16
+
+
 def value_area_columns(
     volumes: np.ndarray,
     lo: np.ndarray,
@@ -118,44 +175,30 @@ def value_area_columns(
     pair = method == "dual"
     longest = int(max(below_len.max(initial=0), above_len.max(initial=0)))
     width = max(1, (longest + 1) // 2 if pair else longest)
-
-    # items: columns [0, width) below the POC (walking down), [width, 2·width) above it
-    values = np.empty((n_rows, 2 * width))
-    flat = volumes.ravel()
-    at_poc = rows * n_cols + poc
-    below_ok = _side_items(flat, at_poc - 1, -1, below_len, width, pair, values[:, :width])
-    above_ok = _side_items(flat, at_poc + 1, +1, above_len, width, pair, values[:, width:])
-
-    # sort key: minus the running minimum of each side (see module docstring); a side's
-    # missing items get +inf so the walk never takes them
-    key = np.negative(values)
-    np.copyto(key[:, :width], np.inf, where=~below_ok)
-    np.copyto(key[:, width:], np.inf, where=~above_ok)
-    np.maximum.accumulate(key[:, :width], axis=1, out=key[:, :width])
-    np.maximum.accumulate(key[:, width:], axis=1, out=key[:, width:])
-    order = np.argsort(key, axis=1, kind="stable")  # stable: below wins ties
-    del key
-    walked = np.take_along_axis(values, order, axis=1)
-    np.cumsum(walked, axis=1, out=walked)
-
     if total is None:
         total = volumes.sum(axis=1)
-    poc_volume = volumes[rows, poc]
     # what the walk must add to the POC; 70 % exactly counts as reached (float tolerance)
-    needed = share * total - 1e-9 * total - poc_volume
-    steps = np.argmax(walked >= needed[:, None], axis=1) + 1
-    steps[needed <= 0] = 0
-    # items of one side are taken in order, so the last item taken tells the split
-    last = order[rows, np.maximum(steps - 1, 0)]
-    down_items = np.where(last < width, last + 1, steps - (last - width + 1))
-    down_items[steps == 0] = 0
-    up_items = steps - down_items
+    needed = share * total - 1e-9 * total - volumes[rows, poc]
+    flat = volumes.ravel()
+
+    def walk(sel: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _walk(
+            flat, n_cols, sel, poc[sel], below_len[sel], above_len[sel], needed[sel], w, pair
+        )
+
+    look = width
+    if width > _GUESS_MIN_WIDTH and n_rows > 2 * _GUESS_SAMPLE_EVERY:
+        sample = np.unique(np.append(rows[::_GUESS_SAMPLE_EVERY], n_rows - 1))
+        down, up, _ = walk(sample, width)
+        look = min(width, int(1.5 * max(down.max(), up.max())) + 32)
+    down, up, exact = walk(rows, look)
+    if look < width and not exact.all():
+        again = np.flatnonzero(~exact)
+        down[again], up[again], _ = walk(again, width)
     if pair:
         # every item is two bins except, at the profile's edge, the last one
-        return poc - np.minimum(2 * down_items, below_len), poc + np.minimum(
-            2 * up_items, above_len
-        )
-    return poc - down_items, poc + up_items
+        return poc - np.minimum(2 * down, below_len), poc + np.minimum(2 * up, above_len)
+    return poc - down, poc + up
 
 
 def node_runs(flags: np.ndarray) -> Nodes:

@@ -59,7 +59,7 @@ class Entries:
     minute: np.ndarray  # int64 minutes since the session's first minute, non-decreasing
     bin: np.ndarray  # int64 bin index
     volume: np.ndarray  # float64
-    buy: np.ndarray  # float64
+    signed: np.ndarray  # float64: buy − sell volume of the entry
     counts: bool  # True: each entry is one trade (adds to trade_count)
 
     @property
@@ -104,9 +104,12 @@ def _grid_block(entries: Entries, r0: int, r1: int, b0: int, n_bins: int) -> tup
     key -= b0 + r0 * n_bins
     cells = rows * n_bins
     volume = np.bincount(key, weights=entries.volume[t0:t1], minlength=cells)
-    buy = np.bincount(key, weights=entries.buy[t0:t1], minlength=cells)
+    signed = np.bincount(key, weights=entries.signed[t0:t1], minlength=cells)
     # fallback bins saw no print: they add volume but no trade count
     count = np.bincount(key, minlength=cells) if entries.counts else np.zeros(cells, np.int64)
+    buy = signed
+    buy += volume
+    buy *= 0.5
     return (
         volume.reshape(rows, n_bins),
         buy.reshape(rows, n_bins),

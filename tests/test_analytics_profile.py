@@ -144,6 +144,25 @@ def test_block_rows_with_own_ranges_match_one_by_one() -> None:
             ), (method, r)
 
 
+@pytest.mark.parametrize("method", ["single", "dual"])
+def test_wide_blocks_with_a_narrow_guess_still_walk_exactly(method: str) -> None:
+    # wide rows take the sampled-guess path; rows 5 and 37 (not sampled) are flat and
+    # need a much longer walk than the spiky sampled rows, so they must be walked again
+    rng = np.random.default_rng(8)
+    rows, width = 80, 600
+    volumes = rng.integers(0, 3, (rows, width)).astype(float)
+    volumes[:, 300] += 10_000.0
+    volumes[:, 0] += 1
+    volumes[:, -1] += 1
+    volumes[5] = 10.0
+    volumes[37, :] = rng.integers(40, 60, width)
+    lo = np.zeros(rows, dtype=np.int64)
+    hi = np.full(rows, width - 1, dtype=np.int64)
+    block = block_metrics(volumes, lo, hi, method)
+    for r in range(rows):
+        assert (block.poc[r], block.val[r], block.vah[r]) == walk(list(volumes[r]), method), r
+
+
 def test_unknown_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="single"):
         metrics_of(textbook(), 101, 1.0, "triple")
