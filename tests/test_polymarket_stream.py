@@ -291,3 +291,39 @@ def test_refresh_subscribes_new_markets_and_drops_closed_ones(db_url, redis_url)
             await task
 
     asyncio.run(main())
+
+
+def test_database_outage_keeps_latest_rows_and_episodes_for_the_next_flush(db_url):
+    from datetime import UTC, datetime
+
+    from streaming.polymarket.book import BookStore
+    from streaming.polymarket.monitor import Monitor
+    from streaming.polymarket.store import Store
+
+    seed(db_url)
+    cfg = config("ws://unused")
+    markets = load_markets(db_url, cfg)
+    books = BookStore(assets=[])
+    monitor = Monitor(markets, books, 0.005, 30.0, 1000.0)
+    books.apply(capture("book") | {"asset_id": UP, "asks": [{"price": "0.45", "size": "10"}]}, 0.0)
+    books.apply(
+        capture("book") | {"asset_id": DOWN, "asks": [{"price": "0.50", "size": "10"}]}, 0.0
+    )
+    monitor.on_changed([UP, DOWN], 0.0)
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+
+    async def main() -> None:
+        store = Store(dead, None, paper=True)
+        await store.flush(
+            monitor.take_rows(), monitor.take_events(), monitor.by_id, datetime.now(UTC)
+        )
+        assert store.db_failures == 1 and store.rows_written == 0
+        store.database_url = db_url  # the database is back
+        await store.flush([], [], monitor.by_id, datetime.now(UTC))
+        assert store.rows_written == 1
+        await store.close()
+
+    asyncio.run(main())
+    assert count(db_url, "select count(*) from binary_prices where arbitrage") == 1
+    assert count(db_url, "select count(*) from binary_opportunities") == 1
+    assert count(db_url, "select count(*) from binary_positions") == 1

@@ -76,6 +76,7 @@ class Store:
         self._pending_events: list[EpisodeEvent] = []
         self._new_ids: list[object] = []
         self._ledger = RejectLedger()
+        self._retry_rows: dict[str, PriceRow] = {}
 
     # --- connections ----------------------------------------------------------------
     async def _db(self) -> psycopg.AsyncConnection:
@@ -121,6 +122,10 @@ class Store:
         new_rejects = self._ledger.deltas([rejects]) if rejects is not None else []
         for source, reason, n, sample in new_rejects:
             log.warning("%s: skipped %d bad input(s) (%s), e.g. %s", source, n, reason, sample)
+        if self._retry_rows:  # rows of a failed flush not superseded since
+            newer = {r.market_id for r in rows}
+            rows = [r for mid, r in self._retry_rows.items() if mid not in newer] + rows
+            self._retry_rows = {}
         events = self._pending_events + events
         self._pending_events = []
         self._new_ids = []  # episodes / positions inserted by this (uncommitted) flush
@@ -146,10 +151,11 @@ class Store:
             self._ledger.mark(new_rejects)
             self.rows_written += len(rows)
         except (psycopg.Error, OSError) as exc:
-            # rows are conflated snapshots (the next change rewrites them); episode events
-            # are not, so they are kept for the next flush
-            # the transaction rolled back: forget the ids it handed out, retry every event
+            # the transaction rolled back: forget the ids it handed out and retry every
+            # event and the latest row per market at the next flush (bounded: one row per
+            # market, events only on episode changes)
             self.db_failures += 1
+            self._retry_rows = {r.market_id: r for r in rows}
             for item in self._new_ids:
                 if isinstance(item, OpenPosition):
                     self.positions[item.market_id].remove(item)
