@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     ig_poll_seconds: float = Field(default=5.0, validation_alias="IG_POLL_SECONDS")
     ig_max_failures: int = Field(default=3, validation_alias="IG_MAX_FAILURES")
     ig_cooldown_seconds: float = Field(default=300.0, validation_alias="IG_COOLDOWN_SECONDS")
+    # IG's non-trading allowance per account (about 30 a minute): many symbols stretch a cycle
+    ig_requests_per_minute: int = Field(default=30, validation_alias="IG_REQUESTS_PER_MINUTE")
 
     # --- polymarket (issue 6) -------------------------------------------------
     polymarket_enabled: bool = Field(default=False, validation_alias="POLYMARKET_ENABLED")

@@ -54,6 +54,7 @@ def settings_for(fake: FakeIg, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "ig_url": fake.url,
         "ig_poll_seconds": 0.02,
+        "ig_requests_per_minute": 100_000,
         "ig_max_failures": 3,
         "ig_cooldown_seconds": 0.2,
     }

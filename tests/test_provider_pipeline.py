@@ -110,7 +110,9 @@ def test_ig_quote_ticks_are_stored_with_size_zero(
     }
     settings = Settings(
         _env_file=None, IG_API_KEY=ig.api_key, IG_USERNAME=ig.username, IG_PASSWORD=ig.password
-    ).model_copy(update={"ig_url": ig.url, "ig_poll_seconds": 0.02})
+    ).model_copy(
+        update={"ig_url": ig.url, "ig_poll_seconds": 0.02, "ig_requests_per_minute": 100_000}
+    )
     provider = IgProvider(settings, ["VOD.L"], epics={"VOD.L": VOD})
     asyncio.run(ingest_until(db_url, tmp_path, provider, lambda pipe: pipe.counters.stored >= 2))
     rows = stored(db_url, "VOD.L")

@@ -66,7 +66,12 @@ def settings_for(alpaca: FakeAlpaca | None, ig: FakeIg | None, **overrides: Any)
         values.update(alpaca_stream_url=alpaca.ws_url, alpaca_data_url=alpaca.rest_url)
     if ig is not None:
         env.update(IG_API_KEY=ig.api_key, IG_USERNAME=ig.username, IG_PASSWORD=ig.password)
-        values.update(ig_url=ig.url, ig_poll_seconds=0.02, ig_cooldown_seconds=0.2)
+        values.update(
+            ig_url=ig.url,
+            ig_poll_seconds=0.02,
+            ig_requests_per_minute=100_000,
+            ig_cooldown_seconds=0.2,
+        )
     values.update(overrides)
     return Settings(_env_file=None, **env).model_copy(update=values)
 

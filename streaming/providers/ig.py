@@ -63,7 +63,19 @@ class IgProvider(Provider):
         self._api_key, self._username = settings.ig_api_key, settings.ig_username
         self._password = settings.ig_password
         self.url = base_url(settings.ig_url, settings.ig_demo)
-        self.poll_s = settings.ig_poll_seconds
+        # one snapshot request per symbol per cycle: many symbols stretch the cycle to stay
+        # inside IG's request allowance instead of being throttled by it
+        per_min = max(1, settings.ig_requests_per_minute)
+        self.poll_s = max(settings.ig_poll_seconds, len(self.symbols) * 60.0 / per_min)
+        if self.poll_s > settings.ig_poll_seconds:
+            log.warning(
+                "ig: %d symbols at %d requests/min (IG_REQUESTS_PER_MINUTE): each is polled "
+                "every %.0f s, not IG_POLL_SECONDS=%.0f",
+                len(self.symbols),
+                per_min,
+                self.poll_s,
+                settings.ig_poll_seconds,
+            )
         self.max_failures = max(1, settings.ig_max_failures)
         self.cooldown_s = settings.ig_cooldown_seconds
         self.zero_size_ok = True  # quote ticks carry size 0 by design
