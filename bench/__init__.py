@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # name → module under bench/; `marketflow bench` with no name runs them all in this order
-BENCHMARKS: tuple[str, ...] = ("tick_writer", "ingest", "profile", "engine", "polymarket")
+BENCHMARKS: tuple[str, ...] = (
+    "tick_writer",
+    "ingest",
+    "latency",
+    "profile",
+    "dagster_minute",
+    "engine",
+    "polymarket",
+)
 
 
 @dataclass(frozen=True)
