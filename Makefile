@@ -12,7 +12,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
-	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; else echo "note: the browser test needs Chromium: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; fi
+	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; else echo "note: the browser test needs Chromium: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; fi
 	@touch $(STAMP)
 
 install: $(STAMP)
