@@ -146,3 +146,49 @@ def test_loop_end_to_end_writes_and_publishes(db_url, redis_url, conn):
     flow = next(m for m in got["alerts"] if m["type"] == "aggressive_flow")
     assert (flow["score"], flow["direction"], flow["intensity"]) == (100.0, "BUY", "STRONG")
     assert engine.counters.signals == 2 and engine.counters.db_errors == 0
+
+
+def test_incremental_reader_matches_a_fresh_read(db_url, conn):
+    """The kept candle window (tail re-read + rotating full re-reads) equals a fresh read,
+    including a late rewrite of an old candle once its symbol's turn comes."""
+    import numpy as np
+
+    from streaming.engine import queries
+
+    ids = symbol_ids(conn)
+    for k, sym in enumerate(("AAPL", "MSFT", "NVDA")):
+        insert_candles(conn, ids[sym], [100 + k + 0.01 * j for j in range(70)], NOW)
+
+    def same(a, b) -> None:
+        assert np.array_equal(a.candle_offsets, b.candle_offsets)
+        for name in ("candle_ts", "high", "low", "close", "volume"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+    async def go() -> None:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            universe = await queries.load_universe(c)
+            reader = queries.SnapshotReader(full_every_s=3.0)  # a symbol slice per tick
+            window = timedelta(minutes=61)
+            await reader.read(c, universe, NOW, window)
+            for step in range(1, 6):
+                now = NOW + timedelta(seconds=step)
+                if step == 1:  # the minute being built changes: the tail sees it at once
+                    conn.execute(
+                        "update candles_1m set close = 555 where symbol_id = %s and ts = %s",
+                        (ids["AAPL"], NOW - timedelta(minutes=1)),
+                    )
+                if step == 2:  # reconciliation rewrites a 40-minute-old candle
+                    conn.execute(
+                        "update candles_1m set close = 444 where ts = %s",
+                        (NOW - timedelta(minutes=40),),
+                    )
+                got = await reader.read(c, universe, now, window)
+                fresh = await queries.load_snapshot(c, universe, now, window)
+                if step == 1:
+                    same(got, fresh)
+                if step == 2:
+                    assert not np.array_equal(got.close, fresh.close)  # not yet re-read
+            same(got, fresh)  # after a full rotation every symbol was re-read
+            assert reader.full_reads == 1
+
+    run(go())

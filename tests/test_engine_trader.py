@@ -388,3 +388,21 @@ def test_kill_switch_cli(redis_url, monkeypatch, capsys, tmp_path):
         assert killswitch.read_switch(redis_url) == "off"
     finally:
         get_settings.cache_clear()
+
+
+def test_engine_once_cli(db_url, redis_url, monkeypatch, capsys, tmp_path, conn):
+    from marketflow.cli import main
+    from marketflow.settings import get_settings
+
+    seed_aapl(conn, datetime.now(UTC))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("MARKETFLOW_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["engine", "--once"]) == 0
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "tick ok=True" in out and "signals=2" in out
+    assert conn.execute("select count(*) from market_state").fetchone()[0] >= 1

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kill switch: {state}{env}")
         return 0
 
-    async def main() -> None:
+    async def main() -> int:
         engine = Engine(settings, urls.database_url, urls.redis_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
                     f"alerts={len(report.alerts)} orders={len(report.intents)}"
                     + (f" error={report.error}" if report.error else "")
                 )
-                return
+                return 0 if report.ok else 1
             async with Heartbeat(urls.redis_url, "engine", engine.status):
                 await engine.run(stop)
         finally:
             await engine.close()
         log.info("engine stopped")
+        return 0
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())

@@ -189,7 +189,7 @@ class SnapshotReader:
         else:
             assert self._rows is not None
             per_loop = max(1, math.ceil(len(ids) / self.full_every_s))
-            start = self._cursor % max(len(ids), 1)
+            start = self._cursor if self._cursor < len(ids) else 0  # wrap, skip nobody
             chunk = ids[start : start + per_loop]
             self._cursor = start + per_loop
             cut = now - self.CANDLE_TAIL
