@@ -70,6 +70,7 @@ COPY_TYPES: tuple[str, ...] = (
 )
 
 DEFAULT_MAX_FUTURE = timedelta(days=1)
+_DAY = timedelta(days=1)
 
 
 def derived_trade_id(price: float, size: float, ordinal: int) -> str:
@@ -96,12 +97,6 @@ def rejection_reason(trade: Trade, latest_ok: datetime) -> str | None:
     return None
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value) or value <= 0:
-        return None  # a missing or broken quote is "unknown", not a reason to drop the print
-    return float(value)
-
-
 def trades_to_rows(
     trades: Iterable[Trade],
     symbol_id: Callable[[str], int | None],
@@ -116,47 +111,75 @@ def trades_to_rows(
     when unknown: rejected as ``unknown_symbol``); it is called once per symbol per call and
     only for valid prints, so a resolver that creates symbols never creates junk ones.
     """
+    # This loop is the writer's whole per-print Python cost, so the common shape (numbers,
+    # UTC-aware time, known symbol) is checked inline and anything else takes the slow,
+    # explicit path through rejection_reason.
     latest_ok = (now or datetime.now(UTC)) + max_future
+    inf = math.inf
     rows: list[TickRow] = []
+    append = rows.append
     days: set[date] = set()
     seen: dict[tuple[str, datetime, float, float], int] = {}
     ids: dict[str, int | None] = {}
-    last_day_key: tuple[int, int, int] | None = None
+    day_lo = day_hi = latest_ok  # an empty range: the first print sets it
     for trade in trades:
-        reason = rejection_reason(trade, latest_ok)
-        if reason is not None:
-            rejects.add(reason, trade)
-            continue
-        sid = ids.get(trade.symbol, -1)
-        if sid == -1:
-            sid = ids[trade.symbol] = symbol_id(trade.symbol)
-        if sid is None:
-            rejects.add("unknown_symbol", trade)
-            continue
-        ts = trade.ts if trade.ts.tzinfo is UTC else trade.ts.astimezone(UTC)
-        price, size = float(trade.price), float(trade.size)
+        price, size, ts, side = trade.price, trade.size, trade.ts, trade.side
+        sid = ids.get(trade.symbol)
+        if not (
+            sid is not None
+            and (type(price) is float or type(price) is int)
+            and (type(size) is float or type(size) is int)
+            and type(ts) is datetime
+            and ts.tzinfo is UTC
+            and 0.0 < price < inf
+            and 0.0 <= size < inf
+            and ts <= latest_ok
+            and (side is None or side == 1 or side == -1)
+        ):
+            reason = rejection_reason(trade, latest_ok)
+            if reason is not None:
+                rejects.add(reason, trade)
+                continue
+            if trade.symbol not in ids:
+                ids[trade.symbol] = symbol_id(trade.symbol)
+            sid = ids[trade.symbol]
+            if sid is None:
+                rejects.add("unknown_symbol", trade)
+                continue
+            if ts.tzinfo is not UTC:
+                ts = ts.astimezone(UTC)
+        price, size = float(price), float(size)
         trade_id = trade.trade_id
         if trade_id is None or trade_id == "":
             key = (trade.symbol, ts, price, size)
             ordinal = seen.get(key, 0)
             seen[key] = ordinal + 1
             trade_id = derived_trade_id(price, size, ordinal)
-        day_key = (ts.year, ts.month, ts.day)
-        if day_key != last_day_key:  # consecutive prints share a day; skip the set insert
-            days.add(date(*day_key))
-            last_day_key = day_key
-        rows.append(
+        elif type(trade_id) is not str:
+            trade_id = str(trade_id)
+        if not day_lo <= ts < day_hi:
+            day = ts.date()
+            days.add(day)
+            day_lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            day_hi = day_lo + _DAY
+        bid, ask = trade.bid, trade.ask
+        # a missing or broken quote is "unknown", not a reason to drop the print
+        if bid is not None and not ((type(bid) is float or type(bid) is int) and 0 < bid < inf):
+            bid = None
+        if ask is not None and not ((type(ask) is float or type(ask) is int) and 0 < ask < inf):
+            ask = None
+        append(
             (
                 sid,
                 ts,
-                str(trade_id),
+                trade_id,
                 price,
                 size,
                 trade.exchange or None,
                 list(trade.conditions) if trade.conditions else None,
-                trade.side,
-                _finite_or_none(trade.bid),
-                _finite_or_none(trade.ask),
+                side,
+                bid,
+                ask,
             )
         )
     return rows, days

@@ -162,3 +162,40 @@ def test_tick_outside_partitions_is_rejected(db_url: str) -> None:
                 "values (%s, '1990-01-01T00:00:00Z', 'x', 1, 1)",
                 (sid,),
             )
+
+
+def test_ticks_keep_referential_integrity_with_symbols(db_url: str) -> None:
+    """The per-statement check (0003) rejects what the foreign key did."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        sid = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
+        spare = conn.execute(
+            "insert into symbols (symbol) values ('SPARE') returning id"
+        ).fetchone()[0]
+        ts = datetime.now(UTC)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="999999"):
+            conn.execute(
+                "insert into ticks (symbol_id, ts, trade_id, price, size) values "
+                "(%s, %s, 'a', 1, 1), (999999, %s, 'b', 1, 1)",
+                (sid, ts, ts),
+            )
+        with (
+            pytest.raises(psycopg.errors.ForeignKeyViolation),
+            conn.cursor() as cur,
+            cur.copy("copy ticks (symbol_id, ts, trade_id, price, size) from stdin") as copy,
+        ):
+            copy.write_row((424242, ts, "c", 1.0, 1.0))
+        assert conn.execute("select count(*) from ticks").fetchone() == (0,)
+
+        conn.execute(
+            "insert into ticks (symbol_id, ts, trade_id, price, size) values (%s, %s, 'a', 1, 1)",
+            (sid, ts),
+        )
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still has ticks"):
+            conn.execute("delete from symbols where id = %s", (sid,))
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("update symbols set id = 777777 where id = %s", (sid,))
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("truncate symbols cascade")
+        conn.execute("delete from symbols where id = %s", (spare,))  # no ticks: fine
+        conn.execute("update symbols set name = 'Apple' where id = %s", (sid,))
+        assert conn.execute("select count(*) from ticks").fetchone() == (1,)

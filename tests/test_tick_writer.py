@@ -182,3 +182,20 @@ def test_write_inside_callers_transaction_rolls_back_with_it(conn: psycopg.Conne
     assert _count(conn) == 0
     assert writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="a")]).inserted == 1
     assert _count(conn) == 1
+
+
+def test_int_sizes_and_other_timezones_map_to_the_same_keys(conn: psycopg.Connection) -> None:
+    from zoneinfo import ZoneInfo
+
+    writer = TickWriter(conn)
+    local = T0.astimezone(ZoneInfo("America/New_York"))
+    first = writer.write([Trade("AAPL", T0, 150, 100), Trade("AAPL", T0, 150.5, 7, trade_id=9)])
+    assert first.inserted == 2
+    # the same prints again, as floats and in New York time: nothing new
+    again = writer.write(
+        [Trade("AAPL", local, 150.0, 100.0), Trade("AAPL", local, 150.5, 7.0, trade_id="9")]
+    )
+    assert (again.inserted, again.duplicates) == (0, 2)
+    assert conn.execute("select ts from ticks").fetchall() == [(T0,), (T0,)]
+    bad_quote = writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="q", bid="x", ask=-1)])  # type: ignore[arg-type]
+    assert bad_quote.inserted == 1
