@@ -1,0 +1,130 @@
+"""``marketflow bench``: run the benchmarks of ``bench/`` in a scratch database (DESIGN §7).
+
+Works on a fresh machine: the services are started (embedded unless configured) if they are
+not running, a scratch database is created on that server, migrated, handed to each
+benchmark and dropped afterwards; services this command started are stopped again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from types import ModuleType
+
+HELP = "run benchmarks (each a ratio against a reference measured in the same run)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench import BENCHMARKS
+
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+
+
+def load_benchmark(name: str) -> ModuleType | None:
+    """The module ``bench.<name>``, or None when that benchmark is not built yet."""
+    try:
+        return importlib.import_module(f"bench.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"bench.{name}":
+            return None
+        raise
+
+
+@contextlib.contextmanager
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A new, migrated database on the server of ``database_url``; dropped on exit."""
+    import psycopg
+    from psycopg import sql
+
+    from marketflow.services import with_database
+    from storage.db import libpq_url
+    from storage.migrate import upgrade
+
+    name = f"mf_bench_{uuid.uuid4().hex[:10]}"
+    admin = libpq_url(database_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = with_database(admin, name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def _servers() -> Iterator[tuple[str, str]]:
+    """(database_url, redis_url) of running services, starting them when needed."""
+    import psycopg
+
+    from marketflow.services import ServiceError, Services, resolve_urls
+    from marketflow.settings import get_settings
+    from storage.db import libpq_url
+
+    settings = get_settings()
+    running = None
+    with contextlib.suppress(ServiceError, psycopg.OperationalError):
+        urls = resolve_urls(settings)
+        with psycopg.connect(libpq_url(urls.database_url), connect_timeout=3):
+            running = urls
+    if running is not None:
+        yield running.database_url, running.redis_url
+        return
+    print("starting services for the benchmarks ...", flush=True)
+    services = Services(settings)
+    urls = services.start()
+    try:
+        yield urls.database_url, urls.redis_url
+    finally:
+        services.stop()
+
+
+def run_benchmarks(names: list[str], *, quick: bool = False) -> int:
+    from bench import BENCHMARKS, BenchContext
+
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    selected = names or list(BENCHMARKS)
+    failures = 0
+    with _servers() as (database_url, redis_url):
+        for i, name in enumerate(selected, 1):
+            module = load_benchmark(name)
+            prefix = f"[{i}/{len(selected)}] {name}"
+            if module is None:
+                print(f"{prefix}: not built yet, skipped", flush=True)
+                continue
+            print(f"{prefix}: {module.DESCRIPTION}{' (quick)' if quick else ''} ...", flush=True)
+            started = time.perf_counter()
+            try:
+                with scratch_database(database_url) as url:
+                    results = module.run(BenchContext(url, redis_url, quick=quick))
+            except Exception as exc:  # one broken benchmark must not hide the others
+                failures += 1
+                print(f"{prefix}: FAILED: {exc.__class__.__name__}: {exc}", flush=True)
+                continue
+            for comparison in results:
+                print("  " + comparison.format(), flush=True)
+                if not math.isfinite(comparison.ratio):
+                    failures += 1
+            print(f"{prefix}: done in {time.perf_counter() - started:.1f} s", flush=True)
+    return 1 if failures else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_benchmarks(args.names, quick=args.quick)
