@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polymarket_fakes import snapshot
 
 from streaming.polymarket.book import BookStore
@@ -174,3 +177,76 @@ def test_depth_behind_the_top_is_watched_only_while_the_edge_clears():
     monitor.on_changed(["y1"], 2.0)
     assert books.watch == set()
     assert books.apply(grow | {"size": "901"}, 3.0) == []
+
+
+_num = st.one_of(
+    st.sampled_from(["0.45", "0.5", "0.55", "0", "1", "", "-0.1", "1.5", "nan", "1e309"]),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.integers(-2, 2),
+)
+_token = st.sampled_from(["y1", "n1", "zz", ""])
+_entry = st.fixed_dictionaries(
+    {
+        "asset_id": _token,
+        "price": _num,
+        "size": _num,
+        "side": st.sampled_from(["BUY", "SELL", "x", None]),
+    },
+    optional={"best_bid": _num, "best_ask": _num},
+)
+_event = st.one_of(
+    st.builds(
+        lambda t, b, a: {
+            "event_type": "book",
+            "asset_id": t,
+            "bids": [{"price": p, "size": s} for p, s in b],
+            "asks": [{"price": p, "size": s} for p, s in a],
+        },
+        _token,
+        st.lists(st.tuples(_num, _num), max_size=3),
+        st.lists(st.tuples(_num, _num), max_size=3),
+    ),
+    st.builds(
+        lambda es: {"event_type": "price_change", "price_changes": es}, st.lists(_entry, max_size=3)
+    ),
+    st.builds(lambda e: {"event_type": "price_change", **e}, _entry),
+    st.builds(
+        lambda t, x: {"event_type": "tick_size_change", "asset_id": t, "new_tick_size": x},
+        _token,
+        _num,
+    ),
+    st.builds(
+        lambda t, p: {
+            "event_type": "last_trade_price",
+            "asset_id": t,
+            "price": p,
+            "size": "1",
+            "side": "BUY",
+        },
+        _token,
+        _num,
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frames=st.lists(st.one_of(_event, st.lists(_event, max_size=3)), max_size=12),
+    cut=st.integers(0, 5),
+)
+def test_fuzzed_frames_through_the_stream_callback(frames, cut):
+    from streaming.polymarket.stream import PolymarketStream, StreamConfig
+
+    cfg = StreamConfig(ws_url="ws://unused", min_edge=0.005, stale_seconds=30.0)
+    stream = PolymarketStream(cfg, "postgresql://unused/x", None, [PAIR])
+    for i, frame in enumerate(frames):
+        text = json.dumps(frame)
+        stream._on_frame(text, float(i))  # the exact callback the client calls per frame
+        stream._on_frame(text[: len(text) - cut] if cut else text, float(i))
+    stream.monitor.sweep(100.0)
+    for row in stream.monitor.take_rows():
+        if row.arbitrage:
+            assert not row.stale and row.edge > 0.005 and row.executable_size > 0
+        for price in (row.yes_bid, row.yes_ask, row.no_bid, row.no_ask):
+            assert price is None or 0.0 <= price <= 1.0
