@@ -70,7 +70,7 @@ class IgProvider(Provider):
         if self.poll_s > settings.ig_poll_seconds:
             log.warning(
                 "ig: %d symbols at %d requests/min (IG_REQUESTS_PER_MINUTE): each is polled "
-                "every %.0f s, not IG_POLL_SECONDS=%.0f",
+                "every %.0f s, not IG_POLL_SECONDS=%g",
                 len(self.symbols),
                 per_min,
                 self.poll_s,
