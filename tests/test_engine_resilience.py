@@ -131,10 +131,13 @@ def test_loop_skips_missed_deadlines(db_url, redis_url):
         engine.tick = slow_tick  # type: ignore[method-assign]
         await asyncio.wait_for(engine.run(stop), timeout=10)
         await engine.close()
-        # the deadline at start+1 fell inside the slow tick: skipped, the next runs at +2
-        assert engine.counters.skipped_ticks == 1
-        assert calls[1] - calls[0] == pytest.approx(2.0, abs=0.4)
-        assert calls[2] - calls[1] == pytest.approx(1.0, abs=0.4)
+        # the deadline at start+1 fell inside the slow tick: skipped, not run late; the next
+        # tick starts on a later whole-second deadline (under heavy load maybe one more)
+        skipped = engine.counters.skipped_ticks
+        assert skipped >= 1
+        assert calls[1] - calls[0] == pytest.approx(1 + skipped, abs=0.35)
+        assert calls[2] - calls[1] == pytest.approx(1.0, abs=0.5)
+        assert engine.counters.lag_ms >= 300
         return engine
 
     asyncio.run(go())

@@ -382,8 +382,8 @@ class Engine:
     ) -> OrderIntent | None:
         sid = int(universe.ids[cand.index])
         config = self.configs.get((sid, strategy.name))
-        if universe.asset_types[cand.index] not in ("stock", "crypto"):
-            return None  # Alpaca trades US shares and crypto only
+        if universe.asset_types[cand.index] != "stock" or universe.markets[cand.index] != "XNYS":
+            return None  # Alpaca bracket orders exist for US equities only
         return OrderIntent(
             strategy_id=strategy.id,
             strategy=strategy.name,

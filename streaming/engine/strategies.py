@@ -41,8 +41,9 @@ A row of ``strategies`` has a ``definition`` (JSON) whose ``type`` is one of:
 Every type also accepts: ``symbol`` or ``symbols`` (else the symbols with an enabled
 ``strategy_configs`` row for the strategy's name; a row with ``enabled = false`` always
 excludes its symbol), ``signal`` (BUY or SELL, default BUY, not for ``auction_market``),
-``trade`` (send the signal to the auto-trader; default true for ``auction_market``, false
-otherwise) and ``atr_stop_multiplier`` / ``atr_target_multiplier`` for the bracket.
+``trade`` (send the signal to the auto-trader, US equities only; default true for
+``auction_market``, false otherwise) and ``atr_stop_multiplier`` /
+``atr_target_multiplier`` for the bracket.
 
 Signals fire on the rising edge of a strategy's condition per symbol (or when its signal
 type changes), at most once per ``strategies.cooldown_seconds`` (``EdgeTracker``).
