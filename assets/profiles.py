@@ -1,7 +1,7 @@
-"""Profiles and order flow: `volume_profile`, `profile_metrics` (1m, session, composite and
-naked POCs) and `order_flow`, one daily partition (or a single-run range of them) at a time.
+"""Profiles and order flow: `volume_profile`, `profile_metrics` (1m, session, composite),
+`order_flow` and `naked_pocs`, one daily partition (or a single-run range of them) at a time.
 
-The three tables come out of one `analytics.pipeline.compute_session` call per symbol and
+The four tables come out of one `analytics.pipeline.compute_session` call per symbol and
 session, so they are one multi-asset written in one transaction: delete the window, insert
 it again. Re-runs and backfills are idempotent; a reader never sees half a window.
 """
@@ -30,7 +30,8 @@ from orchestration.resources import PostgresResource
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
 PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)
 ORDER_FLOW = dg.AssetKey(Table.ORDER_FLOW.value)
-PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (VOLUME_PROFILE, PROFILE_METRICS, ORDER_FLOW)
+NAKED_POCS = dg.AssetKey("naked_pocs")
+PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (VOLUME_PROFILE, PROFILE_METRICS, ORDER_FLOW, NAKED_POCS)
 CANDLES = dg.AssetKey(Table.CANDLES_1M.value)
 
 VALUE_AREA_METHOD = "single"  # DESIGN §6 default
@@ -159,11 +160,14 @@ def _symbol_naked_pocs(
     result: WindowResult,
 ) -> None:
     prior = open_pocs.loc[open_pocs["symbol_id"] == symbol.id, ["session_date", "poc"]]
-    candidates = pd.concat(
-        [prior, pd.DataFrame(session_pocs, columns=["session_date", "poc"])], ignore_index=True
-    )
-    if candidates.empty:
+    parts = [
+        p
+        for p in (prior, pd.DataFrame(session_pocs, columns=["session_date", "poc"]))
+        if not p.empty
+    ]
+    if not parts:
         return
+    candidates = pd.concat(parts, ignore_index=True)
     later = (
         pd.concat(ranges, ignore_index=True)
         if ranges
@@ -280,6 +284,16 @@ def compute_window(
             freshness_policy=PROFILE_FRESHNESS,
             description="Per-minute delta, session CVD, never-resetting CVD, pressures.",
         ),
+        dg.AssetSpec(
+            NAKED_POCS,
+            deps=[TICKS, CANDLES],
+            group_name="profiles",
+            kinds={"postgres"},
+            description=(
+                "Each session's POC and the first minute a later session traded through it "
+                "(null while naked); earlier sessions' touches are updated by later windows."
+            ),
+        ),
     ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -312,8 +326,8 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
         # the schedule compares this with the newest tick to see whether profiles lag
         "max_seq": max_seq,
     }
+    written[NAKED_POCS.path[-1]] = pocs
     for key in PROFILE_ASSETS:
-        metadata = {**common, "rows": written[key.path[-1]]}
-        if key == PROFILE_METRICS:
-            metadata["naked_pocs"] = pocs
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={**common, "rows": written[key.path[-1]]}
+        )

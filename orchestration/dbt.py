@@ -83,17 +83,12 @@ def dbt_project() -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-# naked_pocs is written by the profile_metrics asset (one transaction with it)
-SOURCE_ASSET_KEYS = {"naked_pocs": "profile_metrics"}
-
-
 class MarketflowDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the tables the Python assets write: same asset keys, one lineage."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props.get("resource_type") == "source":
-            name = dbt_resource_props["name"]
-            return dg.AssetKey(SOURCE_ASSET_KEYS.get(name, name))
+            return dg.AssetKey(dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
