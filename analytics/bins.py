@@ -12,14 +12,23 @@ from decimal import Decimal
 import numpy as np
 
 
-def bin_index(price: np.ndarray | float, row_size: float) -> np.ndarray:
-    """int64 bin index of each price: round half up of price / row_size."""
+def bin_floats(price: np.ndarray | float, row_size: float) -> np.ndarray:
+    """Bin index of each price as whole float64 numbers: floor(price / row_size + 0.5).
+
+    The one rounding rule (round half up); exact integers, so callers may add integer
+    offsets in float64 and convert once (the session grid's cell keys).
+    """
     if not row_size > 0:
         raise ValueError(f"row_size must be positive, got {row_size!r}")
     scaled = np.asarray(price, dtype=np.float64) * (1.0 / row_size)
     scaled += 0.5
     # floor, not truncation, so a (rejected upstream) negative price cannot alias a bin
-    return np.floor(scaled, out=scaled).astype(np.int64)
+    return np.floor(scaled, out=scaled)
+
+
+def bin_index(price: np.ndarray | float, row_size: float) -> np.ndarray:
+    """int64 bin index of each price: round half up of price / row_size."""
+    return bin_floats(price, row_size).astype(np.int64)
 
 
 def row_decimals(row_size: float) -> int:

@@ -36,7 +36,11 @@ from analytics.session_grid import (
     SESSION_PROFILE_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
     Entries,
+    GridShape,
     build_frames,
+    fallback_cells,
+    minute_starts,
+    price_cells,
 )
 
 __all__ = [
@@ -121,19 +125,38 @@ def compute_session(
         arrays.price, arrays.side, arrays.bid, arrays.ask, aggressor_state or SESSION_START
     )
     first_minute = open_ts.floor("min")
-    minute = arrays.ns - first_minute.value
-    minute //= NS_PER_MINUTE
+    session_minutes = max(0, -(-(close_ts.value - first_minute.value) // NS_PER_MINUTE))
+    # per-minute boundaries of the (sorted) ticks instead of a per-tick minute array
+    tick_starts = minute_starts(arrays.ns, first_minute.value, session_minutes)
+    traded_minutes = np.flatnonzero(np.diff(tick_starts))
+    bars = _fallback_bars(candles, row_size, first_minute, close_ts, traded_minutes, rejected)
+
+    if arrays.price.size == 0 and bars.minute.size == 0:
+        shape = GridShape(first_bin=0, n_bins=1, n_minutes=0)
+    else:
+        bin_ranges = [int(bars.bins.min()), int(bars.bins.max())] if bars.minute.size else []
+        if arrays.price.size:
+            # rounding is monotone: the extreme prices give the extreme bins
+            extremes = np.array([arrays.price.min(), arrays.price.max()])
+            bin_ranges += bin_index(extremes, row_size).tolist()
+        last_minute = max(
+            int(traded_minutes[-1]) if traded_minutes.size else -1,
+            int(bars.minute[-1]) if bars.minute.size else -1,
+        )
+        first_bin = min(bin_ranges)
+        shape = GridShape(first_bin, max(bin_ranges) - first_bin + 1, last_minute + 1)
+    tick_starts = tick_starts[: shape.n_minutes + 1]
     tick_entries = Entries(
-        minute=minute,
-        bin=bin_index(arrays.price, row_size),
+        cell=price_cells(arrays.price, row_size, tick_starts, shape),
+        starts=tick_starts,
         volume=arrays.size,
         signed=signed_volume(arrays.size, signs),
         counts=True,
     )
-    fallback = _fallback_entries(candles, row_size, first_minute, close_ts, minute, rejected)
     grid = build_frames(
         tick_entries,
-        fallback,
+        bars.entries(shape),
+        shape,
         row_size=row_size,
         first_minute=first_minute,
         session_date=session_date_of(open_ts),
@@ -354,48 +377,57 @@ def _prepare_ticks(
     return _TickArrays(ns, price, size, side, bid, ask)
 
 
-def _fallback_entries(
+@dataclass(frozen=True)
+class _FallbackBars:
+    """Candle-fallback bins, sorted by minute (bins sorted within a bar)."""
+
+    minute: np.ndarray
+    bins: np.ndarray
+    volume: np.ndarray
+    signed: np.ndarray
+
+    def entries(self, shape: GridShape) -> Entries:
+        return Entries(
+            cell=fallback_cells(self.minute, self.bins, shape),
+            starts=np.searchsorted(self.minute, np.arange(shape.n_minutes + 1)).astype(np.int64),
+            volume=self.volume,
+            signed=self.signed,
+            counts=False,
+        )
+
+
+def _fallback_bars(
     candles: pd.DataFrame | None,
     row_size: float,
     first_minute: pd.Timestamp,
     close_ts: pd.Timestamp,
-    tick_minutes: np.ndarray,
+    traded_minutes: np.ndarray,
     rejected: dict[str, int],
-) -> Entries:
-    """Candle-fallback entries for in-session minutes that have no tick (DESIGN §6)."""
-    empty = Entries(
-        minute=np.zeros(0, dtype=np.int64),
-        bin=np.zeros(0, dtype=np.int64),
-        volume=np.zeros(0),
-        signed=np.zeros(0),
-        counts=False,
-    )
+) -> _FallbackBars:
+    """Candle-fallback bins for in-session minutes that have no tick (DESIGN §6)."""
+    none = np.zeros(0, dtype=np.int64)
+    empty = _FallbackBars(none, none, np.zeros(0), np.zeros(0))
     if candles is None or candles.empty:
         return empty
     ns = _utc_ns(candles["ts"])
     minute = (ns - first_minute.value) // NS_PER_MINUTE
     in_session = (ns >= first_minute.value) & (ns < close_ts.value)
-    # tick minutes are sorted: their distinct values without a full np.unique sort
-    if tick_minutes.size:
-        firsts = np.flatnonzero(np.diff(tick_minutes)) + 1
-        traded = tick_minutes[np.concatenate([[0], firsts])]
-    else:
-        traded = tick_minutes
-    without_ticks = ~np.isin(minute, traded)
-    use = np.flatnonzero(in_session & without_ticks)
+    use = np.flatnonzero(in_session & ~np.isin(minute, traded_minutes))
     if use.size == 0:
         return empty
-    bars = candles.iloc[use]
+    chosen = candles.iloc[use]
     spread = spread_bars(
-        *(bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")), row_size
+        *(chosen[c].to_numpy() for c in ("open", "high", "low", "close", "volume")), row_size
     )
     _count(rejected, "bad_candle", spread.rejected)
+    if spread.bar.size == 0:
+        return empty
     entry_minute = minute[use][spread.bar]
-    order = np.argsort(entry_minute, kind="stable")  # grid blocks slice by minute
-    return Entries(
+    order = np.lexsort((spread.bin, entry_minute))  # by minute; bins ascending within
+    volume = spread.volume[order]
+    return _FallbackBars(
         minute=entry_minute[order],
-        bin=spread.bin[order],
-        volume=spread.volume[order],
-        signed=2.0 * spread.buy_volume[order] - spread.volume[order],
-        counts=False,
+        bins=spread.bin[order],
+        volume=volume,
+        signed=2.0 * spread.buy_volume[order] - volume,
     )

@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.bins import bin_price, row_decimals
+from analytics.bins import bin_floats, bin_price, row_decimals
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.profile import BlockMetrics, Nodes, block_metrics
 
@@ -53,18 +53,56 @@ SESSION_PROFILE_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class Entries:
-    """Volume entries to place on the grid (ticks, or candle-fallback bins)."""
+class GridShape:
+    """The session grid: minutes since the first minute × bins from ``first_bin``."""
 
-    minute: np.ndarray  # int64 minutes since the session's first minute, non-decreasing
-    bin: np.ndarray  # int64 bin index
+    first_bin: int
+    n_bins: int
+    n_minutes: int
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Volume entries placed on the grid (ticks, or candle-fallback bins)."""
+
+    cell: np.ndarray  # int64 minute * n_bins + (bin - first_bin), minutes non-decreasing
+    starts: np.ndarray  # int64, n_minutes + 1: minute m's entries are [starts[m], starts[m+1])
     volume: np.ndarray  # float64
     signed: np.ndarray  # float64: buy − sell volume of the entry
     counts: bool  # True: each entry is one trade (adds to trade_count)
 
     @property
     def size(self) -> int:
-        return int(self.minute.shape[0])
+        return int(self.cell.shape[0])
+
+
+def minute_starts(ns: np.ndarray, first_minute_ns: int, n_minutes: int) -> np.ndarray:
+    """Index of the first entry of each minute (sorted times): n_minutes + 1 boundaries."""
+    edges = first_minute_ns + NS_PER_MINUTE * np.arange(n_minutes + 1, dtype=np.int64)
+    return np.searchsorted(ns, edges, side="left").astype(np.int64)
+
+
+def price_cells(
+    price: np.ndarray, row_size: float, starts: np.ndarray, shape: GridShape
+) -> np.ndarray:
+    """Cell keys of time-sorted prints without a per-print minute array.
+
+    The bins come out of ``bin_floats`` as whole float64 numbers; each minute's slice gets
+    its row offset added in place (one pass over the prints, a Python step per minute),
+    and one conversion yields the int64 keys.
+    """
+    cells = bin_floats(price, row_size)
+    offsets = (np.arange(shape.n_minutes) * shape.n_bins - shape.first_bin).tolist()
+    bounds = starts.tolist()
+    for minute, offset in enumerate(offsets):
+        lo, hi = bounds[minute], bounds[minute + 1]
+        if hi > lo:
+            cells[lo:hi] += offset
+    return cells.astype(np.int64)
+
+
+def fallback_cells(minute: np.ndarray, bins: np.ndarray, shape: GridShape) -> np.ndarray:
+    return minute * shape.n_bins + (bins - shape.first_bin)
 
 
 @dataclass(frozen=True)
@@ -92,16 +130,16 @@ def empty_frames() -> GridFrames:
     return GridFrames(vp, pm, of, sp)
 
 
-def _grid_block(entries: Entries, r0: int, r1: int, b0: int, n_bins: int) -> tuple:
+def _grid_block(entries: Entries, r0: int, r1: int, n_bins: int) -> tuple:
     """(volume, buy, count) grids for minutes [r0, r1) of one set of entries."""
     rows = r1 - r0
-    if entries.size == 0:
+    t0, t1 = (int(entries.starts[r0]), int(entries.starts[r1])) if entries.size else (0, 0)
+    if t1 == t0:  # (bincount of nothing would come back as int64)
         zeros = np.zeros((rows, n_bins))
         return zeros, zeros.copy(), np.zeros((rows, n_bins), dtype=np.int64)
-    t0, t1 = np.searchsorted(entries.minute, [r0, r1], side="left")
-    key = np.multiply(entries.minute[t0:t1], n_bins)
-    key += entries.bin[t0:t1]
-    key -= b0 + r0 * n_bins
+    key = entries.cell[t0:t1]
+    if r0:
+        key = key - r0 * n_bins
     cells = rows * n_bins
     volume = np.bincount(key, weights=entries.volume[t0:t1], minlength=cells)
     signed = np.bincount(key, weights=entries.signed[t0:t1], minlength=cells)
@@ -174,6 +212,7 @@ def _row_ranges(traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def build_frames(
     ticks: Entries,
     fallback: Entries,
+    shape: GridShape,
     *,
     row_size: float,
     first_minute: pd.Timestamp,
@@ -184,10 +223,7 @@ def build_frames(
     """Aggregate the entries onto the session grid and shape the output frames."""
     if ticks.size == 0 and fallback.size == 0:
         return empty_frames()
-    parts = [e for e in (ticks, fallback) if e.size]
-    b0 = min(int(e.bin.min()) for e in parts)
-    n_bins = max(int(e.bin.max()) for e in parts) - b0 + 1
-    n_minutes = max(int(e.minute[-1]) for e in parts) + 1
+    b0, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
     rows_per_block = max(1, GRID_CELLS // n_bins)
 
     run_volume = np.zeros(n_bins)
@@ -202,9 +238,9 @@ def build_frames(
 
     for r0 in range(0, n_minutes, rows_per_block):
         r1 = min(r0 + rows_per_block, n_minutes)
-        volume, buy, count = _grid_block(ticks, r0, r1, b0, n_bins)
+        volume, buy, count = _grid_block(ticks, r0, r1, n_bins)
         if fallback.size:
-            f_volume, f_buy, _ = _grid_block(fallback, r0, r1, b0, n_bins)
+            f_volume, f_buy, _ = _grid_block(fallback, r0, r1, n_bins)
             volume += f_volume
             buy += f_buy
         minute_volume[r0:r1] = volume.sum(axis=1)

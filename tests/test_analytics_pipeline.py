@@ -323,3 +323,40 @@ def test_properties_volume_conserved_and_value_area_valid(rows, method) -> None:
     inside = sp[(sp.price_level >= last.val) & (sp.price_level <= last.vah)]
     assert inside.total_volume.sum() >= 0.7 * total * (1 - 1e-9)
     assert last.total_volume == pytest.approx(total)
+
+
+def test_blocked_processing_gives_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide sessions are cut into blocks of minutes (and metric rows): same answer."""
+    import analytics.profile
+    import analytics.session_grid
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    ticks = pd.DataFrame(
+        {
+            "ts": OPEN + pd.to_timedelta(np.sort(rng.integers(0, 90 * 60, n)), unit="s"),
+            "price": 50 + np.cumsum(rng.choice([-0.5, 0, 0.5], n)),
+            "size": rng.integers(1, 9, n).astype(float),
+            "side": rng.choice([NAN, 1.0, -1.0], n),
+        }
+    )
+    candles = pd.DataFrame(
+        {
+            "ts": [OPEN + pd.Timedelta(minutes=100)],
+            "open": [50.0],
+            "high": [52.0],
+            "low": [49.0],
+            "close": [51.0],
+            "volume": [77.0],
+        }
+    )
+    whole = compute_session(ticks, 0.5, OPEN, CLOSE, candles=candles, cvd_total_before=3.0)
+    monkeypatch.setattr(analytics.session_grid, "GRID_CELLS", 200)
+    monkeypatch.setattr(analytics.profile, "BLOCK_CELLS", 300)
+    blocked = compute_session(ticks, 0.5, OPEN, CLOSE, candles=candles, cvd_total_before=3.0)
+    pd.testing.assert_frame_equal(whole.volume_profile, blocked.volume_profile)
+    pd.testing.assert_frame_equal(whole.order_flow, blocked.order_flow)
+    pd.testing.assert_frame_equal(whole.profile_metrics, blocked.profile_metrics)
+    pd.testing.assert_frame_equal(whole.session_profile, blocked.session_profile)
+    assert whole.order_flow.bucket.iloc[-1] == OPEN + pd.Timedelta(minutes=100)
+    assert whole.session_profile.total_volume.sum() == pytest.approx(ticks["size"].sum() + 77)
