@@ -8,6 +8,8 @@ cloned from a template migrated once per session.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,18 +33,22 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """Admin URL of a real PostgreSQL server for the whole session."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: pytest resets that tree to mode 0700, which the
+    # unprivileged user the server runs as (when tests run as root) could not traverse.
+    root = Path(tempfile.mkdtemp(prefix="marketflow-test-pg-"))
+    server = EmbeddedPostgres(root)
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
