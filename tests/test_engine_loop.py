@@ -192,3 +192,64 @@ def test_incremental_reader_matches_a_fresh_read(db_url, conn):
             assert reader.full_reads == 1
 
     run(go())
+
+
+def test_state_rows_on_change_or_refresh_and_a_vwap_rule(db_url, redis_url, conn):
+    aapl = seed_aapl(conn)
+    conn.execute(
+        "insert into strategies (name, definition, cooldown_seconds) values ('above vwap', %s, 0)",
+        (
+            json.dumps(
+                {
+                    "type": "rules",
+                    "symbols": ["AAPL"],
+                    "signal": "BUY",
+                    "all": [{"metric": "price", "op": ">", "ref": "vwap"}],
+                }
+            ),
+        ),
+    )
+
+    async def go() -> None:
+        engine = Engine(settings(ENGINE_STATE_REFRESH_SECONDS=20), db_url, redis_url)
+        try:
+            for k in range(0, 26):  # state passes at 0, 5, 10, 15, 20, 25 s
+                assert (await engine.tick(NOW + timedelta(seconds=k))).ok
+        finally:
+            await engine.close()
+
+    run(go())
+    times = [
+        (t - NOW).total_seconds()
+        for (t,) in conn.execute(
+            "select ts from market_state where symbol_id = %s order by ts", (aapl,)
+        ).fetchall()
+    ]
+    assert times == [0.0, 20.0]  # unchanged: only the keep-alive after 20 s
+    msft = symbol_ids(conn)["MSFT"]
+    assert (
+        conn.execute(  # UNKNOWN is written once, not kept alive
+            "select count(*) from market_state where symbol_id = %s", (msft,)
+        ).fetchone()[0]
+        == 1
+    )
+    # session VWAP from 14:30 UTC: the rising closes end above it
+    (details,) = conn.execute(
+        "select s.details from signals s join strategies t on t.id = s.strategy_id"
+        " where t.name = 'above vwap'"
+    ).fetchone()
+    assert details["vwap"] < details["price"] == RISING[-1]
+
+
+def test_tick_with_no_symbols(db_url, redis_url, conn):
+    conn.execute("update symbols set active = false")
+
+    async def go():
+        engine = Engine(settings(), db_url, redis_url)
+        try:
+            return await engine.tick(NOW)
+        finally:
+            await engine.close()
+
+    report = run(go())
+    assert report.ok and report.state_rows == 0 and report.signals == []

@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 
 from analytics.aggression import DIRECTION_NAMES, intensity
 from analytics.market_state import MOMENTUM_WINDOW_MINUTES
-from analytics.sessions import ALWAYS_OPEN, session_bounds
+from analytics.sessions import session_bounds
 from marketflow.contracts import Channel, Side
 from marketflow.settings import Settings
 from storage.db import libpq_url
@@ -245,7 +245,7 @@ class Engine:
                 except ValueError:
                     bounds = None
                 cache[market] = bounds[0].to_pydatetime() if bounds and bounds[0] <= now else None
-            starts.append(cache[market] if market != ALWAYS_OPEN or cache[market] else None)
+            starts.append(cache[market])
         return starts
 
     async def _read(self, conn: psycopg.AsyncConnection, now: datetime, t: float) -> Snapshot:

@@ -21,6 +21,8 @@ import psycopg
 from analytics.market_state import STATE_NAMES, UNKNOWN
 from streaming.engine.snapshot import Metrics, Universe
 
+UNKNOWN_NAME = STATE_NAMES[UNKNOWN].value
+
 INSERT_SQL = """
 insert into market_state (symbol_id, ts, state, balance_high, balance_low, poc, confidence,
                           details)
@@ -98,7 +100,15 @@ class StateRecorder:
             name = STATE_NAMES[int(state[i])].value
             conf = float(confidence[i])
             last = self._written.get(sid)
-            if last is not None and last[:2] == (name, conf) and t - last[2] < self.refresh_seconds:
+            if (
+                last is not None
+                and last[:2] == (name, conf)
+                and (
+                    # UNKNOWN (no data) is recorded once, not kept alive: a closed market would
+                    # otherwise write a row per symbol per refresh all night
+                    name == UNKNOWN_NAME or t - last[2] < self.refresh_seconds
+                )
+            ):
                 continue
             known = int(state[i]) != UNKNOWN
             rows.append(
