@@ -22,6 +22,8 @@ commits with the caller.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -52,6 +54,9 @@ _MERGE_STAGE = (
 )
 # batches to stay on the staged path after a conflict before trying direct COPY again
 STAGED_AFTER_CONFLICT = 8
+WRITE_ATTEMPTS = 5
+# at most one warning about rejected prints per this many seconds (the counts go on)
+REJECT_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class TickWriter:
         self.rejects = Rejects(source)  # cumulative; ``take_rejects`` hands them over
         self._known_days: set[date] = set()
         self._staged_left = 0
+        self._last_reject_log = -REJECT_LOG_INTERVAL_S
 
     def take_rejects(self) -> Rejects:
         """The rejects counted since the last call (for ``queries.record_rejects``)."""
@@ -96,30 +102,64 @@ class TickWriter:
             batch, self.symbols.get, self.rejects, now=self.clock(), max_future=self.max_future
         )
         rejected = self.rejects.total - before
+        if rejected and time.monotonic() - self._last_reject_log >= REJECT_LOG_INTERVAL_S:
+            self._last_reject_log = time.monotonic()
+            log.warning(
+                "tick writer (%s): %d bad prints skipped in this batch; totals %s; samples %s",
+                self.rejects.source,
+                rejected,
+                self.rejects.counts,
+                self.rejects.samples,
+            )
         inserted, staged = self.write_rows(rows, days)
         return WriteResult(len(batch), inserted, len(rows) - inserted, rejected, staged)
 
     def write_rows(self, rows: list[TickRow], days: set[date]) -> tuple[int, bool]:
-        """Store already validated rows (``tick_rows.COLUMNS`` order) falling on ``days``."""
+        """Store already validated rows (``tick_rows.COLUMNS`` order) falling on ``days``.
+
+        Returns (rows inserted, whether the staged path ran). A deadlock with another writer
+        storing the same keys, or a remembered day partition that is gone (dropped by
+        retention), is retried; any other database error is raised.
+        """
         if not rows:
             return 0, False
-        self.ensure_days(days)
-        try:
-            with self.conn.transaction():
-                if self._staged_left > 0:
-                    self._staged_left -= 1
-                    return self._staged(rows), True
-                try:
-                    return self._direct(rows), False
-                except errors.UniqueViolation:
-                    self._staged_left = STAGED_AFTER_CONFLICT
-                    return self._staged(rows), True
-        except psycopg.Error:
-            # a rollback may have undone partitions or symbols created meanwhile elsewhere
-            # in this transaction: look them up again next time
-            self._known_days.clear()
-            self.symbols.forget()
-            raise
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            self.ensure_days(days)
+            try:
+                return self._write_once(rows)
+            except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    self._forget()
+                    raise
+                log.warning("tick write: %s, retrying", exc.__class__.__name__)
+                time.sleep(random.uniform(0.0, 0.05 * attempt))  # let the other writer finish
+            except errors.CheckViolation:
+                if attempt == WRITE_ATTEMPTS or not self._known_days:
+                    self._forget()
+                    raise
+                self._known_days.clear()  # "no partition of relation ticks found"
+            except psycopg.Error:
+                self._forget()
+                raise
+        raise AssertionError("unreachable")
+
+    def _write_once(self, rows: list[TickRow]) -> tuple[int, bool]:
+        # a transaction of its own on an autocommit connection, a savepoint inside a caller's
+        with self.conn.transaction():
+            if self._staged_left > 0:
+                self._staged_left -= 1
+                return self._staged(rows), True
+            try:
+                return self._direct(rows), False
+            except errors.UniqueViolation:
+                self._staged_left = STAGED_AFTER_CONFLICT
+                return self._staged(rows), True
+
+    def _forget(self) -> None:
+        # a rollback may have undone partitions or symbols created in this transaction:
+        # look them up again next time
+        self._known_days.clear()
+        self.symbols.forget()
 
     def ensure_days(self, days: Iterable[date]) -> None:
         """Create the daily partitions for days this writer has not seen (cached)."""

@@ -199,3 +199,43 @@ def test_int_sizes_and_other_timezones_map_to_the_same_keys(conn: psycopg.Connec
     assert conn.execute("select ts from ticks").fetchall() == [(T0,), (T0,)]
     bad_quote = writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="q", bid="x", ask=-1)])  # type: ignore[arg-type]
     assert bad_quote.inserted == 1
+
+
+def test_concurrent_writers_with_overlapping_prints_store_each_once(db_url: str) -> None:
+    import threading
+
+    trades = [
+        Trade("NVDA", T0 + timedelta(microseconds=i), 100.0, 1.0, trade_id=str(i))
+        for i in range(4000)
+    ]
+    batches_a = [trades[i : i + 500] for i in range(0, 4000, 500)]
+    batches_b = [list(reversed(b)) for b in reversed(batches_a)]  # opposite order: deadlocks
+    errors: list[BaseException] = []
+    inserted: list[int] = []
+
+    def work(batches: list[list[Trade]]) -> None:
+        try:
+            with connect(db_url, autocommit=True) as conn:
+                writer = TickWriter(conn)
+                inserted.append(sum(writer.write(b).inserted for b in batches))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in (batches_a, batches_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sum(inserted) == 4000
+    with connect(db_url) as conn:
+        assert _count(conn) == 4000
+
+
+def test_partition_dropped_under_the_writer_is_recreated(conn: psycopg.Connection) -> None:
+    writer = TickWriter(conn)
+    old = datetime(2015, 6, 1, 12, tzinfo=UTC)
+    assert writer.write([Trade("SPY", old, 200.0, 1, trade_id="a")]).inserted == 1
+    conn.execute("drop table ticks_20150601")  # retention dropped the day meanwhile
+    assert writer.write([Trade("SPY", old, 200.0, 1, trade_id="b")]).inserted == 1
+    assert _count(conn) == 1
