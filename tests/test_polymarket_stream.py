@@ -327,3 +327,36 @@ def test_database_outage_keeps_latest_rows_and_episodes_for_the_next_flush(db_ur
     assert count(db_url, "select count(*) from binary_prices where arbitrage") == 1
     assert count(db_url, "select count(*) from binary_opportunities") == 1
     assert count(db_url, "select count(*) from binary_positions") == 1
+
+
+def test_tick_size_change_invalidates_until_the_stream_gets_a_fresh_snapshot(db_url):
+    seed(db_url)
+
+    async def main() -> None:
+        async with MarketServer() as server:
+            serve_books(server)
+            cfg = config(server.url, paper=False)
+            stream = PolymarketStream(cfg, db_url, None, load_markets(db_url, cfg))
+            stop = asyncio.Event()
+            task = asyncio.create_task(stream.run(stop))
+            await until(
+                lambda: stream.monitor.last_rows.get(MARKET) is not None
+                and not stream.monitor.last_rows[MARKET].stale
+            )
+            # the venue moves to a 0.001 grid; its new book is served on request
+            server.books[UP] = snapshot(UP, [("0.441", "10")], [("0.449", "10")], market=MARKET)
+            await server.broadcast(capture("tick_size_change") | {"asset_id": UP})
+            await until(
+                lambda: {"assets_ids": [UP], "operation": "subscribe"}
+                in server.sent_subscriptions()
+            )
+            await until(
+                lambda: stream.books.book(UP).valid and stream.books.book(UP).best_ask == 0.449
+            )
+            assert stream.books.book(UP).tick_size == 0.001
+            await until(lambda: stream.monitor.last_rows[MARKET].yes_ask == 0.449)
+            assert not stream.monitor.last_rows[MARKET].stale
+            stop.set()
+            await task
+
+    asyncio.run(main())

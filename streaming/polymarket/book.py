@@ -225,6 +225,8 @@ class BookStore:
         self.watch: set[str] = set()
         self.ignored = 0
         self.applied = 0
+        # books a tick_size_change invalidated: the stream asks the venue for a snapshot
+        self.invalidated: set[str] = set()
 
     def add_assets(self, assets: Iterable[str]) -> None:
         if self.assets is not None:
@@ -412,6 +414,7 @@ class BookStore:
             raise BadMessage("bad_tick_size") from None
         book.invalidate()
         book.updated_at = now
+        self.invalidated.add(book.asset_id)
         changed.append(book.asset_id)
 
     def _last_trade(self, msg: dict, now: float, changed: list[str]) -> None:

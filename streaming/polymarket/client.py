@@ -224,6 +224,14 @@ class MarketChannel:
         for group in shard(todo, self.max_assets):
             self._new_shard(group)
 
+    async def resnapshot(self, assets: Iterable[str]) -> None:
+        """Ask for fresh ``book`` snapshots (a subscribe operation on the carrying shard)."""
+        wanted = set(assets)
+        for s in self.shards:
+            mine = [a for a in s.assets if a in wanted]
+            if mine:
+                await s.send(operation_message(mine, "subscribe"))
+
     async def unsubscribe(self, assets: Iterable[str]) -> None:
         drop = set(assets)
         for s in self.shards:

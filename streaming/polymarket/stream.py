@@ -150,6 +150,9 @@ class PolymarketStream:
 
     # --- loops --------------------------------------------------------------------
     async def flush(self) -> None:
+        if self.books.invalidated:  # tick size changed: the old ladder is void, re-snapshot
+            assets, self.books.invalidated = list(self.books.invalidated), set()
+            await self.channel.resnapshot(assets)
         self.monitor.sweep(time.monotonic())
         await self.store.flush(
             self.monitor.take_rows(),
