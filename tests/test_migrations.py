@@ -199,3 +199,28 @@ def test_ticks_keep_referential_integrity_with_symbols(db_url: str) -> None:
         conn.execute("delete from symbols where id = %s", (spare,))  # no ticks: fine
         conn.execute("update symbols set name = 'Apple' where id = %s", (sid,))
         assert conn.execute("select count(*) from ticks").fetchone() == (1,)
+
+
+def test_migrate_command(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from marketflow.cli import main
+    from marketflow.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # not used by migrate
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 0
+        assert f"base -> {head_revision()}" in capsys.readouterr().out
+        assert main(["migrate", "--downgrade", "0001"]) == 0
+        assert current_revision(empty_db_url) == "0001"
+        assert main(["migrate", "--revision", "0002"]) == 0
+        assert current_revision(empty_db_url) == "0002"
+        assert main(["migrate", "--downgrade", "base"]) == 0
+        assert current_revision(empty_db_url) is None
+        capsys.readouterr()
+        assert main(["migrate", "--revision", "nope"]) == 1
+        assert "failed" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import math
 import time
 import uuid
@@ -57,7 +58,13 @@ def scratch_database(database_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(admin, name)
     try:
-        upgrade(url)
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)  # one scratch migration per benchmark: no noise
+        try:
+            upgrade(url)
+        finally:
+            alembic_log.setLevel(level)
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
