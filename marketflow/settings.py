@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     polymarket_backoff_max_seconds: float = Field(
         default=30.0, validation_alias="POLYMARKET_BACKOFF_MAX_SECONDS"
     )
+    # paper mode (also `polymarket stream --paper`): one equal-share pair per episode
+    polymarket_paper: bool = Field(default=False, validation_alias="POLYMARKET_PAPER")
     # paper mode: dollars spent per opportunity episode (one equal-share pair booking)
     polymarket_paper_max_cost: float = Field(
         default=100.0, validation_alias="POLYMARKET_PAPER_MAX_COST"

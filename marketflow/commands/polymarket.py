@@ -36,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument(
         "--paper",
         action="store_true",
-        help="book one equal-share pair per opportunity episode (paper)",
+        help="book one equal-share pair per opportunity episode (paper; also POLYMARKET_PAPER)",
     )
 
 
 def _markets(args: argparse.Namespace) -> int:
+    import sys
+
     import httpx
 
     from marketflow.services import resolve_urls
@@ -64,6 +66,7 @@ def _markets(args: argparse.Namespace) -> int:
                 category=args.category,
                 limit=args.limit,
                 page_size=args.page_size,
+                on_page=lambda n: print(f"fetched {n} markets ...", file=sys.stderr, flush=True),
             )
         except httpx.HTTPError as exc:
             print(
@@ -99,7 +102,8 @@ def _stream(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     urls = resolve_urls(settings)
-    config = StreamConfig.from_settings(settings, paper=args.paper)
+    paper = args.paper or settings.polymarket_paper
+    config = StreamConfig.from_settings(settings, paper=paper)
     markets = load_markets(urls.database_url, config)
     if not markets:
         # keep running (under `marketflow up` an exit would only be restarted): the
@@ -111,7 +115,7 @@ def _stream(args: argparse.Namespace) -> int:
         )
     print(
         f"streaming {len(markets)} markets ({2 * len(markets)} tokens) from "
-        f"{config.ws_url}; min edge {config.min_edge}{'; paper trading' if args.paper else ''}",
+        f"{config.ws_url}; min edge {config.min_edge}{'; paper trading' if paper else ''}",
         flush=True,
     )
 

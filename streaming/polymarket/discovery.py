@@ -11,7 +11,7 @@ shows part of a negRisk event the whole event is read (``/events``) and stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -139,6 +139,7 @@ def discover(
     category: str | None = None,
     limit: int | None = None,
     page_size: int = 100,
+    on_page: Callable[[int], None] | None = None,
 ) -> Discovery:
     """Fetch active markets, upsert them, then re-read stored active markets not seen.
 
@@ -148,7 +149,7 @@ def discover(
     are re-read then.
     """
     rejects = Rejects("polymarket_gamma")
-    raws = fetch_markets(client, base_url, limit=limit, page_size=page_size)
+    raws = fetch_markets(client, base_url, limit=limit, page_size=page_size, on_page=on_page)
     markets = parse_markets(raws, fee_rates, default_fee_rate, category, rejects)
     markets += _complete_events(client, base_url, markets, fee_rates, default_fee_rate, rejects)
     written = upsert_markets(conn, markets, rejects)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -219,8 +219,11 @@ def fetch_markets(
     limit: int | None = None,
     page_size: int = 100,
     params: Mapping[str, str] | None = None,
+    on_page: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Page through ``GET {base}/markets?active=true&closed=false&limit=&offset=``."""
+    """Page through ``GET {base}/markets?active=true&closed=false&limit=&offset=``.
+
+    ``on_page`` is told the running count after each page (progress for long listings)."""
     url = base_url.rstrip("/") + "/markets"
     out: list[dict] = []
     offset = 0
@@ -236,6 +239,8 @@ def fetch_markets(
         if not isinstance(page, list):
             raise ValueError("Gamma /markets did not return a JSON array")
         out.extend(item for item in page if isinstance(item, dict))
+        if on_page is not None:
+            on_page(len(out))
         if len(page) < size:
             break
         offset += len(page)
