@@ -206,3 +206,32 @@ def test_malformed_frames_are_counted_and_the_stream_survives():
             await channel.stop()
 
     asyncio.run(main())
+
+
+def test_a_failing_frame_handler_does_not_end_the_shard():
+    async def main() -> None:
+        async with MarketServer() as server:
+            store = BookStore()
+            calls = []
+
+            def flaky(frame: str | bytes, now: float) -> None:
+                calls.append(frame)
+                if len(calls) == 1:
+                    raise RuntimeError("bug downstream")
+                store.apply_text(frame, now)
+
+            channel = MarketChannel(
+                server.url,
+                flaky,
+                lambda a, n: store.reset(a),
+                store.touch,
+                backoff_base=0.05,
+                backoff_max=0.1,
+                seed=2,
+            )
+            await channel.start([BOOK_ASSET])
+            await until(lambda: store.book(BOOK_ASSET) is not None and store.book(BOOK_ASSET).valid)
+            assert channel.errors == 1 and server.connects == 2
+            await channel.stop()
+
+    asyncio.run(main())

@@ -106,6 +106,9 @@ class Shard:
                 raise
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 log.warning("polymarket shard %d: %s", self.index, exc.__class__.__name__)
+            except Exception:  # a bug downstream must not end the shard: log, reconnect
+                ch.errors += 1
+                log.exception("polymarket shard %d: unexpected error", self.index)
             finally:
                 self.ws = None
                 # books from this connection are void until the resubscribe's snapshots
@@ -193,7 +196,7 @@ class MarketChannel:
         self.max_frame_bytes = max_frame_bytes
         self.rng = random.Random(seed)
         self.shards: list[Shard] = []
-        self.frames = self.connects = self.reconnects = self.recycled = 0
+        self.frames = self.connects = self.reconnects = self.recycled = self.errors = 0
 
     @property
     def assets(self) -> list[str]:
