@@ -146,6 +146,9 @@ class PolymarketStream:
             "rows_written": self.store.rows_written,
             "open_opportunities": len(self.monitor.open),
             "publish_failures": self.store.publish_failures,
+            "db_failures": self.store.db_failures,
+            "errors": self.channel.errors,
+            "paper_positions_open": sum(len(p) for p in self.store.positions.values()),
         }
 
     # --- loops --------------------------------------------------------------------
