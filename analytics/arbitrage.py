@@ -233,8 +233,9 @@ def pair_entry(
 ) -> Fill:
     """The equal-share pair paper trading books: walk both asks, capped by a dollar budget.
 
-    The cap is applied on shares (budget / cost per share at the deepest level reached
-    by the uncapped walk, a conservative bound), so YES and NO counts stay equal.
+    The cap is applied on shares (budget / average cost per share of the uncapped walk),
+    so YES and NO counts stay equal; the capped walk buys the cheapest of those shares,
+    whose average is no higher, so it stays within the budget.
     """
     full = walk_asks((yes_asks, no_asks), rate, min_edge)
     if full.shares <= 0:
