@@ -55,6 +55,8 @@ _MERGE_STAGE = (
 # batches to stay on the staged path after a conflict before trying direct COPY again
 STAGED_AFTER_CONFLICT = 8
 WRITE_ATTEMPTS = 5
+# partitions created ahead of the newest live day a writer sees
+PARTITIONS_AHEAD = timedelta(days=7)
 # at most one warning about rejected prints per this many seconds (the counts go on)
 REJECT_LOG_INTERVAL_S = 60.0
 
@@ -162,18 +164,26 @@ class TickWriter:
         self.symbols.forget()
 
     def ensure_days(self, days: Iterable[date]) -> None:
-        """Create the daily partitions for days this writer has not seen (cached)."""
+        """Create the daily partitions for days this writer has not seen (cached).
+
+        A live day (yesterday or later by the writer's clock) also creates the next
+        ``PARTITIONS_AHEAD`` days, so the midnight switch finds its partition waiting.
+        """
         new = sorted(set(days) - self._known_days)
         if not new:
             return
+        ranges = [(day, day) for day in new]
+        if new[-1] >= self.clock().date() - timedelta(days=1):
+            ranges.append((new[-1] + timedelta(days=1), new[-1] + PARTITIONS_AHEAD))
         # inside a caller's transaction a creation may still be rolled back: remember the
         # days only once they are committed (autocommit connection, no open transaction)
         committed = self.conn.info.transaction_status == TransactionStatus.IDLE
         with self.conn.transaction(), self.conn.cursor() as cur:
-            for day in new:
-                cur.execute("select ensure_tick_partitions(%s, %s)", (day, day))
+            for lo, hi in ranges:
+                cur.execute("select ensure_tick_partitions(%s, %s)", (lo, hi))
         if committed and self.conn.autocommit:
-            self._known_days.update(new)
+            for lo, hi in ranges:
+                self._known_days.update(lo + timedelta(days=i) for i in range((hi - lo).days + 1))
 
     def _copy(self, statement: str, rows: list[TickRow]) -> int:
         with self.conn.cursor() as cur:

@@ -224,3 +224,31 @@ def test_migrate_command(
         assert "failed" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+def test_new_partition_does_not_wait_for_readers(db_url: str) -> None:
+    reader = psycopg.connect(db_url)  # an open transaction that has read ticks
+    try:
+        reader.execute("select count(*) from ticks")
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("set lock_timeout = '2s'")
+            created = conn.execute(
+                "select ensure_tick_partitions('1999-12-31', '2000-01-01')"
+            ).fetchone()
+            assert created == (2,)
+            # the attached partition got the parent's key and seq index
+            indexes = conn.execute(
+                "select indexdef from pg_indexes where tablename = 'ticks_19991231'"
+            ).fetchall()
+            defs = " ".join(r[0] for r in indexes)
+            assert "(symbol_id, ts, trade_id)" in defs and "(seq)" in defs
+            sid = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
+            insert = (
+                "insert into ticks (symbol_id, ts, trade_id, price, size) "
+                "values (%s, '1999-12-31T23:00:00Z', 'y2k', 1, 1)"
+            )
+            conn.execute(insert, (sid,))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(insert, (sid,))
+    finally:
+        reader.close()

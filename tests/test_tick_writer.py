@@ -239,3 +239,20 @@ def test_partition_dropped_under_the_writer_is_recreated(conn: psycopg.Connectio
     conn.execute("drop table ticks_20150601")  # retention dropped the day meanwhile
     assert writer.write([Trade("SPY", old, 200.0, 1, trade_id="b")]).inserted == 1
     assert _count(conn) == 1
+
+
+def test_live_day_creates_partitions_ahead(conn: psycopg.Connection) -> None:
+    now = datetime(2031, 5, 1, 23, 59, tzinfo=UTC)
+    writer = TickWriter(conn, clock=lambda: now)
+    assert writer.write([Trade("AAPL", now, 10.0, 1, trade_id="1")]).inserted == 1
+    names = {
+        r[0]
+        for r in conn.execute(
+            "select relname from pg_class where relname like 'ticks_203105%%' and relkind = 'r'"
+        ).fetchall()
+    }
+    assert names == {f"ticks_203105{d:02d}" for d in range(1, 9)}
+    # the next day is already there: writing into it creates nothing new
+    assert conn.execute("select ensure_tick_partitions('2031-05-02', '2031-05-08')").fetchone() == (
+        0,
+    )
