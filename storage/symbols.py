@@ -9,15 +9,46 @@ from psycopg.pq import TransactionStatus
 
 from marketflow.contracts import AssetType
 
+# bases that make a "<BASE>USD" symbol crypto rather than a currency pair
+_CRYPTO_BASES = frozenset(
+    {
+        "BTC",
+        "ETH",
+        "SOL",
+        "XRP",
+        "DOGE",
+        "ADA",
+        "LTC",
+        "BCH",
+        "DOT",
+        "AVAX",
+        "LINK",
+        "MATIC",
+        "UNI",
+        "XLM",
+        "ATOM",
+        "SHIB",
+        "TRX",
+        "USDT",
+        "USDC",
+    }
+)
+_CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK"})
+
 
 def guess_asset_type(symbol: str) -> AssetType:
     """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later)."""
-    upper = symbol.upper()
-    if upper.endswith(("USD", "USDT", "USDC")) and len(upper) > 6:
+    upper = symbol.upper().replace("/", "").replace("-", "")
+    for quote in ("USDT", "USDC", "USD", "BTC", "EUR"):
+        if upper.endswith(quote) and upper[: -len(quote)] in _CRYPTO_BASES:
+            return AssetType.CRYPTO
+    if upper.endswith(("USDT", "USDC")) and len(upper) > 5:
         return AssetType.CRYPTO
-    if upper.startswith("^"):
+    if len(upper) == 6 and upper[:3] in _CURRENCIES and upper[3:] in _CURRENCIES:
+        return AssetType.FOREX
+    if symbol.startswith("^"):
         return AssetType.INDEX
-    if len(upper) > 40:  # Polymarket token / condition ids
+    if len(symbol) > 40:  # Polymarket token / condition ids
         return AssetType.BINARY_OPTION
     return AssetType.STOCK
 
