@@ -57,6 +57,8 @@ __all__ = [
 
 NAKED_POC_COLUMNS: tuple[str, ...] = ("session_date", "poc", "touched_at")
 DEFAULT_COMPOSITE_SESSIONS = 5
+# a session profile wider than this is a configuration or input error, not a market
+MAX_PROFILE_BINS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,13 @@ def compute_session(
         )
         first_bin = min(bin_ranges)
         shape = GridShape(first_bin, max(bin_ranges) - first_bin + 1, last_minute + 1)
+        if shape.n_bins > MAX_PROFILE_BINS:
+            low, high = (round(b * row_size, 10) for b in (first_bin, max(bin_ranges)))
+            raise ValueError(
+                f"a profile from {low} to {high} in rows of {row_size} needs {shape.n_bins:,} "
+                f"bins (limit {MAX_PROFILE_BINS:,}): the symbol's row_size is too small for "
+                "its price range, or absurd prints reached the analytics"
+            )
     tick_starts = tick_starts[: shape.n_minutes + 1]
     tick_entries = Entries(
         cell=price_cells(arrays.price, row_size, tick_starts, shape),

@@ -241,6 +241,12 @@ def test_bad_and_out_of_session_ticks_are_counted_and_skipped() -> None:
     assert frames.order_flow.buy_volume.sum() == 0.5 + 2
 
 
+def test_absurd_profile_width_fails_loudly() -> None:
+    ticks = make_ticks([("14:00:00", 100.0, 1), ("14:00:01", 100_000.0, 1)])
+    with pytest.raises(ValueError, match="row_size is too small"):
+        compute_session(ticks, 0.01, OPEN, CLOSE)
+
+
 def test_candle_fallback_fills_minutes_without_ticks() -> None:
     ticks = make_ticks([("14:00:00", 100.0, 10)])
     candles = pd.DataFrame(
