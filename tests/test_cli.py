@@ -27,7 +27,10 @@ def test_subcommand_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_help_is_fast_and_lists_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "marketflow.cli", "--help"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     for name in COMMANDS:
         assert name in out

@@ -58,8 +58,9 @@ def test_embedded_services_restart_keeps_data(tmp_path: Path) -> None:
     assert not _port_open(port)
 
 
-def test_external_servers_are_used_when_configured(tmp_path: Path, pg_admin_url: str,
-                                                   redis_server_url: str) -> None:
+def test_external_servers_are_used_when_configured(
+    tmp_path: Path, pg_admin_url: str, redis_server_url: str
+) -> None:
     settings = _settings(tmp_path, DATABASE_URL=pg_admin_url, REDIS_URL=redis_server_url)
     services = Services(settings)
     urls = services.start()

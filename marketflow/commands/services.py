@@ -11,7 +11,8 @@ HELP = "start PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL), pri
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--detach", action="store_true",
+        "--detach",
+        action="store_true",
         help="leave the embedded servers running and return (stop them with --stop)",
     )
     parser.add_argument("--stop", action="store_true", help="stop detached embedded servers")
