@@ -108,30 +108,41 @@ def candles_cover_traded_minutes(
 VALUE_AREA_SQL = f"""
 with metrics as (
     select pm.symbol_id, pm.horizon, pm.bucket, pm.session_date, pm.poc, pm.vah, pm.val,
-           pm.total_volume, sy.row_size,
-           row_number() over (partition by pm.symbol_id, pm.horizon, pm.session_date
-                              order by pm.bucket desc) as newest
+           pm.total_volume, sy.row_size
     from profile_metrics as pm
     join symbols as sy on sy.id = pm.symbol_id
     where pm.bucket >= %(start)s and pm.bucket < %(end)s and pm.horizon in ('1m', 'session')
 ),
-checked as (
-    -- a 1m row against its minute's bins; the session's last row against the whole session
+minute_rows as (
+    -- every 1m profile against its own minute's bins
     select m.symbol_id, m.horizon, m.bucket, m.poc, m.val, m.vah, m.total_volume,
            coalesce(sum(vp.total_volume) filter (
                where vp.price_level::float8 between m.val - m.row_size / 2
                                                 and m.vah + m.row_size / 2), 0) as in_va
     from metrics as m
+    left join volume_profile as vp on vp.symbol_id = m.symbol_id and vp.bucket = m.bucket
+    where m.horizon = '1m'
+    group by 1, 2, 3, 4, 5, 6, 7
+),
+final_sessions as (
+    select distinct on (symbol_id, session_date) *
+    from metrics where horizon = 'session'
+    order by symbol_id, session_date, bucket desc
+),
+session_rows as (
+    -- each session's complete (last) running profile against all the session's bins
+    select m.symbol_id, m.horizon, m.bucket, m.poc, m.val, m.vah, m.total_volume,
+           coalesce(sum(vp.total_volume) filter (
+               where vp.price_level::float8 between m.val - m.row_size / 2
+                                                and m.vah + m.row_size / 2), 0) as in_va
+    from final_sessions as m
     left join volume_profile as vp
       on vp.symbol_id = m.symbol_id
-     and ((m.horizon = '1m' and vp.bucket = m.bucket)
-          or (m.horizon = 'session' and vp.bucket <= m.bucket
-              and vp.bucket >= m.session_date::timestamp at time zone 'UTC'))
-    where m.horizon = '1m' or m.newest = 1
+     and vp.bucket >= m.session_date::timestamp at time zone 'UTC' and vp.bucket <= m.bucket
     group by 1, 2, 3, 4, 5, 6, 7
 )
 select symbol_id, horizon, bucket, poc, val, vah, total_volume, in_va
-from checked
+from (select * from minute_rows union all select * from session_rows) as checked
 where not (val <= poc and poc <= vah)
    or in_va < 0.7 * total_volume - {REL_TOL} * greatest(1.0, total_volume)
 order by 1, 2, 3
@@ -161,41 +172,47 @@ def value_area_holds_poc_and_70_percent(
 
 PROFILE_VOLUME_SQL = f"""
 with {SESSIONS_CTE},
+traded as (
+    select t.symbol_id, s.open_ts, date_trunc('minute', t.ts) as minute, sum(t.size) as volume
+    from ticks as t
+    join sessions as s on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
+    where t.ts >= %(start)s and t.ts < %(end)s and t.seq <= %(max_seq)s
+    group by 1, 2, 3
+),
 tick_volume as (
-    select s.symbol_id, s.open_ts, coalesce(sum(t.size), 0) as volume
-    from sessions as s
-    left join ticks as t
-      on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
-     and t.ts >= %(start)s and t.ts < %(end)s and t.seq <= %(max_seq)s
-    group by 1, 2
+    select symbol_id, open_ts, sum(volume) as volume from traded group by 1, 2
 ),
 fallback_volume as (
     -- bars of minutes without any tick enter the profile by the candle fallback
-    select s.symbol_id, s.open_ts, coalesce(sum(c.volume), 0) as volume
+    select s.symbol_id, s.open_ts, sum(c.volume) as volume
     from sessions as s
     join candles_1m as c
       on c.symbol_id = s.symbol_id and c.ts >= s.open_ts and c.ts < s.close_ts
-    where not exists (
-        select 1 from ticks as t
-        where t.symbol_id = c.symbol_id and t.ts >= c.ts and t.ts < c.ts + interval '1 minute'
-    )
+    left join traded as t on t.symbol_id = c.symbol_id and t.minute = c.ts
+    where t.minute is null
     group by 1, 2
 ),
 profile_volume as (
-    select s.symbol_id, s.open_ts, coalesce(sum(vp.total_volume), 0) as volume,
-           coalesce(sum(vp.buy_volume + vp.sell_volume), 0) as sided
+    select s.symbol_id, s.open_ts, sum(vp.total_volume) as volume,
+           sum(vp.buy_volume + vp.sell_volume) as sided
     from sessions as s
-    left join volume_profile as vp
+    join volume_profile as vp
       on vp.symbol_id = s.symbol_id and vp.bucket >= s.open_ts and vp.bucket < s.close_ts
     group by 1, 2
+),
+compared as (
+    select s.symbol_id, s.open_ts, coalesce(p.volume, 0) as volume,
+           coalesce(t.volume, 0) + coalesce(f.volume, 0) as expected,
+           coalesce(p.sided, 0) as sided
+    from sessions as s
+    left join profile_volume as p using (symbol_id, open_ts)
+    left join tick_volume as t using (symbol_id, open_ts)
+    left join fallback_volume as f using (symbol_id, open_ts)
 )
-select p.symbol_id, p.open_ts, p.volume, t.volume + coalesce(f.volume, 0) as expected, p.sided
-from profile_volume as p
-join tick_volume as t using (symbol_id, open_ts)
-left join fallback_volume as f using (symbol_id, open_ts)
-where abs(p.volume - t.volume - coalesce(f.volume, 0))
-        > {REL_TOL} * greatest(1.0, t.volume + coalesce(f.volume, 0))
-   or abs(p.sided - p.volume) > {REL_TOL} * greatest(1.0, p.volume)
+select symbol_id, open_ts, volume, expected, sided
+from compared
+where abs(volume - expected) > {REL_TOL} * greatest(1.0, expected)
+   or abs(sided - volume) > {REL_TOL} * greatest(1.0, volume)
 order by 1, 2
 """
 

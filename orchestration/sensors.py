@@ -6,12 +6,13 @@ whatever the stream's rate (a sensor that consumed a socket would hang the daemo
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import psycopg
 
 from assets.market_data import TICKS
+from assets.profiles import WRITE_FROM_TAG
 from orchestration.jobs import profile_job
 from orchestration.partitions import daily_partitions, partition_keys_between
 from orchestration.resources import PostgresResource
@@ -19,6 +20,8 @@ from orchestration.resources import PostgresResource
 SENSOR_INTERVAL_SECONDS = 15
 # A replay of more days than this in one go is a backfill's job, not the sensor's.
 MAX_PARTITIONS_PER_EVALUATION = 31
+# As the original's loop, which recomputed the last five minutes every minute.
+WRITE_FROM_MARGIN = timedelta(minutes=5)
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -119,9 +122,17 @@ def tick_stream_sensor(
             cursor=str(cursor),
             asset_events=events,
         )
+    # Minutes before the first new tick keep their rows; the margin covers prints that
+    # committed after a later sequence number was already visible (concurrent writers).
+    assert progress.first_ts is not None
+    write_from = (progress.first_ts - WRITE_FROM_MARGIN).isoformat()
     requests = [
         # run_key = partition + cursor: the same cursor can never request the same run twice
-        dg.RunRequest(run_key=f"ticks:{key}:{progress.max_seq}", partition_key=key)
+        dg.RunRequest(
+            run_key=f"ticks:{key}:{progress.max_seq}",
+            partition_key=key,
+            tags={WRITE_FROM_TAG: write_from},
+        )
         for key in keys
     ]
     if not requests:

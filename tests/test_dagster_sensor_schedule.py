@@ -14,7 +14,7 @@ import pytest
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
-from assets.profiles import session_profiles
+from assets.profiles import WRITE_FROM_TAG, session_profiles
 from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.definitions import defs
 from orchestration.jobs import profile_job
@@ -66,6 +66,10 @@ def test_sensor_requests_the_partition_of_new_ticks_once(db_url: str) -> None:
     assert obs.metadata["lag_seconds"].value > 0
     with psycopg.connect(db_url) as conn:
         assert first.cursor == str(conn.execute("select max(seq) from ticks").fetchone()[0])
+        (first_ts,) = conn.execute("select min(ts) from ticks").fetchone()
+    # only the minutes from five minutes before the first new print are rewritten
+    write_from = datetime.fromisoformat(first.run_requests[0].tags[WRITE_FROM_TAG])
+    assert write_from == first_ts - timedelta(minutes=5)
 
     again = evaluate(db_url, instance, first.cursor)
     assert again.run_requests == []
