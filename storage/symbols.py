@@ -66,6 +66,11 @@ class SymbolCache:
         self._provider = provider
         self._ids: dict[str, int] = {}
 
+    @property
+    def cached(self) -> dict[str, int]:
+        """The ids known without a query (read-only by convention; ids never change)."""
+        return self._ids
+
     def forget(self) -> None:
         """Drop every cached id (after a rollback that may have undone a creation)."""
         self._ids.clear()

@@ -24,7 +24,7 @@ No I/O here; ``storage.tick_writer`` sends what this produces. Decisions pinned 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 from streaming.events import Rejects, Trade
@@ -97,28 +97,27 @@ def rejection_reason(trade: Trade, latest_ok: datetime) -> str | None:
     return None
 
 
-def trades_to_rows(
+def iter_rows(
     trades: Iterable[Trade],
     symbol_id: Callable[[str], int | None],
     rejects: Rejects,
+    on_day: Callable[[date], object],
     *,
     now: datetime | None = None,
     max_future: timedelta = DEFAULT_MAX_FUTURE,
-) -> tuple[list[TickRow], set[date]]:
-    """Validated rows for ``COLUMNS`` and the UTC days they fall on.
+) -> Iterator[TickRow]:
+    """Validated rows for ``COLUMNS``, lazily (the writer streams them into COPY).
 
     Invalid prints are added to ``rejects``. ``symbol_id`` maps a symbol to its id (None
     when unknown: rejected as ``unknown_symbol``); it is called once per symbol per call and
     only for valid prints, so a resolver that creates symbols never creates junk ones.
+    ``on_day`` hears the UTC day of every row whose day differs from the previous row's.
     """
     # This loop is the writer's whole per-print Python cost, so the common shape (numbers,
     # UTC-aware time, known symbol) is checked inline and anything else takes the slow,
     # explicit path through rejection_reason.
     latest_ok = (now or datetime.now(UTC)) + max_future
     inf = math.inf
-    rows: list[TickRow] = []
-    append = rows.append
-    days: set[date] = set()
     seen: dict[tuple[str, datetime, float, float], int] = {}
     ids: dict[str, int | None] = {}
     day_lo = day_hi = latest_ok  # an empty range: the first print sets it
@@ -159,7 +158,7 @@ def trades_to_rows(
             trade_id = str(trade_id)
         if not day_lo <= ts < day_hi:
             day = ts.date()
-            days.add(day)
+            on_day(day)
             day_lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
             day_hi = day_lo + _DAY
         bid, ask = trade.bid, trade.ask
@@ -168,18 +167,29 @@ def trades_to_rows(
             bid = None
         if ask is not None and not ((type(ask) is float or type(ask) is int) and 0 < ask < inf):
             ask = None
-        append(
-            (
-                sid,
-                ts,
-                trade_id,
-                price,
-                size,
-                trade.exchange or None,
-                list(trade.conditions) if trade.conditions else None,
-                side,
-                bid,
-                ask,
-            )
+        yield (
+            sid,
+            ts,
+            trade_id,
+            price,
+            size,
+            trade.exchange or None,
+            list(trade.conditions) if trade.conditions else None,
+            side,
+            bid,
+            ask,
         )
+
+
+def trades_to_rows(
+    trades: Iterable[Trade],
+    symbol_id: Callable[[str], int | None],
+    rejects: Rejects,
+    *,
+    now: datetime | None = None,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+) -> tuple[list[TickRow], set[date]]:
+    """All validated rows of ``trades`` and the UTC days they fall on (see ``iter_rows``)."""
+    days: set[date] = set()
+    rows = list(iter_rows(trades, symbol_id, rejects, days.add, now=now, max_future=max_future))
     return rows, days

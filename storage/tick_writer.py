@@ -33,7 +33,14 @@ from psycopg import errors
 from psycopg.pq import TransactionStatus
 
 from storage.symbols import SymbolCache
-from storage.tick_rows import COLUMNS, COPY_TYPES, DEFAULT_MAX_FUTURE, TickRow, trades_to_rows
+from storage.tick_rows import (
+    COLUMNS,
+    COPY_TYPES,
+    DEFAULT_MAX_FUTURE,
+    TickRow,
+    iter_rows,
+    trades_to_rows,
+)
 from streaming.events import Rejects, Trade
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,10 @@ WRITE_ATTEMPTS = 5
 PARTITIONS_AHEAD = timedelta(days=7)
 # at most one warning about rejected prints per this many seconds (the counts go on)
 REJECT_LOG_INTERVAL_S = 60.0
+
+
+class _NeedsSetup(Exception):
+    """A print needs a symbol or a partition created first: leave the streaming path."""
 
 
 @dataclass(frozen=True)
@@ -99,22 +110,85 @@ class TickWriter:
     def write(self, trades: Iterable[Trade]) -> WriteResult:
         """Store a batch; returns what happened to each print. Raises only on database errors."""
         batch = trades if isinstance(trades, list) else list(trades)
-        before = self.rejects.total
-        rows, days = trades_to_rows(
-            batch, self.symbols.get, self.rejects, now=self.clock(), max_future=self.max_future
-        )
-        rejected = self.rejects.total - before
-        if rejected and time.monotonic() - self._last_reject_log >= REJECT_LOG_INTERVAL_S:
-            self._last_reject_log = time.monotonic()
-            log.warning(
-                "tick writer (%s): %d bad prints skipped in this batch; totals %s; samples %s",
-                self.rejects.source,
-                rejected,
-                self.rejects.counts,
-                self.rejects.samples,
+        result = self._write_streaming(batch) if self._staged_left == 0 else None
+        if result is None:
+            before = self.rejects.total
+            rows, days = trades_to_rows(
+                batch,
+                self.symbols.get,
+                self.rejects,
+                now=self.clock(),
+                max_future=self.max_future,
             )
-        inserted, staged = self.write_rows(rows, days)
-        return WriteResult(len(batch), inserted, len(rows) - inserted, rejected, staged)
+            inserted, staged = self.write_rows(rows, days)
+            rejected = self.rejects.total - before
+            result = WriteResult(len(batch), inserted, len(rows) - inserted, rejected, staged)
+        if result.rejected:
+            self._log_rejects(result.rejected)
+        return result
+
+    def _write_streaming(self, batch: list[Trade]) -> WriteResult | None:
+        """The fast path: rows are validated while COPY streams them, so the server works
+        while Python converts. Only for the plain case (every symbol cached, every day's
+        partition known, no stored key hit); anything else returns None and the batch goes
+        the exact way (``write_rows``) from the start."""
+        if not self._known_days or not batch:
+            return None
+        cached, known = self.symbols.cached, self._known_days
+
+        def symbol_id(symbol: str) -> int:
+            sid = cached.get(symbol)
+            if sid is None:
+                raise _NeedsSetup  # creating a symbol cannot happen in the middle of a COPY
+            return sid
+
+        def on_day(day: date) -> None:
+            if day not in known:
+                raise _NeedsSetup
+
+        rejects = Rejects(self.rejects.source)  # merged only if this attempt stands
+        rows = iter_rows(
+            batch, symbol_id, rejects, on_day, now=self.clock(), max_future=self.max_future
+        )
+        valid = 0
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                with cur.copy(_COPY_DIRECT) as copy:
+                    copy.set_types(COPY_TYPES)
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
+                        valid += 1
+                inserted = cur.rowcount
+        except _NeedsSetup:
+            return None
+        except errors.UniqueViolation:
+            self._staged_left = STAGED_AFTER_CONFLICT  # the exact path goes staged directly
+            return None
+        except (errors.DeadlockDetected, errors.SerializationFailure):
+            return None  # the exact path retries these
+        except errors.CheckViolation:
+            self._known_days.clear()  # a known partition is gone: the exact path re-creates
+            return None
+        except psycopg.Error:
+            self._forget()
+            raise
+        for reason, count in rejects.counts.items():
+            self.rejects.counts[reason] = self.rejects.counts.get(reason, 0) + count
+            self.rejects.samples.setdefault(reason, rejects.samples[reason])
+        return WriteResult(len(batch), inserted, valid - inserted, rejects.total, False)
+
+    def _log_rejects(self, rejected: int) -> None:
+        if time.monotonic() - self._last_reject_log < REJECT_LOG_INTERVAL_S:
+            return
+        self._last_reject_log = time.monotonic()
+        log.warning(
+            "tick writer (%s): %d bad prints skipped in this batch; totals %s; samples %s",
+            self.rejects.source,
+            rejected,
+            self.rejects.counts,
+            self.rejects.samples,
+        )
 
     def write_rows(self, rows: list[TickRow], days: set[date]) -> tuple[int, bool]:
         """Store already validated rows (``tick_rows.COLUMNS`` order) falling on ``days``.

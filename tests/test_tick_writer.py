@@ -256,3 +256,45 @@ def test_live_day_creates_partitions_ahead(conn: psycopg.Connection) -> None:
     assert conn.execute("select ensure_tick_partitions('2031-05-02', '2031-05-08')").fetchone() == (
         0,
     )
+
+
+def test_streaming_path_falls_back_for_new_symbols_days_and_counts_rejects_once(
+    conn: psycopg.Connection,
+) -> None:
+    now = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    writer = TickWriter(conn, clock=lambda: now)
+    writer.write([Trade("AAPL", T0, 1.0, 1, trade_id="warm")])  # known day and symbol now
+    batch = [
+        Trade("AAPL", T0, 2.0, 1, trade_id="s1"),
+        Trade("AAPL", T0, float("nan"), 1, trade_id="bad"),
+        Trade("AAPL", T0, 2.0, -1, trade_id="bad2"),
+    ]
+    result = writer.write(batch)  # the streaming path (nothing to set up)
+    assert (result.inserted, result.rejected, result.staged) == (1, 2, False)
+    assert writer.rejects.counts == {"bad_price": 1, "bad_size": 1}
+
+    # a symbol the writer never saw, mid-batch: the COPY is abandoned and redone exactly
+    mixed = [
+        Trade("AAPL", T0, 3.0, 1, trade_id="s2"),
+        Trade("NEWSYM", T0, 3.0, 1, trade_id="n1"),
+        Trade("AAPL", T0, float("inf"), 1, trade_id="bad3"),
+    ]
+    result = writer.write(mixed)
+    assert (result.inserted, result.rejected) == (2, 1)
+    assert writer.rejects.counts == {"bad_price": 2, "bad_size": 1}
+
+    # a day without a known partition, mid-batch
+    old = datetime(2012, 7, 4, 15, tzinfo=UTC)
+    result = writer.write(
+        [Trade("AAPL", T0, 4.0, 1, trade_id="s3"), Trade("AAPL", old, 4.0, 1, trade_id="o1")]
+    )
+    assert result.inserted == 2
+    assert _count(conn) == 6
+    assert sorted(r[0] for r in conn.execute("select trade_id from ticks").fetchall()) == [
+        "n1",
+        "o1",
+        "s1",
+        "s2",
+        "s3",
+        "warm",
+    ]
