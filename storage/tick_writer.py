@@ -2,21 +2,24 @@
 
 One ``TickWriter`` per long-lived connection; each ``write(trades)`` is one transaction:
 
-1. validate and convert (``storage.tick_rows``; bad prints are counted in ``rejects``),
-2. create the day partitions of any UTC day this writer has not seen yet,
-3. **direct path**: binary ``COPY ticks FROM STDIN`` inside a savepoint. Fresh data (the
-   normal case of a live stream) lands at raw-COPY speed;
-4. **staged path**, only when the direct COPY hits a key that is already stored (a reconnect
-   or replay overlapping stored rows, or a duplicate inside the batch): binary COPY into a
-   temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which keeps
-   every new row and drops the duplicates. After a conflict the writer stays on the staged
-   path for a few batches, since an overlap rarely ends in the middle of one batch.
+1. **streaming path** (the steady state of a live stream: every symbol cached, every day's
+   partition known): prints are validated (``storage.tick_rows``; bad ones counted in
+   ``rejects``) while a binary ``COPY ticks FROM STDIN`` streams them, so PostgreSQL ingests
+   while Python converts. Fresh data lands at close to raw-COPY speed;
+2. otherwise, or when that COPY hits a key already stored, the **exact path**: validate the
+   whole batch, create missing symbols and the day partitions of unseen UTC days (plus a week
+   ahead of live data), then binary COPY straight into ``ticks`` inside a savepoint;
+3. **staged path**, only when a COPY hits a stored key (a reconnect or replay overlapping
+   stored rows, or a duplicate inside the batch): binary COPY into a temporary staging table,
+   then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which keeps every new row and drops
+   the duplicates. After a conflict the writer stays on the staged path for a few batches,
+   since an overlap rarely ends in the middle of one batch.
 
 ``seq`` comes from the column default ``nextval('ticks_seq')``, so every stored row has a
 unique, increasing-at-insert ingest sequence (gaps are normal: duplicates consume values too).
 Use an autocommit connection (``storage.db.connect(url, autocommit=True)``): then each write
 commits on its own; inside a caller's ``with conn.transaction():`` it becomes a savepoint and
-commits with the caller.
+commits with the caller. Deadlocks between writers of overlapping keys are retried.
 """
 
 from __future__ import annotations
