@@ -92,32 +92,34 @@ def combine_batch(candles: Iterable[Candle]) -> list[Candle]:
     return list(out.values())
 
 
+def _plain(value: object) -> object:
+    """A frame cell as a plain Python value: NaN/NaT → None, Timestamp → datetime."""
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return None if pd.isna(value) else value  # type: ignore[call-overload]
+
+
 def candles_from_frame(frame: pd.DataFrame) -> list[Candle]:
-    """Candles from a frame with ``Candle``'s column names (optional ones may be missing)."""
-    optional = {"trade_count": 0, "vwap": None, "first_ts": None, "last_ts": None}
+    """Candles from a frame with ``Candle``'s column names (``trade_count``, ``vwap``,
+    ``first_ts`` and ``last_ts`` may be missing)."""
     out = []
     for rec in frame.to_dict("records"):
-        kwargs = {k: rec.get(k, default) for k, default in optional.items()}
-        for k in ("vwap", "first_ts", "last_ts"):
-            if kwargs[k] is not None and pd.isna(kwargs[k]):
-                kwargs[k] = None
-        for k in ("ts", "first_ts", "last_ts"):
-            value = rec.get(k)
-            if isinstance(value, pd.Timestamp):
-                (rec if k == "ts" else kwargs)[k] = value.to_pydatetime()
+        vwap = _plain(rec.get("vwap"))
         out.append(
             Candle(
                 symbol_id=int(rec["symbol_id"]),
-                ts=rec["ts"],
+                ts=_plain(rec["ts"]),  # type: ignore[arg-type]
                 open=float(rec["open"]),
                 high=float(rec["high"]),
                 low=float(rec["low"]),
                 close=float(rec["close"]),
                 volume=float(rec["volume"]),
-                trade_count=int(kwargs["trade_count"] or 0),
-                vwap=kwargs["vwap"],
-                first_ts=kwargs["first_ts"],
-                last_ts=kwargs["last_ts"],
+                trade_count=int(_plain(rec.get("trade_count")) or 0),  # type: ignore[call-overload]
+                vwap=None if vwap is None else float(vwap),  # type: ignore[arg-type]
+                first_ts=_plain(rec.get("first_ts")),  # type: ignore[arg-type]
+                last_ts=_plain(rec.get("last_ts")),  # type: ignore[arg-type]
             )
         )
     return out

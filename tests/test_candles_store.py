@@ -173,3 +173,26 @@ def test_combine_keeps_stored_open_on_equal_first_time() -> None:
     assert (merged.open, merged.close, merged.vwap) == (10, 11, 10.5)
     no_vwap = combine(a, Candle(1, MINUTE, 12, 12, 12, 12, 3))
     assert no_vwap.vwap is None and no_vwap.close == 12  # a timeless bar ends at :59.999999
+
+
+def test_candles_from_frame_maps_missing_values_to_none() -> None:
+    from storage.candles import candles_from_frame
+
+    frame = pd.DataFrame(
+        {
+            "symbol_id": [1],
+            "ts": [pd.Timestamp(MINUTE)],
+            "open": [1],
+            "high": [2],
+            "low": [0.5],
+            "close": [1.5],
+            "volume": [3],
+            "trade_count": [float("nan")],
+            "vwap": [float("nan")],
+            "first_ts": [pd.NaT],
+            "last_ts": [pd.Timestamp(at(59))],
+        }
+    )
+    (c,) = candles_from_frame(frame)
+    assert c == Candle(1, MINUTE, 1.0, 2.0, 0.5, 1.5, 3.0, 0, None, None, at(59))
+    assert isinstance(c.ts, datetime) and not isinstance(c.ts, pd.Timestamp)
