@@ -252,3 +252,22 @@ def test_new_partition_does_not_wait_for_readers(db_url: str) -> None:
                 conn.execute(insert, (sid,))
     finally:
         reader.close()
+
+
+def test_downgrading_seeds_keeps_symbols_that_have_data(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        sid = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
+        conn.execute(
+            "insert into ticks (symbol_id, ts, trade_id, price, size)"
+            " values (%s, now(), 'k', 1, 1)",
+            (sid,),
+        )
+    downgrade(empty_db_url, "0001")
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("select symbol from symbols").fetchall() == [("AAPL",)]
+        assert conn.execute("select count(*) from ticks").fetchone() == (1,)
+        assert conn.execute("select count(*) from strategies").fetchone() == (0,)
+    upgrade(empty_db_url)  # the seeds come back around the kept row
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("select count(*) from symbols").fetchone() == (11,)
