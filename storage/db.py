@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy.engine import make_url
 
 # seconds to wait for the server when opening a connection (fail fast, say what to do)
@@ -72,7 +73,7 @@ class ConnectionPool:
             if conn is None:
                 conn = connect(self._url, autocommit=self._autocommit)
             yield conn
-            if not self._autocommit and conn.info.transaction_status != 0:  # not IDLE
+            if not self._autocommit and conn.info.transaction_status != TransactionStatus.IDLE:
                 conn.commit()
         except BaseException:
             if conn is not None:
