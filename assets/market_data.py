@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from marketflow.contracts import Table
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from orchestration.resources import PostgresResource
 
 TICKS = dg.AssetKey(Table.TICKS.value)
@@ -90,7 +90,9 @@ def candles_1m(
     context: dg.AssetExecutionContext, postgres: PostgresResource
 ) -> dg.MaterializeResult:
     window = context.partition_time_window
-    start, end = closed_window(window.start, window.end, datetime.now(UTC))
+    write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
+    first = max(window.start, write_from) if write_from else window.start
+    start, end = closed_window(first, window.end, datetime.now(UTC))
     written = 0
     if end > start:
         with postgres.connect() as conn:

@@ -24,7 +24,12 @@ from analytics.sessions import session_bounds
 from assets import profile_io
 from assets.market_data import TICKS
 from marketflow.contracts import Table
-from orchestration.partitions import daily_partitions, window_days
+from orchestration.partitions import (
+    WRITE_FROM_TAG,
+    daily_partitions,
+    window_days,
+    write_from_tag,
+)
 from orchestration.resources import PostgresResource
 
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
@@ -46,26 +51,6 @@ PROFILE_FRESHNESS = dg.FreshnessPolicy.cron(
     lower_bound_delta=timedelta(minutes=15),
     timezone="America/New_York",
 )
-
-
-# Run tag set by tick_stream_sensor: the earliest minute new ticks can have changed. The
-# whole window is still computed (cheap, vectorised); only the rows from that minute on are
-# rewritten, instead of a whole day of rows every minute. Runs without it (backfills, the
-# schedule's fallback, the UI) rewrite the whole window.
-WRITE_FROM_TAG = "marketflow/write_from"
-
-
-def write_from_tag(value: str | None) -> datetime | None:
-    """The tag's instant, floored to its minute (None when absent or unreadable)."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.replace(second=0, microsecond=0)
 
 
 @dataclass

@@ -67,3 +67,24 @@ def dbt_vars_for_window(start: datetime, end: datetime) -> dict[str, str]:
         "min_date": days[0].isoformat(),
         "max_date": (days[-1] + timedelta(days=1)).isoformat(),
     }
+
+
+# Run tag of the frequent runs: the earliest minute whose rows can have changed. Sensor runs
+# set it from the first new tick, minute-schedule runs from the minute that just closed
+# (minus a margin). The profile asset still computes its whole window (cheap, vectorised)
+# but rewrites only the rows from that minute on; candles reconcile only from there. Runs
+# without it (backfills, the schedule's fallback, the UI) rewrite the whole window.
+WRITE_FROM_TAG = "marketflow/write_from"
+
+
+def write_from_tag(value: str | None) -> datetime | None:
+    """The tag's instant, floored to its minute (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.replace(second=0, microsecond=0)

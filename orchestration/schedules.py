@@ -1,8 +1,9 @@
 """Clock-driven runs: the minute schedule (the original's 60 s loop) and the marts schedule.
 
 Why the minute schedule does not duplicate the sensor: the sensor is *data*-driven (ticks
-arrived → profile run), the schedule is *clock*-driven (a minute closed → reconcile that
-minute's candle). Each run of the schedule therefore targets `candles_1m` only. It adds the
+arrived → profile run), the schedule is *clock*-driven (a minute closed → reconcile the
+candles of the last five closed minutes, as the original's 60 s loop recomputed the last
+five). Each run of the schedule therefore targets `candles_1m` only. It adds the
 profile assets only as a fallback, when the newest ticks of the partition are newer than
 what the last profile run saw *and* that run is older than PROFILE_LAG_GRACE — i.e. the
 sensor is stopped or stuck. A working sensor never sees its runs repeated by the schedule.
@@ -18,12 +19,14 @@ from assets.market_data import candles_1m
 from assets.profile_io import max_tick_seq
 from assets.profiles import PROFILE_ASSETS, VOLUME_PROFILE
 from orchestration.jobs import minute_job, signals_job
-from orchestration.partitions import daily_partitions, partition_key_for
+from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
 from orchestration.resources import PostgresResource
 
 # The sensor evaluates every 15 s and its run takes seconds; two minutes without a profile
 # run while ticks wait means it is not running.
 PROFILE_LAG_GRACE = timedelta(minutes=2)
+# closed minutes reconciled by each scheduled run, the current one included
+RECONCILE_MINUTES = timedelta(minutes=4)
 
 
 def closed_minute(scheduled: datetime) -> datetime:
@@ -92,14 +95,19 @@ def minute_schedule(
         key = partition_key_for(minute)
         window = daily_partitions.time_window_for_partition_key(key)
         newest_seq = max_tick_seq(conn, window.start, window.end)
-    selection = [candles_1m.key]
+    tags = {"marketflow/markets": ",".join(open_markets)}
     if profiles_lag(context.instance, key, newest_seq, scheduled):
-        selection.extend(PROFILE_ASSETS)
+        # the fallback rewrites the whole window: the sensor may have missed any minute
+        selection = [candles_1m.key, *PROFILE_ASSETS]
+    else:
+        # the original's loop: the last five closed minutes, so a late print is still caught
+        selection = [candles_1m.key]
+        tags[WRITE_FROM_TAG] = (minute - RECONCILE_MINUTES).isoformat()
     return dg.RunRequest(
         run_key=f"minute:{minute:%Y-%m-%dT%H:%M}",
         partition_key=key,
         asset_selection=selection,
-        tags={"marketflow/markets": ",".join(open_markets)},
+        tags=tags,
     )
 
 

@@ -12,9 +12,8 @@ import dagster as dg
 import psycopg
 
 from assets.market_data import TICKS
-from assets.profiles import WRITE_FROM_TAG
 from orchestration.jobs import profile_job
-from orchestration.partitions import daily_partitions, partition_keys_between
+from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_keys_between
 from orchestration.resources import PostgresResource
 
 SENSOR_INTERVAL_SECONDS = 15

@@ -20,6 +20,7 @@ from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.checks import ASSET_CHECKS
+from orchestration.partitions import WRITE_FROM_TAG
 from orchestration.resources import PostgresResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -210,7 +211,21 @@ def test_candles_reconciled_from_ticks_fill_and_fix_the_stream(loaded_db: str) -
             " source) values (%s, %s, 1, 1, 1, 1, 1, 1, 'stream')",
             (aapl, minute),
         )
-    run(loaded_db, dg.DagsterInstance.ephemeral(), partition_key=DAYS[0])
+    instance = dg.DagsterInstance.ephemeral()
+    # a scheduled run reconciles only the minutes from its tag on: the bad candle stays
+    later = (minute + pd.Timedelta(minutes=30)).isoformat()
+    dg.materialize(
+        [candles_1m],
+        partition_key=DAYS[0],
+        instance=instance,
+        tags={WRITE_FROM_TAG: later},
+        resources={"postgres": PostgresResource(database_url=loaded_db)},
+    )
+    with psycopg.connect(loaded_db) as conn:
+        assert conn.execute(
+            "select source from candles_1m where symbol_id = %s and ts = %s", (aapl, minute)
+        ).fetchone() == ("stream",)
+    run(loaded_db, instance, partition_key=DAYS[0])
     with psycopg.connect(loaded_db) as conn:
         expected = conn.execute(
             "select count(*), sum(size), max(price), min(price) from ticks where symbol_id = %s"
@@ -292,8 +307,6 @@ def test_sensor_runs_rewrite_only_from_the_first_new_minute_and_match_a_full_run
 ) -> None:
     """A run tagged write_from (what tick_stream_sensor sends) gives the same tables as a
     full rewrite of the window, while writing only the minutes from the tag on."""
-    from assets.profiles import WRITE_FROM_TAG
-
     instance = dg.DagsterInstance.ephemeral()
     run(loaded_db, instance, partition_key=DAYS[0])
     _open, close = session_bounds("XNYS", DAYS[0])

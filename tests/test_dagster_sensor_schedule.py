@@ -14,10 +14,11 @@ import pytest
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
-from assets.profiles import WRITE_FROM_TAG, session_profiles
+from assets.profiles import session_profiles
 from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.definitions import defs
 from orchestration.jobs import profile_job
+from orchestration.partitions import WRITE_FROM_TAG
 from orchestration.resources import PostgresResource
 from orchestration.schedules import minute_schedule, signals_schedule
 from orchestration.sensors import tick_stream_sensor
@@ -140,6 +141,7 @@ def test_minute_schedule_targets_the_closed_minutes_partition(
         dg.AssetKey("naked_pocs"),
     }
     assert request.run_key == f"minute:{DAY}T14:59"
+    assert WRITE_FROM_TAG not in request.tags  # the fallback rewrites the whole window
 
     dg.materialize(
         [candles_1m, session_profiles],
@@ -149,6 +151,8 @@ def test_minute_schedule_targets_the_closed_minutes_partition(
     )
     (request,) = schedule_at(db_url, instance, during).run_requests
     assert request.asset_selection == [dg.AssetKey("candles_1m")]  # the sensor's job is done
+    # candles of the last five closed minutes (14:55..14:59)
+    assert request.tags[WRITE_FROM_TAG] == f"{DAY}T14:55:00+00:00"
 
     # crypto trades 24/7: at 00:00 UTC the closed minute is yesterday's last one
     midnight = datetime(2024, 3, 6, tzinfo=UTC)
