@@ -12,7 +12,12 @@ import psycopg
 from analytics.sessions import session_bounds
 from assets.profile_io import active_symbols
 from assets.profiles import CANDLES, ORDER_FLOW, PROFILE_METRICS, VOLUME_PROFILE
-from orchestration.partitions import daily_partitions, window_days
+from orchestration.partitions import (
+    WRITE_FROM_TAG,
+    daily_partitions,
+    window_days,
+    write_from_tag,
+)
 from orchestration.resources import PostgresResource
 
 # Relative tolerance for sums of doubles computed in a different order on each side.
@@ -95,8 +100,12 @@ def candles_cover_traded_minutes(
 ) -> dg.AssetCheckResult:
     window = context.partition_time_window
     closed = min(window.end, datetime.now(UTC).replace(second=0, microsecond=0))
+    # a run that reconciled only its last minutes (write_from) is checked on those minutes
+    write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
     with postgres.connect(read_only=True) as conn:
         params = {**_session_params(conn, window.start, window.end), "closed": closed}
+        if write_from is not None:
+            params["start"] = max(window.start, write_from)
         rows = conn.execute(MISSING_CANDLES_SQL, params).fetchall()
     return _result(
         rows,
