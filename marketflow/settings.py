@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     ingest_max_ahead_s: float = Field(default=300.0, validation_alias="INGEST_MAX_AHEAD_S")
     # a minute's candle is finalised this long after the minute ends (late prints still merge)
     candle_grace_s: float = Field(default=2.0, validation_alias="CANDLE_GRACE_S")
-    # per-symbol throttle of ticks:candles and conflation interval of ticks:trades
-    publish_interval_ms: int = Field(default=250, validation_alias="PUBLISH_INTERVAL_MS")
+    # per-symbol throttle of ticks:candles and conflation interval of ticks:trades; short
+    # enough for the 50 ms tick→browser budget, long enough to cap a burst at 50 msg/s/symbol
+    publish_interval_ms: int = Field(default=20, validation_alias="PUBLISH_INTERVAL_MS")
     # provider clients: reconnect, watchdog and polling budgets (issue 3 items 3-6)
     provider_backoff_max_seconds: float = Field(
         default=60.0, validation_alias="PROVIDER_BACKOFF_MAX_SECONDS"

@@ -65,7 +65,7 @@ def test_eth_replay_stores_1000_ticks_with_sides_and_is_idempotent(
         await pipe.run(provider)
         return pipe
 
-    first = asyncio.run(replay())
+    first = asyncio.run(asyncio.wait_for(replay(), 30))
     assert first.counters.stored == 1000 and first.counters.duplicates == 0
     ticks = stored(db_url, "ETHUSDT")
     assert len(ticks) == 1000
@@ -93,7 +93,7 @@ def test_eth_replay_stores_1000_ticks_with_sides_and_is_idempotent(
     assert sum(c[6] for c in candles_before) == 1000
     assert candles_before[0][1] == pytest.approx(1666.8)  # first print of the file
 
-    second = asyncio.run(replay())
+    second = asyncio.run(asyncio.wait_for(replay(), 30))
     assert second.counters.stored == 0 and second.counters.duplicates == 1000
     assert len(stored(db_url, "ETHUSDT")) == 1000
     with psycopg.connect(db_url) as conn:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -42,6 +43,7 @@ from streaming.ingest import candle_store
 from streaming.ingest import rejects as reject_store
 from streaming.ingest import validate as v
 from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder
+from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
 from streaming.ingest.spool import DurableBuffer
@@ -51,6 +53,7 @@ from streaming.providers.base import Provider, TradeBatch
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * NS
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
+PARALLEL_MIN_ROWS = 10_000  # smaller chunks are not worth splitting over connections
 
 
 @dataclass
@@ -68,6 +71,7 @@ class PipelineConfig:
     rejects_interval_s: float = 10.0
     retry_max_s: float = 10.0
     connect_timeout_s: int = 3
+    writers: int = 2  # COPY connections used for large chunks
     shutdown_timeout_s: float = 10.0  # then what PostgreSQL did not take goes to the spool
 
     @classmethod
@@ -182,6 +186,7 @@ class IngestPipeline:
         self._drained = asyncio.Event()
         self._conn: psycopg.Connection | None = None
         self._writer: TickWriter | None = None
+        self._more: list[TickWriter] = []
         self.db_up = False
         self._retry_at = 0.0
         self._retry_s = 0.25
@@ -368,27 +373,57 @@ class IngestPipeline:
         return self._staged_rows + len(self.buffer)
 
     # --- database (worker thread) -----------------------------------------------
-    def _connect(self) -> None:
-        self._close()
+    def _open(self) -> psycopg.Connection:
         conn = psycopg.connect(
             db.libpq_url(self.database_url),
             autocommit=True,
             connect_timeout=self.cfg.connect_timeout_s,
             application_name=f"marketflow-{self.cfg.source}",
         )
-        self._conn = conn
-        self._writer = TickWriter(conn, source=self.cfg.source)
+        register_epoch_dumper(conn)
+        return conn
+
+    def _connect(self) -> None:
+        self._close()
+        self._conn = self._open()
+        self._writer = TickWriter(self._conn, source=self.cfg.source)
+        # extra COPY connections: a second backend indexes ticks while the first is busy
+        # (the server side of a COPY into the partitioned, indexed table is the bottleneck)
+        self._more = [
+            TickWriter(self._open(), source=self.cfg.source)
+            for _ in range(max(0, self.cfg.writers - 1))
+        ]
 
     def _close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
+        for conn in [self._conn, *(w.conn for w in self._more)]:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
         self._conn = None
         self._writer = None
+        self._more = []
 
-    def _write_ticks(self, rows: TickRows) -> int:
-        assert self._writer is not None
-        return self._writer.write_rows(*to_writer_rows(rows))[0]
+    def _write_ticks(self, rows: TickRows, writer: TickWriter | None = None) -> int:
+        writer = writer or self._writer
+        assert writer is not None
+        return writer.write_rows(*to_writer_rows(rows))[0]
+
+    async def _write_chunk(self, chunk: TickRows) -> int:
+        """One chunk, split over the writer connections when it is large. All or nothing
+        for the buffer: if a part fails the whole chunk is retried (idempotent)."""
+        writers = [self._writer, *self._more]
+        if len(writers) == 1 or len(chunk) < 2 * PARALLEL_MIN_ROWS:
+            return int(await self._db_call(self._write_ticks, chunk))  # type: ignore[call-overload]
+        bounds = np.linspace(0, len(chunk), len(writers) + 1).astype(int)
+        parts = [chunk.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
+        results = await asyncio.gather(
+            *(self._db_call(self._write_ticks, p, w) for p, w in zip(parts, writers, strict=True)),
+            return_exceptions=True,
+        )
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return sum(int(r) for r in results)  # type: ignore[call-overload]
 
     def _write_candles(self, ops: list[Candle], dirty: set[tuple[int, int]]) -> list[tuple]:
         assert self._conn is not None
@@ -449,7 +484,7 @@ class IngestPipeline:
         try:
             while (chunk := self.buffer.next_chunk(self.cfg.flush_rows)) is not None:
                 try:
-                    inserted = await self._db_call(self._write_ticks, chunk)
+                    inserted = await self._write_chunk(chunk)
                 except psycopg.OperationalError:
                     self.buffer.release()
                     raise
@@ -677,14 +712,26 @@ class IngestPipeline:
 
 
 def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]
-    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``."""
+    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
+
+    ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
+    for timestamptz (``epoch_dumper``), which spares building an aware datetime per row.
+    Columns that are all NULL or all known skip their per-row conversion.
+    """
     n = len(rows)
-    micros = (rows.ts_ns // 1000).astype("datetime64[us]").astype(object)
-    ts = [d.replace(tzinfo=UTC) for d in micros]
-    side = [s or None for s in rows.side.tolist()]
-    bid = [None if b != b else b for b in rows.bid.tolist()]  # NaN → NULL
-    ask = [None if a != a else a for a in rows.ask.tolist()]
-    cond = [list(c) if c else None for c in rows.conditions]
+    ts = (rows.ts_ns // 1000).tolist()
+    side = [None] * n if not rows.side.any() else [s or None for s in rows.side.tolist()]
+
+    def nullable(a: np.ndarray) -> list[float | None]:
+        nan = np.isnan(a)
+        if not nan.any():
+            return a.tolist()
+        if nan.all():
+            return [None] * n
+        return [None if x != x else x for x in a.tolist()]  # NaN → NULL
+
+    conds = rows.conditions
+    cond = [None] * n if not any(conds) else [list(c) if c else None for c in conds]
     out = list(
         zip(
             rows.symbol_id.tolist(),
@@ -695,8 +742,8 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ig
             rows.exchange.tolist(),
             cond,
             side,
-            bid,
-            ask,
+            nullable(rows.bid),
+            nullable(rows.ask),
             strict=True,
         )
     )

@@ -346,8 +346,10 @@ class DemoProvider(Provider):
         return self._bulk() if self.bulk else self._live()
 
     def _batch(self, symbol: str, cols: Columns) -> TradeBatch:
-        ids = np.arange(cols.seq0, cols.seq0 + cols.ts_ns.size).astype(str)
-        trade_id = np.char.add(f"{self._id_tag}-", ids).astype(object)
+        trade_id = np.empty(cols.ts_ns.size, object)
+        trade_id[:] = list(
+            map(f"{self._id_tag}-{{}}".format, range(cols.seq0, cols.seq0 + cols.ts_ns.size))
+        )
         return TradeBatch(
             symbol, cols.ts_ns, cols.price, cols.size, None, cols.bid, cols.ask, trade_id, "DEMO"
         )
