@@ -121,28 +121,20 @@ def u_shape(frac: np.ndarray) -> np.ndarray:
     return low + (U_PEAK - low) * x * x
 
 
-@lru_cache(maxsize=8)
-def _calendar(market: str):  # type: ignore[no-untyped-def]
-    import exchange_calendars as xcals
-
-    return xcals.get_calendar(market)
-
-
 @lru_cache(maxsize=4096)
 def session_bounds(market: str, day_index: int) -> tuple[int, int] | None:
     """(open_ns, close_ns) of the session on UTC day ``day_index`` (days since the epoch),
-    None when the market is closed; 24/7 markets trade the whole UTC day."""
-    start = day_index * DAY_NS
-    if market == "24/7":
-        return start, start + DAY_NS
-    import pandas as pd
+    None when the market is closed (or the day is outside its calendar); from the shared
+    calendar module, so the demo's session is the one analytics computes profiles for."""
+    from analytics.sessions import session_bounds as bounds
 
-    cal = _calendar(market)
-    day = pd.Timestamp(start, unit="ns").normalize()
-    if day < cal.first_session or day > cal.last_session or not cal.is_session(day):
+    try:
+        found = bounds(market, str(np.datetime64(day_index, "D")))
+    except ValueError:  # outside the calendar's range, or a market it does not know
         return None
-    open_, close = cal.session_open_close(day)
-    return int(open_.value), int(close.value)
+    if found is None:
+        return None
+    return int(found[0].value), int(found[1].value)
 
 
 def intensity(market: str, ts_ns: np.ndarray) -> np.ndarray:
