@@ -28,7 +28,9 @@ class PostgresResource(dg.ConfigurableResource):
         from marketflow.services import resolve_urls
         from marketflow.settings import get_settings
 
-        return resolve_urls(get_settings()).database_url
+        settings = get_settings()
+        # DATABASE_URL alone is enough here; resolve_urls also insists on a Redis
+        return settings.database_url or resolve_urls(settings).database_url
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[psycopg.Connection]:
