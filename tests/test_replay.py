@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,24 @@ def test_replay_command_new_symbol_24_7(
             "select market, timezone, asset_type, provider from symbols where symbol = 'SOLUSDT'"
         ).fetchone()
     assert row == ("24/7", "UTC", "crypto", "replay")
+
+
+def test_recorded_speed_paces_the_replay(db_url: str, shared_data: Path, tmp_path: Path) -> None:
+    # the first 300 prints span ~50 s of trading; at 200× that is ~0.25 s of wall time
+    raw = pd.read_csv(eth_file(shared_data)).head(300)
+    path = tmp_path / "eth300.csv"
+    raw.to_csv(path, index=False)
+    span_s = (raw["timestamp"].max() - raw["timestamp"].min()) / 1000.0
+    cfg = PipelineConfig(source="replay", spool_dir=tmp_path / "spool", flush_ms=20)
+
+    async def replay() -> tuple[float, IngestPipeline]:
+        provider = ReplayProvider(path, symbol="ETHUSDT", speed=200.0)
+        pipe = IngestPipeline(db_url, None, cfg)
+        await pipe.start(provider)
+        t0 = time.monotonic()
+        await pipe.run(provider)
+        return time.monotonic() - t0, pipe
+
+    elapsed, pipe = asyncio.run(asyncio.wait_for(replay(), 30))
+    assert pipe.counters.stored == 300
+    assert elapsed >= 0.8 * span_s / 200.0

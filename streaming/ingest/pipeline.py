@@ -709,6 +709,7 @@ class IngestPipeline:
             log.warning("%d candle updates not written (reconciled later)", len(self._candle_ops))
         await self.publisher.stop()
         await asyncio.to_thread(self._close)
+        self.buffer.close()
 
 
 def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]

@@ -14,6 +14,7 @@ idempotent on (symbol_id, ts, trade_id) — at-least-once delivery, exactly-once
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -44,13 +45,30 @@ def decode(payload: bytes) -> TickRows:
     return TickRows.concat([TickRows.from_arrow(b) for b in reader])
 
 
+def claim(path: Path, attempts: int = 8) -> tuple[Path, int]:
+    """An exclusive spool path: ``path`` or ``name-2``, ``name-3``… when another live
+    process (say a second ``marketflow ingest`` of the same provider) holds it. The names
+    are deterministic, so whichever process starts next drains what a crashed one left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, attempts + 1):
+        candidate = path if i == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+        fd = os.open(candidate.with_name(candidate.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return candidate, fd
+    raise RuntimeError(f"{attempts} processes already spool to {path.parent}; stop one")
+
+
 class SpoolFile:
     """The append-only file plus a read offset (persisted beside it after each commit)."""
 
     def __init__(self, path: Path) -> None:
+        path, self._lock_fd = claim(path)
         self.path = path
         self.offset_path = path.with_name(path.name + _OFFSET_SUFFIX)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.offset = self._load_offset()
         self.rows = 0  # rows appended by this process and not yet committed (approximate)
         self.torn = 0
@@ -106,6 +124,12 @@ class SpoolFile:
             tmp.write_text(str(new_offset))
             tmp.replace(self.offset_path)
 
+    def release(self) -> None:
+        """Give the path up for another process (what is in it stays for the next one)."""
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = -1
+
     def reset(self) -> None:
         self.path.unlink(missing_ok=True)
         self.offset_path.unlink(missing_ok=True)
@@ -126,6 +150,9 @@ class DurableBuffer:
 
     def __len__(self) -> int:
         return self.memory_rows + self.spool.rows
+
+    def close(self) -> None:
+        self.spool.release()
 
     @property
     def empty(self) -> bool:
