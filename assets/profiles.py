@@ -6,12 +6,12 @@ session, so they are one multi-asset written in one transaction: delete the wind
 it again. Re-runs and backfills are idempotent; a reader never sees half a window.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import psycopg
 
 from analytics.pipeline import (
     DEFAULT_COMPOSITE_SESSIONS,
@@ -20,7 +20,7 @@ from analytics.pipeline import (
     compute_session,
     naked_pocs,
 )
-from analytics.sessions import session_bounds
+from analytics.sessions import UnknownMarketError, session_bounds
 from assets import profile_io
 from assets.market_data import TICKS
 from marketflow.contracts import Table
@@ -64,6 +64,7 @@ class WindowResult:
     sessions: int = 0
     ticks: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # symbol → why
 
     def add(self, symbol_id: int, frames: SessionFrames) -> None:
         for target, frame in (
@@ -76,9 +77,9 @@ class WindowResult:
         for reason, count in frames.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + count
 
-    @staticmethod
-    def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _in_session(frame: pd.DataFrame, open_: pd.Timestamp, close: pd.Timestamp) -> pd.DataFrame:
@@ -99,29 +100,38 @@ def _minute_ranges(volume_profile: pd.DataFrame, session_day: date) -> pd.DataFr
     return ranges
 
 
+@dataclass(frozen=True)
+class WindowInputs:
+    """Everything read from the database for one window (one snapshot)."""
+
+    days: list[date]
+    end: datetime
+    ticks_by_day: dict[date, dict[int, pd.DataFrame]]
+    candles_by_day: dict[date, dict[int, pd.DataFrame]]
+    cvd_total_before: dict[int, float]
+    prior_profiles: pd.DataFrame  # symbol_id, session_date, price_level, total_volume
+    open_pocs: pd.DataFrame  # symbol_id, session_date, poc, touched_at
+
+
 def _symbol_window(
-    conn,
+    conn: psycopg.Connection,
     symbol: profile_io.SymbolRow,
-    days: Sequence[date],
-    ticks_by_day: dict[date, pd.DataFrame],
-    candles_by_day: dict[date, pd.DataFrame],
-    cvd_total_before: float,
-    prior_profiles: pd.DataFrame,
-    open_pocs: pd.DataFrame,
-    window_end: datetime,
+    inputs: WindowInputs,
     result: WindowResult,
 ) -> None:
     """Every session of one symbol inside the window, oldest first, chaining the CVD."""
-    profiles = [prior_profiles] if not prior_profiles.empty else []
+    prior = inputs.prior_profiles
+    prior = prior.loc[prior["symbol_id"] == symbol.id].drop(columns="symbol_id")
+    profiles = [prior] if not prior.empty else []
     session_pocs: list[tuple[date, float]] = []
     ranges: list[pd.DataFrame] = []
-    cvd_total = cvd_total_before
-    for day in days:
+    cvd_total = inputs.cvd_total_before.get(symbol.id, 0.0)
+    for day in inputs.days:
         bounds = session_bounds(symbol.market, day)
         if bounds is None:
             continue
-        ticks = _in_session(ticks_by_day[day].get(symbol.id, _EMPTY_TICKS), *bounds)
-        candles = _in_session(candles_by_day[day].get(symbol.id, _EMPTY_CANDLES), *bounds)
+        ticks = _in_session(inputs.ticks_by_day[day].get(symbol.id, _EMPTY_TICKS), *bounds)
+        candles = _in_session(inputs.candles_by_day[day].get(symbol.id, _EMPTY_CANDLES), *bounds)
         if ticks.empty and candles.empty:
             continue
         frames = compute_session(
@@ -152,11 +162,11 @@ def _symbol_window(
             result.profile_metrics.append(composite.assign(symbol_id=symbol.id))
         session_pocs.append((day, float(running["poc"].iloc[-1])))
         ranges.append(_minute_ranges(frames.volume_profile, day))
-    _symbol_naked_pocs(conn, symbol, session_pocs, ranges, open_pocs, window_end, result)
+    _symbol_naked_pocs(conn, symbol, session_pocs, ranges, inputs.open_pocs, inputs.end, result)
 
 
 def _symbol_naked_pocs(
-    conn,
+    conn: psycopg.Connection,
     symbol: profile_io.SymbolRow,
     session_pocs: list[tuple[date, float]],
     ranges: list[pd.DataFrame],
@@ -231,9 +241,6 @@ def compute_window(
     with postgres.connect(read_only=True) as conn:
         symbols = profile_io.active_symbols(conn)
         max_seq = profile_io.max_tick_seq(conn, start, end)
-        cvd_before = profile_io.cvd_totals_before(conn, start)
-        prior = profile_io.prior_session_profiles(conn, start, COMPOSITE_LOOKBACK_DAYS)
-        open_pocs = profile_io.open_naked_pocs(conn, days[0])
         ticks_by_day: dict[date, dict[int, pd.DataFrame]] = {}
         candles_by_day: dict[date, dict[int, pd.DataFrame]] = {}
         for day in days:
@@ -243,20 +250,25 @@ def compute_window(
             candles_by_day[day] = _split_by_symbol(
                 profile_io.load_candles(conn, day_start, day_end)
             )
+        inputs = WindowInputs(
+            days=days,
+            end=end,
+            ticks_by_day=ticks_by_day,
+            candles_by_day=candles_by_day,
+            cvd_total_before=profile_io.cvd_totals_before(conn, start),
+            prior_profiles=profile_io.prior_session_profiles(conn, start, COMPOSITE_LOOKBACK_DAYS),
+            open_pocs=profile_io.open_naked_pocs(conn, days[0]),
+        )
+        computed = []
         for symbol in symbols:
-            _symbol_window(
-                conn,
-                symbol,
-                days,
-                ticks_by_day,
-                candles_by_day,
-                cvd_before.get(symbol.id, 0.0),
-                prior.loc[prior["symbol_id"] == symbol.id].drop(columns="symbol_id"),
-                open_pocs,
-                end,
-                result,
-            )
-    return result, symbols, max_seq
+            try:
+                _symbol_window(conn, symbol, inputs, result)
+            except UnknownMarketError as exc:
+                # one misconfigured symbol must not stop the others: skipped, reported
+                result.skipped[symbol.symbol] = str(exc)
+                continue
+            computed.append(symbol)
+    return result, computed, max_seq
 
 
 @dg.multi_asset(
@@ -278,7 +290,7 @@ def compute_window(
             freshness_policy=PROFILE_FRESHNESS,
             description=(
                 "POC, value area (70 %, single-bin walk), LVN/HVN for horizons 1m, session "
-                "(running since the open) and composite (last 5 sessions); naked POCs."
+                "(running since the open) and composite (last 5 sessions)."
             ),
         ),
         dg.AssetSpec(
@@ -315,16 +327,18 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
             start,
             end,
             ids,
-            volume_profile=WindowResult._concat(result.volume_profile),
-            profile_metrics=WindowResult._concat(result.profile_metrics),
-            order_flow=WindowResult._concat(result.order_flow),
+            volume_profile=concat_frames(result.volume_profile),
+            profile_metrics=concat_frames(result.profile_metrics),
+            order_flow=concat_frames(result.order_flow),
             write_from=write_from,
         )
         pocs = profile_io.write_naked_pocs(
-            conn, window_days(start, end), ids, WindowResult._concat(result.naked_pocs)
+            conn, window_days(start, end), ids, concat_frames(result.naked_pocs)
         )
     if result.rejected:
         context.log.warning("ticks skipped by the analytics: %s", result.rejected)
+    if result.skipped:
+        context.log.error("symbols skipped: %s", result.skipped)
     common = {
         "write_from": (write_from or start).isoformat(),
         "window_start": start.isoformat(),
@@ -333,6 +347,7 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
         "ticks": result.ticks,
         # the schedule compares this with the newest tick to see whether profiles lag
         "max_seq": max_seq,
+        "symbols_skipped": len(result.skipped),
     }
     written[NAKED_POCS.path[-1]] = pocs
     for key in PROFILE_ASSETS:

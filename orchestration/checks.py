@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import psycopg
 
-from analytics.sessions import session_bounds
+from analytics.sessions import UnknownMarketError, session_bounds
 from assets.profile_io import active_symbols
 from assets.profiles import CANDLES, ORDER_FLOW, PROFILE_METRICS, VOLUME_PROFILE
 from orchestration.partitions import (
@@ -38,7 +38,10 @@ def _session_params(conn: psycopg.Connection, start: datetime, end: datetime) ->
     closes: list[datetime] = []
     for symbol in active_symbols(conn):
         for day in window_days(start, end):
-            bounds = session_bounds(symbol.market, day)
+            try:
+                bounds = session_bounds(symbol.market, day)
+            except UnknownMarketError:
+                break  # the asset skipped this symbol too (and said so)
             if bounds is not None:
                 ids.append(symbol.id)
                 opens.append(bounds[0].to_pydatetime())

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import psycopg
 
-from analytics.sessions import session_bounds
+from analytics.sessions import UnknownMarketError, session_bounds
 from assets.market_data import candles_1m
 from assets.profile_io import max_tick_seq
 from assets.profiles import PROFILE_ASSETS, VOLUME_PROFILE
@@ -39,7 +39,10 @@ def markets_in_session(markets: set[str], minute: datetime) -> list[str]:
     """The markets whose session contains `minute`."""
     open_markets = []
     for market in sorted(markets):
-        bounds = session_bounds(market, minute.date())
+        try:
+            bounds = session_bounds(market, minute.date())
+        except UnknownMarketError:
+            continue  # a misconfigured symbol; the profile run reports it
         if bounds is not None and bounds[0] <= minute < bounds[1]:
             open_markets.append(market)
     return open_markets

@@ -327,3 +327,24 @@ def test_sensor_runs_rewrite_only_from_the_first_new_minute_and_match_a_full_run
     clear_derived(loaded_db)
     run(loaded_db, instance, partition_key=DAYS[0])
     assert_same(snapshot(loaded_db), incremental)
+
+
+def test_a_symbol_with_an_unknown_market_is_skipped_and_reported(loaded_db: str) -> None:
+    with psycopg.connect(loaded_db, autocommit=True) as conn:
+        conn.execute("insert into symbols (symbol, market) values ('ODD', 'XMARS')")
+        odd = symbol_id(conn, "ODD")
+        open_, close = session_bounds("XNYS", DAYS[0])
+        ticks = make_ticks([odd], open_, close, 50, seed=5)
+        ticks["trade_id"] = [f"odd-{i}" for i in range(len(ticks))]
+        insert_ticks(conn, ticks)
+    result = run(loaded_db, dg.DagsterInstance.ephemeral(), partition_key=DAYS[0])
+    (flow,) = [
+        m for m in result.get_asset_materialization_events() if m.asset_key.path == ["order_flow"]
+    ]
+    metadata = flow.step_materialization_data.materialization.metadata
+    assert metadata["symbols_skipped"].value == 1
+    assert metadata["sessions"].value == 2  # AAPL and ETHUSDT still computed
+    with psycopg.connect(loaded_db) as conn:
+        assert conn.execute(
+            "select count(*) from order_flow where symbol_id = %s", (odd,)
+        ).fetchone() == (0,)

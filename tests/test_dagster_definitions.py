@@ -187,6 +187,8 @@ def test_markets_in_session_follow_the_calendars() -> None:
     ]
     # Good Friday 2024: both exchanges closed, crypto trades
     assert markets_in_session(markets, datetime(2024, 3, 29, 15, tzinfo=UTC)) == ["24/7"]
+    # a market no calendar knows is left out rather than failing the schedule
+    assert markets_in_session({"XMARS", "24/7"}, datetime(2024, 3, 4, 15, tzinfo=UTC)) == ["24/7"]
     # after the New York close (21:00 UTC in winter)
     assert markets_in_session({"XNYS"}, datetime(2024, 3, 4, 21, tzinfo=UTC)) == []
 
