@@ -31,8 +31,8 @@ from marketflow.contracts import Channel
 from storage.db import connect
 from storage.tick_rows import COLUMNS, COPY_TYPES
 from streaming.ingest.epoch_dumper import register_epoch_dumper
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig, to_writer_rows
-from streaming.ingest.rows import TickRows
+from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.providers.demo import DemoProvider
 
 DESCRIPTION = "demo → pipeline → PostgreSQL+candles+Redis vs raw COPY; tick→Redis p99"

@@ -26,11 +26,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +36,14 @@ import psycopg
 
 from storage import db
 from storage.tick_writer import TickWriter
-from streaming.events import Bar, Quote, Rejects, Trade
+from streaming.events import Rejects
 from streaming.ingest import candle_store
 from streaming.ingest import rejects as reject_store
-from streaming.ingest import validate as v
 from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder
 from streaming.ingest.epoch_dumper import register_epoch_dumper
+from streaming.ingest.intake import Intake
 from streaming.ingest.publish import Publisher
-from streaming.ingest.rows import TickRows, derived_trade_ids
+from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.ingest.spool import DurableBuffer
 from streaming.ingest.symbols import SymbolMap
 from streaming.providers.base import Provider, TradeBatch
@@ -102,59 +100,6 @@ class Counters:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class _Staging:
-    """Per-event trades accumulated as column lists until the next seal."""
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.sid: list[int] = []
-        self.ts: list[int] = []
-        self.tid: list[str | None] = []
-        self.price: list[float] = []
-        self.size: list[float] = []
-        self.side: list[int] = []
-        self.bid: list[float] = []
-        self.ask: list[float] = []
-        self.exchange: list[str | None] = []
-        self.conditions: list[tuple[str, ...] | None] = []
-        self.symbols: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def rows(self) -> TickRows:
-        n = len(self.ts)
-        sid = np.asarray(self.sid, np.int64)
-        ts = np.asarray(self.ts, np.int64)
-        price = np.asarray(self.price, np.float64)
-        size = np.asarray(self.size, np.float64)
-        tid = np.empty(n, object)
-        tid[:] = self.tid
-        missing = np.flatnonzero(np.equal(tid, None))
-        if missing.size:
-            for s in np.unique(sid[missing]):
-                idx = missing[sid[missing] == s]
-                tid[idx] = derived_trade_ids(ts[idx], price[idx], size[idx])
-        exch = np.empty(n, object)
-        exch[:] = self.exchange
-        cond = np.empty(n, object)
-        cond[:] = self.conditions
-        return TickRows(
-            sid,
-            ts,
-            tid,
-            price,
-            size,
-            np.asarray(self.side, np.int8),
-            np.asarray(self.bid, np.float64),
-            np.asarray(self.ask, np.float64),
-            exch,
-            cond,
-        )
-
-
 class IngestPipeline:
     def __init__(
         self,
@@ -175,11 +120,6 @@ class IngestPipeline:
         self.symbols = SymbolMap()
         self.ledger = reject_store.RejectLedger()
         self.provider: Provider | None = None
-        self._staging = _Staging()
-        self._chunks: list[TickRows] = []
-        self._staged_rows = 0
-        self._bars: list[tuple[int, int, float, float, float, float, float, int]] = []
-        self._quotes: dict[str, tuple[int, float, float]] = {}
         self._candle_ops: list[Candle] = []
         self._dirty: set[tuple[int, int]] = set()
         self._kick = asyncio.Event()
@@ -194,173 +134,27 @@ class IngestPipeline:
         self._last_rejects = time.monotonic()
         self._last_symbol_refresh = time.monotonic()
         self._consuming = False
+        self.intake = Intake(
+            self.symbols,
+            self.rejects,
+            self.publisher,
+            self.counters,
+            clock=clock,
+            max_age_s=config.max_age_s,
+            max_ahead_s=config.max_ahead_s,
+            flush_rows=config.flush_rows,
+            on_full=self._kick.set,
+        )
 
-    # --- windows ------------------------------------------------------------------
-    def _window(self, bars: bool = False) -> v.Window:
-        if self.provider is not None and not self.provider.live:
-            return v.Window(math.inf, self.cfg.max_ahead_s)
-        age = self.cfg.max_age_s * (3 if bars else 1)
-        return v.Window(age, self.cfg.max_ahead_s)
-
-    # --- accept (event loop, synchronous, never raises) ---------------------------
     def accept(self, event: object) -> None:
-        try:
-            if isinstance(event, Trade):
-                self._accept_trade(event)
-            elif isinstance(event, TradeBatch):
-                self._accept_batch(event)
-            elif isinstance(event, Quote):
-                self._accept_quote(event)
-            elif isinstance(event, Bar):
-                self._accept_bar(event)
-            else:
-                self.counters.received += 1
-                self.rejects.add(v.MALFORMED, event)
-        except Exception as exc:  # a bug or a bizarre object must not stop ingest
-            log.debug("event rejected by an unexpected error: %r", exc)
-            self.rejects.add(v.MALFORMED, event)
-
-    def _zero_ok(self) -> bool:
-        return bool(self.provider is not None and self.provider.zero_size_ok)
-
-    def _accept_trade(self, t: Trade) -> None:
-        self.counters.received += 1
-        now = self.clock()
-        reason = v.check_trade(t, now, self._window(), zero_size_ok=self._zero_ok())
-        if reason is not None:
-            self.rejects.add(reason, t)
-            return
-        sid = self.symbols.get(t.symbol)
-        if sid is None:
-            self.rejects.add(v.UNKNOWN_SYMBOL, t)
-            return
-        ts = v.ts_ns_of(t.ts)
-        assert ts is not None
-        bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
-        if math.isnan(bid) and math.isnan(ask):
-            quote = self._quotes.get(t.symbol)
-            if quote is not None and 0 <= ts - quote[0] <= QUOTE_FRESH_NS:
-                bid, ask = quote[1], quote[2]
-        st = self._staging
-        st.sid.append(sid)
-        st.ts.append(ts)
-        st.tid.append(None if t.trade_id in (None, "") else str(t.trade_id))
-        st.price.append(float(t.price))
-        st.size.append(float(t.size))
-        st.side.append(t.side or 0)
-        st.bid.append(bid)
-        st.ask.append(ask)
-        st.exchange.append(t.exchange or None)
-        st.conditions.append(tuple(str(c) for c in t.conditions) or None)
-        self._after_stage(1)
-        self.publisher.note_trade(t.symbol, ts, float(t.price), float(t.size), t.side)
-
-    def _accept_batch(self, b: TradeBatch) -> None:
-        n = len(b)
-        self.counters.received += n
-        if n == 0:
-            return
-        sid = self.symbols.get(b.symbol) if isinstance(b.symbol, str) else None
-        if sid is None:
-            self.rejects.add(v.UNKNOWN_SYMBOL, f"{b.symbol!r} batch of {n}")
-            self.rejects.counts[v.UNKNOWN_SYMBOL] += n - 1
-            return
-        ts = np.asarray(b.ts_ns, np.int64)
-        price = np.asarray(b.price, np.float64)
-        size = np.asarray(b.size, np.float64)
-        keep, reasons = v.check_columns(
-            ts, price, size, self.clock(), self._window(), zero_size_ok=self._zero_ok()
-        )
-        for reason, idx in reasons.items():
-            i = int(idx[0])
-            self.rejects.add(reason, (b.symbol, int(ts[i]), float(price[i]), float(size[i])))
-            self.rejects.counts[reason] += idx.size - 1
-        if not keep.all():
-            ts, price, size = ts[keep], price[keep], size[keep]
-        m = ts.shape[0]
-        if m == 0:
-            return
-
-        def col(arr: np.ndarray | None, dtype: type, fill: float) -> np.ndarray:
-            if arr is None:
-                return np.full(m, fill, dtype)
-            a = np.asarray(arr, dtype)
-            return a if keep.all() else a[keep]
-
-        bid = col(b.bid, np.float64, math.nan)
-        ask = col(b.ask, np.float64, math.nan)
-        side = np.nan_to_num(col(b.side, np.float64, 0.0)).astype(np.int8)
-        side[(side != 1) & (side != -1)] = 0
-        if b.trade_id is None:
-            tid = derived_trade_ids(ts, price, size)
-        else:
-            tid = np.asarray(b.trade_id, object)
-            tid = tid if keep.all() else tid[keep]
-            missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))
-            if missing.size:
-                tid = tid.copy()
-                tid[missing] = derived_trade_ids(ts[missing], price[missing], size[missing])
-        exch = np.full(m, b.exchange, object)
-        cond = np.full(m, None, object)
-        rows = TickRows(np.full(m, sid, np.int64), ts, tid, price, size, side, bid, ask, exch, cond)
-        self._chunks.append(rows)
-        self._after_stage(m)
-        last = m - 1
-        s = int(side[last])
-        self.publisher.note_trade(
-            b.symbol, int(ts[last]), float(price[last]), float(size[last]), s or None, m
-        )
-
-    def _accept_quote(self, q: Quote) -> None:
-        reason = v.check_quote(q)
-        if reason is not None:
-            self.counters.received += 1
-            self.rejects.add(reason, q)
-            return
-        ts = v.ts_ns_of(q.ts)
-        assert ts is not None
-        self._quotes[q.symbol] = (ts, float(q.bid), float(q.ask))
-
-    def _accept_bar(self, bar: Bar) -> None:
-        self.counters.received += 1
-        reason = v.check_bar(bar, self.clock(), self._window(bars=True))
-        if reason is not None:
-            self.rejects.add(reason, bar)
-            return
-        sid = self.symbols.get(bar.symbol)
-        if sid is None:
-            self.rejects.add(v.UNKNOWN_SYMBOL, bar)
-            return
-        ts = v.ts_ns_of(bar.ts)
-        assert ts is not None
-        minute = ts - ts % MINUTE_NS
-        self._bars.append(
-            (sid, minute, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
-             float(bar.volume), int(bar.trade_count or 0))
-        )  # fmt: skip
-        self.publisher.note_candle(
-            bar.symbol,
-            Candle(sid, minute, float(bar.open), float(bar.high), float(bar.low),
-                   float(bar.close), float(bar.volume), 0, 0.0, minute, minute),
-        )  # fmt: skip
-        self._kick.set()
-
-    def _after_stage(self, n: int) -> None:
-        self._staged_rows += n
-        if self._staged_rows >= self.cfg.flush_rows:
-            self._kick.set()
+        """Validate and stage one event (see ``intake.Intake.accept``); never raises."""
+        self.intake.accept(event)
 
     # --- seal: staged rows → candles + buffer ---------------------------------------
     def seal(self) -> int:
-        chunks = self._chunks
-        if len(self._staging):
-            chunks.append(self._staging.rows())
-            self._staging.clear()
-        self._chunks = []
-        self._staged_rows = 0
-        if not chunks:
+        rows = self.intake.take()
+        if rows is None:
             return 0
-        rows = TickRows.concat(chunks)
         now = self.clock()
         for c in self.builder.add(rows.symbol_id, rows.ts_ns, rows.price, rows.size, now):
             self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
@@ -370,7 +164,7 @@ class IngestPipeline:
 
     @property
     def pending_rows(self) -> int:
-        return self._staged_rows + len(self.buffer)
+        return self.intake.staged_rows + len(self.buffer)
 
     # --- database (worker thread) -----------------------------------------------
     def _open(self) -> psycopg.Connection:
@@ -502,7 +296,7 @@ class IngestPipeline:
                     minutes = chunk.ts_ns - chunk.ts_ns % MINUTE_NS
                     self._dirty.update(zip(chunk.symbol_id.tolist(), minutes.tolist(), strict=True))
                 self._drained.set()
-            if self._candle_ops or self._bars:
+            if self._candle_ops or self.intake.bars:
                 await self._write_candle_ops()
             await self._housekeeping(final)
         except psycopg.Error as exc:
@@ -533,15 +327,15 @@ class IngestPipeline:
 
     async def _write_candle_ops(self) -> None:
         ops, dirty = self._candle_ops, set(self._dirty)
-        bars = self._bars
-        self._candle_ops, self._bars = [], []
+        bars = self.intake.take_bars()
+        self._candle_ops = []
         try:
             await self._db_call(self._write_candles, ops, dirty)
             if bars:
                 await self._db_call(self._upsert_bars, bars)
         except psycopg.Error:
             self._candle_ops = ops + self._candle_ops
-            self._bars = bars + self._bars
+            self.intake.bars[:0] = bars
             raise
         rebuilt = {(c.symbol_id, c.minute_ns) for c in ops} & dirty
         self._dirty -= rebuilt
@@ -637,6 +431,7 @@ class IngestPipeline:
     async def start(self, provider: Provider) -> None:
         """Connect (retrying until reachable or the provider is stopped), declare symbols."""
         self.provider = provider
+        self.intake.provider = provider
         while not provider.stopping:
             try:
                 await self._db_call(self._connect)
@@ -671,7 +466,7 @@ class IngestPipeline:
         try:
             count = 0
             async for event in provider:
-                self.accept(event)
+                self.intake.accept(event)
                 count += 1
                 if count % 64 == 0 or isinstance(event, TradeBatch):
                     await asyncio.sleep(0)
@@ -710,46 +505,3 @@ class IngestPipeline:
         await self.publisher.stop()
         await asyncio.to_thread(self._close)
         self.buffer.close()
-
-
-def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]
-    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
-
-    ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
-    for timestamptz (``epoch_dumper``), which spares building an aware datetime per row.
-    Columns that are all NULL or all known skip their per-row conversion.
-    """
-    n = len(rows)
-    ts = (rows.ts_ns // 1000).tolist()
-    side = [None] * n if not rows.side.any() else [s or None for s in rows.side.tolist()]
-
-    def nullable(a: np.ndarray) -> list[float | None]:
-        nan = np.isnan(a)
-        if not nan.any():
-            return a.tolist()
-        if nan.all():
-            return [None] * n
-        return [None if x != x else x for x in a.tolist()]  # NaN → NULL
-
-    conds = rows.conditions
-    cond = [None] * n if not any(conds) else [list(c) if c else None for c in conds]
-    out = list(
-        zip(
-            rows.symbol_id.tolist(),
-            ts,
-            rows.trade_id.tolist(),
-            rows.price.tolist(),
-            rows.size.tolist(),
-            rows.exchange.tolist(),
-            cond,
-            side,
-            nullable(rows.bid),
-            nullable(rows.ask),
-            strict=True,
-        )
-    )
-    days = {
-        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
-        for d in np.unique(rows.ts_ns // DAY_NS)
-    } if n else set()  # fmt: skip
-    return out, days

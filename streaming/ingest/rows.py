@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ import pyarrow as pa
 from storage.tick_rows import derived_trade_id
 
 NS = 1_000_000_000
+DAY_NS = 86_400 * NS
 
 
 @dataclass(slots=True)
@@ -111,3 +113,46 @@ def derived_trade_ids(ts_ns: np.ndarray, price: np.ndarray, size: np.ndarray) ->
         seen[key] = k + 1
         out[i] = derived_trade_id(key[1], key[2], k)
     return out
+
+
+def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]
+    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
+
+    ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
+    for timestamptz (``epoch_dumper``), which spares building an aware datetime per row.
+    Columns that are all NULL or all known skip their per-row conversion.
+    """
+    n = len(rows)
+    ts = (rows.ts_ns // 1000).tolist()
+    side = [None] * n if not rows.side.any() else [s or None for s in rows.side.tolist()]
+
+    def nullable(a: np.ndarray) -> list[float | None]:
+        nan = np.isnan(a)
+        if not nan.any():
+            return a.tolist()
+        if nan.all():
+            return [None] * n
+        return [None if x != x else x for x in a.tolist()]  # NaN → NULL
+
+    conds = rows.conditions
+    cond = [None] * n if not any(conds) else [list(c) if c else None for c in conds]
+    out = list(
+        zip(
+            rows.symbol_id.tolist(),
+            ts,
+            rows.trade_id.tolist(),
+            rows.price.tolist(),
+            rows.size.tolist(),
+            rows.exchange.tolist(),
+            cond,
+            side,
+            nullable(rows.bid),
+            nullable(rows.ask),
+            strict=True,
+        )
+    )
+    days = {
+        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
+        for d in np.unique(rows.ts_ns // DAY_NS)
+    } if n else set()  # fmt: skip
+    return out, days

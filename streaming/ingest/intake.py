@@ -1,0 +1,288 @@
+"""Intake: provider events → validated, resolved rows staged for the next flush.
+
+``accept`` runs on the event loop for every event and never raises: a bad event is counted
+in ``rejects`` with its reason (``validate``) and skipped. Per-event trades are kept as column
+lists; bulk ``TradeBatch`` events are validated and staged as whole columns. Live trades are
+handed to the publisher at once (``ticks:trades``), before storage, so latency stays low.
+A ``Quote`` is remembered as the quote in force for the symbol's next prints that lack one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from streaming.events import Bar, Quote, Rejects, Trade
+from streaming.ingest import validate as v
+from streaming.ingest.candles import MINUTE_NS, NS, Candle
+from streaming.ingest.publish import Publisher
+from streaming.ingest.rows import TickRows, derived_trade_ids
+from streaming.ingest.symbols import SymbolMap
+from streaming.providers.base import Provider, TradeBatch
+
+log = logging.getLogger(__name__)
+QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
+BarRow = tuple[int, int, float, float, float, float, float, int]
+
+
+class Received(Protocol):
+    """Where the count of events seen (valid or not) goes: the pipeline's counters."""
+
+    received: int
+
+
+class _Staging:
+    """Per-event trades accumulated as column lists until the next seal."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.sid: list[int] = []
+        self.ts: list[int] = []
+        self.tid: list[str | None] = []
+        self.price: list[float] = []
+        self.size: list[float] = []
+        self.side: list[int] = []
+        self.bid: list[float] = []
+        self.ask: list[float] = []
+        self.exchange: list[str | None] = []
+        self.conditions: list[tuple[str, ...] | None] = []
+        self.symbols: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def rows(self) -> TickRows:
+        n = len(self.ts)
+        sid = np.asarray(self.sid, np.int64)
+        ts = np.asarray(self.ts, np.int64)
+        price = np.asarray(self.price, np.float64)
+        size = np.asarray(self.size, np.float64)
+        tid = np.empty(n, object)
+        tid[:] = self.tid
+        missing = np.flatnonzero(np.equal(tid, None))
+        if missing.size:
+            for s in np.unique(sid[missing]):
+                idx = missing[sid[missing] == s]
+                tid[idx] = derived_trade_ids(ts[idx], price[idx], size[idx])
+        exch = np.empty(n, object)
+        exch[:] = self.exchange
+        cond = np.empty(n, object)
+        cond[:] = self.conditions
+        return TickRows(
+            sid,
+            ts,
+            tid,
+            price,
+            size,
+            np.asarray(self.side, np.int8),
+            np.asarray(self.bid, np.float64),
+            np.asarray(self.ask, np.float64),
+            exch,
+            cond,
+        )
+
+
+class Intake:
+    def __init__(
+        self,
+        symbols: SymbolMap,
+        rejects: Rejects,
+        publisher: Publisher,
+        counters: Received,
+        *,
+        clock: Callable[[], int],
+        max_age_s: float,
+        max_ahead_s: float,
+        flush_rows: int,
+        on_full: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.symbols = symbols
+        self.rejects = rejects
+        self.publisher = publisher
+        self.counters = counters
+        self.clock = clock
+        self.max_age_s = max_age_s
+        self.max_ahead_s = max_ahead_s
+        self.flush_rows = flush_rows
+        self.on_full = on_full
+        self.provider: Provider | None = None
+        self._staging = _Staging()
+        self._chunks: list[TickRows] = []
+        self.staged_rows = 0
+        self.bars: list[BarRow] = []
+        self._quotes: dict[str, tuple[int, float, float]] = {}
+
+    def take(self) -> TickRows | None:
+        """Everything staged since the last call, as one chunk in arrival order."""
+        chunks = self._chunks
+        if len(self._staging):
+            chunks.append(self._staging.rows())
+            self._staging.clear()
+        self._chunks = []
+        self.staged_rows = 0
+        return TickRows.concat(chunks) if chunks else None
+
+    def take_bars(self) -> list[BarRow]:
+        bars, self.bars = self.bars, []
+        return bars
+
+    # --- windows ------------------------------------------------------------------
+    def _window(self, bars: bool = False) -> v.Window:
+        if self.provider is not None and not self.provider.live:
+            return v.Window(math.inf, self.max_ahead_s)
+        age = self.max_age_s * (3 if bars else 1)
+        return v.Window(age, self.max_ahead_s)
+
+    # --- accept (event loop, synchronous, never raises) ---------------------------
+    def accept(self, event: object) -> None:
+        try:
+            if isinstance(event, Trade):
+                self._accept_trade(event)
+            elif isinstance(event, TradeBatch):
+                self._accept_batch(event)
+            elif isinstance(event, Quote):
+                self._accept_quote(event)
+            elif isinstance(event, Bar):
+                self._accept_bar(event)
+            else:
+                self.counters.received += 1
+                self.rejects.add(v.MALFORMED, event)
+        except Exception as exc:  # a bug or a bizarre object must not stop ingest
+            log.debug("event rejected by an unexpected error: %r", exc)
+            self.rejects.add(v.MALFORMED, event)
+
+    def _zero_ok(self) -> bool:
+        return bool(self.provider is not None and self.provider.zero_size_ok)
+
+    def _accept_trade(self, t: Trade) -> None:
+        self.counters.received += 1
+        now = self.clock()
+        reason = v.check_trade(t, now, self._window(), zero_size_ok=self._zero_ok())
+        if reason is not None:
+            self.rejects.add(reason, t)
+            return
+        sid = self.symbols.get(t.symbol)
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, t)
+            return
+        ts = v.ts_ns_of(t.ts)
+        assert ts is not None
+        bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
+        if math.isnan(bid) and math.isnan(ask):
+            quote = self._quotes.get(t.symbol)
+            if quote is not None and 0 <= ts - quote[0] <= QUOTE_FRESH_NS:
+                bid, ask = quote[1], quote[2]
+        st = self._staging
+        st.sid.append(sid)
+        st.ts.append(ts)
+        st.tid.append(None if t.trade_id in (None, "") else str(t.trade_id))
+        st.price.append(float(t.price))
+        st.size.append(float(t.size))
+        st.side.append(t.side or 0)
+        st.bid.append(bid)
+        st.ask.append(ask)
+        st.exchange.append(t.exchange or None)
+        st.conditions.append(tuple(str(c) for c in t.conditions) or None)
+        self._after_stage(1)
+        self.publisher.note_trade(t.symbol, ts, float(t.price), float(t.size), t.side)
+
+    def _accept_batch(self, b: TradeBatch) -> None:
+        n = len(b)
+        self.counters.received += n
+        if n == 0:
+            return
+        sid = self.symbols.get(b.symbol) if isinstance(b.symbol, str) else None
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, f"{b.symbol!r} batch of {n}")
+            self.rejects.counts[v.UNKNOWN_SYMBOL] += n - 1
+            return
+        ts = np.asarray(b.ts_ns, np.int64)
+        price = np.asarray(b.price, np.float64)
+        size = np.asarray(b.size, np.float64)
+        keep, reasons = v.check_columns(
+            ts, price, size, self.clock(), self._window(), zero_size_ok=self._zero_ok()
+        )
+        for reason, idx in reasons.items():
+            i = int(idx[0])
+            self.rejects.add(reason, (b.symbol, int(ts[i]), float(price[i]), float(size[i])))
+            self.rejects.counts[reason] += idx.size - 1
+        if not keep.all():
+            ts, price, size = ts[keep], price[keep], size[keep]
+        m = ts.shape[0]
+        if m == 0:
+            return
+
+        def col(arr: np.ndarray | None, dtype: type, fill: float) -> np.ndarray:
+            if arr is None:
+                return np.full(m, fill, dtype)
+            a = np.asarray(arr, dtype)
+            return a if keep.all() else a[keep]
+
+        bid = col(b.bid, np.float64, math.nan)
+        ask = col(b.ask, np.float64, math.nan)
+        side = np.nan_to_num(col(b.side, np.float64, 0.0)).astype(np.int8)
+        side[(side != 1) & (side != -1)] = 0
+        if b.trade_id is None:
+            tid = derived_trade_ids(ts, price, size)
+        else:
+            tid = np.asarray(b.trade_id, object)
+            tid = tid if keep.all() else tid[keep]
+            missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))
+            if missing.size:
+                tid = tid.copy()
+                tid[missing] = derived_trade_ids(ts[missing], price[missing], size[missing])
+        exch = np.full(m, b.exchange, object)
+        cond = np.full(m, None, object)
+        rows = TickRows(np.full(m, sid, np.int64), ts, tid, price, size, side, bid, ask, exch, cond)
+        self._chunks.append(rows)
+        self._after_stage(m)
+        last = m - 1
+        s = int(side[last])
+        self.publisher.note_trade(
+            b.symbol, int(ts[last]), float(price[last]), float(size[last]), s or None, m
+        )
+
+    def _accept_quote(self, q: Quote) -> None:
+        reason = v.check_quote(q)
+        if reason is not None:
+            self.counters.received += 1
+            self.rejects.add(reason, q)
+            return
+        ts = v.ts_ns_of(q.ts)
+        assert ts is not None
+        self._quotes[q.symbol] = (ts, float(q.bid), float(q.ask))
+
+    def _accept_bar(self, bar: Bar) -> None:
+        self.counters.received += 1
+        reason = v.check_bar(bar, self.clock(), self._window(bars=True))
+        if reason is not None:
+            self.rejects.add(reason, bar)
+            return
+        sid = self.symbols.get(bar.symbol)
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, bar)
+            return
+        ts = v.ts_ns_of(bar.ts)
+        assert ts is not None
+        minute = ts - ts % MINUTE_NS
+        self.bars.append(
+            (sid, minute, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+             float(bar.volume), int(bar.trade_count or 0))
+        )  # fmt: skip
+        self.publisher.note_candle(
+            bar.symbol,
+            Candle(sid, minute, float(bar.open), float(bar.high), float(bar.low),
+                   float(bar.close), float(bar.volume), 0, 0.0, minute, minute),
+        )  # fmt: skip
+        self.on_full()
+
+    def _after_stage(self, n: int) -> None:
+        self.staged_rows += n
+        if self.staged_rows >= self.flush_rows:
+            self.on_full()
