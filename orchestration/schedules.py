@@ -5,8 +5,9 @@ arrived → profile run), the schedule is *clock*-driven (a minute closed → re
 candles of the last five closed minutes, as the original's 60 s loop recomputed the last
 five). Each run of the schedule therefore targets `candles_1m` only. It adds the
 profile assets only as a fallback, when the newest ticks of the partition are newer than
-what the last profile run saw *and* that run is older than PROFILE_LAG_GRACE — i.e. the
-sensor is stopped or stuck. A working sensor never sees its runs repeated by the schedule.
+what the last profile run saw *and* the oldest of those ticks was stored more than
+PROFILE_LAG_GRACE ago — i.e. the sensor is stopped or stuck. A working sensor never sees
+its runs repeated by the schedule.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -16,14 +17,13 @@ import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.market_data import candles_1m
-from assets.profile_io import max_tick_seq
 from assets.profiles import PROFILE_ASSETS, VOLUME_PROFILE
 from orchestration.jobs import minute_job, signals_job
 from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
 from orchestration.resources import PostgresResource
 
-# The sensor evaluates every 15 s and its run takes seconds; two minutes without a profile
-# run while ticks wait means it is not running.
+# The sensor evaluates every 15 s and its run takes seconds: a tick stored two minutes ago
+# that no profile run has seen means the sensor is not running.
 PROFILE_LAG_GRACE = timedelta(minutes=2)
 # closed minutes reconciled by each scheduled run, the current one included
 RECONCILE_MINUTES = timedelta(minutes=4)
@@ -52,28 +52,31 @@ def active_markets(conn: psycopg.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("select distinct market from symbols where active")}
 
 
-def profiles_lag(
-    instance: dg.DagsterInstance, partition_key: str, newest_seq: int, now: datetime
-) -> bool:
-    """True when ticks wait for profiles and no profile run happened within the grace."""
-    if newest_seq == 0:
-        return False
+def profiled_seq(instance: dg.DagsterInstance, partition_key: str) -> int:
+    """The newest tick sequence the last profile run of the partition saw (0: none)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=VOLUME_PROFILE, asset_partitions=[partition_key]),
         limit=1,
     ).records
-    if not records:
-        return True
-    record = records[0]
-    seen = (
-        record.asset_materialization.metadata.get("max_seq")
-        if (record.asset_materialization is not None)
-        else None
-    )
-    if seen is not None and int(seen.value) >= newest_seq:
-        return False
-    ran_at = datetime.fromtimestamp(record.timestamp, UTC)
-    return now - ran_at > PROFILE_LAG_GRACE
+    materialization = records[0].asset_materialization if records else None
+    seen = materialization.metadata.get("max_seq") if materialization else None
+    return int(seen.value) if seen is not None else 0
+
+
+def oldest_waiting_tick(
+    conn: psycopg.Connection, start: datetime, end: datetime, after_seq: int
+) -> datetime | None:
+    """When the oldest tick of the window that no profile run has seen was stored."""
+    row = conn.execute(
+        "select min(coalesce(received_at, ts)) from ticks where seq > %s and ts >= %s and ts < %s",
+        (after_seq, start, end),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def profiles_lag(waiting_since: datetime | None, now: datetime) -> bool:
+    """Ticks have waited for a profile run longer than the sensor ever needs."""
+    return waiting_since is not None and now - waiting_since > PROFILE_LAG_GRACE
 
 
 @dg.schedule(
@@ -97,9 +100,11 @@ def minute_schedule(
             return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
         key = partition_key_for(minute)
         window = daily_partitions.time_window_for_partition_key(key)
-        newest_seq = max_tick_seq(conn, window.start, window.end)
+        seen = profiled_seq(context.instance, key)
+        waiting_since = oldest_waiting_tick(conn, window.start, window.end, seen)
     tags = {"marketflow/markets": ",".join(open_markets)}
-    if profiles_lag(context.instance, key, newest_seq, scheduled):
+    # wall clock, not the scheduled time: `received_at` is when ingest stored the tick
+    if profiles_lag(waiting_since, datetime.now(UTC)):
         # the fallback rewrites the whole window: the sensor may have missed any minute
         selection = [candles_1m.key, *PROFILE_ASSETS]
     else:

@@ -132,7 +132,16 @@ def test_minute_schedule_targets_the_closed_minutes_partition(
 
     (request,) = schedule_at(db_url, instance, during).run_requests
     assert request.partition_key == DAY
-    # no profile run yet while ticks wait: the schedule covers for the sensor
+    # ticks stored just now: the sensor has them; the schedule reconciles candles only
+    assert request.asset_selection == [dg.AssetKey("candles_1m")]
+    # candles of the last five closed minutes (14:55..14:59)
+    assert request.tags[WRITE_FROM_TAG] == f"{DAY}T14:55:00+00:00"
+
+    # ticks waiting for ten minutes without a profile run: the sensor is down, the schedule
+    # covers for it with the whole window
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update ticks set received_at = now() - interval '10 minutes'")
+    (request,) = schedule_at(db_url, instance, during).run_requests
     assert set(request.asset_selection) == {
         dg.AssetKey("candles_1m"),
         dg.AssetKey("volume_profile"),
@@ -150,9 +159,7 @@ def test_minute_schedule_targets_the_closed_minutes_partition(
         resources={"postgres": PostgresResource(database_url=db_url)},
     )
     (request,) = schedule_at(db_url, instance, during).run_requests
-    assert request.asset_selection == [dg.AssetKey("candles_1m")]  # the sensor's job is done
-    # candles of the last five closed minutes (14:55..14:59)
-    assert request.tags[WRITE_FROM_TAG] == f"{DAY}T14:55:00+00:00"
+    assert request.asset_selection == [dg.AssetKey("candles_1m")]  # profiles are current
 
     # crypto trades 24/7: at 00:00 UTC the closed minute is yesterday's last one
     midnight = datetime(2024, 3, 6, tzinfo=UTC)
