@@ -169,25 +169,36 @@ async def _direct_latency(ctx: BenchContext, seconds: float) -> list[float]:
     return sub.close()
 
 
+def _reset(url: str) -> None:
+    with connect(url, autocommit=True) as conn:
+        conn.execute("truncate ticks, candles_1m")
+        conn.execute("checkpoint")  # both measurements start with clean buffers to flush
+
+
 def run(ctx: BenchContext) -> list[Comparison]:
     total = 40_000 if ctx.quick else 1_000_000
     seconds = 0.5 if ctx.quick else 4.0
+    rounds = 1 if ctx.quick else 2  # alternate and keep the best of each: a shared machine
     start_ns = time.time_ns() - 5 * NS
+    best_pipe = best_raw = float("inf")
     with TemporaryDirectory(prefix="mf-bench-ingest-") as tmp:
         spool = Path(tmp)
-        elapsed, pipe = asyncio.run(_pipeline_run(ctx, total, start_ns, spool))
-        stored = pipe.counters.stored
-        if stored < total or pipe.rejects.total:
-            raise RuntimeError(f"pipeline stored {stored} of {total} ({pipe.status_line()})")
-        ids = {s: pipe.symbols.get(s) for s in SYMBOLS}
-        batches = _same_rows(stored, start_ns, ids)  # type: ignore[arg-type]
-        raw = _raw_copy(ctx.database_url, batches)
-        raw_rows = sum(len(b) for b in batches)
-        with connect(ctx.database_url, autocommit=True) as conn:
-            candles = conn.execute("select count(*), sum(volume) from candles_1m").fetchone()
-            volume = conn.execute("select sum(size) from ticks").fetchone()[0]
-        if candles is None or not np.isclose(candles[1] or 0.0, volume or 0.0):
-            raise RuntimeError("candle volume does not match the stored ticks")
+        for _ in range(rounds):
+            _reset(ctx.database_url)
+            elapsed, pipe = asyncio.run(_pipeline_run(ctx, total, start_ns, spool))
+            stored = pipe.counters.stored
+            if stored < total or pipe.rejects.total:
+                raise RuntimeError(f"pipeline stored {stored} of {total} ({pipe.status_line()})")
+            with connect(ctx.database_url, autocommit=True) as conn:
+                candles = conn.execute("select count(*), sum(volume) from candles_1m").fetchone()
+                volume = conn.execute("select sum(size) from ticks").fetchone()[0]
+            if candles is None or not np.isclose(candles[1] or 0.0, volume or 0.0):
+                raise RuntimeError("candle volume does not match the stored ticks")
+            ids = {s: pipe.symbols.get(s) for s in SYMBOLS}
+            batches = _same_rows(stored, start_ns, ids)  # type: ignore[arg-type]
+            raw_rows = sum(len(b) for b in batches)
+            best_pipe = min(best_pipe, elapsed)
+            best_raw = min(best_raw, _raw_copy(ctx.database_url, batches))
         piped = asyncio.run(_pipeline_latency(ctx, seconds, spool))
         direct = asyncio.run(_direct_latency(ctx, seconds))
     p99 = float(np.percentile(piped, 99)) if piped else float("nan")
@@ -196,9 +207,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
         Comparison(
             name="ingest demo→PG+candles+Redis",
             unit="ticks/s",
-            value=stored / elapsed,
+            value=stored / best_pipe,
             reference_name="raw binary COPY",
-            reference_value=raw_rows / raw,
+            reference_value=raw_rows / best_raw,
             target=">= 0.50 of COPY and >= 200k ticks/s",
             notes={
                 "rows": stored,

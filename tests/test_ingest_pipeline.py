@@ -82,3 +82,13 @@ def test_v11_timer_finalises_and_late_print_merges(db_url: str, tmp_path: Path) 
         assert len(ticks(db_url, "AAPL")) == 5
 
     asyncio.run(scenario())
+
+
+def test_unmigrated_database_fails_fast_with_the_next_step(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    from streaming.ingest.pipeline import IngestError
+
+    pipe = IngestPipeline(empty_db_url, None, config(tmp_path))
+    with pytest.raises(IngestError, match="marketflow migrate"):
+        asyncio.run(asyncio.wait_for(pipe.start(EventsProvider([], ["AAPL"])), 20))

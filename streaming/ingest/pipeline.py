@@ -46,12 +46,16 @@ from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.ingest.spool import DurableBuffer
 from streaming.ingest.symbols import SymbolMap
-from streaming.providers.base import Provider, TradeBatch
+from streaming.providers.base import Provider, ProviderError, TradeBatch
 
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * NS
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
 PARALLEL_MIN_ROWS = 10_000  # smaller chunks are not worth splitting over connections
+
+
+class IngestError(ProviderError):
+    """Ingest cannot start; the message says what to do next."""
 
 
 @dataclass
@@ -130,6 +134,7 @@ class IngestPipeline:
         self.db_up = False
         self._retry_at = 0.0
         self._retry_s = 0.25
+        self._last_down_log = -1e9
         self._last_log = time.monotonic()
         self._last_rejects = time.monotonic()
         self._last_symbol_refresh = time.monotonic()
@@ -250,15 +255,23 @@ class IngestPipeline:
 
     def _db_down(self, exc: BaseException) -> None:
         self.counters.db_errors += 1
-        if self.db_up or self.counters.db_errors == 1:
+        mono = time.monotonic()
+        # the first failure of an outage, then a reminder every 30 s: a long outage is
+        # visible in the log without flooding it
+        if self.db_up or mono - self._last_down_log >= 30.0:
+            self._last_down_log = mono
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             log.warning(
-                "PostgreSQL unavailable (%s); buffering (%d rows pending, spool beyond %d)",
+                "PostgreSQL unavailable (%s%s); buffering %d rows (spool beyond %d), "
+                "%d spilled so far",
                 type(exc).__name__,
+                f": {detail}" if detail else "",
                 self.pending_rows,
                 self.cfg.memory_rows,
+                self.buffer.spilled_rows,
             )
         self.db_up = False
-        self._retry_at = time.monotonic() + self._retry_s
+        self._retry_at = mono + self._retry_s
         self._retry_s = min(self._retry_s * 2, self.cfg.retry_max_s)
         self._close()
 
@@ -438,10 +451,17 @@ class IngestPipeline:
                 await self._db_call(self._declare, provider)
                 self.db_up = True
                 return
-            except psycopg.Error as exc:
+            except psycopg.OperationalError as exc:  # not reachable (yet): keep trying
                 self._db_down(exc)
                 await asyncio.sleep(max(0.05, self._retry_at - time.monotonic()))
-        raise RuntimeError("stopped before PostgreSQL was reachable")
+            except psycopg.Error as exc:  # reachable but not usable: retrying will not help
+                await asyncio.to_thread(self._close)
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise IngestError(
+                    f"the market database is not ready ({type(exc).__name__}: {first}); "
+                    "run `marketflow migrate`"
+                ) from exc
+        raise IngestError("stopped before PostgreSQL was reachable")
 
     def _declare(self, provider: Provider) -> None:
         assert self._conn is not None
