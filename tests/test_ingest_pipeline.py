@@ -92,3 +92,34 @@ def test_unmigrated_database_fails_fast_with_the_next_step(
     pipe = IngestPipeline(empty_db_url, None, config(tmp_path))
     with pytest.raises(IngestError, match="marketflow migrate"):
         asyncio.run(asyncio.wait_for(pipe.start(EventsProvider([], ["AAPL"])), 20))
+
+
+def test_bars_upsert_and_quote_ticks_of_quote_only_sources(db_url: str, tmp_path: Path) -> None:
+    """Bar-only providers (Alpha Vantage) replace their minute's candle; a quote-only
+    source (IG Level 1) may send size-0 prints carrying bid/ask."""
+    from streaming.events import Bar
+
+    t0 = noon()
+    clock = Clock(t0 + timedelta(minutes=5))
+    provider = EventsProvider([], ["MSFT", "VOD.L"])
+    provider.zero_size_ok = True
+
+    async def scenario() -> None:
+        pipe = IngestPipeline(db_url, None, config(tmp_path), clock=clock)
+        await pipe.start(provider)
+        pipe.accept(Bar("MSFT", t0, 10, 12, 9, 11, 1000))
+        pipe.accept(Bar("MSFT", t0 + timedelta(minutes=1), 11, 11.5, 10.5, 11.2, 500))
+        await pipe.flush_once()
+        assert candle(db_url, "MSFT", t0) == (10, 12, 9, 11, 1000, 0)
+        pipe.accept(Bar("MSFT", t0, 10, 12.5, 9, 11.5, 1200))  # the provider's revision
+        pipe.accept(Bar("MSFT", t0, 10, 9, 12, 11, 5))  # high < low: rejected
+        q = Trade("VOD.L", t0 + timedelta(minutes=4, seconds=1), 71.52, 0.0,
+                  exchange="IG", bid=71.5, ask=71.54)  # fmt: skip
+        pipe.accept(q)
+        await pipe.shutdown()
+        assert candle(db_url, "MSFT", t0) == (10, 12.5, 9, 11.5, 1200, 0)
+        assert pipe.rejects.counts == {"inconsistent_bar": 1}
+        rows = ticks(db_url, "VOD.L")
+        assert len(rows) == 1 and rows[0][3:] == (0.0, None, 71.5, 71.54)
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
