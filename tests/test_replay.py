@@ -49,6 +49,8 @@ def test_reader_needs_a_symbol(shared_data: Path, tmp_path: Path) -> None:
         read_trades(eth_file(shared_data), None)
     frame = read_trades(eth_file(shared_data), "ethusdt")
     assert len(frame) == 1000 and set(frame["side"]) == {1, -1}
+    with pytest.raises(ProviderError, match="unknown market"):
+        ReplayProvider(eth_file(shared_data), symbol="ETHUSDT", market="NYSE")
     bad = tmp_path / "bad.csv"
     bad.write_text("when,price\n1,2\n")
     with pytest.raises(ProviderError, match="ts"):

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from marketflow.settings import Settings
 
 NS = 1_000_000_000
-MARKET_TIMEZONES = {"24/7": "UTC", "XNYS": "America/New_York", "XLON": "Europe/London"}
 _TS = ("ts", "timestamp", "time", "date", "datetime")
 _SIZE = ("size", "amount", "qty", "quantity", "volume")
 _ID = ("trade_id", "id", "tid")
@@ -133,9 +132,15 @@ class ReplayProvider(Provider):
         self.total = len(self.frame)
         self.counters["replayed"] = 0
         self.counters["total"] = self.total
+        if market is not None:
+            from analytics.sessions import SUPPORTED_MARKETS, market_timezone
+
+            if market not in SUPPORTED_MARKETS:
+                known = ", ".join(SUPPORTED_MARKETS)
+                raise ProviderError(f"unknown market {market!r}: choose one of {known}")
         for sym in self.symbols:
             if market is not None:
-                tz = MARKET_TIMEZONES.get(market, "UTC")
+                tz = market_timezone(market)
                 asset = "crypto" if market == "24/7" else "stock"
                 self.symbol_info[sym] = {
                     "market": market,
