@@ -2,26 +2,17 @@
 
 Each counter source (the pipeline's own validation, the provider's parser) is a
 ``streaming.events.Rejects``; the ledger remembers what it already persisted, so each flush
-adds only the new counts to the day's row (``count = count + delta``).
+adds only the new counts to the day's row (``storage.queries.record_rejects`` adds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import psycopg
 
+from storage.queries import record_rejects
 from streaming.events import Rejects
-
-_UPSERT = """
-insert into ingest_rejects (day, source, reason, count, sample, last_seen)
-values (%s, %s, %s, %s, %s, %s)
-on conflict (day, source, reason) do update set
-    count = ingest_rejects.count + excluded.count,
-    sample = excluded.sample,
-    last_seen = excluded.last_seen
-"""
 
 
 class RejectLedger:
@@ -46,14 +37,14 @@ class RejectLedger:
 
 
 def persist(conn: psycopg.Connection, deltas: list[tuple[str, str, int, str]]) -> None:
-    if not deltas:
-        return
-    now = datetime.now(UTC)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            _UPSERT,
-            [(now.date(), src, reason, n, sample, now) for src, reason, n, sample in deltas],
-        )
+    """Add the deltas to today's rows (``storage.queries.record_rejects``, per source)."""
+    by_source: dict[str, Rejects] = {}
+    for source, reason, delta, sample in deltas:
+        rejects = by_source.setdefault(source, Rejects(source))
+        rejects.counts[reason] = rejects.counts.get(reason, 0) + delta
+        rejects.samples[reason] = sample
+    for rejects in by_source.values():
+        record_rejects(conn, rejects)
 
 
 def summary(sources: Iterable[Rejects]) -> str:
