@@ -59,6 +59,7 @@ class Publisher:
         self._dirty = asyncio.Event()
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._down_until = 0.0
         self._backoff = 0.5
         self.published = 0
@@ -99,26 +100,37 @@ class Publisher:
     # --- the sender task -------------------------------------------------------
     def start(self) -> None:
         if self.redis_url is not None and self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name="ingest-publisher")
 
     async def stop(self) -> None:
+        """Send what is pending and end the sender task.
+
+        The task is asked to finish (a flag and a wake-up) rather than cancelled: a cancel
+        that lands inside a Redis call can be turned into a timeout by the client's own
+        timeout handling and lost, leaving a task that waits forever for work.
+        """
         if self._task is not None:
-            await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._closing = True
+            self._dirty.set()
+            await asyncio.wait({self._task}, timeout=5.0)
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             self._task = None
+            await self.flush()
         if self._client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._client.aclose()
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._client.aclose(), timeout=2.0)
             self._client = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._dirty.wait()
             self._dirty.clear()
             await self.flush()
-            await asyncio.sleep(self.interval_s)
+            if not self._closing:
+                await asyncio.sleep(self.interval_s)
 
     async def flush(self) -> None:
         if not self._candles and not self._trades:
