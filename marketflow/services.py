@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,9 +47,20 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+_SECRET_PARAM = re.compile(r"((?:password|passwd|pass|sslpassword)=)[^&\s]*", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """A URL safe to print or log: the password is masked."""
-    return make_url(url).render_as_string(hide_password=True)
+    """A URL safe to print or log: the password is masked, also as a query parameter.
+
+    A string that is not a URL (a libpq ``key=value`` DSN) is masked the same way instead
+    of being parsed: SQLAlchemy's parse error would otherwise carry it whole.
+    """
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # any unparseable string: mask it, never raise it
+        shown = url
+    return _SECRET_PARAM.sub(r"\1***", shown)
 
 
 def _quiet_platformdirs(home: Path) -> None:
@@ -291,6 +303,15 @@ class ServiceUrls:
     embedded_postgres: bool = False
     embedded_redis: bool = False
 
+    def __repr__(self) -> str:
+        # reprs end up in logs and tracebacks: URLs carry passwords, show them masked
+        return (
+            f"ServiceUrls(database_url={redact_url(self.database_url)!r}, "
+            f"dagster_database_url={redact_url(self.dagster_database_url)!r}, "
+            f"redis_url={redact_url(self.redis_url)!r}, "
+            f"embedded_postgres={self.embedded_postgres}, embedded_redis={self.embedded_redis})"
+        )
+
     def describe(self) -> list[tuple[str, str]]:
         return [
             ("PostgreSQL", redact_url(self.database_url)),
@@ -342,8 +363,12 @@ class Services:
         assert self.urls is not None
         self.home.mkdir(parents=True, exist_ok=True)
         path = self.home / STATE_FILE
-        path.write_text(json.dumps(asdict(self.urls), indent=2))
-        path.chmod(0o600)
+        # the URLs may carry a password: private from creation (write-then-chmod would leave
+        # it readable by others for a moment), and tightened if an older file was wider
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(self.urls), indent=2))
 
     def stop(self) -> None:
         if self.urls is None or self.urls.embedded_redis:

@@ -85,3 +85,46 @@ def test_unreachable_database_error_hides_password(tmp_path: Path) -> None:
         Services(_settings(tmp_path, DATABASE_URL=url)).start()
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in redact_url(url)
+
+
+def test_service_urls_repr_and_redaction_hide_every_password() -> None:
+    from marketflow.services import ServiceUrls
+
+    urls = ServiceUrls(
+        "postgresql://trader:hunter2@db.example:5432/market",
+        "postgresql://trader:hunter2@db.example:5432/dagster",
+        "redis://:swordfish@cache.example:6379/0",
+    )
+    # a ServiceUrls ends up in log lines and tracebacks: its repr must not carry secrets
+    for text in (repr(urls), str(urls), *(addr for _, addr in urls.describe())):
+        assert "hunter2" not in text and "swordfish" not in text
+    # a password given as a query parameter, or a URL SQLAlchemy cannot parse (a libpq
+    # key=value DSN), is masked too instead of being printed or raised in an error
+    assert "hunter2" not in redact_url("postgresql://db.example/market?password=hunter2")
+    assert "hunter2" not in redact_url("host=db.example user=trader password=hunter2")
+
+
+def test_state_file_is_private_from_its_creation(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import stat
+
+    from marketflow import services as services_mod
+
+    modes: list[int] = []
+    real_chmod = Path.chmod
+
+    def spy_chmod(self: Path, mode: int, **kw: object) -> None:
+        modes.append(stat.S_IMODE(os.stat(self).st_mode))  # the mode before any chmod
+        real_chmod(self, mode, **kw)
+
+    monkeypatch.setattr(Path, "chmod", spy_chmod)
+    svc = Services(_settings(tmp_path))
+    svc.urls = services_mod.ServiceUrls(
+        "postgresql://trader:hunter2@h/market", "postgresql://trader:hunter2@h/dag", "redis://h/0"
+    )
+    svc._write_state()
+    path = tmp_path / services_mod.STATE_FILE
+    # never world- or group-readable, not even between the write and a later chmod
+    assert all(mode & 0o077 == 0 for mode in modes)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["redis_url"] == "redis://h/0"
