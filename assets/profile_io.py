@@ -232,8 +232,9 @@ def replace_window(
         (ids, end, start, since),
     )
     metrics = _from(profile_metrics, since, keep=profile_metrics.get("horizon") == "composite")
-    for column in ("lvns", "hvns"):
-        metrics[column] = _json_column(metrics[column])
+    if not metrics.empty:  # a day without any session has no frames, not even columns
+        for column in ("lvns", "hvns"):
+            metrics[column] = _json_column(metrics[column])
     return {
         Table.VOLUME_PROFILE.value: _copy_in(
             conn,

@@ -348,3 +348,22 @@ def test_a_symbol_with_an_unknown_market_is_skipped_and_reported(loaded_db: str)
         assert conn.execute(
             "select count(*) from order_flow where symbol_id = %s", (odd,)
         ).fetchone() == (0,)
+
+
+def test_a_day_with_ticks_but_no_session_writes_nothing_and_succeeds(db_url: str) -> None:
+    """`marketflow up` at night: demo AAPL prints fall outside every XNYS session of the
+    UTC day, so there is nothing to profile; the run must succeed, not crash on an empty
+    frame (it once raised KeyError 'lvns')."""
+    day = "2024-03-09"  # a Saturday: no XNYS session at all
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        aapl = symbol_id(conn, "AAPL")
+        start = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=1)
+        ticks = make_ticks([aapl], start, start + pd.Timedelta(hours=1), 50, seed=3)
+        ticks["trade_id"] = [f"w-{i}" for i in range(len(ticks))]
+        insert_ticks(conn, ticks)
+    run(db_url, dg.DagsterInstance.ephemeral(), partition_key=day)
+    with psycopg.connect(db_url) as conn:
+        for table in ("volume_profile", "profile_metrics", "order_flow"):
+            assert conn.execute(f"select count(*) from {table}").fetchone() == (0,)
+        # the prints themselves still get their candles
+        assert conn.execute("select count(*) from candles_1m").fetchone()[0] > 0
