@@ -57,18 +57,23 @@ async def run_ingest(
             loop.add_signal_handler(sig, provider.stop)
     ticker = asyncio.create_task(_progress(pipe, provider)) if progress else None
     t0 = time.monotonic()
+    heartbeat = Heartbeat(
+        urls.redis_url, "replay" if source == "replay" else "ingest", pipe.status_counters
+    )
+    heartbeat.start()
     try:
-        async with Heartbeat(urls.redis_url, "ingest" if source != "replay" else "replay",
-                             pipe.status_counters):  # fmt: skip
-            await pipe.run(provider)
+        await pipe.run(provider)
     except ProviderError as exc:
         log.error("%s", exc)
         return 2
     finally:
         if ticker is not None:
             ticker.cancel()
+        # bounded: a process that was asked to stop must not wait on a hung Redis
         with contextlib.suppress(Exception):
-            await provider.aclose()
+            await asyncio.wait_for(heartbeat.stop(), timeout=5.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(provider.aclose(), timeout=10.0)
     c = pipe.counters
     rejected = sum(r.total for r in pipe._reject_sources())
     print(
