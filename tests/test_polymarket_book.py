@@ -219,6 +219,7 @@ _frame = st.one_of(
             "best_ask": _values,
             "new_tick_size": _values,
             "timestamp": _values,
+            "changes": st.one_of(_values, st.lists(_level, max_size=3)),
             "price_changes": st.one_of(
                 _values,
                 st.lists(
@@ -252,3 +253,25 @@ def test_fuzzed_frames_never_crash_and_keep_books_consistent(frames):
             assert book.best_ask is None or book.best_ask <= min(book.asks)
         assert all(0 <= p <= 1 and s > 0 for p, s in book.bids.items())
         assert all(0 <= p <= 1 and s > 0 for p, s in book.asks.items())
+
+
+def test_malformed_legacy_changes_and_infinite_timestamps_are_rejects_not_crashes(shared_data):
+    """Found in review: a legacy ``changes`` element that is not an object raised TypeError,
+    and an infinite timestamp (JSON ``Infinity``) raised OverflowError, out of ``apply``
+    and into the socket loop, which then dropped the connection for one bad frame."""
+    store = BookStore()
+    store.apply(load(shared_data, "book"), 1.0)
+    legacy = {"event_type": "price_change", "asset_id": BOOK_ASSET, "changes": [5, "x"]}
+    assert store.apply(legacy, 2.0) == []
+    assert store.rejects.counts.get("bad_change") == 2
+    frame = (
+        '{"event_type": "book", "asset_id": "%s", "timestamp": Infinity, "bids": [], "asks": []}'
+    )
+    assert store.apply_text(frame % BOOK_ASSET, 3.0) == [BOOK_ASSET]
+    assert store.book(BOOK_ASSET).ts_ms is None  # unusable timestamp: unknown, not a crash
+    change = {
+        "event_type": "price_change",
+        "timestamp": 1e400,
+        "price_changes": [{"asset_id": BOOK_ASSET, "price": "0.5", "size": "1", "side": "BUY"}],
+    }
+    assert store.apply(change, 4.0) == [BOOK_ASSET]

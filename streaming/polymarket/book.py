@@ -200,7 +200,7 @@ def _ladder(levels: Iterable[object]) -> dict[float, float]:
 def _ts_ms(value: object) -> int | None:
     try:
         return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON Infinity
         return None
 
 
@@ -334,7 +334,11 @@ class BookStore:
                 legacy = [msg]
             elif not isinstance(legacy, list):
                 raise BadMessage("bad_changes")
-            entries = [dict(change, asset_id=aid) for change in legacy]
+            # a non-object element stays as it is and is rejected per entry below
+            entries = [
+                {"asset_id": aid, **change} if isinstance(change, dict) else change
+                for change in legacy
+            ]
         elif not isinstance(entries, list):
             raise BadMessage("bad_changes")
         for change in entries:
