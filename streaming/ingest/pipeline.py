@@ -178,6 +178,13 @@ class IngestPipeline:
             autocommit=True,
             connect_timeout=self.cfg.connect_timeout_s,
             application_name=f"marketflow-{self.cfg.source}",
+            # a server that vanishes mid-write (host down, network cut) is noticed in about
+            # 30 s instead of a blocking read forever: the rows stay buffered meanwhile
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            tcp_user_timeout=30_000,
         )
         register_epoch_dumper(conn)
         return conn
