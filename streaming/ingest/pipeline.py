@@ -416,8 +416,8 @@ class IngestPipeline:
         line = (
             f"ingest {self.cfg.source}: received {c.received:,} stored {c.stored:,} "
             f"duplicates {c.duplicates:,} rejected {rej:,} pending {self.pending_rows:,} "
-            f"spilled {self.buffer.spilled_rows:,} candles {c.candles_written:,}"
-            f"+{c.candles_recomputed:,} rebuilt, redis published {self.publisher.published:,} "
+            f"spilled {self.buffer.spilled_rows:,}, candles merged {c.candles_written:,} "
+            f"rebuilt {c.candles_recomputed:,}, redis published {self.publisher.published:,} "
             f"dropped {self.publisher.dropped:,}"
         )
         summary = reject_store.summary(self._reject_sources())
