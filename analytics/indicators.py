@@ -107,12 +107,21 @@ def first_per_group(values: FloatArray, offsets: IntArray) -> FloatArray:
 
 
 def _tail_sum(values: FloatArray, offsets: IntArray, n: int) -> tuple[FloatArray, npt.NDArray]:
-    """Sum of the last ``n`` values of each group and a mask of groups that have ``n``."""
+    """Sum of the last ``n`` values of each group and a mask of the groups that have ``n``
+    values there, all finite.
+
+    One running sum serves every group, so a non-finite value is summed as 0 and counted
+    apart: it makes its own group's result missing without poisoning later groups.
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
-    cs = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    cs = np.concatenate([[0.0], np.cumsum(np.where(bad, 0.0, values))])
+    cs_bad = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
     ends = offsets[1:]
     ok = group_lengths(offsets) >= n
     starts = np.where(ok, ends - n, ends)
+    ok &= cs_bad[ends] == cs_bad[starts]
     return cs[ends] - cs[starts], ok
 
 
@@ -138,8 +147,8 @@ def atr_grouped(
     prev[:1] = np.nan
     tr = np.maximum.reduce([h - lo, np.abs(h - prev), np.abs(lo - prev)])
     # the first bar of a group has no previous close inside the group; its TR is never
-    # inside a group's last period-1 TRs when the group has >= period bars
-    tr = np.nan_to_num(tr, nan=0.0)
+    # inside a group's last period-1 TRs when the group has >= period bars. A bad bar
+    # (NaN) inside the window makes that symbol's ATR NaN, as in ``atr``
     total, ok = _tail_sum(tr, offsets, period - 1)
     ok &= group_lengths(offsets) >= period
     return np.where(ok, total / (period - 1), np.nan)

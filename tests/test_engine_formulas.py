@@ -201,3 +201,44 @@ def test_sizing_zero_means_no_order():
     assert position_size(100_000, 0.0, 100.0, 99.0, 1e6) == 0
     assert position_size(float("nan"), 1.0, 100.0, 99.0, 1e6) == 0
     assert position_size(10_000, 1.0, 10.0, 9.9, 1e6) == 1000  # exact, no float drift
+
+
+def test_grouped_atr_is_nan_like_the_scalar_when_a_bar_is_bad():
+    # a bad bar (NULL high read as NaN) inside the last 14 must not count as a zero true
+    # range: that shrinks the ATR, tightens the stop and enlarges the position
+    h, lo, c = (np.array(x, dtype=float) for x in zip(*V8, strict=True))
+    h[5] = np.nan
+    assert math.isnan(atr(h, lo, c))
+    got = atr_grouped(
+        np.concatenate([h, h]),
+        np.concatenate([lo, lo]),
+        np.concatenate([c, c]),
+        np.array([0, 14, 28]),
+    )
+    assert np.isnan(got).all()
+    # a bad bar older than the window does not matter, in either form
+    h2 = np.concatenate([[np.nan], np.array([x[0] for x in V8], dtype=float)])
+    l2 = np.concatenate([[99.0], lo])
+    c2 = np.concatenate([[100.0], c])
+    assert atr(h2, l2, c2) == pytest.approx(1.853846, abs=1e-6)
+    assert atr_grouped(h2, l2, c2, np.array([0, 15]))[0] == pytest.approx(1.853846, abs=1e-6)
+
+
+def test_a_bad_close_of_one_symbol_leaves_the_others_sma_alone():
+    # grouped sums run over every symbol's rows at once: a NaN close of the first symbol
+    # must make only that symbol's SMA (and ATR) missing, not every later symbol's
+    close = np.array([100.0, np.nan, 102.0, 10.0, 11.0, 12.0])
+    offsets = np.array([0, 3, 6])
+    got = sma_grouped(close, offsets, 3)
+    assert math.isnan(got[0])
+    assert got[1] == pytest.approx(11.0)
+    h, lo, c = (np.array(x, dtype=float) for x in zip(*V8, strict=True))
+    bad_c = c.copy()
+    bad_c[3] = np.nan
+    both = atr_grouped(
+        np.concatenate([h, h]),
+        np.concatenate([lo, lo]),
+        np.concatenate([bad_c, c]),
+        np.array([0, 14, 28]),
+    )
+    assert math.isnan(both[0]) and both[1] == pytest.approx(1.853846, abs=1e-6)
