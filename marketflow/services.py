@@ -48,6 +48,16 @@ def with_database(url: str, database: str) -> str:
 
 
 _SECRET_PARAM = re.compile(r"((?:password|passwd|pass|sslpassword)=)[^&\s]*", re.IGNORECASE)
+# the password of any ``scheme://user:password@host`` inside free text
+_URL_PASSWORD = re.compile(r"(://[^:/@\s\"']*:)[^@\s\"']*(@)")
+
+
+def redact_text(text: str) -> str:
+    """Free text (an exception message) with every URL or DSN password masked.
+
+    libpq echoes a connection string it cannot parse whole, password included: any error
+    text that may carry a database or Redis URL goes through this before it is shown."""
+    return _SECRET_PARAM.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", text))
 
 
 def redact_url(url: str) -> str:
@@ -60,7 +70,7 @@ def redact_url(url: str) -> str:
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # any unparseable string: mask it, never raise it
         shown = url
-    return _SECRET_PARAM.sub(r"\1***", shown)
+    return redact_text(shown)
 
 
 def _quiet_platformdirs(home: Path) -> None:
@@ -321,7 +331,9 @@ class ServiceUrls:
 
 
 def ensure_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    from storage.db import libpq_url
+
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))

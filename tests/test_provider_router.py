@@ -19,6 +19,7 @@ from fakes.loop_thread import LoopThread
 from pydantic import SecretStr
 
 from marketflow.settings import Settings
+from storage.db import sqlalchemy_url
 from streaming.events import Quote, Trade
 from streaming.providers.base import Provider, ProviderError
 from streaming.providers.router import RouterProvider
@@ -133,6 +134,25 @@ def test_table_is_read_from_symbol_providers(db_url: str) -> None:
     assert table["VOD.L"] == Route("VOD.L", "ig", VOD, True)
     assert table["EURUSD"].provider == "alpha_vantage"  # the table beats the default rule
     assert "OFF" not in table
+    # the driver-qualified spelling the rest of marketflow accepts reads the same table
+    assert load_table(sqlalchemy_url(db_url)) == table
+
+
+def test_unreadable_table_warning_never_shows_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found in review: psycopg echoes a conninfo it cannot parse (a ``+psycopg`` URL)
+    whole, password included, and the router logged that message."""
+    settings = Settings(
+        _env_file=None,
+        DATABASE_URL="postgresql+psycopg://trader:hunter2@127.0.0.1:1/market",
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    router = RouterProvider(settings, ["AAPL"])
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(router._load_table()) == {}
+    assert "symbol_providers not readable" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 # --- supervised workers ----------------------------------------------------------------

@@ -115,6 +115,19 @@ def test_collect_when_nothing_reachable() -> None:
     assert "database not reachable" in text
 
 
+def test_collect_reads_a_driver_qualified_database_url(db_url: str, redis_url: str) -> None:
+    """Found in review: ``postgresql+psycopg://`` (accepted everywhere else) made status
+    report the database as unreachable; the password never shows in the report."""
+    from storage.db import sqlalchemy_url
+
+    report = collect(redis_url, sqlalchemy_url(db_url))
+    assert report.database_error is None
+    secret = collect(
+        "redis://127.0.0.1:1/0", "postgresql+psycopg://trader:hunter2@127.0.0.1:1/market"
+    )
+    assert secret.database_error is not None and "hunter2" not in render(secret)
+
+
 def test_status_command_when_nothing_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["MARKETFLOW_HOME"] = str(tmp_path / "home")

@@ -175,6 +175,7 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
 
     from marketflow.contracts import STATUS_KEY_PREFIX
     from marketflow.services import redact_url
+    from storage.db import libpq_url
 
     now = now or datetime.now(UTC)
     report = Report(now=now, redis=redact_url(redis_url), database=redact_url(database_url))
@@ -193,7 +194,9 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     finally:
         client.close()
     try:
-        with psycopg.connect(database_url, connect_timeout=3, row_factory=dict_row) as conn:
+        with psycopg.connect(
+            libpq_url(database_url), connect_timeout=3, row_factory=dict_row
+        ) as conn:
             row = conn.execute(LAST_TICK_SQL).fetchone()
             if row is not None:
                 row["lag_s"] = (now - row["ts"]).total_seconds()

@@ -58,7 +58,7 @@ class RouterProvider(Provider):
     async def _load_table(self) -> Mapping[str, Route]:
         if self._table is not None:
             return self._table
-        from marketflow.services import resolve_urls
+        from marketflow.services import redact_text, resolve_urls
 
         try:
             url = resolve_urls(self._settings).database_url
@@ -67,7 +67,7 @@ class RouterProvider(Provider):
             log.warning(
                 "router: symbol_providers not readable (%s: %s); using default routes",
                 type(exc).__name__,
-                str(exc)[:200],
+                redact_text(str(exc))[:200],  # libpq may echo the URL, password included
             )
             return {}
 

@@ -121,8 +121,10 @@ def load_table(database_url: str) -> dict[str, Route]:
     """Active rows of ``symbol_providers`` (symbol → Route)."""
     import psycopg
 
+    from storage.db import libpq_url
+
     query = f"select symbol, provider, epic from {Table.SYMBOL_PROVIDERS} where active"
-    with psycopg.connect(database_url, connect_timeout=5) as conn:
+    with psycopg.connect(libpq_url(database_url), connect_timeout=5) as conn:
         rows = conn.execute(query).fetchall()
     return {
         str(sym).upper(): Route(str(sym).upper(), str(prov).strip().lower(), epic or None, True)
