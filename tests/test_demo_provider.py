@@ -153,3 +153,27 @@ def test_bulk_mode_yields_batches_at_the_simulated_rate() -> None:
     assert (
         len(set(np.concatenate([b.trade_id for b in batches if b.symbol == "AAPL"]))) == aapl.size
     )
+
+
+def test_live_stream_is_the_seeded_path_whatever_the_scheduling() -> None:
+    start = time.time_ns()
+    fast = DemoProvider(["BTCUSD"], rate=300.0, seed=9, start_ns=start, poll_interval=0.005)
+    slow = DemoProvider(["BTCUSD"], rate=300.0, seed=9, start_ns=start, poll_interval=0.07)
+    other = DemoProvider(["BTCUSD"], rate=300.0, seed=10, start_ns=start, poll_interval=0.01)
+    got: dict[int, list[tuple[int, float, float]]] = {id(p): [] for p in (fast, slow, other)}
+
+    async def consume(p: DemoProvider) -> None:
+        async for ev in p:
+            assert isinstance(ev, Trade)
+            ts = int(ev.ts.timestamp() * 1e6)
+            assert ts * 1000 <= time.time_ns() and ts * 1000 >= start - 1000  # never ahead
+            got[id(p)].append((ts, ev.price, ev.size))
+            if len(got[id(p)]) >= 120:
+                p.stop()
+
+    async def main() -> None:
+        await asyncio.gather(*(consume(p) for p in (fast, slow, other)))
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+    a, b, c = got[id(fast)][:120], got[id(slow)][:120], got[id(other)][:120]
+    assert a == b and a != c

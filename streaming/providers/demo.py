@@ -16,7 +16,9 @@ trade-by-trade path near a plausible price:
   a thin trickle outside it (so a demo started at night is not empty), flat for 24/7 markets.
 
 ``settings.demo_rate`` is the mean rate in trades/s per symbol during the session.
-Live mode stamps trades in (last poll, now] — real time, no backfill. Bulk mode (benchmarks)
+Live mode generates the seeded path in one-second slices from its start and releases each
+print when the wall clock reaches its timestamp — real time, no backfill, and the same seed
+and start give the same prints however the loop is scheduled. Bulk mode (benchmarks)
 advances a simulated clock starting now as fast as the consumer pulls and yields columnar
 ``TradeBatch`` chunks. Both are reproducible from ``DEMO_SEED``.
 """
@@ -28,6 +30,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -62,6 +65,7 @@ def _normalised_regimes(raw: tuple[tuple[float, float], ...]) -> tuple[tuple[flo
 
 
 REGIMES = _normalised_regimes(_RAW_REGIMES)
+LIVE_SLICE_NS = NS  # live mode generates the seeded path one second at a time
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,14 @@ class SymbolPath:
         return np.where(round_lot, lots, odd)
 
 
+def _head(c: Columns, n: int) -> Columns:
+    return Columns(c.ts_ns[:n], c.price[:n], c.size[:n], c.bid[:n], c.ask[:n], c.seq0)
+
+
+def _tail(c: Columns, n: int) -> Columns:
+    return Columns(c.ts_ns[n:], c.price[n:], c.size[n:], c.bid[n:], c.ask[n:], c.seq0 + n)
+
+
 def _seed_for(seed: int, symbol: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(symbol.encode())])
 
@@ -350,33 +362,51 @@ class DemoProvider(Provider):
         return self.stopping or (self.limit is not None and self.produced >= self.limit)
 
     async def _live(self) -> AsyncIterator[Event | TradeBatch]:
-        from datetime import UTC, datetime
-
-        last = self.start_ns or time.time_ns()
+        """The seeded path generated in fixed one-second slices from the start time and
+        released as the wall clock passes each print: the same seed and start give the same
+        prints however the event loop is scheduled, and no print is ever stamped ahead of
+        the clock or behind the start (no backfill)."""
+        start = self.start_ns or time.time_ns()
+        generated = start
+        queues: dict[str, list[Columns]] = {s: [] for s in self.paths}
         while not self._done():
             if await self.sleep(self.poll_interval):
                 break
             now = time.time_ns()
-            for symbol, path in self.paths.items():
-                cols = path.generate(last, now)
-                n = cols.ts_ns.size
-                self.produced += n
-                if n > 256:  # a burst or a high rate: columns are cheaper
-                    yield self._batch(symbol, cols)
-                    continue
-                for i in range(n):
-                    ts = datetime.fromtimestamp(int(cols.ts_ns[i]) / NS, tz=UTC)
-                    yield Trade(
-                        symbol,
-                        ts,
-                        float(cols.price[i]),
-                        float(cols.size[i]),
-                        trade_id=f"{self._id_tag}-{cols.seq0 + i}",
-                        exchange="DEMO",
-                        bid=float(cols.bid[i]),
-                        ask=float(cols.ask[i]),
-                    )
-            last = now
+            while generated <= now:
+                for symbol, path in self.paths.items():
+                    queues[symbol].append(path.generate(generated, generated + LIVE_SLICE_NS))
+                generated += LIVE_SLICE_NS
+            for symbol, queue in queues.items():
+                while queue:
+                    cols = queue[0]
+                    due = int(np.searchsorted(cols.ts_ns, now, side="right"))
+                    if due:
+                        for event in self._release(symbol, cols, due):
+                            yield event
+                    if due < cols.ts_ns.size:
+                        queue[0] = _tail(cols, due)
+                        break
+                    queue.pop(0)
+
+    def _release(self, symbol: str, cols: Columns, n: int) -> list[Event | TradeBatch]:
+        self.produced += n
+        head = _head(cols, n)
+        if n > 256:  # a burst or a high rate: columns are cheaper
+            return [self._batch(symbol, head)]
+        return [
+            Trade(
+                symbol,
+                datetime.fromtimestamp(int(head.ts_ns[i]) / NS, tz=UTC),
+                float(head.price[i]),
+                float(head.size[i]),
+                trade_id=f"{self._id_tag}-{head.seq0 + i}",
+                exchange="DEMO",
+                bid=float(head.bid[i]),
+                ask=float(head.ask[i]),
+            )
+            for i in range(n)
+        ]
 
     async def _bulk(self) -> AsyncIterator[Event | TradeBatch]:
         clock = self.start_ns or time.time_ns()
