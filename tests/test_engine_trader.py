@@ -406,3 +406,39 @@ def test_engine_once_cli(db_url, redis_url, monkeypatch, capsys, tmp_path, conn)
     out = capsys.readouterr().out
     assert "tick ok=True" in out and "signals=2" in out
     assert conn.execute("select count(*) from market_state").fetchone()[0] >= 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("broken", ["unreachable", "unauthorised"])
+def test_broker_failure_on_the_account_keeps_the_intent_then_records_it(
+    fake, db_url, redis_url, conn, broken
+):
+    """A broker that cannot be asked about the account neither ends the tick (the engine
+    would log it as a database outage and drop its connection) nor loses the signal's
+    order: it waits like a rate-limited one and is recorded as blocked when it expires."""
+    if broken == "unreachable":
+        settings = trading_settings(ALPACA_TRADING_URL=f"http://127.0.0.1:{_closed_port()}")
+    else:
+        settings = trading_settings(fake, ALPACA_SECRET_KEY="wrong-secret")
+    it = intent(conn)
+
+    async def go() -> Trader:
+        r = aioredis.Redis.from_url(redis_url)
+        trader = Trader(settings, r)
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            await trader.process(c, [it], loop_id=0, now=NOW)
+            assert orders(conn) == []  # still waiting for the broker
+            await trader.process(c, [], loop_id=1, now=NOW + timedelta(seconds=60))
+        await r.aclose()
+        return trader
+
+    trader = asyncio.run(go())
+    ((cid, status, reason, *_),) = orders(conn)
+    assert (cid, status, reason) == (it.client_order_id, "blocked", "broker_unavailable")
+    assert trader.counters.errors >= 1
+    assert fake.posted_orders() == []

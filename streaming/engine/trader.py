@@ -264,7 +264,8 @@ class Trader:
         )
         self.counters = TraderCounters()
         self._clock = clock
-        self._queue: list[OrderIntent] = []
+        # intents waiting for a later loop, with why: "rate_limited" or "broker_unavailable"
+        self._queue: list[tuple[OrderIntent, str]] = []
         self._loop_id: int | None = None
         self._account: AccountView | None = None
         self._positions: set[str] = set()
@@ -359,12 +360,12 @@ class Trader:
     ) -> None:
         """Gate, size and send this loop's intents (plus any the rate limit held back)."""
         now = now or self._clock()
-        queue = [
-            i for i in self._queue if (now - i.signal_time).total_seconds() <= INTENT_MAX_AGE_S
-        ]
-        for stale in self._queue:
-            if stale not in queue:
-                await self._block(conn, stale, "rate_limited")
+        queue: list[OrderIntent] = []
+        for waiting, why in self._queue:
+            if (now - waiting.signal_time).total_seconds() <= INTENT_MAX_AGE_S:
+                queue.append(waiting)
+            else:  # waited too long: recorded with the reason it waited, never lost
+                await self._block(conn, waiting, why)
         queue.extend(intents)
         self._queue = []
         if not queue:
@@ -394,7 +395,21 @@ class Trader:
             try:
                 account, holding = await self._account_and_positions(loop_id)
             except RateLimited:
-                self._queue.extend(queue[n:])
+                self._hold(queue[n:], "rate_limited")
+                return
+            except Exception as exc:  # APIError (401, 5xx) or a transport error
+                # the broker cannot be asked now: retry on a later loop, and never let a
+                # broker outage end the engine's tick
+                status, text = _broker_error(exc)
+                self.counters.errors += 1
+                log.warning(
+                    "broker account unavailable (%s%s: %s): %d order(s) wait",
+                    exc.__class__.__name__,
+                    f" HTTP {status}" if status else "",
+                    text[:200],
+                    len(queue) - n,
+                )
+                self._hold(queue[n:], "broker_unavailable")
                 return
             if pending is None:
                 pending = await self._pending_symbols(conn)
@@ -412,7 +427,7 @@ class Trader:
                 await self._block(conn, intent, "size_zero", bracket)
                 continue
             if self.bucket.available() < 1:  # held back with the rest, in order
-                self._queue.extend(queue[n:])
+                self._hold(queue[n:], "rate_limited")
                 return
             if await self._killed_now():
                 await self._block(conn, intent, "kill_switch", bracket)
@@ -421,6 +436,9 @@ class Trader:
                 continue  # this signal was handled before: never send it twice
             await self._submit(conn, intent, bracket, qty)
             pending.add(intent.symbol)
+
+    def _hold(self, intents: list[OrderIntent], why: str) -> None:
+        self._queue.extend((intent, why) for intent in intents)
 
     async def _killed_now(self) -> bool:
         # read again right before the request: the switch may have flipped mid-loop
