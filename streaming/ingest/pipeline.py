@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
@@ -47,6 +48,9 @@ from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.ingest.spool import DurableBuffer
 from streaming.ingest.symbols import SymbolMap
 from streaming.providers.base import Provider, ProviderError, TradeBatch
+
+if TYPE_CHECKING:
+    from marketflow.settings import Settings
 
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * NS
@@ -77,7 +81,7 @@ class PipelineConfig:
     shutdown_timeout_s: float = 10.0  # then what PostgreSQL did not take goes to the spool
 
     @classmethod
-    def from_settings(cls, settings, source: str) -> PipelineConfig:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings: Settings, source: str) -> PipelineConfig:
         return cls(
             source=source,
             flush_ms=settings.ingest_flush_ms,
