@@ -283,3 +283,28 @@ def test_engine_edge_cooldown_and_a_rule_without_code(db_url, redis_url):
         ]
         assert [(t - NOW).total_seconds() for t in times] == [0.0, 61.0]
         assert symbol_ids(conn)["AAPL"] == aapl
+
+
+def test_an_absurd_sma_period_is_refused_not_fatal(db_url, redis_url):
+    """The candle window grows with the longest SMA: a period of a billion minutes made
+    ``now - window`` overflow on every tick, so one typo stopped every strategy."""
+    with pytest.raises(DefinitionError, match="period"):
+        parse_strategy(1, "x", {"type": "price_above_sma", "period": 10**9}, 300)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_aapl(conn)
+        conn.execute(
+            "insert into strategies (name, definition, cooldown_seconds) values ('typo', %s, 60)",
+            (json.dumps({"type": "price_above_sma", "period": 10**9, "symbol": "AAPL"}),),
+        )
+
+        async def go() -> Engine:
+            engine = Engine(settings(), db_url, redis_url)
+            try:
+                report = await engine.tick(NOW)
+                assert report.ok, report.error
+                assert report.signals  # the seeded strategies still run
+                return engine
+            finally:
+                await engine.close()
+
+        assert asyncio.run(go()).counters.bad_strategies == 1

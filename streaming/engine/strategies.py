@@ -71,6 +71,10 @@ RULES = "rules"
 KINDS = (PRICE_ABOVE_SMA, AUCTION_MARKET, RULES)
 SIGNAL_TYPES = ("BUY", "SELL")
 BALANCE_TRADE_SCORE = 80.0  # reference §4.6: BALANCE entries need a score ≥ 80
+# SMA periods count 1-minute candles, and the engine reads 2 × the longest period of
+# candles for every symbol: a day of minutes is the most a strategy may ask for (a larger
+# number is a typo that would make every loop read years of rows, or overflow the window)
+MAX_SMA_PERIOD = 1440
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
@@ -173,6 +177,10 @@ def _positive_int(value: object, what: str) -> int:
         raise DefinitionError(f"{what} must be a whole number, got {value!r}")
     if int(value) <= 0:
         raise DefinitionError(f"{what} must be positive, got {value!r}")
+    if int(value) > MAX_SMA_PERIOD:
+        raise DefinitionError(
+            f"{what} counts 1-minute candles and may be at most {MAX_SMA_PERIOD}, got {value!r}"
+        )
     return int(value)
 
 
