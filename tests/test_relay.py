@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,6 +57,18 @@ def test_outbox_bounded_and_partial_drain() -> None:
     first = box.drain(limit=40)
     assert [t for _, t in first] == [str(i) for i in range(150, 190)]
     assert len(box) == 60
+
+
+def test_non_standard_json_numbers_are_bad_messages() -> None:
+    """Found in review: Python's json accepts NaN/Infinity, browsers' JSON.parse does not,
+    so one such message made the browser drop the whole frame it travelled in (up to 500
+    updates of other symbols). It is counted and skipped at the relay instead."""
+    from streaming.relay.conflation import BadMessage, parse_payload
+
+    for raw in ('{"symbol": "AAPL", "close": NaN}', b'{"symbol": "AAPL", "vwap": -Infinity}'):
+        with pytest.raises(BadMessage):
+            parse_payload(raw)
+    assert parse_payload('{"symbol": "AAPL", "close": 1.5}')[1]["close"] == 1.5
 
 
 def test_non_loopback_without_token_refuses_to_start() -> None:
@@ -112,6 +125,40 @@ def test_redis_publish_reaches_websocket_client(redis_url: str) -> None:
             assert got[0] == {"channel": "ticks:candles", "data": candle}
             assert got[1]["channel"] == "signals"
             assert relay.stats.bad_messages == 1  # counted and skipped, delivery went on
+        await pub.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
+    """Found in review: only Redis/OS errors were caught around the subscription, so any
+    other exception ended the reader task for good and the dashboard went silent."""
+
+    async def scenario() -> None:
+        pub = aioredis.Redis.from_url(redis_url)
+        async with running_relay(redis_url) as relay:
+            real = relay.dispatch
+            calls = {"n": 0}
+
+            def flaky(channel: str, raw: bytes | str) -> None:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise RuntimeError("a bug in one message's handling")
+                real(channel, raw)
+
+            relay.dispatch = flaky  # type: ignore[method-assign]
+            async with connect(f"ws://127.0.0.1:{relay.port}/ws") as ws:
+                await wait_clients(relay, 1)
+                await pub.publish(Channel.SIGNALS, json.dumps({"symbol": "AAPL", "n": 1}))
+                got: list[dict[str, object]] = []
+                for _ in range(100):  # resubscribed after the failure: later ones arrive
+                    await pub.publish(Channel.SIGNALS, json.dumps({"symbol": "AAPL", "n": 2}))
+                    with contextlib.suppress(TimeoutError):
+                        got += json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                    if got:
+                        break
+            assert got and got[0]["data"] == {"symbol": "AAPL", "n": 2}
+            assert relay._reader is not None and not relay._reader.done()
         await pub.aclose()
 
     asyncio.run(scenario())

@@ -26,11 +26,17 @@ class BadMessage(ValueError):
     """A Redis message that is not a JSON object; counted and skipped by the relay."""
 
 
+def _no_constant(name: str) -> Any:
+    # NaN / Infinity: Python's json accepts them, a browser's JSON.parse rejects the whole
+    # frame the message travels in (and every other update in it)
+    raise BadMessage(f"not standard JSON: {name}")
+
+
 def parse_payload(raw: bytes | str) -> tuple[str, dict[str, Any]]:
     """Decode a Redis payload into (text, object); raise BadMessage for anything else."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadMessage(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):

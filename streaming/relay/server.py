@@ -223,6 +223,11 @@ class Relay:
                 log.warning(
                     "Redis subscription lost (%s); retrying in %.1fs", type(exc).__name__, backoff
                 )
+            except Exception:
+                # a bug must not end the only reader (the dashboard would go silent for
+                # good): log it with its traceback and subscribe again
+                self.stats.redis_errors += 1
+                log.exception("relay reader failed; resubscribing in %.1fs", backoff)
             finally:
                 self.subscribed.clear()
                 with contextlib.suppress(Exception):
