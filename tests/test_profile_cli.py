@@ -194,3 +194,19 @@ def test_composite_and_stored_source(cli_db: str, capsys) -> None:
     computed = capsys.readouterr().out
     assert stored == computed
     assert "POC 52.50" in computed
+
+
+def test_default_day_is_the_utc_day_whatever_the_server_timezone(cli_db: str, capsys) -> None:
+    """The default session is the UTC day of the last tick; a server (or database) whose
+    TimeZone is not UTC returns timestamptz in that zone, and its local date is another
+    day for a 24/7 market's late-evening prints."""
+    ts = pd.to_datetime(["2023-02-03 01:00:00", "2023-02-03 01:00:05"], utc=True)
+    ticks = pd.DataFrame({"ts": ts, "price": [1600.0, 1600.05], "size": [1.0, 2.0]})
+    insert_ticks(cli_db, "ETHUSDT", ticks)
+    with psycopg.connect(cli_db, autocommit=True) as conn:
+        name = conn.execute("select current_database()").fetchone()[0]
+        conn.execute(f"alter database \"{name}\" set timezone to 'America/New_York'")
+    assert main(["profile", "--symbol", "ETHUSDT"]) == 0
+    out = capsys.readouterr().out
+    assert "2023-02-03 00:00–24:00 UTC" in out  # not 2023-02-02, New York's date
+    assert "trades 2" in out

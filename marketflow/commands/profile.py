@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 
 HELP = "print a symbol's volume profile: histogram with POC, value area, LVN/HVN"
 
@@ -181,7 +181,9 @@ def _last_tick_day(conn, sym: _Symbol) -> date:
             f"no ticks stored for {sym.symbol}; ingest or replay some first "
             "(`marketflow ingest` / `marketflow replay FILE`)"
         )
-    return row[0].date()  # timestamptz comes back in UTC: the UTC partition day
+    # timestamptz comes back in the session's TimeZone (the server's, not always UTC):
+    # the partition day is the UTC date
+    return row[0].astimezone(UTC).date()
 
 
 def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
