@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 PR_SET_PDEATHSIG = 1
+MAX_EXITS = 100
 try:  # resolved before any fork: the pre-exec hook should not load libraries
     _PRCTL: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):
@@ -45,7 +46,7 @@ class ChildState:
     total_restarts: int = 0
     last_exit: int | None = None
     started_at: float = 0.0
-    exits: list[int] = field(default_factory=list)
+    exits: list[int] = field(default_factory=list)  # the latest MAX_EXITS exit codes
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
@@ -161,6 +162,9 @@ class Supervisor:
     async def _run_child(self, state: ChildState) -> None:
         name = state.spec.name
         while not self._stopping.is_set():
+            # set before the attempt: a spawn that fails must count as a quick death too,
+            # or the backoff would reset on every attempt
+            state.started_at = self.clock()
             try:
                 proc = await self._spawn(state)
             except OSError as exc:
@@ -182,6 +186,7 @@ class Supervisor:
                 self._procs.pop(name, None)
             state.last_exit = code
             state.exits.append(code)
+            del state.exits[:-MAX_EXITS]  # bounded: a child may crash-loop for days
             if self._stopping.is_set():
                 return
             if self.clock() - state.started_at >= self.stable_after:

@@ -99,6 +99,31 @@ def test_child_that_dies_is_restarted_and_logged() -> None:
     assert "restart #3 in 0.2s" in text  # doubled, then capped
 
 
+def test_child_that_cannot_start_backs_off_too() -> None:
+    """Found in review: a failed spawn never set ``started_at``, so every attempt looked
+    like the end of a long stable run and the backoff reset: a missing executable was
+    retried every ``backoff_initial`` seconds forever."""
+    out = io.StringIO()
+    sup = Supervisor(
+        [ChildSpec("ghost", ["/nonexistent/marketflow-child"])],
+        out=out,
+        backoff_initial=0.05,
+        backoff_cap=10.0,
+        stop_timeout=2,
+    )
+
+    async def scenario() -> None:
+        await sup.start()
+        await asyncio.sleep(1.2)
+        await sup.stop()
+
+    asyncio.run(scenario())
+    text = out.getvalue()
+    assert "ghost could not start" in text
+    assert "restart #3 in 0.2s" in text, text  # doubling, as for a child that dies
+    assert sup.children["ghost"].total_restarts <= 6, text
+
+
 def test_stop_right_after_start_catches_children_still_spawning() -> None:
     marker = f"MF_TEST_MARKER={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
