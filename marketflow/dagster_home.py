@@ -26,6 +26,17 @@ PASSWORD_ENV = "MARKETFLOW_DAGSTER_PG_PASSWORD"
 SCHEME = "postgresql+psycopg2"
 
 
+def _password(database_url: str) -> str | None:
+    """The password of a URL, from its user part or a ``password=`` query parameter."""
+    url = make_url(database_url)
+    if url.password:
+        return str(url.password)
+    for key, value in url.query.items():
+        if key.lower() == "password" and isinstance(value, str) and value:
+            return value
+    return None
+
+
 def instance_config(dagster_database_url: str, max_concurrent_runs: int = 2) -> dict[str, Any]:
     """The dagster.yaml contents for a PostgreSQL instance (pure; no secret inside)."""
     url = make_url(dagster_database_url)
@@ -36,10 +47,12 @@ def instance_config(dagster_database_url: str, max_concurrent_runs: int = 2) -> 
         "port": int(url.port or 5432),
         "scheme": SCHEME,
     }
-    if url.password:
+    if _password(dagster_database_url):
         postgres_db["password"] = {"env": PASSWORD_ENV}
-    if url.query:
-        postgres_db["params"] = {k: v for k, v in url.query.items() if isinstance(v, str)}
+    # libpq also takes the password as a query parameter: never copy that into the file
+    params = {k: v for k, v in url.query.items() if isinstance(v, str) and k.lower() != "password"}
+    if params:
+        postgres_db["params"] = params
     return {
         "storage": {"postgres": {"postgres_db": postgres_db}},
         # Two cores: at most two runs at once, everything else queues; the queue also keeps
@@ -75,7 +88,7 @@ def write_dagster_home(home: Path, dagster_database_url: str) -> dict[str, str]:
     path = home / "dagster.yaml"
     path.write_text(render_yaml(instance_config(dagster_database_url)) + "\n")
     env = {"DAGSTER_HOME": str(home)}
-    password = make_url(dagster_database_url).password
+    password = _password(dagster_database_url)
     if password:
         env[PASSWORD_ENV] = str(password)
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,6 +25,19 @@ def test_instance_config_keeps_secret_out_of_the_file() -> None:
     assert "hunter2" not in repr(cfg)
     assert cfg["telemetry"] == {"enabled": False}
     assert cfg["run_coordinator"]["config"]["max_concurrent_runs"] == 2
+
+
+def test_password_given_as_query_parameter_stays_out_of_dagster_yaml(tmp_path: Path) -> None:
+    """Found in review: query parameters were copied into dagster.yaml verbatim, so a
+    ``?password=`` (a valid libpq spelling) landed in the file in clear text."""
+    url = "postgresql://mf@db.internal:6543/dagster?password=hunter2&sslmode=require"
+    cfg = instance_config(url)
+    assert "hunter2" not in json.dumps(cfg)
+    pg = cfg["storage"]["postgres"]["postgres_db"]
+    assert pg["password"] == {"env": PASSWORD_ENV} and pg["params"] == {"sslmode": "require"}
+    env = write_dagster_home(tmp_path / "dagster", url)
+    assert env[PASSWORD_ENV] == "hunter2"
+    assert "hunter2" not in (tmp_path / "dagster" / "dagster.yaml").read_text()
 
 
 def test_dagster_home_runs_a_materialization_on_postgres(
