@@ -341,6 +341,12 @@ def test_paper_is_the_default_live_only_when_set():
     assert Settings(_env_file=None).auto_trading_enabled is False
     with pytest.raises(RuntimeError, match="ALPACA_API_KEY"):
         make_client(Settings(_env_file=None))
+    # an URL override alone never makes trading live (nor records live orders as paper)
+    with pytest.raises(RuntimeError, match="ALPACA_LIVE"):
+        make_client(trading_settings(ALPACA_TRADING_URL="https://api.alpaca.markets/"))
+    assert make_client(
+        trading_settings(ALPACA_TRADING_URL="https://api.alpaca.markets", ALPACA_LIVE=True)
+    )
     r = aioredis.Redis()
     assert Trader(trading_settings(), r).paper is True
 

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import redis.asyncio as aioredis
@@ -53,6 +54,7 @@ from streaming.engine.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
+LIVE_HOST = "api.alpaca.markets"  # paper is paper-api.alpaca.markets
 OPEN_STATUSES = ("new", "submitted", "accepted", "partially_filled")
 RECONCILE_EVERY_S = 10.0
 RECONCILE_PER_LOOP = 3
@@ -205,6 +207,13 @@ def make_client(settings: Settings) -> Any:
         raise RuntimeError(
             "AUTO_TRADING_ENABLED=true needs ALPACA_API_KEY and ALPACA_SECRET_KEY "
             "(or APCA_API_KEY_ID / APCA_API_SECRET_KEY)"
+        )
+    override = settings.alpaca_trading_url
+    if override and not settings.alpaca_live and urlsplit(override).hostname == LIVE_HOST:
+        # the URL alone must not turn paper trading live (and record live orders as paper)
+        raise RuntimeError(
+            f"ALPACA_TRADING_URL points at live trading ({LIVE_HOST}) but ALPACA_LIVE is not "
+            "true; set ALPACA_LIVE=true to trade live, or unset ALPACA_TRADING_URL for paper"
         )
     client = TradingClient(
         api_key=settings.alpaca_api_key.get_secret_value(),
