@@ -367,6 +367,8 @@ class Engine:
                     confidence,
                     self.configs,
                     self.settings.min_aggression_score,
+                    # kept from the last reference load: not rebuilt per strategy per tick
+                    self._targets.get(strategy.id),
                 )
             }
             for sid in self.edges.holding(strategy.id) - holding.keys():
