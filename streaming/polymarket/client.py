@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from streaming.providers.router_backoff import backoff_delay as _equal_jitter
+
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[str | bytes, float], None]  # (frame, monotonic now)
@@ -49,9 +51,9 @@ def shard(assets: Iterable[str], size: int) -> list[list[str]]:
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff: uniform in [base/2, min(cap, base·2^attempt)]."""
-    ceiling = min(cap, base * (2 ** min(attempt, 16)))
-    return rng.uniform(min(base / 2, ceiling), ceiling)
+    """Delay before reconnect ``attempt`` (0-based): the providers' equal-jitter backoff
+    (``router_backoff``), in [c/2, c] with c = min(cap, base·2^attempt)."""
+    return _equal_jitter(attempt + 1, base, cap, rng.random())
 
 
 class Shard:
