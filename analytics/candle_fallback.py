@@ -2,8 +2,9 @@
 
 The bar's volume is spread evenly over every row_size bin from its low to its high (the
 original gave each of up to 11 levels a tenth, so 10–110 % of the volume appeared). The
-buy/sell split is 60/40 by bar colour: bullish (close > open) 60 % buy, bearish 60 % sell,
-doji (close == open) 50/50. Fallback bins carry trade_count 0: no print was seen.
+buy/sell split is 60/40 by bar colour: bullish (close >= open, the original's rule: a doji
+has the up colour) 60 % buy, bearish (close < open) 60 % sell. Fallback bins carry
+trade_count 0: no print was seen.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from analytics.bins import bin_index, bin_price
 
 BULLISH_BUY_SHARE = 0.60
 BEARISH_BUY_SHARE = 0.40
-DOJI_BUY_SHARE = 0.50
 # a bar spanning more bins than this is treated as bad input, not spread over millions
 MAX_BINS_PER_BAR = 100_000
 
@@ -34,10 +34,8 @@ class FallbackBins:
 
 
 def buy_share(open_: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """Buy share of each bar's volume by colour: 0.6 bullish, 0.4 bearish, 0.5 doji."""
-    return np.where(
-        close > open_, BULLISH_BUY_SHARE, np.where(close < open_, BEARISH_BUY_SHARE, DOJI_BUY_SHARE)
-    )
+    """Buy share of each bar's volume by colour: 0.6 bullish (close >= open), else 0.4."""
+    return np.where(close >= open_, BULLISH_BUY_SHARE, BEARISH_BUY_SHARE)
 
 
 def spread_bars(

@@ -57,9 +57,11 @@ def test_reference_v3_bearish_bar() -> None:
     assert (buy, sell) == pytest.approx((2000.0, 3000.0))  # pressure 40/60, delta −1000
 
 
-def test_doji_splits_half_and_bad_bars_are_counted() -> None:
-    profile = candle_profile(bar(10.0, 10.0, 10.0, 10.0, 7.0), 0.5)
-    assert profile[["total_volume", "buy_volume", "sell_volume"]].iloc[0].tolist() == [7, 3.5, 3.5]
+def test_doji_is_bullish_and_bad_bars_are_counted() -> None:
+    # DESIGN §6 splits every bar 60/40 by colour; close == open is the up colour, as in the
+    # original (bullish ⇔ close ≥ open, reference §3.3): no third, 50/50 rule
+    profile = candle_profile(bar(10.0, 10.0, 10.0, 10.0, 10.0), 0.5)
+    assert profile[["total_volume", "buy_volume", "sell_volume"]].iloc[0].tolist() == [10, 6, 4]
     spread = spread_bars(
         np.array([1.0, 1.0, 1.0, np.nan, 1.0]),
         np.array([2.0, 0.5, 2.0, 2.0, 2.0]),
@@ -99,6 +101,6 @@ def test_fallback_conserves_every_bar(bars, row_size) -> None:
     per_bar = np.bincount(spread.bar, weights=spread.volume, minlength=len(bars))
     assert np.allclose(per_bar, volume, rtol=1e-12, atol=1e-9)
     buy = np.bincount(spread.bar, weights=spread.buy_volume, minlength=len(bars))
-    share = np.where(close > open_, 0.6, np.where(close < open_, 0.4, 0.5))
+    share = np.where(close >= open_, 0.6, 0.4)
     assert np.allclose(buy, volume * share, rtol=1e-9, atol=1e-6)
     assert (spread.volume >= 0).all()
