@@ -53,6 +53,19 @@ def guess_asset_type(symbol: str) -> AssetType:
     return AssetType.STOCK
 
 
+def guess_market(symbol: str, asset_type: AssetType) -> tuple[str, str]:
+    """(market, timezone) for a symbol nobody seeded: the calendar its sessions follow.
+
+    Markets are those ``analytics.sessions`` supports. Crypto, FX and Polymarket tokens
+    trade around the clock (the UTC day); a ``.L`` share is on the LSE; else US equities.
+    """
+    if asset_type in (AssetType.CRYPTO, AssetType.FOREX, AssetType.BINARY_OPTION):
+        return "24/7", "UTC"
+    if symbol.upper().endswith(".L"):
+        return "XLON", "Europe/London"
+    return "XNYS", "America/New_York"
+
+
 class SymbolCache:
     """Resolves symbols to ``symbols.id``; ids never change, so entries never expire.
 
@@ -109,19 +122,16 @@ class SymbolCache:
             self._ids.update({str(s): int(i) for s, i in cur.fetchall()})
 
     def _create(self, symbols: list[str]) -> None:
-        rows = [
-            (s, guess_asset_type(s).value, self._provider)
-            for s in sorted(symbols)  # sorted: concurrent creators lock rows in one order
-        ]
+        rows = []
+        for s in sorted(symbols):  # sorted: concurrent creators lock rows in one order
+            kind = guess_asset_type(s)
+            rows.append((s, kind.value, self._provider, *guess_market(s, kind)))
         # a savepoint inside a caller's transaction, its own transaction in autocommit mode
         with self._conn.transaction(), self._conn.cursor() as cur:
             cur.executemany(
                 "insert into symbols (symbol, asset_type, provider, market, timezone) "
-                "values (%s, %s, %s, "
-                "  case when %s = 'crypto' then '24/7' else 'XNYS' end,"
-                "  case when %s = 'crypto' then 'UTC' else 'America/New_York' end) "
-                "on conflict (symbol) do nothing",
-                [(s, t, p, t, t) for s, t, p in rows],
+                "values (%s, %s, %s, %s, %s) on conflict (symbol) do nothing",
+                rows,
             )
 
 

@@ -49,3 +49,27 @@ def test_cache_creates_once_and_reuses(db_url: str) -> None:
                 "values (%s, now(), 'x', 1, 1)",
                 (ids["SOLUSD"],),
             )
+
+
+def test_created_symbols_get_their_markets_session_calendar(db_url: str) -> None:
+    """Found in review: every non-crypto symbol was created on XNYS/America/New_York, so an
+    unseeded LSE share (IG's ``BARC.L``) had its sessions, CVD resets and display time from
+    New York, and FX pairs / Polymarket tokens (which trade around the clock) too."""
+    from analytics.sessions import SUPPORTED_MARKETS, market_timezone
+
+    token = "9" * 77
+    with connect(db_url, autocommit=True) as conn:
+        SymbolCache(conn, provider="ig").ids(["BARC.L", "GBPUSD", "NVDA", token])
+        rows = dict(
+            (sym, (market, tz))
+            for sym, market, tz in conn.execute(
+                "select symbol, market, timezone from symbols where symbol = any(%s)",
+                (["BARC.L", "GBPUSD", "NVDA", token],),
+            ).fetchall()
+        )
+    assert rows["BARC.L"] == ("XLON", "Europe/London")
+    assert rows["NVDA"] == ("XNYS", "America/New_York")
+    assert rows["GBPUSD"] == ("24/7", "UTC")
+    assert rows[token] == ("24/7", "UTC")
+    for market, tz in rows.values():  # every market is one the session code knows
+        assert market in SUPPORTED_MARKETS and market_timezone(market) == tz
