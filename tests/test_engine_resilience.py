@@ -141,3 +141,18 @@ def test_loop_skips_missed_deadlines(db_url, redis_url):
         return engine
 
     asyncio.run(go())
+
+
+def test_cadences_rearm_when_the_wall_clock_steps_back(db_url, redis_url):
+    """Cadences run on the wall clock (the loop's ``now``): a clock stepped back (NTP, a
+    resumed VM) must not leave market state and reference reloads waiting for the old
+    deadline, an hour without a state pass after a one-hour step."""
+    engine = Engine(settings(), db_url, redis_url)
+    t = NOW.timestamp()
+    assert engine._is_due("state", 5.0, t)
+    assert not engine._is_due("state", 5.0, t + 1)
+    assert engine._is_due("state", 5.0, t + 5)
+    assert engine._is_due("state", 5.0, t - 3600)  # stepped back: due again at once
+    assert not engine._is_due("state", 5.0, t - 3599)  # and back on its 5 s cadence
+    assert engine._is_due("state", 5.0, t - 3595)
+    asyncio.run(engine.close())

@@ -176,8 +176,10 @@ class Engine:
 
     # --- cadences -------------------------------------------------------------------------
     def _is_due(self, task: str, every: float, t: float) -> bool:
-        # a 50 ms tolerance keeps "every 5 s" on the 5th tick despite float jitter
-        if t + 0.05 >= self._due.get(task, float("-inf")):
+        # a 50 ms tolerance keeps "every 5 s" on the 5th tick despite float jitter; a
+        # deadline further away than one period means the wall clock stepped back
+        due = self._due.get(task, float("-inf"))
+        if t + 0.05 >= due or due - t > every:
             self._due[task] = t + every
             return True
         return False
