@@ -360,3 +360,50 @@ def test_tick_size_change_invalidates_until_the_stream_gets_a_fresh_snapshot(db_
             await task
 
     asyncio.run(main())
+
+
+def test_database_outage_keeps_a_bounded_compact_event_backlog(db_url):
+    """Found in review: during an outage every episode event was kept for the retry, so a
+    market flapping around the threshold grew memory without bound. An open whose close is
+    also pending is folded into the close (which stores both), and past the bound the oldest
+    events are dropped and counted."""
+    from datetime import UTC, datetime
+
+    from streaming.polymarket.monitor import Episode, EpisodeEvent
+    from streaming.polymarket.store import Store
+
+    seed(db_url)
+    markets = {m.market_id: m for m in load_markets(db_url, config("ws://unused"))}
+    now = datetime.now(UTC)
+
+    def episode(n: int) -> Episode:
+        return Episode("pair", MARKET, now, 0.01 * n, 1.0, {"n": n}, market=markets[MARKET])
+
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+
+    async def main() -> None:
+        store = Store(dead, None, paper=False, max_pending_events=5)
+        flapping = []
+        for n in range(4):  # opened and closed while the database is away
+            ep = episode(n)
+            ep.closed_at = now
+            flapping += [EpisodeEvent("open", ep), EpisodeEvent("close", ep)]
+        await store.flush([], flapping, markets, now)
+        assert [e.action for e in store._pending_events] == ["close"] * 4
+        await store.flush([], [EpisodeEvent("open", episode(n)) for n in range(4, 8)], markets, now)
+        assert len(store._pending_events) == 5 and store.events_dropped == 3
+        store.database_url = db_url  # the database is back
+        await store.flush([], [], markets, now)
+        assert store._pending_events == []
+        await store.close()
+
+    asyncio.run(main())
+    stored = query(db_url, "select best_edge, closed_at is not null from binary_opportunities")
+    # the newest closed episode (n=3) and the four later opens (n=4..7) survived
+    assert sorted((round(e, 2), c) for e, c in stored) == [
+        (0.03, True),
+        (0.04, False),
+        (0.05, False),
+        (0.06, False),
+        (0.07, False),
+    ]

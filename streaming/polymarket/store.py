@@ -63,6 +63,9 @@ class Store:
     redis_url: str | None
     paper: bool = False
     redis_retry_seconds: float = 5.0
+    # episode events kept for the retry while the database is away (oldest dropped past it)
+    max_pending_events: int = 10_000
+    events_dropped: int = 0
     rows_written: int = 0
     published: int = 0
     publish_failures: int = 0
@@ -161,7 +164,7 @@ class Store:
                     self.positions[item.market_id].remove(item)
                 else:
                     item.db_id = None
-            self._pending_events = events
+            self._pending_events = self._backlog(events)
             log.warning(
                 "polymarket store: database write failed (%s); retrying next flush",
                 exc.__class__.__name__,
@@ -169,6 +172,24 @@ class Store:
             if self._conn is not None and self._conn.broken:
                 self._conn = None
         await self._publish(rows, events, markets, ts)
+
+    def _backlog(self, events: list[EpisodeEvent]) -> list[EpisodeEvent]:
+        """The events to retry, bounded: an open whose close is also pending is folded into
+        the close (storing a close stores its open first), then the oldest past
+        ``max_pending_events`` are dropped and counted."""
+        closing = {id(e.episode) for e in events if e.action == "close"}
+        kept = [e for e in events if e.action == "close" or id(e.episode) not in closing]
+        excess = len(kept) - self.max_pending_events
+        if excess > 0:
+            self.events_dropped += excess
+            log.warning(
+                "polymarket store: %d opportunity events dropped (database away, backlog "
+                "bounded at %d)",
+                excess,
+                self.max_pending_events,
+            )
+            kept = kept[excess:]
+        return kept
 
     async def _store_event(self, conn: psycopg.AsyncConnection, event: EpisodeEvent) -> None:
         ep = event.episode

@@ -147,6 +147,7 @@ class PolymarketStream:
             "open_opportunities": len(self.monitor.open),
             "publish_failures": self.store.publish_failures,
             "db_failures": self.store.db_failures,
+            "events_dropped": self.store.events_dropped,
             "errors": self.channel.errors,
             "paper_positions_open": sum(len(p) for p in self.store.positions.values()),
         }
