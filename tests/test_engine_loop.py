@@ -253,3 +253,39 @@ def test_tick_with_no_symbols(db_url, redis_url, conn):
 
     report = run(go())
     assert report.ok and report.state_rows == 0 and report.signals == []
+
+
+def test_a_reference_reload_failing_half_way_keeps_the_old_one(
+    db_url, redis_url, conn, monkeypatch
+):
+    """Symbols, strategies and configs are replaced together: a reload that read the new
+    universe and then lost the database left target masks sized for the old universe,
+    and every tick failed until the next reload 30 s later."""
+    seed_aapl(conn)
+    from streaming.engine import queries
+
+    async def go() -> list:
+        engine = Engine(settings(), db_url, redis_url)
+        try:
+            reports = [await engine.tick(NOW)]
+            conn.execute(
+                "insert into symbols (symbol, market, timezone) values"
+                " ('ZZNEW', 'XNYS', 'America/New_York')"
+            )
+            real = queries.load_configs
+
+            async def lost(c):
+                raise psycopg.OperationalError("server closed the connection")
+
+            monkeypatch.setattr(queries, "load_configs", lost)
+            engine._due.pop("reference", None)
+            reports.append(await engine.tick(NOW + timedelta(seconds=1)))
+            monkeypatch.setattr(queries, "load_configs", real)
+            reports.append(await engine.tick(NOW + timedelta(seconds=2)))
+            return reports
+        finally:
+            await engine.close()
+
+    first, failed, after = run(go())
+    assert first.ok and not failed.ok
+    assert after.ok, after.error

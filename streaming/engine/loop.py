@@ -216,17 +216,21 @@ class Engine:
         return report
 
     async def _load_reference(self, conn: psycopg.AsyncConnection) -> None:
-        self.universe = await queries.load_universe(conn)
-        self.strategies, bad = await queries.load_strategies(conn)
-        self.configs = await queries.load_configs(conn)
-        self._targets = {s.id: target_mask(s, self.universe, self.configs) for s in self.strategies}
+        # read everything first: a read failing half way must not leave a new universe
+        # beside target masks sized for the old one, nor strategies running without the
+        # cooldowns of the signals they sent before a restart
+        universe = await queries.load_universe(conn)
+        strategies, bad = await queries.load_strategies(conn)
+        configs = await queries.load_configs(conn)
+        if not self._seeded:
+            self.edges.seed(await queries.load_last_signals(conn))
+            self._seeded = True
+        self.universe, self.strategies, self.configs = universe, strategies, configs
+        self._targets = {s.id: target_mask(s, universe, configs) for s in strategies}
         for name, why in bad.items():
             if (name, why) not in self._bad_logged:
                 self._bad_logged.add((name, why))
                 log.error("strategy %r skipped: %s", name, why)
-        if not self._seeded:
-            self.edges.seed(await queries.load_last_signals(conn))
-            self._seeded = True
         self.counters.symbols = self.universe.size
         self.counters.strategies = len(self.strategies)
         self.counters.bad_strategies = len(bad)
