@@ -275,3 +275,32 @@ def test_malformed_legacy_changes_and_infinite_timestamps_are_rejects_not_crashe
         "price_changes": [{"asset_id": BOOK_ASSET, "price": "0.5", "size": "1", "side": "BUY"}],
     }
     assert store.apply(change, 4.0) == [BOOK_ASSET]
+
+
+def test_a_best_field_that_is_absent_leaves_its_side_alone(shared_data):
+    """Found in review: a change carrying ``best_ask`` but no ``best_bid`` key (or a
+    ``best_bid_ask`` event missing one) read the absent field as "no bids" and wiped the
+    whole bid ladder. Only the fields present are authoritative."""
+    store = BookStore()
+    store.apply(load(shared_data, "book"), 1.0)
+    book = store.book(BOOK_ASSET)
+    bids_before = dict(book.bids)
+    change = {
+        "event_type": "price_change",
+        "timestamp": "2",
+        "price_changes": [
+            {
+                "asset_id": BOOK_ASSET,
+                "price": "0.6",
+                "size": "5",
+                "side": "SELL",
+                "best_ask": "0.514",
+            }
+        ],
+    }
+    store.apply(change, 2.0)
+    assert book.bids == bids_before and book.best_bid == 0.511
+    assert (book.best_ask, book.asks[0.6]) == (0.514, 5.0)
+    store.apply({"event_type": "best_bid_ask", "asset_id": BOOK_ASSET, "best_bid": "0.51"}, 3.0)
+    assert book.best_bid == 0.51 and 0.511 not in book.bids  # the bid side is authoritative
+    assert book.best_ask == 0.514 and book.asks  # the absent ask side is untouched

@@ -154,6 +154,14 @@ class OrderBook:
                 del self.asks[p]
         self.best_ask = best_ask
 
+    def apply_best(self, fields: dict) -> None:
+        """The venue's ``best_bid``/``best_ask`` where present (an absent key says nothing
+        about its side; an empty or out-of-range value means the side is empty)."""
+        best_bid = _opt_price(fields["best_bid"]) if "best_bid" in fields else self.best_bid
+        best_ask = _opt_price(fields["best_ask"]) if "best_ask" in fields else self.best_ask
+        if best_bid != self.best_bid or best_ask != self.best_ask:
+            self.set_best(best_bid, best_ask)
+
     def invalidate(self) -> None:
         self.valid = False
         self.bids.clear()
@@ -388,10 +396,7 @@ class BookStore:
         top_bid, top_ask = book.best_bid, book.best_ask
         book.set_level(is_bid, price, size)
         if "best_bid" in change or "best_ask" in change:
-            best_bid = _opt_price(change.get("best_bid"))
-            best_ask = _opt_price(change.get("best_ask"))
-            if best_bid != book.best_bid or best_ask != book.best_ask:
-                book.set_best(best_bid, best_ask)
+            book.apply_best(change)
         book.ts_ms = ts
         self.applied += 1
         if book.best_bid == top_bid and book.best_ask == top_ask and aid not in self.watch:
@@ -404,7 +409,7 @@ class BookStore:
             return
         book.updated_at = now
         if book.valid:
-            book.set_best(_opt_price(msg.get("best_bid")), _opt_price(msg.get("best_ask")))
+            book.apply_best(msg)
             book.ts_ms = _ts_ms(msg.get("timestamp"))
             changed.append(book.asset_id)
 
