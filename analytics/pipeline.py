@@ -29,7 +29,7 @@ from analytics.aggressor import SESSION_START, AggressorState, classify, signed_
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.profile import METHODS, metrics_of
+from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
     PROFILE_METRICS_COLUMNS,
@@ -119,7 +119,7 @@ def compute_session(
     candles: optional candles_1m rows (ts, open, high, low, close, volume) used, per
     minute, only for minutes without any tick (candle fallback, volume conserved).
     """
-    _check_method(method)
+    check_method(method)
     open_ts, close_ts = _utc(session_open), _utc(session_close)
     rejected: dict[str, int] = {}
     arrays = _prepare_ticks(ticks, open_ts.value, close_ts.value, rejected)
@@ -199,7 +199,7 @@ def composite_metrics(
     column value when present, else midnight UTC of the newest session date. The row's
     session_date is the newest session date. Empty input → an empty frame.
     """
-    _check_method(method)
+    check_method(method)
     if sessions < 1:
         raise ValueError(f"sessions must be >= 1, got {sessions}")
     columns = list(PROFILE_METRICS_COLUMNS)
@@ -291,11 +291,6 @@ def session_date_of(session_open: datetime | pd.Timestamp) -> date:
     """The session's date: every supported session lies inside one UTC day (DESIGN §1)."""
     stamp = pd.Timestamp(session_open)
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).date()
-
-
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"value-area method must be one of {METHODS}, got {method!r}")
 
 
 def _utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:

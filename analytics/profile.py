@@ -51,7 +51,8 @@ class BlockMetrics:
     hvns: Nodes
 
 
-def _check_method(method: str) -> None:
+def check_method(method: str) -> None:
+    """Raise ValueError naming the choices when ``method`` is not a value-area method."""
     if method not in METHODS:
         raise ValueError(f"value-area method must be one of {METHODS}, got {method!r}")
 
@@ -166,7 +167,7 @@ def value_area_columns(
     total: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(val, vah) columns per row: the walk from the POC until >= ``share`` of the total."""
-    _check_method(method)
+    check_method(method)
     volumes = np.ascontiguousarray(volumes, dtype=np.float64)
     n_rows, n_cols = volumes.shape
     rows = np.arange(n_rows)
@@ -219,7 +220,7 @@ def block_metrics(
 
     Columns outside [lo, hi] must hold zero volume (they are outside the profile).
     """
-    _check_method(method)
+    check_method(method)
     volumes = np.asarray(volumes, dtype=np.float64)
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
@@ -312,13 +313,18 @@ class ProfileMetrics:
 def node_dicts(
     nodes: Nodes, first_bin: int, row_size: float, decimals: int
 ) -> list[dict[str, float]]:
-    """Nodes as {"price": centre, "low", "high"} dicts (centre = middle of low and high)."""
-    lows = np.round((first_bin + nodes.start) * row_size, decimals)
-    highs = np.round((first_bin + nodes.end) * row_size, decimals)
-    centres = np.round((first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1)
+    """Nodes as {"price": centre, "low", "high"} dicts (centre = middle of low and high).
+
+    The centre of a run with an even number of bins falls between two bins: one more
+    decimal than the row size's keeps it exact.
+    """
+    lows = np.round((first_bin + nodes.start) * row_size, decimals).tolist()
+    highs = np.round((first_bin + nodes.end) * row_size, decimals).tolist()
+    centres = np.round(
+        (first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1
+    ).tolist()
     return [
-        {"price": float(c), "low": float(lo), "high": float(hi)}
-        for c, lo, hi in zip(centres, lows, highs, strict=True)
+        {"price": c, "low": lo, "high": hi} for c, lo, hi in zip(centres, lows, highs, strict=True)
     ]
 
 

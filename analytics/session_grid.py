@@ -17,7 +17,7 @@ import pandas as pd
 
 from analytics.bins import bin_floats, bin_price, row_decimals
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
-from analytics.profile import BlockMetrics, Nodes, block_metrics
+from analytics.profile import BlockMetrics, Nodes, block_metrics, node_dicts
 
 NS_PER_MINUTE = 60_000_000_000
 # minute × bin cells aggregated per block (three float64 grids of this size live at once)
@@ -162,13 +162,10 @@ def _node_lists(
     out: list[list[dict[str, float]]] = [[] for _ in range(n_rows)]
     if nodes.row.size == 0:
         return out
-    lows = np.round((first_bin + nodes.start) * row_size, decimals).tolist()
-    highs = np.round((first_bin + nodes.end) * row_size, decimals).tolist()
-    centres = np.round(
-        (first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1
-    ).tolist()
-    for r, c, lo, hi in zip(nodes.row.tolist(), centres, lows, highs, strict=True):
-        out[r].append({"price": c, "low": lo, "high": hi})
+    for r, node in zip(
+        nodes.row.tolist(), node_dicts(nodes, first_bin, row_size, decimals), strict=True
+    ):
+        out[r].append(node)
     return out
 
 
