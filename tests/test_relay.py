@@ -164,6 +164,23 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_port_in_use_leaves_no_reader_task_behind(redis_url: str) -> None:
+    """Found in review: the Redis reader task was started before the listener, and a
+    listener that failed (port taken) left it running, never awaited or cancelled."""
+    import socket
+
+    async def scenario() -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            relay = Relay(redis_url, None, host="127.0.0.1", port=taken.getsockname()[1])
+            with pytest.raises(OSError):
+                await relay.start()
+            assert relay._reader is None or relay._reader.done()
+
+    asyncio.run(scenario())
+
+
 def test_channel_and_symbol_filters(redis_url: str) -> None:
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)

@@ -363,7 +363,7 @@ class Relay:
         }
 
     async def start(self) -> None:
-        self._reader = asyncio.create_task(self._read_redis(), name="relay-redis")
+        # listen first: a port that is taken must not leave a reader task running
         self._server = await serve(
             self._handle,
             self.host,
@@ -372,6 +372,7 @@ class Relay:
             compression=None,
             logger=WS_LOG,
         )
+        self._reader = asyncio.create_task(self._read_redis(), name="relay-redis")
         log.info("relay listening on http://%s:%d", self.host, self.port)
 
     async def stop(self) -> None:
