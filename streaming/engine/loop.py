@@ -38,7 +38,7 @@ from marketflow.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn
-from streaming.engine.snapshot import Metrics, Snapshot, Universe, compute_metrics
+from streaming.engine.snapshot import Metrics, Snapshot, Universe, compute_metrics, json_number
 from streaming.engine.state import StateRecorder, write_states
 from streaming.engine.strategies import (
     Candidate,
@@ -452,8 +452,8 @@ class Engine:
                         "score": score,
                         "direction": direction,
                         "intensity": intensity(score),
-                        "buy_pressure": _num(metrics.buy_pressure[k]),
-                        "sell_pressure": _num(metrics.sell_pressure[k]),
+                        "buy_pressure": json_number(metrics.buy_pressure[k]),
+                        "sell_pressure": json_number(metrics.sell_pressure[k]),
                         "cvd_momentum": float(metrics.cvd_momentum[k]),
                     }
                 )
@@ -515,7 +515,3 @@ class Engine:
             )
         out["auto_trading"] = int(self.settings.auto_trading_enabled)
         return out
-
-
-def _num(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None

@@ -7,6 +7,7 @@ turns it into one value per symbol with the shared pure formulas; no I/O here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -105,6 +106,11 @@ class Metrics:
     state: npt.NDArray[np.int8]  # analytics.market_state codes
     confidence: F
     distance_pct: F
+
+
+def json_number(value: float) -> float | None:
+    """A metric for a JSON message or row: the float, or None (null) when it is missing."""
+    return float(value) if math.isfinite(value) else None
 
 
 def _select(offsets: I64, keep: npt.NDArray[np.bool_]) -> I64:

@@ -9,7 +9,6 @@ written only when the state or its confidence changes, or as a keep-alive every
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ import numpy.typing as npt
 import psycopg
 
 from analytics.market_state import STATE_NAMES, UNKNOWN
-from streaming.engine.snapshot import Metrics, Universe
+from streaming.engine.snapshot import Metrics, Universe, json_number
 
 UNKNOWN_NAME = STATE_NAMES[UNKNOWN].value
 
@@ -32,10 +31,6 @@ on conflict (symbol_id, ts) do update set
     balance_low = excluded.balance_low, poc = excluded.poc,
     confidence = excluded.confidence, details = excluded.details
 """
-
-
-def _num(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -118,20 +113,22 @@ class StateRecorder:
                     ts=now,
                     state=name,
                     confidence=conf,
-                    vah=_num(metrics.vah[i]),
-                    val=_num(metrics.val[i]),
-                    poc=_num(metrics.poc[i]),
+                    vah=json_number(metrics.vah[i]),
+                    val=json_number(metrics.val[i]),
+                    poc=json_number(metrics.poc[i]),
                     details={
-                        "price": _num(metrics.price[i]),
-                        "distance_from_poc_pct": _num(metrics.distance_pct[i]) if known else None,
+                        "price": json_number(metrics.price[i]),
+                        "distance_from_poc_pct": (
+                            json_number(metrics.distance_pct[i]) if known else None
+                        ),
                         "in_value_area": bool(
                             known and metrics.val[i] <= metrics.price[i] <= metrics.vah[i]
                         ),
-                        "momentum_pct": _num(metrics.momentum_pct[i]),
-                        "pressure_imbalance": _num(
+                        "momentum_pct": json_number(metrics.momentum_pct[i]),
+                        "pressure_imbalance": json_number(
                             metrics.buy_pressure[i] - metrics.sell_pressure[i]
                         ),
-                        "aggression_score": _num(metrics.aggression[i]),
+                        "aggression_score": json_number(metrics.aggression[i]),
                         "profile": "session",
                     },
                 )

@@ -63,7 +63,7 @@ import numpy.typing as npt
 
 from analytics.aggression import DIR_BUY, DIR_NEUTRAL, DIR_SELL, DIRECTION_NAMES
 from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, STATE_NAMES
-from streaming.engine.snapshot import Metrics, Universe
+from streaming.engine.snapshot import Metrics, Universe, json_number
 
 PRICE_ABOVE_SMA = "price_above_sma"
 AUCTION_MARKET = "auction_market"
@@ -394,18 +394,14 @@ def evaluate(
                 "price": float(metrics.price[i]),
                 "market_state": STATE_NAMES[int(state[i])].value,
                 "aggression_score": float(metrics.aggression[i]),
-                "cvd_slope": _num(metrics.cvd_slope[i]),
-                **{f"sma{p}": _num(metrics.sma[p][i]) for p in strategy.sma_periods()},
-                **({"vwap": _num(metrics.vwap[i])} if strategy.uses_vwap() else {}),
+                "cvd_slope": json_number(metrics.cvd_slope[i]),
+                **{f"sma{p}": json_number(metrics.sma[p][i]) for p in strategy.sma_periods()},
+                **({"vwap": json_number(metrics.vwap[i])} if strategy.uses_vwap() else {}),
                 **_levels(strategy, configs, universe, metrics, i),
             },
         )
         for i in np.flatnonzero(mask)
     ]
-
-
-def _num(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def _levels(
@@ -417,7 +413,7 @@ def _levels(
 ) -> dict[str, Any]:
     config = configs.get((int(universe.ids[i]), strategy.name))
     return {
-        "atr": _num(metrics.atr[i]),
+        "atr": json_number(metrics.atr[i]),
         "atr_stop_multiplier": _param(strategy, config, "atr_stop_multiplier", 1.5),
         "atr_target_multiplier": _param(strategy, config, "atr_target_multiplier", 3.0),
     }
@@ -476,8 +472,8 @@ def _auction(
                     "confidence": float(confidence[i]),
                     "aggression_score": float(score[i]),
                     "flow_direction": flow_name,
-                    "buy_pressure": _num(metrics.buy_pressure[i]),
-                    "sell_pressure": _num(metrics.sell_pressure[i]),
+                    "buy_pressure": json_number(metrics.buy_pressure[i]),
+                    "sell_pressure": json_number(metrics.sell_pressure[i]),
                     "cvd_momentum": float(metrics.cvd_momentum[i]),
                     "reason": f"{name} + Aggressive {flow_name} (score: {score[i]:.0f})",
                     **_levels(strategy, configs, universe, metrics, i),
