@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from test_analytics_pipeline import eth_ticks
 
 from analytics.pipeline import compute_session
 from analytics.profile import metrics_of
@@ -54,18 +55,6 @@ def insert_ticks(url: str, symbol: str, ticks: pd.DataFrame) -> int:
                 rows,
             )
     return symbol_id
-
-
-def eth_ticks(shared_data: Path) -> pd.DataFrame:
-    raw = pd.read_csv(shared_data / "trades" / "ethusdt_1000_trades.csv")
-    return pd.DataFrame(
-        {
-            "ts": pd.to_datetime(raw["timestamp"], unit="ms", utc=True),
-            "price": raw["price"],
-            "size": raw["amount"],
-            "side": np.where(raw["side"] == "buy", 1, -1),
-        }
-    )
 
 
 def test_session_profile_of_real_eth_trades(cli_db: str, shared_data: Path, capsys) -> None:

@@ -235,7 +235,7 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
     import pandas as pd
 
     from analytics.pipeline import composite_metrics
-    from analytics.profile import ProfileMetrics, metrics_of
+    from analytics.profile import ProfileMetrics
     from analytics.sessions import market_timezone, session_bounds
 
     sym = _load_symbol(conn, args.symbol)
@@ -270,10 +270,12 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
         if not parts:
             raise ProfileError(f"no profile data for {sym.symbol} in the sessions up to {day}")
         rows = pd.concat(parts, ignore_index=True)
-        row = composite_metrics(
+        composite = composite_metrics(
             rows, sym.row_size, method=args.method, sessions=args.sessions
-        ).iloc[0]
-        first, volume, buy = _dense(rows, sym.row_size)
+        )
+        if composite.empty:
+            raise ProfileError(f"no traded volume for {sym.symbol} in the sessions up to {day}")
+        row = composite.iloc[0]
         metrics = ProfileMetrics(
             poc=row.poc,
             vah=row.vah,
@@ -284,19 +286,7 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
             value_area_method=row.value_area_method,
         )
         title = f"{len(days)} sessions {min(days)} … {max(days)} ({zone})"
-        return ProfileView(
-            sym.symbol,
-            sym.market,
-            tz,
-            "composite",
-            title,
-            sym.row_size,
-            first,
-            volume,
-            buy,
-            int(rows["trade_count"].sum()),
-            metrics,
-        )
+        return _view(sym, tz, "composite", title, rows, args.method, metrics)
 
     rows, _ = _session_rows(conn, sym, day, args.source, args.method)
     if rows is None or rows.empty:
@@ -313,19 +303,30 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
         title += f", up to {local(chosen + pd.Timedelta(minutes=1))}"
     if rows.empty:
         raise ProfileError(f"no trades for {sym.symbol} at {local(chosen)} {zone} on {day}")
+    return _view(sym, tz, args.horizon, title, rows, args.method)
+
+
+def _view(sym: _Symbol, tz: str, horizon: str, title: str, rows, method: str, metrics=None):
+    """The view of volume_profile-shaped ``rows``; metrics computed from them unless given."""
+    from analytics.profile import metrics_of
+
     first, volume, buy = _dense(rows, sym.row_size)
-    metrics = metrics_of(volume, first, sym.row_size, args.method)
+    if metrics is None:
+        metrics = metrics_of(volume, first, sym.row_size, method)
+    if metrics is None:
+        raise ProfileError(f"no traded volume for {sym.symbol} in {title}")
+    trades = int(rows["trade_count"].sum())
     return ProfileView(
         sym.symbol,
         sym.market,
         tz,
-        args.horizon,
+        horizon,
         title,
         sym.row_size,
         first,
         volume,
         buy,
-        int(rows["trade_count"].sum()),
+        trades,
         metrics,
     )
 
