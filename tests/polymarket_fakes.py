@@ -124,8 +124,11 @@ class MarketServer:
 class GammaServer:
     """``/markets`` and ``/events`` over lists of Gamma objects (runs in a thread)."""
 
-    def __init__(self, markets: list[dict], events: list[dict] | None = None) -> None:
+    def __init__(
+        self, markets: list[dict], events: list[dict] | None = None, ignore_offset: bool = False
+    ) -> None:
         self.markets = markets
+        self.ignore_offset = ignore_offset  # a misbehaving server: always the first page
         self.events = events or []  # ``/events?id=`` objects, each with its ``markets``
         self.requests: list[dict[str, list[str]]] = []
         outer = self
@@ -150,7 +153,7 @@ class GammaServer:
                         for m in outer.markets
                         if m.get("active", True) and not m.get("closed", False)
                     ]
-                    offset = int(query.get("offset", ["0"])[0])
+                    offset = 0 if outer.ignore_offset else int(query.get("offset", ["0"])[0])
                     limit = int(query.get("limit", ["100"])[0])
                     page = listed[offset : offset + limit]
                 body = json.dumps(page).encode()

@@ -184,3 +184,15 @@ def test_partial_neg_risk_event_is_completed_from_events(db_url):
     assert [r[0] for r in rows] == [f"0x{i:064x}" for i in (20, 21, 22, 23)]
     assert all(r[2] for r in rows)
     assert [r[3] for r in rows] == ["active", "active", "active", "resolved"]
+
+
+def test_a_server_ignoring_offset_cannot_page_forever():
+    """Found in review: pagination only stopped on a short page, so a server (or proxy)
+    that ignored ``offset`` made discovery loop forever, growing the list without bound."""
+    from streaming.polymarket.gamma import fetch_markets
+
+    markets = [variant(i) for i in range(5)]
+    with GammaServer(markets, ignore_offset=True) as gamma, httpx.Client() as client:
+        got = fetch_markets(client, gamma.url, page_size=2)
+    assert [m["conditionId"] for m in got] == [markets[0]["conditionId"], markets[1]["conditionId"]]
+    assert len(gamma.requests) == 2  # the repeated page is recognised and paging stops

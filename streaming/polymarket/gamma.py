@@ -226,6 +226,7 @@ def fetch_markets(
     ``on_page`` is told the running count after each page (progress for long listings)."""
     url = base_url.rstrip("/") + "/markets"
     out: list[dict] = []
+    seen: set[object] = set()
     offset = 0
     while limit is None or len(out) < limit:
         size = page_size if limit is None else min(page_size, limit - len(out))
@@ -238,11 +239,17 @@ def fetch_markets(
             page = page.get("data") or []
         if not isinstance(page, list):
             raise ValueError("Gamma /markets did not return a JSON array")
-        out.extend(item for item in page if isinstance(item, dict))
+        fresh = [
+            item
+            for item in page
+            if isinstance(item, dict) and item.get("conditionId", id(item)) not in seen
+        ]
+        seen.update(item.get("conditionId", id(item)) for item in fresh)
+        out.extend(fresh)
         if on_page is not None:
             on_page(len(out))
-        if len(page) < size:
-            break
+        if len(page) < size or not fresh:
+            break  # the last page, or a server repeating itself (offset ignored)
         offset += len(page)
     return out[:limit] if limit is not None else out
 
