@@ -448,3 +448,20 @@ def test_broker_failure_on_the_account_keeps_the_intent_then_records_it(
     assert (cid, status, reason) == (it.client_order_id, "blocked", "broker_unavailable")
     assert trader.counters.errors >= 1
     assert fake.posted_orders() == []
+
+
+def test_kill_switch_cli_with_redis_down_says_it_was_not_set(monkeypatch, capsys, tmp_path):
+    """An operator pulling the switch must learn that it did not take, and the fallback."""
+    from marketflow.cli import main
+    from marketflow.settings import get_settings
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{_closed_port()}/0")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://127.0.0.1:1/none")
+    monkeypatch.setenv("MARKETFLOW_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["engine", "--kill-switch", "on"]) == 1
+        out = capsys.readouterr().out
+        assert "NOT set" in out and "KILL_SWITCH=true" in out
+    finally:
+        get_settings.cache_clear()

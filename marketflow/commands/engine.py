@@ -43,9 +43,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     if args.kill_switch:
-        if args.kill_switch != "status":
-            killswitch.set_switch(urls.redis_url, args.kill_switch == "on")
-        state = killswitch.read_switch(urls.redis_url)
+        import redis
+
+        try:
+            if args.kill_switch != "status":
+                killswitch.set_switch(urls.redis_url, args.kill_switch == "on")
+            state = killswitch.read_switch(urls.redis_url)
+        except (redis.RedisError, OSError) as exc:
+            # the operator must know the switch did not take, and what still works
+            done = "NOT set" if args.kill_switch != "status" else "unreadable"
+            print(
+                f"error: kill switch {done}: Redis unreachable ({exc.__class__.__name__}). "
+                "Start it with `marketflow services` or check REDIS_URL; to block orders now, "
+                "restart the engine with KILL_SWITCH=true (a running engine already treats "
+                "an unreadable switch as on)"
+            )
+            return 1
         env = (
             " (KILL_SWITCH=true in the environment also blocks orders)"
             if (settings.kill_switch)
