@@ -17,8 +17,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from marketflow.contracts import Channel
+from storage.db import sqlalchemy_url
 from streaming.relay import Relay, RelayConfigError
 from streaming.relay.conflation import Outbox, conflation_key
+from streaming.relay.history import History
 
 # --- pure: the outbox -----------------------------------------------------------------------
 
@@ -318,6 +320,9 @@ def test_history_endpoint_returns_recent_candles_oldest_first(redis_url: str, db
 
     data = asyncio.run(scenario())
     assert data["timezone"] == "America/New_York"
+    # the driver-qualified URL the rest of marketflow accepts serves the same history
+    history = History(sqlalchemy_url(db_url))
+    assert asyncio.run(history.candles("AAPL", 3)) == data
     candles = data["candles"]
     assert [c["close"] for c in candles] == [102.5, 103.5, 104.5]
     assert candles[0]["time"].startswith("2026-11-23T14:32:00")

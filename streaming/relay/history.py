@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from marketflow.contracts import Table
+from storage.db import libpq_url
 
 SYMBOLS_SQL = f"""
 select s.symbol, s.name, s.market, s.timezone, s.asset_type,
@@ -64,7 +65,7 @@ class History:
             raise psycopg.OperationalError("no database configured")
         async with self._gate:
             conn = await psycopg.AsyncConnection.connect(
-                self.database_url, connect_timeout=5, row_factory=dict_row
+                libpq_url(self.database_url), connect_timeout=5, row_factory=dict_row
             )
             try:
                 cur = await conn.execute(query, params)
