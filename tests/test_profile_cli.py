@@ -199,3 +199,15 @@ def test_default_day_is_the_utc_day_whatever_the_server_timezone(cli_db: str, ca
     out = capsys.readouterr().out
     assert "2023-02-03 00:00–24:00 UTC" in out  # not 2023-02-02, New York's date
     assert "trades 2" in out
+
+
+def test_default_day_after_an_after_hours_print_is_that_market_day(cli_db: str, capsys) -> None:
+    """Friday 19:30 New York is Saturday 00:30 UTC: the default session is the market's
+    date of the last print (Friday), not the UTC date (a Saturday without a session)."""
+    ts = pd.to_datetime(["2024-03-08 15:00:00", "2024-03-08 15:00:30", "2024-03-09 00:30:00"])
+    ticks = pd.DataFrame({"ts": ts.tz_localize("UTC"), "price": [50.0, 50.1, 50.2], "size": 1.0})
+    insert_ticks(cli_db, "AAPL", ticks)
+    assert main(["profile", "--symbol", "AAPL"]) == 0
+    out = capsys.readouterr().out
+    assert "2024-03-08 09:30–16:00 EST" in out
+    assert "trades 2" in out  # the after-hours print is outside the session

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 HELP = "print a symbol's volume profile: histogram with POC, value area, LVN/HVN"
 
@@ -170,7 +170,13 @@ def _load_symbol(conn, symbol: str) -> _Symbol:
     return _Symbol(int(row[0]), row[1], row[2], row[3], float(row[4]))
 
 
-def _last_tick_day(conn, sym: _Symbol) -> date:
+def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
+    """The session day of the symbol's last print: its date in the market's timezone
+    (an after-hours print at 19:30 New York is already the next UTC day), or the last
+    session before it when that date has none."""
+    from zoneinfo import ZoneInfo
+
+    from analytics.sessions import session_bounds
     from marketflow.contracts import Table
 
     row = conn.execute(
@@ -181,9 +187,13 @@ def _last_tick_day(conn, sym: _Symbol) -> date:
             f"no ticks stored for {sym.symbol}; ingest or replay some first "
             "(`marketflow ingest` / `marketflow replay FILE`)"
         )
-    # timestamptz comes back in the session's TimeZone (the server's, not always UTC):
-    # the partition day is the UTC date
-    return row[0].astimezone(UTC).date()
+    # timestamptz comes back in the connection's TimeZone, whatever it is: convert
+    day = row[0].astimezone(ZoneInfo(tz)).date()
+    for back in range(10):  # past a weekend plus holidays
+        candidate = day - timedelta(days=back)
+        if session_bounds(sym.market, candidate) is not None:
+            return candidate
+    return day
 
 
 def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
@@ -240,7 +250,7 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
 
     sym = _load_symbol(conn, args.symbol)
     tz = market_timezone(sym.market) if sym.market else sym.timezone
-    day = args.date or _last_tick_day(conn, sym)
+    day = args.date or _last_tick_day(conn, sym, tz)
     bounds = session_bounds(sym.market, day)
     if bounds is None:
         raise ProfileError(
