@@ -135,10 +135,13 @@ def test_stream_stores_publishes_and_paper_trades_once_per_episode(db_url, redis
                 )
                 == 1
             )
-            # it comes back: a new episode, a second pair
+            # it comes back: a new episode, but no second pair: the open paper pair already
+            # "took" this depth (a paper fill consumes nothing), booking it again would
+            # count the same liquidity twice
             await server.broadcast(change(UP, "0.45", "100"))
-            await until(lambda: count(db_url, positions) == 2)
-            assert count(db_url, "select count(*) from binary_opportunities") == 2
+            await until(lambda: count(db_url, "select count(*) from binary_opportunities") == 2)
+            await until(lambda: stream.store.paper_skipped == 1)
+            assert count(db_url, positions) == 1
 
             pos = query(
                 db_url,
@@ -149,7 +152,7 @@ def test_stream_stores_publishes_and_paper_trades_once_per_episode(db_url, redis
             assert pos[0][0] == pytest.approx(40) and pos[0][6] and pos[0][7] == "open"
             assert pos[0][2] == pytest.approx(40 * 0.95)
             await until(
-                lambda: query(db_url, "select mark_value from binary_positions order by id")[1][0]
+                lambda: query(db_url, "select mark_value from binary_positions order by id")[0][0]
                 is not None
             )
             marks = query(db_url, "select mark_value from binary_positions order by id")
@@ -162,7 +165,7 @@ def test_stream_stores_publishes_and_paper_trades_once_per_episode(db_url, redis
                     " resolution = 'no' where market_id = %s",
                     (MARKET,),
                 )
-            assert await stream.store.settle() == 2
+            assert await stream.store.settle() == 1
             settled = query(
                 db_url,
                 "select status, profit_loss, entry_cost + fees_paid, yes_qty from binary_positions",
@@ -407,3 +410,37 @@ def test_database_outage_keeps_a_bounded_compact_event_backlog(db_url):
         (0.06, False),
         (0.07, False),
     ]
+
+
+def test_paper_books_one_open_pair_per_market_across_episodes(db_url):
+    """Found in review: every episode booked a paper pair, and a paper fill takes no
+    liquidity, so an episode that closed and reopened on the same book (a reconnect makes
+    the books stale for a moment) booked the same depth again, inflating paper profit.
+    A market with an open paper position is not booked again (the original's rule)."""
+    from datetime import UTC, datetime
+
+    from analytics.arbitrage import pair_entry
+    from streaming.polymarket.monitor import Episode, EpisodeEvent
+    from streaming.polymarket.store import Store
+
+    seed(db_url)
+    markets = {m.market_id: m for m in load_markets(db_url, config("ws://unused"))}
+    now = datetime.now(UTC)
+    fill = pair_entry([(0.45, 10.0)], [(0.50, 10.0)], RATE, 0.005, 1000.0)
+    assert fill.shares == 10.0
+
+    def episode() -> Episode:
+        return Episode("pair", MARKET, now, 0.02, 10.0, {}, market=markets[MARKET], entry=fill)
+
+    async def main() -> None:
+        store = Store(db_url, None, paper=True)
+        first = episode()
+        await store.flush([], [EpisodeEvent("open", first)], markets, now)
+        first.closed_at = now
+        await store.flush([], [EpisodeEvent("close", first)], markets, now)
+        await store.flush([], [EpisodeEvent("open", episode())], markets, now)
+        await store.close()
+
+    asyncio.run(main())
+    assert count(db_url, "select count(*) from binary_opportunities") == 2
+    assert count(db_url, "select count(*) from binary_positions where status = 'open'") == 1

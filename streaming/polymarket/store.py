@@ -3,7 +3,8 @@
 One long-lived async connection; each flush writes every changed ``binary_prices`` row in
 one ``executemany`` and the episode events in the same transaction. Redis publishing never
 blocks storage: when Redis is down the publish is skipped (counted) and retried later.
-Paper mode books one equal-share pair per opened pair episode, marks open positions at the
+Paper mode books one equal-share pair per opened pair episode (unless its market already
+holds an open paper pair), marks open positions at the
 bids (``yes_bid + no_bid``) and settles them at resolution (1 per winning share).
 """
 
@@ -66,6 +67,7 @@ class Store:
     # episode events kept for the retry while the database is away (oldest dropped past it)
     max_pending_events: int = 10_000
     events_dropped: int = 0
+    paper_skipped: int = 0  # episodes not booked: their market already has an open pair
     rows_written: int = 0
     published: int = 0
     publish_failures: int = 0
@@ -225,6 +227,11 @@ class Store:
         ep = event.episode
         fill, market = ep.entry, ep.market
         if fill is None or market is None or fill.shares <= 0:
+            return
+        if self.positions.get(market.market_id):
+            # a paper fill takes no liquidity: a reopened episode on the same book would
+            # book the same depth again. One open paper pair per market (as the original).
+            self.paper_skipped += 1
             return
         yes_px, no_px = fill.worst_prices
         cur = await conn.execute(

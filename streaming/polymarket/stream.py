@@ -148,6 +148,7 @@ class PolymarketStream:
             "publish_failures": self.store.publish_failures,
             "db_failures": self.store.db_failures,
             "events_dropped": self.store.events_dropped,
+            "paper_skipped": self.store.paper_skipped,
             "errors": self.channel.errors,
             "paper_positions_open": sum(len(p) for p in self.store.positions.values()),
         }
