@@ -182,7 +182,10 @@ async def _engine_ticks(
     url: str, redis_url: str, ticks: int
 ) -> tuple[list[float], list[float], Engine]:
     """(all tick times, times of the ticks that also ran the 5 s state pass, engine)."""
-    engine = Engine(Settings(_env_file=None), url, redis_url)  # type: ignore[call-arg]
+    # Settings read the environment even without an env file: a benchmark never trades,
+    # whatever AUTO_TRADING_ENABLED the shell has
+    settings = Settings(_env_file=None, AUTO_TRADING_ENABLED=False, KILL_SWITCH=True)  # type: ignore[call-arg]
+    engine = Engine(settings, url, redis_url)
     times, state_times = [], []
     try:
         await engine.tick(NOW)  # warm-up: reference data, first state pass, connections
