@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from analytics.arbitrage import mark_value, settlement_value
 from marketflow.contracts import Channel, Table
-from storage.db import libpq_url
+from storage.db import DEFAULT_CONNECT_TIMEOUT_S, libpq_url
 from streaming.events import Rejects
 from streaming.ingest.rejects import RejectLedger
 from streaming.polymarket.monitor import EpisodeEvent, MarketInfo, PriceRow
@@ -87,7 +87,10 @@ class Store:
     async def _db(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
-                libpq_url(self.database_url), application_name="marketflow-polymarket"
+                libpq_url(self.database_url),
+                application_name="marketflow-polymarket",
+                # an unreachable host must not hold the flush loop (and a stop) for minutes
+                connect_timeout=DEFAULT_CONNECT_TIMEOUT_S,
             )
             await self._load_positions()
         return self._conn
