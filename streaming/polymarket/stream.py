@@ -198,6 +198,8 @@ class PolymarketStream:
                         )
         finally:
             await self.channel.stop()
-            with contextlib.suppress(Exception):
+            try:  # the last rows and episode events; a failure is reported, not hidden
                 await self.flush()
+            except Exception:
+                log.exception("polymarket: final flush failed; its rows are not stored")
             await self.store.close()
