@@ -365,3 +365,27 @@ def test_xnys_calendar_gates_the_watchdog() -> None:
     assert not xnys_open(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))  # night
     assert not xnys_open(datetime(2026, 11, 26, 15, 0, tzinfo=UTC))  # Thanksgiving
     assert not xnys_open(datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Saturday
+
+
+def test_debug_logging_never_shows_the_credentials(
+    fake: FakeAlpaca, capture: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: with ``marketflow -v`` the websockets library logs every frame it
+    sends, and the auth frame's hex dump ended with the secret's last bytes."""
+    server_frames = [s["frame"] for s in capture["session"] if s["dir"] == "server"]
+    trade = next(f for f in server_frames if f[0]["T"] == "t")[0]
+    ts = datetime.fromisoformat(trade["t"])
+    msg = {**trade, "t": msgpack.Timestamp.from_unix_nano(int(ts.timestamp()) * 10**9)}
+    fake.sessions = [[("frame", [msg])]]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    with caplog.at_level(logging.DEBUG):
+        assert run(collect(provider, 1))
+    # every record but the fake server's own (it receives the auth frame; not marketflow)
+    text = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server")
+    )
+    assert "BINARY" not in text  # no frame dumps at all from the client side
+    for secret in (fake.key, fake.secret):
+        raw = secret.encode()
+        for tail in (raw[-6:].hex(" "), raw[:6].hex(" "), secret[-6:], secret[:6]):
+            assert tail not in text, tail

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from marketflow.settings import Settings
 
 log = logging.getLogger(__name__)
+# websockets logs every frame it sends at DEBUG (``marketflow -v``), the auth frame with the
+# key and secret included: its own logger, never below INFO
+WS_LOG = logging.getLogger(f"{__name__}.websockets")
+WS_LOG.setLevel(logging.INFO)
 
 HANDSHAKE_TIMEOUT_S = 10.0
 BACKFILL_ATTEMPTS = 5
@@ -230,6 +234,7 @@ class AlpacaStreamProvider(Provider):
             max_size=None,
             max_queue=64,
             proxy=proxy,
+            logger=WS_LOG,
         ) as ws:
             await self._handshake(ws)
             if self._first_connect_at is None:
