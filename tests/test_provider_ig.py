@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,21 @@ def test_login_poll_and_quote_ticks(fake: FakeIg) -> None:
     assert tick.trade_id.startswith(f"ig:{VOD}:") and tick.trade_id.endswith("T101501")
     assert tick.ts.utcoffset().total_seconds() == 0
     assert provider.zero_size_ok
+
+
+def test_debug_logging_never_shows_tokens_or_credentials(
+    fake: FakeIg, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: with ``marketflow -v`` httpcore's trace logs every response's
+    headers, so IG's session tokens (CST, X-SECURITY-TOKEN) reached the log."""
+    fake.markets = {VOD: market(VOD, "Vodafone Group PLC", 72.10, 72.16)}
+    provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
+    with caplog.at_level(logging.DEBUG):
+        assert asyncio.run(collect(provider, 2))
+    assert provider.counters["logins"] >= 1
+    assert not re.search(r"\b[cx]st-\d+", caplog.text)  # the fake's session tokens
+    for secret in (fake.api_key, fake.password):
+        assert secret not in caplog.text, secret
 
 
 def test_unchanged_snapshot_is_not_repeated_and_changes_are(fake: FakeIg) -> None:

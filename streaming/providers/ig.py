@@ -78,6 +78,11 @@ class IgProvider(Provider):
             )
         self.max_failures = max(1, settings.ig_max_failures)
         self.cooldown_s = settings.ig_cooldown_seconds
+        # httpcore's DEBUG trace (``marketflow -v``) logs response headers, and IG's carry
+        # the session tokens (CST, X-SECURITY-TOKEN): never below INFO
+        logging.getLogger("httpcore").setLevel(
+            max(logging.INFO, logging.getLogger("httpcore").level)
+        )
         self.zero_size_ok = True  # quote ticks carry size 0 by design
         self.epics: dict[str, str] = {k.upper(): v for k, v in (epics or {}).items()}
         self._table_loaded = epics is not None
