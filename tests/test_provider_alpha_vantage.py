@@ -148,6 +148,20 @@ def test_throttle_answers_back_off_then_recover(
     assert fake.key not in caplog.text
 
 
+def test_debug_logging_of_every_library_never_shows_the_key(
+    fake: FakeAlphaVantage, msft: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key travels in the query string: with ``marketflow -v`` (every logger at DEBUG)
+    no library may log the request URL, an error's URL, or the response."""
+    fake.answers = {"MSFT": [503, "<html>not json", msft]}
+    provider = AlphaVantageProvider(settings_for(fake), ["MSFT"])
+    with caplog.at_level(logging.DEBUG):
+        assert asyncio.run(collect(provider, 100))
+    # every record but the fake server's own access log (it sees the URL; not marketflow)
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("aiohttp")]
+    assert ours and not any(fake.key in text for text in ours)
+
+
 def test_error_message_pauses_only_that_symbol(
     fake: FakeAlphaVantage, msft: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
