@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import pytest
 from fakes.fake_alpaca import FakeAlpaca, tape_from_capture
-from fakes.loop_thread import LoopThread
+from fakes.loop_thread import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,12 +34,8 @@ def capture(shared_data: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeAlpaca]:
-    loop = LoopThread()
-    fake = FakeAlpaca()
-    loop.run(fake.start())
-    yield fake
-    loop.run(fake.stop())
-    loop.close()
+    with serving(FakeAlpaca()) as (fake,):
+        yield fake
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fakes.fake_alpha_vantage import ERROR, INFORMATION, NOTE, FakeAlphaVantage
-from fakes.loop_thread import LoopThread
+from fakes.loop_thread import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,12 +40,8 @@ def msft(shared_data: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeAlphaVantage]:
-    loop = LoopThread()
-    fake = FakeAlphaVantage()
-    loop.run(fake.start())
-    yield fake
-    loop.run(fake.stop())
-    loop.close()
+    with serving(FakeAlphaVantage()) as (fake,):
+        yield fake
 
 
 @pytest.fixture

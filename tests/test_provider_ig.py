@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fakes.fake_ig import FakeIg, market
-from fakes.loop_thread import LoopThread
+from fakes.loop_thread import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -31,12 +31,8 @@ BP = "IX.D.BP.DAILY.IP"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeIg]:
-    loop = LoopThread()
-    fake = FakeIg()
-    loop.run(fake.start())
-    yield fake
-    loop.run(fake.stop())
-    loop.close()
+    with serving(FakeIg()) as (fake,):
+        yield fake
 
 
 @pytest.fixture

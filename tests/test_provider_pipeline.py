@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from fakes.fake_alpaca import FakeAlpaca, tape_from_capture
 from fakes.fake_ig import FakeIg, market
-from fakes.loop_thread import LoopThread
+from fakes.loop_thread import serving
 
 from marketflow.settings import Settings
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
@@ -30,14 +30,8 @@ VOD = "IX.D.VOD.DAILY.IP"
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[FakeAlpaca, FakeIg]]:
-    loop = LoopThread()
-    alpaca, ig = FakeAlpaca(), FakeIg()
-    loop.run(alpaca.start())
-    loop.run(ig.start())
-    yield alpaca, ig
-    loop.run(alpaca.stop())
-    loop.run(ig.stop())
-    loop.close()
+    with serving(FakeAlpaca(), FakeIg()) as (alpaca, ig):
+        yield alpaca, ig
 
 
 async def ingest_until(
@@ -142,19 +136,13 @@ def test_alpha_vantage_bars_become_candles_at_utc_minutes(
     capture["Time Series (1min)"] = {
         ts.strftime("%Y-%m-%d %H:%M:%S"): row for ts, row in zip(stamps, rows, strict=True)
     }
-    loop = LoopThread()
-    fake = FakeAlphaVantage()
-    loop.run(fake.start())
-    try:
+    with serving(FakeAlphaVantage()) as (fake,):
         fake.answers = {"MSFT": [capture]}
         settings = Settings(_env_file=None, ALPHA_VANTAGE_API_KEY=fake.key).model_copy(
             update={"alpha_vantage_url": fake.url, "alpha_vantage_poll_seconds": 30}
         )
         provider = AlphaVantageProvider(settings, ["MSFT"])
         asyncio.run(ingest_until(db_url, tmp_path, provider, lambda p: p.counters.received >= 100))
-    finally:
-        loop.run(fake.stop())
-        loop.close()
     with psycopg.connect(db_url) as conn:
         candles = conn.execute(
             "select c.ts, c.open, c.close, c.volume from candles_1m c join symbols s"

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fakes.fake_alpaca import FakeAlpaca, tape_from_capture
 from fakes.fake_ig import FakeIg, market
-from fakes.loop_thread import LoopThread
+from fakes.loop_thread import serving
 from pydantic import SecretStr
 
 from marketflow.settings import Settings
@@ -37,14 +37,8 @@ VOD = "IX.D.VOD.DAILY.IP"
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[FakeAlpaca, FakeIg]]:
-    loop = LoopThread()
-    alpaca, ig = FakeAlpaca(), FakeIg()
-    loop.run(alpaca.start())
-    loop.run(ig.start())
-    yield alpaca, ig
-    loop.run(alpaca.stop())
-    loop.run(ig.stop())
-    loop.close()
+    with serving(FakeAlpaca(), FakeIg()) as (alpaca, ig):
+        yield alpaca, ig
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -25,3 +26,20 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+
+
+@contextlib.contextmanager
+def serving(*fakes: Any) -> Iterator[tuple[Any, ...]]:
+    """Start fake servers (``start``/``stop`` coroutines) on one background loop for a
+    module of tests; stop them, then the loop, on exit."""
+    loop = LoopThread()
+    started: list[Any] = []
+    try:
+        for fake in fakes:
+            loop.run(fake.start())
+            started.append(fake)
+        yield fakes
+    finally:
+        for fake in reversed(started):
+            loop.run(fake.stop())
+        loop.close()
