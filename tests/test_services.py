@@ -148,7 +148,7 @@ def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) 
     import subprocess
     import sys
 
-    from marketflow.services import EmbeddedRedis, free_port
+    from marketflow.services import EmbeddedPostgres, EmbeddedRedis, free_port
 
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -159,6 +159,11 @@ def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) 
         assert redis_server._running() is None  # not a redis-server: not adopted
         redis_server.stop()
         assert bystander.poll() is None  # and never signalled
+        # the same for a stale postmaster.pid: not adopted as a running PostgreSQL
+        pgdata = tmp_path / "postgres" / "data"
+        pgdata.mkdir(parents=True)
+        (pgdata / "postmaster.pid").write_text(f"{bystander.pid}\n{pgdata}\n0\n{free_port()}\n")
+        assert EmbeddedPostgres(tmp_path / "postgres")._running_port() is None
     finally:
         bystander.kill()
         bystander.wait()
