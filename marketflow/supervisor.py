@@ -167,7 +167,7 @@ class Supervisor:
             state.started_at = self.clock()
             try:
                 proc = await self._spawn(state)
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # a bad path, argv or env
                 code = 127
                 self.log(f"{name} could not start: {exc}")
             else:
@@ -208,7 +208,10 @@ class Supervisor:
     async def wait(self) -> None:
         """Until every child loop ended (only after ``stop()``)."""
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+            for name, result in zip(self.children, results, strict=False):
+                if isinstance(result, Exception):  # never swallowed without a word
+                    self.log(f"supervising {name} failed: {result!r}")
 
     async def stop(self) -> None:
         """SIGTERM every process group, wait up to ``stop_timeout``, then SIGKILL."""

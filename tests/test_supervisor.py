@@ -124,6 +124,30 @@ def test_child_that_cannot_start_backs_off_too() -> None:
     assert sup.children["ghost"].total_restarts <= 6, text
 
 
+def test_spawn_error_of_any_kind_is_logged_not_lost() -> None:
+    """Found in review: only OSError was caught around the spawn; anything else (a NUL in
+    the environment raises ValueError) ended the child's loop silently, its exception
+    swallowed by ``wait()``: the child was simply never run again, with no message."""
+    out = io.StringIO()
+    sup = Supervisor(
+        [ChildSpec("nul", [sys.executable, "-c", "pass"], env={"BAD": "a\0b"})],
+        out=out,
+        backoff_initial=0.05,
+        backoff_cap=0.1,
+        stop_timeout=2,
+    )
+
+    async def scenario() -> None:
+        await sup.start()
+        await asyncio.sleep(0.5)
+        assert not sup._tasks[0].done()  # still supervising (retrying), not dead
+        await sup.stop()
+
+    asyncio.run(scenario())
+    assert "nul could not start" in out.getvalue() and "null byte" in out.getvalue()
+    assert sup.children["nul"].total_restarts >= 2
+
+
 def test_stop_right_after_start_catches_children_still_spawning() -> None:
     marker = f"MF_TEST_MARKER={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
