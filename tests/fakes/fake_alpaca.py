@@ -20,6 +20,8 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from fakes.http_app import start_app
+
 ERROR_MESSAGES = {
     400: "invalid syntax",
     401: "not authenticated",
@@ -241,11 +243,7 @@ class FakeAlpaca:
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/v2/stocks/trades", self._trades)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.rest_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.rest_port = await start_app(app)
 
     async def stop(self) -> None:
         self._ws_server.close()

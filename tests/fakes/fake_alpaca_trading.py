@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.http_app import start_app
+
 KEY, SECRET = "PKTESTKEY", "test-secret-value"
 
 
@@ -209,11 +211,7 @@ class FakeTrading:
         app.router.add_post("/v2/orders", self.post_order)
         app.router.add_get("/v2/orders:by_client_order_id", self.get_by_client_id)
         app.router.add_get("/v2/orders/{order_id}", self.get_order)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_app(app)
         return self
 
     async def stop(self) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.http_app import start_app
+
 NOTE = {
     "Note": "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls "
     "per minute and 500 calls per day."
@@ -52,11 +54,7 @@ class FakeAlphaVantage:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/query", self._query)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_app(app)
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.http_app import start_app
+
 
 def market(
     epic: str,
@@ -148,11 +150,7 @@ class FakeIg:
         app.router.add_post("/gateway/deal/session", self._session)
         app.router.add_get("/gateway/deal/markets/{epic}", self._market)
         app.router.add_get("/gateway/deal/markets", self._search)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_app(app)
 
     async def stop(self) -> None:
         await self._runner.cleanup()
