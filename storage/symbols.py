@@ -33,7 +33,38 @@ _CRYPTO_BASES = frozenset(
         "USDC",
     }
 )
-_CURRENCIES = frozenset({"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK"})
+# ISO currencies whose pairs are quoted as FX (IG); a pair needs both sides in this set
+CURRENCIES = frozenset(
+    {
+        "USD",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CHF",
+        "AUD",
+        "CAD",
+        "NZD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "HKD",
+        "SGD",
+        "ZAR",
+        "MXN",
+        "TRY",
+        "PLN",
+        "CNH",
+        "CZK",
+        "HUF",
+        "ILS",
+    }
+)
+
+
+def is_fx_pair(symbol: str) -> bool:
+    """``EURUSD`` / ``EUR/USD``: two ISO currencies (so ``BTCUSD`` is not FX)."""
+    bare = symbol.upper().replace("/", "")
+    return len(bare) == 6 and bare[:3] in CURRENCIES and bare[3:] in CURRENCIES
 
 
 def guess_asset_type(symbol: str) -> AssetType:
@@ -44,7 +75,7 @@ def guess_asset_type(symbol: str) -> AssetType:
             return AssetType.CRYPTO
     if upper.endswith(("USDT", "USDC")) and len(upper) > 5:
         return AssetType.CRYPTO
-    if len(upper) == 6 and upper[:3] in _CURRENCIES and upper[3:] in _CURRENCIES:
+    if is_fx_pair(upper):
         return AssetType.FOREX
     if symbol.startswith("^"):
         return AssetType.INDEX

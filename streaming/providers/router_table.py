@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from marketflow.contracts import Table
+from storage.symbols import is_fx_pair
 
 if TYPE_CHECKING:
     from marketflow.settings import Settings
@@ -35,31 +36,6 @@ CREDENTIALS: dict[str, tuple[tuple[str, str], ...]] = {
     "alpha_vantage": (("alpha_vantage_api_key", "ALPHA_VANTAGE_API_KEY"),),
     "demo": (),
 }
-CURRENCIES = frozenset(
-    [
-        "USD",
-        "EUR",
-        "GBP",
-        "JPY",
-        "CHF",
-        "AUD",
-        "CAD",
-        "NZD",
-        "SEK",
-        "NOK",
-        "DKK",
-        "HKD",
-        "SGD",
-        "ZAR",
-        "MXN",
-        "TRY",
-        "PLN",
-        "CNH",
-        "CZK",
-        "HUF",
-        "ILS",
-    ]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +52,6 @@ class Plan:
     external: dict[str, list[str]] = field(default_factory=dict)  # provider → symbols
     missing: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     epics: dict[str, str] = field(default_factory=dict)
-
-
-def is_fx_pair(symbol: str) -> bool:
-    bare = symbol.replace("/", "")
-    return len(bare) == 6 and bare[:3] in CURRENCIES and bare[3:] in CURRENCIES
 
 
 def default_provider(symbol: str) -> str:
