@@ -148,6 +148,20 @@ def test_repeated_failures_cool_down_then_recover(
     assert fake.password not in caplog.text and fake.api_key not in caplog.text
 
 
+def test_cooldowns_grow_with_jitter_while_failures_continue(fake: FakeIg) -> None:
+    """Found in review: every cooldown was exactly IG_COOLDOWN_SECONDS, so an outage was
+    retried at a fixed rhythm forever and several IG workers retried in lock step (DESIGN
+    §8: backoff and jitter). Now: at least the setting, doubling, capped, jittered."""
+    provider = IgProvider(settings_for(fake, ig_cooldown_seconds=10.0), ["VOD.L"])
+    delays = [provider._cooldown.next_delay() for _ in range(5)]
+    assert 10 <= delays[0] <= 20 and 20 <= delays[1] <= 40 and 40 <= delays[2] <= 80
+    assert all(40 <= d <= 80 for d in delays[3:])  # capped at 8 × the setting
+    other = IgProvider(settings_for(fake, ig_cooldown_seconds=10.0), ["VOD.L"])
+    assert [other._cooldown.next_delay() for _ in range(5)] != delays  # not in lock step
+    provider._cooldown.reset()  # a successful poll
+    assert provider._cooldown.next_delay() <= 20
+
+
 def test_bad_credentials_stop_loudly_without_retrying(fake: FakeIg) -> None:
     settings = settings_for(fake).model_copy(update={"ig_password": SecretStr("wrong")})
     provider = IgProvider(settings, ["VOD.L"], epics={"VOD.L": VOD})

@@ -2,10 +2,11 @@
 
 Log in with ``POST /session`` (v2), poll ``GET /markets/{epic}`` (v3) for each symbol every
 IG_POLL_SECONDS, log in again on a 401, and after IG_MAX_FAILURES consecutive failures pause
-for IG_COOLDOWN_SECONDS (logged, and visible as ``cooldowns``/``state`` in the counters).
-Wrong credentials stop the provider with an error instead of retrying (IG locks accounts
-after repeated bad logins). Symbol → epic comes from ``symbol_providers.epic``, else IG's
-market search. The events are quotes, not prints: see ``ig_snapshot``.
+for at least IG_COOLDOWN_SECONDS (doubling while failures go on, jittered; logged, and
+visible as ``cooldowns``/``state`` in the counters). Wrong credentials stop the provider
+with an error instead of retrying (IG locks accounts after repeated bad logins).
+Symbol → epic comes from ``symbol_providers.epic``, else IG's market search. The events
+are quotes, not prints: see ``ig_snapshot``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from streaming.providers.ig_snapshot import (
     quote_events,
     search_term,
 )
+from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
     from marketflow.settings import Settings
@@ -78,6 +80,9 @@ class IgProvider(Provider):
             )
         self.max_failures = max(1, settings.ig_max_failures)
         self.cooldown_s = settings.ig_cooldown_seconds
+        # pauses after repeated failures: [1×, 2×] the setting, doubling to 8×, jittered so
+        # workers that lost IG together do not retry in lock step; reset by a good poll
+        self._cooldown = Backoff(base=2 * self.cooldown_s, cap=8 * self.cooldown_s)
         # httpcore's DEBUG trace (``marketflow -v``) logs response headers, and IG's carry
         # the session tokens (CST, X-SECURITY-TOKEN): never below INFO
         logging.getLogger("httpcore").setLevel(
@@ -126,6 +131,7 @@ class IgProvider(Provider):
                             break
                         continue
                     failures = 0
+                    self._cooldown.reset()
                     self.counters["logins"] = session.logins
                     self._set_state("running")
                     for event in events:
@@ -134,14 +140,15 @@ class IgProvider(Provider):
                     failures = 0
                     self.counters["cooldowns"] += 1
                     self._set_state("cooldown")
+                    pause = self._cooldown.next_delay()
                     log.error(
                         "ig: %d consecutive failures at %s; pausing %.0f s before trying "
                         "again (check IG status, IG_URL / IG_DEMO)",
                         self.max_failures,
                         self.url,
-                        self.cooldown_s,
+                        pause,
                     )
-                    if await self.sleep(self.cooldown_s):
+                    if await self.sleep(pause):
                         return
                     continue
                 if await self.sleep(self.poll_s):
