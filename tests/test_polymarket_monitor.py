@@ -250,3 +250,65 @@ def test_fuzzed_frames_through_the_stream_callback(frames, cut):
             assert not row.stale and row.edge > 0.005 and row.executable_size > 0
         for price in (row.yes_bid, row.yes_ask, row.no_bid, row.no_ask):
             assert price is None or 0.0 <= price <= 1.0
+
+
+def test_neg_risk_basket_needs_every_live_outcome():
+    """Found in review: the basket summed the YES asks of the outcomes the monitor holds,
+    i.e. the ACTIVE markets only. An outcome that is closed but not resolved (trading
+    paused, awaiting resolution) dropped out of the sum, and a subset of outcomes under 1
+    is not an arbitrage (the missing outcome may win). Every outcome not resolved NO must
+    be present."""
+    outcomes = [
+        MarketInfo(
+            f"0xe{i}",
+            i,
+            f"PM:e{i}",
+            f"ey{i}",
+            f"en{i}",
+            event_id="ev",
+            neg_risk=True,
+            event_outcomes=4,
+        )
+        for i in range(3)
+    ]
+    monitor, books = make(outcomes)
+    for i, ask in enumerate(["0.30", "0.33", "0.31"]):
+        books.apply(snapshot(f"ey{i}", [("0.2", "10")], [(ask, "50")]), 0.0)
+        books.apply(snapshot(f"en{i}", [("0.6", "10")], [("0.75", "50")]), 0.0)
+    monitor.on_changed([f"ey{i}" for i in range(3)], 0.0)
+    assert not [e for e in monitor.take_events() if e.episode.kind == "neg_risk"]
+    complete = [MarketInfo(**{**m.__dict__, "event_outcomes": 3}) for m in outcomes]
+    monitor, books = make(complete)
+    for i, ask in enumerate(["0.30", "0.33", "0.31"]):
+        books.apply(snapshot(f"ey{i}", [("0.2", "10")], [(ask, "50")]), 0.0)
+    monitor.on_changed([f"ey{i}" for i in range(3)], 0.0)
+    assert [e.episode.key for e in monitor.take_events() if e.episode.kind == "neg_risk"] == ["ev"]
+
+
+def test_refreshed_market_info_replaces_the_old():
+    """A refresh that re-reads a tracked market (an outcome of its event resolved NO, a new
+    fee rate) updates it in place: add_markets used to skip every known market id."""
+    old = [
+        MarketInfo(
+            f"0xe{i}",
+            i,
+            f"PM:e{i}",
+            f"ey{i}",
+            f"en{i}",
+            event_id="ev",
+            neg_risk=True,
+            event_outcomes=4,
+        )
+        for i in range(3)
+    ]
+    monitor, books = make(old)
+    for i, ask in enumerate(["0.30", "0.33", "0.31"]):
+        books.apply(snapshot(f"ey{i}", [("0.2", "10")], [(ask, "50")]), 0.0)
+    monitor.on_changed([f"ey{i}" for i in range(3)], 0.0)
+    assert not monitor.take_events()
+    assert (
+        monitor.add_markets([MarketInfo(**{**m.__dict__, "event_outcomes": 3}) for m in old]) == []
+    )
+    assert monitor.by_token["ey1"][0].event_outcomes == 3
+    monitor.on_changed(["ey0"], 1.0)
+    assert [e.episode.key for e in monitor.take_events()] == ["ev"]

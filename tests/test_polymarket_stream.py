@@ -444,3 +444,29 @@ def test_paper_books_one_open_pair_per_market_across_episodes(db_url):
     asyncio.run(main())
     assert count(db_url, "select count(*) from binary_opportunities") == 2
     assert count(db_url, "select count(*) from binary_positions where status = 'open'") == 1
+
+
+def test_load_markets_counts_the_live_outcomes_of_each_event(db_url):
+    """Every outcome of a negRisk event except those resolved NO counts, active or not."""
+    from streaming.polymarket.discovery import upsert_markets
+
+    event = [dict(REAL["events"][0], id="ev-9", slug="who", negRiskAugmented=False)]
+
+    def outcome(i: int) -> dict:
+        raw = dict(REAL, conditionId=f"0x{i:064x}", slug=f"who-{i}", question=f"Who {i}?")
+        raw.update(clobTokenIds=json.dumps([f"{i}01", f"{i}02"]), negRisk=True, events=event)
+        return raw
+
+    with psycopg.connect(db_url) as conn:
+        upsert_markets(conn, [parse_market(outcome(i), {"crypto": RATE}) for i in range(4)])
+        conn.execute(
+            "update binary_markets set status = 'closed' where market_id = %s", (f"0x{1:064x}",)
+        )
+        conn.execute(
+            "update binary_markets set status = 'resolved', resolution = 'no' where market_id = %s",
+            (f"0x{2:064x}",),
+        )
+    markets = load_markets(db_url, config("ws://unused"))
+    assert sorted(m.market_id for m in markets) == [f"0x{0:064x}", f"0x{3:064x}"]
+    # the closed, unresolved outcome still counts; the one resolved NO does not
+    assert {m.event_outcomes for m in markets} == {3}

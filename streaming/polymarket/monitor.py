@@ -42,6 +42,9 @@ class MarketInfo:
     event_id: str | None = None
     neg_risk: bool = False
     augmented: bool = False
+    # outcomes of the negRisk event that can still win (all but those resolved NO), active
+    # or not: a basket is only complete when the monitor holds every one of them
+    event_outcomes: int | None = None
 
 
 class PriceRow(NamedTuple):
@@ -127,7 +130,13 @@ class Monitor:
         """Track markets; returns the token ids newly tracked (to subscribe)."""
         new_tokens: list[str] = []
         for m in markets:
-            if m.market_id in self.by_id:
+            known = self.by_id.get(m.market_id)
+            if known is not None:
+                if known != m and (known.yes_token_id, known.no_token_id) == (
+                    m.yes_token_id,
+                    m.no_token_id,
+                ):
+                    self._replace(known, m)  # re-read by a refresh: fee, outcome count, …
                 continue
             self.by_id[m.market_id] = m
             for token, is_yes in ((m.yes_token_id, True), (m.no_token_id, False)):
@@ -137,6 +146,17 @@ class Monitor:
                 self.events.setdefault(m.event_id, []).append(m)
         self.books.add_assets(new_tokens)
         return new_tokens
+
+    def _replace(self, old: MarketInfo, new: MarketInfo) -> None:
+        self.by_id[new.market_id] = new
+        self.by_token[new.yes_token_id] = (new, True)
+        self.by_token[new.no_token_id] = (new, False)
+        if old.event_id in self.events:
+            self.events[old.event_id] = [x for x in self.events[old.event_id] if x is not old]
+        if new.neg_risk and new.event_id:
+            self.events.setdefault(new.event_id, []).append(new)
+        if old.event_id in self.events and not self.events[old.event_id]:
+            del self.events[old.event_id]
 
     def remove_markets(self, market_ids: Iterable[str], now: float) -> list[str]:
         """Stop tracking (closed/resolved); open episodes close. Returns tokens to drop."""
@@ -285,6 +305,12 @@ class Monitor:
         members = self.events.get(event_id) or []
         if not members or any(m.augmented for m in members):
             return  # augmented events are skipped: the outcome set is not closed
+        needed = max((m.event_outcomes or 0) for m in members)
+        if len(members) < needed:
+            # an outcome that can still win is not streamed (closed, paused): the asks of
+            # the others are not a complete basket, whatever their sum
+            self._close(("neg_risk", event_id))
+            return
         books = [self.books.book(m.yes_token_id) for m in members]
         stale = any(self._stale(b, now) for b in books)
         tops = [b.best_ask if b is not None and b.valid else None for b in books]

@@ -68,7 +68,10 @@ def load_markets(database_url: str, config: StreamConfig) -> list[MarketInfo]:
     with psycopg.connect(libpq_url(database_url)) as conn:
         rows = conn.execute(
             f"select m.market_id, m.symbol_id, s.symbol, m.yes_token_id, m.no_token_id,"
-            f" m.fee_rate, m.category, m.event_id, m.neg_risk, m.augmented"
+            f" m.fee_rate, m.category, m.event_id, m.neg_risk, m.augmented,"
+            # the event's outcomes that can still win, whatever their trading status
+            f" (select count(*) from {Table.BINARY_MARKETS} e where e.event_id = m.event_id"
+            f" and not (e.status = 'resolved' and e.resolution = 'no'))"
             f" from {Table.BINARY_MARKETS} m left join {Table.SYMBOLS} s on s.id = m.symbol_id"
             f" where m.status = 'active' and m.yes_token_id is not null"
             f" and m.no_token_id is not null order by m.id"
@@ -87,6 +90,7 @@ def load_markets(database_url: str, config: StreamConfig) -> list[MarketInfo]:
             event_id=r[7],
             neg_risk=bool(r[8]),
             augmented=bool(r[9]),
+            event_outcomes=int(r[10]) if r[7] is not None and r[8] else None,
         )
         for r in rows
     ]
