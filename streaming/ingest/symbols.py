@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import psycopg
 
-from storage.symbols import guess_asset_type
+from storage.symbols import guess_asset_type, guess_market
 
 _INSERT = """
 insert into symbols (symbol, asset_type, provider, market, timezone, row_size)
@@ -29,14 +29,10 @@ where symbol = %s and (market, timezone, asset_type) is distinct from (%s, %s, %
 
 
 def default_meta(symbol: str) -> dict[str, object]:
-    asset = guess_asset_type(symbol).value
-    if asset == "crypto":
-        return {"asset_type": asset, "market": "24/7", "timezone": "UTC", "row_size": 0.01}
-    if symbol.endswith(".L"):
-        return {"asset_type": asset, "market": "XLON", "timezone": "Europe/London",
-                "row_size": 0.01}  # fmt: skip
-    return {"asset_type": asset, "market": "XNYS", "timezone": "America/New_York",
-            "row_size": 0.01}  # fmt: skip
+    """Metadata for a declared symbol nobody seeded: the storage layer's one guess."""
+    asset = guess_asset_type(symbol)
+    market, timezone = guess_market(symbol, asset)
+    return {"asset_type": asset.value, "market": market, "timezone": timezone, "row_size": 0.01}
 
 
 class SymbolMap:
