@@ -54,12 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Libraries whose DEBUG (or INFO) lines carry credentials: websockets dumps frames (Alpaca's
+# auth message), httpcore response headers (IG's session tokens), httpx request URLs
+# (Alpha Vantage's apikey query parameter). They stay quiet even with -v.
+QUIET_LOGGERS = {"websockets": logging.INFO, "httpcore": logging.INFO, "httpx": logging.WARNING}
+
+
 def configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- services (DESIGN §3) -------------------------------------------------
-    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
-    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # URLs may carry passwords: kept out of repr and dumps (print via services.redact_url)
+    database_url: str | None = Field(
+        default=None, validation_alias="DATABASE_URL", repr=False, exclude=True
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias="REDIS_URL", repr=False, exclude=True
+    )
     home: Path = Field(default=Path(".marketflow"), validation_alias="MARKETFLOW_HOME")
     market_db: str = Field(default="marketflow", validation_alias="MARKETFLOW_DB")
     dagster_db: str = Field(default="dagster", validation_alias="MARKETFLOW_DAGSTER_DB")

@@ -34,3 +34,21 @@ def test_console_script_help_is_fast_and_lists_commands() -> None:
     ).stdout
     for name in COMMANDS:
         assert name in out
+
+
+def test_verbose_logging_keeps_credential_carrying_libraries_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    from marketflow.cli import QUIET_LOGGERS, configure_logging
+
+    for name in QUIET_LOGGERS:  # restored after the test
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)
+    configure_logging(verbose=True)
+    logging.getLogger().setLevel(logging.DEBUG)  # basicConfig is a no-op under pytest
+    assert logging.getLogger("marketflow").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("websockets.client").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("httpcore.http11").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)

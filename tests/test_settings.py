@@ -64,6 +64,8 @@ def test_secrets_never_in_repr_log_or_error(
 ) -> None:
     for name in ("ALPACA_SECRET_KEY", "IG_PASSWORD", "IG_API_KEY", "POLYMARKET_PRIVATE_KEY"):
         monkeypatch.setenv(name, SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://trader:{SECRET}@db.internal:5432/market")
+    monkeypatch.setenv("REDIS_URL", f"redis://:{SECRET}@cache.internal:6379/0")
     settings = Settings(_env_file=None)
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("settings: %s / %r", settings, settings)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from marketflow.services import ServiceError, redact_url, resolve_urls
+    from marketflow.services import ServiceError, redact_text, redact_url, resolve_urls
     from marketflow.settings import get_settings
     from storage.migrate import current_revision, downgrade, upgrade
 
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             upgrade(url, args.revision)
         after = current_revision(url)
     except Exception as exc:  # the server's message is useful; the URL is redacted
-        print(f"marketflow migrate: failed on {redact_url(url)}: {exc.__class__.__name__}: {exc}")
+        reason = redact_text(f"{exc.__class__.__name__}: {exc}")
+        print(f"marketflow migrate: failed on {redact_url(url)}: {reason}")
         return 1
     print(f"{redact_url(url)}: {before or 'base'} -> {after or 'base'}")
     return 0
