@@ -27,9 +27,9 @@ import redis
 import redis.asyncio as aioredis
 
 from bench import BenchContext, Comparison
+from bench.tick_writer import copy_batches
 from marketflow.contracts import Channel
 from storage.db import connect
-from storage.tick_rows import COLUMNS, COPY_TYPES
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.ingest.rows import TickRows, to_writer_rows
@@ -80,23 +80,12 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
 
 
 def _raw_copy(url: str, batches: list[list[tuple]]) -> float:  # type: ignore[type-arg]
-    cols = ", ".join(COLUMNS)
     with connect(url, autocommit=True) as conn:
         register_epoch_dumper(conn)  # the same ts encoding as the pipeline's connection
         conn.execute(f"drop table if exists {RAW_TABLE}")
         conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")
         conn.execute(f"alter table {RAW_TABLE} add primary key (symbol_id, ts, trade_id)")
-        t0 = time.perf_counter()
-        for rows in batches:
-            with (
-                conn.transaction(),
-                conn.cursor() as cur,
-                cur.copy(f"copy {RAW_TABLE} ({cols}) from stdin (format binary)") as copy,
-            ):
-                copy.set_types(COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        elapsed = time.perf_counter() - t0
+        elapsed = copy_batches(conn, RAW_TABLE, batches)
         conn.execute(f"drop table {RAW_TABLE}")
     return elapsed
 
