@@ -25,7 +25,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import SESSION_START, AggressorState, classify, signed_volume
+from analytics.aggressor import SESSION_START, AggressorState
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.order_flow import ORDER_FLOW_COLUMNS
@@ -37,10 +37,10 @@ from analytics.session_grid import (
     VOLUME_PROFILE_COLUMNS,
     Entries,
     GridShape,
+    Prints,
     build_frames,
     fallback_cells,
     minute_starts,
-    price_cells,
 )
 
 __all__ = [
@@ -123,9 +123,6 @@ def compute_session(
     open_ts, close_ts = _utc(session_open), _utc(session_close)
     rejected: dict[str, int] = {}
     arrays = _prepare_ticks(ticks, open_ts.value, close_ts.value, rejected)
-    signs, state_after = classify(
-        arrays.price, arrays.side, arrays.bid, arrays.ask, aggressor_state or SESSION_START
-    )
     first_minute = open_ts.floor("min")
     session_minutes = max(0, -(-(close_ts.value - first_minute.value) // NS_PER_MINUTE))
     # per-minute boundaries of the (sorted) ticks instead of a per-tick minute array
@@ -155,15 +152,12 @@ def compute_session(
                 "its price range, or absurd prints reached the analytics"
             )
     tick_starts = tick_starts[: shape.n_minutes + 1]
-    tick_entries = Entries(
-        cell=price_cells(arrays.price, row_size, tick_starts, shape),
-        starts=tick_starts,
-        volume=arrays.size,
-        signed=signed_volume(arrays.size, signs),
-        counts=True,
+    # the prints are classified (venue side / quote / tick rule) and binned chunk by chunk
+    prints = Prints(
+        arrays.price, arrays.size, arrays.side, arrays.bid, arrays.ask, tick_starts, row_size
     )
     grid = build_frames(
-        tick_entries,
+        prints,
         bars.entries(shape),
         shape,
         row_size=row_size,
@@ -171,13 +165,14 @@ def compute_session(
         session_date=session_date_of(open_ts),
         method=method,
         cvd_total_before=cvd_total_before,
+        aggressor_state=aggressor_state or SESSION_START,
     )
     return SessionFrames(
         volume_profile=grid.volume_profile,
         profile_metrics=grid.profile_metrics,
         order_flow=grid.order_flow,
         session_profile=grid.session_profile,
-        aggressor_state=state_after,
+        aggressor_state=grid.aggressor_state,
         rejected=rejected,
     )
 

@@ -1,7 +1,8 @@
 """One session as a minute × bin grid: aggregation, running profile and frames.
 
 Ticks are reduced with ``np.bincount`` on an integer key ``minute * n_bins + bin`` (no
-sort, no float keys). The running session profile is the cumulative sum of the grid over
+sort, no float keys), classified and binned in chunks of whole minutes so every per-print
+temporary stays in the CPU cache. The running session profile is the cumulative sum of the grid over
 minutes, so the ``session`` horizon costs one ``cumsum`` rather than a recompute per
 minute. Wide sessions are processed in blocks of minutes to bound memory; the running sums
 carry from block to block.
@@ -15,13 +16,19 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.bins import bin_floats, bin_price, row_decimals
+from analytics.aggressor import AggressorState, classify
+from analytics.bins import bin_price, row_decimals
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.profile import BlockMetrics, Nodes, block_metrics, node_dicts
 
 NS_PER_MINUTE = 60_000_000_000
 # minute × bin cells aggregated per block (three float64 grids of this size live at once)
 GRID_CELLS = 1 << 21
+# prints classified and binned per chunk of whole minutes of about this many prints: the
+# per-print temporaries (bins, signs, signed volume, keys) then stay in the L2 cache instead
+# of streaming 80 MB arrays through memory (10 M prints: 124 → 89 ms, bit-identical sums,
+# since every cell still gets all its prints from one bincount, in print order)
+CHUNK_PRINTS = 1 << 16
 
 VOLUME_PROFILE_COLUMNS: tuple[str, ...] = (
     "bucket",
@@ -76,29 +83,31 @@ class Entries:
         return int(self.cell.shape[0])
 
 
+@dataclass(frozen=True)
+class Prints:
+    """The session's valid prints, time-sorted; classified and binned chunk by chunk.
+
+    side/bid/ask as ``analytics.aggressor.classify`` takes them (None when unknown);
+    starts: n_minutes + 1 boundaries, minute m's prints are [starts[m], starts[m+1]).
+    """
+
+    price: np.ndarray
+    size: np.ndarray
+    side: np.ndarray | None
+    bid: np.ndarray | None
+    ask: np.ndarray | None
+    starts: np.ndarray
+    row_size: float
+
+    @property
+    def count(self) -> int:
+        return int(self.price.shape[0])
+
+
 def minute_starts(ns: np.ndarray, first_minute_ns: int, n_minutes: int) -> np.ndarray:
     """Index of the first entry of each minute (sorted times): n_minutes + 1 boundaries."""
     edges = first_minute_ns + NS_PER_MINUTE * np.arange(n_minutes + 1, dtype=np.int64)
     return np.searchsorted(ns, edges, side="left").astype(np.int64)
-
-
-def price_cells(
-    price: np.ndarray, row_size: float, starts: np.ndarray, shape: GridShape
-) -> np.ndarray:
-    """Cell keys of time-sorted prints without a per-print minute array.
-
-    The bins come out of ``bin_floats`` as whole float64 numbers; each minute's slice gets
-    its row offset added in place (one pass over the prints, a Python step per minute),
-    and one conversion yields the int64 keys.
-    """
-    cells = bin_floats(price, row_size)
-    offsets = (np.arange(shape.n_minutes) * shape.n_bins - shape.first_bin).tolist()
-    bounds = starts.tolist()
-    for minute, offset in enumerate(offsets):
-        lo, hi = bounds[minute], bounds[minute + 1]
-        if hi > lo:
-            cells[lo:hi] += offset
-    return cells.astype(np.int64)
 
 
 def fallback_cells(minute: np.ndarray, bins: np.ndarray, shape: GridShape) -> np.ndarray:
@@ -111,9 +120,10 @@ class GridFrames:
     profile_metrics: pd.DataFrame
     order_flow: pd.DataFrame
     session_profile: pd.DataFrame
+    aggressor_state: AggressorState
 
 
-def empty_frames() -> GridFrames:
+def empty_frames(state: AggressorState) -> GridFrames:
     utc = pd.DatetimeTZDtype("ns", "UTC")
     vp = pd.DataFrame({c: pd.Series(dtype="float64") for c in VOLUME_PROFILE_COLUMNS})
     vp["bucket"] = pd.Series(dtype=utc)
@@ -127,7 +137,7 @@ def empty_frames() -> GridFrames:
     of["trade_count"] = pd.Series(dtype="int64")
     sp = pd.DataFrame({c: pd.Series(dtype="float64") for c in SESSION_PROFILE_COLUMNS})
     sp["trade_count"] = pd.Series(dtype="int64")
-    return GridFrames(vp, pm, of, sp)
+    return GridFrames(vp, pm, of, sp, state)
 
 
 def _grid_block(entries: Entries, r0: int, r1: int, n_bins: int) -> tuple:
@@ -153,6 +163,58 @@ def _grid_block(entries: Entries, r0: int, r1: int, n_bins: int) -> tuple:
         buy.reshape(rows, n_bins),
         count.reshape(rows, n_bins),
     )
+
+
+def _print_block(
+    prints: Prints, r0: int, r1: int, shape: GridShape, state: AggressorState
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, AggressorState]:
+    """(volume, buy, count) grids for minutes [r0, r1) of the prints, and the tick-rule state.
+
+    Chunks hold whole minutes, so each cell's sums come from one bincount in print order
+    (the same floats as one bincount over the session); the tick rule carries its state
+    from chunk to chunk, exactly as over the whole window.
+    """
+    rows, n_bins = r1 - r0, shape.n_bins
+    volume = np.zeros((rows, n_bins))
+    signed = np.zeros((rows, n_bins))
+    count = np.zeros((rows, n_bins), dtype=np.int64)
+    bounds = prints.starts[r0 : r1 + 1].tolist()
+    inverse = 1.0 / prints.row_size
+    m0 = 0
+    while m0 < rows:
+        m1 = m0 + 1
+        while m1 < rows and bounds[m1] - bounds[m0] < CHUNK_PRINTS:
+            m1 += 1
+        t0, t1 = bounds[m0], bounds[m1]
+        if t1 > t0:
+            chunk = slice(t0, t1)
+            price, size = prints.price[chunk], prints.size[chunk]
+            signs, state = classify(
+                price,
+                *(None if a is None else a[chunk] for a in (prints.side, prints.bid, prints.ask)),
+                state,
+            )
+            # bin = floor(price / row_size + 0.5) as bins.bin_floats forms it; prices are
+            # positive, so truncation is the floor
+            scaled = price * inverse
+            scaled += 0.5
+            key = scaled.astype(np.int64)
+            key -= shape.first_bin
+            for m in range(m0 + 1, m1):
+                lo, hi = bounds[m] - t0, bounds[m + 1] - t0
+                if hi > lo:
+                    key[lo:hi] += (m - m0) * n_bins
+            cells = (m1 - m0) * n_bins
+            grid = slice(m0, m1)
+            volume[grid] = np.bincount(key, weights=size, minlength=cells).reshape(-1, n_bins)
+            weights = np.multiply(size, signs, dtype=np.float64)  # aggressor.signed_volume
+            signed[grid] = np.bincount(key, weights=weights, minlength=cells).reshape(-1, n_bins)
+            count[grid] = np.bincount(key, minlength=cells).reshape(-1, n_bins)
+        m0 = m1
+    buy = signed
+    buy += volume
+    buy *= 0.5
+    return volume, buy, count, state
 
 
 def _node_lists(
@@ -207,7 +269,7 @@ def _row_ranges(traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_frames(
-    ticks: Entries,
+    prints: Prints,
     fallback: Entries,
     shape: GridShape,
     *,
@@ -216,10 +278,16 @@ def build_frames(
     session_date: date,
     method: str,
     cvd_total_before: float,
+    aggressor_state: AggressorState,
 ) -> GridFrames:
-    """Aggregate the entries onto the session grid and shape the output frames."""
-    if ticks.size == 0 and fallback.size == 0:
-        return empty_frames()
+    """Aggregate prints and fallback entries onto the session grid; shape the output frames.
+
+    aggressor_state: the tick-rule state before the first print; the frames carry the
+    state after the last one.
+    """
+    state = aggressor_state
+    if prints.count == 0 and fallback.size == 0:
+        return empty_frames(state)
     b0, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
     rows_per_block = max(1, GRID_CELLS // n_bins)
 
@@ -235,7 +303,7 @@ def build_frames(
 
     for r0 in range(0, n_minutes, rows_per_block):
         r1 = min(r0 + rows_per_block, n_minutes)
-        volume, buy, count = _grid_block(ticks, r0, r1, n_bins)
+        volume, buy, count, state = _print_block(prints, r0, r1, shape, state)
         if fallback.size:
             f_volume, f_buy, _ = _grid_block(fallback, r0, r1, n_bins)
             volume += f_volume
@@ -311,9 +379,9 @@ def build_frames(
         },
         columns=list(SESSION_PROFILE_COLUMNS),
     )
-    empty = empty_frames()
+    empty = empty_frames(state)
     volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
     metrics = pd.concat(pm_parts, ignore_index=True) if pm_parts else empty.profile_metrics
     if pm_parts:
         metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
-    return GridFrames(volume_profile, metrics, order_flow, session_profile)
+    return GridFrames(volume_profile, metrics, order_flow, session_profile, state)
