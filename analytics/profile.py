@@ -108,28 +108,31 @@ def _walk(
     below_len: np.ndarray,
     above_len: np.ndarray,
     needed: np.ndarray,
-    width: int,
+    widths: tuple[int, int],
     pair: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Items taken below and above the POC for ``rows``, looking ``width`` items each side.
+    """Items taken below and above the POC for ``rows``, looking ``widths`` items each side.
 
+    widths: (items looked at below, items looked at above); each side gets its own, so a
+    profile whose POC sits near one edge does not pay the long side's width twice.
     Returns (down_items, up_items, exact): a row is exact unless the walk used up a side
-    that has more than ``width`` items (then a wider look is needed).
+    that has more items than it looked at (then a wider look is needed).
     """
     n_rows = rows.shape[0]
-    # items: columns [0, width) below the POC (walking down), [width, 2·width) above it
-    values = np.empty((n_rows, 2 * width))
+    wb, wa = widths
+    # items: columns [0, wb) below the POC (walking down), [wb, wb + wa) above it
+    values = np.empty((n_rows, wb + wa))
     at_poc = rows * n_cols + poc
-    below_ok = _side_items(flat, at_poc - 1, -1, below_len, width, pair, values[:, :width])
-    above_ok = _side_items(flat, at_poc + 1, +1, above_len, width, pair, values[:, width:])
+    below_ok = _side_items(flat, at_poc - 1, -1, below_len, wb, pair, values[:, :wb])
+    above_ok = _side_items(flat, at_poc + 1, +1, above_len, wa, pair, values[:, wb:])
 
     # sort key: minus the running minimum of each side (see module docstring); a side's
     # missing items get +inf so the walk never takes them
     key = np.negative(values)
-    np.copyto(key[:, :width], np.inf, where=~below_ok)
-    np.copyto(key[:, width:], np.inf, where=~above_ok)
-    np.maximum.accumulate(key[:, :width], axis=1, out=key[:, :width])
-    np.maximum.accumulate(key[:, width:], axis=1, out=key[:, width:])
+    np.copyto(key[:, :wb], np.inf, where=~below_ok)
+    np.copyto(key[:, wb:], np.inf, where=~above_ok)
+    np.maximum.accumulate(key[:, :wb], axis=1, out=key[:, :wb])
+    np.maximum.accumulate(key[:, wb:], axis=1, out=key[:, wb:])
     order = np.argsort(key, axis=1, kind="stable")  # stable: below wins ties
     del key
     walked = np.take_along_axis(values, order, axis=1)
@@ -140,13 +143,13 @@ def _walk(
     steps[needed <= 0] = 0
     # items of one side are taken in order, so the last item taken tells the split
     last = order[np.arange(n_rows), np.maximum(steps - 1, 0)]
-    down_items = np.where(last < width, last + 1, steps - (last - width + 1))
+    down_items = np.where(last < wb, last + 1, steps - (last - wb + 1))
     down_items[steps == 0] = 0
     up_items = steps - down_items
     per = 2 if pair else 1
     exact = (needed <= 0) | reached[:, -1]
-    exact &= (below_len <= per * width) | (down_items < width)
-    exact &= (above_len <= per * width) | (up_items < width)
+    exact &= (below_len <= per * wb) | (down_items < wb)
+    exact &= (above_len <= per * wa) | (up_items < wa)
     return down_items, up_items, exact
 
 
@@ -174,28 +177,32 @@ def value_area_columns(
     below_len = poc - lo
     above_len = hi - poc
     pair = method == "dual"
-    longest = int(max(below_len.max(initial=0), above_len.max(initial=0)))
-    width = max(1, (longest + 1) // 2 if pair else longest)
+    per = 2 if pair else 1
+    # items per side: a dual item is two bins (the last one, at the edge, maybe one)
+    full = tuple(max(1, -(-int(side.max(initial=0)) // per)) for side in (below_len, above_len))
     if total is None:
         total = volumes.sum(axis=1)
     # what the walk must add to the POC; 70 % exactly counts as reached (float tolerance)
     needed = share * total - 1e-9 * total - volumes[rows, poc]
     flat = volumes.ravel()
 
-    def walk(sel: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def walk(sel: np.ndarray, w: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _walk(
             flat, n_cols, sel, poc[sel], below_len[sel], above_len[sel], needed[sel], w, pair
         )
 
-    look = width
-    if width > _GUESS_MIN_WIDTH and n_rows > 2 * _GUESS_SAMPLE_EVERY:
+    look = full
+    if max(full) > _GUESS_MIN_WIDTH and n_rows > 2 * _GUESS_SAMPLE_EVERY:
         sample = np.unique(np.append(rows[::_GUESS_SAMPLE_EVERY], n_rows - 1))
-        down, up, _ = walk(sample, width)
-        look = min(width, int(1.5 * max(down.max(), up.max())) + 32)
+        down, up, _ = walk(sample, full)
+        look = (
+            min(full[0], int(1.5 * down.max()) + 32),
+            min(full[1], int(1.5 * up.max()) + 32),
+        )
     down, up, exact = walk(rows, look)
-    if look < width and not exact.all():
+    if look != full and not exact.all():
         again = np.flatnonzero(~exact)
-        down[again], up[again], _ = walk(again, width)
+        down[again], up[again], _ = walk(again, full)
     if pair:
         # every item is two bins except, at the profile's edge, the last one
         return poc - np.minimum(2 * down, below_len), poc + np.minimum(2 * up, above_len)
