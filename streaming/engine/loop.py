@@ -32,12 +32,12 @@ import redis.asyncio as aioredis
 
 from analytics.aggression import DIRECTION_NAMES, intensity
 from analytics.market_state import MOMENTUM_WINDOW_MINUTES
-from analytics.sessions import session_bounds
 from marketflow.contracts import Channel, Side
 from marketflow.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn
+from streaming.engine.session_clock import current_session
 from streaming.engine.snapshot import Metrics, Snapshot, Universe, compute_metrics, json_number
 from streaming.engine.state import StateRecorder, write_states
 from streaming.engine.strategies import (
@@ -246,11 +246,10 @@ class Engine:
         cache: dict[str, datetime | None] = {}
         for market in self.universe.markets:
             if market not in cache:
-                try:
-                    bounds = session_bounds(market, now.date())
-                except ValueError:
-                    bounds = None
-                cache[market] = bounds[0].to_pydatetime() if bounds and bounds[0] <= now else None
+                # the symbol's own session, not the UTC date: US after-hours run past
+                # midnight UTC and still belong to the session that opened that morning
+                current = current_session(market, now)
+                cache[market] = None if current is None else current.open
             starts.append(cache[market])
         return starts
 
