@@ -140,6 +140,49 @@ def test_reconnect_fills_the_gap_exactly_once(fake: FakeAlpaca, capture: dict) -
     assert all(t.ts.tzinfo is not None and t.ts.utcoffset().total_seconds() == 0 for t in trades)
 
 
+def test_gap_fill_pages_through_a_long_outage_with_bounded_buffering(
+    fake: FakeAlpaca, capture: dict
+) -> None:
+    """A long outage: the gap fill must walk the REST API page by page (``limit`` and
+    ``page_token``) and hand each page on before asking for the next, never holding the
+    whole outage in memory; every print still arrives once, in time order."""
+    fake.tape = tape_from_capture(capture, 400)
+    fake.sessions = [[("trades", 0, 20, 5), ("drop",)], [("trades", 380, 400, 5)]]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"], queue_size=16, gap_page_limit=5)
+    gap_ids = {f"D-{p.trade_id}" for p in fake.tape[20:380]}
+    requests_at_first_gap_print: list[int] = []
+    peak_queue = 0
+    out: list[Trade] = []
+
+    async def consume() -> None:
+        nonlocal peak_queue
+        async for event in provider:
+            peak_queue = max(peak_queue, provider._queue.qsize())
+            assert isinstance(event, Trade)
+            if event.trade_id in gap_ids and not requests_at_first_gap_print:
+                requests_at_first_gap_print.append(len(fake.rest_requests))
+            out.append(event)
+            if len(out) == 400:
+                provider.stop()
+
+    run(asyncio.wait_for(consume(), 30))
+    ids = [t.trade_id for t in out]
+    assert sorted(ids) == sorted(f"D-{p.trade_id}" for p in fake.tape)
+    assert len(set(ids)) == 400
+    gap = [t.ts for t in out if t.trade_id in gap_ids]
+    assert gap == sorted(gap)  # a symbol's gap prints stay in time order
+    assert provider.counters["duplicates"] > 0
+    # pages of the asked size, each continuing where the last ended
+    assert all(r["limit"] == "5" for r in fake.rest_requests)
+    assert "page_token" not in fake.rest_requests[0]
+    tokens = [int(r["page_token"]) for r in fake.rest_requests[1:]]
+    assert tokens == [5 * k for k in range(1, len(fake.rest_requests))]
+    assert len(fake.rest_requests) >= 360 // 5
+    # the first gap print reached the consumer long before the last page was asked for
+    assert requests_at_first_gap_print[0] <= 8, requests_at_first_gap_print
+    assert peak_queue <= 16
+
+
 def test_406_waits_for_the_slot_then_streams(
     fake: FakeAlpaca, capture: dict, caplog: pytest.LogCaptureFixture
 ) -> None:

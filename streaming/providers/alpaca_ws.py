@@ -9,6 +9,11 @@ filled) and takes about 5 s to stop. Gap fill uses alpaca-py's ``StockHistorical
 Exactly once: after every reconnect the historical trades API is asked for everything since
 the stream's last known time (minus a small overlap); the live stream and the gap fill are
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id).
+
+Bounded memory: the gap fill walks the API one page (``limit``/``page_token``) at a time and
+queues each page before asking for the next, so a long outage costs at most one page in hand
+plus the provider's bounded queue, never the whole outage (its ``put`` is the backpressure).
+Pages come in the API's order, symbol by symbol and in time within a symbol.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ WS_LOG = logging.getLogger(f"{__name__}.websockets")
 WS_LOG.setLevel(logging.INFO)
 
 HANDSHAKE_TIMEOUT_S = 10.0
-BACKFILL_ATTEMPTS = 5
+BACKFILL_ATTEMPTS = 5  # per page: a failed page is retried from its own page token
+GAP_FILL_PAGE_LIMIT = 1_000  # prints per REST page (the API allows up to 10 000)
+QUEUE_SIZE = 50_000  # events between the socket/gap fill and the consumer
 
 
 class _SessionEnded(Exception):
@@ -90,6 +97,8 @@ class AlpacaStreamProvider(Provider):
         *,
         market_open: Callable[[datetime], bool] = xnys_open,
         emit_quotes: bool = False,
+        queue_size: int = QUEUE_SIZE,
+        gap_page_limit: int = GAP_FILL_PAGE_LIMIT,
     ) -> None:
         super().__init__(symbols)
         if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
@@ -118,8 +127,9 @@ class AlpacaStreamProvider(Provider):
         self._market_open = market_open
         self._emit_quotes = emit_quotes
         self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
-            maxsize=50_000
+            maxsize=queue_size
         )
+        self.gap_page_limit = gap_page_limit
         self._dedupe = proto.TradeDeduper()
         self._stream_clock: datetime | None = None  # newest venue time seen on the stream
         self._first_connect_at: datetime | None = None
@@ -135,6 +145,7 @@ class AlpacaStreamProvider(Provider):
             slot_busy=0,
             silence_reconnects=0,
             gap_fill_failures=0,
+            gap_fill_pages=0,
             trades_received=0,
             corrections_ignored=0,
         )
@@ -377,10 +388,47 @@ class AlpacaStreamProvider(Provider):
         await self._queue.put(_GapFilled(since))
 
     async def _gap_fill_once(self, since: datetime) -> None:
+        """Queue every print since ``since``, one REST page at a time."""
+        page_token: str | None = None
+        total = 0
+        while True:
+            payload = await self._fetch_page(since, page_token)
+            if payload is None:  # stopping, or the page failed every attempt
+                break
+            trades = self._parse_rest(payload)  # on the loop: rejects are not thread-safe
+            trades.sort(key=lambda t: (t.symbol, t.ts))  # the API's order, made certain
+            for trade in trades:
+                await self._queue.put(trade)  # blocks while the consumer is behind
+            total += len(trades)
+            self.counters["gap_fill_trades"] += len(trades)
+            self.counters["gap_fill_pages"] += 1
+            page_token = payload.get("next_page_token")
+            if not page_token:
+                log.info(
+                    "alpaca_ws: gap fill since %s: %d prints from the REST API (duplicates "
+                    "of streamed prints are dropped)",
+                    since.isoformat(),
+                    total,
+                )
+                return
+        if self.stopping:
+            return
+        self.counters["gap_fill_failures"] += 1
+        log.error(
+            "alpaca_ws: could not fill the gap since %s after %d attempts on one page (%d "
+            "prints recovered before it); the rest of that gap is missing (re-run a "
+            "backfill for it)",
+            since.isoformat(),
+            BACKFILL_ATTEMPTS,
+            total,
+        )
+
+    async def _fetch_page(self, since: datetime, page_token: str | None) -> dict[str, Any] | None:
+        """One raw page, retried with backoff; None when stopping or out of attempts."""
         backoff = Backoff(base=1.0, cap=30.0)
         for attempt in range(1, BACKFILL_ATTEMPTS + 1):
             try:
-                payload = await asyncio.to_thread(self._fetch_rest, self.symbols, since)
+                return await asyncio.to_thread(self._fetch_rest, self.symbols, since, page_token)
             except Exception as exc:
                 log.warning(
                     "alpaca_ws: gap fill since %s failed (attempt %d/%d): %s",
@@ -390,30 +438,15 @@ class AlpacaStreamProvider(Provider):
                     _describe(exc),
                 )
                 if await self.sleep(backoff.next_delay()):
-                    return
-                continue
-            trades = self._parse_rest(payload)  # on the loop: rejects are not thread-safe
-            trades.sort(key=lambda t: t.ts)
-            for trade in trades:
-                await self._queue.put(trade)
-            self.counters["gap_fill_trades"] += len(trades)
-            log.info(
-                "alpaca_ws: gap fill since %s: %d prints from the REST API (duplicates "
-                "of streamed prints are dropped)",
-                since.isoformat(),
-                len(trades),
-            )
-            return
-        self.counters["gap_fill_failures"] += 1
-        log.error(
-            "alpaca_ws: could not fill the gap since %s after %d attempts; prints in "
-            "that gap are missing (re-run a backfill for it)",
-            since.isoformat(),
-            BACKFILL_ATTEMPTS,
-        )
+                    return None
+        return None
 
-    def _fetch_rest(self, symbols: Sequence[str], since: datetime) -> dict[str, Any]:
-        """Raw ``/v2/stocks/trades`` pages since ``since`` (runs in a worker thread)."""
+    def _fetch_rest(
+        self, symbols: Sequence[str], since: datetime, page_token: str | None
+    ) -> dict[str, Any]:
+        """One raw ``/v2/stocks/trades`` page (runs in a worker thread). alpaca-py's
+        ``get_stock_trades`` would follow every page into one dict; its ``get`` makes the
+        single signed request (with its 429 retry), so pages are walked here instead."""
         from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.data.requests import StockTradesRequest
 
@@ -424,12 +457,24 @@ class AlpacaStreamProvider(Provider):
                 raw_data=True,
                 url_override=self._data_url,
             )
-        request = StockTradesRequest(symbol_or_symbols=list(symbols), start=since, feed=self.feed)
-        return self._rest_client.get_stock_trades(request)
+        request = StockTradesRequest(
+            symbol_or_symbols=list(symbols), start=since, feed=self.feed, limit=self.gap_page_limit
+        )
+        params = request.to_request_fields()
+        if page_token:
+            params["page_token"] = page_token
+        answer = self._rest_client.get("/stocks/trades", params)
+        if not isinstance(answer, dict):
+            raise ValueError(f"trades answer is a {type(answer).__name__}, not an object")
+        return answer
 
     def _parse_rest(self, payload: dict[str, Any]) -> list[Trade]:
-        trades = []
-        for symbol, item in proto.rest_trades(payload):
+        trades: list[Trade] = []
+        by_symbol = payload.get("trades") or {}
+        if not isinstance(by_symbol, dict):
+            self.rejects.add("malformed_rest_page", str(by_symbol)[:200])
+            return trades
+        for symbol, item in proto.rest_trades(by_symbol):
             try:
                 trades.append(proto.parse_trade(item, symbol=symbol))
             except (ValueError, AttributeError, TypeError, OverflowError):
