@@ -235,3 +235,73 @@ def test_a_failing_frame_handler_does_not_end_the_shard():
             await channel.stop()
 
     asyncio.run(main())
+
+
+def _pending_shard_tasks() -> list[str]:
+    """The client's own tasks (shard runs, heartbeats, watchdogs) not yet finished."""
+    return sorted(
+        t.get_coro().__qualname__
+        for t in asyncio.all_tasks()
+        if not t.done() and t.get_coro().__qualname__.startswith("Shard.")
+    )
+
+
+def test_a_shard_whose_assets_are_all_unsubscribed_is_closed():
+    async def main() -> None:
+        async with MarketServer() as server:
+            store = BookStore()
+            channel = make_channel(server.url, store, max_assets=2)
+            await channel.start(["a1", "a2", "a3"])
+            await until(lambda: len(server.connections) == 2)
+            await until(lambda: all(store.book(a) and store.book(a).valid for a in ["a1", "a3"]))
+            first, second = channel.shards
+            await channel.unsubscribe(["a3"])  # the second shard's only asset
+            assert channel.shards == [first] and channel.assets == ["a1", "a2"]
+            assert second._task is not None and second._task.done()
+            await until(lambda: len(server.connections) == 1)  # its socket was closed
+            assert server.connects == 2  # ... and not reopened
+            # a new asset opens a new shard with its own, distinct id
+            await channel.subscribe(["a4"])
+            await until(lambda: len(server.connections) == 2)
+            assert [s.index for s in channel.shards] == [0, 2]
+            assert channel.assets == ["a1", "a2", "a4"]
+            await until(lambda: store.book("a4") is not None and store.book("a4").valid)
+            await channel.stop()
+            assert _pending_shard_tasks() == []
+
+    asyncio.run(main())
+
+
+def test_heartbeat_tasks_are_awaited_when_a_connection_ends():
+    """Found in review: the ping and watchdog tasks were cancelled but not awaited, so they
+    outlived their connection (still pending when the shard moved on to reconnect)."""
+
+    async def main() -> None:
+        async with MarketServer() as server:
+            store = BookStore()
+            at_reset: list[list[str]] = []
+
+            def on_reset(assets: list[str], now: float) -> None:
+                store.reset(assets)
+                at_reset.append(_pending_shard_tasks())
+
+            channel = MarketChannel(
+                server.url,
+                store.apply_text,
+                on_reset,
+                store.touch,
+                ping_seconds=0.05,
+                backoff_base=0.05,
+                backoff_max=0.1,
+                seed=3,
+            )
+            await channel.start([BOOK_ASSET])
+            await until(lambda: store.book(BOOK_ASSET) is not None and store.book(BOOK_ASSET).valid)
+            await server.drop_all()  # the server ends the connection
+            await until(lambda: server.connects == 2 and store.book(BOOK_ASSET).valid)
+            await channel.stop()
+            assert _pending_shard_tasks() == []
+            # when each connection was over, only the shard's own loop was still running
+            assert at_reset == [["Shard._run"], ["Shard._run"]]
+
+    asyncio.run(main())

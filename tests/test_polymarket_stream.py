@@ -290,6 +290,9 @@ def test_refresh_subscribes_new_markets_and_drops_closed_ones(db_url, redis_url)
             ) or {"assets_ids": [DOWN, UP], "operation": "unsubscribe"} in (
                 server.sent_subscriptions()
             )
+            # the connection that carried them is idle now: closed, not kept open
+            assert stream.channel.shards == []
+            await until(lambda: not server.connections)
             stop.set()
             await task
 

@@ -138,8 +138,11 @@ class Shard:
                 ch.frames += 1
                 ch.on_frame(frame, now)
         finally:
+            # awaited, not just cancelled: a task left pending outlives its connection
+            # (and its shard, on stop) and a failure inside it would never be retrieved
             pinger.cancel()
             watchdog.cancel()
+            await asyncio.gather(pinger, watchdog, return_exceptions=True)
         return got_data
 
     async def _ping(self, ws: ClientConnection) -> None:
@@ -198,6 +201,7 @@ class MarketChannel:
         self.max_frame_bytes = max_frame_bytes
         self.rng = random.Random(seed)
         self.shards: list[Shard] = []
+        self._next_index = 0  # shard ids stay unique when idle shards are closed
         self.frames = self.connects = self.reconnects = self.recycled = self.errors = 0
 
     @property
@@ -209,7 +213,8 @@ class MarketChannel:
             self._new_shard(group)
 
     def _new_shard(self, assets: list[str]) -> Shard:
-        s = Shard(self, len(self.shards), assets)
+        s = Shard(self, self._next_index, assets)
+        self._next_index += 1
         self.shards.append(s)
         s.start()
         return s
@@ -238,12 +243,22 @@ class MarketChannel:
                 await s.send(operation_message(mine, "subscribe"))
 
     async def unsubscribe(self, assets: Iterable[str]) -> None:
+        """Drop assets; a shard left with none is closed (an idle connection would only
+        hold a slot and keep reconnecting for nothing)."""
         drop = set(assets)
+        idle: list[Shard] = []
         for s in self.shards:
             gone = [a for a in s.assets if a in drop]
             if gone:
                 s.assets = [a for a in s.assets if a not in drop]
+                # said even before a close: the venue stops sending at once
                 await s.send(operation_message(gone, "unsubscribe"))
+                if not s.assets:
+                    idle.append(s)
+        for s in idle:
+            self.shards.remove(s)
+            await s.stop()  # a clean close frame, its heartbeat tasks awaited
+            log.info("polymarket shard %d: no assets left, closed", s.index)
 
     async def stop(self) -> None:
         for s in self.shards:
