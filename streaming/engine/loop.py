@@ -38,7 +38,15 @@ from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn
 from streaming.engine.session_clock import current_session
-from streaming.engine.snapshot import Metrics, Snapshot, Universe, compute_metrics, json_number
+from streaming.engine.snapshot import (
+    PROFILE_STALE,
+    Metrics,
+    Snapshot,
+    Universe,
+    compute_metrics,
+    json_number,
+    only_current_profiles,
+)
 from streaming.engine.state import StateRecorder, write_states
 from streaming.engine.strategies import (
     Candidate,
@@ -81,6 +89,10 @@ class Counters:
     symbols: int = 0
     strategies: int = 0
     bad_strategies: int = 0
+    # symbols whose newest session / composite profile is older than allowed, as of the
+    # last tick (profile runs stopped): their profile is ignored
+    stale_session_profiles: int = 0
+    stale_composite_profiles: int = 0
 
     def as_dict(self) -> dict[str, int | float]:
         return dict(self.__dict__)
@@ -133,6 +145,7 @@ class Engine:
         self._vwap: dict[int, float] = {}
         self.reader = queries.SnapshotReader()
         self._targets: dict[int, np.ndarray] = {}
+        self._stale_logged: dict[int, datetime] = {}  # symbol id → session open logged
 
     # --- connections --------------------------------------------------------------------
     async def _db(self) -> psycopg.AsyncConnection:
@@ -266,6 +279,33 @@ class Engine:
         elif wants_vwap:
             cached = np.array([self._vwap.get(sid, np.nan) for sid in ids])
             snap = Snapshot(**{**snap.__dict__, "session_vwap": cached})
+        return self._current_profiles(snap, now)
+
+    def _current_profiles(self, snap: Snapshot, now: datetime) -> Snapshot:
+        """Only profiles of each symbol's current session (``only_current_profiles``);
+        the staleness is counted for the heartbeat and logged once per symbol per session."""
+        universe = snap.universe
+        by_market = {m: current_session(m, now) for m in set(universe.markets)}
+        sessions = [by_market[m] for m in universe.markets]
+        opens = np.array([s.open.timestamp() if s else np.nan for s in sessions])
+        previous = np.array(
+            [s.previous_open.timestamp() if s and s.previous_open else np.nan for s in sessions]
+        )
+        snap = only_current_profiles(snap, opens, previous)
+        stale = np.flatnonzero(snap.session_status == PROFILE_STALE)
+        self.counters.stale_session_profiles = len(stale)
+        self.counters.stale_composite_profiles = int(snap.composite_stale.sum())
+        for k in stale.tolist():
+            sid, session = int(universe.ids[k]), sessions[k]
+            if session is not None and self._stale_logged.get(sid) != session.open:
+                self._stale_logged[sid] = session.open
+                log.warning(
+                    "engine: %s has no session profile for its %s session (newest is from %s);"
+                    " market state UNKNOWN until profile runs catch up",
+                    universe.symbols[k],
+                    session.day.isoformat(),
+                    datetime.fromtimestamp(float(snap.session.bucket[k]), UTC).isoformat(),
+                )
         return snap
 
     async def _run_tasks(

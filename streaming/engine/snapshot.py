@@ -8,7 +8,7 @@ turns it into one value per symbol with the shared pure formulas; no I/O here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -26,6 +26,10 @@ from analytics.market_state import MOMENTUM_WINDOW_MINUTES, detect_states, momen
 
 F = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+I8 = npt.NDArray[np.int8]
+
+# why a symbol has (or lacks) a session profile this tick
+PROFILE_CURRENT, PROFILE_NONE, PROFILE_STALE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Snapshot:
     sell_pressure: F
     cvd: F  # cvd_total (never resets), so a window across a session start stays continuous
     session_vwap: F = field(default_factory=lambda: np.zeros(0))
+    # set by ``only_current_profiles``: PROFILE_* per symbol, and which composites were
+    # dropped as too old (empty = not checked)
+    session_status: I8 = field(default_factory=lambda: np.zeros(0, np.int8))
+    composite_stale: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,10 @@ class Metrics:
     state: npt.NDArray[np.int8]  # analytics.market_state codes
     confidence: F
     distance_pct: F
+    # PROFILE_* per symbol and the newest session profile's bucket (epoch s, NaN: none),
+    # kept even when that profile was dropped as stale so the state row can say so
+    profile_status: I8 = field(default_factory=lambda: np.zeros(0, np.int8))
+    profile_bucket: F = field(default_factory=lambda: np.zeros(0))
 
 
 def json_number(value: float) -> float | None:
@@ -118,6 +130,45 @@ def _select(offsets: I64, keep: npt.NDArray[np.bool_]) -> I64:
     cs = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
     counts = cs[offsets[1:]] - cs[offsets[:-1]]
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _keep(profile: Profile, keep: npt.NDArray[np.bool_]) -> Profile:
+    """The profile where ``keep``, absent (NaN levels, no LVNs) elsewhere; buckets kept."""
+    return Profile(
+        poc=np.where(keep, profile.poc, np.nan),
+        vah=np.where(keep, profile.vah, np.nan),
+        val=np.where(keep, profile.val, np.nan),
+        bucket=profile.bucket,
+        lvns=[nodes if k else [] for nodes, k in zip(profile.lvns, keep.tolist(), strict=True)],
+    )
+
+
+def only_current_profiles(snap: Snapshot, session_open: F, previous_open: F) -> Snapshot:
+    """Drop profiles older than the symbol's current session (``session_clock``).
+
+    session_open / previous_open: epoch seconds per symbol of its current session's open
+    and of the session before (NaN when unknown). A session profile counts only when its
+    bucket is in the current session; an older one (profile runs stopped) is treated as
+    absent, so market state is UNKNOWN, no LVN alert comes from it and no strategy
+    compares against its levels. The composite profile spans several sessions and is
+    rebuilt with each session profile run, so it stays usable while its bucket is in the
+    current or the previous session (e.g. before the first run of a new session); older,
+    it is absent too. A NaN open (unknown market) keeps nothing.
+    """
+    s, c = snap.session, snap.composite
+    has = np.isfinite(s.bucket)
+    current = has & (s.bucket >= session_open)
+    stale = has & (s.bucket < session_open)  # NaN open: no session to be stale against
+    status = np.where(current, PROFILE_CURRENT, np.where(stale, PROFILE_STALE, PROFILE_NONE))
+    since = np.where(np.isfinite(previous_open), previous_open, session_open)
+    recent = np.isfinite(c.bucket) & (c.bucket >= since)
+    return replace(
+        snap,
+        session=_keep(s, current),
+        composite=_keep(c, recent),
+        session_status=status.astype(np.int8),
+        composite_stale=np.isfinite(c.bucket) & ~recent,
+    )
 
 
 def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -> Metrics:
@@ -144,6 +195,9 @@ def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -
     s = snap.session
     state, conf, dist = detect_states(price, s.poc, s.vah, s.val, mom, buy, sell)
     vwap = snap.session_vwap if len(snap.session_vwap) == n else np.full(n, np.nan)
+    status = snap.session_status
+    if len(status) != n:  # not checked for age: present or not
+        status = np.where(np.isfinite(s.bucket), PROFILE_CURRENT, PROFILE_NONE).astype(np.int8)
     return Metrics(
         price=price,
         momentum_pct=mom,
@@ -165,4 +219,6 @@ def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -
         state=state,
         confidence=conf,
         distance_pct=dist,
+        profile_status=status,
+        profile_bucket=s.bucket,
     )

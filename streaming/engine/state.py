@@ -9,8 +9,9 @@ written only when the state or its confidence changes, or as a keep-alive every
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,13 @@ import numpy.typing as npt
 import psycopg
 
 from analytics.market_state import STATE_NAMES, UNKNOWN
-from streaming.engine.snapshot import Metrics, Universe, json_number
+from streaming.engine.snapshot import (
+    PROFILE_CURRENT,
+    PROFILE_STALE,
+    Metrics,
+    Universe,
+    json_number,
+)
 
 UNKNOWN_NAME = STATE_NAMES[UNKNOWN].value
 
@@ -70,6 +77,22 @@ class StateRow:
         }
 
 
+def _profile_details(metrics: Metrics, i: int) -> dict[str, Any]:
+    """Which session profile the state used, or why there was none (an UNKNOWN's reason)."""
+    status = int(metrics.profile_status[i]) if len(metrics.profile_status) else PROFILE_CURRENT
+    if status == PROFILE_CURRENT:
+        return {"profile": "session"}
+    if status == PROFILE_STALE:
+        bucket = float(metrics.profile_bucket[i])
+        stamp = datetime.fromtimestamp(bucket, UTC).isoformat() if math.isfinite(bucket) else None
+        return {
+            "profile": None,
+            "reason": "stale_session_profile",
+            "stale_profile_bucket": stamp,
+        }
+    return {"profile": None, "reason": "no_session_profile"}
+
+
 class StateRecorder:
     """Decides which symbols get a row this time (changed or due), remembering what it wrote.
 
@@ -79,7 +102,8 @@ class StateRecorder:
 
     def __init__(self, refresh_seconds: float) -> None:
         self.refresh_seconds = refresh_seconds
-        self._written: dict[int, tuple[str, float, float]] = {}  # id → (state, conf, at)
+        # id → (state, confidence, why there is no profile, written at)
+        self._written: dict[int, tuple[str, float, str | None, float]] = {}
 
     def due(
         self,
@@ -94,14 +118,16 @@ class StateRecorder:
         for i, sid in enumerate(universe.ids.tolist()):
             name = STATE_NAMES[int(state[i])].value
             conf = float(confidence[i])
+            profile = _profile_details(metrics, i)
             last = self._written.get(sid)
             if (
                 last is not None
-                and last[:2] == (name, conf)
+                # a new reason (no profile → stale profile) is a change worth a row
+                and last[:3] == (name, conf, profile.get("reason"))
                 and (
                     # UNKNOWN (no data) is recorded once, not kept alive: a closed market would
                     # otherwise write a row per symbol per refresh all night
-                    name == UNKNOWN_NAME or t - last[2] < self.refresh_seconds
+                    name == UNKNOWN_NAME or t - last[3] < self.refresh_seconds
                 )
             ):
                 continue
@@ -129,7 +155,7 @@ class StateRecorder:
                             metrics.buy_pressure[i] - metrics.sell_pressure[i]
                         ),
                         "aggression_score": json_number(metrics.aggression[i]),
-                        "profile": "session",
+                        **profile,
                     },
                 )
             )
@@ -137,7 +163,12 @@ class StateRecorder:
 
     def mark_written(self, rows: list[StateRow]) -> None:
         for row in rows:
-            self._written[row.symbol_id] = (row.state, row.confidence, row.ts.timestamp())
+            self._written[row.symbol_id] = (
+                row.state,
+                row.confidence,
+                row.details.get("reason"),
+                row.ts.timestamp(),
+            )
 
 
 async def write_states(conn: psycopg.AsyncConnection, rows: list[StateRow]) -> None:
