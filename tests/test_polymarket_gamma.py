@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -66,6 +67,44 @@ def test_parse_by_label_not_position():
         "not_an_object": 1,
     }
     assert symbol_for(None, "0xabcdef0123456789") == "PM:abcdef0123"
+
+
+def test_naive_end_dates_are_utc_and_garbage_ones_counted_rejects():
+    """Gamma dates without an offset are UTC (they were dropped, so the market was never
+    checked for expiry); a value that is no date at all skips the market, counted."""
+    naive = parse_market(variant(1, endDate="2026-03-12T09:25:00"), RATES)
+    assert naive.end_date == datetime(2026, 3, 12, 9, 25, tzinfo=UTC)
+    bare = parse_market(variant(2, endDate="2026-03-12"), RATES)
+    assert bare.end_date == datetime(2026, 3, 12, tzinfo=UTC)
+    offset = parse_market(variant(3, endDate="2026-03-12T04:25:00-05:00"), RATES)
+    assert offset.end_date == naive.end_date and offset.end_date.utcoffset() == timedelta(0)
+    assert parse_market(variant(4, endDate=None), RATES).end_date is None
+    assert parse_market(variant(5, endDate="", end_date=None), RATES).end_date is None
+    rejects = Rejects("t")
+    parsed = parse_markets(
+        [
+            variant(6, endDate="next tuesday"),
+            variant(7, endDate="2026-13-45T00:00:00"),
+            variant(8, endDate=1773307200),
+            variant(9, endDate="2026-03-12T09:25:00"),
+        ],
+        RATES,
+        rejects=rejects,
+    )
+    assert [p.market_id for p in parsed] == [f"0x{9:064x}"]
+    assert rejects.counts == {"bad_end_date": 3}
+    assert rejects.samples["bad_end_date"]
+
+
+def test_discovery_stores_a_naive_end_date_as_utc(db_url):
+    markets = [variant(1, endDate="2026-03-12T09:25:00")]
+    with GammaServer(markets) as gamma, httpx.Client() as client, psycopg.connect(db_url) as conn:
+        result = discover(conn, client, gamma.url, RATES, page_size=10)
+        assert result.rejects.total == 0 and len(result.written) == 1
+        (end,) = conn.execute(
+            "select end_date from binary_markets where market_id = %s", (f"0x{1:064x}",)
+        ).fetchone()
+    assert end == datetime(2026, 3, 12, 9, 25, tzinfo=UTC)
 
 
 def test_discover_paginates_upserts_groups_and_marks_resolved(db_url):

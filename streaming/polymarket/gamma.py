@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
@@ -100,14 +100,25 @@ def _side_indexes(outcomes: list[str]) -> tuple[int, int]:
     return 0, 1
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def _parse_end_date(value: object) -> datetime | None:
+    """Gamma's ``endDate`` as an aware UTC datetime; None when Gamma gives none.
+
+    Gamma's dates are UTC: most carry ``Z``, but some markets give a bare date or a
+    datetime without an offset (e.g. ``2026-03-12`` / ``2026-03-12T09:25:00``). Those are
+    read as UTC, not dropped: a market without an end date is never checked for expiry.
+    Text that is not a date at all is a bad market object (``SkipMarket``, a counted
+    reject)."""
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise SkipMarket("bad_end_date")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
+        raise SkipMarket("bad_end_date") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _category(raw: Mapping, event: Mapping) -> str | None:
@@ -181,7 +192,7 @@ def parse_market(
         neg_risk=neg_risk,
         augmented=augmented,
         category=category,
-        end_date=_parse_time(raw.get("endDate") or raw.get("end_date")),
+        end_date=_parse_end_date(raw.get("endDate") or raw.get("end_date")),
         status=status,
         resolution=resolution,
         fee_rate=fee_rate,
