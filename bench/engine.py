@@ -38,6 +38,7 @@ NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # a Monday, 11:00 New York
 CANDLE_MINUTES = 120
 FLOW_MINUTES = 60
 PROFILE_MINUTES = 60
+BENCH_CHANNEL_PREFIX = "bench:engine:"  # no live subscriber listens on these
 
 
 def _copy(conn: psycopg.Connection, table: str, columns: str, rows: list[tuple]) -> None:
@@ -185,7 +186,9 @@ async def _engine_ticks(
     # Settings read the environment even without an env file: a benchmark never trades,
     # whatever AUTO_TRADING_ENABLED the shell has
     settings = Settings(_env_file=None, AUTO_TRADING_ENABLED=False, KILL_SWITCH=True)  # type: ignore[call-arg]
-    engine = Engine(settings, url, redis_url)
+    # the publishes are part of a tick's cost, but the fake symbols' states, signals and
+    # alerts must not reach the dashboard or anyone else subscribed to the live channels
+    engine = Engine(settings, url, redis_url, channel_prefix=BENCH_CHANNEL_PREFIX)
     times, state_times = [], []
     try:
         await engine.tick(NOW)  # warm-up: reference data, first state pass, connections

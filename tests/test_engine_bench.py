@@ -40,3 +40,32 @@ def test_engine_bench_never_trades_whatever_the_environment(db_url, redis_url, m
     finally:
         lt.run(fake.stop())
         lt.close()
+
+
+def test_engine_bench_publishes_on_no_live_channel(db_url, redis_url):
+    """The benchmark's fake symbols must not reach the dashboard: every message it publishes
+    goes to a bench-only channel, none to a production ``Channel`` name."""
+    import redis
+
+    from bench.engine import BENCH_CHANNEL_PREFIX
+    from marketflow.contracts import Channel
+
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    pubsub.psubscribe("*")
+    pubsub.get_message(timeout=1)  # the subscription confirmation
+    try:
+        run(BenchContext(db_url, redis_url, quick=True))
+        channels: dict[str, int] = {}
+        while (m := pubsub.get_message(timeout=0.5)) is not None:
+            if m["type"] == "pmessage":
+                name = m["channel"].decode()
+                channels[name] = channels.get(name, 0) + 1
+    finally:
+        pubsub.close()
+        client.close()
+    live = {c.value for c in Channel}
+    assert not live & channels.keys(), channels
+    # still published (a tick's cost includes it), only under the bench prefix
+    assert channels.get(BENCH_CHANNEL_PREFIX + Channel.MARKET_STATE.value, 0) >= 50
+    assert all(name.startswith(BENCH_CHANNEL_PREFIX) for name in channels), channels

@@ -118,8 +118,13 @@ class Engine:
         *,
         trader: Trader | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        channel_prefix: str = "",
     ) -> None:
+        """``channel_prefix`` goes before every channel the engine publishes on; empty in
+        production (the ``Channel`` names), set by the benchmark so its fake symbols'
+        messages reach no live subscriber of the Redis it uses."""
         self.settings = settings
+        self.channel_prefix = channel_prefix
         self.database_url = database_url
         self.redis = aioredis.Redis.from_url(
             redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
@@ -501,16 +506,17 @@ class Engine:
     async def _publish(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
         if not messages:
             return
+        name = self.channel_prefix + channel.value
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for message in messages:
-                    pipe.publish(channel.value, json.dumps(message, default=str))
+                    pipe.publish(name, json.dumps(message, default=str))
                 await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self.counters.redis_errors += 1
             log.warning(
                 "publish on %s failed (%s): %d messages dropped",
-                channel.value,
+                name,
                 exc.__class__.__name__,
                 len(messages),
             )
