@@ -183,6 +183,20 @@ def test_gap_fill_pages_through_a_long_outage_with_bounded_buffering(
     assert peak_queue <= 16
 
 
+def test_a_failed_gap_fill_page_is_retried_from_its_own_token(
+    fake: FakeAlpaca, capture: dict
+) -> None:
+    fake.tape = tape_from_capture(capture, 60)
+    fake.sessions = [[("trades", 0, 20, 4), ("drop",)], [("trades", 50, 60, 5)]]
+    fake.fail_pages = ["10"]  # the third page fails once
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"], gap_page_limit=5)
+    trades = run(collect(provider, 60, timeout=15))
+    assert sorted(t.trade_id for t in trades) == sorted(f"D-{p.trade_id}" for p in fake.tape)
+    tokens = [r.get("page_token", "") for r in fake.rest_requests]
+    assert tokens[:4] == ["", "5", "10", "10"]  # resumed at the failed page, not restarted
+    assert provider.counters["gap_fill_failures"] == 0
+
+
 def test_406_waits_for_the_slot_then_streams(
     fake: FakeAlpaca, capture: dict, caplog: pytest.LogCaptureFixture
 ) -> None:

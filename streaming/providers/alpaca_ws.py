@@ -402,7 +402,12 @@ class AlpacaStreamProvider(Provider):
             total += len(trades)
             self.counters["gap_fill_trades"] += len(trades)
             self.counters["gap_fill_pages"] += 1
-            page_token = payload.get("next_page_token")
+            next_token = payload.get("next_page_token")
+            if next_token is not None and next_token == page_token:
+                # a server repeating a page would keep the gap fill busy forever
+                log.error("alpaca_ws: gap fill got page token %r twice; stopped", next_token)
+                break
+            page_token = next_token
             if not page_token:
                 log.info(
                     "alpaca_ws: gap fill since %s: %d prints from the REST API (duplicates "

@@ -121,6 +121,8 @@ class FakeAlpaca:
     # auth answers for the next connections (an error code instead of "authenticated")
     refuse_auth: list[int] = field(default_factory=list)
     page_size: int = 7  # small REST pages so pagination is exercised
+    # page tokens ("" = the first page) whose next request fails once with a 500
+    fail_pages: list[str] = field(default_factory=list)
     # what clients did
     connections: int = 0
     client_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -130,7 +132,7 @@ class FakeAlpaca:
     rest_port: int = 0
 
     def reset(self) -> None:
-        self.tape, self.sessions, self.refuse_auth = [], [], []
+        self.tape, self.sessions, self.refuse_auth, self.fail_pages = [], [], [], []
         self.connections = 0
         self.client_messages, self.content_types, self.rest_requests = [], [], []
 
@@ -222,6 +224,9 @@ class FakeAlpaca:
             return web.json_response(
                 {"code": 40110000, "message": "request is not authorized"}, status=401
             )
+        if params.get("page_token", "") in self.fail_pages:
+            self.fail_pages.remove(params.get("page_token", ""))
+            return web.json_response({"message": "internal server error"}, status=500)
         symbols = params.get("symbols", "").split(",")
         start = datetime.fromisoformat(params["start"]) if "start" in params else None
         limit = min(int(params.get("limit") or 1000), self.page_size)
