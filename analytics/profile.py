@@ -154,10 +154,42 @@ def _walk(
 
 
 # Wide blocks (a session's running profiles) first walk a sample of rows at full width and
-# then every row only as far as the sample needed plus a margin; rows that hit that limit
-# are walked again at full width. The answer never depends on the guess.
+# then every row only as far as the sampled rows around it needed plus a margin, rows
+# grouped by that look (rounded up a ladder of sizes); rows that hit their limit are walked
+# again at full width. The answer never depends on the guess.
 _GUESS_MIN_WIDTH = 192
 _GUESS_SAMPLE_EVERY = 16
+_LOOK_MARGIN = 1.1
+_LOOK_LADDER = 1.5  # ratio between the look sizes rows are grouped by
+
+
+def _walk_by_looks(walk, n_rows: int, full: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(down_items, up_items) of every row, walking groups of rows only as far as needed."""
+    rows = np.arange(n_rows)
+    sample = np.unique(np.append(rows[::_GUESS_SAMPLE_EVERY], n_rows - 1))
+    sampled_down, sampled_up, _ = walk(sample, full)
+    # each row's guess: the larger walk of the sampled rows on either side of it
+    before = np.searchsorted(sample, rows, side="right") - 1
+    after = np.minimum(before + 1, sample.size - 1)
+    looks = []
+    for sampled, limit in ((sampled_down, full[0]), (sampled_up, full[1])):
+        guess = np.maximum(sampled[before], sampled[after]) * _LOOK_MARGIN + 32
+        step = np.ceil(np.log(guess / 32) / np.log(_LOOK_LADDER))
+        looks.append(np.minimum(limit, np.ceil(32 * _LOOK_LADDER**step)).astype(np.int64))
+    down = np.empty(n_rows, dtype=np.int64)
+    up = np.empty(n_rows, dtype=np.int64)
+    again = []
+    pairs, group = np.unique(np.stack(looks, axis=1), axis=0, return_inverse=True)
+    group = group.ravel()
+    for g, (look_down, look_up) in enumerate(pairs.tolist()):
+        sel = np.flatnonzero(group == g)
+        down[sel], up[sel], exact = walk(sel, (look_down, look_up))
+        if (look_down, look_up) != full:
+            again.append(sel[~exact])
+    redo = np.concatenate(again) if again else rows[:0]
+    if redo.size:
+        down[redo], up[redo], _ = walk(redo, full)
+    return down, up
 
 
 def value_area_columns(
@@ -191,18 +223,10 @@ def value_area_columns(
             flat, n_cols, sel, poc[sel], below_len[sel], above_len[sel], needed[sel], w, pair
         )
 
-    look = full
-    if max(full) > _GUESS_MIN_WIDTH and n_rows > 2 * _GUESS_SAMPLE_EVERY:
-        sample = np.unique(np.append(rows[::_GUESS_SAMPLE_EVERY], n_rows - 1))
-        down, up, _ = walk(sample, full)
-        look = (
-            min(full[0], int(1.5 * down.max()) + 32),
-            min(full[1], int(1.5 * up.max()) + 32),
-        )
-    down, up, exact = walk(rows, look)
-    if look != full and not exact.all():
-        again = np.flatnonzero(~exact)
-        down[again], up[again], _ = walk(again, full)
+    if max(full) <= _GUESS_MIN_WIDTH or n_rows <= 2 * _GUESS_SAMPLE_EVERY:
+        down, up, _ = walk(rows, full)
+    else:
+        down, up = _walk_by_looks(walk, n_rows, full)
     if pair:
         # every item is two bins except, at the profile's edge, the last one
         return poc - np.minimum(2 * down, below_len), poc + np.minimum(2 * up, above_len)
