@@ -236,12 +236,13 @@ def value_area_columns(
 def node_runs(flags: np.ndarray) -> Nodes:
     """Runs of consecutive True columns per row (row-major order)."""
     n_rows = flags.shape[0]
-    padded = np.zeros((n_rows, flags.shape[1] + 2), dtype=np.int8)
+    padded = np.zeros((n_rows, flags.shape[1] + 2), dtype=bool)
     padded[:, 1:-1] = flags
-    edges = np.diff(padded, axis=1)
-    start_rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    return Nodes(row=start_rows, start=starts.astype(np.int64), end=ends.astype(np.int64) - 1)
+    # a run's edges in row-major order alternate start, end (+1): one nonzero finds both
+    rows, edges = np.nonzero(padded[:, 1:] != padded[:, :-1])
+    return Nodes(
+        row=rows[0::2], start=edges[0::2].astype(np.int64), end=edges[1::2].astype(np.int64) - 1
+    )
 
 
 def block_metrics(
