@@ -136,8 +136,7 @@ def compute_session(
         bin_ranges = [int(bars.bins.min()), int(bars.bins.max())] if bars.minute.size else []
         if arrays.price.size:
             # rounding is monotone: the extreme prices give the extreme bins
-            extremes = np.array([arrays.price.min(), arrays.price.max()])
-            bin_ranges += bin_index(extremes, row_size).tolist()
+            bin_ranges += bin_index(arrays.extremes(), row_size).tolist()
         last_minute = max(
             int(traded_minutes[-1]) if traded_minutes.size else -1,
             int(bars.minute[-1]) if bars.minute.size else -1,
@@ -306,6 +305,12 @@ class _TickArrays:
     side: np.ndarray | None
     bid: np.ndarray | None
     ask: np.ndarray | None
+    # (min, max) of price, known when the validity check already computed them
+    price_range: tuple[float, float] | None = None
+
+    def extremes(self) -> np.ndarray:
+        low, high = self.price_range or (self.price.min(), self.price.max())
+        return np.array([low, high], dtype=np.float64)
 
 
 def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -362,8 +367,10 @@ def _prepare_ticks(
     ns, price, size = ns[window], price[window], size[window]
     optional = [None if a is None else a[window] for a in optional]
 
-    if ns.size and _all_positive_finite(price) and _all_positive_finite(size):
-        return _TickArrays(ns, price, size, *optional)
+    if ns.size:
+        low, high = price.min(), price.max()  # NaN makes both NaN: the checks fail then
+        if low > 0 and np.isfinite(high) and _all_positive_finite(size):
+            return _TickArrays(ns, price, size, *optional, price_range=(low, high))
     good_price = np.isfinite(price) & (price > 0)
     good_size = np.isfinite(size) & (size > 0)
     good = good_price & good_size

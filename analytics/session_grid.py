@@ -379,9 +379,13 @@ def build_frames(
         },
         columns=list(SESSION_PROFILE_COLUMNS),
     )
-    empty = empty_frames(state)
-    volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
-    metrics = pd.concat(pm_parts, ignore_index=True) if pm_parts else empty.profile_metrics
+    if vp_parts:
+        volume_profile = pd.concat(vp_parts, ignore_index=True)
+    else:
+        volume_profile = empty_frames(state).volume_profile
     if pm_parts:
+        metrics = pd.concat(pm_parts, ignore_index=True)
         metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
+    else:
+        metrics = empty_frames(state).profile_metrics
     return GridFrames(volume_profile, metrics, order_flow, session_profile, state)
