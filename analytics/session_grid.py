@@ -221,14 +221,12 @@ def _node_lists(
     nodes: Nodes, n_rows: int, first_bin: int, row_size: float, decimals: int
 ) -> list[list[dict[str, float]]]:
     """Per-row lists of {"price", "low", "high"} (price = the run's centre)."""
-    out: list[list[dict[str, float]]] = [[] for _ in range(n_rows)]
     if nodes.row.size == 0:
-        return out
-    for r, node in zip(
-        nodes.row.tolist(), node_dicts(nodes, first_bin, row_size, decimals), strict=True
-    ):
-        out[r].append(node)
-    return out
+        return [[] for _ in range(n_rows)]
+    # nodes come in row order: each row's list is one slice of the flat list
+    dicts = node_dicts(nodes, first_bin, row_size, decimals)
+    ends = np.cumsum(np.bincount(nodes.row, minlength=n_rows)).tolist()
+    return [dicts[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _metrics_frame(
