@@ -212,6 +212,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 "runs": float(repeats),
                 "Mticks_per_s": n / walls[best] / 1e6,
                 "metric_rows": float(len(frames.profile_metrics)),
+                # the loop's per-minute metrics are timed on only these (early, narrow)
+                # minutes of the session's 390, and scaled with the tick count
+                "sample_minutes": float(len(reference["minutes"])),
             },
         )
     ]
