@@ -51,6 +51,9 @@ function parseTime(t) {
 }
 const fmtTime = (sym, ms) => formatter(sym.timezone, false).format(new Date(ms));
 const fmtFull = (sym, ms) => formatter(sym.timezone, true).format(new Date(ms));
+function fmtVolume(x) {
+  return Number(x).toLocaleString("en-US", { maximumFractionDigits: 4 });  // fractional: crypto
+}
 function fmtPrice(x) {
   if (x === null || x === undefined || Number.isNaN(Number(x))) return "–";
   const v = Number(x);
@@ -145,7 +148,7 @@ function renderLastCandle() {
   el.textContent =
     `${sym.symbol} ${fmtFull(sym, c.ms)} ${tzAbbrev(sym.timezone, c.ms)}  ` +
     `O ${fmtPrice(c.open)}  H ${fmtPrice(c.high)}  L ${fmtPrice(c.low)}  C ${fmtPrice(c.close)}` +
-    (c.volume !== null ? `  V ${c.volume}` : "");
+    (c.volume !== null ? `  V ${fmtVolume(c.volume)}` : "");
   el.dataset.symbol = sym.symbol;
   el.dataset.close = String(c.close);
 }
@@ -196,6 +199,7 @@ function draw() {
   const y = (p) => padT + (hi - p) / (hi - lo) * (h - padT - padB);
   const step = (w - padR) / Math.max(candles.length, 30);
   const body = Math.max(1, step * 0.6);
+  const labelEvery = Math.max(1, Math.ceil(56 / step));  // time labels never overlap (≈ 5 chars)
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#7d8894"; ctx.strokeStyle = "#222b35"; ctx.lineWidth = 1;
   for (let i = 0; i <= 4; i++) {        // price grid
@@ -210,7 +214,7 @@ function draw() {
     ctx.beginPath(); ctx.moveTo(Math.round(x) + 0.5, y(c.high)); ctx.lineTo(Math.round(x) + 0.5, y(c.low)); ctx.stroke();
     const top = y(Math.max(c.open, c.close)), bot = y(Math.min(c.open, c.close));
     ctx.fillRect(x - body / 2, top, body, Math.max(1, bot - top));
-    if (i % Math.max(1, Math.round(candles.length / 6)) === 0) {   // time axis, market tz
+    if (i % labelEvery === 0) {   // time axis, market tz
       ctx.fillStyle = "#7d8894";
       ctx.fillText(fmtTime(sym, c.ms), Math.max(2, x - 14), h - 6);
     }
