@@ -271,45 +271,35 @@ def compute_window(
     return result, computed, max_seq
 
 
+def _table_spec(key: dg.AssetKey, description: str, *, fresh: bool = True) -> dg.AssetSpec:
+    """One of the tables the profile run writes; all read ticks and reconciled candles."""
+    return dg.AssetSpec(
+        key,
+        deps=[TICKS, CANDLES],
+        group_name="profiles",
+        kinds={"postgres"},
+        freshness_policy=PROFILE_FRESHNESS if fresh else None,
+        description=description,
+    )
+
+
 @dg.multi_asset(
     name="session_profiles",
     specs=[
-        dg.AssetSpec(
-            VOLUME_PROFILE,
-            deps=[TICKS, CANDLES],
-            group_name="profiles",
-            kinds={"postgres"},
-            freshness_policy=PROFILE_FRESHNESS,
-            description="Volume per price bin per minute with buy, sell and trade count.",
+        _table_spec(
+            VOLUME_PROFILE, "Volume per price bin per minute with buy, sell and trade count."
         ),
-        dg.AssetSpec(
+        _table_spec(
             PROFILE_METRICS,
-            deps=[TICKS, CANDLES],
-            group_name="profiles",
-            kinds={"postgres"},
-            freshness_policy=PROFILE_FRESHNESS,
-            description=(
-                "POC, value area (70 %, single-bin walk), LVN/HVN for horizons 1m, session "
-                "(running since the open) and composite (last 5 sessions)."
-            ),
+            "POC, value area (70 %, single-bin walk), LVN/HVN for horizons 1m, session "
+            "(running since the open) and composite (last 5 sessions).",
         ),
-        dg.AssetSpec(
-            ORDER_FLOW,
-            deps=[TICKS, CANDLES],
-            group_name="profiles",
-            kinds={"postgres"},
-            freshness_policy=PROFILE_FRESHNESS,
-            description="Per-minute delta, session CVD, never-resetting CVD, pressures.",
-        ),
-        dg.AssetSpec(
+        _table_spec(ORDER_FLOW, "Per-minute delta, session CVD, never-resetting CVD, pressures."),
+        _table_spec(
             NAKED_POCS,
-            deps=[TICKS, CANDLES],
-            group_name="profiles",
-            kinds={"postgres"},
-            description=(
-                "Each session's POC and the first minute a later session traded through it "
-                "(null while naked); earlier sessions' touches are updated by later windows."
-            ),
+            "Each session's POC and the first minute a later session traded through it "
+            "(null while naked); earlier sessions' touches are updated by later windows.",
+            fresh=False,
         ),
     ],
     partitions_def=daily_partitions,
