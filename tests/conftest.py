@@ -1,6 +1,6 @@
 """Shared fixtures: real PostgreSQL and Redis servers (DESIGN §3).
 
-Embedded servers by default; ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` point the suite at
+Embedded servers by default; ``CAPTURESBASE_URL`` / ``TEST_REDIS_URL`` point the suite at
 external ones. Each test that asks for ``db_url`` gets its own freshly migrated database,
 cloned from a template migrated once per session.
 """
@@ -21,21 +21,21 @@ from psycopg import sql
 
 from marketflow.services import EmbeddedPostgres, EmbeddedRedis, with_database
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CAPTURES = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real captures in ../shared/data (Polymarket, Alpaca, Alpha Vantage, trades)."""
-    if not SHARED_DATA.exists():
-        pytest.fail(f"captures not found at {SHARED_DATA}")
-    return SHARED_DATA
+def captures() -> Path:
+    """The real captures in tests/data (Polymarket, Alpaca, Alpha Vantage, trades); see its README."""
+    if not CAPTURES.exists():
+        pytest.fail(f"captures not found at {CAPTURES}")
+    return CAPTURES
 
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """Admin URL of a real PostgreSQL server for the whole session."""
-    external = os.environ.get("TEST_DATABASE_URL")
+    external = os.environ.get("CAPTURESBASE_URL")
     if external:
         yield external
         return

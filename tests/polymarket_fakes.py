@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "polymarket"
+DATA = Path(__file__).resolve().parent / "data" / "polymarket"
 
 
 def capture(name: str) -> dict:

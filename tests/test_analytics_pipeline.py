@@ -43,8 +43,8 @@ def make_ticks(rows: list[tuple[str, float, float]], **columns: list[float]) -> 
     return frame
 
 
-def eth_ticks(shared_data: Path) -> pd.DataFrame:
-    raw = pd.read_csv(shared_data / "trades" / "ethusdt_1000_trades.csv")
+def eth_ticks(captures: Path) -> pd.DataFrame:
+    raw = pd.read_csv(captures / "trades" / "ethusdt_1000_trades.csv")
     return pd.DataFrame(
         {
             "ts": pd.to_datetime(raw["timestamp"], unit="ms", utc=True),
@@ -57,8 +57,8 @@ def eth_ticks(shared_data: Path) -> pd.DataFrame:
     )
 
 
-def test_real_eth_trades_with_venue_side(shared_data: Path) -> None:
-    ticks = eth_ticks(shared_data)
+def test_real_eth_trades_with_venue_side(captures: Path) -> None:
+    ticks = eth_ticks(captures)
     day = pd.Timestamp("2023-02-02", tz="UTC")
     frames = compute_session(ticks, 0.05, day, day + pd.Timedelta(days=1))
     profile = frames.session_profile.set_index("price_level")

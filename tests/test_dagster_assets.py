@@ -251,9 +251,9 @@ def test_candles_reconciled_from_ticks_fill_and_fix_the_stream(loaded_db: str) -
         assert candles == traded_minutes
 
 
-def test_real_eth_trades_give_the_documented_bins(db_url: str, shared_data) -> None:
+def test_real_eth_trades_give_the_documented_bins(db_url: str, captures) -> None:
     """The Binance ETH/USDT capture (venue side) through the whole asset path."""
-    raw = pd.read_csv(shared_data / "trades" / "ethusdt_1000_trades.csv")
+    raw = pd.read_csv(captures / "trades" / "ethusdt_1000_trades.csv")
     with psycopg.connect(db_url, autocommit=True) as conn:
         eth = symbol_id(conn, "ETHUSDT")
         ticks = pd.DataFrame(

@@ -13,13 +13,13 @@ from streaming.polymarket.book import BookStore
 BOOK_ASSET = "48331043336612883890938759509493159234755048973500640148014422747788308965732"
 
 
-def load(shared_data: Path, name: str) -> dict:
-    return json.loads((shared_data / "polymarket" / f"{name}.json").read_text())
+def load(captures: Path, name: str) -> dict:
+    return json.loads((captures / "polymarket" / f"{name}.json").read_text())
 
 
-def test_snapshot_best_levels_are_last(shared_data):
+def test_snapshot_best_levels_are_last(captures):
     store = BookStore()
-    raw = load(shared_data, "book")
+    raw = load(captures, "book")
     assert store.apply(raw, 1.0) == [BOOK_ASSET]
     book = store.book(BOOK_ASSET)
     assert (book.best_bid, book.best_ask) == (0.511, 0.514)
@@ -35,10 +35,10 @@ def test_snapshot_best_levels_are_last(shared_data):
     assert store2.book(BOOK_ASSET).best_bid == 0.511
 
 
-def test_legacy_price_change_updates_a_level(shared_data):
+def test_legacy_price_change_updates_a_level(captures):
     store = BookStore()
-    store.apply(load(shared_data, "book"), 1.0)
-    change = load(shared_data, "price_change_legacy")  # SELL 0.514 → 21574.08
+    store.apply(load(captures, "book"), 1.0)
+    change = load(captures, "price_change_legacy")  # SELL 0.514 → 21574.08
     # applied, but the top prices did not move: nothing to re-evaluate
     assert store.apply(change, 2.0) == []
     assert store.applied == 2
@@ -52,11 +52,11 @@ def test_legacy_price_change_updates_a_level(shared_data):
     assert book.best_ask == 0.514 and 0.513 not in book.asks
 
 
-def test_size_zero_at_a_deep_level_leaves_top(shared_data):
+def test_size_zero_at_a_deep_level_leaves_top(captures):
     store = BookStore()
-    store.apply(load(shared_data, "book"), 1.0)
+    store.apply(load(captures, "book"), 1.0)
     book = store.book(BOOK_ASSET)
-    deep = load(shared_data, "price_change_legacy") | {"price": "0.999", "size": "0"}
+    deep = load(captures, "price_change_legacy") | {"price": "0.999", "size": "0"}
     assert store.apply(deep, 2.0) == []  # behind the top: not reported …
     store.watch.add(BOOK_ASSET)
     assert store.apply(deep | {"price": "0.998"}, 2.5) == [BOOK_ASSET]  # … unless watched
@@ -64,13 +64,13 @@ def test_size_zero_at_a_deep_level_leaves_top(shared_data):
     store.watch.clear()
     assert 0.999 not in book.asks and len(book.asks) == 84
     assert (book.best_bid, book.best_ask) == (0.511, 0.514)
-    deep_bid = deep | {"side": "BUY", "price": load(shared_data, "book")["bids"][0]["price"]}
+    deep_bid = deep | {"side": "BUY", "price": load(captures, "book")["bids"][0]["price"]}
     store.apply(deep_bid, 3.0)
     assert len(book.bids) == 75 and book.best_bid == 0.511
 
 
-def test_v2_price_changes_best_fields_are_authoritative(shared_data):
-    v2 = load(shared_data, "price_change_v2")
+def test_v2_price_changes_best_fields_are_authoritative(captures):
+    v2 = load(captures, "price_change_v2")
     asset = v2["price_changes"][0]["asset_id"]
     store = BookStore()
     # a book on that asset first (derived from the real snapshot): bids ≤ 0.55, asks ≥ 0.7
@@ -92,17 +92,17 @@ def test_v2_price_changes_best_fields_are_authoritative(shared_data):
     assert book.ts_ms == 1729084877448
 
 
-def test_price_change_before_any_snapshot_is_ignored(shared_data):
+def test_price_change_before_any_snapshot_is_ignored(captures):
     store = BookStore()
-    store.apply(load(shared_data, "price_change_legacy"), 1.0)
+    store.apply(load(captures, "price_change_legacy"), 1.0)
     book = store.book(BOOK_ASSET)
     assert not book.valid and not book.asks
     assert store.rejects.total == 0
 
 
-def test_tick_size_change_invalidates_until_snapshot(shared_data):
-    tick = load(shared_data, "tick_size_change")
-    raw = load(shared_data, "book") | {"asset_id": tick["asset_id"]}
+def test_tick_size_change_invalidates_until_snapshot(captures):
+    tick = load(captures, "tick_size_change")
+    raw = load(captures, "book") | {"asset_id": tick["asset_id"]}
     store = BookStore()
     store.apply(raw, 1.0)
     book = store.book(tick["asset_id"])
@@ -110,23 +110,23 @@ def test_tick_size_change_invalidates_until_snapshot(shared_data):
     store.apply(tick, 2.0)
     assert not book.valid and book.best_bid is None and book.tick_size == 0.001
     assert book.is_stale(2.0, 30.0)  # invalid ⇒ stale regardless of recency
-    store.apply(load(shared_data, "price_change_legacy") | {"asset_id": tick["asset_id"]}, 3.0)
+    store.apply(load(captures, "price_change_legacy") | {"asset_id": tick["asset_id"]}, 3.0)
     assert not book.valid and not book.asks  # deltas wait for the snapshot
     store.apply(raw, 4.0)
     assert book.valid and (book.best_bid, book.best_ask) == (0.511, 0.514)
 
 
-def test_last_trade_recorded(shared_data):
-    trade = load(shared_data, "last_trade_price")
+def test_last_trade_recorded(captures):
+    trade = load(captures, "last_trade_price")
     store = BookStore()
     assert store.apply(trade, 1.0) == [trade["asset_id"]]
     last = store.book(trade["asset_id"]).last_trade
     assert (last.price, last.size, last.side, last.ts_ms) == (0.491, 85.36, "SELL", 1724564136087)
 
 
-def test_staleness_by_silence_and_heartbeat(shared_data):
+def test_staleness_by_silence_and_heartbeat(captures):
     store = BookStore()
-    store.apply(load(shared_data, "book"), 100.0)
+    store.apply(load(captures, "book"), 100.0)
     book = store.book(BOOK_ASSET)
     assert not book.is_stale(120.0, 30.0)
     assert book.is_stale(131.0, 30.0)
@@ -136,15 +136,15 @@ def test_staleness_by_silence_and_heartbeat(shared_data):
     assert book.is_stale(131.0, 30.0)
 
 
-def test_unsubscribed_assets_are_ignored(shared_data):
+def test_unsubscribed_assets_are_ignored(captures):
     store = BookStore(assets=["other"])
-    assert store.apply(load(shared_data, "book"), 1.0) == []
+    assert store.apply(load(captures, "book"), 1.0) == []
     assert store.ignored == 1 and store.book(BOOK_ASSET) is None
 
 
-def test_malformed_elements_counted_and_skipped(shared_data):
+def test_malformed_elements_counted_and_skipped(captures):
     store = BookStore()
-    store.apply(load(shared_data, "book"), 1.0)
+    store.apply(load(captures, "book"), 1.0)
     assert store.apply_text("{not json", 2.0) == []
     assert (
         store.apply_text(
@@ -255,12 +255,12 @@ def test_fuzzed_frames_never_crash_and_keep_books_consistent(frames):
         assert all(0 <= p <= 1 and s > 0 for p, s in book.asks.items())
 
 
-def test_malformed_legacy_changes_and_infinite_timestamps_are_rejects_not_crashes(shared_data):
+def test_malformed_legacy_changes_and_infinite_timestamps_are_rejects_not_crashes(captures):
     """Found in review: a legacy ``changes`` element that is not an object raised TypeError,
     and an infinite timestamp (JSON ``Infinity``) raised OverflowError, out of ``apply``
     and into the socket loop, which then dropped the connection for one bad frame."""
     store = BookStore()
-    store.apply(load(shared_data, "book"), 1.0)
+    store.apply(load(captures, "book"), 1.0)
     legacy = {"event_type": "price_change", "asset_id": BOOK_ASSET, "changes": [5, "x"]}
     assert store.apply(legacy, 2.0) == []
     assert store.rejects.counts.get("bad_change") == 2
@@ -277,12 +277,12 @@ def test_malformed_legacy_changes_and_infinite_timestamps_are_rejects_not_crashe
     assert store.apply(change, 4.0) == [BOOK_ASSET]
 
 
-def test_a_best_field_that_is_absent_leaves_its_side_alone(shared_data):
+def test_a_best_field_that_is_absent_leaves_its_side_alone(captures):
     """Found in review: a change carrying ``best_ask`` but no ``best_bid`` key (or a
     ``best_bid_ask`` event missing one) read the absent field as "no bids" and wiped the
     whole bid ladder. Only the fields present are authoritative."""
     store = BookStore()
-    store.apply(load(shared_data, "book"), 1.0)
+    store.apply(load(captures, "book"), 1.0)
     book = store.book(BOOK_ASSET)
     bids_before = dict(book.bids)
     change = {

@@ -57,8 +57,8 @@ def insert_ticks(url: str, symbol: str, ticks: pd.DataFrame) -> int:
     return symbol_id
 
 
-def test_session_profile_of_real_eth_trades(cli_db: str, shared_data: Path, capsys) -> None:
-    ticks = eth_ticks(shared_data)
+def test_session_profile_of_real_eth_trades(cli_db: str, captures: Path, capsys) -> None:
+    ticks = eth_ticks(captures)
     insert_ticks(cli_db, "ETHUSDT", ticks)
     assert main(["profile", "--symbol", "ethusdt", "--rows", "50"]) == 0
     out = capsys.readouterr().out

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def capture(shared_data: Path) -> dict[str, Any]:
-    return json.loads((shared_data / "alpaca" / "stream_session_frames.json").read_text())
+def capture(captures: Path) -> dict[str, Any]:
+    return json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
-def msft(shared_data: Path) -> dict[str, Any]:
-    path = shared_data / "alphavantage" / "time_series_intraday_1min_msft.json"
+def msft(captures: Path) -> dict[str, Any]:
+    path = captures / "alphavantage" / "time_series_intraday_1min_msft.json"
     return json.loads(path.read_text())
 
 

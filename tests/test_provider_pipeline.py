@@ -62,11 +62,11 @@ def stored(db_url: str, symbol: str) -> list[tuple]:
 
 
 def test_alpaca_reconnect_stores_every_print_once(
-    servers: tuple[FakeAlpaca, FakeIg], shared_data: Path, db_url: str, tmp_path: Path
+    servers: tuple[FakeAlpaca, FakeIg], captures: Path, db_url: str, tmp_path: Path
 ) -> None:
     alpaca, _ = servers
     alpaca.reset()
-    capture = json.loads((shared_data / "alpaca" / "stream_session_frames.json").read_text())
+    capture = json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
     alpaca.tape = tape_from_capture(capture, 80, start=start)
     alpaca.sessions = [
@@ -117,7 +117,7 @@ def test_ig_quote_ticks_are_stored_with_size_zero(
 
 
 def test_alpha_vantage_bars_become_candles_at_utc_minutes(
-    shared_data: Path, db_url: str, tmp_path: Path
+    captures: Path, db_url: str, tmp_path: Path
 ) -> None:
     from zoneinfo import ZoneInfo
 
@@ -126,7 +126,7 @@ def test_alpha_vantage_bars_become_candles_at_utc_minutes(
     from streaming.providers.alpha_vantage import AlphaVantageProvider
 
     capture = json.loads(
-        (shared_data / "alphavantage" / "time_series_intraday_1min_msft.json").read_text()
+        (captures / "alphavantage" / "time_series_intraday_1min_msft.json").read_text()
     )
     # the capture's 100 bars re-stamped to the last 100 closed minutes, New York wall time
     eastern = ZoneInfo("US/Eastern")

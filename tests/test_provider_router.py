@@ -49,8 +49,8 @@ def fakes(servers: tuple[FakeAlpaca, FakeIg]) -> tuple[FakeAlpaca, FakeIg]:
 
 
 @pytest.fixture(scope="module")
-def capture(shared_data: Path) -> dict[str, Any]:
-    return json.loads((shared_data / "alpaca" / "stream_session_frames.json").read_text())
+def capture(captures: Path) -> dict[str, Any]:
+    return json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
 
 
 def settings_for(alpaca: FakeAlpaca | None, ig: FakeIg | None, **overrides: Any) -> Settings:

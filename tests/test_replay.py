@@ -20,8 +20,8 @@ from streaming.providers.replay import ReplayProvider, parse_timestamps, read_tr
 pytestmark = pytest.mark.timeout(90)
 
 
-def eth_file(shared_data: Path) -> Path:
-    return shared_data / "trades" / "ethusdt_1000_trades.csv"
+def eth_file(captures: Path) -> Path:
+    return captures / "trades" / "ethusdt_1000_trades.csv"
 
 
 def stored(url: str, symbol: str) -> pd.DataFrame:
@@ -44,13 +44,13 @@ def test_timestamps_by_magnitude_and_iso() -> None:
     assert naive[0] == expect  # naive ISO means UTC
 
 
-def test_reader_needs_a_symbol(shared_data: Path, tmp_path: Path) -> None:
+def test_reader_needs_a_symbol(captures: Path, tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match="--symbol"):
-        read_trades(eth_file(shared_data), None)
-    frame = read_trades(eth_file(shared_data), "ethusdt")
+        read_trades(eth_file(captures), None)
+    frame = read_trades(eth_file(captures), "ethusdt")
     assert len(frame) == 1000 and set(frame["side"]) == {1, -1}
     with pytest.raises(ProviderError, match="unknown market"):
-        ReplayProvider(eth_file(shared_data), symbol="ETHUSDT", market="NYSE")
+        ReplayProvider(eth_file(captures), symbol="ETHUSDT", market="NYSE")
     bad = tmp_path / "bad.csv"
     bad.write_text("when,price\n1,2\n")
     with pytest.raises(ProviderError, match="ts"):
@@ -58,12 +58,12 @@ def test_reader_needs_a_symbol(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_eth_replay_stores_1000_ticks_with_sides_and_is_idempotent(
-    db_url: str, redis_url: str, shared_data: Path, tmp_path: Path
+    db_url: str, redis_url: str, captures: Path, tmp_path: Path
 ) -> None:
     cfg = PipelineConfig(source="replay", spool_dir=tmp_path / "spool", flush_rows=300)
 
     async def replay() -> IngestPipeline:
-        provider = ReplayProvider(eth_file(shared_data), symbol="ETHUSDT", market="24/7", chunk=256)
+        provider = ReplayProvider(eth_file(captures), symbol="ETHUSDT", market="24/7", chunk=256)
         pipe = IngestPipeline(db_url, redis_url, cfg)
         await pipe.run(provider)
         return pipe
@@ -72,7 +72,7 @@ def test_eth_replay_stores_1000_ticks_with_sides_and_is_idempotent(
     assert first.counters.stored == 1000 and first.counters.duplicates == 0
     ticks = stored(db_url, "ETHUSDT")
     assert len(ticks) == 1000
-    raw = pd.read_csv(eth_file(shared_data))
+    raw = pd.read_csv(eth_file(captures))
     assert sorted(ticks["trade_id"]) == sorted(raw["id"].astype(str))
     side = ticks.set_index("trade_id")["side"]
     want = raw.set_index(raw["id"].astype(str))["side"].map({"buy": 1, "sell": -1})
@@ -111,13 +111,13 @@ def test_eth_replay_stores_1000_ticks_with_sides_and_is_idempotent(
 def test_replay_command_new_symbol_24_7(
     db_url: str,
     redis_url: str,
-    shared_data: Path,
+    captures: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # the first 200 rows as Parquet under a symbol nobody seeded, ISO timestamps
-    raw = pd.read_csv(eth_file(shared_data)).head(200)
+    raw = pd.read_csv(eth_file(captures)).head(200)
     frame = pd.DataFrame(
         {"ts": raw["date"], "symbol": "SOLUSDT", "price": raw["price"],
          "size": raw["amount"], "side": raw["side"], "trade_id": raw["id"]}
@@ -143,9 +143,9 @@ def test_replay_command_new_symbol_24_7(
     assert row == ("24/7", "UTC", "crypto", "replay")
 
 
-def test_recorded_speed_paces_the_replay(db_url: str, shared_data: Path, tmp_path: Path) -> None:
+def test_recorded_speed_paces_the_replay(db_url: str, captures: Path, tmp_path: Path) -> None:
     # the first 300 prints span ~50 s of trading; at 200× that is ~0.25 s of wall time
-    raw = pd.read_csv(eth_file(shared_data)).head(300)
+    raw = pd.read_csv(eth_file(captures)).head(300)
     path = tmp_path / "eth300.csv"
     raw.to_csv(path, index=False)
     span_s = (raw["timestamp"].max() - raw["timestamp"].min()) / 1000.0

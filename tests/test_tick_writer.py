@@ -29,8 +29,8 @@ def _count(conn: psycopg.Connection, where: str = "true", params: tuple = ()) ->
     return conn.execute(f"select count(*) from ticks where {where}", params).fetchone()[0]
 
 
-def _eth_trades(shared_data: Path, with_ids: bool = True) -> list[Trade]:
-    with open(shared_data / "trades" / "ethusdt_1000_trades.csv", newline="") as fh:
+def _eth_trades(captures: Path, with_ids: bool = True) -> list[Trade]:
+    with open(captures / "trades" / "ethusdt_1000_trades.csv", newline="") as fh:
         return [
             Trade(
                 symbol="ETHUSDT",
@@ -89,11 +89,11 @@ def test_overlapping_batches_drop_duplicates(conn: psycopg.Connection) -> None:
 
 
 def test_replaying_the_same_file_twice_stores_once(
-    conn: psycopg.Connection, shared_data: Path
+    conn: psycopg.Connection, captures: Path
 ) -> None:
     for with_ids in (True, False):
         conn.execute("delete from ticks")
-        trades = _eth_trades(shared_data, with_ids=with_ids)
+        trades = _eth_trades(captures, with_ids=with_ids)
         for _ in range(2):
             writer = TickWriter(conn, source="replay")
             for start in range(0, len(trades), 250):
@@ -101,7 +101,7 @@ def test_replaying_the_same_file_twice_stores_once(
         assert _count(conn) == 1000, with_ids
         total = conn.execute("select sum(size) from ticks").fetchone()[0]
         assert math.isclose(total, sum(t.size for t in trades))
-    # sides travel: the file's known facts (shared/data/README.md): the 0.05 bin at 1666.20
+    # sides travel: the file's known facts (tests/data/README.md): the 0.05 bin at 1666.20
     sells, buys = conn.execute(
         "select sum(size) filter (where side = -1), sum(size) filter (where side = 1) "
         "from ticks where round(price / 0.05) = 33324"

@@ -3,7 +3,7 @@ historical trades REST endpoint alpaca-py calls (``GET /v2/stocks/trades``).
 
 Both serve one ``tape`` (the prints that "happened"), so a test can drop the stream, let the
 market move on, and check that the client's gap fill recovers exactly the missed prints.
-Messages and error frames follow ``shared/data/alpaca/stream_session_frames.json``.
+Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``.
 """
 
 from __future__ import annotations
