@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.indicators import first_per_group, last_per_group
-from marketflow.contracts import MarketStateName
+from core.contracts import MarketStateName
 
 POC_BALANCE_PCT = 1.5
 POC_NEAR_PCT = 2.5

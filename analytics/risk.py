@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from marketflow.contracts import Side
+from core.contracts import Side
 
 CENT = Decimal("0.01")
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from marketflow.contracts import Table
+from core.contracts import Table
 from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from orchestration.resources import PostgresResource
 

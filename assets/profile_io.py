@@ -23,7 +23,7 @@ from analytics.pipeline import (
     PROFILE_METRICS_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
 )
-from marketflow.contracts import Table
+from core.contracts import Table
 
 
 @dataclass(frozen=True)

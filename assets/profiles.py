@@ -23,7 +23,7 @@ from analytics.pipeline import (
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets import profile_io
 from assets.market_data import TICKS
-from marketflow.contracts import Table
+from core.contracts import Table
 from orchestration.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,

@@ -25,7 +25,7 @@ import numpy as np
 import psycopg
 
 from bench import BenchContext, Comparison
-from marketflow.settings import Settings
+from core.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.loop import Engine

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from bench import BenchContext, Comparison
 from bench.tick_writer import copy_batches
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from storage.db import connect
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig

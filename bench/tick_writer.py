@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from psycopg import Connection
 
 from bench import BenchContext, Comparison
+from core.events import Rejects, Trade
 from storage.db import connect
 from storage.symbols import SymbolCache
 from storage.tick_rows import COLUMNS, COPY_TYPES, TickRow, trades_to_rows
 from storage.tick_writer import TickWriter
-from streaming.events import Rejects, Trade
 
 DESCRIPTION = "tick writer (binary COPY, idempotent) vs raw binary COPY of the same rows"
 

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from marketflow.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from streaming.events import Rejects
+from core.events import Rejects
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from marketflow.contracts import AssetType
+from core.contracts import AssetType
 
 # bases that make a "<BASE>USD" symbol crypto rather than a currency pair
 _CRYPTO_BASES = frozenset(

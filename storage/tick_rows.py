@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from streaming.events import Rejects, Trade
+from core.events import Rejects, Trade
 
 # (symbol_id, ts, trade_id, price, size, exchange, conditions, side, bid, ask)
 TickRow = tuple[

@@ -35,6 +35,7 @@ import psycopg
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
+from core.events import Rejects, Trade
 from storage.symbols import SymbolCache
 from storage.tick_rows import (
     COLUMNS,
@@ -44,7 +45,6 @@ from storage.tick_rows import (
     iter_rows,
     trades_to_rows,
 )
-from streaming.events import Rejects, Trade
 
 log = logging.getLogger(__name__)
 

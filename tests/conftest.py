@@ -26,7 +26,7 @@ CAPTURES = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture(scope="session")
 def captures() -> Path:
-    """The real captures in tests/data (Polymarket, Alpaca, Alpha Vantage, trades); see its README."""
+    """Real captures in tests/data (Polymarket, Alpaca, Alpha Vantage, trades); see README."""
     if not CAPTURES.exists():
         pytest.fail(f"captures not found at {CAPTURES}")
     return CAPTURES

@@ -10,8 +10,8 @@ import pytest
 
 from bench import BenchContext
 from bench import tick_writer as tick_writer_bench
+from core.settings import get_settings
 from marketflow.commands.bench import run_benchmarks
-from marketflow.settings import get_settings
 
 
 def test_tick_writer_bench_quick(db_url: str, redis_url: str) -> None:

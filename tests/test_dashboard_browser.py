@@ -27,7 +27,7 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from streaming.relay import Relay
 
 CHROMIUM = "/usr/bin/chromium"

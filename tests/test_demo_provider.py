@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketflow.settings import Settings
-from streaming.events import Trade
+from core.events import Trade
+from core.settings import Settings
 from streaming.providers.base import TradeBatch, make_provider
 from streaming.providers.demo import (
     NS,

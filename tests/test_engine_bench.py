@@ -48,7 +48,7 @@ def test_engine_bench_publishes_on_no_live_channel(db_url, redis_url):
     import redis
 
     from bench.engine import BENCH_CHANNEL_PREFIX
-    from marketflow.contracts import Channel
+    from core.contracts import Channel
 
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()

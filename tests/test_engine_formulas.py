@@ -23,7 +23,7 @@ from analytics.indicators import (
 )
 from analytics.market_state import detect_state, detect_states, momentum_pct_grouped
 from analytics.risk import bracket_levels, position_size, round_cent
-from marketflow.contracts import MarketStateName, Side
+from core.contracts import MarketStateName, Side
 
 V8 = [
     (101, 99, 100),

@@ -13,7 +13,7 @@ import pytest
 import redis
 from fakes.engine_rows import insert_candles, insert_flow, insert_profile, symbol_ids
 
-from marketflow.settings import Settings
+from core.settings import Settings
 from streaming.engine.loop import Engine
 
 NOW = datetime(2026, 11, 23, 15, 0, 0, tzinfo=UTC)  # a Monday, 10:00 New York

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from fakes.engine_rows import insert_candles, insert_flow, insert_profile, symbol_ids
 
-from marketflow.settings import Settings
+from core.settings import Settings
 from streaming.engine.loop import Engine
 from streaming.engine.session_clock import current_session
 from streaming.engine.snapshot import (

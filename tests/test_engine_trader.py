@@ -18,8 +18,8 @@ from fakes.fake_alpaca_trading import KEY, SECRET, FakeTrading, account, positio
 from fakes.loop_thread import LoopThread
 from test_engine_loop import NOW, seed_aapl
 
-from marketflow.contracts import Side
-from marketflow.settings import Settings
+from core.contracts import Side
+from core.settings import Settings
 from streaming.engine import killswitch
 from streaming.engine.loop import Engine
 from streaming.engine.ratelimit import TokenBucket
@@ -379,8 +379,8 @@ def test_engine_places_one_order_while_the_condition_holds(fake, db_url, redis_u
 
 
 def test_kill_switch_cli(redis_url, monkeypatch, capsys, tmp_path):
+    from core.settings import get_settings
     from marketflow.cli import main
-    from marketflow.settings import get_settings
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("DATABASE_URL", "postgresql://127.0.0.1:1/none")
@@ -397,8 +397,8 @@ def test_kill_switch_cli(redis_url, monkeypatch, capsys, tmp_path):
 
 
 def test_engine_once_cli(db_url, redis_url, monkeypatch, capsys, tmp_path, conn):
+    from core.settings import get_settings
     from marketflow.cli import main
-    from marketflow.settings import get_settings
 
     seed_aapl(conn, datetime.now(UTC))
     monkeypatch.setenv("REDIS_URL", redis_url)
@@ -452,8 +452,8 @@ def test_broker_failure_on_the_account_keeps_the_intent_then_records_it(
 
 def test_kill_switch_cli_with_redis_down_says_it_was_not_set(monkeypatch, capsys, tmp_path):
     """An operator pulling the switch must learn that it did not take, and the fallback."""
+    from core.settings import get_settings
     from marketflow.cli import main
-    from marketflow.settings import get_settings
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{_closed_port()}/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://127.0.0.1:1/none")

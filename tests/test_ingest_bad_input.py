@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streaming.events import Bar, Quote, Trade
+from core.events import Bar, Quote, Trade
 from streaming.ingest import validate as v
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import TradeBatch

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 import redis
 
+from core.events import Trade
 from marketflow.services import EmbeddedPostgres, free_port, with_database
 from storage.migrate import upgrade
-from streaming.events import Trade
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import Event, Provider, TradeBatch
 

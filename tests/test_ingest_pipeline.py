@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streaming.events import Trade
+from core.events import Trade
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.replay import EventsProvider
 
@@ -97,7 +97,7 @@ def test_unmigrated_database_fails_fast_with_the_next_step(
 def test_bars_upsert_and_quote_ticks_of_quote_only_sources(db_url: str, tmp_path: Path) -> None:
     """Bar-only providers (Alpha Vantage) replace their minute's candle; a quote-only
     source (IG Level 1) may send size-0 prints carrying bid/ask."""
-    from streaming.events import Bar
+    from core.events import Bar
 
     t0 = noon()
     clock = Clock(t0 + timedelta(minutes=5))

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from marketflow.contracts import Table
+from core.contracts import Table
 from storage.migrate import current_revision, downgrade, head_revision, upgrade
 
 
@@ -204,8 +204,8 @@ def test_ticks_keep_referential_integrity_with_symbols(db_url: str) -> None:
 def test_migrate_command(
     empty_db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from core.settings import get_settings
     from marketflow.cli import main
-    from marketflow.settings import get_settings
 
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # not used by migrate

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from polymarket_fakes import GammaServer, capture
 
-from streaming.events import Rejects
+from core.events import Rejects
 from streaming.polymarket.discovery import discover
 from streaming.polymarket.gamma import parse_market, parse_markets, symbol_for
 
@@ -170,8 +170,8 @@ def test_discover_paginates_upserts_groups_and_marks_resolved(db_url):
 
 
 def test_cli_markets_discovers_and_prints(db_url, redis_url, monkeypatch, capsys):
+    from core.settings import get_settings
     from marketflow.cli import main
-    from marketflow.settings import get_settings
 
     with GammaServer([REAL, variant(1, outcomes=json.dumps(["No", "Yes"]))]) as gamma:
         monkeypatch.setenv("DATABASE_URL", db_url)

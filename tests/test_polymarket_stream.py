@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from polymarket_fakes import MarketServer, capture, snapshot
 
 from analytics.arbitrage import exit_value
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from marketflow.services import free_port
 from streaming.polymarket.discovery import upsert_markets
 from streaming.polymarket.gamma import parse_market

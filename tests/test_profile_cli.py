@@ -13,8 +13,8 @@ from test_analytics_pipeline import eth_ticks
 
 from analytics.pipeline import compute_session
 from analytics.profile import metrics_of
+from core.settings import get_settings
 from marketflow.cli import main
-from marketflow.settings import get_settings
 
 
 @pytest.fixture

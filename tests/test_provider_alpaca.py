@@ -18,8 +18,8 @@ from fakes.loop_thread import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.settings import Settings
-from streaming.events import Trade
+from core.events import Trade
+from core.settings import Settings
 from streaming.providers.alpaca_protocol import ErrorAction, TradeDeduper, classify_error
 from streaming.providers.alpaca_ws import AlpacaStreamProvider, xnys_open
 from streaming.providers.base import MissingCredential, ProviderError

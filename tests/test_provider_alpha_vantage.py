@@ -18,8 +18,8 @@ from fakes.loop_thread import serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.settings import Settings
-from streaming.events import Bar
+from core.events import Bar
+from core.settings import Settings
 from streaming.providers.alpha_vantage import AlphaVantageProvider
 from streaming.providers.alpha_vantage_parse import (
     Answer,

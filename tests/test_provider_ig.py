@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from marketflow.settings import Settings
-from streaming.events import Quote, Trade
+from core.events import Quote, Trade
+from core.settings import Settings
 from streaming.providers.base import MissingCredential, ProviderError
 from streaming.providers.ig import IgProvider
 from streaming.providers.ig_snapshot import choose_epic, parse_market, quote_events

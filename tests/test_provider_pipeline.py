@@ -18,7 +18,7 @@ from fakes.fake_alpaca import FakeAlpaca, tape_from_capture
 from fakes.fake_ig import FakeIg, market
 from fakes.loop_thread import serving
 
-from marketflow.settings import Settings
+from core.settings import Settings
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.alpaca_ws import AlpacaStreamProvider
 from streaming.providers.base import Provider

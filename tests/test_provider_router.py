@@ -18,9 +18,9 @@ from fakes.fake_ig import FakeIg, market
 from fakes.loop_thread import serving
 from pydantic import SecretStr
 
-from marketflow.settings import Settings
+from core.events import Quote, Trade
+from core.settings import Settings
 from storage.db import sqlalchemy_url
-from streaming.events import Quote, Trade
 from streaming.providers.base import Provider, ProviderError
 from streaming.providers.router import RouterProvider
 from streaming.providers.router_table import (

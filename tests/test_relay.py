@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from storage.db import sqlalchemy_url
 from streaming.relay import Relay, RelayConfigError
 from streaming.relay.conflation import Outbox, conflation_key

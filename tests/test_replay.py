@@ -11,8 +11,8 @@ import pandas as pd
 import psycopg
 import pytest
 
+from core.settings import get_settings
 from marketflow import cli
-from marketflow.settings import get_settings
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import ProviderError
 from streaming.providers.replay import ReplayProvider, parse_timestamps, read_trades

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import redis
 
+from core.settings import Settings
 from marketflow.services import ServiceError, Services, redact_url, resolve_urls
-from marketflow.settings import Settings
 
 
 def _settings(home: Path, **env: str) -> Settings:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from marketflow.settings import Settings
+from core.settings import Settings
 
 SECRET = "s3cr3t-value-never-printed"
 

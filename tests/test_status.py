@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from core.contracts import STATUS_TTL_SECONDS
 from marketflow.commands.status import collect, human_duration, process_status, render
-from marketflow.contracts import STATUS_TTL_SECONDS
-from marketflow.heartbeat import Heartbeat, status_fields
+from streaming.heartbeat import Heartbeat, status_fields
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 

@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from core.events import Rejects, Trade
 from storage.candles import Candle, merge_candles
 from storage.db import ConnectionPool, connect
 from storage.queries import (
@@ -21,7 +22,6 @@ from storage.queries import (
     ticks_since,
 )
 from storage.tick_writer import TickWriter
-from streaming.events import Rejects, Trade
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 

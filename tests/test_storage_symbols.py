@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from marketflow.contracts import AssetType
+from core.contracts import AssetType
 from storage.db import connect
 from storage.symbols import SymbolCache, guess_asset_type
 

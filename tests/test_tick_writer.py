@@ -11,10 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.events import Trade
 from storage.db import connect
 from storage.tick_rows import derived_trade_id
 from storage.tick_writer import TickWriter
-from streaming.events import Trade
 
 T0 = datetime(2026, 3, 2, 15, 0, 0, 123456, tzinfo=UTC)
 

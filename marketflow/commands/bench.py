@@ -78,8 +78,8 @@ def _servers() -> Iterator[tuple[str, str]]:
     """(database_url, redis_url) of running services, starting them when needed."""
     import psycopg
 
+    from core.settings import get_settings
     from marketflow.services import ServiceError, Services, resolve_urls
-    from marketflow.settings import get_settings
     from storage.db import libpq_url
 
     settings = get_settings()

@@ -28,11 +28,11 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from marketflow.heartbeat import Heartbeat
+    from core.settings import get_settings
     from marketflow.services import ServiceError, resolve_urls
-    from marketflow.settings import get_settings
     from streaming.engine import killswitch
     from streaming.engine.loop import Engine
+    from streaming.heartbeat import Heartbeat
 
     log = logging.getLogger("marketflow.engine")
     settings = get_settings()

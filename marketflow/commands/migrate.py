@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
     from marketflow.services import ServiceError, redact_text, redact_url, resolve_urls
-    from marketflow.settings import get_settings
     from storage.migrate import current_revision, downgrade, upgrade
 
     try:

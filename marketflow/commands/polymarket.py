@@ -45,8 +45,8 @@ def _markets(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from core.settings import get_settings
     from marketflow.services import resolve_urls
-    from marketflow.settings import get_settings
     from storage.db import connect
     from streaming.polymarket.discovery import discover
 
@@ -95,9 +95,9 @@ def _stream(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from marketflow.heartbeat import Heartbeat
+    from core.settings import get_settings
     from marketflow.services import resolve_urls
-    from marketflow.settings import get_settings
+    from streaming.heartbeat import Heartbeat
     from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets
 
     settings = get_settings()

@@ -158,7 +158,7 @@ class ProfileError(RuntimeError):
 
 
 def _load_symbol(conn, symbol: str) -> _Symbol:
-    from marketflow.contracts import Table
+    from core.contracts import Table
 
     row = conn.execute(
         f"select id, symbol, market, timezone, row_size from {Table.SYMBOLS} where symbol = %s",
@@ -177,7 +177,7 @@ def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
     from zoneinfo import ZoneInfo
 
     from analytics.sessions import session_bounds
-    from marketflow.contracts import Table
+    from core.contracts import Table
 
     row = conn.execute(
         f"select max(ts) from {Table.TICKS} where symbol_id = %s", (sym.id,)
@@ -202,7 +202,7 @@ def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
 
     from analytics.pipeline import compute_session
     from analytics.sessions import session_bounds
-    from marketflow.contracts import Table
+    from core.contracts import Table
     from storage.queries import candles_window, tick_columns
 
     bounds = session_bounds(sym.market, day)
@@ -344,8 +344,8 @@ def _view(sym: _Symbol, tz: str, horizon: str, title: str, rows, method: str, me
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from core.settings import get_settings
     from marketflow.services import ServiceError, redact_url, resolve_urls
-    from marketflow.settings import get_settings
     from storage.db import connect
 
     try:

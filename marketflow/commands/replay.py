@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from marketflow.settings import get_settings
+    from core.settings import get_settings
     from streaming.ingest.runner import run_ingest
     from streaming.providers.base import ProviderError
     from streaming.providers.replay import ReplayProvider

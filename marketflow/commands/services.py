@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
     from marketflow.services import Services
-    from marketflow.settings import get_settings
 
     services = Services(get_settings())
     if args.stop:

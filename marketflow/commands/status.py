@@ -1,7 +1,7 @@
 """``marketflow status``: each process's health, ingest counters and lag.
 
 Health comes from the ``status:<process>`` hashes processes refresh in Redis
-(``marketflow.heartbeat``); the last stored tick (and so the ingest lag) from PostgreSQL when
+(``streaming.heartbeat``); the last stored tick (and so the ingest lag) from PostgreSQL when
 it is reachable. Exit code 0 when at least one process reports, 1 when nothing runs.
 """
 
@@ -173,7 +173,7 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     import redis
     from psycopg.rows import dict_row
 
-    from marketflow.contracts import STATUS_KEY_PREFIX
+    from core.contracts import STATUS_KEY_PREFIX
     from marketflow.services import redact_url
     from storage.db import libpq_url
 
@@ -208,8 +208,8 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
     from marketflow.services import ServiceError, resolve_urls
-    from marketflow.settings import get_settings
 
     try:
         urls = resolve_urls(get_settings())

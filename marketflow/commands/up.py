@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from marketflow.services import ServiceUrls
-    from marketflow.settings import Settings
     from marketflow.supervisor import ChildSpec, Supervisor
 
 HELP = "run everything: services, migrations, Dagster, ingest, engine, dashboard (supervised)"
@@ -139,11 +139,11 @@ async def _migrate(database_url: str) -> None:
 
 
 async def _up(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
     from marketflow.dagster_home import write_dagster_home
-    from marketflow.heartbeat import Heartbeat
     from marketflow.services import ServiceError, Services
-    from marketflow.settings import get_settings
     from marketflow.supervisor import Supervisor, install_stop_signals
+    from streaming.heartbeat import Heartbeat
 
     settings = get_settings()
     if args.only is None or "web" in args.only:

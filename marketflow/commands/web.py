@@ -16,10 +16,10 @@ async def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from marketflow.heartbeat import Heartbeat
+    from core.settings import get_settings
     from marketflow.services import ServiceError, resolve_urls
-    from marketflow.settings import get_settings
     from marketflow.supervisor import install_stop_signals
+    from streaming.heartbeat import Heartbeat
     from streaming.relay import Relay, RelayConfigError
 
     log = logging.getLogger("marketflow.web")

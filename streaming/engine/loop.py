@@ -32,8 +32,8 @@ import redis.asyncio as aioredis
 
 from analytics.aggression import DIRECTION_NAMES, intensity
 from analytics.market_state import MOMENTUM_WINDOW_MINUTES
-from marketflow.contracts import Channel, Side
-from marketflow.settings import Settings
+from core.contracts import Channel, Side
+from core.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn

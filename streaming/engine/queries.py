@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 
 from analytics.aggression import FLOW_WINDOW_BUCKETS
-from marketflow.contracts import Horizon
+from core.contracts import Horizon
 from streaming.engine.alerts import nodes as alert_nodes
 from streaming.engine.snapshot import Profile, Snapshot, Universe
 from streaming.engine.strategies import DefinitionError, Strategy, SymbolConfig, parse_strategy

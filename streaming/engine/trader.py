@@ -47,8 +47,8 @@ import redis.asyncio as aioredis
 
 from analytics.risk import Bracket, bracket_levels, position_size
 from analytics.sessions import ALWAYS_OPEN, UnknownMarketError, session_bounds
-from marketflow.contracts import Side
-from marketflow.settings import Settings
+from core.contracts import Side
+from core.settings import Settings
 from streaming.engine import killswitch
 from streaming.engine.ratelimit import TokenBucket
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streaming.events import Bar, Quote, Rejects, Trade
+from core.events import Bar, Quote, Rejects, Trade
 from streaming.ingest import validate as v
 from streaming.ingest.candles import MINUTE_NS, NS, Candle
 from streaming.ingest.publish import Publisher

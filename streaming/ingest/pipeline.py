@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import psycopg
 
+from core.events import Rejects
 from storage import db
 from storage.tick_writer import TickWriter
-from streaming.events import Rejects
 from streaming.ingest import candle_store
 from streaming.ingest import rejects as reject_store
 from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder
@@ -50,7 +50,7 @@ from streaming.ingest.symbols import SymbolMap
 from streaming.providers.base import Provider, ProviderError, TradeBatch
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 DAY_NS = 86_400 * NS

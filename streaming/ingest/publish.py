@@ -26,7 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from streaming.ingest.candles import NS, Candle
 
 log = logging.getLogger(__name__)

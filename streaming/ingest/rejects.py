@@ -1,7 +1,7 @@
 """Bad-input counters made visible: deltas persisted to ``ingest_rejects`` and a log line.
 
 Each counter source (the pipeline's own validation, the provider's parser) is a
-``streaming.events.Rejects``; the ledger remembers what it already persisted, so each flush
+``core.events.Rejects``; the ledger remembers what it already persisted, so each flush
 adds only the new counts to the day's row (``storage.queries.record_rejects`` adds).
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import psycopg
 
+from core.events import Rejects
 from storage.queries import record_rejects
-from streaming.events import Rejects
 
 
 class RejectLedger:

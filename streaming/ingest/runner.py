@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from marketflow.settings import Settings
+from core.settings import Settings
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import Provider, ProviderError
 
@@ -40,8 +40,8 @@ async def _progress(pipe: IngestPipeline, provider: Provider) -> None:
 async def run_ingest(
     settings: Settings, provider: Provider, *, source: str, progress: bool = False
 ) -> int:
-    from marketflow.heartbeat import Heartbeat
     from marketflow.services import ServiceError, resolve_urls
+    from streaming.heartbeat import Heartbeat
 
     try:
         urls = resolve_urls(settings)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from streaming.events import Bar, Quote, Trade
+from core.events import Bar, Quote, Trade
 
 NS = 1_000_000_000
 MALFORMED = "malformed"

@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from streaming.events import Rejects
+from core.events import Rejects
 
 
 class BadMessage(ValueError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 
-from marketflow.contracts import AssetType, Table
-from streaming.events import Rejects
+from core.contracts import AssetType, Table
+from core.events import Rejects
 from streaming.polymarket.gamma import (
     ParsedMarket,
     event_markets,

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import httpx
 
 from analytics.arbitrage import fee_rate_for
-from streaming.events import Rejects
+from core.events import Rejects
 
 log = logging.getLogger(__name__)
 

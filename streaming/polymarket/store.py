@@ -22,9 +22,9 @@ from psycopg.types.json import Jsonb
 from redis.exceptions import RedisError
 
 from analytics.arbitrage import mark_value, settlement_value
-from marketflow.contracts import Channel, Table
+from core.contracts import Channel, Table
+from core.events import Rejects
 from storage.db import DEFAULT_CONNECT_TIMEOUT_S, libpq_url
-from streaming.events import Rejects
 from streaming.ingest.rejects import RejectLedger
 from streaming.polymarket.monitor import EpisodeEvent, MarketInfo, PriceRow
 

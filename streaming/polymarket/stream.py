@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from analytics.arbitrage import fee_rate_for
-from marketflow.contracts import Table
+from core.contracts import Table
 from storage.db import libpq_url
 from streaming.polymarket.book import BookStore
 from streaming.polymarket.client import MarketChannel

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-from streaming.events import Quote, Trade
+from core.events import Quote, Trade
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
 FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight")

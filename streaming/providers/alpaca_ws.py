@@ -31,13 +31,13 @@ from urllib.parse import urlparse
 import websockets
 from websockets.asyncio.client import connect
 
-from streaming.events import Quote, Trade
+from core.events import Quote, Trade
 from streaming.providers import alpaca_protocol as proto
 from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 # websockets logs every frame it sends at DEBUG (``marketflow -v``), the auth frame with the

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from streaming.events import Bar
+from core.events import Bar
 from streaming.providers.alpha_vantage_parse import (
     Answer,
     RequestBudget,
@@ -30,7 +30,7 @@ from streaming.providers.base import MissingCredential, Provider
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from streaming.events import Bar
+from core.events import Bar
 
 DEFAULT_ZONE = "US/Eastern"
 # The answers Alpha Vantage gives instead of data; all arrive with HTTP 200.

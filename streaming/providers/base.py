@@ -6,7 +6,7 @@ A provider is built by ``make_provider(settings, symbols)`` from the module
 
 Contract for implementers:
 
-* ``async for event in provider`` yields ``Trade``, ``Quote``, ``Bar`` (``streaming.events``)
+* ``async for event in provider`` yields ``Trade``, ``Quote``, ``Bar`` (``core.events``)
   or, for bulk sources, ``TradeBatch`` (columnar trades; the demo benchmark mode and replay
   use it so the pipeline can validate and write hundreds of thousands of rows per second).
 * Timestamps are timezone-aware UTC ``datetime`` (``TradeBatch``: int64 ns since the epoch).
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streaming.events import Bar, Event, Quote, Rejects, Trade
+from core.events import Bar, Event, Quote, Rejects, Trade
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 __all__ = [
     "PROVIDERS",

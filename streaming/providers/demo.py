@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streaming.events import Trade
+from core.events import Trade
 from streaming.providers.base import Event, Provider, TradeBatch
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS

@@ -31,7 +31,7 @@ from streaming.providers.ig_snapshot import (
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

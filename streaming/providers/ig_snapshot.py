@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streaming.events import Quote, Trade
+from core.events import Quote, Trade
 
 QUOTE_CONDITION = "quote"
 TRADEABLE = "TRADEABLE"

@@ -26,7 +26,7 @@ import pandas as pd
 from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 NS = 1_000_000_000
 _TS = ("ts", "timestamp", "time", "date", "datetime")

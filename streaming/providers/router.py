@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from streaming.events import Event, Trade
+from core.events import Event, Trade
 from streaming.providers.base import Provider, ProviderError, TradeBatch, make_provider
 from streaming.providers.router_backoff import Backoff
 from streaming.providers.router_table import EXTERNAL, Plan, Route, load_table, plan, routes_for
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from marketflow.contracts import Table
+from core.contracts import Table
 from storage.symbols import is_fx_pair
 
 if TYPE_CHECKING:
-    from marketflow.settings import Settings
+    from core.settings import Settings
 
 POLYMARKET = "polymarket"
 # providers that run elsewhere (their own command) or need input the router cannot give

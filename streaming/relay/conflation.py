@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marketflow.contracts import Channel
+from core.contracts import Channel
 
 EVENT_CHANNELS = frozenset({Channel.SIGNALS, Channel.ALERTS, Channel.BINARY_ARBITRAGE})
 ConflationKey = tuple[str, ...]

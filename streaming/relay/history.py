@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from marketflow.contracts import Table
+from core.contracts import Table
 from storage.db import libpq_url
 
 SYMBOLS_SQL = f"""

@@ -36,7 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from marketflow.contracts import Channel
+from core.contracts import Channel
 from streaming.relay.conflation import (
     BadMessage,
     Outbox,

@@ -1,6 +1,6 @@
 """Process health in Redis: the ``status:<process>`` hash every long-running process keeps.
 
-Contract (``marketflow.contracts``): fields ``pid``, ``started_at``, ``heartbeat_at`` (UTC
+Contract (``core.contracts``): fields ``pid``, ``started_at``, ``heartbeat_at`` (UTC
 ISO 8601) plus the process's own counters, refreshed every few seconds with a TTL so a dead
 process disappears by itself. ``marketflow status`` reads them.
 
@@ -26,7 +26,7 @@ from types import TracebackType
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from marketflow.contracts import STATUS_KEY_PREFIX, STATUS_TTL_SECONDS
+from core.contracts import STATUS_KEY_PREFIX, STATUS_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
