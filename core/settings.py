@@ -9,6 +9,7 @@ to your own section only.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_API_TOKEN")
     dagster_port: int = Field(default=3000, validation_alias="DAGSTER_PORT")
     web_port: int = Field(default=8000, validation_alias="WEB_PORT")
+    # first day of the daily partitions (Dagster definitions, tick sensor and dbt marts):
+    # early enough for common historical captures; older ticks are stored but not profiled
+    history_start: date = Field(
+        default=date(2010, 1, 1), validation_alias="MARKETFLOW_HISTORY_START"
+    )
 
     # --- ingestion (issue 3) --------------------------------------------------
     provider: str = Field(default="demo", validation_alias="PROVIDER")
