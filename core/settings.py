@@ -168,8 +168,17 @@ class Settings(BaseSettings):
     alpaca_trading_url: str | None = Field(default=None, validation_alias="ALPACA_TRADING_URL")
     kill_switch: bool = Field(default=False, validation_alias="KILL_SWITCH")
     max_positions: int = Field(default=1, validation_alias="MAX_POSITIONS")
-    risk_per_trade_pct: float = Field(default=1.0, validation_alias="RISK_PER_TRADE_PCT")
+    risk_per_trade_pct: float = Field(
+        default=1.0, gt=0, le=5, validation_alias="RISK_PER_TRADE_PCT"
+    )
     max_daily_loss_pct: float = Field(default=3.0, validation_alias="MAX_DAILY_LOSS_PCT")
+    # hard caps per order whatever the sizing says (docs/trading-safety.md)
+    max_order_notional: float = Field(default=10_000.0, gt=0, validation_alias="MAX_ORDER_NOTIONAL")
+    max_order_qty: int = Field(default=500, ge=1, validation_alias="MAX_ORDER_QTY")
+    # an order is never sized from a price older than this (measured from its candle's minute)
+    order_max_price_age_seconds: float = Field(
+        default=120.0, gt=0, validation_alias="ORDER_MAX_PRICE_AGE_SECONDS"
+    )
     min_account_balance: float = Field(default=1000.0, validation_alias="MIN_ACCOUNT_BALANCE")
     min_aggression_score: float = Field(default=70.0, validation_alias="MIN_AGGRESSION_SCORE")
     # a market_state row is rewritten at least this often even when nothing changed
