@@ -12,9 +12,28 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-# Early enough for replays of old captures (the ETH/USDT sample is from 2023); a partition
-# that holds no ticks costs one cheap query.
-PARTITIONS_START = "2020-01-01"
+
+def history_start() -> date:
+    """The first partition day: MARKETFLOW_HISTORY_START (core.settings, default 2010-01-01).
+
+    Dagster definitions, the tick sensor (through `daily_partitions`) and every dbt run
+    (`dbt_history_env`) read this one value; a partition that holds no ticks costs one cheap
+    query, so an early start is harmless.
+    """
+    from core.settings import get_settings
+
+    return get_settings().history_start
+
+
+# the environment variable dbt's `history_start()` macro reads (dbt_project/macros)
+HISTORY_START_ENV = "MARKETFLOW_HISTORY_START"
+PARTITIONS_START = history_start().isoformat()
+
+
+def dbt_history_env() -> dict[str, str]:
+    """The history start for a dbt process, so its default window starts where Dagster's does."""
+    return {HISTORY_START_ENV: PARTITIONS_START}
+
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=PARTITIONS_START,

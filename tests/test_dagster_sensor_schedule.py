@@ -187,7 +187,7 @@ def test_minute_schedule_skips_when_no_market_is_open(
     [
         ("2024-03-05 23:59", "2024-03-06 00:01", ["2024-03-05", "2024-03-06"]),
         ("2024-03-05 10:00", "2024-03-05 11:00", ["2024-03-05"]),
-        ("2019-12-31 10:00", "2020-01-01 11:00", ["2020-01-01"]),  # before the first partition
+        ("2009-12-31 10:00", "2010-01-01 11:00", ["2010-01-01"]),  # before the first partition
     ],
 )
 def test_partitions_for_new_ticks(first: str, last: str, keys: list[str]) -> None:
