@@ -15,6 +15,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 HELP = "run benchmarks (each a ratio against a reference measured in the same run)"
@@ -30,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("."),
+        help="where bench-results.json and bench-results.md go (default: current directory)",
+    )
 
 
 def load_benchmark(name: str) -> ModuleType | None:
@@ -100,8 +107,12 @@ def _servers() -> Iterator[tuple[str, str]]:
         services.stop()
 
 
-def run_benchmarks(names: list[str], *, quick: bool = False) -> int:
+def run_benchmarks(names: list[str], *, quick: bool = False, report_dir: Path | None = None) -> int:
+    """Run the named benchmarks (all by default); with ``report_dir``, write the report
+    files there (bench/report.py)."""
     from bench import BENCHMARKS, BenchContext
+    from bench.report import BenchReport, machine_facts, write_report
+    from marketflow.services import redact_text
 
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -110,6 +121,7 @@ def run_benchmarks(names: list[str], *, quick: bool = False) -> int:
     selected = names or list(BENCHMARKS)
     failures = 0
     with _servers() as (database_url, redis_url):
+        report = BenchReport(machine_facts(database_url, redis_url), quick=quick)
         for i, name in enumerate(selected, 1):
             module = load_benchmark(name)
             prefix = f"[{i}/{len(selected)}] {name}"
@@ -124,14 +136,19 @@ def run_benchmarks(names: list[str], *, quick: bool = False) -> int:
             except Exception as exc:  # one broken benchmark must not hide the others
                 failures += 1
                 print(f"{prefix}: FAILED: {exc.__class__.__name__}: {exc}", flush=True)
+                report.failed[name] = redact_text(f"{exc.__class__.__name__}: {exc}")
                 continue
+            report.add(name, results)
             for comparison in results:
                 print("  " + comparison.format(), flush=True)
                 if not math.isfinite(comparison.ratio):
                     failures += 1
             print(f"{prefix}: done in {time.perf_counter() - started:.1f} s", flush=True)
+        if report_dir is not None:
+            paths = write_report(report, report_dir)
+            print(f"report: {paths[0]} and {paths[1]}", flush=True)
     return 1 if failures else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_benchmarks(args.names, quick=args.quick)
+    return run_benchmarks(args.names, quick=args.quick, report_dir=args.report_dir)
