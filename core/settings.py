@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     ig_url: str | None = Field(default=None, validation_alias="IG_URL")
     demo_rate: float = Field(default=20.0, validation_alias="DEMO_RATE")
     demo_seed: int = Field(default=7, validation_alias="DEMO_SEED")
+    # a replayable demo run (docs/chaos.md): every start re-sends the seeded path from this
+    # instant (epoch seconds) and logs what it emitted under MARKETFLOW_HOME
+    demo_start: float | None = Field(default=None, validation_alias="DEMO_START")
+    demo_steady: bool = Field(default=False, validation_alias="DEMO_STEADY")  # flat rate
     # ingest pipeline (issue 3 items 7-9): COPY every N ms or M rows, whichever comes first
     ingest_flush_ms: int = Field(default=200, validation_alias="INGEST_FLUSH_MS")
     ingest_flush_rows: int = Field(default=50_000, validation_alias="INGEST_FLUSH_ROWS")
