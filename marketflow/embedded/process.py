@@ -1,0 +1,62 @@
+"""Small process and socket helpers shared by the embedded servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or reached; the message says what to do next."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runs(pid: int, program: bytes) -> bool:
+    """Whether ``pid`` runs ``program`` (from /proc; without /proc, assume it does)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except PermissionError:
+        return False
+    return program in cmdline
+
+
+def process_uid(pid: int) -> int | None:
+    """The real uid a process runs as (from /proc), None when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, PermissionError, ValueError):
+        return None
+    return None
+
+
+def wait_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
