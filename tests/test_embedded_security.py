@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from core.settings import Settings
 from marketflow.embedded import service_user
 from marketflow.embedded.process import process_uid
-from marketflow.services import ServiceUrls, Services
+from marketflow.services import Services, ServiceUrls
 
 AS_ROOT = os.geteuid() == 0
 

