@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import psycopg
@@ -95,6 +96,27 @@ def guess_market(symbol: str, asset_type: AssetType) -> tuple[str, str]:
     if symbol.upper().endswith(".L"):
         return "XLON", "Europe/London"
     return "XNYS", "America/New_York"
+
+
+# Row size of a new symbol from its price: the power of ten a ten-thousandth of the price
+# falls in, so one bin is 0.01 %–0.1 % of the price (AAPL at 180 → 0.01, ETH at 2,400 → 0.1,
+# BTC at 60,000 → 1, XRP at 0.29 → 0.00001, a pair at 0.0014 → 0.0000001). Documented in
+# docs/signal-marts.md; an explicit row size (`marketflow replay --row-size`) wins.
+ROW_SIZE_PRICE_FRACTION_EXPONENT = 4
+DEFAULT_ROW_SIZE = 0.01
+# volume_profile.price_level is numeric(20, 8): a finer bin could not be stored
+MIN_ROW_SIZE_EXPONENT = -8
+
+
+def row_size_for_price(price: float) -> float:
+    """The profile bin for a symbol trading near ``price`` (DEFAULT_ROW_SIZE if unusable)."""
+    if not math.isfinite(price) or price <= 0:
+        return DEFAULT_ROW_SIZE
+    exponent = max(
+        MIN_ROW_SIZE_EXPONENT, math.floor(math.log10(price)) - ROW_SIZE_PRICE_FRACTION_EXPONENT
+    )
+    # through the decimal literal: exactly the float nearest 10^exponent
+    return float(f"1e{exponent}")
 
 
 class SymbolCache:

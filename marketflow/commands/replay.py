@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 HELP = "replay recorded trades (CSV or Parquet) through the ingest path into PostgreSQL"
 
@@ -18,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="exchange calendar of the symbol: XNYS, XLON or 24/7 (crypto); "
         "default: inferred (e.g. ETHUSDT → 24/7)",
+    )
+    parser.add_argument(
+        "--row-size",
+        type=float,
+        metavar="R",
+        help="price bin of the volume profile for the file's symbols (an existing symbol is "
+        "updated); default for a new symbol: from its median price, one bin = 0.01-0.1 %% "
+        "of the price (docs/signal-marts.md)",
     )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, metavar="N", help="replay at N× the recorded speed")
@@ -43,9 +55,35 @@ def run(args: argparse.Namespace) -> int:
             symbol=args.symbol,
             market=args.market,
             speed=None if args.fast else args.speed,
+            row_size=args.row_size,
         )
     except ProviderError as exc:
         log.error("%s", exc)
         return 2
+    settings = get_settings()
+    if args.row_size is not None:
+        _update_row_size(settings, provider.symbols, args.row_size)
+    sizes = ", ".join(f"{s} {provider.row_sizes[s]:g}" for s in provider.symbols)
     print(f"replaying {provider.total:,} trades of {', '.join(provider.symbols)} from {args.file}")
-    return asyncio.run(run_ingest(get_settings(), provider, source="replay", progress=True))
+    print(f"row size of new symbols: {sizes}")
+    return asyncio.run(run_ingest(settings, provider, source="replay", progress=True))
+
+
+def _update_row_size(settings: Settings, symbols: list[str], row_size: float) -> None:
+    """An explicit --row-size also applies to symbols that exist already (new ones get it
+    when the pipeline declares them). Without a database, ingest reports the error."""
+    from marketflow.services import ServiceError, resolve_urls
+    from storage.db import connect
+
+    try:
+        url = resolve_urls(settings).database_url
+    except ServiceError:
+        return
+    with connect(url, autocommit=True) as conn:
+        changed = conn.execute(
+            "update symbols set row_size = %s, updated_at = now() "
+            "where symbol = any(%s) and row_size <> %s returning symbol",
+            (row_size, symbols, row_size),
+        ).fetchall()
+    for (symbol,) in changed:
+        print(f"{symbol}: row size set to {row_size:g} (profiles use it from their next run)")

@@ -10,11 +10,14 @@ Rows that cannot be parsed are counted in ``rejects`` and skipped. Recorded hist
 "live": the pipeline applies replay's own window (not in the future, not before 1990), and
 crypto symbols trade around the clock (market ``'24/7'``, timezone UTC). Replaying a file
 twice stores nothing new: trade ids come from the file or are derived from the print.
+A symbol the file introduces gets a profile row size from its median price (the rule of
+``storage.symbols.row_size_for_price``, docs/signal-marts.md) unless ``row_size`` is given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from storage.symbols import row_size_for_price
 from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
 
 if TYPE_CHECKING:
@@ -117,6 +121,7 @@ class ReplayProvider(Provider):
         market: str | None = None,
         speed: float | None = None,  # None → as fast as possible; N → N× recorded speed
         chunk: int = 5_000,
+        row_size: float | None = None,  # profile bin of new symbols; None → from the price
     ) -> None:
         self.path = Path(path)
         self.frame = read_trades(self.path, symbol)
@@ -138,16 +143,32 @@ class ReplayProvider(Provider):
             if market not in SUPPORTED_MARKETS:
                 known = ", ".join(SUPPORTED_MARKETS)
                 raise ProviderError(f"unknown market {market!r}: choose one of {known}")
+        if row_size is not None and not (math.isfinite(row_size) and row_size > 0):
+            raise ProviderError(f"row size must be a positive number, got {row_size}")
+        self.row_sizes = self._row_sizes(row_size)
         for sym in self.symbols:
+            self.symbol_info[sym] = {"row_size": self.row_sizes[sym]}
             if market is not None:
                 tz = market_timezone(market)
                 asset = "crypto" if market == "24/7" else "stock"
-                self.symbol_info[sym] = {
+                self.symbol_info[sym] |= {
                     "market": market,
                     "timezone": tz,
                     "asset_type": asset,
                     "update": True,
                 }
+
+    def _row_sizes(self, row_size: float | None) -> dict[str, float]:
+        """Each symbol's row size for a new `symbols` row: the given one, else the rule of
+        `storage.symbols.row_size_for_price` on the median price of its rows in the file.
+        A symbol that already exists keeps its own (the pipeline only inserts new ones)."""
+        if row_size is not None:
+            return dict.fromkeys(self.symbols, float(row_size))
+        prices = self.frame.loc[np.isfinite(self.frame["price"]) & (self.frame["price"] > 0)]
+        medians = prices.groupby("symbol")["price"].median()
+        return {
+            sym: row_size_for_price(float(medians.get(sym, float("nan")))) for sym in self.symbols
+        }
 
     def _batches(self, part: pd.DataFrame) -> Iterable[TradeBatch]:
         for sym, group in part.groupby("symbol", sort=False):
