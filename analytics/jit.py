@@ -1,0 +1,65 @@
+"""Compiled per-print kernels: numba, imported on first use, machine code cached on disk.
+
+A kernel is a plain Python function (it runs uncompiled too, which the tests use as its
+reference) compiled by :func:`compiled` the first time it is needed. Compiling costs
+about half a second per kernel, so the result is cached on disk and every later process
+(a Dagster run, a celery worker, the CLI) loads it in milliseconds.
+
+Where the cache lives, first that works:
+
+1. ``NUMBA_CACHE_DIR`` when the operator set it (numba reads it itself);
+2. ``<MARKETFLOW_HOME>/numba-cache``, the platform's own writable state directory, so an
+   installation whose code is read-only (a system site-packages, a container image)
+   still caches;
+3. numba's own choices: ``__pycache__`` beside the module, then the user's cache directory;
+4. nowhere: the kernel is compiled in memory once per process, with one warning.
+
+numba itself is imported lazily, so importing ``analytics`` stays cheap for code that
+never runs a kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CACHE_SUBDIR = "numba-cache"
+
+
+def platform_cache_dir() -> Path | None:
+    """``<MARKETFLOW_HOME>/numba-cache`` if it exists or can be created and is writable."""
+    from core.settings import get_settings
+
+    try:
+        path = get_settings().state_dir / CACHE_SUBDIR
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError):
+        return None
+    return path if os.access(path, os.W_OK | os.X_OK) else None
+
+
+@cache
+def _numba() -> Any:
+    import numba
+
+    if not numba.config.CACHE_DIR:  # an operator's NUMBA_CACHE_DIR wins
+        path = platform_cache_dir()
+        if path is not None:
+            numba.config.CACHE_DIR = str(path)
+    return numba
+
+
+def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` compiled with numba (nopython, GIL released), cached on disk if possible."""
+    numba = _numba()
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError as error:  # numba found no writable cache location at all
+        log.warning("numba cache unavailable, compiling %s in memory: %s", function.__name__, error)
+        return numba.njit(cache=False, nogil=True)(function)

@@ -1,0 +1,156 @@
+"""The compiled per-print kernel against the vectorised rules, and where it caches.
+
+The kernel replaces numpy's classify → bin → bincount passes inside compute_session, so
+it must give the same floats bit for bit (the pipeline tests pin compute_session's
+output; these pin the kernel itself on inputs that exercise every precedence rule).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.aggressor import SESSION_START, AggressorState, classify
+from analytics.bins import bin_index
+from analytics.print_kernel import fill_prints, fill_prints_py
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def numpy_grids(price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state):
+    """The vectorised path: classify, bin, then one bincount per grid."""
+    signs, after = classify(price, side, bid, ask, state)
+    minute = np.repeat(np.arange(starts.size - 1), np.diff(starts))
+    key = minute * n_bins + bin_index(price, row_size) - first_bin
+    cells = (starts.size - 1) * n_bins
+    volume = np.bincount(key, weights=size, minlength=cells)
+    signed = np.bincount(key, weights=np.multiply(size, signs, dtype=np.float64), minlength=cells)
+    count = np.bincount(key, minlength=cells)
+    return volume, signed, count, after
+
+
+def random_prints(rng: np.random.Generator, n: int, with_quotes: bool):
+    price = np.round(100 + np.cumsum(rng.choice([-0.05, 0.0, 0.0, 0.05], n)), 2)
+    size = rng.integers(1, 300, n) * rng.choice([1.0, 0.37], n)  # fractional sizes too
+    side = bid = ask = None
+    if with_quotes:
+        side = np.where(rng.random(n) < 0.2, rng.choice([-1.0, 1.0, 0.0], n), np.nan)
+        bid = np.where(rng.random(n) < 0.7, price - rng.choice([0.0, 0.05, 0.1], n), np.nan)
+        ask = np.where(rng.random(n) < 0.7, price + rng.choice([-0.05, 0.0, 0.05], n), np.nan)
+    cuts = np.sort(rng.integers(0, n + 1, 6))
+    starts = np.concatenate([[0], cuts, [n]]).astype(np.int64)
+    return price, size, side, bid, ask, starts
+
+
+@pytest.mark.parametrize("with_quotes", [False, True])
+@pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
+def test_kernel_matches_classify_and_bincount_bit_for_bit(with_quotes, state) -> None:
+    rng = np.random.default_rng(11 if with_quotes else 5)
+    price, size, side, bid, ask, starts = random_prints(rng, 20_000, with_quotes)
+    row_size = 0.05
+    bins = bin_index(price, row_size)
+    first_bin, n_bins = int(bins.min()) - 2, int(bins.max() - bins.min()) + 5
+    rows = starts.size - 1
+    grids = tuple(np.zeros((rows, n_bins), dtype=t) for t in (np.float64, np.float64, np.int64))
+    after = fill_prints(
+        price,
+        size,
+        side,
+        bid,
+        ask,
+        starts,
+        row_size,
+        first_bin,
+        grids,
+        (state.last_price, state.last_sign),
+    )
+    volume, signed, count, expected = numpy_grids(
+        price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state
+    )
+    assert np.array_equal(grids[0].ravel(), volume)
+    assert np.array_equal(grids[1].ravel(), signed)
+    assert np.array_equal(grids[2].ravel(), count)
+    assert AggressorState(*after) == expected
+
+
+def test_uncompiled_source_is_the_same_kernel() -> None:
+    rng = np.random.default_rng(2)
+    price, size, side, bid, ask, starts = random_prints(rng, 2_000, with_quotes=True)
+    bins = bin_index(price, 0.05)
+    first_bin, n_bins = int(bins.min()), int(bins.max() - bins.min()) + 1
+    rows = starts.size - 1
+    outputs = []
+    for run in ("compiled", "python"):
+        grids = tuple(np.zeros((rows, n_bins), dtype=t) for t in (np.float64, np.float64, np.int64))
+        if run == "compiled":
+            state = fill_prints(
+                price, size, side, bid, ask, starts, 0.05, first_bin, grids, (np.nan, 0)
+            )
+        else:
+            flat = [g.reshape(-1) for g in grids]
+            state = fill_prints_py(
+                price, size, side, bid, ask, starts, 20.0, first_bin, n_bins, *flat, np.nan, 0
+            )
+        outputs.append((grids, state))
+    (compiled_grids, compiled_state), (python_grids, python_state) = outputs
+    assert all(np.array_equal(a, b) for a, b in zip(compiled_grids, python_grids, strict=True))
+    assert compiled_state == python_state
+
+
+RUN_KERNEL = textwrap.dedent(
+    """
+    import numpy as np
+    from analytics.print_kernel import fill_prints
+    grids = (np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 3), dtype=np.int64))
+    price = np.array([1.0, 1.1, 1.1, 1.0])
+    state = fill_prints(price, np.ones(4), None, None, None, np.array([0, 4]), 0.1, 10,
+                        grids, (float("nan"), 0))
+    print(grids[0].tolist(), grids[1].tolist(), state)
+    """
+)
+EXPECTED = "[[2.0, 2.0, 0.0]] [[-1.0, 2.0, 0.0]] (1.0, -1)"
+
+
+def run_kernel(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    environ.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", RUN_KERNEL],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_compiled_code_is_cached_under_marketflow_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = run_kernel(tmp_path, MARKETFLOW_HOME=str(home))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == EXPECTED
+    cached = list((home / "numba-cache").rglob("*.nbi"))
+    assert any("fill_prints_py" in path.name for path in cached)
+    again = run_kernel(tmp_path, MARKETFLOW_HOME=str(home))  # loads the cached code
+    assert again.returncode == 0 and again.stdout.strip() == EXPECTED, again.stderr
+
+
+def test_kernel_still_runs_when_no_cache_location_is_writable(tmp_path: Path) -> None:
+    # a home that cannot be created (a file is in the way) and numba's own locators all
+    # refusing, as on a read-only installation without a writable home directory
+    (tmp_path / "blocked").write_text("")
+    result = run_kernel(
+        tmp_path,
+        MARKETFLOW_HOME=str(tmp_path / "blocked" / "home"),
+        NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator",  # only for notebook cells
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == EXPECTED
+    assert "numba cache unavailable" in result.stderr
