@@ -1,7 +1,8 @@
 """``marketflow engine``: the 1-second engine loop (market state, alerts, strategies, orders).
 
 ``--once`` runs a single tick and exits (handy after loading data); ``--kill-switch on|off``
-sets the persistent kill switch that blocks every new order, then exits.
+sets the persistent kill switch, ``--kill-switch status`` says what it reads and why orders
+are blocked; orders go out only while it reads ``off``.
 """
 
 from __future__ import annotations
@@ -45,27 +46,21 @@ def run(args: argparse.Namespace) -> int:
     if args.kill_switch:
         import redis
 
-        try:
-            if args.kill_switch != "status":
+        if args.kill_switch != "status":
+            try:
                 killswitch.set_switch(urls.redis_url, args.kill_switch == "on")
-            state = killswitch.read_switch(urls.redis_url)
-        except (redis.RedisError, OSError) as exc:
-            # the operator must know the switch did not take, and what still works
-            done = "NOT set" if args.kill_switch != "status" else "unreadable"
-            print(
-                f"error: kill switch {done}: Redis unreachable ({exc.__class__.__name__}). "
-                "Start it with `marketflow services` or check REDIS_URL; to block orders now, "
-                "restart the engine with KILL_SWITCH=true (a running engine already treats "
-                "an unreadable switch as on)"
-            )
-            return 1
-        env = (
-            " (KILL_SWITCH=true in the environment also blocks orders)"
-            if (settings.kill_switch)
-            else ""
-        )
-        print(f"kill switch: {state}{env}")
-        return 0
+            except (redis.RedisError, OSError) as exc:
+                # the operator must know the switch did not take, and what still works
+                print(
+                    f"error: kill switch NOT set: Redis unreachable ({exc.__class__.__name__}). "
+                    "Start it with `marketflow services` or check REDIS_URL. A running engine "
+                    "already blocks every order while the switch is unreadable; KILL_SWITCH=true "
+                    "in the engine's environment blocks them whatever Redis says"
+                )
+                return 1
+        reading = killswitch.read_switch(urls.redis_url, settings.kill_switch)
+        print(reading.describe())
+        return 1 if reading.state == "unreadable" else 0
 
     async def main() -> int:
         engine = Engine(settings, urls.database_url, urls.redis_url)

@@ -35,7 +35,7 @@ from analytics.market_state import MOMENTUM_WINDOW_MINUTES
 from core.contracts import Channel, Side
 from core.settings import Settings
 from storage.db import libpq_url
-from streaming.engine import queries
+from streaming.engine import killswitch, queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn
 from streaming.engine.session_clock import current_session
 from streaming.engine.snapshot import (
@@ -524,10 +524,13 @@ class Engine:
     # --- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None, once: bool = False) -> None:
         stop = stop or asyncio.Event()
+        switch_ready = False
         loop = asyncio.get_running_loop()
         start = loop.time()
         k = 0
         while not stop.is_set():
+            if not switch_ready:  # until Redis answers once; orders stay blocked meanwhile
+                switch_ready = await killswitch.initialise(self.redis, self.settings.kill_switch)
             try:
                 await self.tick()
             except Exception:  # a bug in one task must not end the daemon
