@@ -1,4 +1,4 @@
-"""Bracket levels and position size (DESIGN §6, reference §4.6, vector V7).
+"""Bracket levels, position size and order caps (docs/trading-safety.md).
 
 Prices are handled in whole cents (integers) so rounding is exact: a stop of
 ``100 − 0.5 × 1.5`` is 99.25, never 99.24999999.
@@ -9,7 +9,10 @@ Prices are handled in whole cents (integers) so rounding is exact: a stop of
   profitable side, because a broker rejects a bracket whose legs sit on the entry.
 - Size: risk $ = equity × risk % / 100; shares = floor(risk $ / |entry − stop|), capped
   by floor(buying_power / entry). Zero shares means no order — never forced up to one
-  (the original's bug, reference §4.6 "Sizing").
+  (docs/trading-safety.md).
+- Caps: ``cap_shares`` bounds a size by a maximum quantity and a maximum notional
+  (quantity × entry), whatever the risk arithmetic gave: a tight stop must not become a
+  huge order.
 """
 
 from __future__ import annotations
@@ -90,3 +93,24 @@ def position_size(
         ).to_integral_value(rounding=ROUND_FLOOR)
     )
     return max(0, min(shares, affordable))
+
+
+def cap_shares(shares: int, entry: float, max_qty: int, max_notional: float) -> int:
+    """``shares`` cut to at most ``max_qty`` and to a notional (shares × entry) of at most
+    ``max_notional``; 0 when not even one share fits (or the inputs are not usable)."""
+    if shares <= 0 or not (math.isfinite(entry) and entry > 0) or not max_notional > 0:
+        return 0
+    by_notional = int(
+        (Decimal(repr(float(max_notional))) / Decimal(repr(float(entry)))).to_integral_value(
+            rounding=ROUND_FLOOR
+        )
+    )
+    return max(0, min(int(shares), int(max_qty), by_notional))
+
+
+def within_caps(shares: int, entry: float, max_qty: int, max_notional: float) -> bool:
+    """The last check before an order leaves: quantity and notional inside the caps."""
+    if not (math.isfinite(entry) and entry > 0) or shares <= 0:
+        return False
+    notional = Decimal(repr(float(entry))) * shares
+    return shares <= max_qty and notional <= Decimal(repr(float(max_notional)))

@@ -21,18 +21,15 @@ from test_engine_loop import NOW, seed_aapl
 from core.contracts import Side
 from core.settings import Settings
 from streaming.engine import killswitch
+from streaming.engine.gates import AccountView, Limits, account_gate, market_open
 from streaming.engine.loop import Engine
 from streaming.engine.ratelimit import TokenBucket
-from streaming.engine.trader import (
-    AccountView,
-    Limits,
-    OrderIntent,
-    Trader,
-    account_gate,
-    client_order_id,
-    make_client,
-    market_open,
-)
+from streaming.engine.trader import OrderIntent, Trader, client_order_id
+from streaming.providers.alpaca_execution import make_client
+
+# caps wide enough that the risk arithmetic alone sizes the order (the caps have their
+# own tests in test_trading_safety.py)
+NO_CAPS = {"MAX_ORDER_NOTIONAL": 1e9, "MAX_ORDER_QTY": 1_000_000}
 
 SATURDAY = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
 
@@ -84,6 +81,7 @@ def intent(
     at: datetime = NOW,
     atr: float | None = 0.5,
     price: float = 100.0,
+    **kw: object,
 ) -> OrderIntent:
     strategy_id = conn.execute(
         "select id from strategies where name = 'auction_market'"
@@ -100,8 +98,7 @@ def intent(
         atr=atr,
         stop_multiplier=1.5,
         target_multiplier=3.0,
-        risk_pct=1.0,
-        reason="test",
+        **{"risk_pct": 1.0, "reason": "test", "price_time": at, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -131,7 +128,7 @@ def orders(conn: psycopg.Connection) -> list[tuple]:
 
 def test_exact_bracket_payload_v7(fake, db_url, redis_url, conn):
     it = intent(conn)
-    asyncio.run(process(trading_settings(fake), db_url, redis_url, [[it]]))
+    asyncio.run(process(trading_settings(fake, **NO_CAPS), db_url, redis_url, [[it]]))
     assert fake.posted_orders() == [
         {
             "symbol": "AAPL",
@@ -157,7 +154,7 @@ def test_exact_bracket_payload_v7(fake, db_url, redis_url, conn):
         None,
     )
     assert broker_id == fake.orders[cid]["id"]
-    assert cid == f"mf-{it.strategy_id}-AAPL-20261123T150000"
+    assert cid == f"mf-{it.strategy_id}-{it.symbol_id}-AAPL-20261123T150000000000"
 
 
 def test_sell_bracket_mirrors(fake, db_url, redis_url, conn):
@@ -272,7 +269,8 @@ def test_shorting_disabled_blocks_sells(fake, db_url, redis_url, conn):
 
 def test_pending_entry_counts_as_a_position(fake, db_url, redis_url, conn):
     first = intent(conn)
-    second = intent(conn, at=NOW + timedelta(minutes=10))  # a new signal, same symbol
+    # a new signal, same symbol
+    second = intent(conn, at=NOW + timedelta(minutes=10), price_time=NOW)
     asyncio.run(
         process(trading_settings(fake, MAX_POSITIONS=5), db_url, redis_url, [[first], [second]])
     )
@@ -285,18 +283,15 @@ def test_account_gate_pure():
         equity=100_000, last_equity=100_000, buying_power=200_000, shorting_enabled=True
     )
     limits = Limits(min_balance=1000, max_positions=1, max_daily_loss_pct=3.0)
-    assert account_gate(Side.BUY, "AAPL", good, set(), limits) is None
-    assert account_gate(Side.SELL, "AAPL", good, set(), limits) is None
+    assert account_gate(Side.BUY, good, limits) is None
+    assert account_gate(Side.SELL, good, limits) is None
     # exactly −3 % is allowed, beyond is not
     at_limit = AccountView(97_000, 100_000, 200_000)
-    assert account_gate(Side.BUY, "AAPL", at_limit, set(), limits) is None
-    assert (
-        account_gate(Side.BUY, "AAPL", AccountView(96_999, 100_000, 1e6), set(), limits)
-        == "daily_loss"
-    )
+    assert account_gate(Side.BUY, at_limit, limits) is None
+    assert account_gate(Side.BUY, AccountView(96_999, 100_000, 1e6), limits) == "daily_loss"
     nan = AccountView(float("nan"), 100_000, 1e6)
-    assert account_gate(Side.BUY, "AAPL", nan, set(), limits) == "min_balance"
-    assert client_order_id(3, "BRK.B", NOW) == "mf-3-BRKB-20261123T150000"
+    assert account_gate(Side.BUY, nan, limits) == "min_balance"
+    assert client_order_id(3, 12, "BRK.B", NOW) == "mf-3-12-BRKB-20261123T150000000000"
 
 
 def test_reconcile_follows_the_broker(fake, db_url, redis_url, conn):
@@ -363,7 +358,7 @@ def test_engine_places_one_order_while_the_condition_holds(fake, db_url, redis_u
     """The whole path: rows → auction_market signal → gate → one bracket, even as the loop
     repeats and even after an engine restart."""
     seed_aapl(conn)
-    settings = trading_settings(fake)
+    settings = trading_settings(fake, **NO_CAPS)
 
     async def ticks(n: int, start: datetime) -> None:
         engine = Engine(settings, db_url, redis_url)

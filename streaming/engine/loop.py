@@ -11,6 +11,9 @@ with the shared pure formulas (``snapshot.compute_metrics``), then writes and pu
 PostgreSQL or Redis going away never stops the loop: a failed read skips the tick (the
 connection is reopened on the next one), a failed publish is counted, and everything the
 engine remembers (edges, cooldowns, alert latches, last written states) stays in memory.
+
+One engine per database acts (``lease.py``): an engine that cannot take the engine lock
+stays read-only, writing, publishing and trading nothing, until the holder ends.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from streaming.engine.strategies import (
     evaluate,
     sma_periods,
     target_mask,
+    trade_limits,
 )
 from streaming.engine.trader import OrderIntent, Trader
 
@@ -107,6 +111,7 @@ class TickReport:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     intents: list[OrderIntent] = field(default_factory=list)
     error: str | None = None
+    read_only: bool = False  # another engine holds the engine lock
 
 
 class Engine:
@@ -151,6 +156,8 @@ class Engine:
         self.reader = queries.SnapshotReader()
         self._targets: dict[int, np.ndarray] = {}
         self._stale_logged: dict[int, datetime] = {}  # symbol id → session open logged
+        self.lease = EngineLease(database_url)
+        self._standby_logged = False
 
     # --- connections --------------------------------------------------------------------
     async def _db(self) -> psycopg.AsyncConnection:
@@ -178,6 +185,7 @@ class Engine:
             self._conn = None
 
     async def close(self) -> None:
+        await self.lease.release()
         await self._drop_db()
         await self.redis.aclose()
 
@@ -210,6 +218,10 @@ class Engine:
         report = TickReport(ok=False)
         try:
             conn = await self._db()
+            if not await self._active():
+                report.read_only = True
+                report.error = f"read-only: {self.lease.holder} holds the engine lock"
+                return report
             if self.universe is None or self._is_due("reference", REFERENCE_EVERY_S, t):
                 await self._load_reference(conn)
                 report.ran.append("reference")
@@ -232,6 +244,27 @@ class Engine:
         self.counters.loops += 1
         self.counters.last_loop_ms = (time.perf_counter() - started) * 1000
         return report
+
+    async def _active(self) -> bool:
+        """Whether this engine holds the engine lock (taking it when free); the first
+        tick after a takeover reloads reference data and the signals' cooldowns, which
+        the other engine moved on while this one stood by."""
+        was = self.lease.held
+        held = await self.lease.check()
+        if not held and not self._standby_logged:
+            self._standby_logged = True
+            log.warning(
+                "engine: %s holds the engine lock; this engine stays read-only (no writes,"
+                " no orders) until it ends",
+                self.lease.holder,
+            )
+        elif held and not was:
+            if self._standby_logged:
+                log.warning("engine: took the engine lock; now writing and trading")
+            self._standby_logged = False
+            self._seeded = False
+            self.universe = None
+        return held
 
     async def _load_reference(self, conn: psycopg.AsyncConnection) -> None:
         # read everything first: a read failing half way must not leave a new universe
@@ -388,7 +421,7 @@ class Engine:
 
         trader = self.trader()
         if trader is not None:
-            intents = [self._intent(universe, s, c, now) for s, c in fired if s.trade]
+            intents = [self._intent(snap, s, c, now) for s, c in fired if s.trade]
             intents = [i for i in intents if i is not None]
             report.intents = intents
             await trader.process(conn, intents, self.counters.loops, now)
@@ -430,12 +463,22 @@ class Engine:
         return fired
 
     def _intent(
-        self, universe: Universe, strategy: Strategy, cand: Candidate, now: datetime
+        self, snap: Snapshot, strategy: Strategy, cand: Candidate, now: datetime
     ) -> OrderIntent | None:
+        universe = snap.universe
         sid = int(universe.ids[cand.index])
         config = self.configs.get((sid, strategy.name))
         if universe.asset_types[cand.index] != "stock" or universe.markets[cand.index] != "XNYS":
             return None  # Alpaca bracket orders exist for US equities only
+        limits = trade_limits(strategy, config)
+        # the price is its symbol's latest candle close: current at most since that
+        # candle's minute began (an upper bound of its age)
+        end = int(snap.candle_offsets[cand.index + 1])
+        price_time = (
+            datetime.fromtimestamp(float(snap.candle_ts[end - 1]), UTC)
+            if end > int(snap.candle_offsets[cand.index])
+            else None
+        )
         return OrderIntent(
             strategy_id=strategy.id,
             strategy=strategy.name,
@@ -448,8 +491,11 @@ class Engine:
             atr=cand.details.get("atr"),
             stop_multiplier=float(cand.details.get("atr_stop_multiplier", 1.5)),
             target_multiplier=float(cand.details.get("atr_target_multiplier", 3.0)),
-            risk_pct=config.risk_per_trade_pct if config else None,
+            risk_pct=limits.risk_pct,
             reason=str(cand.details.get("reason", strategy.name)),
+            price_time=price_time,
+            max_positions=limits.max_positions,
+            max_daily_loss_pct=limits.max_daily_loss_pct,
         )
 
     def _lvn_alerts(self, snap: Snapshot, metrics: Metrics, now: datetime) -> list[dict[str, Any]]:
@@ -562,4 +608,5 @@ class Engine:
                 paper=int(trader.paper),
             )
         out["auto_trading"] = int(self.settings.auto_trading_enabled)
+        out["engine_lock"] = "held" if self.lease.held else "read-only"
         return out

@@ -23,7 +23,13 @@ from analytics.aggression import FLOW_WINDOW_BUCKETS
 from core.contracts import Horizon
 from streaming.engine.alerts import nodes as alert_nodes
 from streaming.engine.snapshot import Profile, Snapshot, Universe
-from streaming.engine.strategies import DefinitionError, Strategy, SymbolConfig, parse_strategy
+from streaming.engine.strategies import (
+    DefinitionError,
+    Strategy,
+    SymbolConfig,
+    parse_config,
+    parse_strategy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,8 @@ group by c.symbol_id
 
 STRATEGIES_SQL = "select id, name, definition, cooldown_seconds from strategies where active"
 CONFIGS_SQL = """
-select symbol_id, strategy_name, enabled, parameters, risk_per_trade_pct from strategy_configs
+select symbol_id, strategy_name, enabled, parameters, risk_per_trade_pct, max_positions
+from strategy_configs
 """
 LAST_SIGNALS_SQL = (
     "select strategy_id, symbol_id, extract(epoch from max(ts))::float8 "
@@ -121,15 +128,22 @@ async def load_strategies(
 async def load_configs(
     conn: psycopg.AsyncConnection,
 ) -> dict[tuple[int, str], SymbolConfig]:
+    """Config rows by (symbol id, strategy name); a row whose trading keys are out of
+    bounds disables its symbol for that strategy (logged once per reason)."""
     rows = await (await conn.execute(CONFIGS_SQL)).fetchall()
-    return {
-        (int(sid), name): SymbolConfig(
-            enabled=bool(enabled),
-            parameters=params if isinstance(params, dict) else {},
-            risk_per_trade_pct=risk,
-        )
-        for sid, name, enabled, params, risk in rows
-    }
+    out: dict[tuple[int, str], SymbolConfig] = {}
+    for sid, name, enabled, params, risk, positions in rows:
+        try:
+            out[(int(sid), name)] = parse_config(enabled, params, risk, positions)
+        except DefinitionError as exc:
+            out[(int(sid), name)] = SymbolConfig(enabled=False)
+            if (sid, name, str(exc)) not in _BAD_CONFIGS_LOGGED:
+                _BAD_CONFIGS_LOGGED.add((sid, name, str(exc)))
+                log.error("strategy_configs %s / symbol id %s disabled: %s", name, sid, exc)
+    return out
+
+
+_BAD_CONFIGS_LOGGED: set[tuple[int, str, str]] = set()
 
 
 async def load_last_signals(conn: psycopg.AsyncConnection) -> dict[tuple[int, int], float]:

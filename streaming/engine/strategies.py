@@ -45,6 +45,16 @@ excludes its symbol), ``signal`` (BUY or SELL, default BUY, not for ``auction_ma
 ``auction_market``, false otherwise) and ``atr_stop_multiplier`` /
 ``atr_target_multiplier`` for the bracket.
 
+Trading keys are validated when a row is loaded (and by CHECK constraints in the
+database, docs/trading-safety.md): ``atr_stop_multiplier`` / ``atr_target_multiplier`` in
+[0.1, 20], ``risk_per_trade_pct`` in (0, 5], ``max_positions`` a whole number in
+[1, 100], ``max_daily_loss_pct`` in (0, 50]. A definition outside them is skipped with the
+reason; a ``strategy_configs`` row outside them disables its symbol for that strategy.
+The risk per trade is the config row's ``risk_per_trade_pct``, else its parameters', else
+the definition's, else ``RISK_PER_TRADE_PCT``; a strategy's open positions are capped by
+the config row's ``max_positions``, else the definition's; the definition's
+``max_daily_loss_pct`` applies when stricter than ``MAX_DAILY_LOSS_PCT`` (``TradeLimits``).
+
 Signals fire on the rising edge of a strategy's condition per symbol (or when its signal
 type changes), at most once per ``strategies.cooldown_seconds`` (``EdgeTracker``).
 """
@@ -75,6 +85,11 @@ BALANCE_TRADE_SCORE = 80.0  # reference §4.6: BALANCE entries need a score ≥ 
 # candles for every symbol: a day of minutes is the most a strategy may ask for (a larger
 # number is a typo that would make every loop read years of rows, or overflow the window)
 MAX_SMA_PERIOD = 1440
+# bounds of the trading keys; migration 0005 repeats them as CHECK constraints
+ATR_MULTIPLIER_MIN, ATR_MULTIPLIER_MAX = 0.1, 20.0  # both inclusive
+RISK_PCT_MAX = 5.0  # risk per trade in (0, RISK_PCT_MAX]
+POSITIONS_MAX = 100  # max_positions in [1, POSITIONS_MAX]
+DAILY_LOSS_PCT_MAX = 50.0  # max_daily_loss_pct in (0, DAILY_LOSS_PCT_MAX]
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
@@ -128,6 +143,17 @@ class SymbolConfig:
     enabled: bool = True
     parameters: Mapping[str, Any] = field(default_factory=dict)
     risk_per_trade_pct: float | None = None
+    max_positions: int | None = None
+
+
+@dataclass(frozen=True)
+class TradeLimits:
+    """What the trader applies to one strategy's order for one symbol (None: the
+    account-wide setting alone)."""
+
+    risk_pct: float | None = None
+    max_positions: int | None = None
+    max_daily_loss_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +208,80 @@ def _positive_int(value: object, what: str) -> int:
             f"{what} counts 1-minute candles and may be at most {MAX_SMA_PERIOD}, got {value!r}"
         )
     return int(value)
+
+
+def _bounded(
+    value: object, what: str, low: float, high: float, low_open: bool = False
+) -> float | None:
+    """None when absent (JSON null too); else a finite number inside the bounds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DefinitionError(f"{what} must be a number, got {value!r}")
+    inside = (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bracket = "(" if low_open else "["
+        raise DefinitionError(f"{what} must be in {bracket}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _positions(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise DefinitionError(f"{what} must be a whole number, got {value!r}")
+    return int(_bounded(value, what, 1, POSITIONS_MAX) or 0)
+
+
+def check_trading_keys(source: Mapping[str, Any], where: str) -> None:
+    """Raise DefinitionError when a trading key of ``source`` is out of bounds."""
+    for key in ("atr_stop_multiplier", "atr_target_multiplier"):
+        _bounded(source.get(key), f"{where} {key}", ATR_MULTIPLIER_MIN, ATR_MULTIPLIER_MAX)
+    _bounded(source.get("risk_per_trade_pct"), f"{where} risk_per_trade_pct", 0, RISK_PCT_MAX, True)
+    _positions(source.get("max_positions"), f"{where} max_positions")
+    _bounded(
+        source.get("max_daily_loss_pct"),
+        f"{where} max_daily_loss_pct",
+        0,
+        DAILY_LOSS_PCT_MAX,
+        True,
+    )
+
+
+def parse_config(
+    enabled: object, parameters: object, risk_per_trade_pct: object, max_positions: object
+) -> SymbolConfig:
+    """Validate one ``strategy_configs`` row; raises DefinitionError with the reason."""
+    if not isinstance(parameters, Mapping):
+        raise DefinitionError("parameters must be a JSON object")
+    check_trading_keys(parameters, "parameters")
+    return SymbolConfig(
+        enabled=bool(enabled),
+        parameters=parameters,
+        risk_per_trade_pct=_bounded(
+            risk_per_trade_pct, "risk_per_trade_pct", 0, RISK_PCT_MAX, low_open=True
+        ),
+        max_positions=_positions(max_positions, "max_positions"),
+    )
+
+
+def trade_limits(strategy: Strategy, config: SymbolConfig | None) -> TradeLimits:
+    """The strategy's risk keys for one symbol, resolved (see the module docstring)."""
+    definition = strategy.definition
+    params = config.parameters if config else {}
+    risk = config.risk_per_trade_pct if config else None
+    for source in (params, definition):
+        if risk is None and source.get("risk_per_trade_pct") is not None:
+            risk = float(source["risk_per_trade_pct"])
+    positions = config.max_positions if config else None
+    if positions is None and definition.get("max_positions") is not None:
+        positions = int(definition["max_positions"])
+    loss = definition.get("max_daily_loss_pct")
+    return TradeLimits(
+        risk_pct=risk,
+        max_positions=positions,
+        max_daily_loss_pct=None if loss is None else float(loss),
+    )
 
 
 def _condition(raw: object) -> Condition:
@@ -243,6 +343,9 @@ def parse_strategy(
     trade = definition.get("trade", kind == AUCTION_MARKET)
     if not isinstance(trade, bool):
         raise DefinitionError("trade must be true or false")
+    check_trading_keys(definition, "definition")
+    if cooldown_seconds is not None and not float(cooldown_seconds) >= 0:
+        raise DefinitionError(f"cooldown_seconds must be ≥ 0, got {cooldown_seconds!r}")
     common = {
         "id": int(strategy_id),
         "name": str(name),
