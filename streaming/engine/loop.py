@@ -40,6 +40,7 @@ from core.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import killswitch, queries
 from streaming.engine.alerts import OnceLatch, nearest_lvn
+from streaming.engine.lease import EngineLease
 from streaming.engine.session_clock import current_session
 from streaming.engine.snapshot import (
     PROFILE_STALE,
