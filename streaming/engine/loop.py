@@ -34,7 +34,6 @@ import redis
 import redis.asyncio as aioredis
 
 from analytics.aggression import DIRECTION_NAMES, intensity
-from analytics.market_state import MOMENTUM_WINDOW_MINUTES
 from core.contracts import Channel, Side
 from core.settings import Settings
 from storage.db import libpq_url
@@ -47,6 +46,7 @@ from streaming.engine.snapshot import (
     Metrics,
     Snapshot,
     Universe,
+    candle_window,
     compute_metrics,
     json_number,
     only_current_profiles,
@@ -288,9 +288,7 @@ class Engine:
         self.counters.bad_strategies = len(bad)
 
     def _window(self) -> timedelta:
-        longest = max(sma_periods(self.strategies), default=0)
-        # SMA needs `period` one-minute candles; leave room for minutes without trades
-        return timedelta(minutes=max(MOMENTUM_WINDOW_MINUTES + 1, longest * 2 + 5))
+        return candle_window(sma_periods(self.strategies))
 
     def _vwap_starts(self, now: datetime) -> list[datetime | None]:
         assert self.universe is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,10 @@ class Snapshot:
     # dropped as too old (empty = not checked)
     session_status: I8 = field(default_factory=lambda: np.zeros(0, np.int8))
     composite_stale: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    # epoch seconds per symbol when the groups stand at different instants (a backtest
+    # evaluates many minutes of one symbol as one snapshot, one group per minute); empty:
+    # every group stands at ``now``
+    asof: F = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,13 @@ class Metrics:
     # kept even when that profile was dropped as stale so the state row can say so
     profile_status: I8 = field(default_factory=lambda: np.zeros(0, np.int8))
     profile_bucket: F = field(default_factory=lambda: np.zeros(0))
+
+
+def candle_window(sma_periods: frozenset[int]) -> timedelta:
+    """How far back a loop reads candles: the momentum window, or room for the longest
+    SMA (``period`` one-minute candles, twice over for minutes without trades)."""
+    longest = max(sma_periods, default=0)
+    return timedelta(minutes=max(MOMENTUM_WINDOW_MINUTES + 1, longest * 2 + 5))
 
 
 def json_number(value: float) -> float | None:
@@ -177,7 +188,10 @@ def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -
     price = last_per_group(snap.close, off)
 
     # momentum over the closes of the last 60 minutes only (the window may be longer for SMAs)
-    since = snap.now.timestamp() - MOMENTUM_WINDOW_MINUTES * 60
+    if len(snap.asof) == n:
+        since = np.repeat(snap.asof - MOMENTUM_WINDOW_MINUTES * 60, np.diff(off))
+    else:
+        since = snap.now.timestamp() - MOMENTUM_WINDOW_MINUTES * 60
     recent = snap.candle_ts > since
     mom = momentum_pct_grouped(snap.close[recent], _select(off, recent))
 
