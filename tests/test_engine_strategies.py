@@ -20,8 +20,11 @@ from streaming.engine.strategies import (
     DefinitionError,
     EdgeTracker,
     SymbolConfig,
+    TradeLimits,
     evaluate,
+    parse_config,
     parse_strategy,
+    trade_limits,
 )
 
 EXAMPLE_RULES = {
@@ -308,3 +311,82 @@ def test_an_absurd_sma_period_is_refused_not_fatal(db_url, redis_url):
                 await engine.close()
 
         assert asyncio.run(go()).counters.bad_strategies == 1
+
+
+# --- trading keys: validated on load and by the database ---------------------------------
+AUCTION = {"type": "auction_market", "atr_stop_multiplier": 1.5, "atr_target_multiplier": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("atr_stop_multiplier", 0, r"atr_stop_multiplier must be in \[0.1, 20\]"),
+        ("atr_stop_multiplier", -1.5, "atr_stop_multiplier must be in"),
+        ("atr_target_multiplier", 1e6, "atr_target_multiplier must be in"),
+        ("atr_stop_multiplier", "1.5", "must be a number"),
+        ("risk_per_trade_pct", 0, r"risk_per_trade_pct must be in \(0, 5\]"),
+        ("risk_per_trade_pct", 5.01, "risk_per_trade_pct must be in"),
+        ("max_positions", 0, "max_positions must be in"),
+        ("max_positions", 2.5, "max_positions must be a whole number"),
+        ("max_daily_loss_pct", 80, "max_daily_loss_pct must be in"),
+    ],
+)
+def test_trading_keys_out_of_bounds_are_refused(key, value, message):
+    with pytest.raises(DefinitionError, match=message):
+        parse_strategy(1, "s", {**AUCTION, key: value}, 60)
+    if key != "max_daily_loss_pct":
+        with pytest.raises(DefinitionError, match=message):
+            parse_config(True, {key: value}, None, None)
+
+
+def test_trading_keys_in_bounds_and_their_resolution():
+    strategy = parse_strategy(
+        1,
+        "s",
+        {**AUCTION, "risk_per_trade_pct": 0.5, "max_positions": 3, "max_daily_loss_pct": 2},
+        60,
+    )
+    assert trade_limits(strategy, None) == TradeLimits(0.5, 3, 2.0)
+    config = parse_config(True, {"risk_per_trade_pct": 0.25}, None, 1)
+    assert trade_limits(strategy, config) == TradeLimits(0.25, 1, 2.0)
+    column = parse_config(True, {"risk_per_trade_pct": 0.25}, 0.75, None)
+    assert trade_limits(strategy, column) == TradeLimits(0.75, 3, 2.0)
+    plain = parse_strategy(2, "p", {"type": "price_above_sma"}, 60)
+    assert trade_limits(plain, None) == TradeLimits()
+    with pytest.raises(DefinitionError, match="cooldown"):
+        parse_strategy(1, "s", AUCTION, -1)
+    with pytest.raises(DefinitionError, match="risk_per_trade_pct"):
+        parse_config(True, {}, 7.5, None)
+
+
+@pytest.mark.parametrize(
+    ("table", "statement"),
+    [
+        ("configs", "parameters = '{\"atr_stop_multiplier\": 0}'"),
+        ("configs", "parameters = '{\"atr_target_multiplier\": -3}'"),
+        ("configs", 'parameters = \'{"atr_stop_multiplier": "1.5"}\''),
+        ("configs", "parameters = '[]'"),
+        ("configs", "risk_per_trade_pct = 0"),
+        ("configs", "risk_per_trade_pct = 5.5"),
+        ("configs", "max_positions = 0"),
+        ("strategies", "definition = definition || '{\"risk_per_trade_pct\": 50}'"),
+        ("strategies", "definition = definition || '{\"max_positions\": 2.5}'"),
+        ("strategies", "definition = definition || '{\"atr_stop_multiplier\": 25}'"),
+        ("strategies", "definition = definition || '{\"max_daily_loss_pct\": 0}'"),
+        ("strategies", "cooldown_seconds = -1"),
+    ],
+)
+def test_database_refuses_out_of_bounds_parameters(db_url, table, statement):
+    target = "strategy_configs" if table == "configs" else "strategies"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(f"update {target} set {statement}")  # type: ignore[arg-type]
+        # in bounds (and absent or null keys) pass
+        conn.execute(
+            "update strategy_configs set risk_per_trade_pct = 5, max_positions = 100,"
+            ' parameters = \'{"atr_stop_multiplier": 0.1, "atr_target_multiplier": null}\''
+        )
+        conn.execute(
+            "update strategies set definition = definition || "
+            '\'{"risk_per_trade_pct": 0.01, "max_daily_loss_pct": 50}\''
+        )

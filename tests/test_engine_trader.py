@@ -96,9 +96,14 @@ def intent(
         signal_time=at,
         price=price,
         atr=atr,
-        stop_multiplier=1.5,
-        target_multiplier=3.0,
-        **{"risk_pct": 1.0, "reason": "test", "price_time": at, **kw},  # type: ignore[arg-type]
+        **{  # type: ignore[arg-type]
+            "stop_multiplier": 1.5,
+            "target_multiplier": 3.0,
+            "risk_pct": 1.0,
+            "reason": "test",
+            "price_time": at,
+            **kw,
+        },
     )
 
 
