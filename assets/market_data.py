@@ -12,6 +12,7 @@ import dagster as dg
 from core.contracts import Table
 from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from orchestration.resources import PostgresResource
+from storage.candles import rebuild_from_ticks
 
 TICKS = dg.AssetKey(Table.TICKS.value)
 
@@ -24,47 +25,6 @@ ticks = dg.AssetSpec(
     group_name="market_data",
     kinds={"postgres"},
 )
-
-# One statement: candles of every closed minute of the window that has ticks, written only
-# where they differ from what is stored, so a re-run touches no row and `updated_at` keeps
-# the time of the last real correction. Ticks are ordered by (ts, seq): the ingest order
-# breaks ties between prints of the same instant, as the live candle builder saw them.
-# Volume/vwap compare with a relative tolerance: the live builder sums in another order.
-RECONCILE_CANDLES_SQL = """
-with agg as (
-    select
-        symbol_id,
-        date_trunc('minute', ts) as minute,
-        (array_agg(price order by ts, seq))[1] as open,
-        max(price) as high,
-        min(price) as low,
-        (array_agg(price order by ts desc, seq desc))[1] as close,
-        sum(size) as volume,
-        count(*)::integer as trade_count,
-        sum(price * size) / nullif(sum(size), 0) as vwap,
-        min(ts) as first_ts,
-        max(ts) as last_ts
-    from ticks
-    where ts >= %(start)s and ts < %(end)s
-    group by symbol_id, date_trunc('minute', ts)
-)
-insert into candles_1m as c (symbol_id, ts, open, high, low, close, volume, trade_count,
-                             vwap, first_ts, last_ts, source, updated_at)
-select symbol_id, minute, open, high, low, close, volume, trade_count, vwap, first_ts,
-       last_ts, 'reconciled', now()
-from agg
-on conflict (symbol_id, ts) do update set
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    volume = excluded.volume, trade_count = excluded.trade_count, vwap = excluded.vwap,
-    first_ts = excluded.first_ts, last_ts = excluded.last_ts, source = 'reconciled',
-    updated_at = now()
-where (c.open, c.high, c.low, c.close, c.trade_count)
-        is distinct from (excluded.open, excluded.high, excluded.low, excluded.close,
-                          excluded.trade_count)
-    or abs(c.volume - excluded.volume) > 1e-9 * greatest(1.0, abs(excluded.volume))
-    or (c.vwap is null) <> (excluded.vwap is null)
-    or abs(c.vwap - excluded.vwap) > 1e-9 * greatest(1.0, abs(excluded.vwap))
-"""
 
 
 def closed_window(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
@@ -96,7 +56,7 @@ def candles_1m(
     written = 0
     if end > start:
         with postgres.connect() as conn:
-            written = conn.execute(RECONCILE_CANDLES_SQL, {"start": start, "end": end}).rowcount
+            written = rebuild_from_ticks(conn, start, end)
     context.log.info("candles_1m %s..%s: %d minutes written", start, end, written)
     return dg.MaterializeResult(
         metadata={

@@ -7,11 +7,11 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pandas as pd
 import psycopg
 import pytest
 
-from storage.candles import Candle, combine, combine_batch, merge_candles, replace_candles
+from core.candles import Candle, to_datetime, to_ns
+from storage.candles import fold, merge_candles, replace_candles
 from storage.db import connect
 
 MINUTE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -27,16 +27,16 @@ def bar_of(symbol_id: int, prints: list[tuple[datetime, float, float]]) -> Candl
     volume = sum(s for _, _, s in prints)
     return Candle(
         symbol_id=symbol_id,
-        ts=MINUTE,
+        minute_ns=to_ns(MINUTE),
         open=prints[0][1],
         high=max(p for _, p, _ in prints),
         low=min(p for _, p, _ in prints),
         close=prints[-1][1],
         volume=volume,
         trade_count=len(prints),
-        vwap=sum(p * s for _, p, s in prints) / volume,
-        first_ts=prints[0][0],
-        last_ts=prints[-1][0],
+        value=sum(p * s for _, p, s in prints),
+        first_ts_ns=to_ns(prints[0][0]),
+        last_ts_ns=to_ns(prints[-1][0]),
     )
 
 
@@ -111,10 +111,10 @@ def test_increments_in_any_order_give_the_bar_of_all_prints(
             expect.trade_count,
         ), trial
         assert math.isclose(got[6], expect.vwap)
-        assert (got[7], got[8]) == (expect.first_ts, expect.last_ts)
+        assert (got[7], got[8]) == (to_datetime(expect.first), to_datetime(expect.last))
 
-        # the Python rule agrees with the SQL rule
-        folded = combine_batch(increments)
+        # folding in one batch gives what meeting the stored bar gave
+        folded = fold(increments)
         assert len(folded) == 1
         assert (folded[0].open, folded[0].close, folded[0].volume) == (
             expect.open,
@@ -130,29 +130,11 @@ def test_replace_overwrites_and_merge_then_continues(conn: psycopg.Connection, a
     row = stored(conn, aapl)
     assert row[:6] == (49, 50, 48, 48, 16, 3) and row[9] == "reconciled"
     # a provider bar without print times spans its minute; replacing twice keeps the last
-    frame = pd.DataFrame(
-        [
-            {
-                "symbol_id": aapl,
-                "ts": pd.Timestamp(MINUTE),
-                "open": 1.0,
-                "high": 2.0,
-                "low": 0.5,
-                "close": 1.5,
-                "volume": 10.0,
-            },
-            {
-                "symbol_id": aapl,
-                "ts": pd.Timestamp(MINUTE),
-                "open": 1.0,
-                "high": 3.0,
-                "low": 0.5,
-                "close": 2.5,
-                "volume": 12.0,
-            },
-        ]
-    )
-    assert replace_candles(conn, frame, source="alpha_vantage") == 1
+    bars = [
+        Candle.bar(aapl, MINUTE, (1.0, 2.0, 0.5, 1.5, 10.0)),
+        Candle.bar(aapl, MINUTE, (1.0, 3.0, 0.5, 2.5, 12.0)),
+    ]
+    assert replace_candles(conn, bars, source="alpha_vantage") == 1
     row = stored(conn, aapl)
     assert row[:6] == (1.0, 3.0, 0.5, 2.5, 12.0, 0)
     assert (row[7], row[8]) == (MINUTE, MINUTE + timedelta(seconds=60) - timedelta(microseconds=1))
@@ -166,33 +148,19 @@ def test_merge_many_symbols_in_one_statement(conn: psycopg.Connection) -> None:
     assert volumes == [(2.0,)]
 
 
-def test_combine_keeps_stored_open_on_equal_first_time() -> None:
-    a = Candle(1, MINUTE, 10, 10, 10, 10, 1, 1, 10, at(5), at(5))
-    b = Candle(1, MINUTE, 11, 11, 11, 11, 1, 1, 11, at(5), at(5))
-    merged = combine(a, b)
+def test_merge_keeps_stored_open_on_equal_first_time() -> None:
+    t5 = to_ns(at(5))
+    a = Candle(1, to_ns(MINUTE), 10, 10, 10, 10, 1, 1, 10.0, t5, t5)
+    b = Candle(1, to_ns(MINUTE), 11, 11, 11, 11, 1, 1, 11.0, t5, t5)
+    merged = a.merge(b)
     assert (merged.open, merged.close, merged.vwap) == (10, 11, 10.5)
-    no_vwap = combine(a, Candle(1, MINUTE, 12, 12, 12, 12, 3))
+    no_vwap = a.merge(Candle.bar(1, MINUTE, (12, 12, 12, 12, 3)))
     assert no_vwap.vwap is None and no_vwap.close == 12  # a timeless bar ends at :59.999999
 
 
-def test_candles_from_frame_maps_missing_values_to_none() -> None:
-    from storage.candles import candles_from_frame
-
-    frame = pd.DataFrame(
-        {
-            "symbol_id": [1],
-            "ts": [pd.Timestamp(MINUTE)],
-            "open": [1],
-            "high": [2],
-            "low": [0.5],
-            "close": [1.5],
-            "volume": [3],
-            "trade_count": [float("nan")],
-            "vwap": [float("nan")],
-            "first_ts": [pd.NaT],
-            "last_ts": [pd.Timestamp(at(59))],
-        }
-    )
-    (c,) = candles_from_frame(frame)
-    assert c == Candle(1, MINUTE, 1.0, 2.0, 0.5, 1.5, 3.0, 0, None, None, at(59))
-    assert isinstance(c.ts, datetime) and not isinstance(c.ts, pd.Timestamp)
+def test_bar_from_database_values_round_trips() -> None:
+    c = Candle.bar(1, MINUTE, (1.0, 2.0, 0.5, 1.5, 3.0), 0, None, None, at(59))
+    assert c.vwap is None and c.first == to_ns(MINUTE) and c.last == to_ns(at(59))
+    assert c.ts == MINUTE and to_datetime(to_ns(at(12.345678))) == at(12.345678)
+    empty = Candle.bar(1, MINUTE, (1.0, 1.0, 1.0, 1.0, 0.0))
+    assert empty.value == 0.0 and empty.vwap is None  # no volume: nothing unknown to carry

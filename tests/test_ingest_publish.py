@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis
 
-from streaming.ingest.candles import NS, Candle
+from core.candles import NS, Candle
 from streaming.ingest.publish import Publisher, candle_payload, iso
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder, aggregate
+from core.candles import MINUTE_NS, NS, Candle
+from streaming.ingest.candles import CandleBuilder, aggregate
 from streaming.ingest.rows import TickRows
 from streaming.ingest.spool import DurableBuffer, SpoolFile
 

@@ -9,8 +9,9 @@ import numpy as np
 import psycopg
 import pytest
 
+from core.candles import Candle
 from core.events import Rejects, Trade
-from storage.candles import Candle, merge_candles
+from storage.candles import merge_candles
 from storage.db import ConnectionPool, connect
 from storage.queries import (
     ingest_progress,
@@ -85,7 +86,7 @@ def test_tick_columns_decode_binary_copy(conn: psycopg.Connection) -> None:
 def test_latest_candles_per_symbol(conn: psycopg.Connection) -> None:
     ids = symbols_frame(conn).set_index("symbol")["id"]
     bars = [
-        Candle(int(ids[s]), T0 + timedelta(minutes=m), 10 + m, 11 + m, 9 + m, 10.5 + m, 100)
+        Candle.bar(int(ids[s]), T0 + timedelta(minutes=m), (10 + m, 11 + m, 9 + m, 10.5 + m, 100))
         for s in ("AAPL", "MSFT")
         for m in range(5)
     ]

@@ -4,9 +4,8 @@ The original finalised a minute only when a later-minute trade of the same symbo
 (so the last bar of a session waited for the next session) and let a late print open a new
 partial bar that then *replaced* the complete one (reference §2.5, §8.2 V11). Here:
 
-* ``add`` folds prints into per-(symbol, minute) partial aggregates; each partial keeps the
-  time of its first and last print, so two partials merge exactly: open of the earlier
-  first print, close of the later last print, max high, min low, summed volume/count/value;
+* ``add`` folds prints into per-(symbol, minute) partial aggregates (``core.candles.Candle``,
+  which keeps the time of its first and last print and holds the one merge rule);
 * ``due(now)`` hands out every minute whose end plus ``grace`` has passed on the wall clock,
   whether or not another trade came — and every late partial (a print for a minute already
   handed out), which storage *merges* into the stored candle, never replaces;
@@ -17,51 +16,9 @@ Everything here is pure (no I/O); the pipeline writes what ``due`` returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-NS = 1_000_000_000
-MINUTE_NS = 60 * NS
-
-
-@dataclass(slots=True)
-class Candle:
-    """A partial or complete 1-minute aggregate of one symbol."""
-
-    symbol_id: int
-    minute_ns: int  # minute start, ns since the epoch (UTC)
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    trade_count: int
-    value: float  # Σ price·size, for the VWAP
-    first_ts_ns: int
-    last_ts_ns: int
-
-    @property
-    def vwap(self) -> float | None:
-        return self.value / self.volume if self.volume > 0 else None
-
-    def merge(self, other: Candle) -> Candle:
-        """Both partials of the same minute combined (order of arguments does not matter)."""
-        first = self if self.first_ts_ns <= other.first_ts_ns else other
-        last = other if other.last_ts_ns >= self.last_ts_ns else self
-        return Candle(
-            self.symbol_id,
-            self.minute_ns,
-            first.open,
-            max(self.high, other.high),
-            min(self.low, other.low),
-            last.close,
-            self.volume + other.volume,
-            self.trade_count + other.trade_count,
-            self.value + other.value,
-            first.first_ts_ns,
-            last.last_ts_ns,
-        )
+from core.candles import MINUTE_NS, NS, Candle
 
 
 def aggregate(

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
+from core.candles import MINUTE_NS, NS, Candle
 from core.events import Bar, Quote, Rejects, Trade
 from streaming.ingest import validate as v
-from streaming.ingest.candles import MINUTE_NS, NS, Candle
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
 from streaming.ingest.symbols import SymbolMap

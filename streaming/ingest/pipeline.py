@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import psycopg
 
+from core.candles import MINUTE_NS, NS, Candle, to_datetime
 from core.events import Rejects
 from storage import db
 from storage.tick_writer import TickWriter
 from streaming.ingest import candle_store
 from streaming.ingest import rejects as reject_store
-from streaming.ingest.candles import MINUTE_NS, NS, Candle, CandleBuilder
+from streaming.ingest.candles import CandleBuilder
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.intake import Intake
 from streaming.ingest.publish import Publisher
@@ -385,7 +386,7 @@ class IngestPipeline:
                 "select symbol_id, ts, open, high, low, close, volume, trade_count"
                 " from candles_1m where (symbol_id, ts) in"
                 " (select * from unnest(%s::bigint[], %s::timestamptz[]))",
-                ([k[0] for k in keys], [candle_store._dt(k[1]) for k in keys]),
+                ([k[0] for k in keys], [to_datetime(k[1]) for k in keys]),
             )
             out = []
             for sid, ts, o, h, lo, c, vol, n in cur.fetchall():

@@ -26,8 +26,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.candles import NS, Candle
 from core.contracts import Channel
-from streaming.ingest.candles import NS, Candle
 
 log = logging.getLogger(__name__)
 
