@@ -14,20 +14,35 @@ count, as the output says: ticks are spread evenly over the session, so the samp
 the same share of minutes; its early running profiles are narrower than later ones, which
 flatters the loop.
 
-Both sides are reported as the best of several wall-clock runs; the process CPU time of
-the best vectorised run is in the notes, because the machine is shared (2 cores, other
-engineers' tests) and wall time then includes their load.
+Beside it, in the same run over the same ticks: the footprint (tick-rule side with
+zero-tick continuation, minute × bin buy/sell volume) with per-minute delta and session
+CVD as a data engineer would compute them with DuckDB and with Polars
+(``bench/profile_engines.py``, the optional ``bench`` extra; skipped when it is not
+installed), and one ``np.bincount`` pass over the ticks as the memory-bandwidth floor.
+``compute_session`` does more than the engines (POC, value area and nodes of every
+minute's and the running session's profile). The engines use every core, compute_session
+one: the notes give each side's CPU time too, the per-core comparison that sizes a
+deployment running one symbol per core.
+
+Every side is reported as the best of several wall-clock runs; the process CPU time of
+the best run is in the notes, because the machine is shared (2 cores, other engineers'
+tests) and wall time then includes their load.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from bench import BenchContext, Comparison
+
+if TYPE_CHECKING:
+    from analytics.pipeline import SessionFrames
+    from bench.profile_engines import EngineResult
 
 DESCRIPTION = "session profile + order flow, 10 M ticks vs a per-tick Python loop"
 
@@ -197,24 +212,93 @@ def run(ctx: BenchContext) -> list[Comparison]:
     ]:
         raise RuntimeError("vectorised and per-tick value areas disagree on the first minute")
 
-    return [
+    session = Comparison(
+        name=f"compute_session {n / 1e6:g} M ticks",
+        unit="ms",
+        value=walls[best] * 1000,
+        reference_name=f"per-tick loop ({sample / 1e3:g} k sample scaled ×{n / sample:g})",
+        reference_value=loop_scaled * 1000,
+        higher_is_better=False,
+        target=">= 50x and <= 300 ms",
+        notes={
+            "cpu_ms": cpus[best] * 1000,
+            "median_ms": statistics.median(walls) * 1000,
+            "runs": float(repeats),
+            "Mticks_per_s": n / walls[best] / 1e6,
+            "metric_rows": float(len(frames.profile_metrics)),
+            # the loop's per-minute metrics are timed on only these (early, narrow)
+            # minutes of the session's 390, and scaled with the tick count
+            "sample_minutes": float(len(reference["minutes"])),
+        },
+    )
+    return [session, *_against_engines(ticks, frames, walls[best], cpus[best], repeats)]
+
+
+def _against_engines(
+    ticks: pd.DataFrame, frames: SessionFrames, wall: float, cpu: float, repeats: int
+) -> list[Comparison]:
+    """compute_session's wall time beside DuckDB, Polars and the bincount floor."""
+    from bench import profile_engines as engines
+
+    n = len(ticks)
+    size = ticks["size"].to_numpy()
+    keys, cells = engines.cell_keys(ticks, ROW_SIZE, SESSION_OPEN.value)
+    print("  numpy bincount floor ...", flush=True)
+    floor_walls, floor_cpus = _timed(lambda: engines.bincount_floor(keys, cells, size), repeats)
+    ours = {"compute_session_cpu_ms": cpu * 1000}
+    out = [
         Comparison(
-            name=f"compute_session {n / 1e6:g} M ticks",
+            name=f"compute_session vs floor {n / 1e6:g} M",
             unit="ms",
-            value=walls[best] * 1000,
-            reference_name=f"per-tick loop ({sample / 1e3:g} k sample scaled ×{n / sample:g})",
-            reference_value=loop_scaled * 1000,
+            value=wall * 1000,
+            reference_name="one np.bincount pass",
+            reference_value=min(floor_walls) * 1000,
             higher_is_better=False,
-            target=">= 50x and <= 300 ms",
-            notes={
-                "cpu_ms": cpus[best] * 1000,
-                "median_ms": statistics.median(walls) * 1000,
-                "runs": float(repeats),
-                "Mticks_per_s": n / walls[best] / 1e6,
-                "metric_rows": float(len(frames.profile_metrics)),
-                # the loop's per-minute metrics are timed on only these (early, narrow)
-                # minutes of the session's 390, and scaled with the tick count
-                "sample_minutes": float(len(reference["minutes"])),
-            },
+            target=">= 0.125x (within 8x of the floor)",
+            notes={**ours, "floor_cpu_ms": floor_cpus[int(np.argmin(floor_walls))] * 1000},
         )
     ]
+    expected = engines.from_frames(frames.volume_profile, frames.order_flow, ROW_SIZE)
+    try:
+        prepared = {
+            "Polars": (engines.polars_frame(ticks), engines.polars_run, engines.from_polars),
+            "DuckDB": (engines.duckdb_table(ticks), engines.duckdb_run, engines.from_duckdb),
+        }
+    except ImportError as exc:  # the optional bench extra is not installed
+        print(f"  skipping DuckDB/Polars: {exc} (pip install marketflow[bench])", flush=True)
+        return out
+    for name, (data, run_engine, common) in prepared.items():
+        print(f"  {name} footprint + delta/CVD × {repeats} ...", flush=True)
+        result = run_engine(data, ROW_SIZE)  # warm-up, and the result checked below
+        _check_same_flow(name, common(result), expected)
+        walls, cpus = _timed(lambda run=run_engine, d=data: run(d, ROW_SIZE), repeats)
+        best = int(np.argmin(walls))
+        out.append(
+            Comparison(
+                name=f"compute_session vs {name} {n / 1e6:g} M",
+                unit="ms",
+                value=wall * 1000,
+                reference_name=f"{name} footprint + delta/CVD (all cores)",
+                reference_value=walls[best] * 1000,
+                higher_is_better=False,
+                target=">= 2x" if name == "Polars" else ">= 5x",
+                notes={
+                    **ours,
+                    f"{name}_cpu_ms": cpus[best] * 1000,
+                    "per_core_ratio": cpus[best] / cpu,
+                },
+            )
+        )
+    return out
+
+
+def _check_same_flow(name: str, got: EngineResult, expected: EngineResult) -> None:
+    """The engine's footprint size and per-minute flow equal compute_session's."""
+    if len(got.footprint) != len(expected.footprint):
+        raise RuntimeError(
+            f"{name} footprint has {len(got.footprint)} cells, expected {len(expected.footprint)}"
+        )
+    for column in ("buy", "sell", "delta", "cvd"):
+        a, b = got.flow[column].to_numpy(), expected.flow[column].to_numpy()
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=1e-6):
+            raise RuntimeError(f"{name} per-minute {column} disagrees with compute_session")
