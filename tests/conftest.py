@@ -25,6 +25,29 @@ from marketflow.services import with_database
 
 CAPTURES = Path(__file__).resolve().parent / "data"
 
+# A test that asks for one of these needs a live PostgreSQL or Redis (or starts servers of
+# its own): it is marked `integration`, so `pytest -m "not integration"` runs the pure tests.
+SERVER_FIXTURES = frozenset(
+    {
+        "pg_admin_url",
+        "migrated_template",
+        "empty_db_url",
+        "db_url",
+        "redis_server_url",
+        "redis_url",
+        "service_home",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # `slow` tests are the long integration runs (`marketflow up` end to end)
+        if item.get_closest_marker("slow") or SERVER_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def captures() -> Path:

@@ -56,6 +56,7 @@ def test_workspace_points_at_the_definitions_module() -> None:
     assert entry["python_module"]["attribute"] == "defs"
 
 
+@pytest.mark.integration  # a fresh interpreter importing Dagster: seconds
 def test_definitions_import_is_light_and_needs_no_database() -> None:
     """A fresh interpreter imports the definitions without DATABASE_URL or a server."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}

@@ -25,6 +25,8 @@ from marketflow.services import with_database
 from orchestration.dbt import dbt_resource, signal_marts
 from orchestration.resources import PostgresResource
 
+pytestmark = pytest.mark.integration  # dbt runs, sqlfluff over the models
+
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 

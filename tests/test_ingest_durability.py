@@ -23,7 +23,8 @@ from storage.migrate import upgrade
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import Event, Provider, TradeBatch
 
-pytestmark = pytest.mark.timeout(120)
+# servers of its own: an embedded PostgreSQL restarted mid-stream
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]
 
 
 class PacedTrades(Provider):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# whole-tree tools in subprocesses: tens of seconds, so outside the fast `not integration` run
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

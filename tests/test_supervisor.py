@@ -192,6 +192,7 @@ SUPERVISOR_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.integration  # a supervisor process tree of its own
 def test_sigterm_stops_every_child_and_grandchild() -> None:
     marker = f"MF_TEST_MARKER={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
