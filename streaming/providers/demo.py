@@ -21,6 +21,14 @@ print when the wall clock reaches its timestamp — real time, no backfill, and 
 and start give the same prints however the loop is scheduled. Bulk mode (benchmarks)
 advances a simulated clock starting now as fast as the consumer pulls and yields columnar
 ``TradeBatch`` chunks. Both are reproducible from ``DEMO_SEED``.
+
+A replayable run (``DEMO_START``, used by ``marketflow chaos``; docs/chaos.md): every start
+generates the path from that fixed instant, so a trade's ``trade_id`` (``<start>-<n>``, n the
+symbol's sequence number) is the same in every process, and re-sends everything since then;
+storage keeps each (symbol, ts, trade_id) once. The provider appends what the consumer took,
+as per-symbol sequence ranges, to a ledger file, and a control file simulates a dropped
+connection: nothing is released for its duration, then the backlog follows in sequence
+(``demo_run``).
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.events import Trade
 from streaming.providers.base import Event, Provider, TradeBatch
+from streaming.providers.demo_run import RunLog
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -320,6 +330,7 @@ class DemoProvider(Provider):
         bulk_chunk: int = 20_000,
         start_ns: int | None = None,
         limit: int | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         super().__init__(symbols)
         if rate <= 0 or not math.isfinite(rate):
@@ -345,6 +356,8 @@ class DemoProvider(Provider):
             }
         self._id_tag = format((start_ns or time.time_ns()) // NS, "x")
         self.produced = 0
+        # a replayable run: the ledger of emitted ranges and the disconnect control file
+        self.run_log = RunLog(run_dir, self._id_tag) if run_dir is not None else None
 
     def stream(self) -> AsyncIterator[Event | TradeBatch]:
         return self._bulk() if self.bulk else self._live()
@@ -377,17 +390,29 @@ class DemoProvider(Provider):
                 for symbol, path in self.paths.items():
                     queues[symbol].append(path.generate(generated, generated + LIVE_SLICE_NS))
                 generated += LIVE_SLICE_NS
-            for symbol, queue in queues.items():
-                while queue:
-                    cols = queue[0]
-                    due = int(np.searchsorted(cols.ts_ns, now, side="right"))
-                    if due:
-                        for event in self._release(symbol, cols, due):
-                            yield event
-                    if due < cols.ts_ns.size:
-                        queue[0] = _tail(cols, due)
-                        break
-                    queue.pop(0)
+            log = self.run_log
+            if log is not None and log.disconnected(now):
+                self.counters["disconnects"] = log.disconnects
+                continue  # the market moves on; the backlog follows the reconnect
+            try:
+                for symbol, queue in queues.items():
+                    while queue:
+                        cols = queue[0]
+                        due = int(np.searchsorted(cols.ts_ns, now, side="right"))
+                        if due:
+                            for event in self._release(symbol, cols, due):
+                                yield event
+                            if log is not None:  # the consumer took them: it asked for more
+                                log.took(symbol, cols.seq0, cols.seq0 + due)
+                        if due < cols.ts_ns.size:
+                            queue[0] = _tail(cols, due)
+                            break
+                        queue.pop(0)
+            finally:
+                if log is not None:
+                    log.write()
+        if self.run_log is not None:
+            self.run_log.close()
 
     def _release(self, symbol: str, cols: Columns, n: int) -> list[Event | TradeBatch]:
         self.produced += n
@@ -420,4 +445,19 @@ class DemoProvider(Provider):
 
 
 def build(settings: Settings, symbols: Sequence[str]) -> DemoProvider:
-    return DemoProvider(symbols, rate=settings.demo_rate, seed=settings.demo_seed)
+    if settings.demo_start is None:
+        return DemoProvider(
+            symbols,
+            rate=settings.demo_rate,
+            seed=settings.demo_seed,
+            shaped=not settings.demo_steady,
+        )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return DemoProvider(
+        symbols,
+        rate=settings.demo_rate,
+        seed=settings.demo_seed,
+        shaped=not settings.demo_steady,
+        start_ns=int(settings.demo_start * NS),
+        run_dir=settings.state_dir,
+    )
