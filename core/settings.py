@@ -19,6 +19,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CsvList = Annotated[list[str], NoDecode]
 
+# seconds a process gets between SIGTERM and SIGKILL: `marketflow up`'s default stop timeout,
+# and the budget ingest's shutdown fits its last database attempt and spool spill into
+STOP_TIMEOUT_S = 10.0
+
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
@@ -49,6 +53,9 @@ class Settings(BaseSettings):
     history_start: date = Field(
         default=date(2010, 1, 1), validation_alias="MARKETFLOW_HISTORY_START"
     )
+    # where Dagster jobs run their steps when a run brings no executor config: "in_process"
+    # or "celery" (workers on any machine, broker and results on REDIS_URL; docs/scale-out.md)
+    dagster_executor: str = Field(default="in_process", validation_alias="MARKETFLOW_EXECUTOR")
 
     # --- ingestion (issue 3) --------------------------------------------------
     provider: str = Field(default="demo", validation_alias="PROVIDER")
@@ -87,6 +94,13 @@ class Settings(BaseSettings):
     # live prints older/newer than this (s) are rejected; bars get the age window x 3
     ingest_max_age_s: float = Field(default=2 * 86_400.0, validation_alias="INGEST_MAX_AGE_S")
     ingest_max_ahead_s: float = Field(default=300.0, validation_alias="INGEST_MAX_AHEAD_S")
+    # plausibility band (docs/ingest.md): a print more than this fraction away from its
+    # symbol's recent price is held, and rejected unless INGEST_PRICE_BAND_CONFIRM prints in
+    # a row confirm the new level; 0 turns the band off
+    ingest_price_band: float = Field(default=0.2, ge=0, validation_alias="INGEST_PRICE_BAND")
+    ingest_price_band_confirm: int = Field(
+        default=5, ge=1, validation_alias="INGEST_PRICE_BAND_CONFIRM"
+    )
     # a minute's candle is finalised this long after the minute ends (late prints still merge)
     candle_grace_s: float = Field(default=2.0, validation_alias="CANDLE_GRACE_S")
     # per-symbol throttle of ticks:candles and conflation interval of ticks:trades; short
