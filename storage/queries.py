@@ -1,5 +1,5 @@
-"""Read helpers later issues share: symbols, tick columns, latest candles, ingest progress,
-and the bad-input counters (``ingest_rejects``).
+"""Shared reads and the bad-input counters: tick columns (the profile CLI), a candle window,
+and ``ingest_rejects``.
 
 Ticks come back as numpy columns: the server packs each column into one byte string in its
 binary send format (``string_agg(float8send(price), ...)``) and ``np.frombuffer`` reads it,
@@ -99,43 +99,7 @@ def tick_columns(
     return TickColumns(**cols)
 
 
-def symbols_frame(conn: psycopg.Connection, active_only: bool = True) -> pd.DataFrame:
-    """Every symbol with what the analytics need: market, timezone, row_size, asset_type."""
-    sql = (
-        "select id, symbol, name, exchange, asset_type, provider, market, timezone, row_size,"
-        " active from symbols" + (" where active" if active_only else "") + " order by id"
-    )
-    with conn.cursor() as cur:
-        cur.execute(sql)
-        names = [d.name for d in cur.description or []]
-        return pd.DataFrame(cur.fetchall(), columns=names)
-
-
 _CANDLE_COLS = "symbol_id, ts, open, high, low, close, volume, trade_count, vwap"
-
-
-def latest_candles(
-    conn: psycopg.Connection,
-    symbol_ids: Sequence[int],
-    n: int = 1,
-    before: datetime | None = None,
-) -> pd.DataFrame:
-    """The last ``n`` candles (ts < ``before`` when given) of each symbol, oldest first per
-    symbol, in one query (an index scan per symbol on the (symbol_id, ts) key)."""
-    sql = f"""
-        select {_CANDLE_COLS} from unnest(%s::bigint[]) as s(id)
-        cross join lateral (
-            select {_CANDLE_COLS} from candles_1m c
-            where c.symbol_id = s.id and (%s::timestamptz is null or c.ts < %s)
-            order by c.ts desc limit %s) as last
-        order by symbol_id, ts
-    """
-    with conn.cursor() as cur:
-        cur.execute(sql, (list(symbol_ids), before, before, n))
-        frame = pd.DataFrame(cur.fetchall(), columns=_CANDLE_COLS.split(", "))
-    if not frame.empty:
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
 
 
 def candles_window(
@@ -152,73 +116,6 @@ def candles_window(
     if not frame.empty:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
-
-
-@dataclass(frozen=True)
-class IngestProgress:
-    """Where ingestion stands, cheaply (index-only look-ups; no full count)."""
-
-    max_seq: int  # 0 when no tick was ever stored
-    last_tick_ts: datetime | None  # trade time of the tick with max_seq
-    last_received_at: datetime | None
-    estimated_rows: int  # planner estimate (pg_class.reltuples), refreshed by (auto)analyze
-
-
-def ingest_progress(conn: psycopg.Connection) -> IngestProgress:
-    """The Dagster sensor's view of the tick stream (DESIGN §1)."""
-    with conn.cursor() as cur:
-        cur.execute("select seq, ts, received_at from ticks order by seq desc limit 1")
-        row = cur.fetchone()
-        cur.execute(
-            "select coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint from pg_inherits i "
-            "join pg_class c on c.oid = i.inhrelid where i.inhparent = 'ticks'::regclass"
-        )
-        estimate = cur.fetchone()
-    if row is None:
-        return IngestProgress(0, None, None, int(estimate[0]) if estimate else 0)
-    return IngestProgress(int(row[0]), row[1], row[2], int(estimate[0]) if estimate else 0)
-
-
-@dataclass(frozen=True)
-class NewTicks:
-    symbol_id: int
-    day: date  # UTC day (= the Dagster partition)
-    count: int
-    max_seq: int
-
-
-def ticks_since(conn: psycopg.Connection, cursor: int, upto: int | None = None) -> list[NewTicks]:
-    """Ticks stored with ``cursor < seq <= upto``, counted per symbol and UTC day.
-
-    ``seq`` is taken at insert, so a transaction still open can commit a lower seq than one
-    already visible; a sensor that needs every row keeps its cursor a little behind (or
-    re-reads a window) rather than trusting max(seq) alone.
-    """
-    sql = (
-        "select symbol_id, (ts at time zone 'UTC')::date as day, count(*), max(seq) "
-        "from ticks where seq > %s"
-        + (" and seq <= %s" if upto is not None else "")
-        + " group by 1, 2 order by 2, 1"
-    )
-    params = (cursor, upto) if upto is not None else (cursor,)
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        return [NewTicks(int(s), d, int(n), int(m)) for s, d, n, m in cur.fetchall()]
-
-
-def tick_count(
-    conn: psycopg.Connection, start: datetime, end: datetime, symbol_id: int | None = None
-) -> int:
-    """Exact number of ticks with ``start <= ts < end`` (only the partitions involved)."""
-    sql = "select count(*) from ticks where ts >= %s and ts < %s"
-    params: tuple[object, ...] = (start, end)
-    if symbol_id is not None:
-        sql += " and symbol_id = %s"
-        params = (start, end, symbol_id)
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 def record_rejects(conn: psycopg.Connection, rejects: Rejects, day: date | None = None) -> int:

@@ -9,19 +9,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from core.candles import Candle
 from core.events import Rejects, Trade
-from storage.candles import merge_candles
 from storage.db import ConnectionPool, connect
-from storage.queries import (
-    ingest_progress,
-    latest_candles,
-    record_rejects,
-    symbols_frame,
-    tick_columns,
-    tick_count,
-    ticks_since,
-)
+from storage.queries import record_rejects, tick_columns
 from storage.tick_writer import TickWriter
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -35,7 +25,6 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 
 def test_tick_columns_decode_binary_copy(conn: psycopg.Connection) -> None:
     writer = TickWriter(conn)
-    assert ingest_progress(conn).max_seq == 0
     trades = [
         Trade(
             "AAPL",
@@ -50,7 +39,7 @@ def test_tick_columns_decode_binary_copy(conn: psycopg.Connection) -> None:
         for i in range(50)
     ] + [Trade("MSFT", T0, 400.0, 2.0, trade_id="m")]
     writer.write(trades)
-    ids = {r.symbol: r.id for r in symbols_frame(conn).itertuples()}
+    ids = dict(conn.execute("select symbol, id from symbols").fetchall())
 
     cols = tick_columns(conn, T0, T0 + timedelta(minutes=1), ids["AAPL"])
     assert len(cols) == 50
@@ -70,33 +59,7 @@ def test_tick_columns_decode_binary_copy(conn: psycopg.Connection) -> None:
     both = tick_columns(conn, T0, T0 + timedelta(minutes=1))
     assert len(both) == 51 and set(both.symbol_id.tolist()) == {ids["AAPL"], ids["MSFT"]}
     assert len(tick_columns(conn, T0 - timedelta(days=1), T0)) == 0
-    assert tick_count(conn, T0, T0 + timedelta(minutes=1), ids["MSFT"]) == 1
-
-    progress = ingest_progress(conn)
-    assert progress.max_seq == int(both.seq.max())
-    assert progress.last_received_at is not None
-    new = ticks_since(conn, 0)
-    assert {(n.symbol_id, n.day, n.count) for n in new} == {
-        (ids["AAPL"], date(2026, 3, 2), 50),
-        (ids["MSFT"], date(2026, 3, 2), 1),
-    }
-    assert ticks_since(conn, progress.max_seq) == []
-
-
-def test_latest_candles_per_symbol(conn: psycopg.Connection) -> None:
-    ids = symbols_frame(conn).set_index("symbol")["id"]
-    bars = [
-        Candle.bar(int(ids[s]), T0 + timedelta(minutes=m), (10 + m, 11 + m, 9 + m, 10.5 + m, 100))
-        for s in ("AAPL", "MSFT")
-        for m in range(5)
-    ]
-    merge_candles(conn, bars)
-    last = latest_candles(conn, [int(ids["AAPL"]), int(ids["MSFT"]), int(ids["SPY"])], n=2)
-    assert len(last) == 4
-    aapl = last[last.symbol_id == ids["AAPL"]]
-    assert aapl["close"].tolist() == [13.5, 14.5]  # oldest first
-    before = latest_candles(conn, [int(ids["AAPL"])], n=1, before=T0 + timedelta(minutes=2))
-    assert before["close"].tolist() == [11.5]
+    assert len(tick_columns(conn, T0, T0 + timedelta(minutes=1), ids["MSFT"])) == 1
 
 
 def test_record_rejects_accumulates(conn: psycopg.Connection) -> None:
