@@ -1,0 +1,156 @@
+"""Fills and bracket exits on 1-minute candles, with slippage and commissions.
+
+- Entry: a market order filled at the open of the first candle after the signal (the next
+  print the history holds), moved against the trade by the slippage.
+- Exit: the bracket's stop or target, from the entry candle on (its open is the fill, its
+  range comes after). A candle that opens through a level fills there at that open (a gap
+  through the stop loses more than the stop; a gap through the target gains more). When a
+  candle's range reaches both levels the stop is taken (candles do not say which came
+  first: the conservative answer). Stops, session-close and end-of-data exits are market
+  orders and pay the slippage; a target is a limit order and does not.
+- Optional exit at the session close: the close of the last candle before it.
+- Commission per order and per share, on the entry and on the exit.
+
+Long P&L is ``(exit − entry) × qty``, short P&L ``(entry − exit) × qty``, both after costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.contracts import Side
+
+F = npt.NDArray[np.float64]
+
+STOP, TARGET, SESSION_CLOSE, END_OF_DATA = "stop", "target", "session_close", "end_of_data"
+EXIT_REASONS = (STOP, TARGET, SESSION_CLOSE, END_OF_DATA)
+MINUTE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Costs:
+    slippage_bps: float = 0.0  # basis points of the price, against the trade, market orders
+    commission_per_share: float = 0.0
+    commission_per_order: float = 0.0
+
+    def slipped(self, price: float, side: Side, entering: bool) -> float:
+        """A market fill: buying pays more, selling gets less."""
+        buying = (side is Side.BUY) == entering
+        s = self.slippage_bps / 10_000.0
+        return price * (1 + s) if buying else price * (1 - s)
+
+    def commission(self, qty: int) -> float:
+        """Both orders of a round trip."""
+        return 2 * (self.commission_per_order + self.commission_per_share * qty)
+
+
+@dataclass(frozen=True)
+class Candles:
+    ts: F  # minute starts, epoch seconds, sorted
+    open: F
+    high: F
+    low: F
+    close: F
+
+
+@dataclass(frozen=True)
+class Exit:
+    index: int  # the candle it happened in
+    ts: float  # epoch seconds
+    raw_price: float  # the level or print, before slippage
+    reason: str
+
+
+def entry_index(ts: F, signal_ts: float) -> int | None:
+    """The first candle after the signal's instant (None when the history ends first)."""
+    i = int(np.searchsorted(ts, signal_ts, side="right"))
+    return i if i < len(ts) else None
+
+
+def find_exit(
+    c: Candles, side: Side, stop: float, target: float, start: int, close_at: float | None = None
+) -> Exit:
+    """Where the bracket of a position entered at the open of candle ``start`` ends."""
+    end = len(c.ts) if close_at is None else int(np.searchsorted(c.ts, close_at, side="left"))
+    end = max(end, start + 1)  # the entry candle is always part of the trade
+    o, h, lo = c.open[start:end], c.high[start:end], c.low[start:end]
+    if side is Side.BUY:
+        gap_stop, gap_target, hit_stop, hit_target = o <= stop, o >= target, lo <= stop, h >= target
+    else:
+        gap_stop, gap_target, hit_stop, hit_target = o >= stop, o <= target, h >= stop, lo <= target
+    any_hit = gap_stop | gap_target | hit_stop | hit_target
+    if any_hit.any():
+        k = int(np.argmax(any_hit))
+        j = start + k
+        if gap_stop[k]:
+            return Exit(j, float(c.ts[j]), float(o[k]), STOP)
+        if gap_target[k]:
+            return Exit(j, float(c.ts[j]), float(o[k]), TARGET)
+        if hit_stop[k]:  # both inside one candle: the stop first
+            return Exit(j, float(c.ts[j]), float(stop), STOP)
+        return Exit(j, float(c.ts[j]), float(target), TARGET)
+    j = end - 1
+    closed = close_at is not None and (end < len(c.ts) or c.ts[j] + MINUTE_S >= close_at)
+    reason = SESSION_CLOSE if closed else END_OF_DATA
+    return Exit(j, float(c.ts[j]) + MINUTE_S, float(c.close[j]), reason)
+
+
+@dataclass(frozen=True)
+class Fill:
+    entry_index: int
+    entry_ts: float
+    entry_price: float  # after slippage
+    exit: Exit
+    exit_price: float  # after slippage
+    qty: int
+    gross: float
+    commission: float
+    pnl: float
+    mae: float  # worst open loss on the way, money (≥ 0)
+    mfe: float  # best open gain on the way, money (≥ 0)
+    bars_held: int
+
+
+def fill_trade(
+    c: Candles,
+    side: Side,
+    qty: int,
+    stop: float,
+    target: float,
+    start: int,
+    costs: Costs,
+    close_at: float | None = None,
+) -> Fill:
+    """A bracket entered at the open of candle ``start`` with ``qty`` shares."""
+    entry = costs.slipped(float(c.open[start]), side, entering=True)
+    out = find_exit(c, side, stop, target, start, close_at)
+    exit_price = (
+        out.raw_price if out.reason == TARGET else costs.slipped(out.raw_price, side, False)
+    )
+    sign = 1.0 if side is Side.BUY else -1.0
+    gross = sign * (exit_price - entry) * qty
+    commission = costs.commission(qty)
+    # excursions over the candles fully lived through, then the exit itself
+    lows = np.append(c.low[start : out.index], exit_price)
+    highs = np.append(c.high[start : out.index], exit_price)
+    if side is Side.BUY:
+        mfe, mae = float(highs.max()) - entry, entry - float(lows.min())
+    else:
+        mfe, mae = entry - float(lows.min()), float(highs.max()) - entry
+    return Fill(
+        entry_index=start,
+        entry_ts=float(c.ts[start]),
+        entry_price=entry,
+        exit=out,
+        exit_price=exit_price,
+        qty=qty,
+        gross=gross,
+        commission=commission,
+        pnl=gross - commission,
+        mae=max(mae, 0.0) * qty,
+        mfe=max(mfe, 0.0) * qty,
+        bars_held=out.index - start + 1,
+    )
