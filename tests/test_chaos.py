@@ -1,0 +1,220 @@
+"""Chaos run: the demo feed's sequence accounting, the checks (each able to fail), the fault
+schedule, the soak bound, and the short forms of `marketflow chaos` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.events import Trade
+from marketflow.chaos.faults import CYCLE, MIN_SPACING_S, RECOVERY_S, WARMUP_S, schedule
+from marketflow.chaos.soak import CONN_SLACK, Sample, judge
+from marketflow.chaos.verify import candle_mismatches, count_ticks, tick_accounting
+from streaming.providers.demo import NS, DemoProvider
+from streaming.providers.demo_run import (
+    LEDGER_FILE,
+    RunLog,
+    merge,
+    read_ledger,
+    request_disconnect,
+)
+
+REPORT = re.compile(
+    r"^chaos: faults (\d+), ticks emitted (\d+), stored (\d+), lost (\d+), duplicated (\d+), "
+    r"candle mismatches (\d+), orphans (\d+)$"
+)
+
+
+def test_merge_ranges() -> None:
+    assert merge([(5, 9), (0, 3), (3, 4), (8, 12), (20, 20)]) == [(0, 4), (5, 12)]
+
+
+def test_run_log_writes_what_was_taken_and_reads_back(tmp_path: Path) -> None:
+    log = RunLog(tmp_path, "abc")
+    log.took("AAPL", 0, 5)
+    log.took("AAPL", 5, 9)  # contiguous: one range
+    log.took("BTCUSD", 0, 2)
+    log.write()
+    log.write()  # nothing pending: no line
+    log.took("AAPL", 20, 22)
+    log.close()
+    lines = (tmp_path / LEDGER_FILE).read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["ranges"] == {"AAPL": [0, 9], "BTCUSD": [0, 2]}
+    with open(tmp_path / LEDGER_FILE, "a") as fh:
+        fh.write('{"pid": 1, "tag": "abc", "ranges": {"AAPL": [9')  # torn by a kill
+    tags, emitted = read_ledger(tmp_path / LEDGER_FILE)
+    assert tags == {"abc"} and emitted == {"AAPL": [(0, 9), (20, 22)], "BTCUSD": [(0, 2)]}
+
+
+def test_disconnect_control(tmp_path: Path) -> None:
+    log = RunLog(tmp_path, "t")
+    assert not log.disconnected(10 * NS)
+    request_disconnect(tmp_path, 2.0)
+    assert not log.disconnected(10 * NS + 1)  # looked less than a second ago
+    assert log.disconnected(11 * NS)
+    assert log.disconnected(12 * NS + NS // 2) and not log.disconnected(13 * NS + 1)
+    assert log.disconnects == 1 and not any(tmp_path.iterdir())  # the request was consumed
+
+
+async def _take(provider: DemoProvider, seconds: float) -> list[tuple[str, str]]:
+    ids: list[tuple[str, str]] = []
+
+    async def consume() -> None:
+        async for event in provider.stream():
+            if isinstance(event, Trade):
+                ids.append((event.symbol, str(event.trade_id)))
+            else:
+                ids.extend((event.symbol, str(t)) for t in event.trade_id)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(seconds)
+    provider.stop()
+    await task
+    return ids
+
+
+def test_replayable_demo_resends_the_same_trades_and_resumes_after_a_drop(
+    tmp_path: Path,
+) -> None:
+    start = time.time_ns() - 3 * NS
+
+    def provider() -> DemoProvider:
+        symbols = ["BTCUSD", "AAPL"]
+        return DemoProvider(symbols, rate=20, start_ns=start, run_dir=tmp_path, shaped=False)
+
+    first = asyncio.run(_take(provider(), 0.6))
+    again = provider()  # a restarted ingest: the same ids from the run's start on
+    request_disconnect(tmp_path, 1.0)
+    second = asyncio.run(_take(again, 1.8))
+    assert again.counters["disconnects"] == 1
+    assert first and set(first) <= set(second) and len(set(second)) == len(second)
+    tags, emitted = read_ledger(tmp_path / LEDGER_FILE)
+    assert tags == {format(start // NS, "x")}
+    by_symbol: dict[str, list[int]] = {}
+    for symbol, trade_id in second:
+        by_symbol.setdefault(symbol, []).append(int(trade_id.rsplit("-", 1)[1]))
+    for symbol, seqs in by_symbol.items():  # no gap across the drop, ledger matches
+        assert seqs == list(range(len(seqs)))
+        assert emitted[symbol] == [(0, len(seqs))]
+
+
+def test_count_ticks() -> None:
+    emitted = {"A": [(0, 5), (7, 9)], "B": [(0, 3)]}
+    stored = [("A", f"t-{n}") for n in (0, 1, 2, 3, 4, 4, 7, 11)]
+    stored += [("B", "t-0"), ("B", "t-2"), ("B", "x-1"), ("C", "t-0")]
+    c = count_ticks(emitted, {"t"}, stored)
+    # A: 7 emitted, 6 of them stored (8 missing), 4 twice, 11 never emitted;
+    # B: 3 emitted, 1 lost; "x-1" is another run's id; C's 0 was never emitted
+    assert (c.emitted, c.stored, c.lost, c.duplicated) == (10, 10, 2, 1)
+    assert (c.unexpected, c.foreign) == (2, 1)
+
+
+def test_fault_schedule_covers_every_kind_spaced_inside_the_window() -> None:
+    plan = schedule(2)
+    assert {p.kind for p in plan} == set(CYCLE)
+    times = [p.at for p in plan]
+    assert times[0] == WARMUP_S and times[-1] < 120 - RECOVERY_S
+    assert all(b - a >= MIN_SPACING_S for a, b in itertools.pairwise(times))
+    assert schedule(0.5) == []
+
+
+def _samples(series: list[float], connections: list[float]) -> list[Sample]:
+    return [
+        Sample(float(i), {"rss.ingest": v, "pg.connections": c})
+        for i, (v, c) in enumerate(zip(series, connections, strict=True))
+    ]
+
+
+def test_soak_bound() -> None:
+    mib = 1024.0 * 1024.0
+    steady = judge(_samples([50 * mib, 80 * mib, 82 * mib, 81 * mib, 83 * mib], [3, 5, 5, 6, 5]))
+    assert steady and all(v.holds for v in steady)
+    leaking = judge(
+        _samples([50 * mib, 80 * mib, 100 * mib, 120 * mib, 140 * mib], [3, 5, 5, 6, 5])
+    )
+    assert [v.series for v in leaking if not v.holds] == ["rss.ingest"]
+    climbing = judge(_samples([80 * mib] * 5, [3, 4, 4, 5, 5 + CONN_SLACK + 1]))
+    assert [v.series for v in climbing if not v.holds] == ["pg.connections"]
+    assert judge(_samples([1.0], [1.0])) == []  # too few to judge
+
+
+def _insert_ticks(conn: psycopg.Connection, rows: list[tuple[int, datetime, str, float]]) -> None:
+    for symbol_id, ts, trade_id, price in rows:
+        conn.execute(
+            "insert into ticks (symbol_id, ts, trade_id, price, size) values (%s, %s, %s, %s, 1)",
+            (symbol_id, ts, trade_id, price),
+        )
+
+
+def test_stored_checks_find_loss_and_candle_mismatch(db_url: str, tmp_path: Path) -> None:
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    log = RunLog(tmp_path, "r")
+    log.took("ZZZ", 0, 4)
+    log.close()
+    with psycopg.connect(db_url) as conn:
+        sid = conn.execute(
+            "insert into symbols (symbol, asset_type, market, timezone) "
+            "values ('ZZZ', 'crypto', '24/7', 'UTC') returning id"
+        ).fetchone()[0]
+        ticks = [(sid, minute + timedelta(seconds=s), f"r-{s}", 10.0 + s) for s in range(3)]
+        _insert_ticks(conn, ticks)
+        conn.execute(
+            "insert into candles_1m (symbol_id, ts, open, high, low, close, volume, trade_count) "
+            "values (%s, %s, 10, 12, 10, 12, 3, 3)",
+            (sid, minute),
+        )
+        counted = tick_accounting(conn, tmp_path / LEDGER_FILE)
+        assert (counted.emitted, counted.stored, counted.lost, counted.duplicated) == (4, 3, 1, 0)
+        assert candle_mismatches(conn) == 0
+        conn.execute("update candles_1m set close = 11.5")
+        assert candle_mismatches(conn) == 1
+        conn.execute("update candles_1m set close = 12")
+        _insert_ticks(conn, [(sid, minute + timedelta(minutes=1), "r-3", 9.0)])  # no candle
+        assert candle_mismatches(conn) == 1
+
+
+def _chaos(*args: str, timeout: float) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "marketflow.cli", "chaos", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_chaos_two_minutes() -> None:
+    code, out = _chaos("--minutes", "2", timeout=280)
+    lines = [line for line in out.splitlines() if line.startswith("chaos: ")]
+    assert len(lines) == 1, out[-4000:]
+    match = REPORT.match(lines[0])
+    assert match is not None, lines[0]
+    faults, emitted, stored, lost, duplicated, candles, orphans = map(int, match.groups())
+    assert code == 0, out[-4000:]
+    assert faults == 9 and emitted > 1000 and stored == emitted
+    assert (lost, duplicated, candles, orphans) == (0, 0, 0, 0)
+    assert out.rstrip().splitlines()[-1] == lines[0]  # the report is the last line
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_soak_short_form() -> None:
+    code, out = _chaos("--soak", "--minutes", "1", "--sample-seconds", "15", timeout=220)
+    assert code == 0, out[-4000:]
+    assert "soak rss.ingest:" in out and "soak pg.connections:" in out
+    assert "soak redis.used_memory:" in out
+    assert out.rstrip().splitlines()[-1].startswith("chaos: faults 0, ")
