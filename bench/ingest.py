@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from bench import BenchContext, Comparison
 from bench.tick_writer import copy_batches
 from core.contracts import Channel
+from core.timestamps import NS
 from storage.db import connect
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
@@ -38,7 +39,6 @@ from streaming.providers.demo import DemoProvider
 DESCRIPTION = "demo → pipeline → PostgreSQL+candles+Redis vs raw COPY; tick→Redis p99"
 RAW_TABLE = "bench_ingest_raw"
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY"]
-NS = 1_000_000_000
 
 
 def _provider(total: int, start_ns: int) -> DemoProvider:

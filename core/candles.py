@@ -15,21 +15,9 @@ widen a stored minute instead of replacing it (docs/semantics.md, candles).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-NS = 1_000_000_000
-MINUTE_NS = 60 * NS
-
-
-def to_datetime(ts_ns: int) -> datetime:
-    """Nanoseconds since the epoch as an aware UTC datetime (microsecond precision)."""
-    return datetime.fromtimestamp(ts_ns // NS, tz=UTC).replace(microsecond=(ts_ns % NS) // 1000)
-
-
-def to_ns(ts: datetime) -> int:
-    """An aware datetime as nanoseconds since the epoch (exact to the microsecond)."""
-    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+from core.timestamps import MINUTE_NS, to_datetime, to_ns
 
 
 @dataclass(slots=True)

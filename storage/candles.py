@@ -18,7 +18,8 @@ from datetime import datetime
 
 import psycopg
 
-from core.candles import MINUTE_NS, Candle, to_datetime
+from core.candles import Candle
+from core.timestamps import MINUTE_NS, to_datetime
 
 _COLUMNS = "symbol_id, ts, open, high, low, close, volume, trade_count, vwap, first_ts, last_ts"
 

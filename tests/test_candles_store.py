@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from core.candles import Candle, to_datetime, to_ns
+from core.candles import Candle
+from core.timestamps import to_datetime, to_ns
 from storage.candles import fold, merge_candles, replace_candles
 from storage.db import connect
 

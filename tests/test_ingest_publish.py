@@ -11,7 +11,8 @@ import orjson
 import pytest
 import redis
 
-from core.candles import NS, Candle
+from core.candles import Candle
+from core.timestamps import NS
 from streaming.ingest.publish import Publisher, candle_payload, iso
 
 pytestmark = pytest.mark.timeout(60)

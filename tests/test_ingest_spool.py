@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.candles import MINUTE_NS, NS, Candle
+from core.candles import Candle
+from core.timestamps import MINUTE_NS, NS
 from streaming.ingest.candles import CandleBuilder, aggregate
 from streaming.ingest.rows import TickRows
 from streaming.ingest.spool import DurableBuffer, SpoolFile

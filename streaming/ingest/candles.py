@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.candles import MINUTE_NS, NS, Candle
+from core.candles import Candle
+from core.timestamps import MINUTE_NS, NS
 
 
 def aggregate(

@@ -16,8 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from core.candles import MINUTE_NS, NS, Candle
+from core.candles import Candle
 from core.events import Bar, Quote, Rejects, Trade
+from core.timestamps import MINUTE_NS, NS
 from streaming.ingest import validate as v
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import psycopg
 
-from core.candles import MINUTE_NS, NS, Candle, to_datetime
+from core.candles import Candle
 from core.events import Rejects
+from core.timestamps import MINUTE_NS, NS, to_datetime
 from storage import db
 from storage.tick_writer import TickWriter
 from streaming.ingest import candle_store

@@ -26,8 +26,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.candles import NS, Candle
+from core.candles import Candle
 from core.contracts import Channel
+from core.timestamps import NS
 
 log = logging.getLogger(__name__)
 

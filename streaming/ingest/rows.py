@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pyarrow as pa
 
+from core.timestamps import NS
 from storage.tick_rows import derived_trade_id
 
-NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 
 

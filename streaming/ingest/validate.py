@@ -13,8 +13,8 @@ from datetime import datetime
 import numpy as np
 
 from core.events import Bar, Quote, Trade
+from core.timestamps import NS
 
-NS = 1_000_000_000
 MALFORMED = "malformed"
 NOT_FINITE = "not_finite"
 BAD_PRICE = "non_positive_price"

@@ -46,13 +46,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.events import Trade
+from core.timestamps import NS
 from streaming.providers.base import Event, Provider, TradeBatch
 from streaming.providers.demo_run import RunLog
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 OFF_HOURS = 0.05  # intensity multiplier outside the session (extended-hours trickle)
 U_PEAK = 2.0  # u_shape at the open and the close (mean 1 over the session)

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-NS = 1_000_000_000
+from core.timestamps import NS
+
 LEDGER_FILE = "demo-ledger.jsonl"  # under MARKETFLOW_HOME
 DISCONNECT_FILE = "demo-disconnect"  # its text: seconds the simulated outage lasts
 CONTROL_CHECK_NS = NS  # how often the control file is looked for

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.timestamps import NS
 from storage.symbols import row_size_for_price
 from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-NS = 1_000_000_000
 _TS = ("ts", "timestamp", "time", "date", "datetime")
 _SIZE = ("size", "amount", "qty", "quantity", "volume")
 _ID = ("trade_id", "id", "tid")
