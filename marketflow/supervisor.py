@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from core.settings import STOP_TIMEOUT_S
+
 PR_SET_PDEATHSIG = 1
 MAX_EXITS = 100
 try:  # resolved before any fork: the pre-exec hook should not load libraries
@@ -107,7 +109,7 @@ class Supervisor:
         backoff_initial: float = 1.0,
         backoff_cap: float = 30.0,
         stable_after: float = 60.0,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = STOP_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.children = {spec.name: ChildState(spec) for spec in specs}

@@ -47,11 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMES",
         help="comma-separated processes to supervise (ingest,engine,web,polymarket,dagster)",
     )
+    from core.settings import STOP_TIMEOUT_S  # ingest's shutdown fits into the same budget
+
     parser.add_argument(
         "--stop-timeout",
         type=float,
-        default=10.0,
-        help="seconds a child gets after SIGTERM before SIGKILL (default 10)",
+        default=STOP_TIMEOUT_S,
+        help=f"seconds a child gets after SIGTERM before SIGKILL (default {STOP_TIMEOUT_S:g})",
     )
 
 
