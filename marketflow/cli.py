@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "profile": "profile",
     "status": "status",
     "bench": "bench",
+    "backtest": "backtest",
     "chaos": "chaos",
 }
 
