@@ -25,8 +25,8 @@ class PostgresResource(dg.ConfigurableResource):
     def url(self) -> str:
         if self.database_url:
             return self.database_url
+        from core.service_urls import resolve_urls
         from core.settings import get_settings
-        from marketflow.services import resolve_urls
 
         settings = get_settings()
         # DATABASE_URL alone is enough here; resolve_urls also insists on a Redis

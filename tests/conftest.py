@@ -19,9 +19,9 @@ import pytest
 import redis
 from psycopg import sql
 
+from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.redis import EmbeddedRedis
-from marketflow.services import with_database
 
 CAPTURES = Path(__file__).resolve().parent / "data"
 

@@ -21,7 +21,7 @@ from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from bench.dagster_minute import insert_ticks, make_ticks
-from marketflow.services import with_database
+from core.service_urls import with_database
 from orchestration.dbt import dbt_resource, signal_marts
 from orchestration.resources import PostgresResource
 

@@ -14,10 +14,11 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
+from core.service_urls import ServiceUrls
 from core.settings import Settings
 from marketflow.embedded import service_user
 from marketflow.embedded.process import process_uid
-from marketflow.services import Services, ServiceUrls
+from marketflow.services import Services
 
 AS_ROOT = os.geteuid() == 0
 

@@ -13,9 +13,10 @@ import pytest
 import redis
 from test_engine_loop import NOW, seed_aapl, settings
 
+from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.redis import EmbeddedRedis
-from marketflow.services import ensure_database, with_database
+from marketflow.services import ensure_database
 from storage.migrate import upgrade
 from streaming.engine.loop import Engine
 

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from core.events import Trade
+from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.process import free_port
-from marketflow.services import with_database
 from storage.migrate import upgrade
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.providers.base import Event, Provider, TradeBatch

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 import redis
 
+from core.service_urls import ServiceError, redact_url, resolve_urls
 from core.settings import Settings
-from marketflow.services import ServiceError, Services, redact_url, resolve_urls
+from marketflow.services import Services
 
 
 def _settings(home: Path, **env: str) -> Settings:
@@ -89,7 +90,7 @@ def test_unreachable_database_error_hides_password(tmp_path: Path) -> None:
 
 
 def test_service_urls_repr_and_redaction_hide_every_password() -> None:
-    from marketflow.services import ServiceUrls
+    from core.service_urls import ServiceUrls
 
     urls = ServiceUrls(
         "postgresql://trader:hunter2@db.example:5432/market",
@@ -109,7 +110,7 @@ def test_state_file_is_private_from_its_creation(tmp_path: Path, monkeypatch) ->
     import os
     import stat
 
-    from marketflow import services as services_mod
+    from core import service_urls
 
     modes: list[int] = []
     real_chmod = Path.chmod
@@ -120,11 +121,11 @@ def test_state_file_is_private_from_its_creation(tmp_path: Path, monkeypatch) ->
 
     monkeypatch.setattr(Path, "chmod", spy_chmod)
     svc = Services(_settings(tmp_path))
-    svc.urls = services_mod.ServiceUrls(
+    svc.urls = service_urls.ServiceUrls(
         "postgresql://trader:hunter2@h/market", "postgresql://trader:hunter2@h/dag", "redis://h/0"
     )
     svc._write_state()
-    path = tmp_path / services_mod.STATE_FILE
+    path = tmp_path / service_urls.STATE_FILE
     # never world- or group-readable, not even between the write and a later chmod
     assert all(mode & 0o077 == 0 for mode in modes)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 from sqlalchemy.engine import make_url
 
+from core.service_urls import ServiceUrls
 from core.settings import Settings
 from marketflow.commands.up import address_block, child_environment, plan_children
 from marketflow.dagster_home import PASSWORD_ENV, SCHEME, instance_config, write_dagster_home
-from marketflow.services import ServiceUrls
 
 
 def test_instance_config_keeps_secret_out_of_the_file() -> None:

@@ -209,7 +209,8 @@ class Run:
         return self._report(log)
 
     async def _drive(self, proc: asyncio.subprocess.Process, settings) -> None:  # type: ignore[no-untyped-def]
-        from marketflow.services import Services, resolve_urls
+        from core.service_urls import resolve_urls
+        from marketflow.services import Services
 
         urls = resolve_urls(settings)
         services = Services(settings)
@@ -317,7 +318,8 @@ class Run:
         """Start the servers again on the run's data and check what was stored."""
         import psycopg
 
-        from marketflow.services import ServiceError, Services
+        from core.service_urls import ServiceError
+        from marketflow.services import Services
         from storage.db import libpq_url
 
         services = Services(settings)

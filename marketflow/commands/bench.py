@@ -55,7 +55,7 @@ def scratch_database(database_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
-    from marketflow.services import with_database
+    from core.service_urls import with_database
     from storage.db import libpq_url
     from storage.migrate import upgrade
 
@@ -85,8 +85,9 @@ def _servers() -> Iterator[tuple[str, str]]:
     """(database_url, redis_url) of running services, starting them when needed."""
     import psycopg
 
+    from core.service_urls import ServiceError, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, Services, resolve_urls
+    from marketflow.services import Services
     from storage.db import libpq_url
 
     settings = get_settings()
@@ -112,7 +113,7 @@ def run_benchmarks(names: list[str], *, quick: bool = False, report_dir: Path | 
     files there (bench/report.py)."""
     from bench import BENCHMARKS, BenchContext
     from bench.report import BenchReport, machine_facts, write_report
-    from marketflow.services import redact_text
+    from core.service_urls import redact_text
 
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:

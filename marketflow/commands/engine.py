@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from core.service_urls import ServiceError, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, resolve_urls
     from streaming.engine import killswitch
     from streaming.engine.loop import Engine
     from streaming.heartbeat import Heartbeat

@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.service_urls import ServiceError, redact_text, redact_url, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, redact_text, redact_url, resolve_urls
     from storage.migrate import current_revision, downgrade, upgrade
 
     try:

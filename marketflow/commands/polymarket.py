@@ -45,8 +45,8 @@ def _markets(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from core.service_urls import resolve_urls
     from core.settings import get_settings
-    from marketflow.services import resolve_urls
     from storage.db import connect
     from streaming.polymarket.discovery import discover
 
@@ -95,8 +95,8 @@ def _stream(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from core.service_urls import resolve_urls
     from core.settings import get_settings
-    from marketflow.services import resolve_urls
     from streaming.heartbeat import Heartbeat
     from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets
 
@@ -135,7 +135,7 @@ def _stream(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
-    from marketflow.services import ServiceError
+    from core.service_urls import ServiceError
 
     try:
         if args.polymarket_command == "markets":

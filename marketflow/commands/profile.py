@@ -344,8 +344,8 @@ def _view(sym: _Symbol, tz: str, horizon: str, title: str, rows, method: str, me
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from core.service_urls import ServiceError, redact_url, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, redact_url, resolve_urls
     from storage.db import connect
 
     try:

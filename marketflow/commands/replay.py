@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _update_row_size(settings: Settings, symbols: list[str], row_size: float) -> None:
     """An explicit --row-size also applies to symbols that exist already (new ones get it
     when the pipeline declares them). Without a database, ingest reports the error."""
-    from marketflow.services import ServiceError, resolve_urls
+    from core.service_urls import ServiceError, resolve_urls
     from storage.db import connect
 
     try:

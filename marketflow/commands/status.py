@@ -174,7 +174,7 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     from psycopg.rows import dict_row
 
     from core.contracts import STATUS_KEY_PREFIX
-    from marketflow.services import redact_url
+    from core.service_urls import redact_url
     from storage.db import libpq_url
 
     now = now or datetime.now(UTC)
@@ -208,8 +208,8 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.service_urls import ServiceError, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, resolve_urls
 
     try:
         urls = resolve_urls(get_settings())

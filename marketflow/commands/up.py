@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.service_urls import ServiceUrls
     from core.settings import Settings
-    from marketflow.services import ServiceUrls
     from marketflow.supervisor import ChildSpec, Supervisor
 
 HELP = "run everything: services, migrations, Dagster, ingest, engine, dashboard (supervised)"
@@ -141,9 +141,10 @@ async def _migrate(database_url: str) -> None:
 
 
 async def _up(args: argparse.Namespace) -> int:
+    from core.service_urls import ServiceError
     from core.settings import get_settings
     from marketflow.dagster_home import write_dagster_home
-    from marketflow.services import ServiceError, Services
+    from marketflow.services import Services
     from marketflow.supervisor import Supervisor, install_stop_signals
     from streaming.heartbeat import Heartbeat
 

@@ -16,8 +16,8 @@ async def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from core.service_urls import ServiceError, resolve_urls
     from core.settings import get_settings
-    from marketflow.services import ServiceError, resolve_urls
     from marketflow.supervisor import install_stop_signals
     from streaming.heartbeat import Heartbeat
     from streaming.relay import Relay, RelayConfigError

@@ -20,9 +20,9 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from core.service_urls import ServiceError
 from marketflow.embedded.process import (
     LOOPBACK,
-    ServiceError,
     free_port,
     pid_alive,
     runs,

@@ -8,11 +8,9 @@ import socket
 import time
 from pathlib import Path
 
+from core.service_urls import ServiceError
+
 LOOPBACK = "127.0.0.1"
-
-
-class ServiceError(RuntimeError):
-    """A service could not be started or reached; the message says what to do next."""
 
 
 def free_port(host: str = LOOPBACK) -> int:

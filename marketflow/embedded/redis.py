@@ -23,9 +23,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from core.service_urls import ServiceError
 from marketflow.embedded.process import (
     LOOPBACK,
-    ServiceError,
     free_port,
     pid_alive,
     runs,

@@ -31,7 +31,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from marketflow.embedded.process import ServiceError
+from core.service_urls import ServiceError
 
 log = logging.getLogger(__name__)
 

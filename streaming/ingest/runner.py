@@ -40,7 +40,7 @@ async def _progress(pipe: IngestPipeline, provider: Provider) -> None:
 async def run_ingest(
     settings: Settings, provider: Provider, *, source: str, progress: bool = False
 ) -> int:
-    from marketflow.services import ServiceError, resolve_urls
+    from core.service_urls import ServiceError, resolve_urls
     from streaming.heartbeat import Heartbeat
 
     try:

@@ -219,7 +219,7 @@ class IgProvider(Provider):
 
 def _table_epics(settings: Settings) -> dict[str, str]:
     """Epics from ``symbol_providers`` when a database is configured; {} (search) if not."""
-    from marketflow.services import resolve_urls
+    from core.service_urls import resolve_urls
     from streaming.providers.router_table import load_table
 
     try:

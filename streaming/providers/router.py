@@ -58,7 +58,7 @@ class RouterProvider(Provider):
     async def _load_table(self) -> Mapping[str, Route]:
         if self._table is not None:
             return self._table
-        from marketflow.services import redact_text, resolve_urls
+        from core.service_urls import redact_text, resolve_urls
 
         try:
             url = resolve_urls(self._settings).database_url
