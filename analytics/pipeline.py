@@ -143,13 +143,7 @@ def compute_session(
         )
         first_bin = min(bin_ranges)
         shape = GridShape(first_bin, max(bin_ranges) - first_bin + 1, last_minute + 1)
-        if shape.n_bins > MAX_PROFILE_BINS:
-            low, high = (round(b * row_size, 10) for b in (first_bin, max(bin_ranges)))
-            raise ValueError(
-                f"a profile from {low} to {high} in rows of {row_size} needs {shape.n_bins:,} "
-                f"bins (limit {MAX_PROFILE_BINS:,}): the symbol's row_size is too small for "
-                "its price range, or absurd prints reached the analytics"
-            )
+        check_profile_bins(shape, row_size)
     tick_starts = tick_starts[: shape.n_minutes + 1]
     # the prints are classified (venue side / quote / tick rule) and binned chunk by chunk
     prints = Prints(
@@ -174,6 +168,18 @@ def compute_session(
         aggressor_state=grid.aggressor_state,
         rejected=rejected,
     )
+
+
+def check_profile_bins(shape: GridShape, row_size: float) -> None:
+    """Raise ValueError when a session grid is wider than MAX_PROFILE_BINS."""
+    if shape.n_bins > MAX_PROFILE_BINS:
+        last_bin = shape.first_bin + shape.n_bins - 1
+        low, high = (round(b * row_size, 10) for b in (shape.first_bin, last_bin))
+        raise ValueError(
+            f"a profile from {low} to {high} in rows of {row_size} needs {shape.n_bins:,} "
+            f"bins (limit {MAX_PROFILE_BINS:,}): the symbol's row_size is too small for "
+            "its price range, or absurd prints reached the analytics"
+        )
 
 
 def composite_metrics(

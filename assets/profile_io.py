@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -80,21 +80,24 @@ def load_ticks(conn: psycopg.Connection, start: datetime, end: datetime) -> dict
     instant, so the tick rule sees them in the order they arrived. One row of arrays per
     symbol in binary: COPY would hand Python one message per tick, ten times slower.
     """
-    frames: dict[int, pd.DataFrame] = {}
     with conn.cursor(binary=True) as cur:
-        for symbol_id, ts, price, size, side, bid, ask in cur.execute(
-            TICK_ARRAYS_SQL, (start, end)
-        ):
-            frames[int(symbol_id)] = pd.DataFrame(
-                {
-                    "ts": pd.to_datetime(np.asarray(ts, dtype=np.int64), unit="us", utc=True),
-                    "price": np.asarray(price, dtype=np.float64),
-                    "size": np.asarray(size, dtype=np.float64),
-                    "side": np.asarray(side, dtype=np.float64),
-                    "bid": np.asarray(bid, dtype=np.float64),
-                    "ask": np.asarray(ask, dtype=np.float64),
-                }
-            )
+        return tick_frames(cur.execute(TICK_ARRAYS_SQL, (start, end)))
+
+
+def tick_frames(rows: Iterable[Sequence]) -> dict[int, pd.DataFrame]:
+    """Frames (ts, price, size, side, bid, ask) from rows of one symbol_id and its arrays."""
+    frames: dict[int, pd.DataFrame] = {}
+    for symbol_id, ts, price, size, side, bid, ask in rows:
+        frames[int(symbol_id)] = pd.DataFrame(
+            {
+                "ts": pd.to_datetime(np.asarray(ts, dtype=np.int64), unit="us", utc=True),
+                "price": np.asarray(price, dtype=np.float64),
+                "size": np.asarray(size, dtype=np.float64),
+                "side": np.asarray(side, dtype=np.float64),
+                "bid": np.asarray(bid, dtype=np.float64),
+                "ask": np.asarray(ask, dtype=np.float64),
+            }
+        )
     return frames
 
 
@@ -209,29 +212,37 @@ def replace_window(
     profile_metrics: pd.DataFrame,
     order_flow: pd.DataFrame,
     write_from: datetime | None = None,
+    cells_from: Mapping[int, datetime] | None = None,
+    rows_from: Mapping[int, datetime] | None = None,
 ) -> dict[str, int]:
     """Delete the window of these symbols from the three tables, then insert the new rows.
 
     `write_from` (inside the window) limits the per-minute rows replaced to the minutes from
-    there on: earlier minutes depend only on earlier ticks, which did not change. Composite
-    rows (one per session, at its latest minute) are always replaced for the whole window.
-    The caller's transaction makes it atomic: a reader sees the old window or the new one.
+    there on, for every symbol. Per symbol, `cells_from` sets the first minute of
+    `volume_profile` replaced and `rows_from` that of `order_flow` and `profile_metrics`
+    (an incremental run: docs/profiles-incremental.md). Composite rows (one per session,
+    at its latest minute) are always replaced for the whole window. The caller's
+    transaction makes it atomic: a reader sees the old window or the new one.
     """
-    ids = list(symbol_ids)
-    since = max(start, write_from) if write_from is not None else start
-    for table in (Table.VOLUME_PROFILE, Table.ORDER_FLOW):
+    default = max(start, write_from) if write_from is not None else start
+    cells = {int(s): max(start, (cells_from or {}).get(s, default)) for s in symbol_ids}
+    rows = {int(s): max(start, (rows_from or {}).get(s, default)) for s in symbol_ids}
+    for table, since in ((Table.VOLUME_PROFILE, cells), (Table.ORDER_FLOW, rows)):
         conn.execute(
             sql.SQL(
-                "delete from {} where symbol_id = any(%s) and bucket >= %s and bucket < %s"
+                "delete from {} as t using unnest(%s::bigint[], %s::timestamptz[]) "
+                "as s (id, since) where t.symbol_id = s.id and t.bucket >= s.since "
+                "and t.bucket < %s"
             ).format(sql.Identifier(table.value)),
-            (ids, since, end),
+            (list(since), list(since.values()), end),
         )
     conn.execute(
-        "delete from profile_metrics where symbol_id = any(%s) and bucket < %s "
-        "and ((horizon = 'composite' and bucket >= %s) or bucket >= %s)",
-        (ids, end, start, since),
+        "delete from profile_metrics as t using unnest(%s::bigint[], %s::timestamptz[]) "
+        "as s (id, since) where t.symbol_id = s.id and t.bucket < %s "
+        "and ((t.horizon = 'composite' and t.bucket >= %s) or t.bucket >= s.since)",
+        (list(rows), list(rows.values()), end, start),
     )
-    metrics = _from(profile_metrics, since, keep=profile_metrics.get("horizon") == "composite")
+    metrics = _from(profile_metrics, rows, keep=profile_metrics.get("horizon") == "composite")
     if not metrics.empty:  # a day without any session has no frames, not even columns
         for column in ("lvns", "hvns"):
             metrics[column] = _json_column(metrics[column])
@@ -240,22 +251,25 @@ def replace_window(
             conn,
             Table.VOLUME_PROFILE,
             ("symbol_id", *VOLUME_PROFILE_COLUMNS),
-            _from(volume_profile, since),
+            _from(volume_profile, cells),
         ),
         Table.PROFILE_METRICS.value: _copy_in(
             conn, Table.PROFILE_METRICS, ("symbol_id", *PROFILE_METRICS_COLUMNS), metrics
         ),
         Table.ORDER_FLOW.value: _copy_in(
-            conn, Table.ORDER_FLOW, ("symbol_id", *ORDER_FLOW_COLUMNS), _from(order_flow, since)
+            conn, Table.ORDER_FLOW, ("symbol_id", *ORDER_FLOW_COLUMNS), _from(order_flow, rows)
         ),
     }
 
 
-def _from(frame: pd.DataFrame, since: datetime, keep: pd.Series | None = None) -> pd.DataFrame:
-    """Rows of `frame` at or after `since` (plus those flagged in `keep`)."""
+def _from(
+    frame: pd.DataFrame, since: Mapping[int, datetime], keep: pd.Series | None = None
+) -> pd.DataFrame:
+    """Rows of `frame` at or after their symbol's `since` (plus those flagged in `keep`)."""
     if frame.empty:
         return frame.copy()
-    mask = pd.to_datetime(frame["bucket"], utc=True) >= pd.Timestamp(since)
+    first = pd.to_datetime(frame["symbol_id"].map(since), utc=True)
+    mask = (pd.to_datetime(frame["bucket"], utc=True) >= first).to_numpy(dtype=bool)
     if keep is not None:
         mask |= keep.to_numpy(dtype=bool)
     return frame.loc[mask].copy()

@@ -17,12 +17,18 @@ from analytics.pipeline import (
     DEFAULT_COMPOSITE_SESSIONS,
     SessionFrames,
     composite_metrics,
-    compute_session,
     naked_pocs,
 )
-from analytics.sessions import UnknownMarketError, session_bounds
+from analytics.sessions import session_bounds
 from assets import profile_io
 from assets.market_data import TICKS
+from assets.profile_sessions import (
+    VALUE_AREA_METHOD,
+    SessionCompute,
+    SourceStats,
+    full_sessions,
+    resumed_sessions,
+)
 from core.contracts import Table
 from orchestration.partitions import (
     WRITE_FROM_TAG,
@@ -39,7 +45,7 @@ NAKED_POCS = dg.AssetKey("naked_pocs")
 PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (VOLUME_PROFILE, PROFILE_METRICS, ORDER_FLOW, NAKED_POCS)
 CANDLES = dg.AssetKey(Table.CANDLES_1M.value)
 
-VALUE_AREA_METHOD = "single"  # DESIGN §6 default
+SKIPPED_METADATA = "skipped"
 # Five sessions back never spans more than two weeks, holidays included.
 COMPOSITE_LOOKBACK_DAYS = 14
 
@@ -62,9 +68,10 @@ class WindowResult:
     order_flow: list[pd.DataFrame] = field(default_factory=list)
     naked_pocs: list[pd.DataFrame] = field(default_factory=list)
     sessions: int = 0
-    ticks: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # symbol → why
+    incremental: bool = False  # sessions resumed from stored state where it was sound
+    read: SourceStats = field(default_factory=SourceStats)
 
     def add(self, symbol_id: int, frames: SessionFrames) -> None:
         for target, frame in (
@@ -77,17 +84,19 @@ class WindowResult:
         for reason, count in frames.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + count
 
+    def merge(self, part: "WindowResult") -> None:
+        """Add one symbol's rows, computed into their own result so a failure drops them."""
+        self.volume_profile += part.volume_profile
+        self.profile_metrics += part.profile_metrics
+        self.order_flow += part.order_flow
+        self.naked_pocs += part.naked_pocs
+        self.sessions += part.sessions
+        for reason, count in part.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
 
 def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _in_session(frame: pd.DataFrame, open_: pd.Timestamp, close: pd.Timestamp) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    ts = frame["ts"]  # sorted: the load orders by ts
-    lo, hi = int(ts.searchsorted(open_)), int(ts.searchsorted(close))
-    return frame.iloc[lo:hi]
 
 
 def _minute_ranges(volume_profile: pd.DataFrame, session_day: date) -> pd.DataFrame:
@@ -106,8 +115,7 @@ class WindowInputs:
 
     days: list[date]
     end: datetime
-    ticks_by_day: dict[date, dict[int, pd.DataFrame]]
-    candles_by_day: dict[date, dict[int, pd.DataFrame]]
+    session_frames: SessionCompute
     cvd_total_before: dict[int, float]
     prior_profiles: pd.DataFrame  # symbol_id, session_date, price_level, total_volume
     open_pocs: pd.DataFrame  # symbol_id, session_date, poc, touched_at
@@ -130,21 +138,11 @@ def _symbol_window(
         bounds = session_bounds(symbol.market, day)
         if bounds is None:
             continue
-        ticks = _in_session(inputs.ticks_by_day[day].get(symbol.id, _EMPTY_TICKS), *bounds)
-        candles = _in_session(inputs.candles_by_day[day].get(symbol.id, _EMPTY_CANDLES), *bounds)
-        if ticks.empty and candles.empty:
+        frames = inputs.session_frames(symbol, day, bounds, cvd_total)
+        if frames is None:
             continue
-        frames = compute_session(
-            ticks,
-            symbol.row_size,
-            *bounds,
-            cvd_total_before=cvd_total,
-            method=VALUE_AREA_METHOD,
-            candles=None if candles.empty else candles,
-        )
         result.add(symbol.id, frames)
         result.sessions += 1
-        result.ticks += len(ticks)
         if not frames.order_flow.empty:
             cvd_total = float(frames.order_flow["cvd_total"].iloc[-1])
         running = frames.profile_metrics[frames.profile_metrics["horizon"] == "session"]
@@ -203,70 +201,49 @@ def _symbol_naked_pocs(
     result.naked_pocs.append(pocs.assign(symbol_id=symbol.id))
 
 
-_EMPTY_TICKS = pd.DataFrame(
-    {
-        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-        "price": [],
-        "size": [],
-        "side": [],
-        "bid": [],
-        "ask": [],
-    }
-)
-_EMPTY_CANDLES = pd.DataFrame(
-    {
-        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-        "open": [],
-        "high": [],
-        "low": [],
-        "close": [],
-        "volume": [],
-    }
-)
-
-
-def _split_by_symbol(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    return {
-        int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
-        for symbol_id, group in frame.groupby("symbol_id", sort=False)
-    }
-
-
 def compute_window(
-    postgres: PostgresResource, start: datetime, end: datetime
+    postgres: PostgresResource,
+    start: datetime,
+    end: datetime,
+    write_from: datetime | None = None,
 ) -> tuple[WindowResult, list[profile_io.SymbolRow], int]:
-    """Read the window's ticks (one snapshot) and compute every symbol's sessions in it."""
+    """Read the window (one snapshot) and compute every symbol's sessions in it.
+
+    With `write_from` inside a single-day window (a sensor run), each symbol resumes from
+    its stored state instead of reading the whole day (`profile_sessions`); without it,
+    every session is computed from all its ticks.
+    """
     days = window_days(start, end)
     result = WindowResult()
     with postgres.connect(read_only=True) as conn:
         symbols = profile_io.active_symbols(conn)
         max_seq = profile_io.max_tick_seq(conn, start, end)
-        ticks_by_day: dict[date, dict[int, pd.DataFrame]] = {}
-        candles_by_day: dict[date, dict[int, pd.DataFrame]] = {}
-        for day in days:
-            day_start = datetime.combine(day, datetime.min.time(), tzinfo=start.tzinfo)
-            day_end = day_start + timedelta(days=1)
-            ticks_by_day[day] = profile_io.load_ticks(conn, day_start, day_end)
-            candles_by_day[day] = _split_by_symbol(
-                profile_io.load_candles(conn, day_start, day_end)
-            )
+        if write_from is not None and len(days) == 1 and start < write_from < end:
+            result.incremental = True
+            session_frames = resumed_sessions(conn, symbols, days[0], write_from, end, result.read)
+        else:
+            session_frames = full_sessions(conn, days, start, result.read)
         inputs = WindowInputs(
             days=days,
             end=end,
-            ticks_by_day=ticks_by_day,
-            candles_by_day=candles_by_day,
+            session_frames=session_frames,
             cvd_total_before=profile_io.cvd_totals_before(conn, start),
             prior_profiles=profile_io.prior_session_profiles(conn, start, COMPOSITE_LOOKBACK_DAYS),
             open_pocs=profile_io.open_naked_pocs(conn, days[0]),
         )
         computed = []
         for symbol in symbols:
+            part = WindowResult()
             try:
-                _symbol_window(conn, symbol, inputs, result)
-            except UnknownMarketError as exc:
-                # one misconfigured symbol must not stop the others: skipped, reported
-                result.skipped[symbol.symbol] = str(exc)
+                _symbol_window(conn, symbol, inputs, part)
+            except psycopg.Error:
+                raise  # the database, not the symbol: the run fails and retries
+            except Exception as exc:  # one symbol must never fail the others
+                # an unknown market, absurd prints (too many bins), any analytics error:
+                # the symbol keeps its stored rows and is reported (metadata, asset check)
+                result.skipped[symbol.symbol] = f"{type(exc).__name__}: {exc}"
                 continue
+            result.merge(part)
             computed.append(symbol)
     return result, computed, max_seq
 
@@ -309,8 +286,11 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
     window = context.partition_time_window
     start, end = window.start, window.end
     write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
-    result, symbols, max_seq = compute_window(postgres, start, end)
+    result, symbols, max_seq = compute_window(postgres, start, end, write_from)
     ids = [s.id for s in symbols]
+    # resumed symbols rewrite their cells from the resume minute and their order flow and
+    # metrics from the first row that changed; the others rewrite the window
+    incremental = result.incremental
     with postgres.connect() as conn:
         written = profile_io.replace_window(
             conn,
@@ -320,7 +300,9 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
             volume_profile=concat_frames(result.volume_profile),
             profile_metrics=concat_frames(result.profile_metrics),
             order_flow=concat_frames(result.order_flow),
-            write_from=write_from,
+            write_from=None if incremental else write_from,
+            cells_from=result.read.resumed,
+            rows_from=result.read.rows_from,
         )
         pocs = profile_io.write_naked_pocs(
             conn, window_days(start, end), ids, concat_frames(result.naked_pocs)
@@ -334,10 +316,16 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "sessions": result.sessions,
-        "ticks": result.ticks,
+        "ticks": result.read.ticks,
         # the schedule compares this with the newest tick to see whether profiles lag
         "max_seq": max_seq,
+        "incremental": incremental,
+        "symbols_resumed": len(result.read.resumed),
+        "symbols_recomputed": len(symbols) - len(result.read.resumed),
+        "state_inconsistent": len(result.read.inconsistent),
         "symbols_skipped": len(result.skipped),
+        # symbol → why; the asset check `profile_symbols_computed` fails while any is listed
+        SKIPPED_METADATA: dg.MetadataValue.json(result.skipped),
     }
     written[NAKED_POCS.path[-1]] = pocs
     for key in PROFILE_ASSETS:

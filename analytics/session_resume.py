@@ -1,0 +1,299 @@
+"""Continue a session from its stored footprint instead of re-reading every tick of the day.
+
+``resume_session`` returns the frames of ``compute_session`` over every tick of the session,
+bit for bit, from two inputs only: the minute × bin cells already computed for the minutes
+before a resume minute (the session's ``volume_profile`` rows, read back exactly) and the
+ticks from that minute on, classified from the tick-rule state at the resume point.
+
+Why the whole session's frames and not only the new minutes: the per-minute sums of the
+kernel (a minute's buy/sell volume, a profile's total) are numpy reductions over the
+session grid, whose float rounding depends on the grid's width and on which minutes share a
+block. A later minute that widens the range can therefore move an earlier minute's total
+by an ulp. Recomputing the frames from the cells costs a few milliseconds per symbol (no
+tick is read again), and the caller writes only the rows that changed
+(docs/profiles-incremental.md). The loop below mirrors ``session_grid.build_frames`` after
+its aggregation step; ``tests/test_profiles_incremental.py`` holds the two together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from analytics.aggressor import AggressorState
+from analytics.bins import bin_index, bin_price
+from analytics.order_flow import order_flow_frame
+from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
+from analytics.profile import block_metrics
+from analytics.session_grid import (
+    GRID_CELLS,
+    NS_PER_MINUTE,
+    SESSION_PROFILE_COLUMNS,
+    VOLUME_PROFILE_COLUMNS,
+    GridShape,
+    _metrics_frame,
+    _row_ranges,
+    empty_frames,
+)
+
+__all__ = ["Footprint", "resume_session"]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Minute × bin cells of one session, ordered by minute then bin.
+
+    minute: minutes since the session's first minute; bin: the integer price bin.
+    """
+
+    minute: np.ndarray  # int64
+    bin: np.ndarray  # int64
+    volume: np.ndarray  # float64
+    buy: np.ndarray  # float64
+    count: np.ndarray  # int64
+
+    @property
+    def size(self) -> int:
+        return int(self.minute.shape[0])
+
+    def before(self, minute: int) -> Footprint:
+        """The cells of the minutes before ``minute``."""
+        end = int(np.searchsorted(self.minute, minute, side="left"))
+        return Footprint(*(a[:end] for a in self._arrays()))
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.minute, self.bin, self.volume, self.buy, self.count)
+
+    @classmethod
+    def from_rows(
+        cls, rows: pd.DataFrame, row_size: float, first_minute: pd.Timestamp
+    ) -> Footprint:
+        """Cells from ``volume_profile``-shaped rows (bucket, price_level, total_volume,
+        buy_volume, trade_count), in any order."""
+        if rows.empty:
+            none = np.zeros(0, dtype=np.int64)
+            return cls(none, none, np.zeros(0), np.zeros(0), none)
+        buckets = pd.DatetimeIndex(pd.to_datetime(rows["bucket"], utc=True)).as_unit("ns").asi8
+        minute = (buckets - first_minute.value) // NS_PER_MINUTE
+        bins = bin_index(rows["price_level"].to_numpy(np.float64), row_size)
+        order = np.lexsort((bins, minute))
+        return cls(
+            minute[order].astype(np.int64),
+            bins[order].astype(np.int64),
+            rows["total_volume"].to_numpy(np.float64)[order],
+            rows["buy_volume"].to_numpy(np.float64)[order],
+            rows["trade_count"].to_numpy(np.int64)[order],
+        )
+
+    @classmethod
+    def concat(cls, first: Footprint, second: Footprint) -> Footprint:
+        """``first`` then ``second`` (whose minutes all come later)."""
+        return cls(
+            *(
+                np.concatenate([a, b])
+                for a, b in zip(first._arrays(), second._arrays(), strict=True)
+            )
+        )
+
+
+def resume_session(
+    ticks: pd.DataFrame,
+    row_size: float,
+    session_open: datetime | pd.Timestamp,
+    session_close: datetime | pd.Timestamp,
+    *,
+    resume_at: datetime | pd.Timestamp,
+    footprint: Footprint,
+    aggressor_state: AggressorState,
+    cvd_total_before: float = 0.0,
+    method: str = "single",
+    candles: pd.DataFrame | None = None,
+) -> SessionFrames:
+    """``compute_session`` of the whole session from stored cells plus the newer ticks.
+
+    resume_at: the first minute to compute from ticks (floored to its minute); footprint:
+    the session's stored cells (only those before ``resume_at`` are used); ticks and
+    candles: the session's rows from ``resume_at`` on; aggressor_state: the tick-rule state
+    after the last valid print before ``resume_at`` (``SESSION_START`` when none).
+    The frames cover the whole session; ``rejected`` counts only the ticks given.
+    """
+    open_ts = pd.Timestamp(session_open).tz_convert("UTC")
+    first_minute = open_ts.floor("min")
+    resume = max(pd.Timestamp(resume_at).tz_convert("UTC").floor("min"), first_minute)
+    resume_minute = (resume.value - first_minute.value) // NS_PER_MINUTE
+    old = footprint.before(resume_minute)
+    if old.size == 0:
+        # nothing stored before the resume point: the given ticks are the session
+        return compute_session(
+            ticks,
+            row_size,
+            open_ts,
+            session_close,
+            cvd_total_before=cvd_total_before,
+            method=method,
+            aggressor_state=aggressor_state,
+            candles=candles,
+        )
+    tail = compute_session(
+        ticks,
+        row_size,
+        resume,
+        session_close,
+        method=method,
+        aggressor_state=aggressor_state,
+        candles=candles,
+    )
+    cells = Footprint.concat(old, Footprint.from_rows(tail.volume_profile, row_size, first_minute))
+    grid = _frames_from_cells(
+        cells,
+        row_size=row_size,
+        first_minute=first_minute,
+        session_date=session_date_of(open_ts),
+        method=method,
+        cvd_total_before=cvd_total_before,
+    )
+    return SessionFrames(
+        volume_profile=grid[0],
+        profile_metrics=grid[1],
+        order_flow=grid[2],
+        session_profile=grid[3],
+        aggressor_state=tail.aggressor_state,
+        rejected=tail.rejected,
+    )
+
+
+def _frames_from_cells(
+    cells: Footprint,
+    *,
+    row_size: float,
+    first_minute: pd.Timestamp,
+    session_date: date,
+    method: str,
+    cvd_total_before: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The frames ``build_frames`` shapes from the same grid, with the same float operations.
+
+    The grid's shape is the one ``compute_session`` derives from the ticks: every bin and
+    minute that holds volume or a trade is a stored cell, so the cells' extremes are the
+    ticks' extremes.
+    """
+    first_bin = int(cells.bin.min())
+    shape = GridShape(first_bin, int(cells.bin.max()) - first_bin + 1, int(cells.minute[-1]) + 1)
+    check_profile_bins(shape, row_size)
+    b0, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
+    rows_per_block = max(1, GRID_CELLS // n_bins)
+
+    run_volume = np.zeros(n_bins)
+    run_buy = np.zeros(n_bins)
+    run_count = np.zeros(n_bins, dtype=np.int64)
+    run_lo, run_hi = n_bins, -1
+    minute_volume = np.zeros(n_minutes)
+    minute_buy = np.zeros(n_minutes)
+    minute_count = np.zeros(n_minutes, dtype=np.int64)
+    vp_parts: list[pd.DataFrame] = []
+    pm_parts: list[pd.DataFrame] = []
+
+    for r0 in range(0, n_minutes, rows_per_block):
+        r1 = min(r0 + rows_per_block, n_minutes)
+        volume = np.zeros((r1 - r0, n_bins))
+        buy = np.zeros((r1 - r0, n_bins))
+        count = np.zeros((r1 - r0, n_bins), dtype=np.int64)
+        c0, c1 = np.searchsorted(cells.minute, [r0, r1]).tolist()
+        block = slice(c0, c1)
+        at = (cells.minute[block] - r0, cells.bin[block] - b0)
+        volume[at] = cells.volume[block]
+        buy[at] = cells.buy[block]
+        count[at] = cells.count[block]
+        # from here on, the same operations as build_frames on its grid
+        minute_volume[r0:r1] = volume.sum(axis=1)
+        minute_buy[r0:r1] = buy.sum(axis=1)
+        minute_count[r0:r1] = count.sum(axis=1)
+        buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
+
+        traded = volume > 0
+        rows, cols = np.nonzero(traded | (count > 0))
+        if rows.size:
+            cell_volume = volume[rows, cols]
+            cell_buy = buy[rows, cols]
+            vp_parts.append(
+                pd.DataFrame(
+                    {
+                        "bucket": buckets[rows],
+                        "price_level": bin_price(b0 + cols, row_size),
+                        "total_volume": cell_volume,
+                        "buy_volume": cell_buy,
+                        "sell_volume": cell_volume - cell_buy,
+                        "trade_count": count[rows, cols],
+                    },
+                    columns=list(VOLUME_PROFILE_COLUMNS),
+                )
+            )
+        lo, hi = _row_ranges(traded)
+        active = np.flatnonzero(hi >= 0)
+        if active.size:
+            m1 = block_metrics(volume[active], lo[active], hi[active], method)
+            pm_parts.append(
+                _metrics_frame("1m", buckets[active], m1, b0, row_size, session_date, method)
+            )
+        cumulative = np.cumsum(volume, axis=0)
+        cumulative += run_volume
+        lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
+        hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
+        started = np.flatnonzero(hi_run >= 0)
+        if started.size:
+            ms = block_metrics(cumulative[started], lo_run[started], hi_run[started], method)
+            pm_parts.append(
+                _metrics_frame("session", buckets[started], ms, b0, row_size, session_date, method)
+            )
+        run_volume = cumulative[-1].copy()
+        run_buy += buy.sum(axis=0)
+        run_count += count.sum(axis=0)
+        run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
+
+    minute_sell = minute_volume - minute_buy
+    session_start = np.zeros(n_minutes, dtype=bool)
+    session_start[0] = True
+    order_flow = order_flow_frame(
+        first_minute + pd.to_timedelta(np.arange(n_minutes), unit="min"),
+        minute_buy,
+        minute_sell,
+        minute_count,
+        session_start=session_start,
+        cvd_total_before=cvd_total_before,
+    )
+    span = slice(run_lo, run_hi + 1)
+    session_profile = pd.DataFrame(
+        {
+            "price_level": bin_price(np.arange(b0 + run_lo, b0 + run_hi + 1), row_size),
+            "total_volume": run_volume[span],
+            "buy_volume": run_buy[span],
+            "sell_volume": run_volume[span] - run_buy[span],
+            "trade_count": run_count[span],
+        },
+        columns=list(SESSION_PROFILE_COLUMNS),
+    )
+    empty = empty_frames(AggressorState())
+    volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
+    if pm_parts:
+        metrics = pd.concat(pm_parts, ignore_index=True)
+        metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
+    else:
+        metrics = empty.profile_metrics
+    return volume_profile, metrics, order_flow, session_profile
+
+
+def resume_state(last_price: float | None, earlier_price: float | None) -> AggressorState:
+    """The tick-rule state after a session's prints, from two prices.
+
+    last_price: the last valid print's price (None: no print yet, the session start);
+    earlier_price: the price of the latest print before it at a different price (None: the
+    price never changed). Zero ticks continue the last change, so these two decide it.
+    """
+    if last_price is None:
+        return AggressorState()
+    if earlier_price is None:
+        return AggressorState(float(last_price), 0)
+    return AggressorState(float(last_price), 1 if last_price > earlier_price else -1)

@@ -1,0 +1,242 @@
+"""How the profile run gets one symbol's session frames: from every tick, or resumed.
+
+`full_sessions` reads every tick of the window (backfills, repairs, runs without a resume
+point). `resumed_sessions` serves a single-day run that names the earliest minute that can
+have changed (the sensor's write-from tag): each symbol continues from its stored cells,
+its tick-rule state and the ticks from min(that minute, its last stored minute) on, and
+falls back to its full session when that state is missing or inconsistent. Both give the
+same frames, bit for bit (docs/profiles-incremental.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import psycopg
+
+from analytics.aggressor import SESSION_START, AggressorState
+from analytics.pipeline import SessionFrames, compute_session
+from analytics.session_resume import Footprint, resume_session
+from analytics.sessions import UnknownMarketError, session_bounds
+from assets import profile_io, profile_state
+from assets.profile_state import ResumePoint, SessionKey
+
+VALUE_AREA_METHOD = "single"  # the documented default (docs/semantics.md)
+
+Bounds = tuple[pd.Timestamp, pd.Timestamp]
+# (symbol, session day, session bounds, cvd_total before it) → frames, None when no data
+SessionCompute = Callable[[profile_io.SymbolRow, date, Bounds, float], SessionFrames | None]
+
+EMPTY_TICKS = pd.DataFrame(
+    {
+        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "price": [],
+        "size": [],
+        "side": [],
+        "bid": [],
+        "ask": [],
+    }
+)
+EMPTY_CANDLES = pd.DataFrame(
+    {
+        "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "open": [],
+        "high": [],
+        "low": [],
+        "close": [],
+        "volume": [],
+    }
+)
+
+
+NO_CELLS = Footprint.from_rows(profile_state.EMPTY_CELLS, 1.0, pd.Timestamp(0, tz="UTC"))
+
+
+@dataclass
+class SourceStats:
+    """What the sessions read: ticks, and which symbols resumed or were recomputed."""
+
+    ticks: int = 0
+    resumed: dict[int, datetime] = field(default_factory=dict)  # symbol_id → resume minute
+    # symbol_id → first minute whose order flow / metrics changed (<= its resume minute)
+    rows_from: dict[int, datetime] = field(default_factory=dict)
+    inconsistent: list[int] = field(default_factory=list)  # state found inconsistent
+
+
+def in_range(frame: pd.DataFrame, first: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows with first <= ts < end of a frame sorted by ts."""
+    if frame.empty:
+        return frame
+    ts = frame["ts"]
+    lo, hi = int(ts.searchsorted(first)), int(ts.searchsorted(end))
+    return frame.iloc[lo:hi]
+
+
+def split_by_symbol(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    return {
+        int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
+        for symbol_id, group in frame.groupby("symbol_id", sort=False)
+    }
+
+
+def full_sessions(
+    conn: psycopg.Connection, days: list[date], start: datetime, stats: SourceStats
+) -> SessionCompute:
+    """Every session from all its ticks (and the candles of tick-less minutes)."""
+    ticks_by_day: dict[date, dict[int, pd.DataFrame]] = {}
+    candles_by_day: dict[date, dict[int, pd.DataFrame]] = {}
+    for day in days:
+        day_start = datetime.combine(day, datetime.min.time(), tzinfo=start.tzinfo)
+        day_end = day_start + timedelta(days=1)
+        ticks_by_day[day] = profile_io.load_ticks(conn, day_start, day_end)
+        candles_by_day[day] = split_by_symbol(profile_io.load_candles(conn, day_start, day_end))
+
+    def compute(
+        symbol: profile_io.SymbolRow, day: date, bounds: Bounds, cvd_total: float
+    ) -> SessionFrames | None:
+        ticks = in_range(ticks_by_day[day].get(symbol.id, EMPTY_TICKS), *bounds)
+        candles = in_range(candles_by_day[day].get(symbol.id, EMPTY_CANDLES), *bounds)
+        if ticks.empty and candles.empty:
+            return None
+        stats.ticks += len(ticks)
+        return compute_session(
+            ticks,
+            symbol.row_size,
+            *bounds,
+            cvd_total_before=cvd_total,
+            method=VALUE_AREA_METHOD,
+            candles=None if candles.empty else candles,
+        )
+
+    return compute
+
+
+@dataclass(frozen=True)
+class _Resume:
+    at: pd.Timestamp
+    footprint: Footprint
+    state: AggressorState
+
+
+def _resume_points(
+    conn: psycopg.Connection,
+    symbols: list[profile_io.SymbolRow],
+    day: date,
+    write_from: datetime,
+) -> list[ResumePoint]:
+    """Per symbol with a session: min(write_from, its last stored minute), or its open."""
+    sessions = []
+    for symbol in symbols:
+        try:
+            bounds = session_bounds(symbol.market, day)
+        except UnknownMarketError:
+            continue  # skipped and reported when its session is computed
+        if bounds is not None:
+            open_, close = (b.to_pydatetime() for b in bounds)
+            sessions.append(SessionKey(symbol.id, open_, close))
+    last = profile_state.last_stored_minutes(conn, sessions)
+    points = []
+    for key in sessions:
+        stored = last.get(key.symbol_id)
+        resume = min(write_from, stored) if stored is not None else key.open_ts
+        points.append(ResumePoint(key, max(resume, key.open_ts)))
+    return points
+
+
+def resumed_sessions(
+    conn: psycopg.Connection,
+    symbols: list[profile_io.SymbolRow],
+    day: date,
+    write_from: datetime,
+    end: datetime,
+    stats: SourceStats,
+) -> SessionCompute:
+    """Each session of `day` continued from its stored state (see the module docstring)."""
+    rows = {s.id: s for s in symbols}
+    points = _resume_points(conn, symbols, day, write_from)
+    resumed = [p for p in points if p.resume_at > p.session.open_ts]
+    cells = profile_state.load_footprints(conn, resumed)
+    flows = profile_state.stored_flow(conn, resumed)
+    metrics = profile_state.stored_metrics(conn, resumed)
+    states = profile_state.aggressor_states(conn, resumed)
+    plans: dict[int, _Resume] = {}
+    for point in resumed:
+        sid = point.symbol_id
+        first_minute = pd.Timestamp(point.session.open_ts).floor("min")
+        stored = cells.get(sid, profile_state.EMPTY_CELLS)
+        at = pd.Timestamp(point.resume_at)
+        if not profile_state.footprint_consistent(stored, flows.get(sid), first_minute, at):
+            stats.inconsistent.append(sid)
+            continue
+        footprint = Footprint.from_rows(stored, rows[sid].row_size, first_minute)
+        plans[sid] = _Resume(at, footprint, states.get(sid, SESSION_START))
+        stats.resumed[sid] = point.resume_at
+    since = [
+        p if p.symbol_id in plans else ResumePoint(p.session, p.session.open_ts) for p in points
+    ]
+    ticks = profile_state.load_ticks_since(conn, since, end)
+    first = min((p.resume_at for p in since), default=end)
+    candles = split_by_symbol(
+        profile_io.load_candles(conn, pd.Timestamp(first).floor("min").to_pydatetime(), end)
+    )
+
+    def compute(
+        symbol: profile_io.SymbolRow, _day: date, bounds: Bounds, cvd_total: float
+    ) -> SessionFrames | None:
+        plan = plans.get(symbol.id)
+        open_ = bounds[0]
+        at = plan.at if plan else open_
+        tail = in_range(ticks.get(symbol.id, EMPTY_TICKS), max(at, open_), bounds[1])
+        bars = in_range(candles.get(symbol.id, EMPTY_CANDLES), max(at, open_), bounds[1])
+        if tail.empty and bars.empty and plan is None:
+            return None
+        stats.ticks += len(tail)
+        frames = resume_session(
+            tail,
+            symbol.row_size,
+            *bounds,
+            resume_at=at,
+            footprint=plan.footprint if plan else NO_CELLS,
+            aggressor_state=plan.state if plan else SESSION_START,
+            cvd_total_before=cvd_total,
+            method=VALUE_AREA_METHOD,
+            candles=None if bars.empty else bars,
+        )
+        if plan is not None:
+            stats.rows_from[symbol.id] = _rows_from(
+                frames, flows[symbol.id], metrics.get(symbol.id, _NO_METRICS), plan.at
+            )
+        return frames
+
+    return compute
+
+
+_NO_METRICS = pd.DataFrame(
+    {
+        "horizon": pd.Series([], dtype=object),
+        "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+        **{c: pd.Series([], dtype="float64") for c in profile_state.METRICS_COMPARED},
+    }
+)
+
+
+def _rows_from(
+    frames: SessionFrames, flow: pd.DataFrame, metrics: pd.DataFrame, resume: pd.Timestamp
+) -> datetime:
+    """The first minute whose order flow or metrics differ from the stored rows: the resume
+    minute, or earlier where a wider grid moved an earlier minute's sums by an ulp."""
+    fresh_flow = frames.order_flow[frames.order_flow["bucket"] < resume]
+    fresh_metrics = frames.profile_metrics[
+        (frames.profile_metrics["bucket"] < resume)
+        & (frames.profile_metrics["horizon"] != "composite")
+    ]
+    changed = [
+        profile_state.first_changed(fresh_flow, flow, ["bucket"], profile_state.FLOW_COMPARED),
+        profile_state.first_changed(
+            fresh_metrics, metrics, ["horizon", "bucket"], profile_state.METRICS_COMPARED
+        ),
+    ]
+    return min([resume, *(c for c in changed if c is not None)]).to_pydatetime()

@@ -1,0 +1,272 @@
+"""What an incremental profile run resumes from, read back from PostgreSQL.
+
+Per symbol and session: the minute × bin cells already stored before the resume minute
+(`volume_profile`), the order flow's per-minute trade counts (to check those cells), the
+tick-rule state at the resume point and the ticks from the resume minute on. All reads
+happen in the caller's read-only snapshot, so state and ticks belong to one instant.
+The rule itself is in docs/profiles-incremental.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from analytics.aggressor import AggressorState
+from analytics.order_flow import ORDER_FLOW_COLUMNS
+from analytics.session_resume import resume_state
+from assets.profile_io import tick_frames
+
+# the validity rule of compute_session (finite, positive price and size), so the tick-rule
+# state is taken from the same prints the analytics classify; NaN sorts above infinity
+VALID_PRINT = (
+    "t.price > 0 and t.price < 'infinity'::float8 and t.size > 0 and t.size < 'infinity'::float8"
+)
+
+
+# the cells of a session with nothing stored
+EMPTY_CELLS = pd.DataFrame(
+    {
+        "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+        "price_level": pd.Series([], dtype="float64"),
+        "total_volume": pd.Series([], dtype="float64"),
+        "buy_volume": pd.Series([], dtype="float64"),
+        "trade_count": pd.Series([], dtype="int64"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class SessionKey:
+    """One symbol's session inside the window."""
+
+    symbol_id: int
+    open_ts: datetime
+    close_ts: datetime
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where one symbol's session continues: cells before `resume_at` are kept."""
+
+    session: SessionKey
+    resume_at: datetime
+
+    @property
+    def symbol_id(self) -> int:
+        return self.session.symbol_id
+
+
+def _unnest(points: Sequence[ResumePoint]) -> tuple[list[int], list[datetime], list[datetime]]:
+    return (
+        [p.symbol_id for p in points],
+        [p.session.open_ts for p in points],
+        [p.resume_at for p in points],
+    )
+
+
+def last_stored_minutes(
+    conn: psycopg.Connection, sessions: Sequence[SessionKey]
+) -> dict[int, datetime]:
+    """Per symbol, the newest order-flow minute stored for its session (absent: none)."""
+    rows = conn.execute(
+        "select s.id, max(o.bucket) from unnest(%s::bigint[], %s::timestamptz[], "
+        "%s::timestamptz[]) as s (id, open_ts, close_ts) "
+        "join order_flow as o on o.symbol_id = s.id "
+        "and o.bucket >= date_trunc('minute', s.open_ts) and o.bucket < s.close_ts group by s.id",
+        (
+            [s.symbol_id for s in sessions],
+            [s.open_ts for s in sessions],
+            [s.close_ts for s in sessions],
+        ),
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows if r[1] is not None}
+
+
+FOOTPRINT_SQL = """
+select v.symbol_id, array_agg(v.bucket_us), array_agg(v.price_level),
+       array_agg(v.total_volume), array_agg(v.buy_volume), array_agg(v.trade_count)
+from (
+    select v.symbol_id, (extract(epoch from v.bucket) * 1000000)::bigint as bucket_us,
+           v.price_level, v.total_volume, v.buy_volume, v.trade_count::bigint as trade_count
+    from volume_profile as v
+    join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
+      on v.symbol_id = s.id and v.bucket >= date_trunc('minute', s.open_ts)
+     and v.bucket < s.resume_ts
+    order by v.symbol_id, v.bucket, v.price_level
+) as v
+group by v.symbol_id
+"""
+
+
+def load_footprints(
+    conn: psycopg.Connection, points: Sequence[ResumePoint]
+) -> dict[int, pd.DataFrame]:
+    """Stored cells of each session before its resume minute: bucket, price_level,
+    total_volume, buy_volume, trade_count. Binary, so every double comes back exactly."""
+    frames: dict[int, pd.DataFrame] = {}
+    with conn.cursor(binary=True) as cur:
+        for symbol_id, bucket, level, total, buy, count in cur.execute(
+            FOOTPRINT_SQL, _unnest(points)
+        ):
+            frames[int(symbol_id)] = pd.DataFrame(
+                {
+                    "bucket": pd.to_datetime(np.asarray(bucket, np.int64), unit="us", utc=True),
+                    "price_level": np.asarray(level, np.float64),
+                    "total_volume": np.asarray(total, np.float64),
+                    "buy_volume": np.asarray(buy, np.float64),
+                    "trade_count": np.asarray(count, np.int64),
+                }
+            )
+    return frames
+
+
+FLOW_SQL = """
+select o.symbol_id, o.bucket, o.delta, o.cvd, o.cvd_total, o.buy_volume, o.sell_volume,
+       o.buy_pressure, o.sell_pressure, o.trade_count::bigint
+from order_flow as o
+join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
+  on o.symbol_id = s.id and o.bucket >= date_trunc('minute', s.open_ts)
+ and o.bucket < s.resume_ts
+order by 1, 2
+"""
+METRICS_SQL = """
+select m.symbol_id, m.horizon, m.bucket, m.poc, m.vah, m.val, m.total_volume
+from profile_metrics as m
+join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
+  on m.symbol_id = s.id and m.bucket >= date_trunc('minute', s.open_ts)
+ and m.bucket < s.resume_ts
+where m.horizon <> 'composite'
+order by 1, 2, 3
+"""
+# what a resumed run compares to find the first stored row an ulp moved
+FLOW_COMPARED = tuple(c for c in ORDER_FLOW_COLUMNS if c != "bucket")
+METRICS_COMPARED = ("poc", "vah", "val", "total_volume")
+
+
+def _by_symbol(conn: psycopg.Connection, query: str, points, columns) -> dict[int, pd.DataFrame]:
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(query, _unnest(points)).fetchall()
+    frame = pd.DataFrame(rows, columns=["symbol_id", *columns])
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True).astype("datetime64[ns, UTC]")
+    return {
+        int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
+        for symbol_id, group in frame.groupby("symbol_id", sort=False)
+    }
+
+
+def stored_flow(conn: psycopg.Connection, points: Sequence[ResumePoint]) -> dict[int, pd.DataFrame]:
+    """Per symbol, the stored order-flow rows before the resume minute (binary: exact)."""
+    return _by_symbol(conn, FLOW_SQL, points, ORDER_FLOW_COLUMNS)
+
+
+def stored_metrics(
+    conn: psycopg.Connection, points: Sequence[ResumePoint]
+) -> dict[int, pd.DataFrame]:
+    """Per symbol, the stored 1m and session metrics before the resume minute: horizon,
+    bucket and the compared numbers (the node lists follow from the same cells and total)."""
+    return _by_symbol(conn, METRICS_SQL, points, ("horizon", "bucket", *METRICS_COMPARED))
+
+
+def first_changed(
+    fresh: pd.DataFrame, stored: pd.DataFrame, keys: list[str], compared: Sequence[str]
+) -> pd.Timestamp | None:
+    """The earliest bucket where the fresh rows and the stored ones differ (a row on one
+    side only, or any compared value not bit-equal); None when they agree."""
+    merged = fresh.loc[:, [*keys, *compared]].merge(
+        stored.loc[:, [*keys, *compared]],
+        on=keys,
+        how="outer",
+        suffixes=("", "_stored"),
+        indicator=True,
+    )
+    changed = (merged["_merge"] != "both").to_numpy()
+    for column in compared:
+        changed |= merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy()
+    if not changed.any():
+        return None
+    return pd.Timestamp(merged.loc[changed, "bucket"].min())
+
+
+def footprint_consistent(
+    cells: pd.DataFrame, flow: pd.DataFrame | None, first_minute: datetime, resume_at: datetime
+) -> bool:
+    """Whether stored cells and order flow agree before the resume minute: one order-flow
+    row for every minute since the session's first, each minute's cells summing to its
+    trade count, and cells for every minute with volume. Anything else (rows deleted by
+    hand, a run that died between tables, an older writer) sends the symbol to a full
+    recompute."""
+    expected = pd.date_range(
+        pd.Timestamp(first_minute), pd.Timestamp(resume_at), freq="min", inclusive="left"
+    )
+    if flow is None or not pd.DatetimeIndex(flow["bucket"]).equals(expected):
+        return False
+    traded = (flow["buy_volume"] + flow["sell_volume"]).to_numpy() > 0
+    grouped = cells.groupby("bucket")["trade_count"]
+    counts = grouped.sum().reindex(expected, fill_value=0).to_numpy()
+    has_cells = expected.isin(grouped.size().index)
+    return bool((counts == flow["trade_count"].to_numpy()).all() and (has_cells == traded).all())
+
+
+AGGRESSOR_SQL = f"""
+select s.id, last.price, earlier.price
+from unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
+left join lateral (
+    select t.price from ticks as t
+    where t.symbol_id = s.id and t.ts >= s.open_ts and t.ts < s.resume_ts and {VALID_PRINT}
+    order by t.ts desc, t.seq desc limit 1
+) as last on true
+left join lateral (
+    select t.price from ticks as t
+    where t.symbol_id = s.id and t.ts >= s.open_ts and t.ts < s.resume_ts and {VALID_PRINT}
+      and t.price <> last.price
+    order by t.ts desc, t.seq desc limit 1
+) as earlier on true
+"""
+
+
+def aggressor_states(
+    conn: psycopg.Connection, points: Sequence[ResumePoint]
+) -> dict[int, AggressorState]:
+    """The tick-rule state after the last valid print before each resume minute: that
+    print's price and the direction of the last price change (the latest earlier print at
+    another price decides it), in the (ts, seq) order the analytics read prints in."""
+    rows = conn.execute(AGGRESSOR_SQL, _unnest(points)).fetchall()
+    return {int(r[0]): resume_state(r[1], r[2]) for r in rows}
+
+
+TICKS_SINCE_SQL = """
+select symbol_id, array_agg(ts_us), array_agg(price), array_agg(size), array_agg(side),
+       array_agg(bid), array_agg(ask)
+from (
+    select t.symbol_id, (extract(epoch from t.ts) * 1000000)::bigint as ts_us, t.price, t.size,
+           coalesce(t.side::float8, 'NaN') as side, coalesce(t.bid, 'NaN') as bid,
+           coalesce(t.ask, 'NaN') as ask
+    from ticks as t
+    join unnest(%s::bigint[], %s::timestamptz[]) as s (id, resume_ts)
+      on t.symbol_id = s.id and t.ts >= s.resume_ts
+    where t.ts >= %s and t.ts < %s
+    order by t.symbol_id, t.ts, t.seq
+) as ordered
+group by symbol_id
+"""
+
+
+def load_ticks_since(
+    conn: psycopg.Connection, points: Sequence[ResumePoint], end: datetime
+) -> dict[int, pd.DataFrame]:
+    """Each symbol's ticks from its resume minute to `end`, as `profile_io.load_ticks`."""
+    if not points:
+        return {}
+    earliest = min(p.resume_at for p in points)
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(
+            TICKS_SINCE_SQL,
+            ([p.symbol_id for p in points], [p.resume_at for p in points], earliest, end),
+        )
+        return tick_frames(rows)
