@@ -1,0 +1,110 @@
+"""Synthetic history for tests and the benchmark: candles, per-minute profile levels and
+order flow with the shapes the stored tables have, generated with arrays per symbol.
+
+Prices follow a random walk with regimes (drifts that last an hour or so), so states,
+aggression and SMA crossings all change through a day; profile levels trail the price
+(the session's running mean ± a spread), order-flow pressure follows the last returns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from backtest.history import Levels, SymbolHistory
+
+F = npt.NDArray[np.float64]
+
+
+def session_minutes(days: int, start: float, per_day: int = 390, open_s: float = 52_200.0) -> F:
+    """Minute starts of ``days`` consecutive sessions of ``per_day`` minutes from ``start``
+    (UTC midnight, epoch s), each opening ``open_s`` seconds after midnight (14:30 UTC)."""
+    day = start + 86_400.0 * np.arange(days)
+    return (day[:, None] + open_s + 60.0 * np.arange(per_day)[None, :]).ravel()
+
+
+def history(
+    symbol_id: int,
+    symbol: str,
+    ts: F,
+    seed: int = 0,
+    market: str = "24/7",
+    asset_type: str = "crypto",
+    price: float = 100.0,
+) -> SymbolHistory:
+    rng = np.random.default_rng(seed)
+    n = len(ts)
+    regime = np.repeat(rng.normal(0, 0.0004, n // 60 + 1), 60)[:n]
+    ret = regime + rng.normal(0, 0.0012, n)
+    close = price * np.exp(np.cumsum(ret))
+    open_ = np.concatenate([[price], close[:-1]]) * (1 + rng.normal(0, 0.0002, n))
+    wick = np.abs(rng.normal(0, 0.0008, n)) * close
+    high = np.maximum(open_, close) + wick
+    low = np.minimum(open_, close) - wick * rng.uniform(0.5, 1.5, n)
+    volume = rng.gamma(2.0, 500.0, n)
+    # session levels: the running mean of the day's closes ± a spread that widens with it
+    day = np.floor(ts / 86_400.0)
+    starts = np.flatnonzero(np.concatenate([[True], day[1:] != day[:-1]]))
+    counts = np.diff(np.concatenate([starts, [n]]))
+    cs = np.cumsum(close)
+    before = np.repeat(np.concatenate([[0.0], cs[starts[1:] - 1]]), counts)
+    k = np.arange(n) - np.repeat(starts, counts) + 1
+    poc = (cs - before) / k
+    spread = close * (0.002 + 0.004 * np.minimum(k / 240.0, 1.0))
+    session = Levels(ts.copy(), poc, poc + spread, poc - spread)
+    slow = np.convolve(close, np.ones(240) / 240, mode="full")[:n]
+    slow[:240] = close[:240]
+    composite = Levels(ts.copy(), slow, slow * 1.01, slow * 0.99)
+    push = np.tanh(ret / 0.0015)
+    buy = np.clip(50 + 30 * push + rng.normal(0, 8, n), 0, 100)
+    sell = 100 - buy
+    cvd = np.cumsum((buy - sell) / 100 * volume)
+    return SymbolHistory(
+        symbol_id=symbol_id,
+        symbol=symbol,
+        market=market,
+        asset_type=asset_type,
+        ts=ts,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+        vwap=(high + low + close) / 3,
+        session=session,
+        composite=composite,
+        flow_bucket=ts.copy(),
+        buy_pressure=buy,
+        sell_pressure=sell,
+        cvd=cvd,
+    )
+
+
+def truncated(h: SymbolHistory, last: float) -> SymbolHistory:
+    """``h`` as it stood at ``last``: every row stamped after it dropped."""
+
+    def cut(levels: Levels) -> Levels:
+        k = int(np.searchsorted(levels.bucket, last, side="right"))
+        return Levels(levels.bucket[:k], levels.poc[:k], levels.vah[:k], levels.val[:k])
+
+    c = int(np.searchsorted(h.ts, last, side="right"))
+    f = int(np.searchsorted(h.flow_bucket, last, side="right"))
+    return SymbolHistory(
+        h.symbol_id,
+        h.symbol,
+        h.market,
+        h.asset_type,
+        h.ts[:c],
+        h.open[:c],
+        h.high[:c],
+        h.low[:c],
+        h.close[:c],
+        h.volume[:c],
+        h.vwap[:c],
+        cut(h.session),
+        cut(h.composite),
+        h.flow_bucket[:f],
+        h.buy_pressure[:f],
+        h.sell_pressure[:f],
+        h.cvd[:f],
+    )
