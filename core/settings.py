@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_API_TOKEN")
     dagster_port: int = Field(default=3000, validation_alias="DAGSTER_PORT")
     web_port: int = Field(default=8000, validation_alias="WEB_PORT")
+    # the dashboard: most WebSocket clients at once (more are closed with code 1013), and
+    # extra Host names it answers to beside the loopback names and the bind host
+    web_max_clients: int = Field(default=64, ge=1, validation_alias="WEB_MAX_CLIENTS")
+    web_allowed_hosts: CsvList = Field(default_factory=list, validation_alias="WEB_ALLOWED_HOSTS")
     # first day of the daily partitions (Dagster definitions, tick sensor and dbt marts):
     # early enough for common historical captures; older ticks are stored but not profiled
     history_start: date = Field(
@@ -97,7 +101,7 @@ class Settings(BaseSettings):
     # plausibility band (docs/ingest.md): a print more than this fraction away from its
     # symbol's recent price is held, and rejected unless INGEST_PRICE_BAND_CONFIRM prints in
     # a row confirm the new level; 0 turns the band off
-    ingest_price_band: float = Field(default=0.2, ge=0, validation_alias="INGEST_PRICE_BAND")
+    ingest_price_band: float = Field(default=0.5, ge=0, validation_alias="INGEST_PRICE_BAND")
     ingest_price_band_confirm: int = Field(
         default=5, ge=1, validation_alias="INGEST_PRICE_BAND_CONFIRM"
     )
@@ -222,6 +226,11 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [str(item).upper() for item in value]
         return value
+
+    @field_validator("web_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_csv(cls, value: object) -> object:
+        return _split_csv(value)
 
     @property
     def state_dir(self) -> Path:

@@ -97,7 +97,7 @@ def test_counted_persisted_and_the_good_rows_stored(db_url: str, tmp_path: Path)
         "not an event",
         Quote("AAPL", NOW, 9.9, 10.1),
         good(trade_id="ok2", price=10.1),
-        TradeBatch("AAPL", np.array([NOW_NS, NOW_NS]), np.array([1.0, np.nan]),
+        TradeBatch("AAPL", np.array([NOW_NS, NOW_NS]), np.array([10.0, np.nan]),
                    np.array([1.0, 1.0]), trade_id=np.array(["b1", "b2"], object)),
         TradeBatch("NOPE", np.array([NOW_NS]), np.array([1.0]), np.array([1.0])),
     ]  # fmt: skip

@@ -36,3 +36,21 @@ def upsert_bars(conn: psycopg.Connection, bars: Sequence[BarRow], source: str) -
     """Bars as (symbol_id, minute_ns, open, high, low, close, volume, trade_count)."""
     whole = [Candle(sid, m, o, h, lo, c, v, n) for sid, m, o, h, lo, c, v, n in bars]
     return replace_candles(conn, whole, source) if whole else 0
+
+
+# the plausibility band's seeds: each symbol's last stored close of the past week
+LAST_CLOSES_SQL = """
+select s.symbol, c.close from symbols s
+cross join lateral (
+    select close from candles_1m
+    where symbol_id = s.id and ts > now() - interval '7 days' and close > 0
+    order by ts desc limit 1
+) as c
+"""
+
+
+def last_closes(conn: psycopg.Connection) -> dict[str, float]:
+    """Symbol → its last stored close within a week (symbols without one are absent)."""
+    with conn.cursor() as cur:
+        cur.execute(LAST_CLOSES_SQL)
+        return {str(sym): float(close) for sym, close in cur.fetchall()}

@@ -5,6 +5,9 @@ in ``rejects`` with its reason (``validate``) and skipped. Per-event trades are 
 lists; bulk ``TradeBatch`` events are validated and staged as whole columns. Live trades are
 handed to the publisher at once (``ticks:trades``), before storage, so latency stays low.
 A ``Quote`` is remembered as the quote in force for the symbol's next prints that lack one.
+Trades that pass the checks then meet the plausibility band (``plausibility.PriceBand``):
+a print far from its symbol's recent prices is held until confirmed, or rejected as
+``implausible_price``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from core.candles import Candle
 from core.events import Bar, Quote, Rejects, Trade
 from core.timestamps import MINUTE_NS, NS
 from streaming.ingest import validate as v
+from streaming.ingest.plausibility import IMPLAUSIBLE, PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
 from streaming.ingest.symbols import SymbolMap
@@ -102,6 +106,7 @@ class Intake:
         max_ahead_s: float,
         flush_rows: int,
         on_full: Callable[[], None] = lambda: None,
+        band: PriceBand[tuple[Trade, int, int]] | None = None,
     ) -> None:
         self.symbols = symbols
         self.rejects = rejects
@@ -118,6 +123,7 @@ class Intake:
         self.staged_rows = 0
         self.bars: list[BarRow] = []
         self._quotes: dict[str, tuple[int, float, float]] = {}
+        self.band = band
 
     def take(self) -> TickRows | None:
         """Everything staged since the last call, as one chunk in arrival order."""
@@ -174,6 +180,23 @@ class Intake:
             return
         ts = v.ts_ns_of(t.ts)
         assert ts is not None
+        if self.band is None:
+            self._stage_trade(t, sid, ts)
+            return
+        accepted, rejected = self.band.offer(t.symbol, float(t.price), (t, sid, ts))
+        for held, _, _ in rejected:
+            self.rejects.add(IMPLAUSIBLE, held)
+        for trade, trade_sid, trade_ts in accepted:
+            self._stage_trade(trade, trade_sid, trade_ts)
+
+    def drain_held(self) -> int:
+        """Reject the prints the band still holds unconfirmed (at shutdown); their count."""
+        held = self.band.drain() if self.band is not None else []
+        for t, _, _ in held:
+            self.rejects.add(IMPLAUSIBLE, t)
+        return len(held)
+
+    def _stage_trade(self, t: Trade, sid: int, ts: int) -> None:
         bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
         if math.isnan(bid) and math.isnan(ask):
             quote = self._quotes.get(t.symbol)
@@ -213,6 +236,15 @@ class Intake:
             i = int(idx[0])
             self.rejects.add(reason, (b.symbol, int(ts[i]), float(price[i]), float(size[i])))
             self.rejects.counts[reason] += idx.size - 1
+        if self.band is not None and keep.any():
+            idx = np.flatnonzero(keep)
+            plausible = self.band.judge_batch(b.symbol, price[idx])
+            if not plausible.all():
+                out = idx[~plausible]
+                i = int(out[0])
+                self.rejects.add(IMPLAUSIBLE, (b.symbol, int(ts[i]), float(price[i])))
+                self.rejects.counts[IMPLAUSIBLE] += out.size - 1
+                keep[out] = False
         if not keep.all():
             ts, price, size = ts[keep], price[keep], size[keep]
         m = ts.shape[0]

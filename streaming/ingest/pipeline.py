@@ -18,6 +18,12 @@ a chunk held rows stored before (replay, reconnect overlap), the minutes of that
 rebuilt from the stored ticks instead of merged, so candles never count a print twice.
 
 Redis is best effort (``publish.Publisher``) and never blocks any of this.
+
+Shutdown fits the stop budget (``core.settings.STOP_TIMEOUT_S``, the time ``marketflow up``
+gives a child between SIGTERM and SIGKILL): prints the plausibility band still holds are
+rejected, staged rows are sealed, and when PostgreSQL is down everything buffered goes to the
+spool *first*; the database is then tried until the budget's end, each attempt bounded by
+what is left of it, and whatever it did not take is spooled again (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import psycopg
 
 from core.candles import Candle
 from core.events import Rejects
+from core.settings import STOP_TIMEOUT_S
 from core.timestamps import MINUTE_NS, NS, to_datetime
 from storage import db
 from storage.tick_writer import TickWriter
@@ -45,6 +52,7 @@ from streaming.ingest import rejects as reject_store
 from streaming.ingest.candles import CandleBuilder
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.intake import Intake
+from streaming.ingest.plausibility import PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.ingest.spool import DurableBuffer
@@ -58,6 +66,9 @@ log = logging.getLogger(__name__)
 DAY_NS = 86_400 * NS
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
 PARALLEL_MIN_ROWS = 10_000  # smaller chunks are not worth splitting over connections
+# of the stop budget, what is left after the shutdown's database attempts and spills for the
+# provider to stop reading and the process to exit
+EXIT_MARGIN_S = 2.0
 
 
 class IngestError(ProviderError):
@@ -80,7 +91,10 @@ class PipelineConfig:
     retry_max_s: float = 10.0
     connect_timeout_s: int = 3
     writers: int = 2  # COPY connections used for large chunks
-    shutdown_timeout_s: float = 10.0  # then what PostgreSQL did not take goes to the spool
+    # from SIGTERM: then what PostgreSQL did not take goes to the spool
+    shutdown_timeout_s: float = STOP_TIMEOUT_S - EXIT_MARGIN_S
+    price_band: float = 0.5  # 0: no plausibility band
+    price_band_confirm: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str) -> PipelineConfig:
@@ -94,6 +108,8 @@ class PipelineConfig:
             candle_grace_s=settings.candle_grace_s,
             publish_interval_s=settings.publish_interval_ms / 1000.0,
             spool_dir=settings.state_dir / "spool",
+            price_band=settings.ingest_price_band,
+            price_band_confirm=settings.ingest_price_band_confirm,
         )
 
 
@@ -145,6 +161,11 @@ class IngestPipeline:
         self._last_rejects = time.monotonic()
         self._last_symbol_refresh = time.monotonic()
         self._consuming = False
+        self.band: PriceBand[tuple] | None = (  # type: ignore[type-arg]
+            PriceBand(config.price_band, config.price_band_confirm)
+            if config.price_band > 0
+            else None
+        )
         self.intake = Intake(
             self.symbols,
             self.rejects,
@@ -155,6 +176,7 @@ class IngestPipeline:
             max_ahead_s=config.max_ahead_s,
             flush_rows=config.flush_rows,
             on_full=self._kick.set,
+            band=self.band,
         )
 
     def accept(self, event: object) -> None:
@@ -257,6 +279,7 @@ class IngestPipeline:
         try:
             await self._db_call(self._connect)
             await self._db_call(self._refresh_symbols)
+            await self._db_call(self._seed_band)
         except psycopg.Error as exc:
             self._db_down(exc)
             return False
@@ -291,6 +314,11 @@ class IngestPipeline:
     def _refresh_symbols(self) -> None:
         assert self._conn is not None
         self.symbols.load(self._conn)
+
+    def _seed_band(self) -> None:
+        """Plausibility references from the last stored prices (symbols without one)."""
+        if self.band is not None and self._conn is not None:
+            self.band.seed(candle_store.last_closes(self._conn))
 
     async def flush_once(self, final: bool = False) -> None:
         self.seal()
@@ -440,6 +468,9 @@ class IngestPipeline:
             "rejected": sum(r.total for r in self._reject_sources()),
             "pending_rows": self.pending_rows,
             "spilled_rows": self.buffer.spilled_rows,
+            "spill_failures": self.buffer.spill_failures,
+            "spool_torn": self.buffer.spool.torn,
+            "band_held": self.band.held() if self.band is not None else 0,
             "db_up": int(self.db_up),
             "db_errors": c.db_errors,
             "candles_written": c.candles_written,
@@ -462,6 +493,7 @@ class IngestPipeline:
             try:
                 await self._db_call(self._connect)
                 await self._db_call(self._declare, provider)
+                await self._db_call(self._seed_band)
                 self.db_up = True
                 return
             except psycopg.OperationalError as exc:  # not reachable (yet): keep trying
@@ -512,27 +544,43 @@ class IngestPipeline:
                 if flusher.done():
                     flusher.result()  # surface a crash of the flush loop
         finally:
+            stopped_at = time.monotonic()
             self._consuming = False
             self._kick.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
-            await self.shutdown()
+            # a flush blocked on an unreachable server must not eat the stop budget
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(flusher, self.cfg.shutdown_timeout_s / 2)
+            await self.shutdown(started=stopped_at)
 
-    async def shutdown(self, timeout_s: float | None = None) -> None:
-        """Final flush: candles of running minutes merged, buffer drained; what cannot be
-        stored in ``timeout_s`` (database down) goes to the spool file, never lost."""
+    async def shutdown(self, timeout_s: float | None = None, started: float | None = None) -> None:
+        """Final flush within ``timeout_s`` counted from ``started`` (the stop request):
+        candles of running minutes merged, buffer drained; when PostgreSQL is down the
+        buffer goes to the spool first, and what is not stored by the deadline is there."""
         if timeout_s is None:
             timeout_s = self.cfg.shutdown_timeout_s
-        deadline = time.monotonic() + timeout_s
-        await self.flush_once(final=True)
-        while (not self.buffer.empty or self._candle_ops) and time.monotonic() < deadline:
-            await asyncio.sleep(min(0.25, max(0.0, self._retry_at - time.monotonic())))
-            await self.flush_once(final=True)
+        deadline = (time.monotonic() if started is None else started) + timeout_s
+        rejected = self.intake.drain_held()
+        if rejected:
+            log.warning("%d prints outside the plausibility band unconfirmed: rejected", rejected)
+        self.seal()
+        while True:
+            if not self.db_up:
+                self.buffer.spill_all()  # on disk before anything can block
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush_once(final=True), left)
+            if self.buffer.empty and not self._candle_ops:
+                break
+            wait = min(0.25, max(0.0, self._retry_at - time.monotonic()))
+            await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
         if not self.buffer.empty:
             rows = len(self.buffer)
-            while self.buffer.memory:
-                self.buffer._spill(self.buffer.memory.popleft())
+            lost = self.buffer.spill_all()
             log.warning("PostgreSQL still down at shutdown: %d rows kept in the spool", rows)
+            if lost:
+                log.error("spool not writable at shutdown: %d rows could not be kept", lost)
         if self._candle_ops:
             log.warning("%d candle updates not written (reconciled later)", len(self._candle_ops))
         await self.publisher.stop()

@@ -1,4 +1,4 @@
-"""Durable buffer for rows PostgreSQL has not taken yet (issue 3 item 8, DESIGN §8).
+"""Durable buffer for rows PostgreSQL has not taken yet (docs/ingest.md).
 
 Rows wait in memory, in arrival order, up to ``memory_rows``; beyond that the *oldest*
 chunks move to an append-only spool file under ``$MARKETFLOW_HOME/spool``. Since the file
@@ -6,7 +6,11 @@ only ever receives chunks older than anything still in memory, "spool first, the
 is arrival order, which ``next_chunk`` / ``commit`` follow when the database is back.
 
 File format: records of ``[u32 length][u32 crc32][Arrow IPC stream bytes]``. A record torn
-by a crash (short or bad checksum) ends the readable part and is reported, never parsed.
+by a crash while appending can only be the file's tail: opening the spool cuts that tail
+off (the records before it are kept, and later appends start from a clean end). A failed
+append (disk full, a file-size limit) is cut back to the file's previous end and its chunk
+stays in memory, where the next spill retries it after ``SPILL_RETRY_S``; nothing is
+dropped. A whole record with a bad checksum (bit rot) is skipped, counted and reported.
 A fully drained file is deleted; a process that restarts with a non-empty spool drains it
 first. Re-sending a chunk whose commit was not confirmed is safe because the tick writer is
 idempotent on (symbol_id, ts, trade_id) — at-least-once delivery, exactly-once storage.
@@ -14,10 +18,12 @@ idempotent on (symbol_id, ts, trade_id) — at-least-once delivery, exactly-once
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import struct
+import time
 import zlib
 from collections import deque
 from pathlib import Path
@@ -29,6 +35,7 @@ from streaming.ingest.rows import TickRows
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")
 _OFFSET_SUFFIX = ".offset"
+SPILL_RETRY_S = 1.0  # after a failed spill, the next attempt waits this long
 
 
 def encode(rows: TickRows) -> bytes:
@@ -71,7 +78,39 @@ class SpoolFile:
         self.offset_path = path.with_name(path.name + _OFFSET_SUFFIX)
         self.offset = self._load_offset()
         self.rows = 0  # rows appended by this process and not yet committed (approximate)
-        self.torn = 0
+        self.torn = 0  # torn tails cut off and corrupt records skipped
+        self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> None:
+        """Truncate a record a crash left half-written at the end (lengths walk the file)."""
+        if not self.path.exists():
+            return
+        size = self.path.stat().st_size
+        if self.offset > size:
+            log.error("spool %s: offset %d beyond its end %d; starting over", self.path,
+                      self.offset, size)  # fmt: skip
+            self.offset = 0
+        pos = self.offset
+        with open(self.path, "rb") as fh:
+            while pos < size:
+                fh.seek(pos)
+                header = fh.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    break
+                length, _ = _HEADER.unpack(header)
+                if pos + _HEADER.size + length > size:
+                    break
+                pos += _HEADER.size + length
+        if pos < size:
+            self.torn += 1
+            log.error(
+                "spool %s: torn record at byte %d (a crash while appending): cut %d bytes;"
+                " the records before it are kept",
+                self.path,
+                pos,
+                size - pos,
+            )
+            os.truncate(self.path, pos)
 
     def _load_offset(self) -> int:
         try:
@@ -84,35 +123,51 @@ class SpoolFile:
         return self.path.exists() and self.path.stat().st_size > self.offset
 
     def append(self, rows: TickRows) -> None:
-        record = encode(rows)
-        with open(self.path, "ab") as fh:
-            fh.write(record)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append one record durably, or raise OSError with the file as it was before."""
+        record = memoryview(encode(rows))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while record:
+                    record = record[os.write(fd, record) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):  # never leave half a record behind
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
         self.rows += len(rows)
 
     def peek(self) -> tuple[TickRows, int] | None:
         """The next unread chunk and the offset after it, or None at the end."""
-        if not self.path.exists():
-            return None
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            header = fh.read(_HEADER.size)
-            if len(header) < _HEADER.size:
+        while self.path.exists():
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                header = fh.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    return None
+                length, crc = _HEADER.unpack(header)
+                payload = fh.read(length)
+            after = self.offset + _HEADER.size + length
+            if len(payload) < length:  # a torn tail: cut it, keep everything before
+                self.torn += 1
+                log.error("spool %s: torn record at byte %d: cut", self.path, self.offset)
+                os.truncate(self.path, self.offset)
                 return None
-            length, crc = _HEADER.unpack(header)
-            payload = fh.read(length)
-        if len(payload) < length or zlib.crc32(payload) != crc:
-            # a record torn by a crash while appending: nothing after it can be trusted
-            self.torn += 1
-            log.error(
-                "spool %s: torn record at byte %d (crash while appending); skipping the rest",
-                self.path,
-                self.offset,
-            )
-            self.reset()
-            return None
-        return decode(payload), self.offset + _HEADER.size + length
+            if zlib.crc32(payload) != crc:  # a whole record gone bad: skip only it
+                self.torn += 1
+                log.error(
+                    "spool %s: record at byte %d fails its checksum (%d bytes): skipped",
+                    self.path,
+                    self.offset,
+                    length,
+                )
+                self.commit(after, 0)
+                continue
+            return decode(payload), after
+        return None
 
     def commit(self, new_offset: int, rows: int) -> None:
         self.offset = new_offset
@@ -146,6 +201,8 @@ class DurableBuffer:
         self.limit = memory_rows
         self.spool = SpoolFile(spool_path)
         self.spilled_rows = 0  # total rows ever written to the spool (counter)
+        self.spill_failures = 0  # spills that failed (disk full): their rows stayed in memory
+        self._spill_retry_at = float("-inf")
         self._inflight: tuple[str, int, int] | None = None  # (where, rows, next offset)
 
     def __len__(self) -> int:
@@ -169,15 +226,44 @@ class DurableBuffer:
         # Keep the newest in memory; the oldest go to disk, after anything already there.
         # Never while a write is in flight: the chunks being written are the oldest in
         # memory, and if that write fails they must reach the spool before newer ones.
-        if self._inflight is not None:
+        if self._inflight is not None or time.monotonic() < self._spill_retry_at:
             return
         while self.memory_rows > self.limit and self.memory:
-            self._spill(self.memory.popleft())
+            if not self._spill_oldest():
+                return
 
-    def _spill(self, rows: TickRows) -> None:
+    def _spill_oldest(self) -> bool:
+        """Move the oldest memory chunk to the spool; on failure it stays in memory."""
+        rows = self.memory[0]
+        try:
+            self.spool.append(rows)
+        except OSError as exc:
+            self.spill_failures += 1
+            self._spill_retry_at = time.monotonic() + SPILL_RETRY_S
+            if self.spill_failures == 1 or self.spill_failures % 100 == 0:
+                log.error(
+                    "spool %s: write failed (%s); %d rows stay in memory and the spill is"
+                    " retried (failures so far: %d)",
+                    self.spool.path,
+                    exc.strerror or exc.__class__.__name__,
+                    self.memory_rows,
+                    self.spill_failures,
+                )
+            return False
+        self.memory.popleft()
         self.memory_rows -= len(rows)
-        self.spool.append(rows)
         self.spilled_rows += len(rows)
+        return True
+
+    def spill_all(self) -> int:
+        """Everything in memory to the spool now (shutdown), in order, including a chunk
+        whose database write is still in flight (storing it twice is harmless: the tick
+        writer is idempotent). Returns the rows that could not be written (disk full)."""
+        self._inflight = None
+        while self.memory:
+            if not self._spill_oldest():
+                break
+        return self.memory_rows
 
     def next_chunk(self, max_rows: int) -> TickRows | None:
         """The oldest pending rows (spool before memory); call ``commit`` once stored."""

@@ -8,7 +8,10 @@ filled) and takes about 5 s to stop. Gap fill uses alpaca-py's ``StockHistorical
 
 Exactly once: after every reconnect the historical trades API is asked for everything since
 the stream's last known time (minus a small overlap); the live stream and the gap fill are
-merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id).
+merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
+moves only on a trade that ingest's checks accept (``streaming.ingest.validate``), and
+never past the wall clock: one print stamped in the future must not move the gap fill's
+start beyond the prints an outage loses.
 
 Bounded memory: the gap fill walks the API one page (``limit``/``page_token``) at a time and
 queues each page before asking for the next, so a long outage costs at most one page in hand
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +36,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from core.events import Quote, Trade
+from streaming.ingest.validate import Window, check_trade
 from streaming.providers import alpaca_protocol as proto
 from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.providers.router_backoff import Backoff
@@ -131,7 +136,9 @@ class AlpacaStreamProvider(Provider):
         )
         self.gap_page_limit = gap_page_limit
         self._dedupe = proto.TradeDeduper()
-        self._stream_clock: datetime | None = None  # newest venue time seen on the stream
+        self._stream_clock: datetime | None = None  # newest valid venue time on the stream
+        # an old print never moves a maximum forward: only the future bound matters here
+        self._valid = Window(math.inf, settings.ingest_max_ahead_s)
         self._first_connect_at: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rest_client: Any = None
@@ -357,10 +364,18 @@ class AlpacaStreamProvider(Provider):
                 self.rejects.add(f"malformed_{'trade' if kind == 't' else 'quote'}", msg)
                 log.debug("alpaca_ws: skipped %s: %s", kind, exc)
                 continue
-            if self._stream_clock is None or event.ts > self._stream_clock:
-                self._stream_clock = event.ts
+            if isinstance(event, Trade):
+                self._advance_clock(event)
             events.append(event)
         return events
+
+    def _advance_clock(self, trade: Trade) -> None:
+        """The gap fill's start: the newest time of a print ingest accepts, at most now."""
+        if check_trade(trade, time.time_ns(), self._valid) is not None:
+            return
+        ts = min(trade.ts, datetime.now(UTC))
+        if self._stream_clock is None or ts > self._stream_clock:
+            self._stream_clock = ts
 
     def _on_error(self, msg: dict[str, Any]) -> None:
         code, text = msg.get("code"), msg.get("msg")
