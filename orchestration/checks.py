@@ -12,13 +12,13 @@ import psycopg
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.profile_io import active_symbols
 from assets.profiles import CANDLES, ORDER_FLOW, PROFILE_METRICS, VOLUME_PROFILE
+from assets.resources import PostgresResource
 from orchestration.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,
     window_days,
     write_from_tag,
 )
-from orchestration.resources import PostgresResource
 
 # Relative tolerance for sums of doubles computed in a different order on each side.
 REL_TOL = 1e-9

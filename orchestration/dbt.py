@@ -23,8 +23,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from sqlalchemy.engine import make_url
 
-from orchestration.partitions import daily_partitions, dbt_vars_for_window
-from orchestration.resources import PostgresResource
+from assets.resources import PostgresResource
+from orchestration.partitions import daily_partitions, dbt_history_env, dbt_vars_for_window
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT_SOURCE_NAME = "marketflow"
@@ -83,6 +83,42 @@ def dbt_project() -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+# Tables the marts read that no Dagster asset writes: the engine, the Polymarket monitor and
+# the symbol seed write them. Declared so the lineage shows where they come from.
+RAW_SOURCES = (
+    dg.AssetSpec(
+        "symbols",
+        group_name="reference",
+        description="Instruments (market calendar, row size); seeded, replay adds new ones.",
+    ),
+    dg.AssetSpec(
+        "strategies",
+        group_name="reference",
+        description="Strategy definitions the engine evaluates.",
+    ),
+    dg.AssetSpec(
+        "signals",
+        group_name="engine",
+        description="Signals the engine fires (one row per rising edge of a strategy).",
+    ),
+    dg.AssetSpec(
+        "market_state",
+        group_name="engine",
+        description="Market state per symbol, written by the engine on every change.",
+    ),
+    dg.AssetSpec(
+        "binary_opportunities",
+        group_name="polymarket",
+        description="Arbitrage opportunities the Polymarket monitor opened and closed.",
+    ),
+    dg.AssetSpec(
+        "binary_prices",
+        group_name="polymarket",
+        description="Polymarket top of book per market over time.",
+    ),
+)
+
+
 class MarketflowDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the tables the Python assets write: same asset keys, one lineage."""
 
@@ -96,9 +132,12 @@ class MarketflowDbtTranslator(DagsterDbtTranslator):
 
 
 def dbt_env(database_url: str, schema: str = "analytics") -> dict[str, str]:
-    """The profile's environment variables (dbt_project/profiles.yml) for a database URL."""
+    """The environment of a dbt process: the profile's variables (dbt_project/profiles.yml)
+    for a database URL, the history start the partitions use, and no usage tracking."""
     url = make_url(database_url)
     env = {
+        **dbt_history_env(),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MARKETFLOW_DBT_HOST": url.host or "127.0.0.1",
         "MARKETFLOW_DBT_PORT": str(url.port or 5432),
         "MARKETFLOW_DBT_USER": url.username or "postgres",

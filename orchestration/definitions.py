@@ -8,15 +8,15 @@ import dagster as dg
 
 from assets.market_data import candles_1m, ticks
 from assets.profiles import session_profiles
+from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
-from orchestration.dbt import dbt_resource, signal_marts
+from orchestration.dbt import RAW_SOURCES, dbt_resource, signal_marts
 from orchestration.jobs import minute_job, profile_job, signals_job
-from orchestration.resources import PostgresResource
 from orchestration.schedules import minute_schedule, signals_schedule
 from orchestration.sensors import tick_stream_sensor
 
 defs = dg.Definitions(
-    assets=[ticks, candles_1m, session_profiles, signal_marts],
+    assets=[ticks, candles_1m, session_profiles, signal_marts, *RAW_SOURCES],
     asset_checks=ASSET_CHECKS,
     jobs=[profile_job, minute_job, signals_job],
     schedules=[minute_schedule, signals_schedule],

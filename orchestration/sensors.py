@@ -12,9 +12,9 @@ import dagster as dg
 import psycopg
 
 from assets.market_data import TICKS
+from assets.resources import PostgresResource
 from orchestration.jobs import profile_job
 from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_keys_between
-from orchestration.resources import PostgresResource
 
 SENSOR_INTERVAL_SECONDS = 15
 # A replay of more days than this in one go is a backfill's job, not the sensor's.

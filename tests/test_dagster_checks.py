@@ -11,10 +11,10 @@ import pytest
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
+from assets.resources import PostgresResource
 from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.checks import ASSET_CHECKS
 from orchestration.partitions import daily_partitions
-from orchestration.resources import PostgresResource
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

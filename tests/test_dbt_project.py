@@ -20,10 +20,10 @@ from psycopg import sql
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
+from assets.resources import PostgresResource
 from bench.dagster_minute import insert_ticks, make_ticks
 from core.service_urls import with_database
 from orchestration.dbt import dbt_resource, signal_marts
-from orchestration.resources import PostgresResource
 
 pytestmark = pytest.mark.integration  # dbt runs, sqlfluff over the models
 
