@@ -29,6 +29,7 @@ from assets.profile_sessions import (
     full_sessions,
     resumed_sessions,
 )
+from assets.resources import PostgresResource
 from core.contracts import Table
 from orchestration.partitions import (
     WRITE_FROM_TAG,
@@ -36,7 +37,6 @@ from orchestration.partitions import (
     window_days,
     write_from_tag,
 )
-from orchestration.resources import PostgresResource
 
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
 PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)
