@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -442,3 +443,21 @@ def test_debug_logging_never_shows_the_credentials(
         raw = secret.encode()
         for tail in (raw[-6:].hex(" "), raw[:6].hex(" "), secret[-6:], secret[:6]):
             assert tail not in text, tail
+
+
+def test_a_future_print_does_not_move_the_gap_fill_start(fake: FakeAlpaca, capture: dict) -> None:
+    """One print stamped a day ahead must not become the stream's clock: the gap fill after
+    the drop still starts at the last valid print and recovers every missed one."""
+    fake.tape = tape_from_capture(capture, 60)
+    future = replace(fake.tape[19], ts=datetime.now(UTC) + timedelta(days=1), trade_id=999_999)
+    fake.sessions = [
+        [("trades", 0, 20, 3), ("frame", [future.stream()]), ("drop",)],
+        [("trades", 35, 60, 4)],
+    ]
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
+    trades = run(collect(provider, 61))
+
+    ids = {t.trade_id for t in trades}
+    assert {f"D-{p.trade_id}" for p in fake.tape} <= ids  # nothing of the gap lost
+    start = datetime.fromisoformat(fake.rest_requests[0]["start"])
+    assert start == fake.tape[19].ts - timedelta(seconds=0.05)
