@@ -6,17 +6,26 @@ and the dbt manifest is parsed only when missing or stale (orchestration.dbt).
 
 import dagster as dg
 
+from assets.backtest import backtest_assets
 from assets.market_data import candles_1m, ticks
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
 from orchestration.dbt import RAW_SOURCES, dbt_resource, signal_marts
 from orchestration.jobs import minute_job, profile_job, signals_job
+from orchestration.partitions import daily_partitions
 from orchestration.schedules import minute_schedule, signals_schedule
 from orchestration.sensors import tick_stream_sensor
 
 defs = dg.Definitions(
-    assets=[ticks, candles_1m, session_profiles, signal_marts, *RAW_SOURCES],
+    assets=[
+        ticks,
+        candles_1m,
+        session_profiles,
+        backtest_assets(daily_partitions),
+        signal_marts,
+        *RAW_SOURCES,
+    ],
     asset_checks=ASSET_CHECKS,
     jobs=[profile_job, minute_job, signals_job],
     schedules=[minute_schedule, signals_schedule],
