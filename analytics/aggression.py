@@ -1,8 +1,8 @@
 """Aggressive-flow score and direction: ONE formula for alerts, strategies and trading.
 
-The original had four aggression formulas (reference §9 item 4). This keeps the one the
-trading strategy used (reference §4.6, test vector V5) because it is the one that gates
-orders and it needs no volume ratio: the engine indicator's (§4.4) compared the volume of
+The system marketflow replaces had four aggression formulas. This keeps the one its
+trading strategy used (docs/semantics.md) because it is the one that gates
+orders and it needs no volume ratio: its engine indicator compared the volume of
 the current, still-empty minute with the hourly mean, so its volume term was almost
 always zero. Its labels are kept (intensity, ``is_aggressive``).
 
@@ -34,7 +34,7 @@ DIRECTION_NAMES = {DIR_NEUTRAL: NEUTRAL, DIR_BUY: BUY, DIR_SELL: SELL}
 
 STRONG_SCORE = 70.0
 MODERATE_SCORE = 50.0
-AGGRESSIVE_SCORE = 50.0  # ``is_aggressive`` threshold of the original indicator
+AGGRESSIVE_SCORE = 50.0  # ``is_aggressive`` threshold
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Aggressor side of each print (DESIGN §6), vectorised.
+"""Aggressor side of each print (docs/semantics.md), vectorised.
 
 Precedence: the venue's side when given; else the quote rule when the quote is known
 (price at/above the ask = buy, at/below the bid = sell); else the tick rule with zero-tick
 continuation: an unchanged price keeps the last non-zero direction, carried across minute
-buckets within a session (the original reset every minute and split every zero tick). A
+buckets within a session (never reset per minute, no split on a zero tick). A
 print with no reference at all (the session's first print, and repeats of it) is split
 half/half, encoded as sign 0.
 """

@@ -1,4 +1,4 @@
-"""Polymarket YES/NO and negRisk arbitrage maths (DESIGN §6): pure functions, no I/O.
+"""Polymarket YES/NO and negRisk arbitrage maths (docs/semantics.md): pure functions, no I/O.
 
 One source of truth for the streaming monitor, paper trading, the benchmark and the tests.
 
@@ -56,7 +56,7 @@ def pair_edge(yes_ask: float, no_ask: float, rate: float) -> float:
 
 
 def spread(yes_ask: float, no_ask: float) -> float:
-    """The original's 'spread': cost to buy one of each before fees."""
+    """The 'spread': cost to buy one of each before fees."""
     return yes_ask + no_ask
 
 
@@ -131,7 +131,7 @@ def walk_asks(
 
 
 class PairView(NamedTuple):
-    """One binary market's quote at an instant (DESIGN §6 'Per market').
+    """One binary market's quote at an instant (docs/semantics.md, Arbitrage).
 
     A NamedTuple: built on every book message, so construction cost matters."""
 

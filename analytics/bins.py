@@ -1,4 +1,4 @@
-"""Price bins on integer tick indexes (DESIGN §6).
+"""Price bins on integer tick indexes (docs/semantics.md).
 
 ``level = round(price / row_size) * row_size``, kept as an int64 bin index so equal bins
 compare exactly; prices are only formed again for output, rounded to the row size's

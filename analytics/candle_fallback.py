@@ -1,8 +1,8 @@
-"""Candle fallback (DESIGN §6): a bar without ticks becomes a profile that conserves volume.
+"""Candle fallback (docs/semantics.md): a bar without ticks becomes a profile that conserves volume.
 
 The bar's volume is spread evenly over every row_size bin from its low to its high (the
 original gave each of up to 11 levels a tenth, so 10–110 % of the volume appeared). The
-buy/sell split is 60/40 by bar colour: bullish (close >= open, the original's rule: a doji
+buy/sell split is 60/40 by bar colour: bullish (close >= open: a doji
 has the up colour) 60 % buy, bearish (close < open) 60 % sell. Fallback bins carry
 trade_count 0: no print was seen.
 """

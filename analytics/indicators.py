@@ -19,7 +19,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-ATR_PERIOD = 14  # bars; 13 true ranges (DESIGN §6)
+ATR_PERIOD = 14  # bars; 13 true ranges (docs/semantics.md)
 
 
 def _f(values: Sequence[float] | FloatArray) -> FloatArray:
@@ -29,8 +29,8 @@ def _f(values: Sequence[float] | FloatArray) -> FloatArray:
 def true_ranges(high: Sequence[float], low: Sequence[float], close: Sequence[float]) -> FloatArray:
     """``max(H−L, |H−C_prev|, |L−C_prev|)`` for every bar after the first, in time order.
 
-    ``C_prev`` is the *older* neighbour's close: the original read bars newest-first and
-    so used the newer bar as "previous" (reference §4.6 step 5, V8).
+    ``C_prev`` is the *older* neighbour's close: reading bars newest-first would use the
+    newer bar as "previous" (the system marketflow replaces did).
     """
     h, lo, c = _f(high), _f(low), _f(close)
     prev = c[:-1]

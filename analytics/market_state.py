@@ -1,12 +1,12 @@
-"""Market state: the original rule cascade (reference §4.2) with its momentum fixed.
+"""Market state: a rule cascade over the session profile (docs/semantics.md).
 
-DESIGN §6: the original's cascade, with momentum in *real percent* (1.5 means a 1.5 %
+Momentum is in *real percent* (1.5 means a 1.5 %
 move over 60 minutes) and run against the session profile (the caller passes the
 session POC/VAH/VAL, not the last one-minute micro-profile).
 
-The original's momentum was ``10 × %-change ± 20 for any 3-bar run``, so a 0.15 % drift or
-any three rising closes crossed the 1.5 threshold and almost every symbol read IMBALANCE
-(reference §4.2, §9 item 6). Here momentum is just the percent change of the closes of
+The system marketflow replaces scored momentum as ``10 × %-change ± 20 for any 3-bar
+run``, so a 0.15 % drift or any three rising closes crossed the 1.5 threshold and almost
+every symbol read IMBALANCE. Here momentum is just the percent change of the closes of
 the last 60 minutes, ``(last − first) / first × 100``; the ±20 run bonus is dropped because
 in percent units it would be a 2 % move granted for any three rising bars — the same bug.
 

@@ -1,4 +1,4 @@
-"""Per-minute order flow (DESIGN §6): delta, buy/sell pressure, CVD and never-reset CVD.
+"""Per-minute order flow (docs/semantics.md): delta, buy/sell pressure, CVD and never-reset CVD.
 
 delta = buy − sell; pressure = the buy (sell) share of the minute's volume in %, 50/50 when
 the minute is empty; ``cvd`` restarts at each session start of the symbol's market,

@@ -1,6 +1,6 @@
 """The seam the Dagster assets (and replay, the engine, the CLI) call: one session in, rows out.
 
-Every formula lives in the sibling modules (DESIGN §1 "one source of truth"):
+Every formula lives once, in the sibling modules (docs/semantics.md):
 ``bins`` (price → integer bin), ``aggressor`` (venue side / quote rule / tick rule),
 ``profile`` (POC, value area, LVN/HVN), ``order_flow`` (delta, pressure, CVD),
 ``candle_fallback`` (bars without ticks) and ``sessions`` (market calendars). This module
@@ -106,7 +106,7 @@ def compute_session(
     aggressor_state: AggressorState | None = None,
     candles: pd.DataFrame | None = None,
 ) -> SessionFrames:
-    """Profiles and order flow of one symbol's session, vectorised (DESIGN §6).
+    """Profiles and order flow of one symbol's session, vectorised (docs/semantics.md).
 
     ticks: columns ts (UTC timestamps), price, size, side (+1 buy / -1 sell / NaN unknown),
     bid, ask (NaN when unknown); one symbol, in time order (sorted here when it is not).
@@ -288,7 +288,7 @@ def naked_pocs(
 
 
 def session_date_of(session_open: datetime | pd.Timestamp) -> date:
-    """The session's date: every supported session lies inside one UTC day (DESIGN §1)."""
+    """The session's date: every supported session lies inside one UTC day (docs/semantics.md)."""
     stamp = pd.Timestamp(session_open)
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).date()
 
@@ -416,7 +416,7 @@ def _fallback_bars(
     traded_minutes: np.ndarray,
     rejected: dict[str, int],
 ) -> _FallbackBars:
-    """Candle-fallback bins for in-session minutes that have no tick (DESIGN §6)."""
+    """Candle-fallback bins for in-session minutes that have no tick (docs/semantics.md)."""
     none = np.zeros(0, dtype=np.int64)
     empty = _FallbackBars(none, none, np.zeros(0), np.zeros(0))
     if candles is None or candles.empty:

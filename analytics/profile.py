@@ -1,4 +1,4 @@
-"""Volume-profile metrics (DESIGN §6): POC, value area (single / dual), LVN and HVN.
+"""Volume-profile metrics (docs/semantics.md): POC, value area (single / dual), LVN and HVN.
 
 A profile is a dense array of bin volumes covering every bin from its lowest to its highest
 traded bin, empty bins included. The functions work on a block of profiles at once (rows ×

@@ -1,4 +1,4 @@
-"""Market sessions from exchange calendars (DESIGN §1, §6).
+"""Market sessions from exchange calendars (docs/semantics.md).
 
 A market is an exchange-calendar code: ``XNYS`` (US equities, America/New_York
 09:30–16:00 with holidays and early closes), ``XLON`` (LSE, Europe/London 08:00–16:30) or

@@ -1,4 +1,4 @@
-"""Benchmarks, run by ``marketflow bench [NAME ...]`` (DESIGN §7).
+"""Benchmarks, run by ``marketflow bench [NAME ...]`` (docs/README.md).
 
 Each benchmark is a module ``bench/<name>.py`` listed in ``BENCHMARKS`` that exposes
 ``DESCRIPTION: str`` and ``run(ctx: BenchContext) -> list[Comparison]``. A comparison is
@@ -39,7 +39,7 @@ class Comparison:
     reference_name: str
     reference_value: float
     higher_is_better: bool = True
-    target: str = ""  # the DESIGN §7 target in words, e.g. ">= 50 % of COPY"
+    target: str = ""  # the target in words, e.g. ">= 50 % of COPY"
     notes: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -1,4 +1,4 @@
-"""One engine loop over 500 symbols with realistic rows (DESIGN §7, target ≤ 100 ms).
+"""One engine loop over 500 symbols with realistic rows (target ≤ 100 ms).
 
 Each symbol gets two hours of 1-minute candles, a session profile per minute with a few
 LVNs, a composite profile and an hour of order flow; strategies are the seeded ones plus

@@ -1,4 +1,4 @@
-"""Ingest end to end (DESIGN §7): demo → pipeline → PostgreSQL + candles + Redis.
+"""Ingest end to end: demo → pipeline → PostgreSQL + candles + Redis.
 
 1. Throughput: the demo provider in bulk mode (vectorised, as fast as the pipeline pulls)
    through validation, id derivation, candle building, Redis publishing and the tick writer

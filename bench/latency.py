@@ -1,4 +1,4 @@
-"""Tick → browser latency through Redis and the relay at 5 k msgs/s (DESIGN §7, p99 ≤ 50 ms).
+"""Tick → browser latency through Redis and the relay at 5 k msgs/s (target p99 ≤ 50 ms).
 
 Processes, as in production: a publisher paces candle updates onto ``ticks:candles`` (each
 stamped with its wall-clock send time); ``marketflow web`` (the real relay, its own process)

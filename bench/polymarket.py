@@ -1,4 +1,4 @@
-"""Polymarket book messages/s applied with opportunity detection (DESIGN §7, ≥ 50 k/s).
+"""Polymarket book messages/s applied with opportunity detection (target ≥ 50 k/s).
 
 The measured path is exactly the stream's hot path: ``BookStore.apply_text`` (JSON decode,
 validation, ladder update, authoritative best) followed by ``Monitor.on_changed`` (per-market

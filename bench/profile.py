@@ -1,4 +1,4 @@
-"""Session profile + order flow for 10 M ticks vs a per-tick Python loop (DESIGN §7).
+"""Session profile + order flow for 10 M ticks vs a per-tick Python loop.
 
 Measured: ``analytics.pipeline.compute_session`` over one US session (390 minutes) of
 10 M ticks without venue side or quote, so every print goes through the tick rule with

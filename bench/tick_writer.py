@@ -1,4 +1,4 @@
-"""TickWriter rows/s against raw binary COPY of the same rows, same run (issue 2, DESIGN §7).
+"""TickWriter rows/s against raw binary COPY of the same rows, same run.
 
 The reference is the floor of what PostgreSQL can ingest: the same rows, already converted
 to tuples, binary-COPYed in the same batches (one transaction each) into a plain table with

@@ -1,4 +1,4 @@
-"""Names shared across processes: Redis channels, tables, enumerations (DESIGN §4, §5).
+"""Names shared across processes: Redis channels, tables, enumerations (docs/architecture.md).
 
 Defined once here and imported everywhere; never spell a channel or table name inline.
 """
@@ -9,7 +9,7 @@ from enum import StrEnum
 
 
 class Channel(StrEnum):
-    """Redis pub/sub channels; payloads are JSON objects (DESIGN §5)."""
+    """Redis pub/sub channels; payloads are JSON objects (docs/architecture.md)."""
 
     CANDLES = "ticks:candles"  # {symbol, time, open, high, low, close, volume}
     TRADES = "ticks:trades"  # conflated trade prints

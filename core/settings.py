@@ -1,7 +1,7 @@
 """Typed settings: the one place the environment is read.
 
-Every name from DESIGN §5 is here, the original system's names included
-(``ALPACA_API_KEY`` and ``APCA_API_KEY_ID`` both work). Secrets are
+Every variable of docs/operations.md is here, with the names the system marketflow
+replaces used (``ALPACA_API_KEY`` and ``APCA_API_KEY_ID`` both work). Secrets are
 ``SecretStr`` so they never show in a repr, a log line or an error message.
 Sections are grouped by the part of the platform that owns them; add a field
 to your own section only.
@@ -33,7 +33,7 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    # --- services (DESIGN §3) -------------------------------------------------
+    # --- services (docs/operations.md) ---------------------------------------
     # URLs may carry passwords: kept out of repr and dumps (print via services.redact_url)
     database_url: str | None = Field(
         default=None, validation_alias="DATABASE_URL", repr=False, exclude=True
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # or "celery" (workers on any machine, broker and results on REDIS_URL; docs/scale-out.md)
     dagster_executor: str = Field(default="in_process", validation_alias="MARKETFLOW_EXECUTOR")
 
-    # --- ingestion (issue 3) --------------------------------------------------
+    # --- ingestion (docs/providers.md, docs/ingest.md) ------------------------
     provider: str = Field(default="demo", validation_alias="PROVIDER")
     symbols: CsvList = Field(default_factory=lambda: ["AAPL"], validation_alias="SYMBOLS")
     alpaca_api_key: SecretStr | None = Field(
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     # instant (epoch seconds) and logs what it emitted under MARKETFLOW_HOME
     demo_start: float | None = Field(default=None, validation_alias="DEMO_START")
     demo_steady: bool = Field(default=False, validation_alias="DEMO_STEADY")  # flat rate
-    # ingest pipeline (issue 3 items 7-9): COPY every N ms or M rows, whichever comes first
+    # ingest pipeline: COPY every N ms or M rows, whichever comes first
     ingest_flush_ms: int = Field(default=200, validation_alias="INGEST_FLUSH_MS")
     ingest_flush_rows: int = Field(default=50_000, validation_alias="INGEST_FLUSH_ROWS")
     # rows kept in memory while PostgreSQL is unreachable; beyond that they spill to disk
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # per-symbol throttle of ticks:candles and conflation interval of ticks:trades; short
     # enough for the 50 ms tick→browser budget, long enough to cap a burst at 50 msg/s/symbol
     publish_interval_ms: int = Field(default=20, validation_alias="PUBLISH_INTERVAL_MS")
-    # provider clients: reconnect, watchdog and polling budgets (issue 3 items 3-6)
+    # provider clients: reconnect, watchdog and polling budgets
     provider_backoff_max_seconds: float = Field(
         default=60.0, validation_alias="PROVIDER_BACKOFF_MAX_SECONDS"
     )
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     # IG's non-trading allowance per account (about 30 a minute): many symbols stretch a cycle
     ig_requests_per_minute: int = Field(default=30, validation_alias="IG_REQUESTS_PER_MINUTE")
 
-    # --- polymarket (issue 6) -------------------------------------------------
+    # --- polymarket (docs/semantics.md, docs/providers.md) --------------------
     polymarket_enabled: bool = Field(default=False, validation_alias="POLYMARKET_ENABLED")
     polymarket_ws_url: str = Field(
         default="wss://ws-subscriptions-clob.polymarket.com/ws/market",
@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="POLYMARKET_PRIVATE_KEY"
     )
 
-    # --- engine and trading (issue 5) ----------------------------------------
+    # --- engine and trading (docs/trading-safety.md) --------------------------
     auto_trading_enabled: bool = Field(default=False, validation_alias="AUTO_TRADING_ENABLED")
     alpaca_live: bool = Field(default=False, validation_alias="ALPACA_LIVE")
     alpaca_trading_url: str | None = Field(default=None, validation_alias="ALPACA_TRADING_URL")

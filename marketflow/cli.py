@@ -12,7 +12,7 @@ import logging
 import sys
 from types import ModuleType
 
-# subcommand → module under marketflow.commands (DESIGN §5 "Command line")
+# subcommand → module under marketflow.commands (docs/architecture.md)
 COMMANDS: dict[str, str] = {
     "up": "up",
     "services": "services",

@@ -1,8 +1,9 @@
 """DAGSTER_HOME for ``marketflow up``: ``dagster.yaml`` and the Dagster child commands.
 
-Instance storage lives in the ``dagster`` database of the same PostgreSQL server (DESIGN §3),
-never in the market-data database. The password, if the server has one, is not written to
-disk: the file reads it from ``MARKETFLOW_DAGSTER_PG_PASSWORD`` in the children's environment.
+Instance storage lives in the ``dagster`` database of the same PostgreSQL server
+(docs/operations.md), never in the market-data database. The password, if the server has
+one, is not written to disk: the file reads it from ``MARKETFLOW_DAGSTER_PG_PASSWORD`` in
+the children's environment.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Supervisor of long-running child processes, pure asyncio (issue 2 item 6).
+"""Supervisor of long-running child processes, pure asyncio (docs/architecture.md).
 
 Each child (a ``marketflow <cmd>`` or a Dagster command line) runs in its own process group
 so a stop reaches everything it spawned (Dagster's code server lingers otherwise). Output

@@ -1,4 +1,6 @@
-"""The one partitions definition: calendar days in UTC (DESIGN §1), shared by every asset.
+"""The one partitions definition: calendar days in UTC, shared by every asset.
+
+See docs/architecture.md.
 
 Every supported market's session falls inside one UTC day, so the run for day D computes the
 session of every symbol whose market trades on D; weekend partitions are cheap no-ops for

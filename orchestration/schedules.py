@@ -1,13 +1,12 @@
-"""Clock-driven runs: the minute schedule (the original's 60 s loop) and the marts schedule.
+"""Clock-driven runs: the minute schedule (every 60 s) and the marts schedule.
 
 Why the minute schedule does not duplicate the sensor: the sensor is *data*-driven (ticks
 arrived → profile run), the schedule is *clock*-driven (a minute closed → reconcile the
-candles of the last five closed minutes, as the original's 60 s loop recomputed the last
-five). Each run of the schedule therefore targets `candles_1m` only. It adds the
-profile assets only as a fallback, when the newest ticks of the partition are newer than
-what the last profile run saw *and* the oldest of those ticks was stored more than
-PROFILE_LAG_GRACE ago — i.e. the sensor is stopped or stuck. A working sensor never sees
-its runs repeated by the schedule.
+candles of the last five closed minutes). Each run of the schedule therefore targets
+`candles_1m` only. It adds the profile assets only as a fallback, when the newest ticks
+of the partition are newer than what the last profile run saw *and* the oldest of those
+ticks was stored more than PROFILE_LAG_GRACE ago — i.e. the sensor is stopped or stuck. A
+working sensor never sees its runs repeated by the schedule.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -108,7 +107,7 @@ def minute_schedule(
         # the fallback rewrites the whole window: the sensor may have missed any minute
         selection = [candles_1m.key, *PROFILE_ASSETS]
     else:
-        # the original's loop: the last five closed minutes, so a late print is still caught
+        # the last five closed minutes, so a late print is still caught
         selection = [candles_1m.key]
         tags[WRITE_FROM_TAG] = (minute - RECONCILE_MINUTES).isoformat()
     return dg.RunRequest(

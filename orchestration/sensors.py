@@ -19,7 +19,7 @@ from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition
 SENSOR_INTERVAL_SECONDS = 15
 # A replay of more days than this in one go is a backfill's job, not the sensor's.
 MAX_PARTITIONS_PER_EVALUATION = 31
-# As the original's loop, which recomputed the last five minutes every minute.
+# The last five minutes are recomputed every minute, so late prints are caught.
 WRITE_FROM_MARGIN = timedelta(minutes=5)
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,

@@ -5,7 +5,7 @@ No I/O here; ``storage.tick_writer`` sends what this produces. Decisions pinned 
 * A print is **rejected** (counted with a sample in ``Rejects``, never stored, never raised)
   when its price is not a finite number > 0, its size is not a finite number >= 0, its
   timestamp is naive, or it lies more than ``max_future`` ahead of the writer's clock
-  (a clock that is days off is bad input, DESIGN §8). Far-past timestamps are fine: replays
+  (a clock that is days off is bad input, docs/ingest.md). Far-past timestamps are fine: replays
   of old captures are legitimate.
 * Prints with a venue trade id keep it (as text). Prints without one get a **derived id**
   ``~{price!r}:{size!r}:{k}`` where ``k`` counts earlier id-less prints of the same symbol,

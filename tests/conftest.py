@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL and Redis servers (DESIGN §3).
+"""Shared fixtures: real PostgreSQL and Redis servers (docs/operations.md).
 
 Embedded servers by default; ``CAPTURESBASE_URL`` / ``TEST_REDIS_URL`` point the suite at
 external ones. Each test that asks for ``db_url`` gets its own freshly migrated database,

@@ -113,7 +113,7 @@ class MarketServer:
                 await ws.send(text)
 
     async def drop_all(self) -> None:
-        """A clean close from the server side (the original spun on this)."""
+        """A clean close from the server side (a naive client spins on this)."""
         for ws in list(self.connections):
             await ws.close()
 

@@ -1,4 +1,6 @@
-"""Aggressor side (DESIGN §6): venue side, quote rule, tick rule with zero-tick continuation."""
+"""Aggressor side: venue side, quote rule, tick rule with zero-tick continuation.
+
+The rules are in docs/semantics.md."""
 
 from __future__ import annotations
 

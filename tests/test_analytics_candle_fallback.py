@@ -1,4 +1,4 @@
-"""Candle fallback (DESIGN §6): volume spread over the bar's range and conserved, 60/40."""
+"""Candle fallback (docs/semantics.md): volume spread over the bar's range and conserved, 60/40."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def test_reference_v3_bearish_bar() -> None:
 
 
 def test_doji_is_bullish_and_bad_bars_are_counted() -> None:
-    # DESIGN §6 splits every bar 60/40 by colour; close == open is the up colour, as in the
-    # original (bullish ⇔ close ≥ open, reference §3.3): no third, 50/50 rule
+    # every bar is split 60/40 by colour; close == open is the up colour (bullish ⇔
+    # close ≥ open): no third, 50/50 rule
     profile = candle_profile(bar(10.0, 10.0, 10.0, 10.0, 10.0), 0.5)
     assert profile[["total_volume", "buy_volume", "sell_volume"]].iloc[0].tolist() == [10, 6, 4]
     spread = spread_bars(

@@ -103,7 +103,7 @@ def test_reference_v1_one_minute_under_design_rules() -> None:
     )
     frames = compute_session(ticks, 0.01, OPEN, CLOSE, cvd_total_before=1000.0)
     vp = frames.volume_profile.set_index("price_level")
-    # zero tick at 100.01 continues the uptick (the original split it): buy 250, not 225
+    # zero tick at 100.01 continues the uptick (no half split): buy 250, not 225
     assert vp.loc[
         100.00, ["total_volume", "buy_volume", "sell_volume", "trade_count"]
     ].tolist() == [

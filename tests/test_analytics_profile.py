@@ -1,4 +1,4 @@
-"""Profile metrics (DESIGN §6): POC tie rule, value area single/dual, LVN/HVN nodes.
+"""Profile metrics (docs/semantics.md): POC tie rule, value area single/dual, LVN/HVN nodes.
 
 The vectorised walk is checked against a literal step-by-step walk written from DESIGN's
 words, on fixed vectors and on Hypothesis-generated profiles.
@@ -33,7 +33,7 @@ def textbook() -> np.ndarray:
 
 
 def walk(volumes: list[float], method: str = "single") -> tuple[int, int, int]:
-    """(poc, val, vah) indexes by the literal DESIGN §6 rules, one step at a time."""
+    """(poc, val, vah) indexes by the literal rules of docs/semantics.md, one step at a time."""
     n = len(volumes)
     top = max(volumes)
     mid2 = 0 + (n - 1)  # twice the middle index of the range

@@ -1,4 +1,4 @@
-"""The whole session pipeline against a literal per-print loop written from DESIGN §6.
+"""The whole session pipeline against a literal per-print loop written from docs/semantics.md.
 
 Prints mix venue sides, quotes (at/outside and strictly inside the spread) and bare
 prints over several minutes, with bad rows and out-of-session rows, so the aggressor
@@ -24,7 +24,7 @@ ROW = 0.05  # prices are whole cents: price / ROW never lands on a half bin
 
 
 def literal_side(prints: list[dict]) -> list[int]:
-    """+1 buy, -1 sell, 0 split: venue, then quote, then the tick rule (DESIGN §6)."""
+    """+1 buy, -1 sell, 0 split: venue, then quote, then the tick rule (docs/semantics.md)."""
     out, last_price, last_dir = [], None, 0
     for p in prints:
         if last_price is not None and p["price"] != last_price:

@@ -1,4 +1,4 @@
-"""Market sessions from exchange calendars (DESIGN §1, §6) and naked POCs."""
+"""Market sessions from exchange calendars (docs/semantics.md) and naked POCs."""
 
 from __future__ import annotations
 

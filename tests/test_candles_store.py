@@ -61,7 +61,7 @@ def stored(conn: psycopg.Connection, symbol_id: int) -> tuple:
 
 
 def test_v11_late_trade_merges_into_the_stored_bar(conn: psycopg.Connection, aapl: int) -> None:
-    # reference §8.2 V11: the 12:00 bar from 12:00:05 p10 s100, 12:00:40 p11 s50,
+    # the late-print example: the 12:00 bar from 12:00:05 p10 s100, 12:00:40 p11 s50,
     # 12:00:59 p9 s25 is stored; a late 12:00:30 p12 s5 arrives after it
     full = bar_of(aapl, [(at(5), 10, 100), (at(40), 11, 50), (at(59), 9, 25)])
     merge_candles(conn, [full])

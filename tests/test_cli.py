@@ -1,4 +1,4 @@
-"""The one entry point: every subcommand of DESIGN §5 is wired and documented in --help."""
+"""The one entry point: every documented subcommand is wired and documented in --help."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_each_symbol_has_its_own_path_near_a_plausible_price() -> None:
 
     corr = np.corrcoef(minute_returns(cols["AAPL"]), minute_returns(cols["MSFT"]))[0, 1]
     assert abs(corr) < 0.3
-    # realistic volatility: a session moves per cent, not the original's 2 % a minute
+    # realistic volatility: a session moves per cent, not 2 % a minute
     r = minute_returns(cols["AAPL"])
     assert 1e-5 < r.std() < 3e-3
 

@@ -1,4 +1,4 @@
-"""Pure engine formulas against DESIGN §6 and the reference vectors V4, V5, V7, V8."""
+"""Pure engine formulas against docs/semantics.md and worked examples (V4, V5, V7, V8)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_v8_atr_in_time_order():
     h, lo, c = zip(*V8, strict=True)
     assert atr(h, lo, c) == pytest.approx(1.853846, abs=1e-6)
     assert len(true_ranges(h, lo, c)) == 13
-    # the original's newest-first ordering gives the wrong 2.207692
+    # newest-first ordering would give the wrong 2.207692
     assert atr(h[::-1], lo[::-1], c[::-1]) == pytest.approx(2.207692, abs=1e-6)
 
 
@@ -85,7 +85,7 @@ def test_grouped_indicators_match_scalar():
 
 def test_v4_states_with_percent_momentum():
     # 0.30 % from POC (+40 BALANCE), above VAH (+30 UP), momentum 0.30 % < 0.5 (+10 BALANCE),
-    # pressure 60/40 (+10 UP) ⇒ IMBALANCE_UP 90 (the original said 100 via 10×% momentum)
+    # pressure 60/40 (+10 UP) ⇒ IMBALANCE_UP 90 (10×% momentum would say 100)
     s = detect_state([100.00, 100.05, 100.10, 100.20, 100.30], 100.0, 100.20, 99.90, 60, 40)
     assert s.state is MarketStateName.IMBALANCE_UP
     assert s.confidence == 90
@@ -94,7 +94,7 @@ def test_v4_states_with_percent_momentum():
     # flat at POC inside the value area, cvd 2 ⇒ BALANCE 80 (unchanged by the fix)
     s = detect_state([100.00, 100.00, 100.01, 100.00], 100.0, 100.05, 99.95, 51, 49)
     assert (s.state, s.confidence) == (MarketStateName.BALANCE, 80)
-    # below VAL, momentum −0.10 %: the original's −1.0 "score" left IMBALANCE_DOWN 70; a
+    # below VAL, momentum −0.10 %: a 10×% "score" of −1.0 would leave IMBALANCE_DOWN 70; a
     # real −0.10 % move is flat (< 0.5 %) so the cascade ends in BALANCE 80
     s = detect_state([100.00, 99.95, 99.97, 99.90], 100.0, 100.05, 99.95, 45, 55)
     assert (s.state, s.confidence) == (MarketStateName.BALANCE, 80)

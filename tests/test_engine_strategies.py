@@ -209,7 +209,7 @@ def test_edge_and_cooldown():
     e = EdgeTracker()
     key = (1, 1)
     assert e.observe(key, "BUY", 0, 300)  # rising edge
-    assert not e.observe(key, "BUY", 1, 300)  # still true: no repeat (the original's bug)
+    assert not e.observe(key, "BUY", 1, 300)  # still true: no repeat
     assert not e.observe(key, None, 2, 300)
     assert not e.observe(key, "BUY", 100, 300)  # a new edge inside the cooldown is swallowed
     assert not e.observe(key, "BUY", 400, 300)  # ...and not replayed later while it holds

@@ -55,7 +55,7 @@ def ticks(url: str, symbol: str) -> list[tuple]:
 
 
 def test_v11_timer_finalises_and_late_print_merges(db_url: str, tmp_path: Path) -> None:
-    """Reference §8.2 V11, fixed: the 12:00 candle is written by the timer (no later trade
+    """The late-print example: the 12:00 candle is written by the timer (no later trade
     needed) and the late 12:00:30 print merges into it instead of replacing it."""
     t0 = noon()
     clock = Clock(t0 + timedelta(seconds=59.5))

@@ -1,4 +1,4 @@
-"""Arbitrage maths (analytics.arbitrage): reference §8.2 V10 under the DESIGN §6 fee formula."""
+"""Arbitrage maths (analytics.arbitrage): a worked pair under docs/semantics.md's fees."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_fee_formula_rate_p_one_minus_p():
     assert taker_fee(0.51, 0.02) == approx(0.02 * 0.51 * 0.49)
     # V10 at a 2 % rate: fees 0.02 × (0.51·0.49 + 0.48·0.52) = 0.00999 ⇒ edge 0.00001
     assert pair_edge(0.51, 0.48, 0.02) == approx(0.00001, abs=1e-12)
-    # doc example 0.52 + 0.46 = 0.98 at 2 %: the original's net 0.0004 becomes 0.01004
+    # doc example 0.52 + 0.46 = 0.98 at 2 %: a flat-rate net of 0.0004 becomes 0.01004
     assert pair_edge(0.52, 0.46, 0.02) == approx(1 - 0.98 - 0.02 * (0.52 * 0.48 + 0.46 * 0.54))
     assert pair_edge(0.52, 0.46, 0.02) == approx(0.01004)
     assert pair_edge(0.52, 0.45, 0.0) == approx(0.03)  # design example

@@ -1,4 +1,4 @@
-"""Order books from the real market-channel captures (DESIGN §6), and a fuzz of frames."""
+"""Order books from the real market-channel captures (docs/semantics.md), and a fuzz of frames."""
 
 from __future__ import annotations
 

@@ -419,7 +419,7 @@ def test_paper_books_one_open_pair_per_market_across_episodes(db_url):
     """Found in review: every episode booked a paper pair, and a paper fill takes no
     liquidity, so an episode that closed and reopened on the same book (a reconnect makes
     the books stale for a moment) booked the same depth again, inflating paper profit.
-    A market with an open paper position is not booked again (the original's rule)."""
+    A market with an open paper position is not booked again."""
     from datetime import UTC, datetime
 
     from analytics.arbitrage import pair_entry

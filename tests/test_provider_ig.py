@@ -150,8 +150,9 @@ def test_repeated_failures_cool_down_then_recover(
 
 def test_cooldowns_grow_with_jitter_while_failures_continue(fake: FakeIg) -> None:
     """Found in review: every cooldown was exactly IG_COOLDOWN_SECONDS, so an outage was
-    retried at a fixed rhythm forever and several IG workers retried in lock step (DESIGN
-    §8: backoff and jitter). Now: at least the setting, doubling, capped, jittered."""
+    retried at a fixed rhythm forever and several IG workers retried in lock step
+    (docs/providers.md: backoff and jitter). Now: at least the setting, doubling, capped,
+    jittered."""
     provider = IgProvider(settings_for(fake, ig_cooldown_seconds=10.0), ["VOD.L"])
     delays = [provider._cooldown.next_delay() for _ in range(5)]
     assert 10 <= delays[0] <= 20 and 20 <= delays[1] <= 40 and 40 <= delays[2] <= 80

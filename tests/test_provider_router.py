@@ -98,7 +98,7 @@ def test_default_routes_fix_the_original_order() -> None:
     assert default_provider("AAPL") == "alpaca_ws"
     assert default_provider("VOD.L") == "ig"
     assert default_provider("^FTSE") == "ig"
-    assert default_provider("EURUSD") == "ig"  # the original sent FX pairs to Alpaca
+    assert default_provider("EURUSD") == "ig"  # FX pairs go to IG, not Alpaca
     assert default_provider("GBP/JPY") == "ig"
     assert default_provider("BTCUSD") == "alpaca_ws"  # not an ISO currency pair
     assert default_provider("PM:will-it-rain") == "polymarket"
@@ -193,7 +193,7 @@ def test_both_providers_merge_into_one_stream(
     assert router.zero_size_ok  # IG's quote ticks are allowed through ...
     ig_tick = next(e for e in events if isinstance(e, Trade) and e.symbol == "VOD.L")
     assert ig_tick.size == 0
-    # ... and each subscription only carries its own symbols (the original sent all to Alpaca)
+    # ... and each subscription only carries its own symbols (not every symbol to Alpaca)
     assert alpaca.client_messages[1]["trades"] == ["AAPL"]
 
 

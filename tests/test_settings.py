@@ -1,4 +1,4 @@
-"""Settings: the original system's variable names work, and secrets never print."""
+"""Settings: the variable names of the system marketflow replaces work, and secrets never print."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Supervisor: restarts with backoff, clean stop with no process left (issue 2 item 6)."""
+"""Supervisor: restarts with backoff, clean stop with no process left."""
 
 from __future__ import annotations
 

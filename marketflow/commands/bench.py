@@ -1,4 +1,4 @@
-"""``marketflow bench``: run the benchmarks of ``bench/`` in a scratch database (DESIGN §7).
+"""``marketflow bench``: run the benchmarks of ``bench/`` in a scratch database (docs/README.md).
 
 Works on a fresh machine: the services are started (embedded unless configured) if they are
 not running, a scratch database is created on that server, migrated, handed to each

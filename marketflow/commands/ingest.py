@@ -1,4 +1,4 @@
-"""``marketflow ingest``: stream a provider into PostgreSQL and Redis (issue 3, DESIGN §1)."""
+"""``marketflow ingest``: stream a provider into PostgreSQL and Redis (docs/architecture.md)."""
 
 from __future__ import annotations
 

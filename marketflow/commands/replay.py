@@ -1,4 +1,4 @@
-"""``marketflow replay FILE``: recorded trades through the ingest path (issue 3 item 10)."""
+"""``marketflow replay FILE``: recorded trades through the ingest path (docs/providers.md)."""
 
 from __future__ import annotations
 

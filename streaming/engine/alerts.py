@@ -33,7 +33,7 @@ def nodes(raw: object) -> list[tuple[float, float, float]]:
 
 
 def _nodes(raw: object) -> Iterable[tuple[float, float, float]]:
-    """(price, low, high) of each node; tolerates bare prices (the original's format)."""
+    """(price, low, high) of each node; tolerates bare prices (an older row format)."""
     if not isinstance(raw, list):
         return
     for node in raw:

@@ -1,4 +1,4 @@
-"""The engine daemon: a 1-second loop over every symbol (DESIGN §1, issue 5).
+"""The engine daemon: a 1-second loop over every symbol (docs/architecture.md).
 
 Scheduling: ticks sit on absolute deadlines (start + k seconds), so the work time never
 adds drift; a tick that overruns makes the loop skip the deadlines it missed and log the

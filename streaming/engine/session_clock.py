@@ -1,4 +1,4 @@
-"""Which session a symbol is "in" right now, in its market's own calendar (DESIGN §6).
+"""Which session a symbol is "in" right now, in its market's own calendar (docs/semantics.md).
 
 The engine keys everything session-scoped (the session profile it trusts, the session
 VWAP) on the symbol's *current session*: the latest session of its market that opened at

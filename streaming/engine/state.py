@@ -1,7 +1,7 @@
 """Market-state rows: written when a symbol's state changes or every N seconds, published
-on the ``market_state`` channel (DESIGN §4, §5).
+on the ``market_state`` channel (docs/semantics.md, Market state).
 
-The original inserted a row per symbol every ~5 s forever (reference §1.4); here a row is
+Not a row per symbol every few seconds forever: a row is
 written only when the state or its confidence changes, or as a keep-alive every
 ``ENGINE_STATE_REFRESH_SECONDS``, so the table records transitions, not a metronome.
 """

@@ -2,11 +2,11 @@
 
 A row of ``strategies`` has a ``definition`` (JSON) whose ``type`` is one of:
 
-``price_above_sma`` (the original rule, reference §4.5)
+``price_above_sma`` (the simplest rule)
     ``{"type": "price_above_sma", "period": 20, "symbol": "AAPL", "signal": "BUY"}``:
     true while the latest close is above the mean of the last ``period`` closes.
 
-``auction_market`` (reference §4.6)
+``auction_market`` (Auction Market Theory: docs/semantics.md)
     Entry when the market state is IMBALANCE_UP with BUY flow or IMBALANCE_DOWN with SELL
     flow (or, with ``allow_balance_trades``, BALANCE with a score ≥ 80 and a flow
     direction), the aggression score is ≥ ``min_aggression_score`` and there is an ATR.
@@ -80,7 +80,7 @@ AUCTION_MARKET = "auction_market"
 RULES = "rules"
 KINDS = (PRICE_ABOVE_SMA, AUCTION_MARKET, RULES)
 SIGNAL_TYPES = ("BUY", "SELL")
-BALANCE_TRADE_SCORE = 80.0  # reference §4.6: BALANCE entries need a score ≥ 80
+BALANCE_TRADE_SCORE = 80.0  # BALANCE entries need a score ≥ 80
 # SMA periods count 1-minute candles, and the engine reads 2 × the longest period of
 # candles for every symbol: a day of minutes is the most a strategy may ask for (a larger
 # number is a typo that would make every loop read years of rows, or overflow the window)

@@ -1,8 +1,8 @@
-"""1-minute candles from trades, finalised by a wall-clock timer (issue 3 item 7).
+"""1-minute candles from trades, finalised by a wall-clock timer (docs/architecture.md).
 
-The original finalised a minute only when a later-minute trade of the same symbol arrived
+A minute is not left open until a later-minute trade of the same symbol arrives
 (so the last bar of a session waited for the next session) and let a late print open a new
-partial bar that then *replaced* the complete one (reference §2.5, §8.2 V11). Here:
+partial bar that then *replaces* the complete one. Here:
 
 * ``add`` folds prints into per-(symbol, minute) partial aggregates (``core.candles.Candle``,
   which keeps the time of its first and last print and holds the one merge rule);

@@ -1,6 +1,6 @@
 """The ingest pipeline: provider events → validated rows → PostgreSQL, candles, Redis.
 
-One asyncio program (DESIGN §1), two concurrent loops:
+One asyncio program (docs/architecture.md), two concurrent loops:
 
 * **consume**: iterates the provider; ``accept`` validates each event (pure checks in
   ``validate``), resolves the symbol and stages the row; live trades are noted for

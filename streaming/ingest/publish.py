@@ -1,4 +1,4 @@
-"""Best-effort Redis publishing of live candles and trades (DESIGN §5, issue 3 item 7).
+"""Best-effort Redis publishing of live candles and trades (docs/architecture.md).
 
 * ``ticks:candles`` → ``{symbol, time, open, high, low, close, volume}`` on candle updates,
   throttled: at most one message per (symbol, minute) per interval, always the latest state
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def iso(ts_ns: int) -> str:
-    """UTC ISO 8601 with +00:00, as the original's payloads (reference §2.1)."""
+    """UTC ISO 8601 with +00:00, the time format of the ``ticks:candles`` contract."""
     whole = datetime.fromtimestamp(ts_ns // NS, tz=UTC)
     return whole.replace(microsecond=(ts_ns % NS) // 1000).isoformat()
 

@@ -1,4 +1,4 @@
-"""Bad-input rules (DESIGN §8): pure checks that name the reason a print is skipped.
+"""Bad-input rules (docs/architecture.md): pure checks that name the reason a print is skipped.
 
 Reasons are stable strings (they are the ``ingest_rejects.reason`` keys). A check never
 raises on odd input: anything it cannot make sense of is ``malformed``.

@@ -1,4 +1,4 @@
-"""Full order books per token from the CLOB market channel (DESIGN §6).
+"""Full order books per token from the CLOB market channel (docs/semantics.md).
 
 - ``book`` snapshots replace a token's ladders; levels arrive best LAST, so the best bid
   is the max price and the best ask the min price (never element 0).

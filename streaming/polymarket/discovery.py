@@ -1,7 +1,7 @@
 """Discovery into the database: upsert ``symbols`` and ``binary_markets`` from Gamma.
 
-Each market is written in its own savepoint, so one bad row never aborts the others (the
-original's aborted-transaction cascade). Symbols are ``PM:<slug>`` (Gamma slugs are unique),
+Each market is written in its own savepoint, so one bad row never aborts the others (no
+aborted-transaction cascade). Symbols are ``PM:<slug>`` (Gamma slugs are unique),
 disambiguated with the short condition id if ever taken, and never reassigned.
 
 A negRisk basket is only an arbitrage over ALL outcomes of its event, so whenever a listing

@@ -233,7 +233,7 @@ class Store:
             return
         if self.positions.get(market.market_id):
             # a paper fill takes no liquidity: a reopened episode on the same book would
-            # book the same depth again. One open paper pair per market (as the original).
+            # book the same depth again. One open paper pair per market.
             self.paper_skipped += 1
             return
         yes_px, no_px = fill.worst_prices

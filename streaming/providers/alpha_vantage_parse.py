@@ -2,7 +2,7 @@
 
 Timestamps in the answer are wall-clock times in the zone named by the meta data
 (``"6. Time Zone": "US/Eastern"``); they are localised with that zone's rules for that date,
-so 09:30 is 14:30 UTC in winter and 13:30 UTC in summer (the original stored them as UTC).
+so 09:30 is 14:30 UTC in winter and 13:30 UTC in summer (storing them as if UTC would be 4–5 h off).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The provider interface: an async source of normalised market events (DESIGN §1).
+"""The provider interface: an async source of normalised market events (docs/providers.md).
 
 A provider is built by ``make_provider(settings, symbols)`` from the module
 ``streaming/providers/<PROVIDER>.py``, which exposes ``build(settings, symbols) -> Provider``
@@ -49,7 +49,7 @@ __all__ = [
     "make_provider",
 ]
 
-# PROVIDER value → module under streaming/providers/ (DESIGN §5)
+# PROVIDER value → module under streaming/providers/ (docs/providers.md)
 PROVIDERS: dict[str, str] = {
     "demo": "demo",
     "alpaca_ws": "alpaca_ws",

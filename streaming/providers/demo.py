@@ -1,6 +1,6 @@
-"""``demo``: a seeded synthetic market that looks like a real one (issue 3 item 2).
+"""``demo``: a seeded synthetic market that looks like a real one (docs/providers.md).
 
-Unlike the original's one shared random walk of candles, each symbol here has its own
+Not one shared random walk of candles: each symbol has its own
 trade-by-trade path near a plausible price:
 
 * a mid price that diffuses (realistic per-second volatility), is nudged by order flow and

@@ -1,4 +1,4 @@
-"""``replay``: recorded trades (CSV or Parquet) through the live ingest path (issue 3 item 10).
+"""``replay``: recorded trades (CSV or Parquet) through the live ingest path (docs/providers.md).
 
 Columns (case-insensitive, first match wins):
 ``ts`` | ``timestamp`` | ``time`` | ``date`` — epoch numbers (s, ms, µs or ns, told apart by

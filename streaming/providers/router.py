@@ -1,8 +1,8 @@
 """Several providers at once (PROVIDER=router), each for its own symbols, merged into one
-stream (DESIGN §9: ingestion shards by symbol lists).
+stream: ingestion shards by symbol lists (docs/scale-out.md).
 
 Routing is per symbol from ``symbol_providers`` (``router_table``), falling back to the
-original's default rules. A provider whose credentials are missing is not started: its
+default rules of ``router_table``. A provider whose credentials are missing is not started: its
 symbols are skipped with an error naming the variables (never silently swapped for demo
 data). Each provider runs in its own supervised worker: a crash restarts it with backoff
 and jitter; a ``ProviderError`` (bad credentials, a plan that lacks the feed) stops only

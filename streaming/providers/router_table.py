@@ -1,9 +1,9 @@
 """Which provider serves which symbol: the ``symbol_providers`` table first, then the
-original's default rules (fixed), then the credentials present. Pure except ``load_table``.
+default rules, then the credentials present. Pure except ``load_table``.
 
 Defaults: Polymarket symbols (``PM:`` prefix, or a slug with ``-`` longer than 6) →
 polymarket; LSE (``.L``), indices (``^``) and FX pairs → ig; everything else → alpaca_ws.
-The original checked the US rule before the FX rule, so EURUSD went to Alpaca; here FX is
+FX is checked before the US rule (otherwise EURUSD would go to Alpaca), and is
 recognised first, and only for real ISO currency pairs (so BTCUSD is not taken for FX).
 """
 

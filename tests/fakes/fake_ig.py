@@ -1,6 +1,6 @@
 """A local IG REST gateway (``/gateway/deal``): ``POST /session`` v2 issuing CST and
 X-SECURITY-TOKEN, ``GET /markets/{epic}`` v3 and ``GET /markets?searchTerm=`` v1, with the
-documented shapes (reference §2.6) and error bodies (``errorCode``)."""
+documented shapes (docs/providers.md) and error bodies (``errorCode``)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
 }}
 
 -- one row per symbol and minute of order flow: where price stands against the running
--- session profile, and the aggression inputs the engine scores (reference §4.6)
+-- session profile, and the aggression inputs the engine scores (docs/semantics.md)
 
 with order_flow as (
     select * from {{ ref('stg_order_flow') }}
@@ -52,7 +52,7 @@ joined as (
         session_profile.poc as session_poc,
         session_profile.vah as session_vah,
         session_profile.val as session_val,
-        -- every supported session lies inside one UTC day (DESIGN §1)
+        -- every supported session lies inside one UTC day (docs/semantics.md)
         coalesce(session_profile.session_date, order_flow.bucket_date) as session_date
     from order_flow
     inner join symbols

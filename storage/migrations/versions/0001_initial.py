@@ -1,4 +1,4 @@
-"""Initial schema: every raw table of DESIGN §4 (contract: briefs/schema.md).
+"""Initial schema: every raw table (docs/architecture.md).
 
 Revision ID: 0001
 Revises:

@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-24
 
 Idempotent: every insert is ``on conflict do nothing``, so rows a user already edited keep
-their values. Routing follows the original (reference §1.2): US shares → Alpaca, LSE shares
+their values. Routing: US shares → Alpaca, LSE shares
 → IG with their ``IX.D.<X>.DAILY.IP`` epics; crypto comes from replay files (Binance
 captures), which is the only crypto source marketflow has.
 """
@@ -36,7 +36,7 @@ SYMBOLS: tuple[tuple[str, str, str, str, str, str, str, float], ...] = (
     ("ETHUSDT", "Ether / Tether", "BINANCE", "crypto", "replay", "24/7", "UTC", 0.05),
 )
 
-# symbol → (provider, venue market label as in the original's symbol_providers, IG epic)
+# symbol → (provider, venue market label of symbol_providers, IG epic)
 PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "AAPL": ("alpaca_ws", "NASDAQ", None),
     "MSFT": ("alpaca_ws", "NASDAQ", None),
@@ -57,7 +57,7 @@ SMA_STRATEGY = "AAPL SMA20 Breakout"
 SMA_DEFINITION = {"type": "price_above_sma", "period": 20, "symbol": "AAPL", "signal": "BUY"}
 
 AUCTION_STRATEGY = "auction_market"
-# reference §4.6 and its strategy_parameters defaults
+# the auction-market strategy and its default parameters (docs/semantics.md)
 AUCTION_DEFINITION = {
     "type": "auction_market",
     "min_aggression_score": 70,
