@@ -183,27 +183,28 @@ def test_stored_checks_find_loss_and_candle_mismatch(db_url: str, tmp_path: Path
         assert candle_mismatches(conn) == 1
 
 
-def _chaos(*args: str, timeout: float) -> tuple[int, str]:
+def _chaos(*args: str, timeout: float) -> tuple[int, str, str]:
+    """(exit code, stdout, both streams for failure messages)."""
     result = subprocess.run(
         [sys.executable, "-m", "marketflow.cli", "chaos", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    return result.returncode, result.stdout + result.stderr
+    return result.returncode, result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_chaos_two_minutes() -> None:
-    code, out = _chaos("--minutes", "2", timeout=280)
+    code, out, both = _chaos("--minutes", "2", timeout=280)
     lines = [line for line in out.splitlines() if line.startswith("chaos: ")]
-    assert len(lines) == 1, out[-4000:]
+    assert len(lines) == 1, both[-4000:]
     match = REPORT.match(lines[0])
     assert match is not None, lines[0]
     faults, emitted, stored, lost, duplicated, candles, orphans = map(int, match.groups())
-    assert code == 0, out[-4000:]
+    assert code == 0, both[-4000:]
     assert faults == 9 and emitted > 1000 and stored == emitted
     assert (lost, duplicated, candles, orphans) == (0, 0, 0, 0)
     assert out.rstrip().splitlines()[-1] == lines[0]  # the report is the last line
@@ -213,8 +214,8 @@ def test_chaos_two_minutes() -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_soak_short_form() -> None:
-    code, out = _chaos("--soak", "--minutes", "1", "--sample-seconds", "15", timeout=220)
-    assert code == 0, out[-4000:]
+    code, out, both = _chaos("--soak", "--minutes", "1", "--sample-seconds", "15", timeout=220)
+    assert code == 0, both[-4000:]
     assert "soak rss.ingest:" in out and "soak pg.connections:" in out
     assert "soak redis.used_memory:" in out
     assert out.rstrip().splitlines()[-1].startswith("chaos: faults 0, ")

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -104,6 +105,14 @@ def candle_mismatches(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def _quiet_dagster() -> None:
+    """The profile asset's module is loaded here outside Dagster: its beta notices about
+    the asset's own definition are noise in a chaos report."""
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
 def _profile_tables() -> dict[str, tuple[str, ...]]:
     from analytics.pipeline import (
         ORDER_FLOW_COLUMNS,
@@ -123,6 +132,7 @@ def materialize_profiles(
 ) -> int:
     """One profile run of the day [start, end) as the asset does it (with the sensor's
     ``write_from``); returns the newest tick sequence number it saw."""
+    _quiet_dagster()
     from assets import profile_io
     from assets.profiles import compute_window, concat_frames
     from orchestration.resources import PostgresResource
@@ -145,6 +155,7 @@ def materialize_profiles(
 
 def sensor_write_from(database_url: str, after_seq: int) -> datetime | None:
     """Where the tick sensor would start rewriting after cursor ``after_seq``."""
+    _quiet_dagster()
     from orchestration.sensors import WRITE_FROM_MARGIN, tick_progress
 
     with psycopg.connect(libpq_url(database_url)) as conn:
@@ -158,6 +169,7 @@ def sensor_write_from(database_url: str, after_seq: int) -> datetime | None:
 def profile_mismatches(database_url: str, start: datetime, end: datetime) -> dict[str, int]:
     """Rows that differ (either way) between the stored profile tables and a fresh
     recompute of [start, end), per table; nothing is changed (rolled back)."""
+    _quiet_dagster()
     from assets import profile_io
     from assets.profiles import compute_window, concat_frames
     from orchestration.resources import PostgresResource
