@@ -42,7 +42,7 @@ import numpy as np
 import psycopg
 
 from core.candles import Candle
-from core.events import Rejects
+from core.events import Rejects, Trade
 from core.settings import STOP_TIMEOUT_S
 from core.timestamps import MINUTE_NS, NS, to_datetime
 from storage import db
@@ -161,7 +161,7 @@ class IngestPipeline:
         self._last_rejects = time.monotonic()
         self._last_symbol_refresh = time.monotonic()
         self._consuming = False
-        self.band: PriceBand[tuple] | None = (  # type: ignore[type-arg]
+        self.band: PriceBand[tuple[Trade, int, int]] | None = (
             PriceBand(config.price_band, config.price_band_confirm)
             if config.price_band > 0
             else None

@@ -104,7 +104,7 @@ class PriceBand(Generic[T]):
         keep = np.zeros(n, bool)
         if n == 0:
             return keep
-        ref = self.ref.get(symbol)
+        ref: float | None = self.ref.get(symbol)
         logp = np.log(price)
         for start in range(0, n, BLOCK):
             block = logp[start : start + BLOCK]
@@ -119,5 +119,6 @@ class PriceBand(Generic[T]):
             keep[start : start + block.shape[0]] = ok
             kept = np.flatnonzero(ok)
             ref = float(price[start + kept[-1]]) if kept.size else math.exp(lref)
-        self.ref[symbol] = float(ref)
+        if ref is not None:
+            self.ref[symbol] = ref
         return keep
