@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import Comparison
 
@@ -161,7 +162,8 @@ def _redis_version(redis_url: str) -> str:
     try:
         client = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
-            return str(client.info("server").get("redis_version", "unknown"))
+            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+            return str(info.get("redis_version", "unknown"))
         finally:
             client.close()
     except redis.RedisError as exc:

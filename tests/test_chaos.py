@@ -20,6 +20,7 @@ from core.events import Trade
 from marketflow.chaos.faults import CYCLE, MIN_SPACING_S, RECOVERY_S, WARMUP_S, schedule
 from marketflow.chaos.soak import CONN_SLACK, Sample, judge
 from marketflow.chaos.verify import candle_mismatches, count_ticks, tick_accounting
+from streaming.providers.base import TradeBatch
 from streaming.providers.demo import NS, DemoProvider
 from streaming.providers.demo_run import (
     LEDGER_FILE,
@@ -73,7 +74,7 @@ async def _take(provider: DemoProvider, seconds: float) -> list[tuple[str, str]]
         async for event in provider.stream():
             if isinstance(event, Trade):
                 ids.append((event.symbol, str(event.trade_id)))
-            else:
+            elif isinstance(event, TradeBatch) and event.trade_id is not None:
                 ids.extend((event.symbol, str(t)) for t in event.trade_id)
 
     task = asyncio.create_task(consume())
@@ -162,10 +163,12 @@ def test_stored_checks_find_loss_and_candle_mismatch(db_url: str, tmp_path: Path
     log.took("ZZZ", 0, 4)
     log.close()
     with psycopg.connect(db_url) as conn:
-        sid = conn.execute(
+        row = conn.execute(
             "insert into symbols (symbol, asset_type, market, timezone) "
             "values ('ZZZ', 'crypto', '24/7', 'UTC') returning id"
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None
+        sid = row[0]
         ticks = [(sid, minute + timedelta(seconds=s), f"r-{s}", 10.0 + s) for s in range(3)]
         _insert_ticks(conn, ticks)
         conn.execute(

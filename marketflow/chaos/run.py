@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marketflow.chaos import procs
 from marketflow.chaos.faults import Target, schedule
@@ -34,6 +35,10 @@ from marketflow.chaos.verify import (
     tick_accounting,
 )
 from marketflow.chaos.watch import WatchState, watch
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from marketflow.services import Services, ServiceUrls
 
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
@@ -172,7 +177,7 @@ class Run:
         self.samples: list[Sample] = []
         self.cursor = 0  # the newest tick sequence number a profile run has seen
 
-    def _settings(self):  # type: ignore[no-untyped-def]
+    def _settings(self) -> Settings:
         from core.settings import get_settings
 
         get_settings.cache_clear()
@@ -208,7 +213,7 @@ class Run:
         self._orphans(settings)
         return self._report(log)
 
-    async def _drive(self, proc: asyncio.subprocess.Process, settings) -> None:  # type: ignore[no-untyped-def]
+    async def _drive(self, proc: asyncio.subprocess.Process, settings: Settings) -> None:
         from core.service_urls import resolve_urls
         from marketflow.services import Services
 
@@ -282,7 +287,9 @@ class Run:
         except Exception as exc:
             self.outcome.problems.append(f"profile run: {exc.__class__.__name__}: {exc}")
 
-    async def _soak(self, up_pid: int, services, urls, t0: float, total: float) -> None:  # type: ignore[no-untyped-def]
+    async def _soak(
+        self, up_pid: int, services: Services, urls: ServiceUrls, t0: float, total: float
+    ) -> None:
         pidfile = services.postgres.pgdata / "postmaster.pid"
         addr = services.redis.root / "redis.addr"
         n = max(2, int(total // self.opts.sample_seconds))
@@ -314,7 +321,7 @@ class Run:
         if not self.watch.live_since(t0):
             self.outcome.problems.append("no live dashboard data during the soak")
 
-    async def _verify(self, settings, started: datetime) -> None:  # type: ignore[no-untyped-def]
+    async def _verify(self, settings: Settings, started: datetime) -> None:
         """Start the servers again on the run's data and check what was stored."""
         import psycopg
 
@@ -346,7 +353,7 @@ class Run:
         finally:
             await asyncio.to_thread(services.stop)
 
-    def _orphans(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def _orphans(self, settings: Settings) -> None:
         from marketflow.services import Services
 
         services = Services(settings)

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -59,7 +60,8 @@ def take_sample(
     with contextlib.suppress(redis.RedisError):
         client = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
-            sample.values["redis.used_memory"] = float(client.info("memory")["used_memory"])
+            info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+            sample.values["redis.used_memory"] = float(info["used_memory"])
         finally:
             client.close()
     return sample
