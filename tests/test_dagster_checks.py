@@ -7,12 +7,12 @@ import warnings
 import dagster as dg
 import psycopg
 import pytest
+from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
-from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.checks import ASSET_CHECKS
 from orchestration.partitions import daily_partitions
 

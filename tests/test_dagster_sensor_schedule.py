@@ -11,12 +11,12 @@ import dagster as dg
 import pandas as pd
 import psycopg
 import pytest
+from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
-from bench.dagster_minute import insert_ticks, make_ticks
 from orchestration.definitions import defs
 from orchestration.jobs import profile_job
 from orchestration.partitions import WRITE_FROM_TAG

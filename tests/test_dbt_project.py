@@ -15,13 +15,13 @@ import dagster as dg
 import pandas as pd
 import psycopg
 import pytest
+from factories import insert_ticks, make_ticks
 from psycopg import sql
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
-from bench.dagster_minute import insert_ticks, make_ticks
 from core.service_urls import with_database
 from orchestration.dbt import dbt_resource, signal_marts
 
