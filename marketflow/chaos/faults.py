@@ -24,6 +24,8 @@ CYCLE: tuple[str, ...] = ("ingest", "postgres", "engine", "provider", "redis", "
 WARMUP_S = 15.0  # before the first fault: the platform settles, the WebSocket connects
 RECOVERY_S = 30.0  # after the last fault: restarts finish, buffered ticks drain
 MIN_SPACING_S = 8.0
+MAX_PER_MINUTE = 4.5
+CHILD_WAIT_S = 35.0  # a child in its restart backoff (capped at 30 s) is waited for
 SERVICE_OUTAGE_S = 4.0  # how long PostgreSQL / Redis stay down
 PROVIDER_OUTAGE_S = 5.0
 
@@ -40,7 +42,9 @@ def schedule(minutes: float) -> list[Planned]:
     window = minutes * 60.0 - WARMUP_S - RECOVERY_S
     if window <= 0:
         return []
-    count = max(1, int(window // MIN_SPACING_S))
+    # at most MAX_PER_MINUTE: each child then runs longer than the supervisor's stable
+    # period between its kills in a long run, so its restart backoff resets
+    count = max(1, min(int(window // MIN_SPACING_S), int(MAX_PER_MINUTE * minutes)))
     step = window / count
     return [Planned(WARMUP_S + i * step, CYCLE[i % len(CYCLE)]) for i in range(count)]
 
@@ -60,9 +64,11 @@ class Target:
     redis_url: str
 
     def kill_child(self, name: str) -> str:
-        pid = procs.supervised_child(self.up_pid, name)
-        if pid is None:
-            raise FaultError(f"no running {name} under up (pid {self.up_pid})")
+        deadline = time.monotonic() + CHILD_WAIT_S
+        while (pid := procs.supervised_child(self.up_pid, name)) is None:
+            if time.monotonic() > deadline:
+                raise FaultError(f"no running {name} under up (pid {self.up_pid})")
+            time.sleep(0.2)
         procs.kill_group(pid)
         return f"SIGKILL {name} group (pid {pid})"
 

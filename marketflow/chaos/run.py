@@ -210,7 +210,7 @@ class Run:
         finally:
             await stop_up(proc, self.outcome)
         await self._verify(settings, started)
-        self._orphans(settings)
+        self._orphans()
         return self._report(log)
 
     async def _drive(self, proc: asyncio.subprocess.Process, settings: Settings) -> None:
@@ -353,11 +353,14 @@ class Run:
         finally:
             await asyncio.to_thread(services.stop)
 
-    def _orphans(self, settings: Settings) -> None:
-        from marketflow.services import Services
+    def _server_dirs(self) -> list[Path]:
+        """Where the servers' files are: under the home, or (when the service account cannot
+        reach the home) a folder elsewhere that ``<home>/<server>/server`` links to."""
+        links = [self.home / name / "server" for name in ("postgres", "redis")]
+        return [link.resolve() for link in links if link.exists()]
 
-        services = Services(settings)
-        markers = (str(services.postgres.root), str(services.redis.root))
+    def _orphans(self) -> None:
+        markers = tuple(str(p) for p in self._server_dirs())
         time.sleep(2.0)  # a process that is on its way out gets a moment
         reap()
         left = procs.run_processes(str(self.home), {os.getpid()}, markers)
@@ -378,6 +381,9 @@ class Run:
             say(f"problem: {problem}")
         ok = self.outcome.ok
         if ok and not self.opts.keep:
+            for folder in self._server_dirs():
+                if self.home not in folder.parents:
+                    shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(self.home, ignore_errors=True)
         else:
             say(f"the run's home is kept: {self.home} (log {log.name})")
