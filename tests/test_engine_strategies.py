@@ -390,3 +390,29 @@ def test_database_refuses_out_of_bounds_parameters(db_url, table, statement):
             "update strategies set definition = definition || "
             '\'{"risk_per_trade_pct": 0.01, "max_daily_loss_pct": 50}\''
         )
+
+
+def test_a_config_row_out_of_bounds_disables_its_symbol(db_url):
+    """A row written before the constraints existed (here: constraint dropped) is not
+    trusted: the engine turns the strategy off for that symbol instead of trading it."""
+    from streaming.engine.queries import load_configs
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "alter table strategy_configs drop constraint strategy_configs_parameters_check"
+        )
+        aapl, msft = symbol_ids(conn)["AAPL"], symbol_ids(conn)["MSFT"]
+        conn.execute(
+            "update strategy_configs set parameters = '{\"atr_stop_multiplier\": 0}'"
+            " where symbol_id = %s",
+            (aapl,),
+        )
+
+    async def load() -> dict:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            return await load_configs(conn)
+
+    configs = asyncio.run(load())
+    assert configs[(aapl, "auction_market")] == SymbolConfig(enabled=False)
+    good = configs[(msft, "auction_market")]
+    assert good.enabled and good.risk_per_trade_pct == 1.0 and good.max_positions == 1
