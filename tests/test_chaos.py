@@ -222,3 +222,50 @@ def test_soak_short_form() -> None:
     assert "soak rss.ingest:" in out and "soak pg.connections:" in out
     assert "soak redis.used_memory:" in out
     assert out.rstrip().splitlines()[-1].startswith("chaos: faults 0, ")
+
+
+def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
+    from marketflow.chaos.verify import (
+        materialize_profiles,
+        profile_mismatches,
+        sensor_write_from,
+    )
+
+    now = datetime.now(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = day + timedelta(days=1)
+    first = max(day, now - timedelta(minutes=40))
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "insert into symbols (symbol, asset_type, market, timezone, row_size) "
+            "values ('ZZZ', 'crypto', '24/7', 'UTC', 0.5) returning id"
+        ).fetchone()
+        assert row is not None
+        sid = row[0]
+        _insert_ticks(
+            conn,
+            [
+                (sid, first + timedelta(seconds=7 * i), f"r-{i}", 100.0 + (i % 9))
+                for i in range(300)
+            ],
+        )
+    cursor = materialize_profiles(db_url, day, end, None)
+    assert profile_mismatches(db_url, day, end) == {
+        "volume_profile": 0,
+        "profile_metrics": 0,
+        "order_flow": 0,
+    }
+    # a late print in an early minute: the sensor's incremental run must repair it
+    with psycopg.connect(db_url) as conn:
+        _insert_ticks(conn, [(sid, first + timedelta(seconds=30), "late", 120.0)])
+    assert sum(profile_mismatches(db_url, day, end).values()) > 0  # stale rows are seen
+    write_from = sensor_write_from(db_url, cursor)
+    assert write_from is not None and write_from <= first + timedelta(seconds=30)
+    materialize_profiles(db_url, day, end, write_from)
+    assert sum(profile_mismatches(db_url, day, end).values()) == 0
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "update order_flow set delta = delta + 1 "
+            "where bucket = (select min(bucket) from order_flow)"
+        )
+    assert profile_mismatches(db_url, day, end)["order_flow"] == 2  # one row each way
