@@ -59,7 +59,7 @@ def tick_rule(
         np.subtract(up, down, out=raw[2:], dtype=np.int8)
         del up, down
     index_type = np.int32 if n < 2**31 - 1 else np.int64
-    last_change = np.arange(1, n + 1, dtype=index_type)
+    last_change: np.ndarray = np.arange(1, n + 1, dtype=index_type)
     last_change *= raw[1:] != 0
     np.maximum.accumulate(last_change, out=last_change)
     signs = np.take(raw, last_change)  # take: about twice as fast as fancy indexing

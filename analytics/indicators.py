@@ -26,7 +26,11 @@ def _f(values: Sequence[float] | FloatArray) -> FloatArray:
     return np.asarray(values, dtype=np.float64)
 
 
-def true_ranges(high: Sequence[float], low: Sequence[float], close: Sequence[float]) -> FloatArray:
+def true_ranges(
+    high: Sequence[float] | FloatArray,
+    low: Sequence[float] | FloatArray,
+    close: Sequence[float] | FloatArray,
+) -> FloatArray:
     """``max(H−L, |H−C_prev|, |L−C_prev|)`` for every bar after the first, in time order.
 
     ``C_prev`` is the *older* neighbour's close: reading bars newest-first would use the

@@ -48,10 +48,11 @@ def platform_cache_dir() -> Path | None:
 def _numba() -> Any:
     import numba
 
-    if not numba.config.CACHE_DIR:  # an operator's NUMBA_CACHE_DIR wins
+    # numba.config sets its attributes from the environment at import: not in its types
+    if not numba.config.CACHE_DIR:  # type: ignore[attr-defined]  # NUMBA_CACHE_DIR wins
         path = platform_cache_dir()
         if path is not None:
-            numba.config.CACHE_DIR = str(path)
+            numba.config.CACHE_DIR = str(path)  # type: ignore[attr-defined]
     return numba
 
 

@@ -60,7 +60,8 @@ def fill_prints_py(
             p = price[i]
             # written as selects, not branches: half the prints are zero ticks at random
             change = np.int64(p > last) - np.int64(p < last)  # NaN `last`: no change
-            tick = change if change != 0 else tick
+            # np.int64 or the int it started as: numba unifies both to int64
+            tick = change if change != 0 else tick  # type: ignore[assignment]
             last = p
             sign = tick
             if has_bid:

@@ -67,7 +67,7 @@ def _reset(url: str) -> None:
         conn.execute("checkpoint")  # start both measurements with clean buffers to flush
 
 
-def copy_batches(conn: Connection, table: str, batches: Sequence[Sequence[tuple]]) -> float:  # type: ignore[type-arg]
+def copy_batches(conn: Connection, table: str, batches: Sequence[Sequence[tuple]]) -> float:
     """The reference: binary COPY of ready tuples, one transaction per batch; seconds."""
     cols = ", ".join(COLUMNS)
     t0 = time.perf_counter()

@@ -268,7 +268,7 @@ class IngestPipeline:
         return [(n, r)]
 
     # --- flush loop ---------------------------------------------------------------
-    async def _db_call(self, fn: Callable, *args: object) -> object:  # type: ignore[type-arg]
+    async def _db_call(self, fn: Callable, *args: object) -> object:
         return await asyncio.to_thread(fn, *args)
 
     async def _ensure_db(self) -> bool:
@@ -344,9 +344,9 @@ class IngestPipeline:
                 else:
                     refused = 0
                 self.buffer.commit()
-                self.counters.stored += int(inserted)  # type: ignore[call-overload]
+                self.counters.stored += int(inserted)
                 if inserted + refused < len(chunk):
-                    self.counters.duplicates += len(chunk) - int(inserted) - refused  # type: ignore[call-overload]
+                    self.counters.duplicates += len(chunk) - int(inserted) - refused
                     minutes = chunk.ts_ns - chunk.ts_ns % MINUTE_NS
                     self._dirty.update(zip(chunk.symbol_id.tolist(), minutes.tolist(), strict=True))
                 self._drained.set()
@@ -403,7 +403,7 @@ class IngestPipeline:
             for c in stored:  # type: ignore[attr-defined]
                 self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
 
-    def _upsert_bars(self, bars: list) -> None:  # type: ignore[type-arg]
+    def _upsert_bars(self, bars: list) -> None:
         assert self._conn is not None
         candle_store.upsert_bars(self._conn, bars, self.cfg.source)
 

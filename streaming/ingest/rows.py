@@ -115,7 +115,7 @@ def derived_trade_ids(ts_ns: np.ndarray, price: np.ndarray, size: np.ndarray) ->
     return out
 
 
-def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ignore[type-arg]
+def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
     """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
 
     ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
@@ -135,7 +135,9 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:  # type: ig
         return [None if x != x else x for x in a.tolist()]  # NaN → NULL
 
     conds = rows.conditions
-    cond = [None] * n if not any(conds) else [list(c) if c else None for c in conds]
+    cond: list[list[str] | None] = (
+        [None] * n if not any(conds) else [list(c) if c else None for c in conds]
+    )
     out = list(
         zip(
             rows.symbol_id.tolist(),

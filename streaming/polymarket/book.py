@@ -41,7 +41,7 @@ _PRICE_CACHE_MAX = 20_000
 
 
 def _price(value: object) -> float:
-    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None  # type: ignore[arg-type]
+    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None
     if p is not None:
         return p
     try:
@@ -67,7 +67,7 @@ def _size(value: object) -> float:
 
 def _opt_price(value: object) -> float | None:
     """An authoritative best price; '' / None / out of (0, 1) mean an empty side."""
-    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None  # type: ignore[arg-type]
+    p = _PRICE_CACHE.get(value) if isinstance(value, str) else None
     if p is None:
         if value is None or value == "":
             return None

@@ -84,7 +84,8 @@ _ERRORS: dict[int, tuple[ErrorAction, str | None]] = {
 
 def classify_error(code: object) -> tuple[ErrorAction, str | None]:
     try:
-        return _ERRORS.get(int(code), (ErrorAction.RECONNECT, None))  # type: ignore[arg-type]
+        # whatever the frame carried: int() of anything else raises, handled below
+        return _ERRORS.get(int(code), (ErrorAction.RECONNECT, None))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return ErrorAction.RECONNECT, None
 

@@ -42,7 +42,11 @@ from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from core.events import Event
     from core.settings import Settings
+    from streaming.providers.base import TradeBatch
 
 log = logging.getLogger(__name__)
 # websockets logs every frame it sends at DEBUG (``marketflow -v``), the auth frame with the
@@ -159,7 +163,7 @@ class AlpacaStreamProvider(Provider):
 
     # --- the iterator ---------------------------------------------------------------------
 
-    async def stream(self):  # type: ignore[override]
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         if self._market_open is xnys_open:
             await asyncio.to_thread(_xnys)  # load the calendar (~0.5 s) off the event loop
         runner = asyncio.create_task(self._run(), name="alpaca-session")

@@ -30,7 +30,11 @@ from streaming.providers.base import MissingCredential, Provider
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from core.events import Event
     from core.settings import Settings
+    from streaming.providers.base import TradeBatch
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ class AlphaVantageProvider(Provider):
                 COMPACT_MINUTES,
             )
 
-    async def stream(self):  # type: ignore[override]
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         async with httpx.AsyncClient(timeout=30.0) as client:
             turn = 0
             while not self.stopping:

@@ -31,7 +31,11 @@ from streaming.providers.ig_snapshot import (
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from core.events import Event
     from core.settings import Settings
+    from streaming.providers.base import TradeBatch
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ class IgProvider(Provider):
         self.state = state
         self.counters["state"] = STATES[state]
 
-    async def stream(self):  # type: ignore[override]
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         if not self._table_loaded:
             self.epics = {**await asyncio.to_thread(_table_epics, self._settings), **self.epics}
             self._table_loaded = True

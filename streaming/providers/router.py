@@ -24,6 +24,8 @@ from streaming.providers.router_backoff import Backoff
 from streaming.providers.router_table import EXTERNAL, Plan, Route, load_table, plan, routes_for
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ class RouterProvider(Provider):
 
     # --- running --------------------------------------------------------------------------
 
-    async def stream(self):  # type: ignore[override]
+    async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         self.plan = self.make_plan(await self._load_table())
         if not self.plan.workers:
             raise ProviderError(
