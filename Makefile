@@ -4,15 +4,19 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the dashboard's npm packages (lightweight-charts), copied into its static/vendor/
+FRONTEND := streaming/relay/frontend
 
 .PHONY: run test lint bench install clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml $(FRONTEND)/package-lock.json
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; else echo "note: the browser test needs Chromium: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; fi
+	@command -v npm >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; else echo "note: the dashboard's charts need Node and npm: sudo apt-get update && sudo apt-get install -y nodejs npm"; fi
+	@if command -v npm >/dev/null 2>&1; then cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && mkdir -p ../static/vendor && cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js ../static/vendor/; fi
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -20,7 +20,7 @@ from core.contracts import Channel
 from storage.db import sqlalchemy_url
 from streaming.relay import Relay, RelayConfigError
 from streaming.relay.conflation import Outbox, conflation_key
-from streaming.relay.history import History
+from streaming.relay.queries import Queries
 
 # --- pure: the outbox -----------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)
         async with running_relay(redis_url) as relay:
-            real = relay.dispatch
+            real = relay.hub.dispatch
             calls = {"n": 0}
 
             def flaky(channel: str, raw: bytes | str) -> None:
@@ -148,7 +148,7 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
                     raise RuntimeError("a bug in one message's handling")
                 real(channel, raw)
 
-            relay.dispatch = flaky  # type: ignore[method-assign]
+            relay.hub.dispatch = flaky  # type: ignore[method-assign]
             async with connect(f"ws://127.0.0.1:{relay.port}/ws") as ws:
                 await wait_clients(relay, 1)
                 await pub.publish(Channel.SIGNALS, json.dumps({"symbol": "AAPL", "n": 1}))
@@ -160,7 +160,7 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
                     if got:
                         break
             assert got and got[0]["data"] == {"symbol": "AAPL", "n": 2}
-            assert relay._reader is not None and not relay._reader.done()
+            assert relay.hub.reader is not None and not relay.hub.reader.done()
         await pub.aclose()
 
     asyncio.run(scenario())
@@ -178,7 +178,7 @@ def test_a_port_in_use_leaves_no_reader_task_behind(redis_url: str) -> None:
             relay = Relay(redis_url, None, host="127.0.0.1", port=taken.getsockname()[1])
             with pytest.raises(OSError):
                 await relay.start()
-            assert relay._reader is None or relay._reader.done()
+            assert relay.hub.reader is None or relay.hub.reader.done()
 
     asyncio.run(scenario())
 
@@ -244,7 +244,7 @@ def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
                 assert relay.stats.received == total  # Redis drained in full
 
                 port = stalled.local_address[1]
-                stalled_client = next(c for c in relay.clients if c.ws.remote_address[1] == port)
+                stalled_client = next(c for c in relay.clients if c.peer[1] == port)
                 # back-pressure reached it: it conflated, and holds at most one per symbol
                 assert stalled_client.outbox.conflated > 0
                 assert len(stalled_client.outbox) <= len(symbols)
@@ -321,8 +321,8 @@ def test_history_endpoint_returns_recent_candles_oldest_first(redis_url: str, db
     data = asyncio.run(scenario())
     assert data["timezone"] == "America/New_York"
     # the driver-qualified URL the rest of marketflow accepts serves the same history
-    history = History(sqlalchemy_url(db_url))
-    assert asyncio.run(history.candles("AAPL", 3)) == data
+    queries = Queries(sqlalchemy_url(db_url))
+    assert asyncio.run(queries.candles("AAPL", 3)) == data
     candles = data["candles"]
     assert [c["close"] for c in candles] == [102.5, 103.5, 104.5]
     assert candles[0]["time"].startswith("2026-11-23T14:32:00")

@@ -1,10 +1,10 @@
-"""``marketflow web``: the relay (Redis → WebSocket) and the live dashboard page."""
+"""``marketflow web``: the dashboard server (pages, JSON API, live Redis → WebSocket feed)."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "serve the live dashboard: relays Redis channels to browsers over WebSocket"
+HELP = "serve the trader's dashboard: pages, JSON API (/docs) and the live WebSocket feed"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,8 @@ async def _serve(args: argparse.Namespace) -> int:
             host=args.host or settings.bind_host,
             port=args.port if args.port is not None else settings.web_port,
             token=token,
+            max_clients=settings.web_max_clients,
+            extra_hosts=settings.web_allowed_hosts,
         )
     except RelayConfigError as exc:
         log.error("%s", exc)

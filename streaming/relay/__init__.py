@@ -1,5 +1,11 @@
-"""Redis → browser relay and the live dashboard (``marketflow web``)."""
+"""The dashboard server (``marketflow web``): pages, JSON API and the Redis → browser feed.
 
-from streaming.relay.server import Relay, RelayConfigError
+``server`` runs it, ``app`` assembles it, ``hub`` is the live feed, ``security`` the access
+rules, ``api`` the JSON endpoints, ``queries`` every SQL statement, ``pages`` the page
+registry; the front end is ``static/`` (sources) and ``frontend/`` (npm packages).
+"""
+
+from streaming.relay.security import RelayConfigError
+from streaming.relay.server import Relay
 
 __all__ = ["Relay", "RelayConfigError"]

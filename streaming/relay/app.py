@@ -1,0 +1,60 @@
+"""The ASGI application: pages, JSON API, docs and the ``/ws`` live feed behind ``Guard``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from streaming.relay import api, pages
+from streaming.relay.hub import CLOSE_TOO_MANY_CLIENTS, Client, Hub, parse_filter
+from streaming.relay.queries import Queries
+from streaming.relay.security import Guard
+
+
+async def live(websocket: WebSocket) -> None:
+    """``/ws?channels=a,b&symbols=X,Y``: JSON array frames of ``{channel, data}``. The page
+    may send ``{"channels": [...], "symbols": [...]}`` later to change its filters."""
+    hub: Hub = websocket.app.state.hub
+    query = websocket.query_params
+    peer = (websocket.client.host, websocket.client.port) if websocket.client else ("", 0)
+    client = Client(
+        websocket.send_text,
+        peer,
+        parse_filter(query.getlist("channels")),
+        parse_filter(query.getlist("symbols")),
+    )
+    await websocket.accept()
+    if not hub.admit(client):
+        await websocket.close(
+            CLOSE_TOO_MANY_CLIENTS, f"too many dashboard clients (at most {hub.max_clients})"
+        )
+        return
+    writer = asyncio.create_task(hub.write(client))
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            client.refilter(message.get("text") or message.get("bytes") or "")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.leave(client)
+        writer.cancel()
+        with contextlib.suppress(BaseException):
+            await writer
+
+
+def build_app(hub: Hub, queries: Queries, *, hosts: frozenset[str], token: str | None) -> Starlette:
+    app = Starlette(
+        routes=[*api.ROUTES, WebSocketRoute("/ws", live), *pages.routes()],
+        middleware=[Middleware(Guard, hosts=hosts, token=token)],
+    )
+    app.state.hub = hub
+    app.state.queries = queries
+    return app

@@ -1,0 +1,258 @@
+// Symbol detail: candles per timeframe with the session profile beside the price axis,
+// POC/VA/LVN/HVN and naked-POC lines, signal markers, delta and CVD panes, state and alerts.
+import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, signed, stamp } from "../common.js";
+import { ProfileOverlay } from "../profile_overlay.js";
+
+const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
+const COLORS = { up: "#26a69a", down: "#ef5350", poc: "#f0b90b", va: "#4c8dff", lvn: "#7d889c", hvn: "#ff9f43", naked: "#b07cff" };
+
+function layout(symbol, tf) {
+  return `
+  <div class="symhead">
+    <span class="big">${esc(symbol)}</span><span class="muted" id="name"></span>
+    <span class="price" id="last-price">–</span><span id="change"></span>
+    <span id="state-head"></span>
+    <span class="spacer"></span>
+    <div class="tfs" id="tfs">${Object.keys(TF_SECONDS).map((t) => `<button data-tf="${t}" class="${t === tf ? "on" : ""}">${t}</button>`).join("")}</div>
+  </div>
+  <div class="layout">
+    <div class="chartbox" id="chartbox"><div class="chart" id="chart"></div><div class="legend" id="legend"></div></div>
+    <div class="stack">
+      <div class="panel"><h2>Market state</h2><div id="state"></div></div>
+      <div class="panel"><h2>Session profile</h2><dl class="kv" id="levels"></dl></div>
+      <div class="panel"><h2>Signals</h2><ul class="feed" id="signals"></ul></div>
+      <div class="panel"><h2>Alerts</h2><ul class="feed" id="alerts"><li class="muted">none yet</li></ul></div>
+    </div>
+  </div>`;
+}
+
+export async function start({ root, params }) {
+  const symbol = params.symbol.toUpperCase();
+  let tf = new URL(location.href).searchParams.get("tf") || "1m";
+  if (!TF_SECONDS[tf]) tf = "1m";
+  root.innerHTML = layout(symbol, tf);
+  const LC = window.LightweightCharts;
+  const chart = LC ? makeChart(LC, document.getElementById("chart")) : null;
+  if (!chart) document.getElementById("chart").innerHTML = '<p class="muted" style="padding:20px">Chart library missing (see the banner above); live prices still update.</p>';
+  let tz = "UTC";
+  let bars = [];
+  let minutes = new Map(); // the current bar's 1-minute candles, by local epoch
+  let signals = [];
+  let lastMinute = 0;
+  const state = { symbol };
+  const $ = (id) => document.getElementById(id);
+
+  const bucket = (t) => Math.floor(t / TF_SECONDS[tf]) * TF_SECONDS[tf];
+  const toBar = (c) => ({ time: c.t, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume });
+
+  function legend(bar) {
+    if (!bar) return;
+    const d = new Date(bar.time * 1000);
+    const when = d.toLocaleString("en-GB", { timeZone: "UTC", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    $("legend").innerHTML = `<span class="muted">${esc(symbol)} · ${tf} · ${when}</span> O ${price(bar.open)} H ${price(bar.high)} L ${price(bar.low)} <span class="${cls(bar.close - bar.open)}">C ${price(bar.close)}</span>`;
+  }
+
+  function head(last, prevClose) {
+    $("last-price").textContent = price(last);
+    if (prevClose) {
+      const chg = last - prevClose;
+      $("change").className = cls(chg);
+      $("change").textContent = `${signed(chg)} (${signed((100 * chg) / prevClose, 2, "%")})`;
+    }
+  }
+
+  function showState(s) {
+    if (!s) {
+      $("state").innerHTML = '<span class="muted">no state yet</span>';
+      return;
+    }
+    const conf = s.confidence != null ? `${num(100 * s.confidence, 0)}%` : "";
+    $("state-head").innerHTML = badge(s.state, conf);
+    $("state").innerHTML = `<div class="row">${badge(s.state, conf)} <span class="muted">${clock(s.time || s.ts, tz, true)}</span></div>
+      <dl class="kv"><dt>POC</dt><dd>${price(s.poc)}</dd><dt>Balance</dt><dd>${s.balance_low != null ? `${price(s.balance_low)} – ${price(s.balance_high)}` : "–"}</dd></dl>`;
+    $("state").dataset.state = s.state;
+  }
+
+  function addSignal(s) {
+    signals.push(s);
+    const li = document.createElement("li");
+    li.innerHTML = `<span class="t">${clock(s.time || s.ts, tz)}</span>${badge(s.type)} <span>${esc(s.strategy || "")}</span> <span class="num muted">${price(s.price)}</span>`;
+    const ul = $("signals");
+    if (ul.firstChild && ul.firstChild.classList && ul.firstChild.classList.contains("muted")) ul.innerHTML = "";
+    ul.prepend(li);
+    if (chart) chart.markers(signals.map((g) => ({ time: bucket(localEpoch(g.time || g.ts, tz)), type: g.type, strategy: g.strategy })));
+  }
+
+  function addAlert(a) {
+    const ul = $("alerts");
+    if (ul.firstChild && ul.firstChild.classList && ul.firstChild.classList.contains("muted")) ul.innerHTML = "";
+    const li = document.createElement("li");
+    const what = a.type === "lvn" ? `near LVN ${price(a.lvn)} (${a.horizon}, ${a.direction})` : esc(a.message || a.kind || JSON.stringify(a.details || {}));
+    li.innerHTML = `<span class="t">${clock(a.time, tz)}</span><span class="badge">${esc(a.type || "alert")}</span> <span>${what}</span>`;
+    ul.prepend(li);
+    while (ul.children.length > 50) ul.lastChild.remove();
+  }
+
+  async function loadProfile() {
+    const p = await api(`/api/profile?symbol=${encodeURIComponent(symbol)}`);
+    const s = p.session || {};
+    $("levels").innerHTML = `<dt>Session</dt><dd>${esc(s.session_date || "–")}</dd><dt>POC</dt><dd>${price(s.poc)}</dd>
+      <dt>VAH</dt><dd>${price(s.vah)}</dd><dt>VAL</dt><dd>${price(s.val)}</dd>
+      <dt>Volume</dt><dd>${compact(s.total_volume)}</dd>
+      <dt>LVNs</dt><dd>${(s.lvns || []).map((n) => price(n.price)).join(", ") || "–"}</dd>
+      <dt>Naked POCs</dt><dd>${p.naked_pocs.map((n) => price(n.poc)).join(", ") || "–"}</dd>`;
+    if (chart) chart.levels(p);
+  }
+
+  async function loadFlow() {
+    if (!chart) return;
+    const f = await api(`/api/flow?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`);
+    chart.flow(f.flow);
+  }
+
+  async function loadBars() {
+    const c = await api(`/api/candles?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`);
+    tz = c.timezone || "UTC";
+    bars = c.candles.map(toBar);
+    minutes = new Map();
+    if (bars.length && tf !== "1m") {
+      const m = await api(`/api/candles?symbol=${encodeURIComponent(symbol)}&tf=1m&limit=${TF_SECONDS[tf] / 60}`);
+      const last = bars[bars.length - 1].time;
+      for (const x of m.candles) if (bucket(x.t) === last) minutes.set(x.t, toBar(x));
+    }
+    if (chart) chart.candles(bars);
+    const lastBar = bars[bars.length - 1];
+    legend(lastBar);
+    if (lastBar) head(lastBar.close, state.prevClose);
+    await loadFlow();
+  }
+
+  function onCandle(d) {
+    const t1 = localEpoch(d.time, tz);
+    const b = bucket(t1);
+    const lastBar = bars[bars.length - 1];
+    if (lastBar && b < lastBar.time) return;
+    if (!lastBar || b > lastBar.time) minutes = new Map();
+    minutes.set(t1, { time: t1, open: d.open, high: d.high, low: d.low, close: d.close, volume: d.volume });
+    const ms = [...minutes.values()].sort((x, y) => x.time - y.time);
+    const bar = {
+      time: b, open: ms[0].open, close: ms[ms.length - 1].close,
+      high: Math.max(...ms.map((x) => x.high)), low: Math.min(...ms.map((x) => x.low)),
+      volume: ms.reduce((s, x) => s + (x.volume || 0), 0),
+    };
+    if (lastBar && lastBar.time === b) bars[bars.length - 1] = bar;
+    else bars.push(bar);
+    if (chart) chart.update(bar);
+    legend(bar);
+    head(bar.close, state.prevClose);
+    if (t1 > lastMinute) {
+      if (lastMinute) setTimeout(() => loadFlow().catch(() => {}), 1500);
+      lastMinute = t1;
+    }
+  }
+
+  const [wl, states, sigs] = await Promise.all([
+    api("/api/watchlist").catch(() => ({ rows: [] })),
+    api(`/api/states?symbol=${encodeURIComponent(symbol)}&limit=20`),
+    api(`/api/signals?symbol=${encodeURIComponent(symbol)}&limit=100`),
+  ]);
+  const row = wl.rows.find((r) => r.symbol === symbol);
+  if (row) {
+    $("name").textContent = row.name || "";
+    state.prevClose = row.previous_close;
+  }
+  await loadBars();
+  showState(states.states[0]);
+  $("signals").innerHTML = '<li class="muted">none yet</li>';
+  for (const s of sigs.signals.slice().reverse()) addSignal(s);
+  await loadProfile();
+  setInterval(() => loadProfile().catch(() => {}), 30000);
+
+  $("tfs").addEventListener("click", async (ev) => {
+    const next = ev.target.dataset && ev.target.dataset.tf;
+    if (!next || next === tf) return;
+    tf = next;
+    for (const b of $("tfs").children) b.classList.toggle("on", b.dataset.tf === tf);
+    const url = new URL(location.href);
+    url.searchParams.set("tf", tf);
+    history.replaceState(null, "", url.pathname + url.search);
+    await loadBars();
+    if (chart) chart.markers(signals.map((g) => ({ time: bucket(localEpoch(g.time || g.ts, tz)), type: g.type, strategy: g.strategy })));
+  });
+
+  live({ channels: [CH.candles, CH.state, CH.signals, CH.alerts], symbols: [symbol] }, (items) => {
+    for (const { channel, data } of items) {
+      if (data.symbol !== symbol) continue;
+      if (channel === CH.candles) onCandle(data);
+      else if (channel === CH.state) showState(data);
+      else if (channel === CH.signals) addSignal(data);
+      else if (channel === CH.alerts) addAlert(data);
+    }
+  });
+  if (chart) chart.onHover((bar) => legend(bar || bars[bars.length - 1]));
+  window.mfSymbol = { bars: () => bars, signals: () => signals };
+}
+
+function makeChart(LC, el) {
+  const chart = LC.createChart(el, {
+    autoSize: true,
+    layout: { background: { color: "#121722" }, textColor: "#9aa4b6", fontSize: 11, panes: { separatorColor: "#232b3b" } },
+    grid: { vertLines: { color: "#1a2130" }, horzLines: { color: "#1a2130" } },
+    rightPriceScale: { borderColor: "#232b3b" },
+    timeScale: { borderColor: "#232b3b", timeVisible: true, secondsVisible: false, rightOffset: 8 },
+    crosshair: { mode: LC.CrosshairMode.Normal },
+  });
+  const candles = chart.addSeries(LC.CandlestickSeries, {
+    upColor: COLORS.up, downColor: COLORS.down, borderVisible: false, wickUpColor: COLORS.up, wickDownColor: COLORS.down,
+  });
+  const delta = chart.addSeries(LC.HistogramSeries, { priceFormat: { type: "volume" }, title: "Delta" }, 1);
+  const cvd = chart.addSeries(LC.LineSeries, { color: COLORS.va, lineWidth: 2, priceFormat: { type: "volume" }, title: "CVD" }, 2);
+  const panes = chart.panes();
+  if (panes[1]) panes[1].setHeight(90);
+  if (panes[2]) panes[2].setHeight(90);
+  const markers = LC.createSeriesMarkers(candles, []);
+  const overlay = new ProfileOverlay(el.parentElement, chart, candles);
+  let lines = [];
+  return {
+    candles(bars) {
+      candles.setData(bars);
+      overlay.draw();
+    },
+    update(bar) {
+      candles.update(bar);
+    },
+    flow(rows) {
+      delta.setData(rows.filter((r) => r.delta != null).map((r) => ({ time: r.t, value: r.delta, color: r.delta >= 0 ? COLORS.up : COLORS.down })));
+      cvd.setData(rows.filter((r) => r.cvd != null).map((r) => ({ time: r.t, value: r.cvd })));
+    },
+    markers(list) {
+      const seen = list.slice().sort((a, b) => a.time - b.time);
+      markers.setMarkers(seen.map((m) => ({
+        time: m.time,
+        position: m.type === "SELL" ? "aboveBar" : "belowBar",
+        color: m.type === "SELL" ? COLORS.down : COLORS.up,
+        shape: m.type === "SELL" ? "arrowDown" : "arrowUp",
+        text: m.type,
+      })));
+    },
+    levels(p) {
+      for (const l of lines) candles.removePriceLine(l);
+      lines = [];
+      const s = p.session || {};
+      const add = (priceValue, color, title, style, width = 1) => {
+        if (priceValue == null) return;
+        lines.push(candles.createPriceLine({ price: priceValue, color, title, lineStyle: style, lineWidth: width, axisLabelVisible: true }));
+      };
+      add(s.poc, COLORS.poc, "POC", LC.LineStyle.Solid, 2);
+      add(s.vah, COLORS.va, "VAH", LC.LineStyle.Dashed);
+      add(s.val, COLORS.va, "VAL", LC.LineStyle.Dashed);
+      for (const n of s.lvns || []) add(n.price, COLORS.lvn, "LVN", LC.LineStyle.Dotted);
+      for (const n of s.hvns || []) add(n.price, COLORS.hvn, "HVN", LC.LineStyle.Dotted);
+      for (const n of p.naked_pocs || []) add(n.poc, COLORS.naked, `nPOC ${String(n.session_date).slice(5)}`, LC.LineStyle.LargeDashed);
+      overlay.setLevels(p.levels || [], s);
+    },
+    onHover(fn) {
+      chart.subscribeCrosshairMove((param) => fn(param && param.seriesData ? param.seriesData.get(candles) : null));
+    },
+  };
+}
