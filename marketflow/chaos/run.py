@@ -161,6 +161,15 @@ async def stop_up(proc: asyncio.subprocess.Process, outcome: Outcome) -> None:
         await proc.wait()
 
 
+def _stop_with_us() -> None:
+    """In the child before exec: SIGTERM it if this harness dies (killed by a test's
+    timeout, say), so `up` stops its children and servers instead of running on."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
 def reap() -> None:
     """Collect our exited children (servers restarted by a fault, stopped by `up`)."""
     with contextlib.suppress(ChildProcessError):
@@ -200,7 +209,8 @@ class Run:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=self.home,
-                start_new_session=True,
+                start_new_session=True,  # our Ctrl-C is not its: it is stopped in order
+                preexec_fn=_stop_with_us,
             )
         try:
             if not await wait_ready(proc, log):
