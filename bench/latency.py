@@ -233,7 +233,8 @@ def run(ctx: BenchContext) -> list[Comparison]:
             "direct": _result(direct_proc, deadline + 10),
         }
     finally:
-        for proc in [*procs, relay]:
+        every: list[subprocess.Popen[Any]] = [*procs, relay]
+        for proc in every:
             if proc.poll() is None:
                 proc.terminate()
                 try:

@@ -12,7 +12,7 @@ import json
 import textwrap
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 HELP = "show each process's health, ingest counters and lag"
 
@@ -185,7 +185,7 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     try:
         keys = sorted(client.scan_iter(match=f"{STATUS_KEY_PREFIX}*", count=100))
         for key in keys:
-            fields = client.hgetall(key)
+            fields = cast("dict[str, str]", client.hgetall(key))  # the sync client
             if fields:
                 name = key.removeprefix(STATUS_KEY_PREFIX)
                 report.processes.append(process_status(name, fields, now))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 import redis.asyncio as aioredis
@@ -98,7 +99,7 @@ def read_switch(redis_url: str, setting: bool) -> Reading:
     """The switch as the engine would read it now (used by the CLI)."""
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
-        return judge(client.get(KEY), setting)
+        return judge(cast("bytes | None", client.get(KEY)), setting)  # the sync client
     except (redis.RedisError, OSError) as exc:
         return _unreadable(exc)
     finally:

@@ -274,7 +274,7 @@ def fetch_by_condition_ids(
     for start in range(0, len(condition_ids), chunk):
         ids = condition_ids[start : start + chunk]
         params = [("condition_ids", cid) for cid in ids] + [("limit", str(len(ids)))]
-        response = client.get(url, params=params)
+        response = client.get(url, params=tuple(params))
         response.raise_for_status()
         page = response.json()
         if isinstance(page, list):
@@ -288,7 +288,7 @@ def fetch_events(client: httpx.Client, base_url: str, event_ids: list[str]) -> l
     out: list[dict] = []
     for start in range(0, len(event_ids), 50):
         ids = event_ids[start : start + 50]
-        response = client.get(url, params=[("id", i) for i in ids] + [("limit", str(len(ids)))])
+        response = client.get(url, params=(*(("id", i) for i in ids), ("limit", str(len(ids)))))
         response.raise_for_status()
         page = response.json()
         if isinstance(page, list):

@@ -207,9 +207,11 @@ class Monitor:
         yes = self.books.book(market.yes_token_id)
         no = self.books.book(market.no_token_id)
         stale = self._stale(yes, now) or self._stale(no, now)
-        ok_y, ok_n = yes is not None and yes.valid, no is not None and no.valid
-        yes_ask = yes.best_ask if ok_y else None
-        no_ask = no.best_ask if ok_n else None
+        # the books that can be read: present and valid (None otherwise)
+        ok_y = yes if yes is not None and yes.valid else None
+        ok_n = no if no is not None and no.valid else None
+        yes_ask = ok_y.best_ask if ok_y is not None else None
+        no_ask = ok_n.best_ask if ok_n is not None else None
         # ladders are sorted only when the top clears the threshold (rare): O(1) otherwise
         deep = (
             yes_ask is not None
@@ -224,14 +226,15 @@ class Monitor:
                 self._pair_deep.discard(market.market_id)
             self._rewatch(market.yes_token_id, market.no_token_id)
         view = evaluate_pair(
-            yes.best_bid if ok_y else None,
+            ok_y.best_bid if ok_y is not None else None,
             yes_ask,
-            no.best_bid if ok_n else None,
+            ok_n.best_bid if ok_n is not None else None,
             no_ask,
             market.fee_rate,
             self.min_edge,
-            yes.ask_ladder() if deep else None,
-            no.ask_ladder() if deep else None,
+            # deep implies both asks, so both books
+            ok_y.ask_ladder() if deep and ok_y is not None else None,
+            ok_n.ask_ladder() if deep and ok_n is not None else None,
             stale=stale,
         )
         row = PriceRow(
@@ -315,8 +318,9 @@ class Monitor:
         stale = any(self._stale(b, now) for b in books)
         tops = [b.best_ask if b is not None and b.valid else None for b in books]
         rates = [m.fee_rate for m in members]
-        deep = None not in tops and clears(
-            1.0 - sum(tops) - sum(taker_fee(p, r) for p, r in zip(tops, rates, strict=True)),
+        known = [p for p in tops if p is not None]
+        deep = len(known) == len(tops) and clears(
+            1.0 - sum(known) - sum(taker_fee(p, r) for p, r in zip(known, rates, strict=True)),
             self.min_edge,
         )
         if deep != (event_id in self._basket_deep):
@@ -327,7 +331,9 @@ class Monitor:
             self._rewatch(*(m.yes_token_id for m in members))
         # full ladders only when the top clears the threshold; else the top level suffices
         ladders = [
-            None if top is None else (b.ask_ladder() if deep else [(top, b.best_ask_size())])
+            None
+            if top is None or b is None  # a top price comes from a book
+            else (b.ask_ladder() if deep else [(top, b.best_ask_size())])
             for b, top in zip(books, tops, strict=True)
         ]
         view = evaluate_basket(ladders, rates, self.min_edge, stale=stale)

@@ -26,7 +26,7 @@ from core.contracts import Channel, Table
 from core.events import Rejects
 from storage.db import DEFAULT_CONNECT_TIMEOUT_S, libpq_url
 from streaming.ingest.rejects import RejectLedger
-from streaming.polymarket.monitor import EpisodeEvent, MarketInfo, PriceRow
+from streaming.polymarket.monitor import Episode, EpisodeEvent, MarketInfo, PriceRow
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Store:
         self._redis: aioredis.Redis | None = None
         self._redis_down_until = 0.0
         self._pending_events: list[EpisodeEvent] = []
-        self._new_ids: list[object] = []
+        self._new_ids: list[OpenPosition | Episode] = []
         self._ledger = RejectLedger()
         self._retry_rows: dict[str, PriceRow] = {}
 
@@ -212,7 +212,9 @@ class Store:
                     Jsonb(ep.details),
                 ),
             )
-            ep.db_id = (await cur.fetchone())[0]
+            row = await cur.fetchone()
+            assert row is not None  # insert … returning id
+            ep.db_id = row[0]
             self._new_ids.append(ep)
             if self.paper and ep.kind == "pair":
                 await self._book_pair(conn, event)
@@ -258,7 +260,9 @@ class Store:
                 f"paper pair: {fill.shares:.4f} shares each side, locked {fill.profit:.4f}",
             ),
         )
-        pid = (await cur.fetchone())[0]
+        row = await cur.fetchone()
+        assert row is not None  # insert … returning id
+        pid = row[0]
         pos = OpenPosition(
             pid, market.market_id, fill.shares, fill.shares, fill.cost + fill.fees, market.fee_rate
         )

@@ -482,7 +482,10 @@ class AlpacaStreamProvider(Provider):
                 url_override=self._data_url,
             )
         request = StockTradesRequest(
-            symbol_or_symbols=list(symbols), start=since, feed=self.feed, limit=self.gap_page_limit
+            symbol_or_symbols=list(symbols),
+            start=since,
+            feed=self.feed,  # type: ignore[arg-type]  # pydantic coerces the name to DataFeed
+            limit=self.gap_page_limit,
         )
         params = request.to_request_fields()
         if page_token:
