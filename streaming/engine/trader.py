@@ -237,14 +237,10 @@ class Trader:
         if not parameters_ok(intent):
             await self._block(conn, intent, "bad_parameters")
             return None
-        bracket = (
-            bracket_levels(
-                intent.side, intent.price, intent.atr, intent.stop_multiplier,
-                intent.target_multiplier,
-            )
-            if intent.atr is not None
-            else None
-        )  # fmt: skip
+        bracket = None
+        if intent.atr is not None:
+            mults = (intent.stop_multiplier, intent.target_multiplier)
+            bracket = bracket_levels(intent.side, intent.price, intent.atr, *mults)
         if bracket is None:
             await self._block(conn, intent, "no_levels")
             return None
