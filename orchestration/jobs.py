@@ -1,21 +1,26 @@
-"""Jobs the sensor and schedules launch; all on the in_process executor.
+"""Jobs the sensor and schedules launch; in process unless configured for celery.
 
 These runs are frequent and small: the default multiprocess executor spends 2–3 s per step
-re-importing everything in a new process (STACK-NOTES), longer than the work itself.
+re-importing everything in a new process, longer than the work itself. So the executor is
+in_process by default, or celery workers when a run's config or MARKETFLOW_EXECUTOR says so
+(orchestration/executors.py, docs/scale-out.md).
 """
 
 import dagster as dg
 
 from assets.market_data import candles_1m
 from assets.profiles import PROFILE_ASSETS
+from orchestration.executors import configured_executor
 from orchestration.partitions import daily_partitions
+
+EXECUTOR = configured_executor()
 
 # the tick-driven run (tick_stream_sensor): profiles, order flow and their checks
 profile_job = dg.define_asset_job(
     "profile_job",
     selection=dg.AssetSelection.assets(*PROFILE_ASSETS),
     partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=EXECUTOR,
     description="Volume profile, profile metrics and order flow of one partition.",
 )
 
@@ -25,7 +30,7 @@ minute_job = dg.define_asset_job(
     "minute_job",
     selection=dg.AssetSelection.assets(candles_1m, *PROFILE_ASSETS),
     partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=EXECUTOR,
     description="Candle reconciliation of closed minutes (and profiles when they lag).",
 )
 
@@ -34,6 +39,6 @@ signals_job = dg.define_asset_job(
     "signals_job",
     selection=dg.AssetSelection.groups("signals"),
     partitions_def=daily_partitions,
-    executor_def=dg.in_process_executor,
+    executor_def=EXECUTOR,
     description="dbt staging views and signal marts for one partition.",
 )

@@ -89,3 +89,28 @@ def test_plan_and_address_block(tmp_path: Path) -> None:
     for secret in ("pgpass", "rpass", "tok-secret"):
         assert secret not in block
     assert block.rstrip().endswith("marketflow is up. Ctrl-C stops everything.")
+
+
+def test_ingest_shards_become_children_over_disjoint_symbol_sets(tmp_path: Path) -> None:
+    from marketflow.supervisor import Supervisor
+
+    settings = Settings(MARKETFLOW_HOME=str(tmp_path), SYMBOLS="MSFT,AAPL,TSLA,NVDA,AMZN")
+    env = child_environment({"PATH": "/bin"}, tmp_path.resolve(), {})
+    specs, _ = plan_children(
+        settings, env, only={"ingest", "engine"}, dagster=False, ingest_shards=3
+    )
+    ingest = [s for s in specs if s.name.startswith("ingest")]
+    assert [s.name for s in ingest] == ["ingest-1", "ingest-2", "ingest-3"]
+    assert specs[-1].name == "engine"
+    shares = []
+    for spec in ingest:
+        assert spec.argv[:5] == [sys.executable, "-m", "marketflow.cli", "ingest", "--symbols"]
+        shares.append(spec.argv[5].split(","))
+    assert shares == [["AAPL", "NVDA"], ["AMZN", "TSLA"], ["MSFT"]]
+    assert Supervisor(specs).children.keys() == {"ingest-1", "ingest-2", "ingest-3", "engine"}
+    # one shard: the single `ingest` process of before, over SYMBOLS
+    single, _ = plan_children(settings, env, only={"ingest"}, dagster=False)
+    assert [(s.name, s.argv[3:]) for s in single] == [("ingest", ["ingest"])]
+    # more shards than symbols: one process per symbol, no empty shard
+    many, _ = plan_children(settings, env, only={"ingest"}, dagster=False, ingest_shards=9)
+    assert [s.name for s in many] == [f"ingest-{i}" for i in range(1, 6)]

@@ -36,6 +36,7 @@ LONG_RUNNING: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 POLYMARKET = ("polymarket", ("polymarket", "stream"))
 DAGSTER_HOST = "127.0.0.1"
+INGEST = "ingest"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only",
         metavar="NAMES",
         help="comma-separated processes to supervise (ingest,engine,web,polymarket,dagster)",
+    )
+    parser.add_argument(
+        "--ingest-shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N ingest processes (ingest-1..N) over disjoint shares of SYMBOLS (default 1)",
     )
     from core.settings import STOP_TIMEOUT_S  # ingest's shutdown fits into the same budget
 
@@ -72,10 +80,42 @@ def child_environment(
     return env
 
 
+def shard_symbols(symbols: Sequence[str], shards: int) -> list[list[str]]:
+    """Split symbols into at most ``shards`` disjoint, non-empty sets that cover them all.
+
+    Deterministic whatever the input order or repeats: the distinct symbols, sorted, are
+    dealt round-robin, so shard sizes differ by at most one.
+    """
+    if shards < 1:
+        raise ValueError(f"the number of ingest shards must be >= 1, got {shards}")
+    distinct = sorted(set(symbols))
+    dealt = [distinct[i::shards] for i in range(shards)]
+    return [share for share in dealt if share]
+
+
+def _ingest_argvs(settings: Settings, shards: int) -> list[tuple[str, tuple[str, ...]]]:
+    """(name, argv) of the ingest processes: one ``ingest``, or ``ingest-1..N`` with shares."""
+    if shards == 1:
+        return [(INGEST, (INGEST,))]
+    shares = shard_symbols(settings.symbols, shards)
+    return [
+        (f"{INGEST}-{i}", (INGEST, "--symbols", ",".join(share)))
+        for i, share in enumerate(shares, start=1)
+    ]
+
+
 def plan_children(
-    settings: Settings, env: Mapping[str, str], only: set[str] | None, dagster: bool
+    settings: Settings,
+    env: Mapping[str, str],
+    only: set[str] | None,
+    dagster: bool,
+    ingest_shards: int = 1,
 ) -> tuple[list[ChildSpec], list[str]]:
-    """The children to supervise and notes on what is skipped (and why)."""
+    """The children to supervise and notes on what is skipped (and why).
+
+    ingest_shards: N > 1 runs ingest-1..N, each over its own share of SYMBOLS (``--only
+    ingest`` keeps them all); fewer when there are fewer symbols than shards.
+    """
     from marketflow.dagster_home import DEFINITIONS_FILE, dagster_available, dagster_children
     from marketflow.supervisor import ChildSpec
 
@@ -84,8 +124,10 @@ def plan_children(
     wanted = [*LONG_RUNNING]
     if settings.polymarket_enabled:
         wanted.append(POLYMARKET)
+    at = wanted.index((INGEST, (INGEST,)))
+    wanted[at : at + 1] = _ingest_argvs(settings, ingest_shards)
     for name, argv in wanted:
-        if only is not None and name not in only:
+        if only is not None and name.split("-")[0] not in only:
             continue
         if not command_exists(argv[0]):
             notes.append(f"{name}: skipped (`marketflow {argv[0]}` is not built yet)")
@@ -149,6 +191,9 @@ async def _up(args: argparse.Namespace) -> int:
     from streaming.heartbeat import Heartbeat
 
     settings = get_settings()
+    if args.ingest_shards < 1:
+        log.error("--ingest-shards must be at least 1, got %d", args.ingest_shards)
+        return 2
     if args.only is None or "web" in args.only:
         from streaming.relay.server import RelayConfigError, check_token_config
 
@@ -173,7 +218,9 @@ async def _up(args: argparse.Namespace) -> int:
         dagster_env = write_dagster_home(settings.state_dir / "dagster", urls.dagster_database_url)
         env = child_environment(os.environ, settings.state_dir, dagster_env)
         only = {n.strip() for n in args.only.split(",")} if args.only else None
-        specs, notes = plan_children(settings, env, only, dagster=not args.no_dagster)
+        specs, notes = plan_children(
+            settings, env, only, dagster=not args.no_dagster, ingest_shards=args.ingest_shards
+        )
         supervisor = Supervisor(specs, stop_timeout=args.stop_timeout)
         if stop.is_set():
             return 0
