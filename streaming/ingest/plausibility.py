@@ -111,11 +111,12 @@ class PriceBand(Generic[T]):
             if ref is None:
                 ref = float(np.median(price[start : start + min(self.confirm, block.shape[0])]))
             lref = math.log(ref)
-            if block.shape[0] >= self.confirm:
-                mid = float(np.median(block))
+            ok = np.abs(block - lref) <= self._hi
+            if not ok.all() and block.shape[0] >= self.confirm:
+                mid = float(np.median(block))  # only when something is out: rare
                 if abs(mid - lref) > self._hi:
                     lref = mid
-            ok = np.abs(block - lref) <= self._hi
+                    ok = np.abs(block - lref) <= self._hi
             keep[start : start + block.shape[0]] = ok
             kept = np.flatnonzero(ok)
             ref = float(price[start + kept[-1]]) if kept.size else math.exp(lref)
