@@ -6,6 +6,7 @@ session, so they are one multi-asset written in one transaction: delete the wind
 it again. Re-runs and backfills are idempotent; a reader never sees half a window.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -246,6 +247,25 @@ def compute_window(
             result.merge(part)
             computed.append(symbol)
     return result, computed, max_seq
+
+
+def latest_profile_metadata(
+    instance: dg.DagsterInstance, partition_key: str
+) -> Mapping[str, dg.MetadataValue] | None:
+    """Metadata of the newest profile run of a partition (None: it never ran)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=VOLUME_PROFILE, asset_partitions=[partition_key]),
+        limit=1,
+    ).records
+    materialization = records[0].asset_materialization if records else None
+    return materialization.metadata if materialization is not None else None
+
+
+def profiled_seq(instance: dg.DagsterInstance, partition_key: str) -> int | None:
+    """The newest tick sequence the last profile run of a partition saw (None: unknown)."""
+    metadata = latest_profile_metadata(instance, partition_key)
+    seen = metadata.get("max_seq") if metadata is not None else None
+    return int(seen.value) if seen is not None else None  # type: ignore[arg-type]
 
 
 def _table_spec(key: dg.AssetKey, description: str, *, fresh: bool = True) -> dg.AssetSpec:

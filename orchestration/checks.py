@@ -11,7 +11,15 @@ import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.profile_io import active_symbols
-from assets.profiles import CANDLES, ORDER_FLOW, PROFILE_METRICS, VOLUME_PROFILE
+from assets.profiles import (
+    CANDLES,
+    ORDER_FLOW,
+    PROFILE_METRICS,
+    SKIPPED_METADATA,
+    VOLUME_PROFILE,
+    latest_profile_metadata,
+    profiled_seq,
+)
 from assets.resources import PostgresResource
 from orchestration.partitions import (
     WRITE_FROM_TAG,
@@ -57,20 +65,6 @@ def _result(rows: list[tuple], columns: tuple[str, ...], what: str) -> dg.AssetC
         description=f"{len(rows)} {what}" if rows else None,
         metadata={"failures": len(rows), "sample": dg.MetadataValue.json(sample)},
     )
-
-
-def _latest_max_seq(context: dg.AssetCheckExecutionContext) -> int | None:
-    """The newest tick sequence the profile run of this partition saw (None if unknown)."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=VOLUME_PROFILE, asset_partitions=[context.partition_key_range.end]
-        ),
-        limit=1,
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    value = records[0].asset_materialization.metadata.get("max_seq")
-    return int(value.value) if value is not None else None
 
 
 MISSING_CANDLES_SQL = f"""
@@ -242,7 +236,7 @@ def profile_volume_matches_ticks(
 ) -> dg.AssetCheckResult:
     window = context.partition_time_window
     # Ticks that arrived after the profile run read the window are not its business.
-    max_seq = _latest_max_seq(context)
+    max_seq = profiled_seq(context.instance, context.partition_key_range.end)
     with postgres.connect(read_only=True) as conn:
         params = {
             **_session_params(conn, window.start, window.end),
@@ -311,9 +305,32 @@ def cvd_continuity(
     )
 
 
+@dg.asset_check(
+    asset=VOLUME_PROFILE,
+    partitions_def=daily_partitions,
+    description=(
+        "The last profile run computed every active symbol: a symbol whose session failed "
+        "(absurd prints, an unknown market) was skipped, kept its older rows and is named here."
+    ),
+)
+def profile_symbols_computed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    metadata = latest_profile_metadata(context.instance, context.partition_key_range.end)
+    value = metadata.get(SKIPPED_METADATA) if metadata is not None else None
+    skipped = dict(value.value) if value is not None else {}  # type: ignore[call-overload]
+    return dg.AssetCheckResult(
+        passed=not skipped,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(skipped)} symbols skipped: {', '.join(sorted(skipped))}"
+        if skipped
+        else None,
+        metadata={"failures": len(skipped), "skipped": dg.MetadataValue.json(skipped)},
+    )
+
+
 ASSET_CHECKS = [
     candles_cover_traded_minutes,
     value_area_holds_poc_and_70_percent,
     profile_volume_matches_ticks,
     cvd_continuity,
+    profile_symbols_computed,
 ]

@@ -16,7 +16,7 @@ import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.market_data import candles_1m
-from assets.profiles import PROFILE_ASSETS, VOLUME_PROFILE
+from assets.profiles import PROFILE_ASSETS, profiled_seq
 from assets.resources import PostgresResource
 from orchestration.jobs import minute_job, signals_job
 from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
@@ -49,17 +49,6 @@ def markets_in_session(markets: set[str], minute: datetime) -> list[str]:
 
 def active_markets(conn: psycopg.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("select distinct market from symbols where active")}
-
-
-def profiled_seq(instance: dg.DagsterInstance, partition_key: str) -> int:
-    """The newest tick sequence the last profile run of the partition saw (0: none)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=VOLUME_PROFILE, asset_partitions=[partition_key]),
-        limit=1,
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    seen = materialization.metadata.get("max_seq") if materialization else None
-    return int(seen.value) if seen is not None else 0
 
 
 def oldest_waiting_tick(
@@ -99,7 +88,7 @@ def minute_schedule(
             return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
         key = partition_key_for(minute)
         window = daily_partitions.time_window_for_partition_key(key)
-        seen = profiled_seq(context.instance, key)
+        seen = profiled_seq(context.instance, key) or 0
         waiting_since = oldest_waiting_tick(conn, window.start, window.end, seen)
     tags = {"marketflow/markets": ",".join(open_markets)}
     # wall clock, not the scheduled time: `received_at` is when ingest stored the tick

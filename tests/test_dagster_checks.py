@@ -72,6 +72,7 @@ def materialized(db_url: str) -> tuple[str, dg.DagsterInstance]:
         "value_area_holds_poc_and_70_percent": True,
         "profile_volume_matches_ticks": True,
         "cvd_continuity": True,
+        "profile_symbols_computed": True,
     }
     return db_url, instance
 
