@@ -290,3 +290,26 @@ def test_two_engines_on_one_database_send_one_order(fake, db_url, redis_url, con
     assert conn.execute("select count(*) from orders where status <> 'blocked'").fetchone() == (1,)
     # b took over: the signal a wrote is within the cooldown it re-read, so no second one
     assert conn.execute("select count(*) from signals").fetchone()[0] == 2  # AAPL SMA + auction
+
+
+def test_a_fill_seen_by_reconciliation_counts_at_once(fake, db_url, redis_url, conn):
+    """The order fills between two loops: no longer pending in ``orders``, and the cached
+    broker positions (younger than their reuse age) predate it. The next signal for the
+    symbol must still see the position."""
+    first = intent(conn)
+    second = intent(conn, at=NOW + timedelta(seconds=1), price_time=NOW)
+
+    async def go() -> None:
+        r = aioredis.Redis.from_url(redis_url)
+        trader = Trader(trading_settings(fake, MAX_POSITIONS=5), r)
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            await trader.process(c, [first], loop_id=0, now=NOW)
+            fake.set_status(first.client_order_id, "filled", 100, 100.0)
+            fake.positions = [position("AAPL")]
+            await trader.reconcile(c)
+            await trader.process(c, [second], loop_id=1, now=NOW)
+        await r.aclose()
+
+    asyncio.run(go())
+    assert len(fake.posted_orders()) == 1
+    assert reasons(conn)[-1] == ("blocked", "position_open")

@@ -347,4 +347,9 @@ class Trader:
             self._polled[cid] = now
             self.counters.reconciled += 1
             raw = raw or {}
-            await orders.apply_broker(conn, cid, raw, broker_status(raw))
+            status = broker_status(raw)
+            await orders.apply_broker(conn, cid, raw, status)
+            if status in orders.FILLED_STATUSES:
+                # no longer pending, and maybe not yet in the cached positions: the next
+                # intent must see the new position, so the account is fetched afresh
+                self._account = None
