@@ -211,7 +211,8 @@ def value_area_columns(
     pair = method == "dual"
     per = 2 if pair else 1
     # items per side: a dual item is two bins (the last one, at the edge, maybe one)
-    full = tuple(max(1, -(-int(side.max(initial=0)) // per)) for side in (below_len, above_len))
+    down_w, up_w = (max(1, -(-int(side.max(initial=0)) // per)) for side in (below_len, above_len))
+    full = (down_w, up_w)
     if total is None:
         total = volumes.sum(axis=1)
     # what the walk must add to the POC; 70 % exactly counts as reached (float tolerance)

@@ -122,7 +122,7 @@ def last_us_session(today: date) -> tuple[date, datetime, datetime]:
 
 def prior_sessions(before: date, count: int) -> list[tuple[date, datetime, datetime]]:
     """The `count` XNYS sessions before `before`, newest first."""
-    sessions = []
+    sessions: list[tuple[date, datetime, datetime]] = []
     day = before
     while len(sessions) < count:
         day, open_, close = last_us_session(day)
@@ -245,7 +245,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
     scratch.cleanup()
 
     rows = len(ticks)
-    notes = {"ticks": rows, "symbols": SYMBOL_COUNT}
+    notes: dict[str, float] = {"ticks": rows, "symbols": SYMBOL_COUNT}
     return [
         Comparison(
             name="sensor minute-run, profiles (s)",

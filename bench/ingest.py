@@ -34,6 +34,7 @@ from storage.db import connect
 from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
 from streaming.ingest.rows import TickRows, to_writer_rows
+from streaming.providers.base import TradeBatch
 from streaming.providers.demo import DemoProvider
 
 DESCRIPTION = "demo → pipeline → PostgreSQL+candles+Redis vs raw COPY; tick→Redis p99"
@@ -48,7 +49,9 @@ def _provider(total: int, start_ns: int) -> DemoProvider:
     )  # fmt: skip
 
 
-async def _pipeline_run(ctx: BenchContext, total: int, start_ns: int, spool: Path) -> tuple:  # type: ignore[type-arg]
+async def _pipeline_run(
+    ctx: BenchContext, total: int, start_ns: int, spool: Path
+) -> tuple[float, IngestPipeline]:
     cfg = PipelineConfig(source="bench", spool_dir=spool, flush_rows=50_000, flush_ms=100)
     pipe = IngestPipeline(ctx.database_url, ctx.redis_url, cfg)
     provider = _provider(total, start_ns)
@@ -58,12 +61,13 @@ async def _pipeline_run(ctx: BenchContext, total: int, start_ns: int, spool: Pat
     return time.perf_counter() - t0, pipe
 
 
-def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tuple]]:  # type: ignore[type-arg]
+def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tuple]]:
     """The rows the pipeline stored, regenerated from the seed, as COPY tuples."""
 
     async def collect() -> list[TickRows]:
         out = []
         async for b in _provider(total, start_ns):
+            assert isinstance(b, TradeBatch)  # the bulk demo yields batches only
             n = len(b)
             out.append(
                 TickRows(
@@ -79,7 +83,7 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
     return [tuples[i : i + 50_000] for i in range(0, len(tuples), 50_000)]
 
 
-def _raw_copy(url: str, batches: list[list[tuple]]) -> float:  # type: ignore[type-arg]
+def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
     with connect(url, autocommit=True) as conn:
         register_epoch_dumper(conn)  # the same ts encoding as the pipeline's connection
         conn.execute(f"drop table if exists {RAW_TABLE}")
@@ -180,16 +184,18 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 raise RuntimeError(f"pipeline stored {stored} of {total} ({pipe.status_line()})")
             with connect(ctx.database_url, autocommit=True) as conn:
                 candles = conn.execute("select count(*), sum(volume) from candles_1m").fetchone()
-                volume = conn.execute("select sum(size) from ticks").fetchone()[0]
+                total_row = conn.execute("select sum(size) from ticks").fetchone()
+            volume = total_row[0] if total_row else None
             if candles is None or not np.isclose(candles[1] or 0.0, volume or 0.0):
                 raise RuntimeError("candle volume does not match the stored ticks")
-            ids = {s: pipe.symbols.get(s) for s in SYMBOLS}
-            batches = _same_rows(stored, start_ns, ids)  # type: ignore[arg-type]
+            ids = {s: i for s in SYMBOLS if (i := pipe.symbols.get(s)) is not None}
+            batches = _same_rows(stored, start_ns, ids)
             raw_rows = sum(len(b) for b in batches)
             best_pipe = min(best_pipe, elapsed)
             best_raw = min(best_raw, _raw_copy(ctx.database_url, batches))
         piped = asyncio.run(_pipeline_latency(ctx, seconds, spool))
         direct = asyncio.run(_direct_latency(ctx, seconds))
+    assert candles is not None  # checked in every round
     p99 = float(np.percentile(piped, 99)) if piped else float("nan")
     ref99 = float(np.percentile(direct, 99)) if direct else float("nan")
     return [

@@ -12,6 +12,10 @@ import argparse
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analytics.profile import ProfileMetrics
 
 HELP = "print a symbol's volume profile: histogram with POC, value area, LVN/HVN"
 
@@ -70,7 +74,7 @@ class ProfileView:
     volume: list[float]  # per bin from first_bin upward, empty bins included
     buy: list[float]
     trades: int
-    metrics: object  # analytics.profile.ProfileMetrics
+    metrics: ProfileMetrics
 
 
 def _in_nodes(price_lo: float, price_hi: float, nodes: list[dict[str, float]]) -> bool:
@@ -267,7 +271,8 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
     title = f"{day} {local(bounds[0])}–{close_text} {zone}"
 
     if args.horizon == "composite":
-        parts, days = [], []
+        parts: list[pd.DataFrame] = []
+        days: list[date] = []
         probe = day
         for _ in range(max(args.sessions, 1) * 4 + 7):  # skip weekends and holidays
             if len(days) == args.sessions:

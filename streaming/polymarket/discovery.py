@@ -82,7 +82,7 @@ def upsert_markets(
         try:
             with conn.transaction():  # a savepoint: a failed row never aborts the rest
                 symbol = _symbol_for_market(conn, market)
-                symbol_id = conn.execute(
+                inserted = conn.execute(
                     _UPSERT_SYMBOL,
                     (
                         symbol,
@@ -90,7 +90,9 @@ def upsert_markets(
                         market.tick_size or 0.01,
                         market.status == "active",
                     ),
-                ).fetchone()[0]
+                ).fetchone()
+                assert inserted is not None  # upsert … returning id: one row
+                symbol_id = inserted[0]
                 conn.execute(
                     _UPSERT_MARKET,
                     (
