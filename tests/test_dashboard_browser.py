@@ -1,185 +1,258 @@
-"""The dashboard in a real headless Chromium: history from PostgreSQL, live candle via Redis.
+"""The dashboard in Debian's Chromium, driven by Playwright: every page loads with data, live
+updates published to Redis appear, a strategy edit without the token is refused, the token
+leaves the address bar, and a stalled client does not hold up the browser.
 
-Driven over the Chrome DevTools Protocol with the websockets client we already depend on.
-Chromium comes from Debian (`make install` as root runs
-`apt-get install -y chromium chromium-driver`); without it this test fails, it never skips.
+Chromium comes from Debian (`make install` as root runs `apt-get install -y chromium`);
+Playwright's own browser download is not used. Without Chromium these tests fail, never skip.
+A screenshot of each page is kept under tests/artifacts/dashboard/ (gitignored).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import json
-import os
 import shutil
-import signal
-import subprocess
-import tempfile
-import time
-from datetime import UTC, datetime
+import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import psycopg
 import pytest
-import redis.asyncio as aioredis
-from websockets.asyncio.client import ClientConnection, connect
+import redis
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from web_seed import seed
+from web_served import serve
 
 from core.contracts import Channel
-from streaming.relay import Relay
 
 CHROMIUM = "/usr/bin/chromium"
-INSTALL_HINT = (
-    f"headless Chromium not found at {CHROMIUM}: run the install step "
-    "(`make install` as root, or `apt-get update && apt-get install -y chromium chromium-driver`)"
-)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "dashboard"
+TOKEN = "s3cret-t0ken"
 
 
-class DevTools:
-    """Minimal CDP client: send a command, wait for its result."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        msg_id = next(self.ids)
-        await self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
-
-    async def wait_for(self, expression: str, predicate: Any, timeout: float = 15) -> Any:
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = await self.evaluate(expression)
-            if predicate(value):
-                return value
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting on {expression!r}; last value {value!r}")
-
-
-def start_chromium(profile: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "--window-size=1400,900",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, int(port_file.read_text().splitlines()[0])
-        if proc.poll() is not None:
-            raise AssertionError(f"chromium exited with {proc.returncode}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("chromium did not open its DevTools port")
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Chromium's renderer and GPU helpers share its process group: end them all."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=5)
-
-
-def test_dashboard_shows_history_and_live_candle(redis_url: str, db_url: str) -> None:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
-        pytest.fail(INSTALL_HINT)
-    with psycopg.connect(db_url) as conn:
-        sid = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
-        conn.execute(
-            "insert into candles_1m (symbol_id, ts, open, high, low, close, volume, trade_count,"
-            " vwap) values (%s, %s, 180.0, 181.0, 179.5, 180.75, 1200, 40, 180.4)",
-            (sid, datetime(2026, 11, 23, 14, 30, tzinfo=UTC)),
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run `make install` as root, or "
+            "`apt-get update && apt-get install -y chromium`"
         )
-    # 14:31 UTC on 23 Nov is 09:31 in New York (EST): the page must show market time
-    live = {
-        "symbol": "AAPL",
-        "time": "2026-11-23T14:31:00+00:00",
-        "open": 180.75,
-        "high": 187.5,
-        "low": 180.5,
-        "close": 187.25,
-        "volume": 900,
-    }
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
-    async def scenario(profile: Path) -> tuple[str, str]:
-        pub = aioredis.Redis.from_url(redis_url)
-        relay = Relay(redis_url, db_url, host="127.0.0.1", port=0)
-        await relay.start()
-        chromium, cdp_port = start_chromium(profile)
-        try:
-            await asyncio.wait_for(relay.subscribed.wait(), 10)
-            async with httpx.AsyncClient() as http:
-                targets = (await http.get(f"http://127.0.0.1:{cdp_port}/json/list")).json()
-            page = next(t for t in targets if t["type"] == "page")
-            async with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
-                tools = DevTools(ws)
-                await tools.call("Page.navigate", url=f"http://127.0.0.1:{relay.port}/?symbol=AAPL")
-                await tools.wait_for(
-                    "document.body && document.body.dataset.ws", lambda v: v == "open"
-                )
-                history = await tools.wait_for(
-                    "document.getElementById('last-candle').textContent",
-                    lambda v: isinstance(v, str) and "180.75" in v,
-                )
-                await pub.publish(Channel.CANDLES, json.dumps(live))
-                shown = await tools.wait_for(
-                    "document.getElementById('last-candle').textContent",
-                    lambda v: isinstance(v, str) and "187.25" in v,
-                )
-                row = await tools.evaluate(
-                    "document.querySelector('#symbols tr[data-symbol=AAPL]').textContent"
-                )
-                assert "187.25" in row and "09:31" in row
-                shot = await tools.call("Page.captureScreenshot", format="png")
-                assert len(shot.get("data", "")) > 1000  # the canvas chart rendered something
-        finally:
-            stop_group(chromium)
-            await relay.stop()
-            await pub.aclose()
-        return history, shown
 
-    with tempfile.TemporaryDirectory(prefix="mf-chromium-", ignore_cleanup_errors=True) as profile:
-        history, shown = asyncio.run(scenario(Path(profile)))
-    assert "09:30" in history and "EST" in history  # history from candles_1m, New York time
-    assert "AAPL" in shown and "09:31" in shown and "EST" in shown
-    assert "O 180.75" in shown and "H 187.50" in shown and "C 187.25" in shown
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1480, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    # locator waits, not wait_for_function: the page's CSP forbids eval, which that uses
+    expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+    expect(page.locator("body")).to_have_attribute("data-ws", "open", timeout=15000)
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)  # let the charts finish their frame
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> None:
+    seeded = seed(db_url)
+    last = f"{seeded['last_close']:.2f}"
+    with serve(redis_url, db_url) as web:
+        open_page(page, f"{web.base}/")
+        row = page.locator("#watchlist tr[data-symbol=AAPL]")
+        expect(row).to_contain_text(last)
+        expect(row).to_contain_text("IMBALANCE_UP")
+        expect(row).to_contain_text("BUY")
+        expect(page.locator("#watchlist tr[data-symbol='VOD.L']")).to_contain_text("08:29")
+        shot(page, "watchlist")
+
+        open_page(page, f"{web.base}/symbol/AAPL")
+        expect(page.locator("#legend")).to_contain_text(f"C {last}")
+        expect(page.locator("#levels")).to_contain_text(f"{seeded['poc']:.2f}")
+        expect(page.locator("#signals li")).to_have_count(3)
+        expect(page.locator("#state")).to_have_attribute("data-state", "IMBALANCE_UP")
+        assert page.locator("#chart canvas").count() > 0  # lightweight-charts drew
+        shot(page, "symbol-1m")
+        page.locator("#tfs button[data-tf='15m']").click()
+        expect(page.locator("#legend")).to_contain_text("15m")
+        expect(page).to_have_url(f"{web.base}/symbol/AAPL?tf=15m")
+        # 120 minutes / 15, and the previous session's last bar
+        assert page.evaluate("window.mfSymbol.bars().length") == 9
+        shot(page, "symbol-15m")
+
+        open_page(page, f"{web.base}/strategies")
+        expect(page.locator("[data-strategy]")).to_have_count(2)
+        expect(page.locator("#strategies")).to_contain_text("auction_market")
+        expect(page.locator("#feed li")).to_have_count(3)
+        shot(page, "strategies")
+
+        open_page(page, f"{web.base}/orders")
+        expect(page.locator("#orders")).to_contain_text("filled")
+        expect(page.locator("#orders")).to_contain_text("rejected")
+        shot(page, "orders")
+
+        open_page(page, f"{web.base}/polymarket")
+        expect(page.locator("#markets")).to_contain_text("Will the Fed cut rates")
+        expect(page.locator("#markets")).to_contain_text("1.20¢")
+        expect(page.locator("#opps tr")).to_have_count(1)
+        shot(page, "polymarket")
+
+        page.goto(f"{web.base}/docs")
+        expect(page.locator("table")).to_contain_text("/api/candles")
+        shot(page, "api-docs")
+
+
+def test_candle_signal_and_state_appear_live(
+    browser: Browser, page: Page, redis_url: str, db_url: str
+) -> None:
+    seed(db_url)
+    pub = redis.Redis.from_url(redis_url)
+    with serve(redis_url, db_url) as web:
+        open_page(page, f"{web.base}/symbol/AAPL")
+        watch = browser.new_context().new_page()
+        open_page(watch, f"{web.base}/")
+        candle = {
+            "symbol": "AAPL",
+            "time": "2026-11-23T16:30:00+00:00",  # the minute after the stored ones
+            "open": 190.0,
+            "high": 199.99,
+            "low": 189.5,
+            "close": 199.25,
+            "volume": 900,
+        }
+        pub.publish(Channel.CANDLES, json.dumps(candle))
+        expect(page.locator("#legend")).to_contain_text("C 199.25")
+        expect(page.locator("#last-price")).to_have_text("199.25")
+        assert page.evaluate("window.mfSymbol.bars().length") == 122  # 120 + 1 earlier + new
+        expect(watch.locator("#watchlist tr[data-symbol=AAPL]")).to_contain_text("199.25")
+
+        signal = {
+            "symbol": "AAPL",
+            "strategy": "auction_market",
+            "type": "SELL",
+            "time": "2026-11-23T16:30:00+00:00",
+            "details": {},
+        }
+        pub.publish(Channel.SIGNALS, json.dumps(signal))
+        expect(page.locator("#signals li")).to_have_count(4)
+        expect(page.locator("#signals li").first).to_contain_text("SELL")
+        assert page.evaluate("window.mfSymbol.signals().length") == 4
+
+        state = {"symbol": "AAPL", "time": "2026-11-23T16:30:00+00:00", "state": "IMBALANCE_DOWN"}
+        pub.publish(Channel.MARKET_STATE, json.dumps({**state, "confidence": 0.81, "poc": 181.0}))
+        expect(page.locator("#state")).to_have_attribute("data-state", "IMBALANCE_DOWN")
+        expect(page.locator("#state")).to_contain_text("81%")
+        expect(watch.locator("#watchlist tr[data-symbol=AAPL]")).to_contain_text("IMBALANCE_DOWN")
+        alert = {"symbol": "AAPL", "type": "lvn", "time": "2026-11-23T16:30:00+00:00"}
+        pub.publish(Channel.ALERTS, json.dumps({**alert, "lvn": 181.5, "horizon": "session"}))
+        expect(page.locator("#alerts li").first).to_contain_text("181.50")
+        shot(page, "symbol-live")
+        watch.context.close()
+    pub.close()
+
+
+def _strategy(db_url: str) -> tuple[int, int]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "select id, cooldown_seconds from strategies where name = 'auction_market'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_strategy_edit_needs_the_token(page: Page, redis_url: str, db_url: str) -> None:
+    seed(db_url)
+    sid, cooldown = _strategy(db_url)
+    with serve(redis_url, db_url, token=TOKEN) as web:
+        open_page(page, f"{web.base}/strategies?token={TOKEN}")
+        # the token left the address bar (history, bookmarks, screen shares) at once
+        assert "token" not in page.url and page.url == f"{web.base}/strategies"
+        assert page.evaluate("sessionStorage.getItem('marketflow-token')") == TOKEN
+        card = page.locator(f"[data-strategy='{sid}']")
+        message = page.locator(f"#strategy-msg-{sid}")
+
+        page.evaluate("sessionStorage.removeItem('marketflow-token')")
+        card.locator(".s-cooldown").fill("120")
+        card.locator(".s-save").click()
+        expect(message).to_contain_text("refused: missing or wrong token")
+        assert _strategy(db_url)[1] == cooldown  # nothing written
+
+        page.evaluate(f"sessionStorage.setItem('marketflow-token', '{TOKEN}')")
+        definition = card.locator(".s-definition")
+        good = definition.input_value()
+        definition.fill(good.replace('"atr_stop_multiplier": 1.5', '"atr_stop_multiplier": 0'))
+        card.locator(".s-save").click()
+        expect(message).to_contain_text("atr_stop_multiplier must be in [0.1, 20]")
+        assert _strategy(db_url)[1] == cooldown
+
+        definition.fill(good)
+        card.locator(".s-save").click()
+        expect(message).to_have_text("saved")
+        assert _strategy(db_url)[1] == 120
+        shot(page, "strategies-edit")
+
+
+def test_a_stalled_client_does_not_delay_the_browser(
+    page: Page, redis_url: str, db_url: str
+) -> None:
+    seed(db_url)
+    pub = redis.Redis.from_url(redis_url)
+    pad = "x" * 600
+    with serve(redis_url, db_url) as web:
+        open_page(page, f"{web.base}/symbol/AAPL")
+        # a client that completes the handshake and then never reads: a frozen tab
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", web.relay.port))
+        stalled.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        port = stalled.getsockname()[1]
+
+        async def stalled_outbox() -> tuple[int, int] | None:
+            for client in list(web.relay.clients):
+                if client.peer[1] == port:
+                    return client.outbox.conflated, client.frames
+            return None
+
+        for _ in range(100):
+            if web.call(stalled_outbox()) is not None:
+                break
+            page.wait_for_timeout(20)
+        for n in range(2000):
+            pipe = pub.pipeline(transaction=False)
+            for s in range(5):
+                pipe.publish(
+                    Channel.MARKET_STATE, json.dumps({"symbol": f"S{s}", "n": n, "p": pad})
+                )
+            pipe.execute()
+        final = {"symbol": "AAPL", "time": "2026-11-23T16:30:00+00:00", "open": 190.0}
+        pub.publish(Channel.CANDLES, json.dumps({**final, "high": 191, "low": 189, "close": 190.5}))
+        expect(page.locator("#legend")).to_contain_text("C 190.50")
+        conflated, frames = web.call(stalled_outbox()) or (0, 0)
+        assert conflated > 0 and frames < 2000  # it was stalled all along, and conflated
+        stalled.close()
+    pub.close()
