@@ -68,6 +68,8 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
         out = []
         async for b in _provider(total, start_ns):
             assert isinstance(b, TradeBatch)  # the bulk demo yields batches only
+            # ... with trade ids and the quote in force
+            assert b.trade_id is not None and b.bid is not None and b.ask is not None
             n = len(b)
             out.append(
                 TickRows(
