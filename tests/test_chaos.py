@@ -249,7 +249,7 @@ def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
                 for i in range(300)
             ],
         )
-    cursor = materialize_profiles(db_url, day, end, None)
+    cursor = materialize_profiles(db_url, day, None)
     assert profile_mismatches(db_url, day, end) == {
         "volume_profile": 0,
         "profile_metrics": 0,
@@ -261,7 +261,7 @@ def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
     assert sum(profile_mismatches(db_url, day, end).values()) > 0  # stale rows are seen
     write_from = sensor_write_from(db_url, cursor)
     assert write_from is not None and write_from <= first + timedelta(seconds=30)
-    materialize_profiles(db_url, day, end, write_from)
+    materialize_profiles(db_url, day, write_from)
     assert sum(profile_mismatches(db_url, day, end).values()) == 0
     with psycopg.connect(db_url) as conn:
         conn.execute(

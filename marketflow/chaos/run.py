@@ -289,9 +289,9 @@ class Run:
         """A profile run of every day the run touched, as the tick sensor requests it."""
         start = datetime.fromtimestamp(float(os.environ["DEMO_START"]), UTC)
         try:
-            for day_start, day_end in run_days(start, datetime.now(UTC)):
+            for day_start, _ in run_days(start, datetime.now(UTC)):
                 seq = await asyncio.to_thread(
-                    materialize_profiles, database_url, day_start, day_end, write_from
+                    materialize_profiles, database_url, day_start, write_from
                 )
                 self.cursor = max(self.cursor, seq)
         except Exception as exc:

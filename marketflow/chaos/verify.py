@@ -4,8 +4,9 @@
   ``trade_id`` ``<tag>-<n>`` per symbol); stored ids the ledger does not know are counted;
 * candles: ``candles_1m`` equals candles recomputed from the stored ticks (the reconciliation
   rules: open/close by (ts, seq), volume to a relative 1e-9);
-* profiles: what the run's profile materialisations stored equals a fresh recompute over the
-  final ticks, table by table (compared in a transaction that is rolled back).
+* profiles: what the run's profile asset runs stored (a full run, then incremental runs as
+  the tick sensor requests them) equals a fresh full recompute over the final ticks, table by
+  table (compared in a transaction that is rolled back).
 """
 
 from __future__ import annotations
@@ -127,30 +128,30 @@ def _profile_tables() -> dict[str, tuple[str, ...]]:
     }
 
 
-def materialize_profiles(
-    database_url: str, start: datetime, end: datetime, write_from: datetime | None
-) -> int:
-    """One profile run of the day [start, end) as the asset does it (with the sensor's
-    ``write_from``); returns the newest tick sequence number it saw."""
+def materialize_profiles(database_url: str, day: datetime, write_from: datetime | None) -> int:
+    """One run of the real ``session_profiles`` asset for the UTC day of ``day`` (in
+    process, an ephemeral Dagster instance), tagged with ``write_from`` as the tick sensor
+    tags its runs; returns the newest tick sequence number the run saw."""
     _quiet_dagster()
-    from assets import profile_io
-    from assets.profiles import compute_window, concat_frames
+    import dagster as dg
+
+    from assets.profiles import session_profiles
+    from orchestration.partitions import WRITE_FROM_TAG, partition_key_for
     from orchestration.resources import PostgresResource
 
-    postgres = PostgresResource(database_url=database_url)
-    result, symbols, max_seq = compute_window(postgres, start, end)
-    with postgres.connect() as conn:
-        profile_io.replace_window(
-            conn,
-            start,
-            end,
-            [s.id for s in symbols],
-            volume_profile=concat_frames(result.volume_profile),
-            profile_metrics=concat_frames(result.profile_metrics),
-            order_flow=concat_frames(result.order_flow),
-            write_from=write_from,
-        )
-    return max_seq
+    tags = {WRITE_FROM_TAG: write_from.isoformat()} if write_from is not None else {}
+    result = dg.materialize(
+        [session_profiles],
+        partition_key=partition_key_for(day),
+        resources={"postgres": PostgresResource(database_url=database_url)},
+        tags=tags,
+    )
+    seqs = [
+        int(m.metadata["max_seq"].value)  # type: ignore[arg-type]
+        for m in result.asset_materializations_for_node("session_profiles")
+        if "max_seq" in m.metadata
+    ]
+    return max(seqs, default=0)
 
 
 def sensor_write_from(database_url: str, after_seq: int) -> datetime | None:
