@@ -313,3 +313,35 @@ def test_a_fill_seen_by_reconciliation_counts_at_once(fake, db_url, redis_url, c
     asyncio.run(go())
     assert len(fake.posted_orders()) == 1
     assert reasons(conn)[-1] == ("blocked", "position_open")
+
+
+def test_a_second_engine_process_says_it_is_read_only(db_url, redis_url, tmp_path):
+    """`marketflow engine --once` while another engine holds the lock: it names the holder
+    and exits non-zero instead of writing or trading."""
+    import os
+    import subprocess
+    import sys
+
+    from streaming.engine.lease import EngineLease
+
+    async def hold_then_run() -> subprocess.CompletedProcess[str]:
+        lease = EngineLease(db_url, application_name="the-other-engine")
+        assert await lease.check()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA", "APCA"))}
+        env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, MARKETFLOW_HOME=str(tmp_path))
+        try:
+            return await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "marketflow.cli", "engine", "--once"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            await lease.release()
+
+    out = asyncio.run(hold_then_run())
+    assert out.returncode == 1, out.stderr
+    assert "read-only" in out.stdout and "the-other-engine" in out.stdout
+    assert "engine lock" in out.stderr + out.stdout
