@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -50,9 +51,16 @@ async def live(websocket: WebSocket) -> None:
             await writer
 
 
-def build_app(hub: Hub, queries: Queries, *, hosts: frozenset[str], token: str | None) -> Starlette:
+def build_app(
+    hub: Hub,
+    queries: Queries,
+    *,
+    hosts: frozenset[str],
+    token: str | None,
+    static_dir: Path = pages.STATIC_DIR,
+) -> Starlette:
     app = Starlette(
-        routes=[*api.ROUTES, WebSocketRoute("/ws", live), *pages.routes()],
+        routes=[*api.ROUTES, WebSocketRoute("/ws", live), *pages.routes(static_dir)],
         middleware=[Middleware(Guard, hosts=hosts, token=token)],
     )
     app.state.hub = hub

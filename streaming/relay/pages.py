@@ -91,10 +91,10 @@ def render(page: Page, params: dict[str, str], static_dir: Path = STATIC_DIR) ->
     )
 
 
-def page_route(page: Page) -> Route:
+def page_route(page: Page, static_dir: Path = STATIC_DIR) -> Route:
     async def show(request: Request) -> Response:
         params = {k: str(v) for k, v in request.path_params.items()}
-        return HTMLResponse(render(page, params))
+        return HTMLResponse(render(page, params, static_dir))
 
     return Route(
         page.path, show, methods=["GET"], name=f"page-{page.slug}", include_in_schema=False
@@ -138,7 +138,7 @@ async def docs(request: Request) -> Response:
 
 def routes(static_dir: Path = STATIC_DIR) -> list[BaseRoute]:
     return [
-        *(page_route(page) for page in PAGES),
+        *(page_route(page, static_dir) for page in PAGES),
         Route("/openapi.json", openapi, include_in_schema=False),
         Route("/docs", docs, include_in_schema=False),
         Mount("/static", StaticFiles(directory=static_dir), name="static"),

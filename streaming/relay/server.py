@@ -12,12 +12,14 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import uvicorn
 
 from core.contracts import Channel
 from streaming.relay.app import build_app
 from streaming.relay.hub import Client, Hub, HubStats
+from streaming.relay.pages import STATIC_DIR
 from streaming.relay.queries import Queries
 from streaming.relay.security import (
     RelayConfigError,
@@ -65,6 +67,7 @@ class Relay:
         channels: Iterable[str] = tuple(Channel),
         max_clients: int = 64,
         extra_hosts: Iterable[str] = (),
+        static_dir: Path = STATIC_DIR,
     ) -> None:
         check_token_config(host, token)
         self.host = host
@@ -73,7 +76,11 @@ class Relay:
         self.hub = Hub(redis_url, channels, max_clients)
         self.queries = Queries(database_url)
         self.app = build_app(
-            self.hub, self.queries, hosts=allowed_hosts(host, extra_hosts), token=token
+            self.hub,
+            self.queries,
+            hosts=allowed_hosts(host, extra_hosts),
+            token=token,
+            static_dir=static_dir,
         )
         self._sock: socket.socket | None = None
         self._server: _Server | None = None

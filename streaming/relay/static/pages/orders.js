@@ -25,7 +25,7 @@ function render(root, d) {
       <div class="panel"><h2>Polymarket positions (open)</h2>${table([["Market"], ["YES", "num"], ["NO", "num"], ["Cost", "num"], ["Mark", "num"], ["P/L", "num"]], binary)}</div>
     </div>
     <div class="panel"><h2>Orders <span class="tag">read-only</span></h2><div id="orders">${table(
-      [["Created", "num"], ["Symbol"], ["Side"], ["Qty", "num"], ["Type"], ["Entry", "num"], ["Stop", "num"], ["Target", "num"], ["Status"], ["Filled", "num"], ["Strategy"], ["Reason"], [""]],
+      [["Created (UTC)", "num"], ["Symbol"], ["Side"], ["Qty", "num"], ["Type"], ["Entry", "num"], ["Stop", "num"], ["Target", "num"], ["Status"], ["Filled", "num"], ["Strategy"], ["Reason"], [""]],
       orders,
     )}</div></div></div>`;
 }

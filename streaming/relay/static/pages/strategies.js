@@ -19,7 +19,7 @@ function configRows(st) {
     .map((c) => `<tr data-config="${esc(c.symbol)}">
       <td class="sym">${esc(c.symbol)}</td>
       <td><input type="checkbox" class="c-enabled" ${c.enabled ? "checked" : ""}></td>
-      <td><code class="c-params" contenteditable="true" spellcheck="false">${esc(JSON.stringify(c.parameters))}</code></td>
+      <td class="params"><code class="c-params" contenteditable="true" spellcheck="false" title="JSON, edit in place">${esc(JSON.stringify(c.parameters))}</code></td>
       <td class="num"><input type="number" step="0.1" class="c-risk" value="${c.risk_per_trade_pct ?? ""}"></td>
       <td class="num"><input type="number" step="1" class="c-pos" value="${c.max_positions ?? ""}"></td>
       <td><button class="act c-save">Save</button></td></tr>`)
@@ -30,17 +30,19 @@ function card(st) {
   const d = st.definition || {};
   return `<div class="panel card" data-strategy="${st.id}">
     <div class="row"><h3>${esc(st.name)}</h3><span class="tag">${esc(d.type || "?")}</span>
-      ${st.active ? badge("open", "active") : '<span class="badge">disabled</span>'}
+      ${st.active ? '<span class="badge on">active</span>' : '<span class="badge off">disabled</span>'}
       <span class="spacer"></span>
       <span class="muted">signals 24h <b class="n24">${st.signals_24h ?? 0}</b> · total ${st.signals_total ?? 0} · last <span class="lastsig">${stamp(st.last_signal_at)}</span></span></div>
     <div class="row">
       <label class="switch"><input type="checkbox" class="s-active" ${st.active ? "checked" : ""}> active</label>
       <label>cooldown <input type="number" class="s-cooldown" min="0" step="1" value="${st.cooldown_seconds}"> s</label>
     </div>
-    <textarea class="s-definition" spellcheck="false">${esc(JSON.stringify(d, null, 2))}</textarea>
-    <div class="row"><button class="act s-save">Save strategy</button><span class="msg" id="strategy-msg-${st.id}"></span></div>
-    <h2>Per-symbol configs</h2>${configRows(st)}
-    <h2 style="margin-top:10px">Performance</h2>${perfRows(st.performance)}
+    <div class="cardbody">
+      <div><h2>Definition</h2><textarea class="s-definition" spellcheck="false">${esc(JSON.stringify(d, null, 2))}</textarea>
+        <div class="row"><button class="act s-save">Save strategy</button><span class="msg" id="strategy-msg-${st.id}"></span></div></div>
+      <div><h2>Per-symbol configs</h2>${configRows(st)}
+        <h2 class="gap">Performance <span class="tag">all history</span></h2>${perfRows(st.performance)}</div>
+    </div>
   </div>`;
 }
 
@@ -53,7 +55,7 @@ export async function start({ root }) {
   const recent = await api("/api/signals?limit=30");
   root.innerHTML = `<div class="layout">
     <div class="cards" id="strategies">${data.strategies.map(card).join("")}</div>
-    <div class="panel"><h2>Live signals</h2><ul class="feed" id="feed" style="max-height:none"></ul></div></div>`;
+    <div class="panel"><h2>Live signals <span class="tag">UTC</span></h2><ul class="feed" id="feed" style="max-height:none"></ul></div></div>`;
   const feed = document.getElementById("feed");
   const addSignal = (s) => {
     const li = document.createElement("li");
