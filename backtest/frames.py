@@ -35,6 +35,7 @@ I64 = npt.NDArray[np.int64]
 
 MINUTE_S = 60.0
 DECIDE_AT_S = 59.0  # seconds into a minute when the simulated engine ticks
+NO_NODES: list[dict[str, float]] = []  # shared, never mutated
 
 
 def decision_instants(start: datetime, end: datetime) -> F:
@@ -112,7 +113,7 @@ def _latest(levels: Levels, asof: F) -> Profile:
         vah=pick(levels.vah),
         val=pick(levels.val),
         bucket=pick(levels.bucket),
-        lvns=[[] for _ in range(len(asof))],  # LVNs feed alerts only, never a strategy
+        lvns=[NO_NODES] * len(asof),  # LVNs feed alerts only, never a strategy
     )
 
 

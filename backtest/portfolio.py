@@ -139,7 +139,8 @@ def simulate(
     limits = Limits(account.min_balance, account.max_positions, account.max_daily_loss_pct)
     open_: list[Trade] = []
     realised = 0.0
-    closed_before: list[tuple[float, float]] = []  # (exit ts, pnl), exit order
+    closed_before: list[tuple[float, float]] = []  # (exit ts, pnl)
+    day = (float("nan"), account.capital)  # (UTC day start, equity then)
     for sig in sorted(signals, key=lambda s: (s.ts, s.symbol_id)):
         t = sig.ts
         still = []
@@ -150,8 +151,11 @@ def simulate(
             else:
                 still.append(tr)
         open_ = still
+        if t - t % DAY_S != day[0]:  # a new day: the previous day's closing equity
+            start = t - t % DAY_S
+            day = (start, account.capital + sum(p for ts, p in closed_before if ts <= start))
         why, trade = _one(strategy, sig, candles, configs, account, limits, open_, realised, t,
-                          closed_before)  # fmt: skip
+                          day[1])  # fmt: skip
         if why is not None:
             book.block(why)
         elif trade is not None:
@@ -170,7 +174,7 @@ def _one(
     open_: list[Trade],
     realised: float,
     t: float,
-    closed_before: list[tuple[float, float]],
+    last_equity: float,
 ) -> tuple[str | None, Trade | None]:
     config = configs.get((sig.symbol_id, strategy.name))
     it = intent(strategy, sig, config)
@@ -191,8 +195,6 @@ def _one(
         return "no_levels", None
     unrealised = sum(_mark(tr, candles[tr.signal.symbol_id], t) for tr in open_)
     equity = account.capital + realised + unrealised
-    day_start = t - t % DAY_S
-    last_equity = account.capital + sum(p for ts, p in closed_before if ts <= day_start)
     notional = sum(tr.fill.entry_price * tr.fill.qty for tr in open_)
     view = AccountView(
         equity=equity,

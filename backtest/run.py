@@ -117,14 +117,16 @@ def candles_of(h: SymbolHistory) -> Candles:
     return Candles(h.ts, h.open, h.high, h.low, h.close)
 
 
-def run_on_histories(
+def collect_signals(
     strategy: Strategy,
     histories: Sequence[SymbolHistory],
     configs: Mapping[tuple[int, str], SymbolConfig],
     request: Request,
     progress: Callable[[int], None] | None = None,
-) -> Result:
-    t0 = time.perf_counter()
+) -> tuple[list[Signal], int]:
+    """Every symbol's signals over the request's minutes, and the symbol-minutes evaluated.
+    Symbols are independent here (edges and cooldowns are per symbol), so any split of
+    the symbols over processes gives the same signals."""
     asof = decision_instants(request.start, request.end)
     edges = EdgeTracker()
     signals: list[Signal] = []
@@ -135,10 +137,26 @@ def run_on_histories(
         )
         signals.extend(out.signals)
         minutes += out.minutes
+    return signals, minutes
+
+
+def run_on_histories(
+    strategy: Strategy,
+    histories: Sequence[SymbolHistory],
+    configs: Mapping[tuple[int, str], SymbolConfig],
+    request: Request,
+    progress: Callable[[int], None] | None = None,
+    signals: tuple[list[Signal], int] | None = None,
+) -> Result:
+    """The whole backtest (``signals``: the ``collect_signals`` answer when already known)."""
+    t0 = time.perf_counter()
+    if signals is None:
+        signals = collect_signals(strategy, histories, configs, request, progress)
+    found, minutes = signals
     t1 = time.perf_counter()
     candles = {h.symbol_id: candles_of(h) for h in histories}
     account = request.account
-    book = simulate(strategy, signals, candles, configs, account)
+    book = simulate(strategy, found, candles, configs, account)
     start, end = request.start.timestamp(), request.end.timestamp()
     curve = equity_curve(book.trades, candles, start, end, account.capital)
     daily = daily_stats(curve, book.trades, account.capital)
@@ -153,7 +171,7 @@ def run_on_histories(
     return Result(
         strategy=strategy,
         symbols=[h.symbol for h in histories],
-        signals=signals,
+        signals=found,
         book=book,
         curve=curve,
         daily=daily,

@@ -55,8 +55,8 @@ def history(
     slow = np.convolve(close, np.ones(240) / 240, mode="full")[:n]
     slow[:240] = close[:240]
     composite = Levels(ts.copy(), slow, slow * 1.01, slow * 0.99)
-    push = np.tanh(ret / 0.0015)
-    buy = np.clip(50 + 30 * push + rng.normal(0, 8, n), 0, 100)
+    push = np.tanh(ret / 0.002)
+    buy = np.clip(50 + 18 * push + rng.normal(0, 6, n), 0, 100)
     sell = 100 - buy
     cvd = np.cumsum((buy - sell) / 100 * volume)
     return SymbolHistory(

@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "dagster_minute",
     "engine",
     "polymarket",
+    "backtest",
 )
 
 
