@@ -376,7 +376,8 @@ def _prepare_ticks(
     if ns.size:
         low, high = price.min(), price.max()  # NaN makes both NaN: the checks fail then
         if low > 0 and np.isfinite(high) and _all_positive_finite(size):
-            return _TickArrays(ns, price, size, *optional, price_range=(low, high))
+            side, bid, ask = optional
+            return _TickArrays(ns, price, size, side, bid, ask, price_range=(low, high))
     good_price = np.isfinite(price) & (price > 0)
     good_size = np.isfinite(size) & (size > 0)
     good = good_price & good_size
@@ -428,9 +429,8 @@ def _fallback_bars(
     if use.size == 0:
         return empty
     chosen = candles.iloc[use]
-    spread = spread_bars(
-        *(chosen[c].to_numpy() for c in ("open", "high", "low", "close", "volume")), row_size
-    )
+    ohlcv = [chosen[c].to_numpy() for c in ("open", "high", "low", "close", "volume")]
+    spread = spread_bars(ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], row_size)
     _count(rejected, "bad_candle", spread.rejected)
     if spread.bar.size == 0:
         return empty

@@ -151,7 +151,7 @@ def _grid_block(entries: Entries, r0: int, r1: int, n_bins: int) -> tuple:
     signed = np.bincount(key, weights=entries.signed[t0:t1], minlength=cells)
     # fallback bins saw no print: they add volume but no trade count
     count = np.bincount(key, minlength=cells) if entries.counts else np.zeros(cells, np.int64)
-    buy = signed
+    buy: np.ndarray = signed  # float64: bincount with weights (the stubs say intp)
     buy += volume
     buy *= 0.5
     return (

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -139,9 +140,9 @@ class Publisher:
         candles, self._candles = self._candles, {}
         trades, self._trades = self._trades, {}
         messages = [(Channel.CANDLES.value, orjson.dumps(p)) for p in candles.values()]
-        recv = []
+        recv: list[int] = []  # monotonic ns each trade was received
         for p in trades.values():
-            recv.append(p.pop("_recv"))
+            recv.append(cast(int, p.pop("_recv")))
             messages.append((Channel.TRADES.value, orjson.dumps(p)))
         if time.monotonic() < self._down_until:
             self.dropped += len(messages)
