@@ -7,6 +7,7 @@ whatever the stream's rate (a sensor that consumed a socket would hang the daemo
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -84,7 +85,7 @@ def _in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
 def observation(
     progress: TickProgress, last_ts: datetime | None, now: datetime
 ) -> dg.AssetObservation:
-    metadata: dict[str, object] = {"rows": progress.rows, "max_seq": progress.max_seq}
+    metadata: dict[str, Any] = {"rows": progress.rows, "max_seq": progress.max_seq}
     if last_ts is not None:
         metadata["last_tick_time"] = dg.MetadataValue.timestamp(last_ts)
         metadata["lag_seconds"] = round((now - last_ts).total_seconds(), 3)

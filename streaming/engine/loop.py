@@ -420,8 +420,8 @@ class Engine:
 
         trader = self.trader()
         if trader is not None:
-            intents = [self._intent(snap, s, c, now) for s, c in fired if s.trade]
-            intents = [i for i in intents if i is not None]
+            maybe = [self._intent(snap, s, c, now) for s, c in fired if s.trade]
+            intents = [i for i in maybe if i is not None]
             report.intents = intents
             await trader.process(conn, intents, self.counters.loops, now)
             if self._is_due("reconcile", RECONCILE_EVERY_S, t):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import SupportsFloat
 
 import numpy as np
 import numpy.typing as npt
@@ -131,7 +132,7 @@ def candle_window(sma_periods: frozenset[int]) -> timedelta:
     return timedelta(minutes=max(MOMENTUM_WINDOW_MINUTES + 1, longest * 2 + 5))
 
 
-def json_number(value: float) -> float | None:
+def json_number(value: SupportsFloat) -> float | None:
     """A metric for a JSON message or row: the float, or None (null) when it is missing."""
     return float(value) if math.isfinite(value) else None
 
@@ -188,6 +189,7 @@ def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -
     price = last_per_group(snap.close, off)
 
     # momentum over the closes of the last 60 minutes only (the window may be longer for SMAs)
+    since: np.ndarray | float
     if len(snap.asof) == n:
         since = np.repeat(snap.asof - MOMENTUM_WINDOW_MINUTES * 60, np.diff(off))
     else:

@@ -433,7 +433,7 @@ def condition_mask(
     right = (
         _numeric(metrics, "sma" if cond.ref == "sma" else REFS[cond.ref], cond.period)
         if cond.ref is not None
-        else np.float64(cond.value)  # type: ignore[arg-type]
+        else np.float64(cond.value)
     )
     with np.errstate(invalid="ignore"):
         out = np.asarray(op(left, right), dtype=bool)
@@ -470,7 +470,7 @@ def evaluate(
                 int(i),
                 strategy.signal,
                 float(metrics.price[i]),
-                lambda i=i: {
+                lambda i=i: {  # type: ignore[misc]  # mypy cannot infer a default-argument lambda
                     "price": float(metrics.price[i]),
                     "sma": float(sma[i]),
                     "period": strategy.period,
@@ -493,7 +493,7 @@ def evaluate(
             int(i),
             strategy.signal,
             float(metrics.price[i]),
-            lambda i=i: {
+            lambda i=i: {  # type: ignore[misc]  # mypy cannot infer a default-argument lambda
                 "price": float(metrics.price[i]),
                 "market_state": STATE_NAMES[int(state[i])].value,
                 "aggression_score": float(metrics.aggression[i]),
@@ -569,7 +569,7 @@ def _auction(
                 int(i),
                 side,
                 float(metrics.price[i]),
-                lambda i=i, name=name, flow_name=flow_name: {
+                lambda i=i, name=name, flow_name=flow_name: {  # type: ignore[misc]
                     "price": float(metrics.price[i]),
                     "market_state": name,
                     "confidence": float(confidence[i]),

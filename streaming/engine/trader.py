@@ -339,9 +339,9 @@ class Trader:
             except RateLimited:
                 return
             except Exception as exc:
-                status, _ = broker_error(exc)
+                code, _ = broker_error(exc)
                 self._polled[cid] = now
-                if status == 404 and age > 60:
+                if code == 404 and age > 60:
                     await orders.set_status(conn, cid, "rejected", error="unknown at the broker")
                 continue
             self._polled[cid] = now
