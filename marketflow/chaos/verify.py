@@ -128,6 +128,9 @@ def _profile_tables() -> dict[str, tuple[str, ...]]:
     }
 
 
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # no step events
+
+
 def materialize_profiles(database_url: str, day: datetime, write_from: datetime | None) -> int:
     """One run of the real ``session_profiles`` asset for the UTC day of ``day`` (in
     process, an ephemeral Dagster instance), tagged with ``write_from`` as the tick sensor
@@ -145,6 +148,7 @@ def materialize_profiles(database_url: str, day: datetime, write_from: datetime 
         partition_key=partition_key_for(day),
         resources={"postgres": PostgresResource(database_url=database_url)},
         tags=tags,
+        run_config=QUIET_RUN,
     )
     seqs = [
         int(m.metadata["max_seq"].value)  # type: ignore[arg-type]
