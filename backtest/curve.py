@@ -60,7 +60,7 @@ def equity_curve(
     for tr in trades:
         c = candles[tr.signal.symbol_id]
         last = max(last, float(c.ts[tr.fill.exit.index]) + MINUTE_S)
-    grid = np.arange(_minute(start), last, MINUTE_S)
+    grid = np.arange(_minute(start), last, MINUTE_S, dtype=np.float64)
     n = len(grid)
     realised = np.zeros(n)
     marks = np.zeros(n)

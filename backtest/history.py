@@ -92,7 +92,7 @@ order by id
 def symbols(conn: psycopg.Connection, wanted: list[str] | None) -> list[tuple[int, str, str, str]]:
     """(id, symbol, market, asset_type) of the wanted symbols (all when None), id order."""
     names = [s.upper() for s in wanted] if wanted else None
-    return [tuple(r) for r in conn.execute(SYMBOLS_SQL, (names, names)).fetchall()]  # type: ignore[misc]
+    return [tuple(r) for r in conn.execute(SYMBOLS_SQL, (names, names)).fetchall()]
 
 
 def load_history(

@@ -47,7 +47,7 @@ def max_drawdown(equity: Sequence[float] | F) -> tuple[float, float]:
     return float(fall.max()), float(pct.max())
 
 
-def sharpe(daily_returns: Sequence[float], periods: int = TRADING_DAYS) -> float | None:
+def sharpe(daily_returns: Sequence[float] | F, periods: int = TRADING_DAYS) -> float | None:
     r = np.asarray(daily_returns, dtype=np.float64)
     if len(r) < 2:
         return None
@@ -55,7 +55,7 @@ def sharpe(daily_returns: Sequence[float], periods: int = TRADING_DAYS) -> float
     return float(r.mean()) / sd * math.sqrt(periods) if sd > 0 else None
 
 
-def sortino(daily_returns: Sequence[float], periods: int = TRADING_DAYS) -> float | None:
+def sortino(daily_returns: Sequence[float] | F, periods: int = TRADING_DAYS) -> float | None:
     r = np.asarray(daily_returns, dtype=np.float64)
     if len(r) < 2:
         return None
@@ -75,7 +75,7 @@ def summary(
     holding_minutes: Sequence[float],
     exit_reasons: Sequence[str],
     equity: Sequence[float] | F,
-    daily: Sequence[float],
+    daily: Sequence[float] | F,
     exposed_minutes: int,
     periods: int = TRADING_DAYS,
 ) -> dict[str, Any]:

@@ -49,10 +49,10 @@ def history(
     cs = np.cumsum(close)
     before = np.repeat(np.concatenate([[0.0], cs[starts[1:] - 1]]), counts)
     k = np.arange(n) - np.repeat(starts, counts) + 1
-    poc = (cs - before) / k
+    poc = np.asarray((cs - before) / k, dtype=np.float64)
     spread = close * (0.002 + 0.004 * np.minimum(k / 240.0, 1.0))
     session = Levels(ts.copy(), poc, poc + spread, poc - spread)
-    slow = np.convolve(close, np.ones(240) / 240, mode="full")[:n]
+    slow = np.asarray(np.convolve(close, np.ones(240) / 240, mode="full")[:n], dtype=np.float64)
     slow[:240] = close[:240]
     composite = Levels(ts.copy(), slow, slow * 1.01, slow * 0.99)
     push = np.tanh(ret / 0.002)
