@@ -231,3 +231,40 @@ def test_pages_are_served_with_a_clear_message_without_the_chart_bundle(
     assert "make install" in page.text and CHARTS_BUNDLE not in page.text.split("</head>")[0]
     assert home.status_code == 200 and 'data-page="watchlist"' in home.text
     assert bundle.status_code == 404
+
+
+def test_strategy_performance_and_episodes_from_their_marts(redis_url: str, db_url: str) -> None:
+    sid, _, _ = _cooldown(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # what dbt builds, in its schema
+        conn.execute("create schema analytics")
+        conn.execute(
+            "create table analytics.strategy_performance as select 'all_history'::text as scope,"
+            " %s::bigint as strategy_id, 'AAPL'::text as symbol, 4 as signals,"
+            " 0.75::float8 as hit_rate_60m, 1.25::float8 as mean_return_60m_pct,"
+            " 1 as take_profits, 2 as stop_losses",
+            (sid,),
+        )
+        conn.execute(
+            "create table analytics.binary_arbitrage_episodes as select 'pair'::text as kind,"
+            " 'm1'::text as market_id, null::text as event_id, 3 as opportunities,"
+            " now() as started_at, now() as ended_at, 12.0::float8 as duration_seconds,"
+            " 0.03::float8 as best_edge, 80.0::float8 as size_at_best_edge"
+        )
+    with serve(redis_url, db_url) as web:
+        strategies = get(web.base, "/api/strategies").json()
+        poly = get(web.base, "/api/polymarket").json()
+    assert strategies["performance_source"] == "strategy_performance"
+    auction = next(s for s in strategies["strategies"] if s["id"] == sid)
+    assert auction["performance"] == [
+        {
+            "strategy_id": sid,
+            "symbol": "AAPL",
+            "signals": 4,
+            "hit_rate_60m": 0.75,
+            "mean_return_60m_pct": 1.25,
+            "take_profits": 1,
+            "stop_losses": 2,
+        }
+    ]
+    assert poly["episodes_source"] == "binary_arbitrage_episodes"
+    assert poly["episodes"][0]["opportunities"] == 3
