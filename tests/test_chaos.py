@@ -19,9 +19,14 @@ import pytest
 from core.events import Trade
 from marketflow.chaos.faults import CYCLE, MIN_SPACING_S, RECOVERY_S, WARMUP_S, schedule
 from marketflow.chaos.soak import CONN_SLACK, Sample, judge
-from marketflow.chaos.verify import candle_mismatches, count_ticks, tick_accounting
+from marketflow.chaos.verify import (
+    altered_ticks,
+    candle_mismatches,
+    count_ticks,
+    tick_accounting,
+)
 from streaming.providers.base import TradeBatch
-from streaming.providers.demo import NS, DemoProvider
+from streaming.providers.demo import NS, DemoProvider, run_prints
 from streaming.providers.demo_run import (
     LEDGER_FILE,
     RunLog,
@@ -67,15 +72,26 @@ def test_disconnect_control(tmp_path: Path) -> None:
     assert log.disconnects == 1 and not any(tmp_path.iterdir())  # the request was consumed
 
 
-async def _take(provider: DemoProvider, seconds: float) -> list[tuple[str, str]]:
+async def _take(
+    provider: DemoProvider, seconds: float, prices: dict[tuple[str, int], float] | None = None
+) -> list[tuple[str, str]]:
+    """The (symbol, trade_id) the provider emitted in ``seconds``; prices by sequence."""
     ids: list[tuple[str, str]] = []
+    seen = prices if prices is not None else {}
 
     async def consume() -> None:
         async for event in provider.stream():
             if isinstance(event, Trade):
-                ids.append((event.symbol, str(event.trade_id)))
+                pairs = [(str(event.trade_id), event.price)]
             elif isinstance(event, TradeBatch) and event.trade_id is not None:
-                ids.extend((event.symbol, str(t)) for t in event.trade_id)
+                pairs = [
+                    (str(t), float(p)) for t, p in zip(event.trade_id, event.price, strict=True)
+                ]
+            else:
+                continue
+            for trade_id, price in pairs:
+                ids.append((event.symbol, trade_id))
+                seen[(event.symbol, int(trade_id.rsplit("-", 1)[1]))] = price
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(seconds)
@@ -96,7 +112,8 @@ def test_replayable_demo_resends_the_same_trades_and_resumes_after_a_drop(
     first = asyncio.run(_take(provider(), 0.6))
     again = provider()  # a restarted ingest: the same ids from the run's start on
     request_disconnect(tmp_path, 1.0)
-    second = asyncio.run(_take(again, 1.8))
+    prices: dict[tuple[str, int], float] = {}
+    second = asyncio.run(_take(again, 1.8, prices))
     assert again.counters["disconnects"] == 1
     assert first and set(first) <= set(second) and len(set(second)) == len(second)
     tags, emitted = read_ledger(tmp_path / LEDGER_FILE)
@@ -107,6 +124,10 @@ def test_replayable_demo_resends_the_same_trades_and_resumes_after_a_drop(
     for symbol, seqs in by_symbol.items():  # no gap across the drop, ledger matches
         assert seqs == list(range(len(seqs)))
         assert emitted[symbol] == [(0, len(seqs))]
+        # the checker regenerates the same prints from seed, rate and start alone
+        path = run_prints(symbol, rate=20, seed=7, start_ns=start, count=len(seqs))
+        assert path.ts_ns.size == len(seqs)
+        assert [prices[(symbol, n)] for n in seqs] == path.price.tolist()
 
 
 def test_count_ticks() -> None:
@@ -269,3 +290,25 @@ def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
             "where bucket = (select min(bucket) from order_flow)"
         )
     assert profile_mismatches(db_url, day, end)["order_flow"] == 2  # one row each way
+
+
+def test_altered_ticks_sees_a_changed_print(db_url: str) -> None:
+    start = (time.time_ns() // NS - 60) * NS
+    tag = format(start // NS, "x")
+    path = run_prints("ZZZ", rate=5, seed=3, start_ns=start, count=50)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "insert into symbols (symbol, asset_type, market, timezone) "
+            "values ('ZZZ', 'crypto', '24/7', 'UTC') returning id"
+        ).fetchone()
+        assert row is not None
+        for n in range(50):
+            conn.execute(
+                "insert into ticks (symbol_id, ts, trade_id, price, size) "
+                "values (%s, to_timestamp(%s::double precision / 1e9), %s, %s, %s)",
+                (row[0], int(path.ts_ns[n]), f"{tag}-{n}", path.price[n], path.size[n]),
+            )
+        assert altered_ticks(conn, rate=5, seed=3, start_ns=start) == 0
+        assert altered_ticks(conn, rate=5, seed=4, start_ns=start) > 40  # another path
+        conn.execute("update ticks set price = price + 0.1 where trade_id = %s", (f"{tag}-7",))
+        assert altered_ticks(conn, rate=5, seed=3, start_ns=start) == 1

@@ -28,6 +28,7 @@ from marketflow.chaos.faults import Target, schedule
 from marketflow.chaos.soak import Sample, judge, pid_from, take_sample
 from marketflow.chaos.verify import (
     TickCount,
+    altered_ticks,
     candle_mismatches,
     materialize_profiles,
     profile_mismatches,
@@ -62,6 +63,7 @@ class Outcome:
     faults: int = 0
     ticks: TickCount | None = None
     candles: int = 0
+    altered: int = 0  # stored trades that differ from the seeded path's print
     profiles: dict[str, int] = field(default_factory=dict)
     orphans: int = 0
     problems: list[str] = field(default_factory=list)  # anything else that failed the run
@@ -85,6 +87,7 @@ class Outcome:
             and t.unexpected == 0
             and t.foreign == 0
             and self.candles == 0
+            and self.altered == 0
             and self.orphans == 0
             and not any(self.profiles.values())
             and not self.problems
@@ -354,6 +357,12 @@ class Run:
             with psycopg.connect(libpq_url(db)) as conn:
                 self.outcome.ticks = tick_accounting(conn, self.home / "demo-ledger.jsonl")
                 self.outcome.candles = candle_mismatches(conn)
+                self.outcome.altered = altered_ticks(
+                    conn,
+                    rate=self.opts.rate,
+                    seed=self.opts.seed,
+                    start_ns=int(float(os.environ["DEMO_START"])) * 1_000_000_000,
+                )
             for day_start, day_end in run_days(started, datetime.now(UTC)):
                 found = await asyncio.to_thread(profile_mismatches, db, day_start, day_end)
                 for table, count in found.items():
@@ -384,6 +393,8 @@ class Run:
         t = self.outcome.ticks
         if t is not None and (t.unexpected or t.foreign):
             say(f"stored but never emitted: {t.unexpected}; foreign trade ids: {t.foreign}")
+        if self.outcome.altered:
+            say(f"stored trades differing from the generator's: {self.outcome.altered}")
         if self.outcome.profiles:
             shown = ", ".join(f"{k} {v}" for k, v in self.outcome.profiles.items())
             say(f"profile rows differing from a fresh recompute: {shown}")

@@ -76,6 +76,37 @@ def tick_accounting(conn: psycopg.Connection, ledger: Path) -> TickCount:
     return count_ticks(emitted, tags, [(str(r[0]), str(r[1])) for r in rows])
 
 
+def altered_ticks(conn: psycopg.Connection, *, rate: float, seed: int, start_ns: int) -> int:
+    """Stored trades of the run whose time (to 1 µs), price or size differ from the seeded
+    path's print of the same sequence number: stored exactly, not only once."""
+    from streaming.providers.demo import run_prints
+
+    tag = format(start_ns // 1_000_000_000, "x")
+    rows = conn.execute(
+        "select s.symbol, t.trade_id, (extract(epoch from t.ts) * 1000000)::bigint, "
+        "t.price, t.size from ticks t join symbols s on s.id = t.symbol_id "
+        "where t.trade_id like %s",
+        (f"{tag}-%",),
+    ).fetchall()
+    by_symbol: dict[str, list[tuple[int, int, float, float]]] = {}
+    for symbol, trade_id, us, price, size in rows:
+        seq = str(trade_id).rpartition("-")[2]
+        if seq.isdigit():
+            by_symbol.setdefault(str(symbol), []).append((int(seq), int(us), price, size))
+    altered = 0
+    for symbol, stored in by_symbol.items():
+        count = max(n for n, *_ in stored) + 1
+        path = run_prints(symbol, rate=rate, seed=seed, start_ns=start_ns, count=count)
+        for n, us, price, size in stored:
+            if n >= path.ts_ns.size:
+                altered += 1
+                continue
+            same_time = abs(int(path.ts_ns[n]) // 1000 - us) <= 1
+            if not (same_time and path.price[n] == price and path.size[n] == size):
+                altered += 1
+    return altered
+
+
 CANDLE_MISMATCH_SQL = """
 with agg as (
     select

@@ -444,6 +444,29 @@ class DemoProvider(Provider):
             clock += span
 
 
+def run_prints(
+    symbol: str, *, rate: float, seed: int, start_ns: int, count: int, shaped: bool = False
+) -> Columns:
+    """The first ``count`` prints of ``symbol`` in a replayable run that started at
+    ``start_ns``, generated in the slices live mode uses: what every process emitted."""
+    path = SymbolPath(symbol_profile(symbol), rate, _seed_for(seed, symbol.upper()), shaped=shaped)
+    parts: list[Columns] = []
+    total, t, limit = 0, start_ns, max(time.time_ns(), start_ns)
+    while total < count and t <= limit:
+        cols = path.generate(t, t + LIVE_SLICE_NS)
+        parts.append(cols)
+        total += cols.ts_ns.size
+        t += LIVE_SLICE_NS
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(c, name) for c in parts] or [np.empty(0)])
+
+    cols = Columns(
+        joined("ts_ns"), joined("price"), joined("size"), joined("bid"), joined("ask"), 0
+    )
+    return _head(cols, count)
+
+
 def build(settings: Settings, symbols: Sequence[str]) -> DemoProvider:
     if settings.demo_start is None:
         return DemoProvider(
