@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from web_served import serve
-from websockets.exceptions import ConnectionClosedError
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
 from streaming.relay.hub import CLOSE_TOO_MANY_CLIENTS
@@ -196,3 +196,21 @@ def test_security_headers_on_every_answer(redis_url: str) -> None:
         csp = answer.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "http" not in csp
     assert '<meta name="referrer" content="no-referrer">' in answers[0].text
+
+
+def test_the_token_never_reaches_the_log(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "n0t-in-logs-9f2c"
+    with serve(redis_url, None, token=secret) as web:
+        port = web.relay.port
+        with connect(f"ws://127.0.0.1:{port}/ws?token={secret}"):
+            pass
+        with pytest.raises(InvalidStatus):
+            connect(f"ws://127.0.0.1:{port}/ws?token=wrong-{secret}")
+        httpx.get(f"{web.base}/api/symbols", params={"token": secret})
+        httpx.get(f"{web.base}/?token={secret}")
+    # the test's own clients log their requests; the server's records are the others
+    client_side = ("websockets.client", "httpx", "httpcore")
+    server = [r for r in caplog.records if not r.name.startswith(client_side)]
+    assert caplog.records  # logging was on
+    assert not [r.getMessage() for r in server if secret in r.getMessage()]

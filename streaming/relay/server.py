@@ -29,6 +29,9 @@ from streaming.relay.security import (
 )
 
 log = logging.getLogger(__name__)
+# uvicorn logs every WebSocket handshake at INFO with its query string, which may carry the
+# token: keep its warnings and errors only (no access log either)
+UVICORN_LOG = logging.getLogger("uvicorn.error")
 
 __all__ = ["Relay", "RelayConfigError", "check_token_config", "is_loopback"]
 
@@ -110,6 +113,7 @@ class Relay:
 
     async def start(self) -> None:
         self._sock = _bind(self.host, self.requested_port)  # OSError here: nothing started
+        UVICORN_LOG.setLevel(logging.WARNING)
         config = uvicorn.Config(
             self.app,
             ws="websockets-sansio",
