@@ -15,6 +15,16 @@
     '{{ var("max_date") }}'::date
 {%- endmacro %}
 
+{#- The same bounds as UTC instants, for filters on an indexed timestamp column (a filter on
+    a date computed from it cannot use the index). -#}
+{% macro window_start_ts(lookback_days=0) -%}
+    ({{ window_start(lookback_days) }}::timestamp at time zone 'UTC')
+{%- endmacro %}
+
+{% macro window_end_ts(extra_days=0) -%}
+    (({{ window_end() }} + {{ extra_days }})::timestamp at time zone 'UTC')
+{%- endmacro %}
+
 {#- Pre-hook of the partitioned marts: empty the window before the model appends it again,
     so a re-run or a backfill of a range replaces exactly its days (idempotent). A mart whose
     rows depend on the next day's data (60-minute outcomes, episodes across midnight) passes

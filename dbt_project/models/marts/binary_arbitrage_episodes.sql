@@ -13,8 +13,8 @@
 with opportunities as (
     select * from {{ ref('stg_binary_opportunities') }}
     where
-        opened_date >= {{ window_start(2) }}
-        and opened_date < {{ window_end() }}
+        opened_at >= {{ window_start_ts(2) }}
+        and opened_at < {{ window_end_ts() }}
 ),
 
 ordered as (

@@ -24,16 +24,16 @@ with signals as (
         end as target_price
     from {{ ref('stg_signals') }}
     where
-        signal_date >= {{ window_start(1) }}
-        and signal_date < {{ window_end() }}
+        signal_ts >= {{ window_start_ts(1) }}
+        and signal_ts < {{ window_end_ts() }}
         and direction is not null
 ),
 
 candles as (
     select * from {{ ref('stg_candles_1m') }}
     where
-        bucket_date >= {{ window_start(1) }}
-        and bucket_date <= {{ window_end() }}
+        bucket >= {{ window_start_ts(1) }}
+        and bucket < {{ window_end_ts(1) }}
 ),
 
 context as (

@@ -12,8 +12,8 @@
 with states as (
     select * from {{ ref('stg_market_state') }}
     where
-        state_date >= {{ window_start() }}
-        and state_date < {{ window_end() }}
+        state_ts >= {{ window_start_ts() }}
+        and state_ts < {{ window_end_ts() }}
 ),
 
 -- the state each symbol was in when the window opened (a transition at the first row)
@@ -21,8 +21,8 @@ carried_in as (
     select distinct on (symbol_id) *
     from {{ ref('stg_market_state') }}
     where
-        state_date < {{ window_start() }}
-        and state_date >= {{ window_start(7) }}
+        state_ts < {{ window_start_ts() }}
+        and state_ts >= {{ window_start_ts(7) }}
     order by symbol_id asc, state_ts desc
 ),
 
@@ -33,8 +33,8 @@ session_ends as (
         max(bucket) + interval '1 minute' as ends_at
     from {{ ref('stg_candles_1m') }}
     where
-        bucket_date >= {{ window_start() }}
-        and bucket_date < {{ window_end() }}
+        bucket >= {{ window_start_ts() }}
+        and bucket < {{ window_end_ts() }}
     group by symbol_id, bucket_date
 ),
 

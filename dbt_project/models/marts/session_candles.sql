@@ -12,8 +12,8 @@
 with candles as (
     select * from {{ ref('stg_candles_1m') }}
     where
-        bucket_date >= {{ window_start() }}
-        and bucket_date < {{ window_end() }}
+        bucket >= {{ window_start_ts() }}
+        and bucket < {{ window_end_ts() }}
 ),
 
 session_bounds as (
