@@ -74,8 +74,8 @@ def test_first_prints_of_a_new_symbol():
     kept, _ = offer_all(band, [50.0, 50.1])  # no stored price: the first print seeds
     assert kept == [0, 1]
     # a batch seeds from the median of its first prints, so one absurd first print loses
-    keep = band.judge_batch("NEW", np.array([9_999.0, 10.0, 10.1, 10.0, 9.9, 10.2, 10.05]))
-    assert keep.tolist() == [False, True, True, True, True, True, True]
+    keep, defer = band.judge_batch("NEW", np.array([9_999.0, 10.0, 10.1, 10.0, 9.9, 10.2, 10.05]))
+    assert keep.tolist() == [False, True, True, True, True, True, True] and not defer.any()
 
 
 def test_a_batch_of_a_new_level_moves_the_reference():
@@ -83,8 +83,25 @@ def test_a_batch_of_a_new_level_moves_the_reference():
     band.seed({"BTC": 90_000.0})
     replay = np.full(600, 40_000.0) + np.arange(600)  # an older period replayed
     replay[100] = 4.0
-    keep = band.judge_batch("BTC", replay)
-    assert int(keep.sum()) == 599 and not keep[100]
+    keep, defer = band.judge_batch("BTC", replay)
+    assert int(keep.sum()) == 599 and not keep[100] and not defer.any()
+
+
+def test_small_batches_of_a_new_level_confirm_across_batches(db_url: str, tmp_path: Path):
+    """Batches of two prints each, all at a level far from the stored price (the provider
+    changed, or the market really moved): none can confirm alone, together they do, and no
+    print is lost."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed_close(conn, "AAPL", 190.0)
+    t = time.time_ns()
+    events = [
+        TradeBatch("AAPL", np.array([t + k, t + k + 1]), np.array([400.0 + k, 400.5 + k]),
+                   np.array([1.0, 1.0]), trade_id=np.array([f"x{k}a", f"x{k}b"], object))
+        for k in range(4)
+    ]  # fmt: skip
+    pipe = IngestPipeline(db_url, None, PipelineConfig(source="small", spool_dir=tmp_path))
+    asyncio.run(pipe.run(EventsProvider(events, ["AAPL"])))
+    assert pipe.rejects.total == 0 and pipe.counters.stored == 8
 
 
 # --- the band through the pipeline ----------------------------------------------------------

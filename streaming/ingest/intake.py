@@ -32,6 +32,11 @@ from streaming.providers.base import Provider, TradeBatch
 log = logging.getLogger(__name__)
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
 BarRow = tuple[int, int, float, float, float, float, float, int]
+# one print ready to stage: symbol, id, ts ns, trade id, price, size, side, bid, ask,
+# exchange, conditions (what the plausibility band holds until a print is confirmed)
+Row = tuple[
+    str, int, int, str | None, float, float, int, float, float, str | None, tuple[str, ...] | None
+]
 
 
 class Received(Protocol):
@@ -106,7 +111,7 @@ class Intake:
         max_ahead_s: float,
         flush_rows: int,
         on_full: Callable[[], None] = lambda: None,
-        band: PriceBand[tuple[Trade, int, int]] | None = None,
+        band: PriceBand[Row] | None = None,
     ) -> None:
         self.symbols = symbols
         self.rejects = rejects
@@ -180,41 +185,51 @@ class Intake:
             return
         ts = v.ts_ns_of(t.ts)
         assert ts is not None
-        if self.band is None:
-            self._stage_trade(t, sid, ts)
-            return
-        accepted, rejected = self.band.offer(t.symbol, float(t.price), (t, sid, ts))
-        for held, _, _ in rejected:
-            self.rejects.add(IMPLAUSIBLE, held)
-        for trade, trade_sid, trade_ts in accepted:
-            self._stage_trade(trade, trade_sid, trade_ts)
-
-    def drain_held(self) -> int:
-        """Reject the prints the band still holds unconfirmed (at shutdown); their count."""
-        held = self.band.drain() if self.band is not None else []
-        for t, _, _ in held:
-            self.rejects.add(IMPLAUSIBLE, t)
-        return len(held)
-
-    def _stage_trade(self, t: Trade, sid: int, ts: int) -> None:
         bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
         if math.isnan(bid) and math.isnan(ask):
             quote = self._quotes.get(t.symbol)
             if quote is not None and 0 <= ts - quote[0] <= QUOTE_FRESH_NS:
                 bid, ask = quote[1], quote[2]
+        row: Row = (
+            t.symbol, sid, ts, None if t.trade_id in (None, "") else str(t.trade_id),
+            float(t.price), float(t.size), t.side or 0, bid, ask, t.exchange or None,
+            tuple(str(c) for c in t.conditions) or None,
+        )  # fmt: skip
+        self._offer(row)
+
+    def _offer(self, row: Row) -> None:
+        """Through the plausibility band (when on) to staging."""
+        if self.band is None:
+            self._stage_row(row)
+            return
+        accepted, rejected = self.band.offer(row[0], row[4], row)
+        for held in rejected:
+            self.rejects.add(IMPLAUSIBLE, held)
+        for ok in accepted:
+            self._stage_row(ok)
+
+    def drain_held(self) -> int:
+        """Reject the prints the band still holds unconfirmed (at shutdown); their count."""
+        held = self.band.drain() if self.band is not None else []
+        for row in held:
+            self.rejects.add(IMPLAUSIBLE, row)
+        return len(held)
+
+    def _stage_row(self, row: Row) -> None:
+        symbol, sid, ts, tid, price, size, side, bid, ask, exchange, conditions = row
         st = self._staging
         st.sid.append(sid)
         st.ts.append(ts)
-        st.tid.append(None if t.trade_id in (None, "") else str(t.trade_id))
-        st.price.append(float(t.price))
-        st.size.append(float(t.size))
-        st.side.append(t.side or 0)
+        st.tid.append(tid)
+        st.price.append(price)
+        st.size.append(size)
+        st.side.append(side)
         st.bid.append(bid)
         st.ask.append(ask)
-        st.exchange.append(t.exchange or None)
-        st.conditions.append(tuple(str(c) for c in t.conditions) or None)
+        st.exchange.append(exchange)
+        st.conditions.append(conditions)
         self._after_stage(1)
-        self.publisher.note_trade(t.symbol, ts, float(t.price), float(t.size), t.side)
+        self.publisher.note_trade(symbol, ts, price, size, side or None)
 
     def _accept_batch(self, b: TradeBatch) -> None:
         n = len(b)
@@ -236,15 +251,45 @@ class Intake:
             i = int(idx[0])
             self.rejects.add(reason, (b.symbol, int(ts[i]), float(price[i]), float(size[i])))
             self.rejects.counts[reason] += idx.size - 1
+        deferred = np.zeros(0, np.int64)
         if self.band is not None and keep.any():
             idx = np.flatnonzero(keep)
-            plausible = self.band.judge_batch(b.symbol, price[idx])
+            plausible, defer = self.band.judge_batch(b.symbol, price[idx])
             if not plausible.all():
-                out = idx[~plausible]
-                i = int(out[0])
-                self.rejects.add(IMPLAUSIBLE, (b.symbol, int(ts[i]), float(price[i])))
-                self.rejects.counts[IMPLAUSIBLE] += out.size - 1
-                keep[out] = False
+                out = idx[~plausible & ~defer]
+                if out.size:
+                    i = int(out[0])
+                    self.rejects.add(IMPLAUSIBLE, (b.symbol, int(ts[i]), float(price[i])))
+                    self.rejects.counts[IMPLAUSIBLE] += out.size - 1
+                deferred = idx[defer]
+                keep[idx[~plausible]] = False
+        self._stage_batch(b, sid, keep, ts, price, size)
+        for i in deferred.tolist():  # too few to judge as a block: one by one
+            self._offer(self._batch_row(b, sid, int(i)))
+
+    @staticmethod
+    def _batch_row(b: TradeBatch, sid: int, i: int) -> Row:
+        def at(arr: np.ndarray | None, default: float) -> float:
+            return default if arr is None else float(arr[i])
+
+        side = int(np.nan_to_num(at(b.side, 0.0)))
+        tid = None if b.trade_id is None or b.trade_id[i] in (None, "") else str(b.trade_id[i])
+        return (
+            b.symbol, sid, int(b.ts_ns[i]), tid, float(b.price[i]), float(b.size[i]),
+            side if side in (1, -1) else 0, at(b.bid, math.nan), at(b.ask, math.nan),
+            b.exchange, None,
+        )  # fmt: skip
+
+    def _stage_batch(
+        self,
+        b: TradeBatch,
+        sid: int,
+        keep: np.ndarray,
+        ts: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+    ) -> None:
+        """The kept rows of a batch as one column chunk."""
         if not keep.all():
             ts, price, size = ts[keep], price[keep], size[keep]
         m = ts.shape[0]

@@ -42,7 +42,7 @@ import numpy as np
 import psycopg
 
 from core.candles import Candle
-from core.events import Rejects, Trade
+from core.events import Rejects
 from core.settings import STOP_TIMEOUT_S
 from core.timestamps import MINUTE_NS, NS, to_datetime
 from storage import db
@@ -51,7 +51,7 @@ from streaming.ingest import candle_store
 from streaming.ingest import rejects as reject_store
 from streaming.ingest.candles import CandleBuilder
 from streaming.ingest.epoch_dumper import register_epoch_dumper
-from streaming.ingest.intake import Intake
+from streaming.ingest.intake import Intake, Row
 from streaming.ingest.plausibility import PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, to_writer_rows
@@ -161,7 +161,7 @@ class IngestPipeline:
         self._last_rejects = time.monotonic()
         self._last_symbol_refresh = time.monotonic()
         self._consuming = False
-        self.band: PriceBand[tuple[Trade, int, int]] | None = (
+        self.band: PriceBand[Row] | None = (
             PriceBand(config.price_band, config.price_band_confirm)
             if config.price_band > 0
             else None

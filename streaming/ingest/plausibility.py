@@ -14,7 +14,9 @@ each other (all within the band of their median) they are a new level: they are 
 in order and the reference moves. A plausible print arriving first ends the run: the held
 prints are rejected (``implausible_price``). A batch is judged per block of
 ``BLOCK`` prints; a block of at least ``confirm`` prints whose median is outside the band
-moves the reference to that median first (the block's majority is the confirmation).
+moves the reference to that median first (the block's majority is the confirmation); the
+out-of-band prints of a smaller block go through ``offer`` one by one, so small batches
+confirm a level across batches like single prints do.
 docs/ingest.md describes the settings.
 """
 
@@ -98,12 +100,17 @@ class PriceBand(Generic[T]):
         return out
 
     # --- a batch of one symbol --------------------------------------------------------
-    def judge_batch(self, symbol: str, price: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        """Keep mask for a batch's (finite, positive) prices, in order; moves the reference."""
+    def judge_batch(
+        self, symbol: str, price: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """(keep, defer) masks for a batch's (finite, positive) prices, in order; moves the
+        reference. ``defer``: out of band in a block too small to confirm a level on its
+        own; the caller offers those prints one by one (``offer``), where they are held."""
         n = price.shape[0]
         keep = np.zeros(n, bool)
+        defer = np.zeros(n, bool)
         if n == 0:
-            return keep
+            return keep, defer
         ref: float | None = self.ref.get(symbol)
         logp = np.log(price)
         for start in range(0, n, BLOCK):
@@ -117,9 +124,11 @@ class PriceBand(Generic[T]):
                 if abs(mid - lref) > self._hi:
                     lref = mid
                     ok = np.abs(block - lref) <= self._hi
+            elif not ok.all():
+                defer[start : start + block.shape[0]] = ~ok
             keep[start : start + block.shape[0]] = ok
             kept = np.flatnonzero(ok)
             ref = float(price[start + kept[-1]]) if kept.size else math.exp(lref)
         if ref is not None:
             self.ref[symbol] = ref
-        return keep
+        return keep, defer
