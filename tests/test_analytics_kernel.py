@@ -154,3 +154,25 @@ def test_kernel_still_runs_when_no_cache_location_is_writable(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == EXPECTED
     assert "numba cache unavailable" in result.stderr
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_value_area_kernel_compiled_equals_its_python_source(pair: bool) -> None:
+    from analytics.value_area_kernel import walk_rows, walk_rows_py
+
+    rng = np.random.default_rng(21)
+    volumes = rng.gamma(0.6, 40.0, (200, 90)) * (rng.random((200, 90)) < 0.8)
+    lo = rng.integers(0, 30, 200)
+    hi = rng.integers(60, 90, 200)
+    cols = np.arange(90)[None, :]
+    volumes[(cols < lo[:, None]) | (cols > hi[:, None])] = 0.0
+    volumes[np.arange(200), lo] += 1.0
+    volumes[np.arange(200), hi] += 1.0
+    poc = np.argmax(volumes, axis=1)
+    total = volumes.sum(axis=1)
+    needed = 0.7 * total - 1e-9 * total - volumes[np.arange(200), poc]
+    val, vah = walk_rows(volumes, lo, hi, poc, needed, pair)
+    val_py, vah_py = np.empty(200, np.int64), np.empty(200, np.int64)
+    walk_rows_py(volumes.ravel(), 90, lo, hi, poc, needed, 2 if pair else 1, val_py, vah_py)
+    assert np.array_equal(val, val_py) and np.array_equal(vah, vah_py)
+    assert (lo <= val).all() and (val <= poc).all() and (poc <= vah).all() and (vah <= hi).all()
