@@ -1,5 +1,5 @@
 // The session volume profile drawn beside the price axis: one horizontal bar per price level,
-// buy volume (green) then sell volume (red), widest level = 22% of the pane; POC outlined.
+// buy volume (green) then sell volume (red), widest level = 20% of the pane; POC outlined.
 export class ProfileOverlay {
   constructor(box, chart, series) {
     this.box = box;
@@ -44,7 +44,7 @@ export class ProfileOverlay {
     for (let i = 1; i < prices.length; i++) row = Math.min(row, prices[i] - prices[i - 1]);
     if (!Number.isFinite(row) || row <= 0) row = Math.abs(prices[0]) * 0.001 || 0.01;
     const maxTotal = Math.max(...this.levels.map((l) => l.total || (l.buy || 0) + (l.sell || 0)));
-    const maxWidth = (width - axis) * 0.22;
+    const maxWidth = (width - axis) * 0.2;
     const right = width - axis - 2;
     for (const l of this.levels) {
       const yTop = this.series.priceToCoordinate(l.price + row / 2);

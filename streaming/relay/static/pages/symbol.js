@@ -125,6 +125,7 @@ export async function start({ root, params }) {
     legend(lastBar);
     if (lastBar) head(lastBar.close, state.prevClose);
     await loadFlow();
+    if (chart) chart.frame(bars.length);
   }
 
   function onCandle(d) {
@@ -216,6 +217,12 @@ function makeChart(LC, el) {
   return {
     candles(bars) {
       candles.setData(bars);
+      delta.setData([]); // the panes share the time scale: no bars of another timeframe
+      cvd.setData([]);
+    },
+    // the latest ~150 bars, with room on the right for the profile beside the price axis
+    frame(n) {
+      chart.timeScale().setVisibleLogicalRange({ from: Math.max(-2, n - 150), to: n + Math.max(12, Math.min(n, 150) / 4) });
       overlay.draw();
     },
     update(bar) {
