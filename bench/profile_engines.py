@@ -150,7 +150,8 @@ def polars_run(frame: Any, row_size: float) -> tuple[Any, Any]:
         .with_columns(delta=pl.col("buy") - pl.col("sell"))
         .with_columns(cvd=pl.col("delta").cum_sum())
     )
-    return tuple(pl.collect_all([footprint, flow]))
+    footprint_frame, flow_frame = pl.collect_all([footprint, flow])
+    return footprint_frame, flow_frame
 
 
 def cell_keys(ticks: pd.DataFrame, row_size: float, open_ns: int) -> tuple[np.ndarray, int]:

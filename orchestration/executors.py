@@ -27,7 +27,8 @@ records and job snapshots.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import dagster as dg
 from dagster._core.definitions.executor_definition import (
@@ -53,7 +54,7 @@ def default_config(mode: str) -> dict[str, Any]:
     raise ValueError(f"MARKETFLOW_EXECUTOR must be one of {EXECUTOR_MODES}, got {mode!r}")
 
 
-def _requirements(config: dict[str, Any]) -> list[dg.ExecutorRequirement]:
+def _requirements(config: Mapping[str, object]) -> Sequence[dg.ExecutorRequirement]:
     # celery steps run in other processes: the run needs a persistent instance and a job
     # its workers can import again
     return dg.multiple_process_executor_requirements() if CELERY in config else []
@@ -76,7 +77,8 @@ def selectable_executor(mode: str = IN_PROCESS) -> dg.ExecutorDefinition:
         requirements=_requirements,
     )
     def in_process_or_celery(init_context: dg.InitExecutorContext) -> dg.Executor:
-        config = init_context.executor_config
+        # the selector's config, as the schema above shapes it
+        config = cast("dict[str, Any]", init_context.executor_config)
         if CELERY in config:
             celery = config[CELERY]
             return CeleryExecutor(

@@ -75,7 +75,8 @@ class _Staging:
         size = np.asarray(self.size, np.float64)
         tid = np.empty(n, object)
         tid[:] = self.tid
-        missing = np.flatnonzero(np.equal(tid, None))
+        # element-wise on an object array; numpy's stubs refuse None as an operand
+        missing = np.flatnonzero(np.equal(tid, None))  # type: ignore[call-overload]
         if missing.size:
             for s in np.unique(sid[missing]):
                 idx = missing[sid[missing] == s]
@@ -299,7 +300,7 @@ class Intake:
         def col(arr: np.ndarray | None, dtype: type, fill: float) -> np.ndarray:
             if arr is None:
                 return np.full(m, fill, dtype)
-            a = np.asarray(arr, dtype)
+            a: np.ndarray = np.asarray(arr, dtype)
             return a if keep.all() else a[keep]
 
         bid = col(b.bid, np.float64, math.nan)
@@ -311,7 +312,7 @@ class Intake:
         else:
             tid = np.asarray(b.trade_id, object)
             tid = tid if keep.all() else tid[keep]
-            missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))
+            missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))  # type: ignore[call-overload]
             if missing.size:
                 tid = tid.copy()
                 tid[missing] = derived_trade_ids(ts[missing], price[missing], size[missing])
