@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml $(FRONTEND)/package-lock.json
 	$(BIN)/pip install --quiet --no-deps -e .
 	@command -v chromium >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; else echo "note: the browser test needs Chromium: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; fi
 	@command -v npm >/dev/null 2>&1 || if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; else echo "note: the dashboard's charts need Node and npm: sudo apt-get update && sudo apt-get install -y nodejs npm"; fi
-	@if command -v npm >/dev/null 2>&1; then cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && mkdir -p ../static/vendor && cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js ../static/vendor/; fi
+	@if command -v npm >/dev/null 2>&1; then (cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error && mkdir -p ../static/vendor && cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js ../static/vendor/) || echo "note: npm ci failed in $(FRONTEND); the dashboard runs without its charts until it succeeds"; fi
 	@touch $(STAMP)
 
 install: $(STAMP)
