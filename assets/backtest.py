@@ -51,6 +51,7 @@ class BacktestConfig(dg.Config):
     max_positions: int | None = Field(default=None, description="default: MAX_POSITIONS")
     exit_at_session_close: bool = False
     shorting: bool = True
+    ticks: bool = Field(default=True, description="stored prints fill entries, decide candles")
 
 
 def request_of(config: BacktestConfig, first_day: date, last_day: date) -> Request:
@@ -78,6 +79,7 @@ def request_of(config: BacktestConfig, first_day: date, last_day: date) -> Reque
         symbols=tuple(config.symbols) if config.symbols else None,
         account=account,
         min_aggression_score=s.min_aggression_score,
+        ticks=config.ticks,
     )
 
 

@@ -1,12 +1,13 @@
 """Fills and bracket exits on 1-minute candles, with slippage and commissions.
 
-- Entry: a market order filled at the open of the first candle after the signal (the next
-  print the history holds), moved against the trade by the slippage.
+- Entry: a market order filled at the next print after the signal when the prints are
+  stored (``backtest.prints``), else at the open of the first candle after it, moved
+  against the trade by the slippage.
 - Exit: the bracket's stop or target, from the entry candle on (its open is the fill, its
   range comes after). A candle that opens through a level fills there at that open (a gap
   through the stop loses more than the stop; a gap through the target gains more). When a
-  candle's range reaches both levels the stop is taken (candles do not say which came
-  first: the conservative answer). Stops, session-close and end-of-data exits are market
+  candle's range reaches both levels its prints decide which came first; without prints
+  the stop is taken (the conservative answer). Stops, session-close and end-of-data exits are market
   orders and pay the slippage; a target is a limit order and does not.
 - Optional exit at the session close: the close of the last candle before it.
 - Commission per order and per share, on the entry and on the exit.
@@ -16,6 +17,7 @@ Long P&L is ``(exit − entry) × qty``, short P&L ``(entry − exit) × qty``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,9 +73,17 @@ def entry_index(ts: F, signal_ts: float) -> int | None:
 
 
 def find_exit(
-    c: Candles, side: Side, stop: float, target: float, start: int, close_at: float | None = None
+    c: Candles,
+    side: Side,
+    stop: float,
+    target: float,
+    start: int,
+    close_at: float | None = None,
+    decide: Callable[[int], str | None] | None = None,
 ) -> Exit:
-    """Where the bracket of a position entered at the open of candle ``start`` ends."""
+    """Where the bracket of a position entered at the open of candle ``start`` ends
+    (``decide``: which level candle ``j`` reached first when it spans both, from its
+    prints; None or no answer: the stop)."""
     end = len(c.ts) if close_at is None else int(np.searchsorted(c.ts, close_at, side="left"))
     end = max(end, start + 1)  # the entry candle is always part of the trade
     o, h, lo = c.open[start:end], c.high[start:end], c.low[start:end]
@@ -89,6 +99,8 @@ def find_exit(
             return Exit(j, float(c.ts[j]), float(o[k]), STOP)
         if gap_target[k]:
             return Exit(j, float(c.ts[j]), float(o[k]), TARGET)
+        if hit_stop[k] and hit_target[k] and decide is not None and decide(j) == TARGET:
+            return Exit(j, float(c.ts[j]), float(target), TARGET)  # the prints say so
         if hit_stop[k]:  # both inside one candle: the stop first
             return Exit(j, float(c.ts[j]), float(stop), STOP)
         return Exit(j, float(c.ts[j]), float(target), TARGET)
@@ -123,10 +135,16 @@ def fill_trade(
     start: int,
     costs: Costs,
     close_at: float | None = None,
+    decide: Callable[[int], str | None] | None = None,
+    entry_print: tuple[float, float] | None = None,
 ) -> Fill:
-    """A bracket entered at the open of candle ``start`` with ``qty`` shares."""
-    entry = costs.slipped(float(c.open[start]), side, entering=True)
-    out = find_exit(c, side, stop, target, start, close_at)
+    """A bracket entered at the open of candle ``start`` with ``qty`` shares (or at
+    ``entry_print``, the (time, price) of the first print after the signal, when known)."""
+    raw, entry_ts = (float(c.open[start]), float(c.ts[start]))
+    if entry_print is not None:
+        entry_ts, raw = entry_print
+    entry = costs.slipped(raw, side, entering=True)
+    out = find_exit(c, side, stop, target, start, close_at, decide)
     exit_price = (
         out.raw_price if out.reason == TARGET else costs.slipped(out.raw_price, side, False)
     )
@@ -142,7 +160,7 @@ def fill_trade(
         mfe, mae = entry - float(lows.min()), float(highs.max()) - entry
     return Fill(
         entry_index=start,
-        entry_ts=float(c.ts[start]),
+        entry_ts=entry_ts,
         entry_price=entry,
         exit=out,
         exit_price=exit_price,

@@ -15,7 +15,7 @@ start of the signal's UTC day; buying power = equity − the notional of open po
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +24,7 @@ import numpy as np
 from analytics.risk import bracket_levels, cap_shares, position_size, within_caps
 from analytics.sessions import UnknownMarketError, session_bounds
 from backtest.fills import Candles, Costs, Fill, entry_index, fill_trade
+from backtest.prints import Prints, first_touch
 from backtest.signals import Signal
 from core.contracts import Side
 from streaming.engine.gates import (
@@ -134,7 +135,9 @@ def simulate(
     candles: Mapping[int, Candles],
     configs: Mapping[tuple[int, str], SymbolConfig],
     account: Account,
+    prints: Prints | None = None,
 ) -> Book:
+    """Trades of ``signals`` (``prints``: stored ticks for entries and ambiguous candles)."""
     book = Book()
     limits = Limits(account.min_balance, account.max_positions, account.max_daily_loss_pct)
     open_: list[Trade] = []
@@ -155,7 +158,7 @@ def simulate(
             start = t - t % DAY_S
             day = (start, account.capital + sum(p for ts, p in closed_before if ts <= start))
         why, trade = _one(strategy, sig, candles, configs, account, limits, open_, realised, t,
-                          day[1])  # fmt: skip
+                          day[1], prints)  # fmt: skip
         if why is not None:
             book.block(why)
         elif trade is not None:
@@ -175,6 +178,7 @@ def _one(
     realised: float,
     t: float,
     last_equity: float,
+    prints: Prints | None,
 ) -> tuple[str | None, Trade | None]:
     config = configs.get((sig.symbol_id, strategy.name))
     it = intent(strategy, sig, config)
@@ -224,5 +228,19 @@ def _one(
     close_at = None
     if account.exit_at_session_close:
         close_at = session_close(sig.market, float(c.ts[start]))
-    fill = fill_trade(c, it.side, qty, bracket.stop, bracket.target, start, account.costs, close_at)
+    decide: Callable[[int], str | None] | None = None
+    first = None
+    if prints is not None:
+        stored, sid, side, levels = prints, sig.symbol_id, it.side, (bracket.stop, bracket.target)
+        first = stored.next_print(sid, t, float(c.ts[start]) + 60.0)
+
+        def touched(j: int) -> str | None:
+            return first_touch(stored.minute(sid, float(c.ts[j])), side, *levels)
+
+        decide = touched
+
+    fill = fill_trade(
+        c, it.side, qty, bracket.stop, bracket.target, start, account.costs, close_at, decide,
+        first,
+    )  # fmt: skip
     return None, Trade(sig, it.side, bracket.stop, bracket.target, fill)

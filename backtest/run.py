@@ -26,6 +26,7 @@ from backtest.frames import decision_instants
 from backtest.history import SymbolHistory, load_history, symbols
 from backtest.metrics import TRADING_DAYS, summary
 from backtest.portfolio import Account, Book, Trade, simulate
+from backtest.prints import Prints, StoredPrints
 from backtest.signals import Signal, symbol_signals
 from streaming.engine.snapshot import Universe, candle_window
 from streaming.engine.strategies import (
@@ -58,6 +59,7 @@ class Request:
     symbols: tuple[str, ...] | None = None  # None: the strategy's own targets
     account: Account = field(default_factory=Account)
     min_aggression_score: float = 70.0  # MIN_AGGRESSION_SCORE
+    ticks: bool = True  # stored prints fill entries and decide ambiguous candles
 
     @property
     def start(self) -> datetime:
@@ -73,6 +75,7 @@ class Request:
             **{k: v for k, v in dataclasses.asdict(a).items() if k != "costs"},
             **dataclasses.asdict(a.costs),
             "min_aggression_score": self.min_aggression_score,
+            "ticks": self.ticks,
         }
 
 
@@ -147,6 +150,7 @@ def run_on_histories(
     request: Request,
     progress: Callable[[int], None] | None = None,
     signals: tuple[list[Signal], int] | None = None,
+    prints: Prints | None = None,
 ) -> Result:
     """The whole backtest (``signals``: the ``collect_signals`` answer when already known)."""
     t0 = time.perf_counter()
@@ -156,7 +160,7 @@ def run_on_histories(
     t1 = time.perf_counter()
     candles = {h.symbol_id: candles_of(h) for h in histories}
     account = request.account
-    book = simulate(strategy, found, candles, configs, account)
+    book = simulate(strategy, found, candles, configs, account, prints)
     start, end = request.start.timestamp(), request.end.timestamp()
     curve = equity_curve(book.trades, candles, start, end, account.capital)
     daily = daily_stats(curve, book.trades, account.capital)
@@ -236,6 +240,7 @@ def run_backtest(
     window = candle_window(sma_periods([strategy]))
     histories = [load_history(conn, r, request.start, request.end, window) for r in chosen]
     loaded = time.perf_counter() - t0
-    result = run_on_histories(strategy, histories, configs, request, progress)
+    prints = StoredPrints(conn) if request.ticks else None
+    result = run_on_histories(strategy, histories, configs, request, progress, prints=prints)
     result.seconds["load"] = loaded
     return result

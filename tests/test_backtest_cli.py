@@ -97,3 +97,20 @@ def test_unknown_strategy_fails_with_a_reason_and_no_save_stores_nothing(
     with psycopg.connect(replayed) as conn:
         rows = conn.execute("select strategy_name, status, error from backtest_runs").fetchall()
     assert rows == [("nope", "failed", "no strategy named 'nope'")]
+
+
+def test_stored_prints_of_the_replayed_capture(replayed: str, captures: Path) -> None:
+    import pandas as pd
+
+    from backtest.prints import StoredPrints
+
+    raw = pd.read_csv(captures / "trades" / "ethusdt_1000_trades.csv")
+    ts = raw["timestamp"].to_numpy() / 1000.0
+    with psycopg.connect(replayed) as conn:
+        eth = conn.execute("select id from symbols where symbol = 'ETHUSDT'").fetchone()[0]
+        prints = StoredPrints(conn)
+        minute = float(ts[0] - ts[0] % 60)
+        first = prints.next_print(eth, minute + 59, minute + 120)
+        assert prints.minute(eth, minute).tolist() == raw["price"][ts < minute + 60].tolist()
+    k = int((ts > minute + 59).argmax())
+    assert first == (pytest.approx(ts[k]), raw["price"][k])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from backtest.fills import Candles, Costs, entry_index, fill_trade, find_exit
+from backtest.prints import MemoryPrints, first_touch
 from core.contracts import Side
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 60  # a minute start
@@ -100,3 +101,30 @@ def test_short_pnl_is_signed_for_a_short() -> None:
     assert f.exit_price == pytest.approx(101 * 1.001)  # buying back pays more
     assert f.pnl == pytest.approx((100 * 0.999 - 101 * 1.001) * 20)
     assert f.mae == pytest.approx((101 * 1.001 - 100 * 0.999) * 20)
+
+
+def test_prints_decide_which_level_a_wide_candle_reached_first() -> None:
+    c = candles((100, 100.5, 99.5, 100), (100, 102.5, 98.5, 100.5))
+    up_first = np.array([100.2, 101.0, 102.1, 99.5, 98.5])
+    down_first = np.array([99.8, 98.9, 101.0, 102.2])
+    assert first_touch(up_first, Side.BUY, 99.0, 102.0) == "target"
+    assert first_touch(down_first, Side.BUY, 99.0, 102.0) == "stop"
+    assert first_touch(np.array([100.0]), Side.BUY, 99.0, 102.0) is None
+    assert first_touch(up_first, Side.SELL, 102.0, 99.0) == "stop"  # a short's stop is above
+    prints = MemoryPrints({1: (T0 + 60 + np.arange(5.0), up_first)})
+    decide = lambda j: first_touch(prints.minute(1, c.ts[j]), Side.BUY, 99.0, 102.0)  # noqa: E731
+    out = find_exit(c, Side.BUY, 99.0, 102.0, 0, decide=decide)
+    assert (out.raw_price, out.reason) == (102.0, "target")
+    # no prints for that minute: the conservative stop
+    out = find_exit(c, Side.BUY, 99.0, 102.0, 0, decide=lambda j: None)
+    assert (out.raw_price, out.reason) == (99.0, "stop")
+
+
+def test_entry_at_the_next_print_when_prints_exist() -> None:
+    c = candles((100, 100.5, 99.5, 100), (100.3, 101, 100, 100.8))
+    prints = MemoryPrints({1: (np.array([T0 + 59.5, T0 + 60.2]), np.array([100.1, 100.3]))})
+    first = prints.next_print(1, T0 + 59, T0 + 120)
+    assert first == (T0 + 59.5, 100.1)  # still inside the signal's own minute
+    assert prints.next_print(1, T0 + 61, T0 + 120) is None
+    f = fill_trade(c, Side.BUY, 5, 99.0, 102.0, 1, Costs(), entry_print=first)
+    assert (f.entry_ts, f.entry_price) == (T0 + 59.5, 100.1)

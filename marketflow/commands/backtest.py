@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--session-close", action="store_true", help="exit open positions at the session close"
     )
     parser.add_argument("--no-shorts", action="store_true", help="block SELL entries")
+    parser.add_argument(
+        "--no-ticks",
+        action="store_true",
+        help="fill and exit on candles only, even where prints are stored",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only, store nothing")
 
 
@@ -137,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         symbols=tuple(args.symbols) if args.symbols else None,
         account=account,
         min_aggression_score=s.min_aggression_score,
+        ticks=not args.no_ticks,
     )
     try:
         url = resolve_urls(s).database_url
