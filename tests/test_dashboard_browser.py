@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from web_seed import seed
+from web_seed import MARKET_ID, seed
 from web_served import serve
 
 from core.contracts import Channel
@@ -89,6 +89,8 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
 
         open_page(page, f"{web.base}/symbol/AAPL")
         expect(page.locator("#legend")).to_contain_text(f"C {last}")
+        # the last bar is 11:29 in New York (16:29 UTC), and the legend names the zone
+        expect(page.locator("#legend")).to_contain_text("23 Nov, 11:29 EST")
         expect(page.locator("#levels")).to_contain_text(f"{seeded['poc']:.2f}")
         expect(page.locator("#signals li")).to_have_count(3)
         expect(page.locator("#state")).to_have_attribute("data-state", "IMBALANCE_UP")
@@ -255,4 +257,30 @@ def test_a_stalled_client_does_not_delay_the_browser(
         conflated, frames = web.call(stalled_outbox()) or (0, 0)
         assert conflated > 0 and frames < 2000  # it was stalled all along, and conflated
         stalled.close()
+    pub.close()
+
+
+def test_polymarket_quotes_and_opportunities_live(page: Page, redis_url: str, db_url: str) -> None:
+    seed(db_url)
+    pub = redis.Redis.from_url(redis_url)
+    with serve(redis_url, db_url) as web:
+        open_page(page, f"{web.base}/polymarket")
+        row = page.locator(f"#markets tr[data-market='{MARKET_ID}']")
+        expect(row).to_contain_text("41.0")
+        quote = {"market_id": MARKET_ID, "symbol": "FED-DEC", "time": "2026-11-23T16:31:00+00:00"}
+        prices = {"yes_bid": 0.44, "yes_ask": 0.45, "no_bid": 0.53, "no_ask": 0.54}
+        more = {"spread": 0.01, "edge": 0.01, "executable_size": 310, "arbitrage": True}
+        pub.publish(Channel.BINARY_PRICES, json.dumps({**quote, **prices, **more}))
+        expect(row).to_contain_text("44.0")
+        expect(row).to_contain_text("ARB")
+        episode = {"kind": "pair", "market_id": MARKET_ID, "opportunity_id": 99, "size": 75}
+        opened = {**episode, "opened_at": "2026-11-23T16:31:00+00:00", "best_edge": 0.031}
+        pub.publish(Channel.BINARY_ARBITRAGE, json.dumps({**opened, "action": "open"}))
+        expect(page.locator("#opps tr")).to_have_count(2)
+        expect(page.locator("#opps")).to_contain_text("3.10¢")
+        closed = {**opened, "action": "close", "closed_at": "2026-11-23T16:31:30+00:00"}
+        pub.publish(Channel.BINARY_ARBITRAGE, json.dumps(closed))
+        expect(page.locator("#opps tr")).to_have_count(1)
+        expect(page.locator("#episodes tr").first).to_contain_text("30 s")
+        shot(page, "polymarket-live")
     pub.close()

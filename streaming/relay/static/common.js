@@ -159,6 +159,15 @@ export function zoneOffset(timeZone, epochSeconds) {
   return wall - Math.floor(epochSeconds);
 }
 
+// "EST", "GMT", "UTC": the zone's short name at that instant
+export function zoneName(timeZone, iso) {
+  const when = iso ? new Date(iso) : new Date();
+  const part = new Intl.DateTimeFormat("en-US", { timeZone: timeZone || "UTC", timeZoneName: "short" })
+    .formatToParts(when)
+    .find((p) => p.type === "timeZoneName");
+  return part ? part.value : timeZone;
+}
+
 export function localEpoch(iso, timeZone) {
   const utc = Math.floor(new Date(iso).getTime() / 1000);
   return utc + zoneOffset(timeZone, utc);

@@ -1,6 +1,6 @@
 // Symbol detail: candles per timeframe with the session profile beside the price axis,
 // POC/VA/LVN/HVN and naked-POC lines, signal markers, delta and CVD panes, state and alerts.
-import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, signed, stamp } from "../common.js";
+import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, signed, zoneName, zoneOffset } from "../common.js";
 import { ProfileOverlay } from "../profile_overlay.js";
 
 const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
@@ -49,7 +49,9 @@ export async function start({ root, params }) {
     if (!bar) return;
     const d = new Date(bar.time * 1000);
     const when = d.toLocaleString("en-GB", { timeZone: "UTC", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-    $("legend").innerHTML = `<span class="muted">${esc(symbol)} · ${tf} · ${when}</span> O ${price(bar.open)} H ${price(bar.high)} L ${price(bar.low)} <span class="${cls(bar.close - bar.open)}">C ${price(bar.close)}</span>`;
+    // bar times are market wall-clock seconds: name the zone the axis is in
+    const zone = zoneName(tz, new Date((bar.time - zoneOffset(tz, bar.time)) * 1000).toISOString());
+    $("legend").innerHTML = `<span class="muted">${esc(symbol)} · ${tf} · ${when} ${esc(zone)}</span> O ${price(bar.open)} H ${price(bar.high)} L ${price(bar.low)} <span class="${cls(bar.close - bar.open)}">C ${price(bar.close)}</span>`;
   }
 
   function head(last, prevClose) {
@@ -68,7 +70,7 @@ export async function start({ root, params }) {
     }
     const conf = s.confidence != null ? `${num(100 * s.confidence, 0)}%` : "";
     $("state-head").innerHTML = badge(s.state, conf);
-    $("state").innerHTML = `<div class="row">${badge(s.state, conf)} <span class="muted">${clock(s.time || s.ts, tz, true)}</span></div>
+    $("state").innerHTML = `<div class="row">${badge(s.state, conf)} <span class="muted">${clock(s.time || s.ts, tz)} ${esc(zoneName(tz, s.time || s.ts))}</span></div>
       <dl class="kv"><dt>POC</dt><dd>${price(s.poc)}</dd><dt>Balance</dt><dd>${s.balance_low != null ? `${price(s.balance_low)} – ${price(s.balance_high)}` : "–"}</dd></dl>`;
     $("state").dataset.state = s.state;
   }
