@@ -177,7 +177,17 @@ def first_changed(
     fresh: pd.DataFrame, stored: pd.DataFrame, keys: list[str], compared: Sequence[str]
 ) -> pd.Timestamp | None:
     """The earliest bucket where the fresh rows and the stored ones differ (a row on one
-    side only, or any compared value not bit-equal); None when they agree."""
+    side only, or any compared value not bit-equal); None when they agree. Both sides are
+    sorted by `keys`."""
+    if len(fresh) == len(stored) and all(
+        np.array_equal(fresh[k].to_numpy(), stored[k].to_numpy()) for k in keys
+    ):
+        # the usual case: the same rows, so compare column by column without a join
+        changed = np.zeros(len(fresh), dtype=bool)
+        for column in compared:
+            changed |= fresh[column].to_numpy() != stored[column].to_numpy()
+        hits = np.flatnonzero(changed)
+        return pd.Timestamp(fresh["bucket"].iloc[hits].min()) if hits.size else None
     merged = fresh.loc[:, [*keys, *compared]].merge(
         stored.loc[:, [*keys, *compared]],
         on=keys,

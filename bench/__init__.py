@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "latency",
     "profile",
     "dagster_minute",
+    "minute_scaling",
     "engine",
     "polymarket",
     "backtest",

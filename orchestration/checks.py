@@ -182,7 +182,7 @@ traded as (
     select t.symbol_id, s.open_ts, date_trunc('minute', t.ts) as minute, sum(t.size) as volume
     from ticks as t
     join sessions as s on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
-    where t.ts >= %(start)s and t.ts < %(end)s and t.seq <= %(max_seq)s
+    where t.ts >= %(since)s and t.ts < %(end)s and t.seq <= %(max_seq)s
     group by 1, 2, 3
 ),
 tick_volume as (
@@ -194,6 +194,7 @@ fallback_volume as (
     from sessions as s
     join candles_1m as c
       on c.symbol_id = s.symbol_id and c.ts >= s.open_ts and c.ts < s.close_ts
+     and c.ts >= %(since)s
     left join traded as t on t.symbol_id = c.symbol_id and t.minute = c.ts
     where t.minute is null
     group by 1, 2
@@ -204,6 +205,7 @@ profile_volume as (
     from sessions as s
     join volume_profile as vp
       on vp.symbol_id = s.symbol_id and vp.bucket >= s.open_ts and vp.bucket < s.close_ts
+     and vp.bucket >= %(since)s
     group by 1, 2
 ),
 compared as (
@@ -228,7 +230,7 @@ order by 1, 2
     partitions_def=daily_partitions,
     description=(
         "Per symbol and session, profile volume equals the session's tick volume (plus bars "
-        "of tick-less minutes), and buy + sell equals the total."
+        "of tick-less minutes), and buy + sell equals the total; a sensor run's minutes only."
     ),
 )
 def profile_volume_matches_ticks(
@@ -237,10 +239,14 @@ def profile_volume_matches_ticks(
     window = context.partition_time_window
     # Ticks that arrived after the profile run read the window are not its business.
     max_seq = profiled_seq(context.instance, context.partition_key_range.end)
+    # a sensor run (write_from) is checked from there on: its cost stays that of the new
+    # ticks instead of a scan of the whole day every minute
+    write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
     with postgres.connect(read_only=True) as conn:
         params = {
             **_session_params(conn, window.start, window.end),
             "max_seq": max_seq if max_seq is not None else 2**62,
+            "since": max(window.start, write_from) if write_from else window.start,
         }
         rows = conn.execute(PROFILE_VOLUME_SQL, params).fetchall()
     return _result(

@@ -351,3 +351,14 @@ def test_an_absurd_print_skips_its_symbol_only_and_the_check_names_it(db_url: st
             conn.execute("select symbol_id, count(*) from order_flow group by 1").fetchall()
         )
     assert counts.get(eth, 0) > 0 and aapl not in counts
+
+
+def test_minute_scaling_benchmark_quick(db_url: str) -> None:
+    """Smoke run at tiny sizes: both runs measured, the empty run beside them."""
+    from bench import BenchContext
+    from bench.minute_scaling import DESCRIPTION, run
+
+    scaling, empty = run(BenchContext(db_url, "redis://127.0.0.1:1/0", quick=True))
+    assert DESCRIPTION and scaling.value > 0 and scaling.reference_value > 0
+    assert scaling.notes["day_ticks_16x"] == 16 * scaling.notes["day_ticks_1x"]
+    assert empty.value > 0 and empty.reference_value == scaling.reference_value

@@ -1,0 +1,207 @@
+"""Does a sensor minute-run cost what its new ticks cost, whatever the time of day?
+
+The same minute-run, measured twice: one new minute of prints for each of 30 symbols
+arrives, tick_stream_sensor is evaluated and the profile run it requests (the profile
+multi-asset and its checks, with the sensor's write-from tag) is executed in process. The
+day already holds 20 k prints per symbol in one case and 16 times as many in the other;
+each new minute holds the same prints in both. An incremental run reads the new minute
+(plus the sensor's five-minute margin) and the stored state, so the two times should be
+equal: the comparison's value is the time at 16x, its reference the time at 1x.
+
+The busier day is the same market with a busier tape: the price moves on a sixteenth of
+the prints, so the day's price range (and the profile's width) stays that of the 1x day.
+Beside it, the fixed cost of any Dagster run: an in-process run of an asset that does
+nothing, on the same instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from bench import BenchContext, Comparison
+from bench.dagster_minute import QUIET_RUN, ensure_symbols, insert_ticks, last_us_session
+
+DESCRIPTION = "Sensor minute-run with 1x vs 16x the ticks already in the day (flat = incremental)"
+
+SYMBOL_COUNT = 30
+BASE_TICKS = 20_000  # per symbol and day at 1x: 600 k prints for 30 symbols
+QUICK_BASE_TICKS = 300
+SCALE = 16
+NEW_MINUTES = 4  # minute-runs measured per scale (the session's last minutes)
+SESSION_MINUTES = 390
+PREFIX = "MSB"
+DERIVED = ("volume_profile", "order_flow", "profile_metrics", "naked_pocs", "candles_1m")
+
+
+def day_ticks(
+    symbol_ids: list[int],
+    start: datetime,
+    end: datetime,
+    per_symbol: int,
+    *,
+    scale: int = 1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Prints in [start, end): a random walk in cents that moves on 1/(2·scale) of the
+    prints (same daily range at any scale); a third each with venue side, quote, neither."""
+    rng = np.random.default_rng(seed)
+    span_us = int((end - start).total_seconds() * 1e6)
+    frames = []
+    for n, symbol_id in enumerate(symbol_ids):
+        offsets = np.sort(rng.integers(0, span_us, per_symbol))
+        move = rng.random(per_symbol) < 0.5 / scale
+        steps = np.where(move, rng.choice(np.array([-1, 1]), per_symbol), 0)
+        price = np.round(np.maximum(50.0 + 5 * n + np.cumsum(steps) * 0.01, 1.0), 2)
+        kind = rng.integers(0, 3, per_symbol)
+        quoted = kind == 1
+        sides = rng.choice(np.array([1.0, -1.0]), per_symbol)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol_id": symbol_id,
+                    "ts": pd.Timestamp(start) + pd.to_timedelta(offsets, unit="us"),
+                    "trade_id": np.char.add(f"{seed}-", np.arange(per_symbol).astype(str)),
+                    "price": price,
+                    "size": rng.integers(1, 400, per_symbol).astype(float),
+                    "side": np.where(kind == 0, sides, np.nan),
+                    "bid": np.where(quoted, price - 0.01, np.nan),
+                    "ask": np.where(quoted, price + 0.01, np.nan),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _noop_asset():
+    import dagster as dg
+
+    @dg.asset(name="minute_scaling_noop")
+    def noop() -> None:
+        return None
+
+    return noop
+
+
+def run(ctx: BenchContext) -> list[Comparison]:
+    import dagster as dg
+
+    from assets.profiles import session_profiles
+    from assets.resources import PostgresResource
+    from orchestration.checks import ASSET_CHECKS, candles_cover_traded_minutes
+    from orchestration.definitions import defs
+    from orchestration.partitions import partition_key_for
+    from orchestration.sensors import tick_stream_sensor
+    from storage.db import libpq_url
+    from storage.migrate import upgrade
+
+    upgrade(ctx.database_url)
+    base = QUICK_BASE_TICKS if ctx.quick else BASE_TICKS
+    _day, open_, close = last_us_session(datetime.now(UTC).date())
+    new_minutes = 1 if ctx.quick else NEW_MINUTES
+    first_new = close - timedelta(minutes=new_minutes)
+    # the prints of one new minute per symbol: the 1x day's rate, at both scales
+    per_minute = max(1, base // SESSION_MINUTES)
+    url = libpq_url(ctx.database_url)
+    postgres = PostgresResource(database_url=ctx.database_url)
+    scratch = tempfile.TemporaryDirectory(prefix="minute-scaling-")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    instance = dg.DagsterInstance.local_temp(scratch.name)
+    key = partition_key_for(open_)
+    profile_run = [
+        session_profiles,
+        *(c for c in ASSET_CHECKS if c is not candles_cover_traded_minutes),
+    ]
+
+    def materialize(assets: list, tags: dict[str, str] | None = None) -> float:
+        started = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            partition_key=key if assets is profile_run else None,
+            resources={"postgres": postgres},
+            instance=instance,
+            tags=tags,
+            run_config=QUIET_RUN,
+        )
+        elapsed = time.perf_counter() - started
+        assert result.success
+        return elapsed
+
+    def minute_runs(scale: int) -> tuple[list[float], float, int]:
+        """Prime a day at `scale` (one full run), then time the sensor's minute-runs."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "update symbols set active = false where symbol not like %s", (f"{PREFIX}%",)
+            )
+            ids = ensure_symbols(conn, [f"{PREFIX}{i:02d}" for i in range(SYMBOL_COUNT)])
+            conn.execute(f"truncate ticks, {', '.join(DERIVED)}")
+            day = day_ticks(ids, open_, first_new, base * scale, scale=scale, seed=scale)
+            insert_ticks(conn, day)
+            conn.execute("analyze ticks")
+        full = materialize(profile_run)  # the backfill that leaves state in place
+        with psycopg.connect(url) as conn:
+            cursor = str(conn.execute("select max(seq) from ticks").fetchone()[0])
+        times = []
+        for n in range(new_minutes):
+            minute = first_new + timedelta(minutes=n)
+            new = day_ticks(ids, minute, minute + timedelta(minutes=1), per_minute, seed=100 + n)
+            with psycopg.connect(url, autocommit=True) as conn:
+                insert_ticks(conn, new)
+            context = dg.build_sensor_context(
+                instance=instance,
+                cursor=cursor,
+                definitions=defs,
+                resources={"postgres": postgres},
+            )
+            evaluation = tick_stream_sensor.evaluate_tick(context)
+            (request,) = evaluation.run_requests
+            times.append(materialize(profile_run, dict(request.tags)))
+            cursor = evaluation.cursor or cursor
+        return times, full, len(day)
+
+    try:
+        empty = min(materialize([_noop_asset()]) for _ in range(1 if ctx.quick else 3))
+        runs_1x, full_1x, ticks_1x = minute_runs(1)
+        runs_16x, full_16x, ticks_16x = minute_runs(SCALE)
+    finally:
+        instance.dispose()
+        scratch.cleanup()
+    t1, t16 = min(runs_1x), min(runs_16x)
+    return [
+        Comparison(
+            name=f"sensor minute-run at {SCALE}x day ticks (s)",
+            unit="s",
+            value=t16,
+            reference_name="the same run at 1x",
+            reference_value=t1,
+            higher_is_better=False,
+            target=">= 0.67 (flat in the day's ticks)",
+            notes={
+                "symbols": SYMBOL_COUNT,
+                "day_ticks_1x": ticks_1x,
+                f"day_ticks_{SCALE}x": ticks_16x,
+                "new_ticks_per_run": per_minute * SYMBOL_COUNT,
+                "median_1x_s": statistics.median(runs_1x),
+                f"median_{SCALE}x_s": statistics.median(runs_16x),
+                "full_run_1x_s": full_1x,
+                f"full_run_{SCALE}x_s": full_16x,
+                "empty_run_s": empty,
+            },
+        ),
+        Comparison(
+            name="empty Dagster run (s)",
+            unit="s",
+            value=empty,
+            reference_name="sensor minute-run at 1x",
+            reference_value=t1,
+            higher_is_better=False,
+            target="the fixed part of every minute-run",
+        ),
+    ]
