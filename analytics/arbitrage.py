@@ -219,11 +219,13 @@ def evaluate_basket(
     rate_list = [float(rates)] * n if isinstance(rates, int | float) else list(rates)
     if any(not ladder for ladder in yes_asks):
         return BasketView(None, None, 0.0, False)
+    # every ladder is present and non-empty here (checked above); the type says Optional
     best = [float(ladder[0][0]) for ladder in yes_asks]  # type: ignore[index]
     ask_sum = sum(best)
     edge = PAYOUT - ask_sum - sum(taker_fee(p, r) for p, r in zip(best, rate_list, strict=True))
     size = 0.0
     if clears(edge, min_edge):
+        # the same present ladders
         size = walk_asks(yes_asks, rate_list, min_edge).shares  # type: ignore[arg-type]
     return BasketView(ask_sum, edge, size, (not stale) and clears(edge, min_edge) and size > 0)
 

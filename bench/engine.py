@@ -185,6 +185,7 @@ async def _engine_ticks(
     """(all tick times, times of the ticks that also ran the 5 s state pass, engine)."""
     # Settings read the environment even without an env file: a benchmark never trades,
     # whatever AUTO_TRADING_ENABLED the shell has
+    # pydantic-settings' init keywords (_env_file, the aliases) are not in its typed signature
     settings = Settings(_env_file=None, AUTO_TRADING_ENABLED=False, KILL_SWITCH=True)  # type: ignore[call-arg]
     # the publishes are part of a tick's cost, but the fake symbols' states, signals and
     # alerts must not reach the dashboard or anyone else subscribed to the live channels

@@ -162,6 +162,7 @@ def _redis_version(redis_url: str) -> str:
     try:
         client = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
+            # the sync client returns the dict; redis-py types it as sync-or-async
             info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
             return str(info.get("redis_version", "unknown"))
         finally:

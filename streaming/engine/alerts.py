@@ -46,6 +46,7 @@ def _nodes(raw: object) -> Iterable[tuple[float, float, float]]:
         else:
             price = low = high = node
         try:
+            # untrusted input: float() raises on what it cannot read, handled below
             p, lo, hi = float(price), float(low), float(high)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import psycopg
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 DAY_NS = 86_400 * NS
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
 PARALLEL_MIN_ROWS = 10_000  # smaller chunks are not worth splitting over connections
@@ -247,7 +248,7 @@ class IngestPipeline:
         for the buffer: if a part fails the whole chunk is retried (idempotent)."""
         writers = [self._writer, *self._more]
         if len(writers) == 1 or len(chunk) < 2 * PARALLEL_MIN_ROWS:
-            return int(await self._db_call(self._write_ticks, chunk))  # type: ignore[call-overload]
+            return int(await self._db_call(self._write_ticks, chunk))
         bounds = np.linspace(0, len(chunk), len(writers) + 1).astype(int)
         parts = [chunk.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
         results = await asyncio.gather(
@@ -257,7 +258,8 @@ class IngestPipeline:
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-        return sum(int(r) for r in results)  # type: ignore[call-overload]
+        # every r is a count now (any exception was raised above)
+        return sum(int(r) for r in results if not isinstance(r, BaseException))
 
     def _write_candles(self, ops: list[Candle], dirty: set[tuple[int, int]]) -> list[tuple]:
         assert self._conn is not None
@@ -268,7 +270,7 @@ class IngestPipeline:
         return [(n, r)]
 
     # --- flush loop ---------------------------------------------------------------
-    async def _db_call(self, fn: Callable, *args: object) -> object:
+    async def _db_call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.to_thread(fn, *args)
 
     async def _ensure_db(self) -> bool:
@@ -340,7 +342,7 @@ class IngestPipeline:
                     self.buffer.release()
                     if self._conn is None or self._conn.closed or self._conn.broken:
                         raise
-                    inserted, refused = await self._db_call(self._write_rejecting, chunk, exc)  # type: ignore[misc]
+                    inserted, refused = await self._db_call(self._write_rejecting, chunk, exc)
                 else:
                     refused = 0
                 self.buffer.commit()
@@ -400,7 +402,7 @@ class IngestPipeline:
         changed = [c for c in ops if c.minute_ns + MINUTE_NS < self.clock() - self.builder.grace_ns]
         if changed and self.publisher.redis_url is not None:
             stored = await self._db_call(self._read_candles, changed)
-            for c in stored:  # type: ignore[attr-defined]
+            for c in stored:
                 self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
 
     def _upsert_bars(self, bars: list) -> None:

@@ -85,6 +85,7 @@ class Publisher:
         if self.redis_url is None:
             return
         prev = self._trades.get(symbol)
+        # prev holds the numbers this method stored; its dict is typed for orjson
         volume = size + (float(prev["volume"]) if prev else 0.0)  # type: ignore[arg-type]
         n = count + (int(prev["count"]) if prev else 0)  # type: ignore[call-overload]
         self._trades[symbol] = {

@@ -90,6 +90,7 @@ def check_bar(bar: object, now_ns: int, window: Window) -> str | None:
     values = [_number(v) for v in (bar.open, bar.high, bar.low, bar.close, bar.volume)]
     if ts is None or any(v is None for v in values):
         return MALFORMED
+    # none is None (checked above)
     o, h, low_, c, v = (float(x) for x in values)  # type: ignore[arg-type]
     if not all(math.isfinite(x) for x in (o, h, low_, c, v)):
         return NOT_FINITE

@@ -45,6 +45,7 @@ def _price(value: object) -> float:
     if p is not None:
         return p
     try:
+        # untrusted input: float() raises on what it cannot read, handled below
         p = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise BadMessage("bad_price") from None
@@ -57,6 +58,7 @@ def _price(value: object) -> float:
 
 def _size(value: object) -> float:
     try:
+        # untrusted input: float() raises on what it cannot read, handled below
         s = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise BadMessage("bad_size") from None
@@ -207,6 +209,7 @@ def _ladder(levels: Iterable[object]) -> dict[float, float]:
 
 def _ts_ms(value: object) -> int | None:
     try:
+        # untrusted input: int() raises on what it cannot read, handled below
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):  # OverflowError: JSON Infinity
         return None
@@ -325,6 +328,7 @@ class BookStore:
         book = self._get(msg.get("asset_id"))
         if book is None:
             return
+        # frame data: snapshot() validates every level and rejects what is not a ladder
         book.snapshot(msg.get("bids"), msg.get("asks"))  # type: ignore[arg-type]
         book.market = msg.get("market") or book.market
         book.ts_ms = _ts_ms(msg.get("timestamp"))
@@ -418,6 +422,7 @@ class BookStore:
         if book is None:
             return
         try:
+            # untrusted input: float() raises on what it cannot read, handled below
             book.tick_size = float(msg.get("new_tick_size"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise BadMessage("bad_tick_size") from None

@@ -133,6 +133,7 @@ def _category(raw: Mapping, event: Mapping) -> str | None:
 
 def _float(value: object) -> float | None:
     try:
+        # untrusted input: float() raises on what it cannot read, handled below
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
@@ -212,6 +213,7 @@ def parse_markets(
     wanted = category.strip().lower() if category else None
     for raw in raws:
         try:
+            # raw JSON: parse_market checks its shape and says why it skips one
             market = parse_market(raw, fee_rates, default_fee_rate)  # type: ignore[arg-type]
         except SkipMarket as exc:
             if rejects is not None:

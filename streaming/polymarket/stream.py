@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -25,6 +26,9 @@ from streaming.polymarket.book import BookStore
 from streaming.polymarket.client import MarketChannel
 from streaming.polymarket.monitor import MarketInfo, Monitor
 from streaming.polymarket.store import Store
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +50,20 @@ class StreamConfig:
     refresh_seconds: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: object, paper: bool = False) -> StreamConfig:
+    def from_settings(cls, settings: Settings, paper: bool = False) -> StreamConfig:
         s = settings
         return cls(
-            ws_url=s.polymarket_ws_url,  # type: ignore[attr-defined]
-            min_edge=s.polymarket_min_edge,  # type: ignore[attr-defined]
-            stale_seconds=s.polymarket_stale_seconds,  # type: ignore[attr-defined]
-            conflation_seconds=s.polymarket_conflation_seconds,  # type: ignore[attr-defined]
-            max_assets=s.polymarket_max_assets_per_connection,  # type: ignore[attr-defined]
-            ping_seconds=s.polymarket_ping_seconds,  # type: ignore[attr-defined]
-            backoff_max=s.polymarket_backoff_max_seconds,  # type: ignore[attr-defined]
-            fee_rates=tuple(s.polymarket_fee_rates.items()),  # type: ignore[attr-defined]
-            default_fee_rate=s.polymarket_fee_rate,  # type: ignore[attr-defined]
+            ws_url=s.polymarket_ws_url,
+            min_edge=s.polymarket_min_edge,
+            stale_seconds=s.polymarket_stale_seconds,
+            conflation_seconds=s.polymarket_conflation_seconds,
+            max_assets=s.polymarket_max_assets_per_connection,
+            ping_seconds=s.polymarket_ping_seconds,
+            backoff_max=s.polymarket_backoff_max_seconds,
+            fee_rates=tuple(s.polymarket_fee_rates.items()),
+            default_fee_rate=s.polymarket_fee_rate,
             paper=paper,
-            paper_max_cost=s.polymarket_paper_max_cost,  # type: ignore[attr-defined]
+            paper_max_cost=s.polymarket_paper_max_cost,
         )
 
 

@@ -136,6 +136,7 @@ def make_client(settings: Settings) -> Any:
     )
     # alpaca-py sends requests without a timeout and sleeps 3 s between 429/504 retries;
     # the engine loop must not hang on a broker, and a retry is the next loop's job
+    # deliberately replaced on this one client instance (see above)
     client._session.request = functools.partial(  # type: ignore[method-assign]
         client._session.request, timeout=settings.engine_broker_timeout_seconds
     )  # alpaca-py offers no timeout setting: its session's request method is wrapped

@@ -174,6 +174,7 @@ class AlpacaStreamProvider(Provider):
                 if self._queue.empty():
                     if runner.done():
                         if not runner.cancelled() and runner.exception() is not None:
+                            # not None: checked on the line above
                             raise runner.exception()  # type: ignore[misc]
                         return
                     getter = asyncio.create_task(self._queue.get())

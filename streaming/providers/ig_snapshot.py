@@ -40,6 +40,7 @@ class Snapshot:
 def _price(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
+    # untrusted input: float() raises on what it cannot read, handled below
     price = float(value)  # type: ignore[arg-type]
     return price if math.isfinite(price) else None
 
