@@ -232,7 +232,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_marketflow_up_stops_everything_on_sigterm(tmp_path: Path) -> None:
+def test_marketflow_up_stops_everything_on_sigterm(service_home: Path) -> None:
+    # a home the service account can reach: its servers then run inside it, where this
+    # test looks for them (a private one would move their files to /var/lib/marketflow)
+    tmp_path = service_home
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
