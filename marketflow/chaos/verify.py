@@ -170,8 +170,8 @@ def materialize_profiles(database_url: str, day: datetime, write_from: datetime 
     import dagster as dg
 
     from assets.profiles import session_profiles
+    from assets.resources import PostgresResource
     from orchestration.partitions import WRITE_FROM_TAG, partition_key_for
-    from orchestration.resources import PostgresResource
 
     tags = {WRITE_FROM_TAG: write_from.isoformat()} if write_from is not None else {}
     result = dg.materialize(
@@ -208,7 +208,7 @@ def profile_mismatches(database_url: str, start: datetime, end: datetime) -> dic
     _quiet_dagster()
     from assets import profile_io
     from assets.profiles import compute_window, concat_frames
-    from orchestration.resources import PostgresResource
+    from assets.resources import PostgresResource
 
     result, symbols, _ = compute_window(PostgresResource(database_url=database_url), start, end)
     ids = [s.id for s in symbols]
