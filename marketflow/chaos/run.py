@@ -398,8 +398,10 @@ class Run:
         if self.outcome.profiles:
             shown = ", ".join(f"{k} {v}" for k, v in self.outcome.profiles.items())
             say(f"profile rows differing from a fresh recompute: {shown}")
-        for problem in self.outcome.problems:
-            say(f"problem: {problem}")
+        from core.service_urls import redact_text
+
+        for problem in self.outcome.problems:  # exception texts may quote a URL
+            say(f"problem: {redact_text(problem)}")
         ok = self.outcome.ok
         if ok and not self.opts.keep:
             for folder in self._server_dirs():
