@@ -114,18 +114,22 @@ from {Table.BINARY_OPPORTUNITIES} o left join {Table.BINARY_MARKETS} m on m.mark
 where o.closed_at is null order by o.opened_at desc limit 100
 """
 
-EPISODES_MART_SQL = """
-select kind, market_id, event_id, opportunities, started_at, ended_at, duration_seconds,
-       best_edge, size_at_best_edge
-from {mart} order by started_at desc limit 50
+EPISODES_MART_SQL = f"""
+select e.kind, e.market_id, e.event_id, m.question, e.opportunities, e.started_at, e.ended_at,
+       e.duration_seconds, e.best_edge, e.size_at_best_edge
+from {{mart}} e left join {Table.BINARY_MARKETS} m on m.market_id = e.market_id
+order by e.started_at desc limit 50
 """
 
 EPISODES_RAW_SQL = f"""
-select kind, market_id, event_id, 1 as opportunities, opened_at as started_at,
-       closed_at as ended_at, extract(epoch from closed_at - opened_at) as duration_seconds,
-       best_edge, size as size_at_best_edge
-from {Table.BINARY_OPPORTUNITIES} where closed_at is not null
-order by opened_at desc limit 50
+select o.kind, o.market_id, o.event_id, m.question, 1 as opportunities,
+       o.opened_at as started_at, o.closed_at as ended_at,
+       extract(epoch from o.closed_at - o.opened_at) as duration_seconds,
+       o.best_edge, o.size as size_at_best_edge
+from {Table.BINARY_OPPORTUNITIES} o
+left join {Table.BINARY_MARKETS} m on m.market_id = o.market_id
+where o.closed_at is not null
+order by o.opened_at desc limit 50
 """
 
 

@@ -8,7 +8,7 @@ function marketRow(m) {
     <td class="num up">${cents(m.yes_bid)}</td><td class="num up">${cents(m.yes_ask)}</td>
     <td class="num down">${cents(m.no_bid)}</td><td class="num down">${cents(m.no_ask)}</td>
     <td class="num">${cents(m.spread)}</td><td class="num ${cls(m.edge)}">${m.edge == null ? "–" : num(100 * m.edge, 2) + "¢"}</td>
-    <td class="num">${num(m.executable_size, 0)}</td><td>${m.arbitrage ? badge("open", "ARB") : ""}${m.stale ? '<span class="tag">stale</span>' : ""}</td>
+    <td class="num">${num(m.executable_size, 0)}</td><td>${m.arbitrage ? '<span class="badge on">ARB</span>' : ""}${m.stale ? '<span class="tag">stale</span>' : ""}</td>
     <td class="num muted">${stamp(m.ts || m.time)}</td>`;
 }
 
@@ -42,7 +42,7 @@ export async function start({ root }) {
   }
   const episodes = d.episodes.slice();
   function drawEpisodes() {
-    document.getElementById("episodes").innerHTML = episodes.slice(0, 50).map((e) => `<tr><td>${badge(e.kind)}</td><td>${esc(e.market_id || e.event_id || "")}</td>
+    document.getElementById("episodes").innerHTML = episodes.slice(0, 50).map((e) => `<tr><td>${badge(e.kind)}</td><td>${esc(e.question || e.market_id || e.event_id || "")}</td>
       <td class="num">${num(100 * (e.best_edge || 0), 2)}¢</td><td class="num">${num(e.size_at_best_edge, 0)}</td>
       <td class="num">${e.duration_seconds != null ? num(e.duration_seconds, 0) + " s" : "–"}</td><td class="num muted">${stamp(e.started_at)}</td></tr>`).join("") || '<tr><td colspan="6" class="muted">none yet</td></tr>';
   }
@@ -58,8 +58,12 @@ export async function start({ root }) {
         marketsDirty = true;
       } else if (channel === CH.binaryArb) {
         const key = String(data.opportunity_id ?? `${data.kind}:${data.market_id || data.event_id}`);
+        const market = markets.get(data.market_id);
+        if (market && !data.question) data.question = market.question;
         if (data.action === "open") opps.set(key, { ...data, id: key });
         else {
+          const open = opps.get(key);
+          if (open && open.question) data.question = open.question;
           opps.delete(key);
           episodes.unshift({ ...data, started_at: data.opened_at, size_at_best_edge: data.size,
             duration_seconds: data.closed_at ? (new Date(data.closed_at) - new Date(data.opened_at)) / 1000 : null });
