@@ -7,9 +7,13 @@ session's running profiles are wide (thousands of bins) and each walk covers 70 
 volume, so a per-row loop that stops where the walk stops does less work than any
 vectorised form, which must look at every item a walk could take.
 
-The sums are the vectorised form's: items added one by one from 0.0 in walk order and
-compared with ``needed`` (the share of the total minus the POC's volume, computed by the
-caller), a pair added nearer bin first.
+Small blocks (a minute's own profiles, short sessions) take a vectorised twin instead
+(``analytics.jit`` says why): the greedy two-way merge takes item a_i (below) before b_j
+(above) exactly when min(a_0..a_i) >= min(b_0..b_j), so a stable sort of both sides'
+running minima (below first on ties) reproduces the walk order, and a cumulative sum finds
+where it reaches the share. Both add the items one by one from 0.0 in walk order (a pair
+nearer bin first) and compare with ``needed`` (the share of the total minus the POC's
+volume, computed by the caller): the same floats, so the same columns.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.jit import compiled
+from analytics.jit import COMPILED_MIN_ITEMS, compiled
 
 
 def walk_rows_py(
@@ -83,17 +87,132 @@ def walk_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(val, vah) columns per row of a C-contiguous float64 rows × bins block."""
     n_rows, n_cols = volumes.shape
+    lo, hi, poc = (np.ascontiguousarray(a, dtype=np.int64) for a in (lo, hi, poc))
+    if volumes.size < COMPILED_MIN_ITEMS:
+        return _walk_block(volumes, lo, hi, poc, needed, pair)
     val = np.empty(n_rows, dtype=np.int64)
     vah = np.empty(n_rows, dtype=np.int64)
     _kernel()(
         volumes.reshape(-1),
         n_cols,
-        np.ascontiguousarray(lo, dtype=np.int64),
-        np.ascontiguousarray(hi, dtype=np.int64),
-        np.ascontiguousarray(poc, dtype=np.int64),
+        lo,
+        hi,
+        poc,
         np.ascontiguousarray(needed, dtype=np.float64),
         2 if pair else 1,
         val,
         vah,
     )
     return val, vah
+
+
+def _walk_block(
+    volumes: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    poc: np.ndarray,
+    needed: np.ndarray,
+    pair: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vectorised twin: every row walked as far as the block's widest row could go."""
+    below_len, above_len = poc - lo, hi - poc
+    per = 2 if pair else 1
+    # items per side: a dual item is two bins (the last one, at the edge, maybe one)
+    widths = tuple(max(1, -(-int(side.max(initial=0)) // per)) for side in (below_len, above_len))
+    rows = np.arange(volumes.shape[0])
+    down, up, _ = _walk_numpy(
+        volumes.reshape(-1),
+        volumes.shape[1],
+        rows,
+        poc,
+        below_len,
+        above_len,
+        needed,
+        (widths[0], widths[1]),
+        pair,
+    )
+    if pair:
+        # every item is two bins except, at the profile's edge, the last one
+        return poc - np.minimum(2 * down, below_len), poc + np.minimum(2 * up, above_len)
+    return poc - down, poc + up
+
+
+def _side_items(
+    flat: np.ndarray,
+    first_index: np.ndarray,
+    step: int,
+    length: np.ndarray,
+    width: int,
+    pair: bool,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Items walked away from the POC on one side, written into ``out``; returns validity.
+
+    flat: the block raveled; first_index: flat index of the bin next to each row's POC;
+    step: -1 below, +1 above; length: bins on that side inside the profile. Reads past a
+    row's range land on zero bins or, at the block's edge, another row: those items are
+    invalid (and masked by the caller) or, for a dual pair's second bin, zeroed here.
+    """
+    per = 2 if pair else 1
+    k = np.arange(width * per, dtype=np.int64)
+    index = first_index[:, None] + step * k[None, :]
+    if not pair:
+        np.take(flat, index, mode="clip", out=out)
+        return k[None, :] < length[:, None]
+    bins = np.take(flat, index, mode="clip")
+    bins[k[None, :] >= length[:, None]] = 0.0
+    np.add(bins[:, 0::2], bins[:, 1::2], out=out)
+    return (2 * k[None, :width]) < length[:, None]
+
+
+def _walk_numpy(
+    flat: np.ndarray,
+    n_cols: int,
+    rows: np.ndarray,
+    poc: np.ndarray,
+    below_len: np.ndarray,
+    above_len: np.ndarray,
+    needed: np.ndarray,
+    widths: tuple[int, int],
+    pair: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items taken below and above the POC for ``rows``, looking ``widths`` items each side.
+
+    widths: (items looked at below, items looked at above); each side gets its own, so a
+    profile whose POC sits near one edge does not pay the long side's width twice.
+    Returns (down_items, up_items, exact): a row is exact unless the walk used up a side
+    that has more items than it looked at (then a wider look is needed).
+    """
+    n_rows = rows.shape[0]
+    wb, wa = widths
+    # items: columns [0, wb) below the POC (walking down), [wb, wb + wa) above it
+    values = np.empty((n_rows, wb + wa))
+    at_poc = rows * n_cols + poc
+    below_ok = _side_items(flat, at_poc - 1, -1, below_len, wb, pair, values[:, :wb])
+    above_ok = _side_items(flat, at_poc + 1, +1, above_len, wa, pair, values[:, wb:])
+
+    # sort key: minus the running minimum of each side (see module docstring); a side's
+    # missing items get +inf so the walk never takes them
+    key = np.negative(values)
+    np.copyto(key[:, :wb], np.inf, where=~below_ok)
+    np.copyto(key[:, wb:], np.inf, where=~above_ok)
+    np.maximum.accumulate(key[:, :wb], axis=1, out=key[:, :wb])
+    np.maximum.accumulate(key[:, wb:], axis=1, out=key[:, wb:])
+    order = np.argsort(key, axis=1, kind="stable")  # stable: below wins ties
+    del key
+    walked = np.take_along_axis(values, order, axis=1)
+    np.cumsum(walked, axis=1, out=walked)
+
+    reached = walked >= needed[:, None]
+    steps = np.argmax(reached, axis=1) + 1
+    steps[needed <= 0] = 0
+    # items of one side are taken in order, so the last item taken tells the split
+    last = order[np.arange(n_rows), np.maximum(steps - 1, 0)]
+    down_items = np.where(last < wb, last + 1, steps - (last - wb + 1))
+    down_items[steps == 0] = 0
+    up_items = steps - down_items
+    per = 2 if pair else 1
+    exact = (needed <= 0) | reached[:, -1]
+    exact &= (below_len <= per * wb) | (down_items < wb)
+    exact &= (above_len <= per * wa) | (up_items < wa)
+    return down_items, up_items, exact

@@ -16,11 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import analytics.print_kernel
+import analytics.value_area_kernel
 from analytics.aggressor import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
 
 ROOT = Path(__file__).resolve().parent.parent
+KERNEL_MODULES = (analytics.print_kernel, analytics.value_area_kernel)
+PATHS = {"compiled": 0, "numpy": 1 << 62}  # COMPILED_MIN_ITEMS that selects each path
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels compiled whatever the input size (small inputs take numpy otherwise)."""
+    for module in KERNEL_MODULES:
+        monkeypatch.setattr(module, "COMPILED_MIN_ITEMS", PATHS["compiled"])
 
 
 def numpy_grids(price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state):
@@ -48,9 +59,13 @@ def random_prints(rng: np.random.Generator, n: int, with_quotes: bool):
     return price, size, side, bid, ask, starts
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("with_quotes", [False, True])
 @pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
-def test_kernel_matches_classify_and_bincount_bit_for_bit(with_quotes, state) -> None:
+def test_kernel_matches_classify_and_bincount_bit_for_bit(
+    with_quotes, state, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics.print_kernel, "COMPILED_MIN_ITEMS", PATHS[path])
     rng = np.random.default_rng(11 if with_quotes else 5)
     price, size, side, bid, ask, starts = random_prints(rng, 20_000, with_quotes)
     row_size = 0.05
@@ -79,6 +94,7 @@ def test_kernel_matches_classify_and_bincount_bit_for_bit(with_quotes, state) ->
     assert AggressorState(*after) == expected
 
 
+@pytest.mark.usefixtures("compiled")
 def test_uncompiled_source_is_the_same_kernel() -> None:
     rng = np.random.default_rng(2)
     price, size, side, bid, ask, starts = random_prints(rng, 2_000, with_quotes=True)
@@ -106,7 +122,9 @@ def test_uncompiled_source_is_the_same_kernel() -> None:
 RUN_KERNEL = textwrap.dedent(
     """
     import numpy as np
+    import analytics.print_kernel
     from analytics.print_kernel import fill_prints
+    analytics.print_kernel.COMPILED_MIN_ITEMS = 0  # compiled, whatever the size
     grids = (np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 3), dtype=np.int64))
     price = np.array([1.0, 1.1, 1.1, 1.0])
     state = fill_prints(price, np.ones(4), None, None, None, np.array([0, 4]), 0.1, 10,
@@ -157,7 +175,9 @@ def test_kernel_still_runs_when_no_cache_location_is_writable(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("pair", [False, True])
-def test_value_area_kernel_compiled_equals_its_python_source(pair: bool) -> None:
+def test_value_area_kernel_compiled_equals_its_source_and_its_numpy_twin(
+    pair: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from analytics.value_area_kernel import walk_rows, walk_rows_py
 
     rng = np.random.default_rng(21)
@@ -171,8 +191,38 @@ def test_value_area_kernel_compiled_equals_its_python_source(pair: bool) -> None
     poc = np.argmax(volumes, axis=1)
     total = volumes.sum(axis=1)
     needed = 0.7 * total - 1e-9 * total - volumes[np.arange(200), poc]
+    monkeypatch.setattr(analytics.value_area_kernel, "COMPILED_MIN_ITEMS", PATHS["numpy"])
+    val_np, vah_np = walk_rows(volumes, lo, hi, poc, needed, pair)
+    monkeypatch.setattr(analytics.value_area_kernel, "COMPILED_MIN_ITEMS", PATHS["compiled"])
     val, vah = walk_rows(volumes, lo, hi, poc, needed, pair)
+    assert np.array_equal(val, val_np) and np.array_equal(vah, vah_np)
     val_py, vah_py = np.empty(200, np.int64), np.empty(200, np.int64)
     walk_rows_py(volumes.ravel(), 90, lo, hi, poc, needed, 2 if pair else 1, val_py, vah_py)
     assert np.array_equal(val, val_py) and np.array_equal(vah, vah_py)
     assert (lo <= val).all() and (val <= poc).all() and (poc <= vah).all() and (vah <= hi).all()
+
+
+@pytest.mark.parametrize("method", ["single", "dual"])
+def test_compute_session_is_the_same_on_both_paths(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from analytics.pipeline import compute_session
+    from bench.profile import SESSION_MINUTES, SESSION_OPEN, make_ticks
+
+    ticks = make_ticks(40_000, seed=9)
+    ticks["size"] *= 0.37  # fractional sizes: sums that depend on their order
+    ticks.loc[::7, "side"] = 1.0
+    ticks.loc[::5, "bid"] = ticks["price"] - 0.01
+    close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)
+    frames = {}
+    for path, threshold in PATHS.items():
+        for module in KERNEL_MODULES:
+            monkeypatch.setattr(module, "COMPILED_MIN_ITEMS", threshold)
+        frames[path] = compute_session(ticks, 0.01, SESSION_OPEN, close, method=method)
+    for name in ("volume_profile", "profile_metrics", "order_flow", "session_profile"):
+        pd.testing.assert_frame_equal(
+            getattr(frames["compiled"], name), getattr(frames["numpy"], name), check_exact=True
+        )
+    assert frames["compiled"].aggressor_state == frames["numpy"].aggressor_state
