@@ -100,8 +100,8 @@ def seed(db_url: str) -> dict[str, float]:
                     cvd,
                     buy,
                     sell,
-                    buy / (buy + sell),
-                    sell / (buy + sell),
+                    100 * buy / (buy + sell),  # pressure in percent, buy + sell = 100
+                    100 * sell / (buy + sell),
                     30,
                 )
             )
