@@ -5,7 +5,8 @@ sessions backfilled as one single run over their range (so the composite and nak
 read a real history). Each run is `dagster.materialize` in-process, with the checks:
 
 - sensor minute-run: what tick_stream_sensor launches every minute of the session — the
-  profile multi-asset over the whole day, rewriting the rows of the last six minutes;
+  profile multi-asset resuming each symbol from its stored state six minutes back
+  (docs/profiles-incremental.md; `bench minute_scaling` shows it flat in the day's ticks);
 - scheduled minute-run: what minute_schedule launches every minute — candles of the last
   five closed minutes reconciled from the ticks;
 - full-window run: candles and profiles of the whole day (a backfill, or the schedule
