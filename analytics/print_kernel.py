@@ -160,7 +160,11 @@ def _fill_numpy(
             chunk = slice(t0, t1)
             part = price[chunk]
             signs, after = classify(
-                part, *(None if a is None else a[chunk] for a in (side, bid, ask)), after
+                part,
+                side=None if side is None else side[chunk],
+                bid=None if bid is None else bid[chunk],
+                ask=None if ask is None else ask[chunk],
+                state=after,
             )
             scaled = part * inverse
             scaled += 0.5

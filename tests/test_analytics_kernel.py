@@ -34,6 +34,11 @@ def compiled(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "COMPILED_MIN_ITEMS", PATHS["compiled"])
 
 
+def zero_grids(rows: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    shape = (rows, n_bins)
+    return np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64)
+
+
 def numpy_grids(price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state):
     """The vectorised path: classify, bin, then one bincount per grid."""
     signs, after = classify(price, side, bid, ask, state)
@@ -72,7 +77,7 @@ def test_kernel_matches_classify_and_bincount_bit_for_bit(
     bins = bin_index(price, row_size)
     first_bin, n_bins = int(bins.min()) - 2, int(bins.max() - bins.min()) + 5
     rows = starts.size - 1
-    grids = tuple(np.zeros((rows, n_bins), dtype=t) for t in (np.float64, np.float64, np.int64))
+    grids = zero_grids(rows, n_bins)
     after = fill_prints(
         price,
         size,
@@ -103,15 +108,28 @@ def test_uncompiled_source_is_the_same_kernel() -> None:
     rows = starts.size - 1
     outputs = []
     for run in ("compiled", "python"):
-        grids = tuple(np.zeros((rows, n_bins), dtype=t) for t in (np.float64, np.float64, np.int64))
+        grids = zero_grids(rows, n_bins)
         if run == "compiled":
             state = fill_prints(
                 price, size, side, bid, ask, starts, 0.05, first_bin, grids, (np.nan, 0)
             )
         else:
-            flat = [g.reshape(-1) for g in grids]
+            volume, signed, count = (g.reshape(-1) for g in grids)
             state = fill_prints_py(
-                price, size, side, bid, ask, starts, 20.0, first_bin, n_bins, *flat, np.nan, 0
+                price,
+                size,
+                side,
+                bid,
+                ask,
+                starts,
+                20.0,
+                first_bin,
+                n_bins,
+                volume,
+                signed,
+                count,
+                np.nan,
+                0,
             )
         outputs.append((grids, state))
     (compiled_grids, compiled_state), (python_grids, python_state) = outputs

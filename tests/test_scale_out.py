@@ -19,6 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import pandas as pd
@@ -72,6 +73,7 @@ def test_jobs_run_in_process_unless_configured() -> None:
     from orchestration.jobs import profile_job, signals_job
 
     for job in (profile_job, signals_job):
+        assert job.executor_def is not None
         field = job.executor_def.config_schema.as_field()
         assert field.default_value == {IN_PROCESS: {}}
 
@@ -87,7 +89,9 @@ def load_day(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()
         assert row is not None
-        open_, close = session_bounds("XNYS", DAY)
+        bounds = session_bounds("XNYS", DAY)
+        assert bounds is not None
+        open_, close = bounds
         ticks = make_ticks([int(row[0])], open_, close, 300, seed=5)
         ticks["trade_id"] = [f"c-{i}" for i in range(len(ticks))]
         insert_ticks(conn, ticks)
@@ -116,7 +120,7 @@ def broker_url(tmp_path: Path) -> Iterator[str]:
     try:
         wait_port("127.0.0.1", port, timeout=10.0)
         url = f"redis://:{password}@127.0.0.1:{port}/0"
-        assert redis.Redis.from_url(url).eval("return 1", 0) == 1
+        assert cast(int, redis.Redis.from_url(url).eval("return 1", 0)) == 1
         yield url
     finally:
         server.terminate()
