@@ -1,4 +1,5 @@
-"""The style bar of STYLE.md is part of the suite: ruff (lint and format) and sqlfluff."""
+"""The code bar is part of the suite: ruff (lint and format), sqlfluff, mypy over every
+package, and the layer contracts of docs/architecture.md (import-linter)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ BIN = Path(sys.executable).parent
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
         ["sqlfluff", "lint", "dbt_project/models"],
+        ["mypy"],  # the packages and strictness of [tool.mypy] in pyproject.toml
+        ["lint-imports"],  # [tool.importlinter]: nothing imports a higher layer
     ],
-    ids=["ruff-check", "ruff-format", "sqlfluff"],
+    ids=["ruff-check", "ruff-format", "sqlfluff", "mypy", "import-linter"],
 )
 def test_clean(command: list[str]) -> None:
     result = subprocess.run(
@@ -30,6 +33,6 @@ def test_clean(command: list[str]) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,  # mypy without a cache: about a minute on two busy cores
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
