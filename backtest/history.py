@@ -102,11 +102,11 @@ def load_history(
     end: datetime,
     candle_lookback: timedelta,
 ) -> SymbolHistory:
-    """Rows of one symbol for minutes in [start, end) plus the look-back they need, and
-    the candles of the day after ``end`` (exits of positions still open at the end)."""
+    """Rows of one symbol for minutes in [start, end) plus the look-back they need; nothing
+    from ``end`` on (a position still open then exits at the last close before it)."""
     sid = symbol[0]
     since = start - max(candle_lookback, SESSION_LOOKBACK)
-    candles = conn.execute(CANDLES_SQL, (sid, since, end + timedelta(days=1))).fetchall()
+    candles = conn.execute(CANDLES_SQL, (sid, since, end)).fetchall()
     levels = {}
     for horizon in ("session", "composite"):
         rows = conn.execute(PROFILES_SQL, (sid, horizon, start - PROFILE_LOOKBACK, end)).fetchall()
