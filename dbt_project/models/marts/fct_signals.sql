@@ -29,13 +29,6 @@ with signals as (
         and direction is not null
 ),
 
-candles as (
-    select * from {{ ref('stg_candles_1m') }}
-    where
-        bucket >= {{ window_start_ts(1) }}
-        and bucket < {{ window_end_ts(1) }}
-),
-
 context as (
     select
         signals.signal_ts,
@@ -100,55 +93,65 @@ context as (
 reach as (
     select
         symbols.symbol_id,
-        (
-            select max(all_candles.bucket)
-            from {{ ref('stg_candles_1m') }} as all_candles
-            where all_candles.symbol_id = symbols.symbol_id
-        ) as last_candle
+        newest.bucket as last_candle
     from (select distinct symbol_id from signals) as symbols
+    left join lateral (
+        select all_candles.bucket
+        from {{ ref('stg_candles_1m') }} as all_candles
+        where all_candles.symbol_id = symbols.symbol_id
+        order by all_candles.bucket desc
+        limit 1
+    ) as newest on true
 ),
 
-horizon_candles as (
+-- per signal: the last close up to each horizon, and the hour's extremes and first hits
+-- (index range scans per signal: no sort of every signal's hour of candles)
+paths as (
     select
         signals.signal_ts,
         signals.strategy_id,
         signals.symbol_id,
-        candles.bucket,
-        candles.high_price,
-        candles.low_price,
-        candles.close_price,
-        (extract(epoch from candles.bucket - signals.signal_minute) / 60)::int
-            as minute_offset,
-        (signals.direction = 1 and candles.low_price <= signals.stop_price)
-        or (signals.direction = -1 and candles.high_price >= signals.stop_price)
-            as hits_stop,
-        (signals.direction = 1 and candles.high_price >= signals.target_price)
-        or (signals.direction = -1 and candles.low_price <= signals.target_price)
-            as hits_target
-    from signals
-    inner join candles
-        on
-            signals.symbol_id = candles.symbol_id
-            and signals.signal_minute < candles.bucket
-            and candles.bucket <= signals.signal_minute + interval '60 minutes'
-),
-
-paths as (
-    select
-        signal_ts,
-        strategy_id,
-        symbol_id,
         {%- for h in signal_horizons().split() %}
-            (array_agg(close_price order by bucket desc) filter (
-                where minute_offset <= {{ h }}
-            ))[1] as close_{{ h }}m,
+            close_{{ h }}m.close_price as close_{{ h }}m,
         {%- endfor %}
-        max(high_price) as high_60m,
-        min(low_price) as low_60m,
-        min(minute_offset) filter (where hits_stop) as stop_minute,
-        min(minute_offset) filter (where hits_target) as target_minute
-    from horizon_candles
-    group by signal_ts, strategy_id, symbol_id
+        next_hour.high_60m,
+        next_hour.low_60m,
+        next_hour.stop_minute,
+        next_hour.target_minute
+    from
+        signals
+    {%- for h in signal_horizons().split() %}
+    left join lateral (
+        select candles.close_price
+        from {{ ref('stg_candles_1m') }} as candles
+        where
+            candles.symbol_id = signals.symbol_id
+            and candles.bucket > signals.signal_minute
+            and candles.bucket <= signals.signal_minute + interval '{{ h }} minutes'
+        order by candles.bucket desc
+        limit 1
+        ) as close_{{ h }}m on true
+    {%- endfor %}
+    left join lateral (
+        select
+            min(extract(epoch from candles.bucket - signals.signal_minute) / 60) filter (
+                where
+                (signals.direction = 1 and candles.low_price <= signals.stop_price)
+                or (signals.direction = -1 and candles.high_price >= signals.stop_price)
+            )::int as stop_minute,
+            min(extract(epoch from candles.bucket - signals.signal_minute) / 60) filter (
+                where
+                (signals.direction = 1 and candles.high_price >= signals.target_price)
+                or (signals.direction = -1 and candles.low_price <= signals.target_price)
+            )::int as target_minute,
+            max(candles.high_price) as high_60m,
+            min(candles.low_price) as low_60m
+        from {{ ref('stg_candles_1m') }} as candles
+        where
+            candles.symbol_id = signals.symbol_id
+            and candles.bucket > signals.signal_minute
+            and candles.bucket <= signals.signal_minute + interval '60 minutes'
+    ) as next_hour on true
 ),
 
 outcomes as (

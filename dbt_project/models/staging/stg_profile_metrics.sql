@@ -1,21 +1,16 @@
-with source as (
-    select * from {{ source('marketflow', 'profile_metrics') }}
-),
-
-renamed as (
-    select
-        symbol_id,
-        horizon,
-        bucket,
-        session_date,
-        poc,
-        vah,
-        val,
-        total_volume,
-        lvns,
-        hvns,
-        value_area_method
-    from source
-)
-
-select * from renamed
+-- one plain select, no WITH: PostgreSQL merges such a view into the marts' per-signal
+-- lookups, which then walk the table's (symbol_id, time) index (a view with WITH stays a
+-- subquery, and each lookup sorts the whole day)
+select
+    symbol_id,
+    horizon,
+    bucket,
+    session_date,
+    poc,
+    vah,
+    val,
+    total_volume,
+    lvns,
+    hvns,
+    value_area_method
+from {{ source('marketflow', 'profile_metrics') }}

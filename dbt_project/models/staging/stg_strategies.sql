@@ -1,14 +1,6 @@
-with source as (
-    select * from {{ source('marketflow', 'strategies') }}
-),
-
-renamed as (
-    select
-        id as strategy_id,
-        name as strategy_name,
-        active as is_active,
-        definition ->> 'type' as strategy_kind
-    from source
-)
-
-select * from renamed
+select
+    id as strategy_id,
+    name as strategy_name,
+    active as is_active,
+    definition ->> 'type' as strategy_kind
+from {{ source('marketflow', 'strategies') }}

@@ -1,17 +1,9 @@
-with source as (
-    select * from {{ source('marketflow', 'symbols') }}
-),
-
-renamed as (
-    select
-        id as symbol_id,
-        symbol,
-        asset_type,
-        market,
-        timezone as market_timezone,
-        row_size,
-        active as is_active
-    from source
-)
-
-select * from renamed
+select
+    id as symbol_id,
+    symbol,
+    asset_type,
+    market,
+    timezone as market_timezone,
+    row_size,
+    active as is_active
+from {{ source('marketflow', 'symbols') }}
