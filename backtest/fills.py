@@ -30,6 +30,7 @@ F = npt.NDArray[np.float64]
 STOP, TARGET, SESSION_CLOSE, END_OF_DATA = "stop", "target", "session_close", "end_of_data"
 EXIT_REASONS = (STOP, TARGET, SESSION_CLOSE, END_OF_DATA)
 MINUTE_S = 60.0
+SCAN_CHUNK = 256  # candles looked at first for a bracket's exit, doubling after
 
 
 @dataclass(frozen=True)
@@ -86,28 +87,49 @@ def find_exit(
     prints; None or no answer: the stop)."""
     end = len(c.ts) if close_at is None else int(np.searchsorted(c.ts, close_at, side="left"))
     end = max(end, start + 1)  # the entry candle is always part of the trade
-    o, h, lo = c.open[start:end], c.high[start:end], c.low[start:end]
+    # most brackets end within hours: look a chunk ahead at a time, not to the end of the data
+    lo_, step = start, SCAN_CHUNK
+    while lo_ < end:
+        hi_ = min(end, lo_ + step)
+        hit = _first_hit(c, side, stop, target, lo_, hi_, decide)
+        if hit is not None:
+            return hit
+        lo_, step = hi_, step * 2
+    j = end - 1
+    closed = close_at is not None and (end < len(c.ts) or c.ts[j] + MINUTE_S >= close_at)
+    reason = SESSION_CLOSE if closed else END_OF_DATA
+    return Exit(j, float(c.ts[j]) + MINUTE_S, float(c.close[j]), reason)
+
+
+def _first_hit(
+    c: Candles,
+    side: Side,
+    stop: float,
+    target: float,
+    a: int,
+    b: int,
+    decide: Callable[[int], str | None] | None,
+) -> Exit | None:
+    """The first candle in [a, b) that opens through or reaches a level, as an exit."""
+    o, h, lo = c.open[a:b], c.high[a:b], c.low[a:b]
     if side is Side.BUY:
         gap_stop, gap_target, hit_stop, hit_target = o <= stop, o >= target, lo <= stop, h >= target
     else:
         gap_stop, gap_target, hit_stop, hit_target = o >= stop, o <= target, h >= stop, lo <= target
     any_hit = gap_stop | gap_target | hit_stop | hit_target
-    if any_hit.any():
-        k = int(np.argmax(any_hit))
-        j = start + k
-        if gap_stop[k]:
-            return Exit(j, float(c.ts[j]), float(o[k]), STOP)
-        if gap_target[k]:
-            return Exit(j, float(c.ts[j]), float(o[k]), TARGET)
-        if hit_stop[k] and hit_target[k] and decide is not None and decide(j) == TARGET:
-            return Exit(j, float(c.ts[j]), float(target), TARGET)  # the prints say so
-        if hit_stop[k]:  # both inside one candle: the stop first
-            return Exit(j, float(c.ts[j]), float(stop), STOP)
-        return Exit(j, float(c.ts[j]), float(target), TARGET)
-    j = end - 1
-    closed = close_at is not None and (end < len(c.ts) or c.ts[j] + MINUTE_S >= close_at)
-    reason = SESSION_CLOSE if closed else END_OF_DATA
-    return Exit(j, float(c.ts[j]) + MINUTE_S, float(c.close[j]), reason)
+    if not any_hit.any():
+        return None
+    k = int(np.argmax(any_hit))
+    j = a + k
+    if gap_stop[k]:
+        return Exit(j, float(c.ts[j]), float(o[k]), STOP)
+    if gap_target[k]:
+        return Exit(j, float(c.ts[j]), float(o[k]), TARGET)
+    if hit_stop[k] and hit_target[k] and decide is not None and decide(j) == TARGET:
+        return Exit(j, float(c.ts[j]), float(target), TARGET)  # the prints say so
+    if hit_stop[k]:  # both inside one candle: the stop first
+        return Exit(j, float(c.ts[j]), float(stop), STOP)
+    return Exit(j, float(c.ts[j]), float(target), TARGET)
 
 
 @dataclass(frozen=True)
