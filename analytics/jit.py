@@ -15,10 +15,12 @@ Where the cache lives, first that works:
 4. nowhere: the kernel is compiled in memory once per process, with one warning.
 
 Loading is not free either: importing numba and loading two cached kernels costs a fresh
-process about 0.3 s (a Dagster run is a fresh process), which the kernels repay only on
-large inputs. So each kernel has a numpy twin giving the same floats, used below
-``COMPILED_MIN_ITEMS`` items of work, and numba is imported only when a large input first
-needs it: a minute's run over a few thousand new prints never loads it.
+process about 0.3 s (a Dagster run is a fresh process), which the kernels repay only over
+tens of millions of prints. So each kernel has a numpy twin giving the same floats, and
+:func:`use_compiled` picks: compiled once numba is loaded in this process, or for an input
+of ``COMPILED_MIN_ITEMS`` items of work or more (which loads it); numpy otherwise. A
+minute's run over a few thousand new prints never loads numba; a backfill over large
+sessions loads it once and compiles everything after.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CACHE_SUBDIR = "numba-cache"
-# items of work (prints, or grid cells a walk may read) from which a compiled kernel is used:
-# about where the kernels' savings (~7 ns per print) pass numba's load cost per process
-COMPILED_MIN_ITEMS = 1 << 21
+# items of work (prints, or grid cells a walk may read) from which a compiled kernel is
+# loaded: a session this large is rarely a process's only one (a backfill, a replay)
+COMPILED_MIN_ITEMS = 1 << 20
+
+_loaded = False
+
+
+def use_compiled(items: int) -> bool:
+    """Whether ``items`` of work go to a compiled kernel (see the module docstring)."""
+    return _loaded or items >= COMPILED_MIN_ITEMS
 
 
 def platform_cache_dir() -> Path | None:
@@ -52,8 +61,10 @@ def platform_cache_dir() -> Path | None:
 
 @cache
 def _numba() -> Any:
+    global _loaded
     import numba
 
+    _loaded = True
     # numba.config sets its attributes from the environment at import: not in its types
     if not numba.config.CACHE_DIR:  # type: ignore[attr-defined]  # NUMBA_CACHE_DIR wins
         path = platform_cache_dir()

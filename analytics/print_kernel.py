@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from analytics.aggressor import AggressorState, classify
-from analytics.jit import COMPILED_MIN_ITEMS, compiled
+from analytics.jit import compiled, use_compiled
 
 _NONE = np.zeros(0)
 # prints classified and binned per numpy chunk of whole minutes: the per-print
@@ -105,11 +105,11 @@ def fill_prints(
 ) -> tuple[float, int]:
     """Add the prints to 2-D (minutes × bins) grids; optional arrays may be None.
 
-    Compiled (:func:`fill_prints_py`) from ``COMPILED_MIN_ITEMS`` prints, numpy below.
+    Compiled (:func:`fill_prints_py`) or numpy, as ``analytics.jit.use_compiled`` says.
     """
     volume, signed, count = grids
     n_bins = volume.shape[1]
-    if int(starts[-1] - starts[0]) < COMPILED_MIN_ITEMS:
+    if not use_compiled(int(starts[-1] - starts[0])):
         return _fill_numpy(price, size, side, bid, ask, starts, row_size, first_bin, grids, state)
     last_price, last_sign = _kernel()(
         price,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.jit import COMPILED_MIN_ITEMS, compiled
+from analytics.jit import compiled, use_compiled
 
 
 def walk_rows_py(
@@ -88,7 +88,7 @@ def walk_rows(
     """(val, vah) columns per row of a C-contiguous float64 rows × bins block."""
     n_rows, n_cols = volumes.shape
     lo, hi, poc = (np.ascontiguousarray(a, dtype=np.int64) for a in (lo, hi, poc))
-    if volumes.size < COMPILED_MIN_ITEMS:
+    if not use_compiled(volumes.size):
         return _walk_block(volumes, lo, hi, poc, needed, pair)
     val = np.empty(n_rows, dtype=np.int64)
     vah = np.empty(n_rows, dtype=np.int64)
@@ -114,23 +114,25 @@ def _walk_block(
     needed: np.ndarray,
     pair: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The vectorised twin: every row walked as far as the block's widest row could go."""
+    """The vectorised twin: rows walked as far as the block's widest row could go, or, in
+    wide blocks, as far as sampled neighbours needed (re-walked when that was too short)."""
     below_len, above_len = poc - lo, hi - poc
     per = 2 if pair else 1
     # items per side: a dual item is two bins (the last one, at the edge, maybe one)
     widths = tuple(max(1, -(-int(side.max(initial=0)) // per)) for side in (below_len, above_len))
-    rows = np.arange(volumes.shape[0])
-    down, up, _ = _walk_numpy(
-        volumes.reshape(-1),
-        volumes.shape[1],
-        rows,
-        poc,
-        below_len,
-        above_len,
-        needed,
-        (widths[0], widths[1]),
-        pair,
-    )
+    n_rows, n_cols = volumes.shape
+    full = (widths[0], widths[1])
+    flat = volumes.reshape(-1)
+
+    def walk(sel: np.ndarray, w: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _walk_numpy(
+            flat, n_cols, sel, poc[sel], below_len[sel], above_len[sel], needed[sel], w, pair
+        )
+
+    if max(full) <= _GUESS_MIN_WIDTH or n_rows <= 2 * _GUESS_SAMPLE_EVERY:
+        down, up, _ = walk(np.arange(n_rows), full)
+    else:
+        down, up = _walk_by_looks(walk, n_rows, full)
     if pair:
         # every item is two bins except, at the profile's edge, the last one
         return poc - np.minimum(2 * down, below_len), poc + np.minimum(2 * up, above_len)
@@ -216,3 +218,46 @@ def _walk_numpy(
     exact &= (below_len <= per * wb) | (down_items < wb)
     exact &= (above_len <= per * wa) | (up_items < wa)
     return down_items, up_items, exact
+
+
+# Wide blocks (a session's running profiles) first walk a sample of rows at full width and
+# then every row only as far as the sampled rows around it needed plus a margin, rows
+# grouped by that look (rounded up a ladder of sizes); rows that hit their limit are walked
+# again at full width. The answer never depends on the guess.
+_GUESS_MIN_WIDTH = 192
+_GUESS_SAMPLE_EVERY = 16
+_LOOK_MARGIN = 1.1
+_LOOK_LADDER = 1.5  # ratio between the look sizes rows are grouped by
+
+
+def _walk_by_looks(
+    walk: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_rows: int,
+    full: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(down_items, up_items) of every row, walking groups of rows only as far as needed."""
+    rows = np.arange(n_rows)
+    sample = np.unique(np.append(rows[::_GUESS_SAMPLE_EVERY], n_rows - 1))
+    sampled_down, sampled_up, _ = walk(sample, full)
+    # each row's guess: the larger walk of the sampled rows on either side of it
+    before = np.searchsorted(sample, rows, side="right") - 1
+    after = np.minimum(before + 1, sample.size - 1)
+    looks = []
+    for sampled, limit in ((sampled_down, full[0]), (sampled_up, full[1])):
+        guess = np.maximum(sampled[before], sampled[after]) * _LOOK_MARGIN + 32
+        step = np.ceil(np.log(guess / 32) / np.log(_LOOK_LADDER))
+        looks.append(np.minimum(limit, np.ceil(32 * _LOOK_LADDER**step)).astype(np.int64))
+    down = np.empty(n_rows, dtype=np.int64)
+    up = np.empty(n_rows, dtype=np.int64)
+    again = []
+    pairs, group = np.unique(np.stack(looks, axis=1), axis=0, return_inverse=True)
+    group = group.ravel()
+    for g, (look_down, look_up) in enumerate(pairs.tolist()):
+        sel = np.flatnonzero(group == g)
+        down[sel], up[sel], exact = walk(sel, (look_down, look_up))
+        if (look_down, look_up) != full:
+            again.append(sel[~exact])
+    redo = np.concatenate(again) if again else rows[:0]
+    if redo.size:
+        down[redo], up[redo], _ = walk(redo, full)
+    return down, up

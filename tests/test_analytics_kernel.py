@@ -24,14 +24,18 @@ from analytics.print_kernel import fill_prints, fill_prints_py
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_MODULES = (analytics.print_kernel, analytics.value_area_kernel)
-PATHS = {"compiled": 0, "numpy": 1 << 62}  # COMPILED_MIN_ITEMS that selects each path
+PATHS = {"compiled": True, "numpy": False}  # what use_compiled answers for each path
+
+
+def choose(monkeypatch: pytest.MonkeyPatch, path: str, *modules: object) -> None:
+    for module in modules or KERNEL_MODULES:
+        monkeypatch.setattr(module, "use_compiled", lambda items, c=PATHS[path]: c)
 
 
 @pytest.fixture
 def compiled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kernels compiled whatever the input size (small inputs take numpy otherwise)."""
-    for module in KERNEL_MODULES:
-        monkeypatch.setattr(module, "COMPILED_MIN_ITEMS", PATHS["compiled"])
+    choose(monkeypatch, "compiled")
 
 
 def zero_grids(rows: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +74,7 @@ def random_prints(rng: np.random.Generator, n: int, with_quotes: bool):
 def test_kernel_matches_classify_and_bincount_bit_for_bit(
     with_quotes, state, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analytics.print_kernel, "COMPILED_MIN_ITEMS", PATHS[path])
+    choose(monkeypatch, path, analytics.print_kernel)
     rng = np.random.default_rng(11 if with_quotes else 5)
     price, size, side, bid, ask, starts = random_prints(rng, 20_000, with_quotes)
     row_size = 0.05
@@ -142,7 +146,7 @@ RUN_KERNEL = textwrap.dedent(
     import numpy as np
     import analytics.print_kernel
     from analytics.print_kernel import fill_prints
-    analytics.print_kernel.COMPILED_MIN_ITEMS = 0  # compiled, whatever the size
+    analytics.print_kernel.use_compiled = lambda items: True  # whatever the size
     grids = (np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 3), dtype=np.int64))
     price = np.array([1.0, 1.1, 1.1, 1.0])
     state = fill_prints(price, np.ones(4), None, None, None, np.array([0, 4]), 0.1, 10,
@@ -209,9 +213,9 @@ def test_value_area_kernel_compiled_equals_its_source_and_its_numpy_twin(
     poc = np.argmax(volumes, axis=1)
     total = volumes.sum(axis=1)
     needed = 0.7 * total - 1e-9 * total - volumes[np.arange(200), poc]
-    monkeypatch.setattr(analytics.value_area_kernel, "COMPILED_MIN_ITEMS", PATHS["numpy"])
+    choose(monkeypatch, "numpy", analytics.value_area_kernel)
     val_np, vah_np = walk_rows(volumes, lo, hi, poc, needed, pair)
-    monkeypatch.setattr(analytics.value_area_kernel, "COMPILED_MIN_ITEMS", PATHS["compiled"])
+    choose(monkeypatch, "compiled", analytics.value_area_kernel)
     val, vah = walk_rows(volumes, lo, hi, poc, needed, pair)
     assert np.array_equal(val, val_np) and np.array_equal(vah, vah_np)
     val_py, vah_py = np.empty(200, np.int64), np.empty(200, np.int64)
@@ -235,9 +239,8 @@ def test_compute_session_is_the_same_on_both_paths(
     ticks.loc[::5, "bid"] = ticks["price"] - 0.01
     close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)
     frames = {}
-    for path, threshold in PATHS.items():
-        for module in KERNEL_MODULES:
-            monkeypatch.setattr(module, "COMPILED_MIN_ITEMS", threshold)
+    for path in PATHS:
+        choose(monkeypatch, path)
         frames[path] = compute_session(ticks, 0.01, SESSION_OPEN, close, method=method)
     for name in ("volume_profile", "profile_metrics", "order_flow", "session_profile"):
         pd.testing.assert_frame_equal(
