@@ -20,7 +20,15 @@ from marketflow.services import Services
 from streaming.providers.demo_run import request_disconnect
 
 # the order faults come in; a long run repeats the cycle
-CYCLE: tuple[str, ...] = ("ingest", "postgres", "engine", "provider", "redis", "web")
+CYCLE: tuple[str, ...] = (
+    "ingest",
+    "postgres",
+    "engine",
+    "provider",
+    "redis",
+    "web",
+    "ingest-in-outage",  # ingest killed while PostgreSQL is down: what it buffered is at stake
+)
 WARMUP_S = 15.0  # before the first fault: the platform settles, the WebSocket connects
 RECOVERY_S = 30.0  # after the last fault: restarts finish, buffered ticks drain
 MIN_SPACING_S = 8.0
@@ -72,7 +80,9 @@ class Target:
         procs.kill_group(pid)
         return f"SIGKILL {name} group (pid {pid})"
 
-    def crash_postgres(self, outage_s: float = SERVICE_OUTAGE_S) -> str:
+    def crash_postgres(
+        self, outage_s: float = SERVICE_OUTAGE_S, during: Callable[[], str] | None = None
+    ) -> str:
         server = self.services.postgres
         port = urlsplit(self.database_url).port
         lines = (server.pgdata / "postmaster.pid").read_text().splitlines()
@@ -82,10 +92,13 @@ class Target:
         procs.kill_all(procs.descendants(postmaster))
         if not procs.wait_gone(group, 10.0):
             raise FaultError("PostgreSQL did not die")
-        time.sleep(outage_s)
+        time.sleep(outage_s / 2)
+        also = f"; meanwhile {during()}" if during is not None else ""
+        time.sleep(outage_s / 2)
         server.start(port=port)
         return (
-            f"crashed PostgreSQL (pid {postmaster}), restarted on port {port} after {outage_s:.0f}s"
+            f"crashed PostgreSQL (pid {postmaster}), restarted on port {port} "
+            f"after {outage_s:.0f}s{also}"
         )
 
     def crash_redis(self, outage_s: float = SERVICE_OUTAGE_S) -> str:
@@ -110,6 +123,9 @@ class Target:
             "web": lambda: self.kill_child("web"),
             "postgres": self.crash_postgres,
             "redis": self.crash_redis,
+            "ingest-in-outage": lambda: self.crash_postgres(
+                during=lambda: self.kill_child("ingest")
+            ),
             "provider": self.cut_provider,
         }
         return actions[kind]

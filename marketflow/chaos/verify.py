@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,6 +168,7 @@ def materialize_profiles(database_url: str, day: datetime, write_from: datetime 
     process, an ephemeral Dagster instance), tagged with ``write_from`` as the tick sensor
     tags its runs; returns the newest tick sequence number the run saw."""
     _quiet_dagster()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the ephemeral instance's schema
     import dagster as dg
 
     from assets.profiles import session_profiles
