@@ -245,3 +245,17 @@ def test_no_runnable_provider_names_the_variables(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.ERROR), pytest.raises(ProviderError):
         asyncio.run(collect(router, lambda out: False, timeout=2))
     assert "ALPACA_API_KEY" in caplog.text and "IG_USERNAME" in caplog.text
+
+
+def test_router_reads_only_the_database_it_is_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Providers never look servers up: the embedded servers' services.json is the ingest
+    command's to read, and it hands the URL over in settings.database_url."""
+    urls = {"database_url": "postgresql://u:p@127.0.0.1:1/m", "redis_url": "redis://127.0.0.1:1"}
+    (tmp_path / "services.json").write_text(json.dumps(urls))
+    settings = Settings(_env_file=None, MARKETFLOW_HOME=str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(RouterProvider(settings, ["AAPL"])._load_table()) == {}
+    assert "no database given" in caplog.text
+    assert "not readable" not in caplog.text  # nothing was tried

@@ -29,8 +29,10 @@ def parse_symbols(text: str | None, default: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
     import logging
 
+    from core.service_urls import ServiceError, resolve_urls
     from core.settings import get_settings
     from streaming.ingest.runner import run_ingest
     from streaming.providers.base import ProviderError, make_provider
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"demo_rate": args.rate})
     symbols = parse_symbols(args.symbols, settings.symbols)
     name = (args.provider or settings.provider or "demo").lower()
+    # providers that read the routing table (router, ig) get the database the servers run
+    # (the environment's or the embedded one) in their settings; they never resolve it
+    with contextlib.suppress(ServiceError):  # none configured: run_ingest says so below
+        database_url = resolve_urls(settings).database_url
+        settings = settings.model_copy(update={"database_url": database_url})
     try:
         provider = make_provider(settings, symbols, name)
     except ProviderError as exc:

@@ -222,13 +222,18 @@ class IgProvider(Provider):
 
 
 def _table_epics(settings: Settings) -> dict[str, str]:
-    """Epics from ``symbol_providers`` when a database is configured; {} (search) if not."""
-    from core.service_urls import resolve_urls
+    """Epics from ``symbol_providers`` when given a database; {} (search) if not.
+
+    The database URL is the one the ingest command resolved and handed over in
+    ``settings.database_url``: a provider never looks servers up itself."""
     from streaming.providers.router_table import load_table
 
+    if settings.database_url is None:
+        log.warning("ig: no database given; epics come from IG search")
+        return {}
     try:
-        table = load_table(resolve_urls(settings).database_url)
-    except Exception as exc:  # no database configured or reachable: search still works
+        table = load_table(settings.database_url)
+    except Exception as exc:  # database not reachable: search still works
         log.warning(
             "ig: symbol_providers not readable (%s); epics come from IG search", type(exc).__name__
         )
