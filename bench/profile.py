@@ -160,6 +160,31 @@ def python_loop(ts_ns: list[int], prices: list[float], sizes: list[float]) -> di
     return {"cells": cells, "minutes": flows, "metrics": metrics}
 
 
+LOAD_KERNELS = """
+import time
+import numpy as np
+t0 = time.perf_counter()
+from analytics.print_kernel import _kernel as prints
+from analytics.value_area_kernel import _kernel as walk
+e = np.zeros(0)
+prints()(np.ones(1), np.ones(1), e, e, e, np.array([0, 1]), 1.0, 1, 1,
+         np.zeros(1), np.zeros(1), np.zeros(1, np.int64), float("nan"), 0)
+walk()(np.ones(1), 1, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
+       np.zeros(1), 1, np.zeros(1, np.int64), np.zeros(1, np.int64))
+print(time.perf_counter() - t0)
+"""
+
+
+def kernel_load_seconds() -> float:
+    """What a fresh process pays to import numba and load both cached kernels."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", LOAD_KERNELS], check=True, capture_output=True)  # cache
+    out = subprocess.run([sys.executable, "-c", LOAD_KERNELS], check=True, capture_output=True)
+    return float(out.stdout.decode().split()[-1])
+
+
 def _timed(function, repeats: int) -> tuple[list[float], list[float]]:
     walls, cpus = [], []
     for _ in range(repeats):
