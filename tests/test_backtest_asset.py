@@ -27,7 +27,7 @@ CONFIG = {"strategy": "bt asset sma", "slippage_bps": 2.0, "commission_per_order
 @pytest.fixture
 def seeded(db_url: str) -> str:
     midnight = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
-    ts = session_minutes(1, midnight)
+    ts = session_minutes(2, midnight)  # Tuesday and Wednesday
     with psycopg.connect(db_url, autocommit=True) as conn:
         aapl = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()[0]
         store(conn, synthetic_history(aapl, "AAPL", ts, seed=5, market="XNYS", asset_type="stock"))
@@ -39,12 +39,14 @@ def seeded(db_url: str) -> str:
     return db_url
 
 
-def materialize(url: str) -> dg.ExecuteInProcessResult:
+def materialize(url: str, **kwargs: object) -> dg.ExecuteInProcessResult:
+    if "tags" not in kwargs:
+        kwargs["partition_key"] = DAY.isoformat()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = dg.materialize(
             [backtest_assets(daily_partitions)],
-            partition_key=DAY.isoformat(),
+            **kwargs,  # type: ignore[arg-type]
             run_config={"ops": {"backtest": {"config": CONFIG}}},
             resources={"postgres": PostgresResource(database_url=url)},
             instance=dg.DagsterInstance.ephemeral(),
@@ -115,3 +117,27 @@ def test_the_asset_is_backfilled_as_one_run() -> None:
     deps = {k.to_user_string() for k in asset.asset_deps[dg.AssetKey("backtest_trades")]}
     assert deps == {"candles_1m", "profile_metrics", "order_flow"}
     assert np.isin(["backtest_runs"], [k.to_user_string() for k in asset.keys]).all()
+
+
+def test_a_backfill_range_is_one_backtest_over_the_range(seeded: str) -> None:
+    materialize(seeded)  # the first day alone
+    materialize(
+        seeded,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-24",
+            "dagster/asset_partition_range_end": "2026-11-25",
+        },
+    )
+    with psycopg.connect(seeded) as conn:
+        runs = conn.execute(
+            "select partition_key, first_day, last_day, trades from backtest_runs order by id"
+        ).fetchall()
+        days = conn.execute(
+            "select d.day, d.trades from backtest_daily d join backtest_runs r on r.id = d.run_id"
+            " where r.partition_key like '%..%' order by d.day"
+        ).fetchall()
+    (one, first, last, _), (both, first2, last2, trades) = runs
+    assert (one, first, last) == ("2026-11-24", DAY, DAY)
+    assert (both, first2, last2) == ("2026-11-24..2026-11-25", DAY, date(2026, 11, 25))
+    assert [d for d, _ in days] == [DAY, date(2026, 11, 25)]
+    assert all(n > 0 for _, n in days) and sum(n for _, n in days) == trades
