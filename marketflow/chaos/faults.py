@@ -50,8 +50,8 @@ def schedule(minutes: float) -> list[Planned]:
     window = minutes * 60.0 - WARMUP_S - RECOVERY_S
     if window <= 0:
         return []
-    # at most MAX_PER_MINUTE: each child then runs longer than the supervisor's stable
-    # period between its kills in a long run, so its restart backoff resets
+    # at most MAX_PER_MINUTE: in a long run one kind comes round every ~90 s, so the
+    # supervisor's restart backoff stays short instead of climbing to its cap
     count = max(1, min(int(window // MIN_SPACING_S), int(MAX_PER_MINUTE * minutes)))
     step = window / count
     return [Planned(WARMUP_S + i * step, CYCLE[i % len(CYCLE)]) for i in range(count)]
