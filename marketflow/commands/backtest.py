@@ -28,11 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--symbols", nargs="+", metavar="S", help="symbols to test (default: the strategy's)"
     )
-    parser.add_argument("--from", dest="first", type=_day, required=True, metavar="D")
+    parser.add_argument(
+        "--from", dest="first", type=_day, required=True, metavar="D", help="first UTC day"
+    )
     parser.add_argument(
         "--to", dest="last", type=_day, metavar="D", help="last UTC day, inclusive (default: D)"
     )
-    parser.add_argument("--capital", type=float, default=100_000.0, help="starting equity")
+    parser.add_argument(
+        "--capital", type=float, default=100_000.0, help="starting equity (default 100000)"
+    )
     parser.add_argument(
         "--risk", type=float, metavar="PCT", help="risk per trade in %% (default: the strategy's)"
     )
