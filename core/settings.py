@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- services (docs/operations.md) ---------------------------------------
-    # URLs may carry passwords: kept out of repr and dumps (print via services.redact_url)
+    # URLs may carry passwords: kept out of repr and dumps (print via core.service_urls.redact_url)
     database_url: str | None = Field(
         default=None, validation_alias="DATABASE_URL", repr=False, exclude=True
     )

@@ -23,7 +23,7 @@ DEFINITIONS_FILE = REPO_ROOT / "orchestration" / "definitions.py"
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 PASSWORD_ENV = "MARKETFLOW_DAGSTER_PG_PASSWORD"
 # SQLAlchemy 2.x + dagster-postgres fail on `NOTIFY run_events, $1` with the default driver
-# resolution; naming psycopg2 explicitly avoids it (STACK-NOTES).
+# resolution; naming psycopg2 explicitly avoids it.
 SCHEME = "postgresql+psycopg2"
 
 

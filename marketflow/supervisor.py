@@ -74,7 +74,7 @@ def describe_exit(code: int) -> str:
 
 def _child_preexec() -> None:
     # Runs in the child between fork and exec. Dagster ignores SIGTERM when started with
-    # SIGINT ignored (STACK-NOTES), which happens whenever we were started from a
+    # SIGINT ignored, which happens whenever we were started from a
     # non-interactive shell: restore the default. Ask the kernel to SIGTERM the child if the
     # supervisor dies without a clean stop, so a SIGKILLed `up` leaves no orphan leader.
     signal.signal(signal.SIGINT, signal.SIG_DFL)

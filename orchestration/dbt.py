@@ -4,7 +4,7 @@ The manifest is built once, ahead of time, by a cached factory: `dbt parse` runs
 `target/manifest.json` is missing or older than a model, macro or project file (a file lock
 keeps the webserver's and the daemon's code servers from parsing at the same time). We do
 not call `DbtProject.prepare_if_dev()`: `dg` sets DAGSTER_IS_DEV_CLI for every subcommand,
-which would re-parse in every step (STACK-NOTES).
+which would re-parse in every step.
 """
 
 import fcntl

@@ -84,7 +84,7 @@ def test_handshake_subscribe_and_captured_frames(fake: FakeAlpaca, capture: dict
     quote_frame = next(f for f in server_frames if f[0]["T"] == "q")
 
     def with_ts(msg: dict[str, Any]) -> dict[str, Any]:
-        # the capture is JSON; on the msgpack wire `t` is a Timestamp ext (STACK-NOTES)
+        # the capture is JSON; on the msgpack wire `t` is a Timestamp ext (docs/providers.md)
         ts = datetime.fromisoformat(msg["t"])
         ns = int(ts.timestamp()) * 10**9 + ts.microsecond * 1000
         return {**msg, "t": msgpack.Timestamp.from_unix_nano(ns)}
