@@ -378,7 +378,8 @@ class DemoProvider(Provider):
         """The seeded path generated in fixed one-second slices from the start time and
         released as the wall clock passes each print: the same seed and start give the same
         prints however the event loop is scheduled, and no print is ever stamped ahead of
-        the clock or behind the start (no backfill)."""
+        the clock or behind the start (no backfill; a replayable run's start is in the past
+        after a restart, so its prints since then are re-sent first)."""
         start = self.start_ns or time.time_ns()
         generated = start
         queues: dict[str, list[Columns]] = {s: [] for s in self.paths}
