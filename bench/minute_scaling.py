@@ -147,7 +147,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
             conn.execute("analyze ticks")
         full = materialize(profile_run)  # the backfill that leaves state in place
         with psycopg.connect(url) as conn:
-            cursor = str(conn.execute("select max(seq) from ticks").fetchone()[0])
+            top = conn.execute("select max(seq) from ticks").fetchone()
+        assert top is not None  # an aggregate returns one row
+        cursor = str(top[0])
         times = []
         for n in range(new_minutes):
             minute = first_new + timedelta(minutes=n)
@@ -161,6 +163,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 resources={"postgres": postgres},
             )
             evaluation = tick_stream_sensor.evaluate_tick(context)
+            assert evaluation.run_requests is not None  # new ticks: one run requested
             (request,) = evaluation.run_requests
             times.append(materialize(profile_run, dict(request.tags)))
             cursor = evaluation.cursor or cursor
