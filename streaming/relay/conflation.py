@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from core.contracts import Channel
 
 EVENT_CHANNELS = frozenset({Channel.SIGNALS, Channel.ALERTS, Channel.BINARY_ARBITRAGE})
@@ -26,18 +28,16 @@ class BadMessage(ValueError):
     """A Redis message that is not a JSON object; counted and skipped by the relay."""
 
 
-def _no_constant(name: str) -> Any:
-    # NaN / Infinity: Python's json accepts them, a browser's JSON.parse rejects the whole
-    # frame the message travels in (and every other update in it)
-    raise BadMessage(f"not standard JSON: {name}")
-
-
 def parse_payload(raw: bytes | str) -> tuple[str, dict[str, Any]]:
-    """Decode a Redis payload into (text, object); raise BadMessage for anything else."""
+    """Decode a Redis payload into (text, object); raise BadMessage for anything else.
+
+    orjson is strict JSON: it refuses NaN / Infinity, which Python's json accepts and a
+    browser's JSON.parse rejects along with the whole frame the message travels in (and
+    every other update in it), and it validates UTF-8."""
     try:
+        obj = orjson.loads(raw)
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        obj = json.loads(text, parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise BadMessage(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise BadMessage(f"not a JSON object: {type(obj).__name__}")

@@ -98,8 +98,12 @@ class Hub:
 
     # --- Redis side -------------------------------------------------------------------
     def dispatch(self, channel: str, raw: bytes | str) -> None:
-        """Offer one Redis message to every interested client. Never awaits."""
+        """Offer one Redis message to every interested client. Never awaits; a message of a
+        channel no client listens to is counted and not parsed."""
         self.stats.received += 1
+        listeners = [c for c in self.clients if c.channels is None or channel in c.channels]
+        if not listeners:
+            return
         try:
             text, payload = parse_payload(raw)
         except BadMessage as exc:
@@ -117,7 +121,7 @@ class Hub:
         symbol = message_symbol(payload)
         key = conflation_key(channel, payload)
         item = frame_item(channel, text)
-        for client in self.clients:
+        for client in listeners:
             if client.wants(channel, symbol):
                 client.outbox.offer(channel, key, item)
                 client.wakeup.set()
