@@ -66,3 +66,26 @@ def insert_ticks(conn: psycopg.Connection, ticks: pd.DataFrame) -> int:
     ) as copy:
         copy.write(buffer.getvalue())
     return len(frame)
+
+
+# one XNYS session (EDT) for the session-only generator below
+SESSION_OPEN = pd.Timestamp("2024-03-11 13:30", tz="UTC")
+SESSION_MINUTES = 390
+
+
+def walk_ticks(n: int, seed: int = 7, row_size: float = 0.01) -> pd.DataFrame:
+    """One session of ``n`` time-sorted prints (ts, price, size; no side or quote): a ±1-bin
+    random walk with half zero ticks, so the tick rule's continuation is exercised."""
+    rng = np.random.default_rng(seed)
+    offsets = np.sort(rng.integers(0, SESSION_MINUTES * 60 * 10**9, n))
+    steps = rng.choice(np.array([-1, 0, 0, 1], dtype=np.int64), n)
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(SESSION_OPEN.value + offsets, utc=True),
+            "price": (10_000 + np.cumsum(steps)) * row_size,
+            "size": rng.integers(1, 500, n).astype(np.float64),
+            "side": np.nan,
+            "bid": np.nan,
+            "ask": np.nan,
+        }
+    )

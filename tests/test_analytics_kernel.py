@@ -229,11 +229,11 @@ def test_compute_session_is_the_same_on_both_paths(
     method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import pandas as pd
+    from factories import SESSION_MINUTES, SESSION_OPEN, walk_ticks
 
     from analytics.pipeline import compute_session
-    from bench.profile import SESSION_MINUTES, SESSION_OPEN, make_ticks
 
-    ticks = make_ticks(40_000, seed=9)
+    ticks = walk_ticks(40_000, seed=9)
     ticks["size"] *= 0.37  # fractional sizes: sums that depend on their order
     ticks.loc[::7, "side"] = 1.0
     ticks.loc[::5, "bid"] = ticks["price"] - 0.01

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+from factories import insert_ticks
 
 from analytics.pipeline import compute_session
 from analytics.session_resume import Footprint, resume_session, resume_state
 from analytics.sessions import session_bounds
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
-from bench.dagster_minute import insert_ticks
 from orchestration.checks import ASSET_CHECKS
 from orchestration.definitions import defs
 from orchestration.sensors import tick_stream_sensor

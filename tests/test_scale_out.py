@@ -83,8 +83,9 @@ def test_jobs_run_in_process_unless_configured() -> None:
 
 def load_day(url: str) -> int:
     """A few hundred AAPL prints in the DAY's session; returns the symbol id."""
+    from factories import insert_ticks, make_ticks
+
     from analytics.sessions import session_bounds
-    from bench.dagster_minute import insert_ticks, make_ticks
 
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()
