@@ -83,6 +83,7 @@ class SessionFrames:
                     traded bin (empty bins included): price_level, total_volume,
                     buy_volume, sell_volume, trade_count — composite/naked-POC input.
     aggressor_state the tick-rule state after the last print, to continue a later window.
+    first_changed   set by ``session_resume.resume_session`` only (see there).
     rejected        reason → number of input rows skipped (bad price/size/time, outside
                     the session); never silently lost.
     """
@@ -93,6 +94,10 @@ class SessionFrames:
     session_profile: pd.DataFrame
     aggressor_state: AggressorState
     rejected: dict[str, int] = field(default_factory=dict)
+    # a session resumed against its stored rows (analytics.session_resume): the first minute
+    # whose order flow or metrics differ from them, profile_metrics then starting there;
+    # None when every row is new
+    first_changed: pd.Timestamp | None = None
 
 
 def compute_session(

@@ -17,6 +17,7 @@ its aggregation step; ``tests/test_profiles_incremental.py`` holds the two toget
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -25,9 +26,9 @@ import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_index, bin_price
-from analytics.order_flow import order_flow_frame
+from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
-from analytics.profile import block_metrics
+from analytics.profile import BlockMetrics, Nodes, block_metrics
 from analytics.session_grid import (
     GRID_CELLS,
     NS_PER_MINUTE,
@@ -39,7 +40,7 @@ from analytics.session_grid import (
     empty_frames,
 )
 
-__all__ = ["Footprint", "resume_session"]
+__all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def resume_session(
     cvd_total_before: float = 0.0,
     method: str = "single",
     candles: pd.DataFrame | None = None,
+    stored: StoredRows | None = None,
 ) -> SessionFrames:
     """``compute_session`` of the whole session from stored cells plus the newer ticks.
 
@@ -119,6 +121,9 @@ def resume_session(
     candles: the session's rows from ``resume_at`` on; aggressor_state: the tick-rule state
     after the last valid print before ``resume_at`` (``SESSION_START`` when none).
     The frames cover the whole session; ``rejected`` counts only the ticks given.
+    stored: the order flow and metrics already stored before ``resume_at``; with them,
+    ``first_changed`` is the first minute whose rows differ (at most the resume minute) and
+    ``profile_metrics`` holds only the rows from there on (node lists cost the most).
     """
     open_ts = pd.Timestamp(session_open).tz_convert("UTC")
     first_minute = open_ts.floor("min")
@@ -154,6 +159,8 @@ def resume_session(
         session_date=session_date_of(open_ts),
         method=method,
         cvd_total_before=cvd_total_before,
+        stored=stored,
+        resume=resume,
     )
     return SessionFrames(
         volume_profile=grid[0],
@@ -162,6 +169,7 @@ def resume_session(
         session_profile=grid[3],
         aggressor_state=tail.aggressor_state,
         rejected=tail.rejected,
+        first_changed=grid[4],
     )
 
 
@@ -173,7 +181,9 @@ def _frames_from_cells(
     session_date: date,
     method: str,
     cvd_total_before: float,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    stored: StoredRows | None,
+    resume: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp | None]:
     """The frames ``build_frames`` shapes from the same grid, with the same float operations.
 
     The grid's shape is the one ``compute_session`` derives from the ticks: every bin and
@@ -194,7 +204,7 @@ def _frames_from_cells(
     minute_buy = np.zeros(n_minutes)
     minute_count = np.zeros(n_minutes, dtype=np.int64)
     vp_parts: list[pd.DataFrame] = []
-    pm_parts: list[pd.DataFrame] = []
+    pm_parts: list[tuple[str, pd.DatetimeIndex, BlockMetrics]] = []
 
     for r0 in range(0, n_minutes, rows_per_block):
         r1 = min(r0 + rows_per_block, n_minutes)
@@ -235,9 +245,7 @@ def _frames_from_cells(
         active = np.flatnonzero(hi >= 0)
         if active.size:
             m1 = block_metrics(volume[active], lo[active], hi[active], method)
-            pm_parts.append(
-                _metrics_frame("1m", buckets[active], m1, b0, row_size, session_date, method)
-            )
+            pm_parts.append(("1m", buckets[active], m1))
         cumulative = np.cumsum(volume, axis=0)
         cumulative += run_volume
         lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
@@ -245,9 +253,7 @@ def _frames_from_cells(
         started = np.flatnonzero(hi_run >= 0)
         if started.size:
             ms = block_metrics(cumulative[started], lo_run[started], hi_run[started], method)
-            pm_parts.append(
-                _metrics_frame("session", buckets[started], ms, b0, row_size, session_date, method)
-            )
+            pm_parts.append(("session", buckets[started], ms))
         run_volume = cumulative[-1].copy()
         run_buy += buy.sum(axis=0)
         run_count += count.sum(axis=0)
@@ -275,14 +281,135 @@ def _frames_from_cells(
         },
         columns=list(SESSION_PROFILE_COLUMNS),
     )
+    first_changed = None
+    if stored is not None:
+        first_changed = _first_changed(order_flow, pm_parts, stored, resume, b0, row_size)
+    frames = []
+    for horizon, buckets, metrics in pm_parts:
+        # rows before the first changed minute stay as stored: no frame (nor node lists)
+        k = int(buckets.searchsorted(first_changed)) if first_changed is not None else 0
+        if k < len(buckets):
+            rows = _rows_from(metrics, k)
+            frames.append(
+                _metrics_frame(horizon, buckets[k:], rows, b0, row_size, session_date, method)
+            )
     empty = empty_frames(AggressorState())
     volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
-    if pm_parts:
-        metrics = pd.concat(pm_parts, ignore_index=True)
-        metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
+    if frames:
+        metrics_frame = pd.concat(frames, ignore_index=True)
+        metrics_frame = metrics_frame.sort_values(
+            ["horizon", "bucket"], kind="stable", ignore_index=True
+        )
     else:
-        metrics = empty.profile_metrics
-    return volume_profile, metrics, order_flow, session_profile
+        metrics_frame = empty.profile_metrics
+    return volume_profile, metrics_frame, order_flow, session_profile, first_changed
+
+
+# --- rows already stored ------------------------------------------------------------------
+
+# what is compared with the stored rows: everything of the order flow; of the metrics the
+# numbers that carry a float sum (the node lists follow from the same cells and total)
+FLOW_COMPARED = tuple(c for c in ORDER_FLOW_COLUMNS if c != "bucket")
+METRICS_COMPARED = ("poc", "vah", "val", "total_volume")
+
+
+@dataclass(frozen=True)
+class StoredRows:
+    """Rows stored for the minutes before the resume minute, each sorted by its key.
+
+    order_flow: bucket and FLOW_COMPARED; metrics: horizon ('1m', 'session'), bucket and
+    METRICS_COMPARED.
+    """
+
+    order_flow: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def _rows_from(metrics: BlockMetrics, k: int) -> BlockMetrics:
+    """Rows k.. of a block's metrics (node rows renumbered from k)."""
+
+    def nodes(found: Nodes) -> Nodes:
+        keep = found.row >= k
+        return Nodes(found.row[keep] - k, found.start[keep], found.end[keep])
+
+    return BlockMetrics(
+        total=metrics.total[k:],
+        poc=metrics.poc[k:],
+        val=metrics.val[k:],
+        vah=metrics.vah[k:],
+        lvns=nodes(metrics.lvns),
+        hvns=nodes(metrics.hvns),
+    )
+
+
+def _first_changed(
+    order_flow: pd.DataFrame,
+    parts: list[tuple[str, pd.DatetimeIndex, BlockMetrics]],
+    stored: StoredRows,
+    resume: pd.Timestamp,
+    first_bin: int,
+    row_size: float,
+) -> pd.Timestamp:
+    """The resume minute, or the first earlier minute whose row moved (by an ulp)."""
+    numbers = [
+        pd.DataFrame(
+            {
+                "horizon": horizon,
+                "bucket": buckets,
+                "poc": bin_price(first_bin + m.poc, row_size),
+                "vah": bin_price(first_bin + m.vah, row_size),
+                "val": bin_price(first_bin + m.val, row_size),
+                "total_volume": m.total,
+            }
+        )
+        for horizon, buckets, m in parts
+    ]
+    fresh = pd.concat(numbers, ignore_index=True) if numbers else stored.metrics.iloc[:0]
+    fresh = fresh[fresh["bucket"] < resume].sort_values(
+        ["horizon", "bucket"], kind="stable", ignore_index=True
+    )
+    changed = [
+        first_changed(
+            order_flow[order_flow["bucket"] < resume], stored.order_flow, ["bucket"], FLOW_COMPARED
+        ),
+        first_changed(fresh, stored.metrics, ["horizon", "bucket"], METRICS_COMPARED),
+    ]
+    return min([resume, *(c for c in changed if c is not None)])
+
+
+def _key_arrays(frame: pd.DataFrame, keys: Sequence[str]) -> list[np.ndarray]:
+    return [
+        pd.DatetimeIndex(frame[k]).as_unit("ns").asi8 if k == "bucket" else frame[k].to_numpy()
+        for k in keys
+    ]
+
+
+def first_changed(
+    fresh: pd.DataFrame, stored: pd.DataFrame, keys: list[str], compared: Sequence[str]
+) -> pd.Timestamp | None:
+    """The earliest bucket where fresh and stored rows differ (a row on one side only, or a
+    compared value not bit-equal); None when they agree. Both sorted by `keys`."""
+    if len(fresh) == len(stored) and all(
+        np.array_equal(a, b)
+        for a, b in zip(_key_arrays(fresh, keys), _key_arrays(stored, keys), strict=True)
+    ):
+        # the usual case, the same rows: compare column by column without a join
+        changed = np.zeros(len(fresh), dtype=bool)
+        for column in compared:
+            changed |= fresh[column].to_numpy() != stored[column].to_numpy()
+        hits = np.flatnonzero(changed)
+        return pd.Timestamp(fresh["bucket"].iloc[hits].min()) if hits.size else None
+    merged = fresh.loc[:, [*keys, *compared]].merge(
+        stored.loc[:, [*keys, *compared]],
+        on=keys,
+        how="outer",
+        suffixes=("", "_stored"),
+        indicator=True,
+    )
+    changed = (merged["_merge"] != "both").to_numpy()
+    for column in compared:
+        changed |= merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy()
+    return pd.Timestamp(merged.loc[changed, "bucket"].min()) if changed.any() else None
 
 
 def resume_state(last_price: float | None, earlier_price: float | None) -> AggressorState:

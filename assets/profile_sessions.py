@@ -19,7 +19,7 @@ import psycopg
 
 from analytics.aggressor import SESSION_START, AggressorState
 from analytics.pipeline import SessionFrames, compute_session
-from analytics.session_resume import Footprint, resume_session
+from analytics.session_resume import Footprint, StoredRows, resume_session
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets import profile_io, profile_state
 from assets.profile_state import ResumePoint, SessionKey
@@ -119,6 +119,7 @@ class _Resume:
     at: pd.Timestamp
     footprint: Footprint
     state: AggressorState
+    stored: StoredRows
 
 
 def _resume_points(
@@ -172,7 +173,8 @@ def resumed_sessions(
             stats.inconsistent.append(sid)
             continue
         footprint = Footprint.from_rows(stored, rows[sid].row_size, first_minute)
-        plans[sid] = _Resume(at, footprint, states.get(sid, SESSION_START))
+        stored_rows = StoredRows(flows[sid], metrics.get(sid, profile_state.EMPTY_METRICS))
+        plans[sid] = _Resume(at, footprint, states.get(sid, SESSION_START), stored_rows)
         stats.resumed[sid] = point.resume_at
     since = [
         p if p.symbol_id in plans else ResumePoint(p.session, p.session.open_ts) for p in points
@@ -204,39 +206,10 @@ def resumed_sessions(
             cvd_total_before=cvd_total,
             method=VALUE_AREA_METHOD,
             candles=None if bars.empty else bars,
+            stored=plan.stored if plan else None,
         )
-        if plan is not None:
-            stats.rows_from[symbol.id] = _rows_from(
-                frames, flows[symbol.id], metrics.get(symbol.id, _NO_METRICS), plan.at
-            )
+        if frames.first_changed is not None:
+            stats.rows_from[symbol.id] = frames.first_changed.to_pydatetime()
         return frames
 
     return compute
-
-
-_NO_METRICS = pd.DataFrame(
-    {
-        "horizon": pd.Series([], dtype=object),
-        "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
-        **{c: pd.Series([], dtype="float64") for c in profile_state.METRICS_COMPARED},
-    }
-)
-
-
-def _rows_from(
-    frames: SessionFrames, flow: pd.DataFrame, metrics: pd.DataFrame, resume: pd.Timestamp
-) -> datetime:
-    """The first minute whose order flow or metrics differ from the stored rows: the resume
-    minute, or earlier where a wider grid moved an earlier minute's sums by an ulp."""
-    fresh_flow = frames.order_flow[frames.order_flow["bucket"] < resume]
-    fresh_metrics = frames.profile_metrics[
-        (frames.profile_metrics["bucket"] < resume)
-        & (frames.profile_metrics["horizon"] != "composite")
-    ]
-    changed = [
-        profile_state.first_changed(fresh_flow, flow, ["bucket"], profile_state.FLOW_COMPARED),
-        profile_state.first_changed(
-            fresh_metrics, metrics, ["horizon", "bucket"], profile_state.METRICS_COMPARED
-        ),
-    ]
-    return min([resume, *(c for c in changed if c is not None)]).to_pydatetime()

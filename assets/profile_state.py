@@ -19,7 +19,7 @@ import psycopg
 
 from analytics.aggressor import AggressorState
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.session_resume import resume_state
+from analytics.session_resume import METRICS_COMPARED, resume_state
 from assets.profile_io import tick_frames
 
 # the validity rule of compute_session (finite, positive price and size), so the tick-rule
@@ -37,6 +37,16 @@ EMPTY_CELLS = pd.DataFrame(
         "total_volume": pd.Series([], dtype="float64"),
         "buy_volume": pd.Series([], dtype="float64"),
         "trade_count": pd.Series([], dtype="int64"),
+    }
+)
+
+
+# the 1m/session metrics of a session with nothing stored
+EMPTY_METRICS = pd.DataFrame(
+    {
+        "horizon": pd.Series([], dtype=object),
+        "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+        **{c: pd.Series([], dtype="float64") for c in METRICS_COMPARED},
     }
 )
 
@@ -144,9 +154,6 @@ join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_t
 where m.horizon <> 'composite'
 order by 1, 2, 3
 """
-# what a resumed run compares to find the first stored row an ulp moved
-FLOW_COMPARED = tuple(c for c in ORDER_FLOW_COLUMNS if c != "bucket")
-METRICS_COMPARED = ("poc", "vah", "val", "total_volume")
 
 
 def _by_symbol(conn: psycopg.Connection, query: str, points, columns) -> dict[int, pd.DataFrame]:
@@ -171,36 +178,6 @@ def stored_metrics(
     """Per symbol, the stored 1m and session metrics before the resume minute: horizon,
     bucket and the compared numbers (the node lists follow from the same cells and total)."""
     return _by_symbol(conn, METRICS_SQL, points, ("horizon", "bucket", *METRICS_COMPARED))
-
-
-def first_changed(
-    fresh: pd.DataFrame, stored: pd.DataFrame, keys: list[str], compared: Sequence[str]
-) -> pd.Timestamp | None:
-    """The earliest bucket where the fresh rows and the stored ones differ (a row on one
-    side only, or any compared value not bit-equal); None when they agree. Both sides are
-    sorted by `keys`."""
-    if len(fresh) == len(stored) and all(
-        np.array_equal(fresh[k].to_numpy(), stored[k].to_numpy()) for k in keys
-    ):
-        # the usual case: the same rows, so compare column by column without a join
-        changed = np.zeros(len(fresh), dtype=bool)
-        for column in compared:
-            changed |= fresh[column].to_numpy() != stored[column].to_numpy()
-        hits = np.flatnonzero(changed)
-        return pd.Timestamp(fresh["bucket"].iloc[hits].min()) if hits.size else None
-    merged = fresh.loc[:, [*keys, *compared]].merge(
-        stored.loc[:, [*keys, *compared]],
-        on=keys,
-        how="outer",
-        suffixes=("", "_stored"),
-        indicator=True,
-    )
-    changed = (merged["_merge"] != "both").to_numpy()
-    for column in compared:
-        changed |= merged[column].to_numpy() != merged[f"{column}_stored"].to_numpy()
-    if not changed.any():
-        return None
-    return pd.Timestamp(merged.loc[changed, "bucket"].min())
 
 
 def footprint_consistent(

@@ -18,7 +18,7 @@ import pytest
 from factories import insert_ticks
 
 from analytics.pipeline import compute_session
-from analytics.session_resume import Footprint, resume_session, resume_state
+from analytics.session_resume import Footprint, StoredRows, resume_session, resume_state
 from analytics.sessions import session_bounds
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
@@ -98,12 +98,20 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
     ticks = session_ticks(open_, 390, 6000, seed=3, tick=tick)
     candles = tickless_candles(open_)
     cells = Footprint.from_rows(pd.DataFrame(columns=list(_CELL_COLUMNS)), row_size, open_)
+    flow = metrics = None  # what is "stored": every row the earlier steps wrote
     last = open_
     for step, minutes in enumerate((1, 2, 7, 41, 42, 100, 171, 172, 250, 389, 390)):
         now = open_ + pd.Timedelta(minutes=minutes)
         resume = last - pd.Timedelta(minutes=30) if step == 7 else last
         resume = max(resume, open_)
         seen = ticks[ticks["ts"] < now]
+        stored = None
+        if flow is not None and metrics is not None:
+            numbers = metrics.loc[metrics["horizon"] != "composite", list(_METRIC_KEYS)]
+            stored = StoredRows(
+                flow[flow["bucket"] < resume].reset_index(drop=True),
+                numbers[numbers["bucket"] < resume].reset_index(drop=True),
+            )
         frames = resume_session(
             seen[seen["ts"] >= resume],
             row_size,
@@ -114,6 +122,7 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
             aggressor_state=state_before(seen, resume),
             cvd_total_before=12.5,
             candles=candles[(candles["ts"] >= resume) & (candles["ts"] < now)],
+            stored=stored,
         )
         full = compute_session(
             seen,
@@ -123,13 +132,28 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
             cvd_total_before=12.5,
             candles=candles[candles["ts"] < now],
         )
-        for part in ("volume_profile", "order_flow", "profile_metrics", "session_profile"):
+        for part in ("volume_profile", "order_flow", "session_profile"):
             assert_bitwise(getattr(frames, part), getattr(full, part), part)
         assert frames.aggressor_state == full.aggressor_state
+        # only rows from the first changed minute come back; the stored ones before it are
+        # exactly what a full recompute gives
+        changed = frames.first_changed or open_  # None: nothing stored before the resume
+        assert changed <= resume
+        later = full.profile_metrics["bucket"] >= changed
+        assert_bitwise(frames.profile_metrics, full.profile_metrics[later], "profile_metrics")
+        if metrics is not None:
+            kept = metrics[metrics["bucket"] < changed]
+            assert_bitwise(kept, full.profile_metrics[~later], "kept profile_metrics")
+            metrics = pd.concat([kept, frames.profile_metrics], ignore_index=True)
+        else:
+            metrics = frames.profile_metrics
+        metrics = metrics.sort_values(["horizon", "bucket"], kind="stable", ignore_index=True)
+        flow = frames.order_flow
         cells = Footprint.from_rows(frames.volume_profile, row_size, open_)
         last = frames.order_flow["bucket"].iloc[-1]
 
 
+_METRIC_KEYS = ("horizon", "bucket", "poc", "vah", "val", "total_volume")
 _CELL_COLUMNS = ("bucket", "price_level", "total_volume", "buy_volume", "trade_count")
 
 
