@@ -254,6 +254,8 @@ def run(ctx: BenchContext) -> list[Comparison]:
             # the loop's per-minute metrics are timed on only these (early, narrow)
             # minutes of the session's 390, and scaled with the tick count
             "sample_minutes": float(len(reference["minutes"])),
+            # paid once per process that loads the compiled kernels (analytics/jit.py)
+            "numba_load_ms": kernel_load_seconds() * 1000,
         },
     )
     return [session, *_against_engines(ticks, frames, walls[best], cpus[best], repeats)]
