@@ -66,8 +66,11 @@ class SymbolHistory:
         return len(self.ts)
 
 
-def _f(rows: list[tuple], col: int) -> F:
-    return np.array([np.nan if r[col] is None else r[col] for r in rows], dtype=np.float64)
+def _matrix(rows: list[tuple], width: int) -> F:
+    """Rows as one float matrix (NULL → NaN), built in one numpy call."""
+    if not rows:
+        return np.zeros((0, width))
+    return np.array(rows, dtype=np.float64)
 
 
 CANDLES_SQL = """
@@ -106,28 +109,31 @@ def load_history(
     from ``end`` on (a position still open then exits at the last close before it)."""
     sid = symbol[0]
     since = start - max(candle_lookback, SESSION_LOOKBACK)
-    candles = conn.execute(CANDLES_SQL, (sid, since, end)).fetchall()
-    levels = {}
-    for horizon in ("session", "composite"):
-        rows = conn.execute(PROFILES_SQL, (sid, horizon, start - PROFILE_LOOKBACK, end)).fetchall()
-        levels[horizon] = Levels(*(_f(rows, k) for k in range(4))) if rows else Levels.empty()
-    flow = conn.execute(FLOW_SQL, (sid, start - FLOW_LOOKBACK, end)).fetchall()
+    with conn.cursor(binary=True) as cur:
+        candles = _matrix(cur.execute(CANDLES_SQL, (sid, since, end)).fetchall(), 7)
+        levels = {}
+        for horizon in ("session", "composite"):
+            args = (sid, horizon, start - PROFILE_LOOKBACK, end)
+            rows = _matrix(cur.execute(PROFILES_SQL, args).fetchall(), 4)
+            levels[horizon] = Levels(*(rows[:, k].copy() for k in range(4)))
+        flow = _matrix(cur.execute(FLOW_SQL, (sid, start - FLOW_LOOKBACK, end)).fetchall(), 4)
+    c = [candles[:, k].copy() for k in range(7)]
     return SymbolHistory(
         symbol_id=sid,
         symbol=symbol[1],
         market=symbol[2],
         asset_type=symbol[3],
-        ts=_f(candles, 0),
-        open=_f(candles, 1),
-        high=_f(candles, 2),
-        low=_f(candles, 3),
-        close=_f(candles, 4),
-        volume=_f(candles, 5),
-        vwap=_f(candles, 6),
+        ts=c[0],
+        open=c[1],
+        high=c[2],
+        low=c[3],
+        close=c[4],
+        volume=c[5],
+        vwap=c[6],
         session=levels["session"],
         composite=levels["composite"],
-        flow_bucket=_f(flow, 0),
-        buy_pressure=_f(flow, 1),
-        sell_pressure=_f(flow, 2),
-        cvd=_f(flow, 3),
+        flow_bucket=flow[:, 0].copy(),
+        buy_pressure=flow[:, 1].copy(),
+        sell_pressure=flow[:, 2].copy(),
+        cvd=flow[:, 3].copy(),
     )
