@@ -112,6 +112,7 @@ def test_marts_are_partitioned_checked_and_backfilled_in_one_run(graph) -> None:
     assert set(MARTS) <= job_assets
 
 
+@pytest.mark.integration  # `dg check defs` in a subprocess: a code server's load
 def test_dg_check_defs_from_the_repository_root() -> None:
     dg_cli = str(Path(sys.executable).with_name("dg"))
     out = subprocess.run(
