@@ -103,6 +103,13 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
         assert page.evaluate("window.mfSymbol.bars().length") == 9
         shot(page, "symbol-15m")
 
+        # a symbol without data yet opens quietly; an unknown one says so
+        open_page(page, f"{web.base}/symbol/NVDA")
+        expect(page.locator("#levels")).to_contain_text("Session")
+        page.goto(f"{web.base}/symbol/NOPE")
+        expect(page.locator("body")).to_have_attribute("data-ready", "error")
+        expect(page.locator("#app")).to_contain_text("unknown symbol NOPE")
+
         open_page(page, f"{web.base}/strategies")
         expect(page.locator("[data-strategy]")).to_have_count(2)
         expect(page.locator("#strategies")).to_contain_text("auction_market")
