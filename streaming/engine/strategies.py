@@ -569,6 +569,7 @@ def _auction(
                 int(i),
                 side,
                 float(metrics.price[i]),
+                # mypy cannot infer a default-argument lambda
                 lambda i=i, name=name, flow_name=flow_name: {  # type: ignore[misc]
                     "price": float(metrics.price[i]),
                     "market_state": name,

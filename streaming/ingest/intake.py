@@ -312,6 +312,7 @@ class Intake:
         else:
             tid = np.asarray(b.trade_id, object)
             tid = tid if keep.all() else tid[keep]
+            # as above: element-wise on an object array, None refused by the stubs only
             missing = np.flatnonzero(np.equal(tid, None) | np.equal(tid, ""))  # type: ignore[call-overload]
             if missing.size:
                 tid = tid.copy()

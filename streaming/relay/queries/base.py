@@ -74,6 +74,7 @@ class Database:
         self, query: sql.Composable | str, params: Params | None = None
     ) -> list[dict[str, Any]]:
         async with self.connection() as conn:
+            # callers pass whole statements (sql.SQL / Composed), never a bare Identifier
             cur = await conn.execute(query, params or {})  # type: ignore[arg-type]
             return [jsonable(row) for row in await cur.fetchall()]
 
