@@ -10,6 +10,7 @@ equal: the comparison's value is the time at 16x, its reference the time at 1x.
 
 The busier day is the same market with a busier tape: the price moves on a sixteenth of
 the prints, so the day's price range (and the profile's width) stays that of the 1x day.
+The two days are consecutive sessions held side by side, and their minute-runs alternate.
 Beside it, the fixed cost of any Dagster run: an in-process run of an asset that does
 nothing, on the same instance.
 """
@@ -27,7 +28,7 @@ import pandas as pd
 import psycopg
 
 from bench import BenchContext, Comparison
-from bench.dagster_minute import QUIET_RUN, ensure_symbols, insert_ticks, last_us_session
+from bench.dagster_minute import QUIET_RUN, ensure_symbols, insert_ticks, prior_sessions
 
 DESCRIPTION = "Sensor minute-run with 1x vs 16x the ticks already in the day (flat = incremental)"
 
@@ -93,20 +94,22 @@ def _noop_asset():
 def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
 
+    from assets.partitions import partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
     from orchestration.checks import ASSET_CHECKS, candles_cover_traded_minutes
     from orchestration.definitions import defs
-    from orchestration.partitions import partition_key_for
     from orchestration.sensors import tick_stream_sensor
     from storage.db import libpq_url
     from storage.migrate import upgrade
 
     upgrade(ctx.database_url)
     base = QUICK_BASE_TICKS if ctx.quick else BASE_TICKS
-    _day, open_, close = last_us_session(datetime.now(UTC).date())
     new_minutes = 1 if ctx.quick else NEW_MINUTES
-    first_new = close - timedelta(minutes=new_minutes)
+    # the 16x day is the last complete session, the 1x day the one before: both stay in
+    # the database, so their minute-runs alternate and share whatever load the machine has
+    sessions = prior_sessions(datetime.now(UTC).date(), 2)
+    days = {SCALE: sessions[0][1:], 1: sessions[1][1:]}
     # the prints of one new minute per symbol: the 1x day's rate, at both scales
     per_minute = max(1, base // SESSION_MINUTES)
     url = libpq_url(ctx.database_url)
@@ -114,17 +117,17 @@ def run(ctx: BenchContext) -> list[Comparison]:
     scratch = tempfile.TemporaryDirectory(prefix="minute-scaling-")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     instance = dg.DagsterInstance.local_temp(scratch.name)
-    key = partition_key_for(open_)
+    # what profile_job runs: the profile multi-asset and the checks on its tables
     profile_run = [
         session_profiles,
         *(c for c in ASSET_CHECKS if c is not candles_cover_traded_minutes),
     ]
 
-    def materialize(assets: list, tags: dict[str, str] | None = None) -> float:
+    def materialize(assets: list, key: str | None = None, tags: dict | None = None) -> float:
         started = time.perf_counter()
         result = dg.materialize(
             assets,
-            partition_key=key if assets is profile_run else None,
+            partition_key=key,
             resources={"postgres": postgres},
             instance=instance,
             tags=tags,
@@ -134,48 +137,54 @@ def run(ctx: BenchContext) -> list[Comparison]:
         assert result.success
         return elapsed
 
-    def minute_runs(scale: int) -> tuple[list[float], float, int]:
-        """Prime a day at `scale` (one full run), then time the sensor's minute-runs."""
+    def first_new(scale: int) -> datetime:
+        return days[scale][1] - timedelta(minutes=new_minutes)
+
+    try:
+        empty = min(materialize([_noop_asset()]) for _ in range(1 if ctx.quick else 3))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "update symbols set active = false where symbol not like %s", (f"{PREFIX}%",)
             )
             ids = ensure_symbols(conn, [f"{PREFIX}{i:02d}" for i in range(SYMBOL_COUNT)])
             conn.execute(f"truncate ticks, {', '.join(DERIVED)}")
-            day = day_ticks(ids, open_, first_new, base * scale, scale=scale, seed=scale)
-            insert_ticks(conn, day)
+            day_rows = {}
+            for scale, (open_, _close) in days.items():
+                day = day_ticks(ids, open_, first_new(scale), base * scale, scale=scale, seed=scale)
+                day_rows[scale] = insert_ticks(conn, day)
+                del day
             conn.execute("analyze ticks")
-        full = materialize(profile_run)  # the backfill that leaves state in place
+        # the backfills that leave each day's state in place
+        full = {s: materialize(profile_run, partition_key_for(d[0])) for s, d in days.items()}
         with psycopg.connect(url) as conn:
             top = conn.execute("select max(seq) from ticks").fetchone()
         assert top is not None  # an aggregate returns one row
         cursor = str(top[0])
-        times = []
+        times: dict[int, list[float]] = {1: [], SCALE: []}
         for n in range(new_minutes):
-            minute = first_new + timedelta(minutes=n)
-            new = day_ticks(ids, minute, minute + timedelta(minutes=1), per_minute, seed=100 + n)
-            with psycopg.connect(url, autocommit=True) as conn:
-                insert_ticks(conn, new)
-            context = dg.build_sensor_context(
-                instance=instance,
-                cursor=cursor,
-                definitions=defs,
-                resources={"postgres": postgres},
-            )
-            evaluation = tick_stream_sensor.evaluate_tick(context)
-            assert evaluation.run_requests is not None  # new ticks: one run requested
-            (request,) = evaluation.run_requests
-            times.append(materialize(profile_run, dict(request.tags)))
-            cursor = evaluation.cursor or cursor
-        return times, full, len(day)
-
-    try:
-        empty = min(materialize([_noop_asset()]) for _ in range(1 if ctx.quick else 3))
-        runs_1x, full_1x, ticks_1x = minute_runs(1)
-        runs_16x, full_16x, ticks_16x = minute_runs(SCALE)
+            for scale in (1, SCALE):
+                minute = first_new(scale) + timedelta(minutes=n)
+                new = day_ticks(ids, minute, minute + timedelta(minutes=1), per_minute, seed=99 + n)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    insert_ticks(conn, new)
+                context = dg.build_sensor_context(
+                    instance=instance,
+                    cursor=cursor,
+                    definitions=defs,
+                    resources={"postgres": postgres},
+                )
+                evaluation = tick_stream_sensor.evaluate_tick(context)
+                assert evaluation.run_requests is not None  # new ticks: one run requested
+                (request,) = evaluation.run_requests
+                run_time = materialize(profile_run, request.partition_key, dict(request.tags))
+                times[scale].append(run_time)
+                cursor = evaluation.cursor or cursor
     finally:
         instance.dispose()
         scratch.cleanup()
+    runs_1x, runs_16x = times[1], times[SCALE]
+    ticks_1x, ticks_16x = day_rows[1], day_rows[SCALE]
+    full_1x, full_16x = full[1], full[SCALE]
     t1, t16 = min(runs_1x), min(runs_16x)
     return [
         Comparison(
