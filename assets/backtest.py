@@ -52,6 +52,7 @@ class BacktestConfig(dg.Config):
     exit_at_session_close: bool = False
     shorting: bool = True
     ticks: bool = Field(default=True, description="stored prints fill entries, decide candles")
+    workers: int = Field(default=1, ge=1, description="processes for the signal pass")
 
 
 def request_of(config: BacktestConfig, first_day: date, last_day: date) -> Request:
@@ -111,7 +112,7 @@ def backtest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinit
         with postgres.connect() as conn:
             replaced = delete_runs(conn, config.strategy, label)
             run_id = start_run(conn, request, source="dagster", partition_key=label)
-            result = run_backtest(conn, request)
+            result = run_backtest(conn, request, workers=config.workers)
             save_result(conn, run_id, result)
         m = result.metrics
         context.log.info(

@@ -112,3 +112,16 @@ def test_session_opens_match_the_engine_session_clock(market: str) -> None:
         want_prev = np.nan if s is None or s.previous_open is None else s.previous_open.timestamp()
         assert opens[k] == pytest.approx(want_open, nan_ok=True), (market, t)
         assert previous[k] == pytest.approx(want_prev, nan_ok=True), (market, t)
+
+
+def test_signals_over_forked_workers_equal_one_process() -> None:
+    from backtest.run import Request, collect_signals, collect_signals_forked
+
+    strategy = parse_strategy(7, "auction", STRATEGIES["auction"], 120)
+    hs = histories(4)
+    request = Request("auction", START.date(), START.date())
+    one = collect_signals(strategy, hs, {}, request)
+    seen: list[int] = []
+    two = collect_signals_forked(strategy, hs, {}, request, 2, seen.append)
+    assert two == one and len(one[0]) > 0
+    assert sum(seen) == 2 * 1440  # progress: every symbol's minutes of the day

@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fill and exit on candles only, even where prints are stored",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes for the signal pass (symbols dealt over them; default 1)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only, store nothing")
 
 
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         run_id = None if args.no_save else start_run(conn, request)
         try:
-            result = run_backtest(conn, request, advance, chosen)
+            result = run_backtest(conn, request, advance, chosen, workers=max(1, args.workers))
         except BacktestError as exc:
             if run_id is not None:
                 fail_run(conn, run_id, str(exc))
