@@ -289,9 +289,9 @@ def _frames_from_cells(
         # rows before the first changed minute stay as stored: no frame (nor node lists)
         k = int(buckets.searchsorted(first_changed)) if first_changed is not None else 0
         if k < len(buckets):
-            rows = _rows_from(metrics, k)
+            kept = _rows_from(metrics, k)
             frames.append(
-                _metrics_frame(horizon, buckets[k:], rows, b0, row_size, session_date, method)
+                _metrics_frame(horizon, buckets[k:], kept, b0, row_size, session_date, method)
             )
     empty = empty_frames(AggressorState())
     volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
