@@ -103,6 +103,10 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
         assert page.evaluate("window.mfSymbol.bars().length") == 9
         shot(page, "symbol-15m")
 
+        # the symbol box in the top bar opens a symbol's page
+        page.locator("#goto").fill("msft")
+        page.locator("#goto").press("Enter")
+        expect(page).to_have_url(f"{web.base}/symbol/MSFT")
         # a symbol without data yet opens quietly; an unknown one says so
         open_page(page, f"{web.base}/symbol/NVDA")
         expect(page.locator("#levels")).to_contain_text("Session")

@@ -117,7 +117,12 @@ async def docs(request: Request) -> Response:
                 "<td>{}</td></tr>".format(
                     html.escape(method.upper()),
                     html.escape(path),
-                    html.escape(str(op.get("summary", ""))),
+                    html.escape(str(op.get("summary", "")))
+                    + (
+                        f"<br><span class='muted'>{html.escape(str(op['description']))}</span>"
+                        if op.get("description")
+                        else ""
+                    ),
                     html.escape(params),
                 )
             )

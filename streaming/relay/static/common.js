@@ -217,8 +217,32 @@ function tick() {
   if (node) node.textContent = new Date().toLocaleTimeString("en-GB", { hourCycle: "h23", timeZone: "UTC" }) + " UTC";
 }
 
+// the symbol box in the top bar: type or pick a symbol, Enter opens its page
+function symbolBox() {
+  const input = document.getElementById("goto");
+  if (!input) return;
+  let loaded = false;
+  input.addEventListener("focus", async () => {
+    if (loaded) return;
+    loaded = true;
+    try {
+      const { symbols } = await api("/api/symbols");
+      document.getElementById("goto-symbols").innerHTML = symbols
+        .map((s) => `<option value="${esc(s.symbol)}">${esc(s.name || "")}</option>`)
+        .join("");
+    } catch (_) {
+      loaded = false;
+    }
+  });
+  input.addEventListener("keydown", (ev) => {
+    const symbol = input.value.trim().toUpperCase();
+    if (ev.key === "Enter" && symbol) location.href = `/symbol/${encodeURIComponent(symbol)}`;
+  });
+}
+
 async function boot() {
   tick();
+  symbolBox();
   setInterval(tick, 1000);
   const slug = document.body.dataset.page;
   const params = JSON.parse(document.body.dataset.params || "{}");
