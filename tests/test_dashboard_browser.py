@@ -179,7 +179,10 @@ def test_candle_signal_and_state_appear_live(
         expect(watch.locator("#watchlist tr[data-symbol=AAPL]")).to_contain_text("IMBALANCE_DOWN")
         alert = {"symbol": "AAPL", "type": "lvn", "time": "2026-11-23T16:30:00+00:00"}
         pub.publish(Channel.ALERTS, json.dumps({**alert, "lvn": 181.5, "horizon": "session"}))
-        expect(page.locator("#alerts li").first).to_contain_text("181.50")
+        expect(page.locator("#alerts li").first).to_contain_text("near LVN 181.50 (session)")
+        flow = {"symbol": "AAPL", "type": "aggressive_flow", "time": "2026-11-23T16:30:00+00:00"}
+        pub.publish(Channel.ALERTS, json.dumps({**flow, "direction": "buy", "score": 82.4}))
+        expect(page.locator("#alerts li").first).to_contain_text("aggressive buy flow, score 82")
         shot(page, "symbol-live")
         watch.context.close()
     pub.close()

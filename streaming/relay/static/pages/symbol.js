@@ -89,7 +89,11 @@ export async function start({ root, params }) {
     const ul = $("alerts");
     if (ul.firstChild && ul.firstChild.classList && ul.firstChild.classList.contains("muted")) ul.innerHTML = "";
     const li = document.createElement("li");
-    const what = a.type === "lvn" ? `near LVN ${price(a.lvn)} (${a.horizon}, ${a.direction})` : esc(a.message || a.kind || JSON.stringify(a.details || {}));
+    const extra = (...parts) => (parts.filter((p) => p != null && p !== "").length ? ` (${parts.filter((p) => p != null && p !== "").map(esc).join(", ")})` : "");
+    let what;
+    if (a.type === "lvn") what = `near LVN ${price(a.lvn)}${extra(a.horizon, a.direction)}`;
+    else if (a.type === "aggressive_flow") what = `aggressive ${esc(a.direction || "")} flow, score ${num(a.score, 0)}${extra(a.intensity)}`;
+    else what = esc(a.message || a.kind || JSON.stringify(a.details || {}));
     li.innerHTML = `<span class="t">${clock(a.time, tz)}</span><span class="badge">${esc(a.type || "alert")}</span> <span>${what}</span>`;
     ul.prepend(li);
     while (ul.children.length > 50) ul.lastChild.remove();
