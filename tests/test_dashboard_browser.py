@@ -23,6 +23,7 @@ from web_seed import MARKET_ID, seed
 from web_served import serve
 
 from core.contracts import Channel
+from streaming.relay.pages import CHARTS_MISSING, charts_installed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,6 +46,8 @@ def browser() -> Iterator[Browser]:
             f"Chromium not found at {CHROMIUM}: run `make install` as root, or "
             "`apt-get update && apt-get install -y chromium`"
         )
+    if not charts_installed():
+        pytest.fail(f"{CHARTS_MISSING} (the pages are tested with their charts)")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

@@ -71,7 +71,9 @@ export async function start({ root, params }) {
     const conf = s.confidence != null ? `${num(100 * s.confidence, 0)}%` : "";
     $("state-head").innerHTML = badge(s.state, conf);
     $("state").innerHTML = `<div class="row">${badge(s.state, conf)} <span class="muted">${clock(s.time || s.ts, tz)} ${esc(zoneName(tz, s.time || s.ts))}</span></div>
-      <dl class="kv"><dt>POC</dt><dd>${price(s.poc)}</dd><dt>Balance</dt><dd>${s.balance_low != null ? `${price(s.balance_low)} – ${price(s.balance_high)}` : "–"}</dd></dl>`;
+      <dl class="kv"><dt>POC</dt><dd>${price(s.poc)}</dd>
+      ${s.val != null ? `<dt>Value area</dt><dd>${price(s.val)} – ${price(s.vah)}</dd>` : ""}
+      <dt>Balance</dt><dd>${s.balance_low != null ? `${price(s.balance_low)} – ${price(s.balance_high)}` : "–"}</dd></dl>`;
     $("state").dataset.state = s.state;
   }
 
