@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.resources import PostgresResource
 from core.contracts import Table
-from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from storage.candles import rebuild_from_ticks
 
 TICKS = dg.AssetKey(Table.TICKS.value)

@@ -23,6 +23,12 @@ from analytics.pipeline import (
 from analytics.sessions import session_bounds
 from assets import profile_io
 from assets.market_data import TICKS
+from assets.partitions import (
+    WRITE_FROM_TAG,
+    daily_partitions,
+    window_days,
+    write_from_tag,
+)
 from assets.profile_sessions import (
     VALUE_AREA_METHOD,
     SessionCompute,
@@ -32,12 +38,6 @@ from assets.profile_sessions import (
 )
 from assets.resources import PostgresResource
 from core.contracts import Table
-from orchestration.partitions import (
-    WRITE_FROM_TAG,
-    daily_partitions,
-    window_days,
-    write_from_tag,
-)
 
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
 PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)

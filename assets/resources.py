@@ -1,5 +1,5 @@
 """The Dagster resource of the market-data PostgreSQL database (the dbt CLI resource is in
-``orchestration.dbt``).
+``assets.dbt_marts``).
 
 It lives with the assets, the lowest layer that uses it as a type; ``orchestration``
 binds it in ``definitions.py``. The URL is resolved when a run or sensor first needs it,

@@ -148,10 +148,10 @@ def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
 
     from assets.market_data import candles_1m
+    from assets.partitions import WRITE_FROM_TAG, partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
     from orchestration.checks import ASSET_CHECKS, candles_cover_traded_minutes
-    from orchestration.partitions import WRITE_FROM_TAG, partition_key_for
     from orchestration.schedules import minute_schedule
     from storage.db import libpq_url
     from storage.migrate import upgrade

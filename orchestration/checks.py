@@ -10,6 +10,12 @@ import dagster as dg
 import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
+from assets.partitions import (
+    WRITE_FROM_TAG,
+    daily_partitions,
+    window_days,
+    write_from_tag,
+)
 from assets.profile_io import active_symbols
 from assets.profiles import (
     CANDLES,
@@ -21,12 +27,6 @@ from assets.profiles import (
     profiled_seq,
 )
 from assets.resources import PostgresResource
-from orchestration.partitions import (
-    WRITE_FROM_TAG,
-    daily_partitions,
-    window_days,
-    write_from_tag,
-)
 
 # Relative tolerance for sums of doubles computed in a different order on each side.
 REL_TOL = 1e-9

@@ -1,19 +1,19 @@
 """The one Definitions of marketflow (workspace.yaml → `orchestration.definitions`).
 
 Importing it is cheap: no database is reached (resources resolve their URL on first use)
-and the dbt manifest is parsed only when missing or stale (orchestration.dbt).
+and the dbt manifest is parsed only when missing or stale (assets.dbt_marts).
 """
 
 import dagster as dg
 
 from assets.backtest import backtest_assets
+from assets.dbt_marts import RAW_SOURCES, dbt_resource, signal_marts
 from assets.market_data import candles_1m, ticks
+from assets.partitions import daily_partitions
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
-from orchestration.dbt import RAW_SOURCES, dbt_resource, signal_marts
 from orchestration.jobs import minute_job, profile_job, signals_job
-from orchestration.partitions import daily_partitions
 from orchestration.schedules import minute_schedule, signals_schedule
 from orchestration.sensors import tick_stream_sensor
 

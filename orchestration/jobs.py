@@ -9,9 +9,9 @@ in_process by default, or celery workers when a run's config or MARKETFLOW_EXECU
 import dagster as dg
 
 from assets.market_data import candles_1m
+from assets.partitions import daily_partitions
 from assets.profiles import PROFILE_ASSETS
 from orchestration.executors import configured_executor
-from orchestration.partitions import daily_partitions
 
 EXECUTOR = configured_executor()
 

@@ -16,10 +16,10 @@ import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.market_data import candles_1m
+from assets.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
 from assets.profiles import PROFILE_ASSETS, profiled_seq
 from assets.resources import PostgresResource
 from orchestration.jobs import minute_job, signals_job
-from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
 
 # The sensor evaluates every 15 s and its run takes seconds: a tick stored two minutes ago
 # that no profile run has seen means the sensor is not running.

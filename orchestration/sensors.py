@@ -13,9 +13,9 @@ import dagster as dg
 import psycopg
 
 from assets.market_data import TICKS
+from assets.partitions import WRITE_FROM_TAG, daily_partitions, partition_keys_between
 from assets.resources import PostgresResource
 from orchestration.jobs import profile_job
-from orchestration.partitions import WRITE_FROM_TAG, daily_partitions, partition_keys_between
 
 SENSOR_INTERVAL_SECONDS = 15
 # A replay of more days than this in one go is a backfill's job, not the sensor's.

@@ -14,11 +14,11 @@ import pytest
 from test_backtest_parity import store
 
 from assets.backtest import BacktestConfig, backtest_assets, request_of
+from assets.partitions import daily_partitions
 from assets.resources import PostgresResource
 from backtest.run import run_backtest
 from backtest.synthetic import history as synthetic_history
 from backtest.synthetic import session_minutes
-from orchestration.partitions import daily_partitions
 
 DAY = date(2026, 11, 24)  # a Tuesday
 CONFIG = {"strategy": "bt asset sma", "slippage_bps": 2.0, "commission_per_order": 1.0}

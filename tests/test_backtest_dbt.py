@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from test_backtest_parity import store
 
+from assets.dbt_marts import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
 from backtest.fills import Costs
 from backtest.portfolio import Account
 from backtest.run import Request, run_backtest
 from backtest.store import save_result, start_run
 from backtest.synthetic import history, session_minutes
-from orchestration.dbt import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
 
 DAY = date(2026, 11, 24)
 MODELS = ["stg_backtest_runs", "stg_backtest_trades", "fct_backtest_trades", "backtest_performance"]

@@ -18,10 +18,10 @@ from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
+from assets.partitions import WRITE_FROM_TAG
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
-from orchestration.partitions import WRITE_FROM_TAG
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -298,7 +298,7 @@ def test_real_eth_trades_give_the_documented_bins(db_url: str, captures) -> None
 
 
 def test_partition_of_today_exists() -> None:
-    from orchestration.partitions import daily_partitions, partition_key_for
+    from assets.partitions import daily_partitions, partition_key_for
 
     today = partition_key_for(datetime.now(UTC))
     assert daily_partitions.get_last_partition_key() == today

@@ -11,10 +11,10 @@ from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
+from assets.partitions import daily_partitions
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
-from orchestration.partitions import daily_partitions
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

@@ -36,7 +36,7 @@ def test_definitions_load_everything() -> None:
         "fct_session_summary",
     } <= keys
     # one partitions definition for Python and dbt assets alike
-    from orchestration.partitions import daily_partitions
+    from assets.partitions import daily_partitions
 
     for key in ("candles_1m", "volume_profile", "fct_session_summary", "stg_order_flow"):
         assert graph.get(dg.AssetKey(key)).partitions_def == daily_partitions
@@ -79,7 +79,7 @@ def test_definitions_import_is_light_and_needs_no_database() -> None:
 
 
 def test_manifest_is_rebuilt_only_when_an_input_changed(tmp_path: Path) -> None:
-    from orchestration.dbt import manifest_is_stale
+    from assets.dbt_marts import manifest_is_stale
 
     project = tmp_path / "p"
     (project / "models").mkdir(parents=True)
@@ -119,13 +119,13 @@ def test_manifest_is_rebuilt_only_when_an_input_changed(tmp_path: Path) -> None:
     ],
 )
 def test_dbt_vars_follow_the_partition_window(start, end, expected) -> None:
-    from orchestration.partitions import dbt_vars_for_window
+    from assets.partitions import dbt_vars_for_window
 
     assert dbt_vars_for_window(start, end) == {"min_date": expected[0], "max_date": expected[1]}
 
 
 def test_dbt_vars_match_dagster_windows_for_a_range() -> None:
-    from orchestration.partitions import daily_partitions, dbt_vars_for_window, window_days
+    from assets.partitions import daily_partitions, dbt_vars_for_window, window_days
 
     window = daily_partitions.time_window_for_partition_key("2024-02-28")
     assert dbt_vars_for_window(window.start, window.end) == {
@@ -140,7 +140,7 @@ def test_dbt_vars_match_dagster_windows_for_a_range() -> None:
 
 
 def test_dbt_vars_reject_naive_or_empty_windows() -> None:
-    from orchestration.partitions import dbt_vars_for_window
+    from assets.partitions import dbt_vars_for_window
 
     with pytest.raises(ValueError):
         dbt_vars_for_window(datetime(2024, 3, 4), datetime(2024, 3, 5))
@@ -150,7 +150,7 @@ def test_dbt_vars_reject_naive_or_empty_windows() -> None:
 
 
 def test_partition_keys_are_utc_days() -> None:
-    from orchestration.partitions import partition_key_for, partition_keys_between
+    from assets.partitions import partition_key_for, partition_keys_between
 
     new_york = datetime(2024, 3, 4, 20, 30, tzinfo=UTC).astimezone()
     assert partition_key_for(new_york) == "2024-03-04"
@@ -205,7 +205,7 @@ def test_sensor_cursor_parsing() -> None:
 
 
 def test_dbt_env_from_database_url_keeps_the_password_out_of_argv() -> None:
-    from orchestration.dbt import dbt_build_args, dbt_env
+    from assets.dbt_marts import dbt_build_args, dbt_env
 
     env = dbt_env("postgresql+psycopg2://ana:s3cr%40t@db.example:6543/market")
     assert env == {
@@ -215,6 +215,9 @@ def test_dbt_env_from_database_url_keeps_the_password_out_of_argv() -> None:
         "MARKETFLOW_DBT_DBNAME": "market",
         "MARKETFLOW_DBT_SCHEMA": "analytics",
         "MARKETFLOW_DBT_PASSWORD": "s3cr@t",
+        # every dbt process: the same first day as the partitions, no usage statistics
+        "MARKETFLOW_HISTORY_START": "2010-01-01",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     args = dbt_build_args(datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 5, tzinfo=UTC))
     assert args[0] == "build" and "s3cr" not in " ".join(args)

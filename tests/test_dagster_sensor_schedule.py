@@ -15,11 +15,11 @@ from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
+from assets.partitions import WRITE_FROM_TAG
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.definitions import defs
 from orchestration.jobs import profile_job
-from orchestration.partitions import WRITE_FROM_TAG
 from orchestration.schedules import minute_schedule, signals_schedule
 from orchestration.sensors import tick_stream_sensor
 

@@ -18,9 +18,9 @@ import pytest
 from fakes import dbt_marts_data as data
 from psycopg import sql
 
+from assets.dbt_marts import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env, dbt_resource, signal_marts
 from assets.resources import PostgresResource
 from core.service_urls import with_database
-from orchestration.dbt import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env, dbt_resource, signal_marts
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

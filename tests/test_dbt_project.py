@@ -19,11 +19,11 @@ from factories import insert_ticks, make_ticks
 from psycopg import sql
 
 from analytics.sessions import session_bounds
+from assets.dbt_marts import dbt_resource, signal_marts
 from assets.market_data import candles_1m
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from core.service_urls import with_database
-from orchestration.dbt import dbt_resource, signal_marts
 
 pytestmark = pytest.mark.integration  # dbt runs, sqlfluff over the models
 

@@ -18,13 +18,13 @@ import pandas as pd
 import psycopg
 import pytest
 
+from assets.dbt_marts import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
 from assets.market_data import candles_1m
+from assets.partitions import HISTORY_START_ENV, daily_partitions
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from core.settings import Settings, get_settings
 from marketflow import cli
-from orchestration.dbt import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
-from orchestration.partitions import HISTORY_START_ENV, daily_partitions
 from orchestration.sensors import TickProgress, partitions_for
 from storage.symbols import row_size_for_price
 from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
@@ -53,9 +53,9 @@ def test_definitions_sensor_and_dbt_share_the_start(db_url: str, tmp_path: Path)
     probe = (
         "import json\n"
         "from datetime import datetime, UTC\n"
-        "from orchestration.partitions import daily_partitions\n"
+        "from assets.partitions import daily_partitions\n"
         "from orchestration.sensors import TickProgress, partitions_for\n"
-        "from orchestration.dbt import dbt_env\n"
+        "from assets.dbt_marts import dbt_env\n"
         "t = lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC)\n"
         "p = TickProgress(2, 9, t('2005-05-31T12:00'), t('2005-06-01T12:00'))\n"
         "print(json.dumps({'first': daily_partitions.get_first_partition_key(),\n"

@@ -12,7 +12,7 @@ import pytest
 from web_seed import seed
 from web_served import serve
 
-from orchestration.dbt import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
+from assets.dbt_marts import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
 from streaming.relay.queries import Queries
 from streaming.relay.queries.market import WATCHLIST_RAW_SQL
 

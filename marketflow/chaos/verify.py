@@ -171,9 +171,9 @@ def materialize_profiles(database_url: str, day: datetime, write_from: datetime 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the ephemeral instance's schema
     import dagster as dg
 
+    from assets.partitions import WRITE_FROM_TAG, partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
-    from orchestration.partitions import WRITE_FROM_TAG, partition_key_for
 
     tags = {WRITE_FROM_TAG: write_from.isoformat()} if write_from is not None else {}
     result = dg.materialize(

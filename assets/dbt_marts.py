@@ -23,8 +23,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from sqlalchemy.engine import make_url
 
+from assets.partitions import daily_partitions, dbt_history_env, dbt_vars_for_window
 from assets.resources import PostgresResource
-from orchestration.partitions import daily_partitions, dbt_history_env, dbt_vars_for_window
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT_SOURCE_NAME = "marketflow"
