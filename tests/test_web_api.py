@@ -268,3 +268,18 @@ def test_strategy_performance_and_episodes_from_their_marts(redis_url: str, db_u
     ]
     assert poly["episodes_source"] == "binary_arbitrage_episodes"
     assert poly["episodes"][0]["opportunities"] == 3
+
+
+def test_a_connection_the_database_dropped_is_replaced(redis_url: str, db_url: str) -> None:
+    """A PostgreSQL restart or idle timeout ends the server's idle connections; the next
+    request is answered on a new one instead of failing once per idle connection."""
+    with serve(redis_url, db_url) as web:
+        assert get(web.base, "/api/symbols").status_code == 200  # leaves an idle connection
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            ended = conn.execute(
+                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity"
+                " where application_name = 'marketflow-web') t"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        again = get(web.base, "/api/symbols")
+    assert again.status_code == 200 and again.json()["symbols"]

@@ -48,11 +48,13 @@ class Database:
         self._marts: dict[str, tuple[float, sql.Composable | None]] = {}
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+    async def connection(
+        self, fresh: bool = False
+    ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
         if not self.database_url:
             raise psycopg.OperationalError("no database configured")
         async with self._gate:
-            conn = self._idle.pop() if self._idle else None
+            conn = self._idle.pop() if self._idle and not fresh else None
             if conn is None or conn.closed:
                 conn = await psycopg.AsyncConnection.connect(
                     libpq_url(self.database_url),
@@ -73,10 +75,20 @@ class Database:
     async def fetch(
         self, query: sql.Composable | str, params: Params | None = None
     ) -> list[dict[str, Any]]:
-        async with self.connection() as conn:
-            # callers pass whole statements (sql.SQL / Composed), never a bare Identifier
-            cur = await conn.execute(query, params or {})  # type: ignore[arg-type]
-            return [jsonable(row) for row in await cur.fetchall()]
+        """Rows of one statement. An idle connection the server dropped meanwhile (a restart,
+        an idle timeout) fails on first use: the statement is tried once more on a new
+        connection (every statement here is a read or an idempotent write)."""
+        for fresh in (False, True):
+            reused = bool(self._idle) and not fresh
+            try:
+                async with self.connection(fresh) as conn:
+                    # callers pass whole statements (sql.SQL / Composed), never a bare Identifier
+                    cur = await conn.execute(query, params or {})  # type: ignore[arg-type]
+                    return [jsonable(row) for row in await cur.fetchall()]
+            except psycopg.OperationalError:
+                if not reused:
+                    raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def fetch_one(
         self, query: sql.Composable | str, params: Params | None = None
