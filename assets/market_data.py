@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from assets.check_support import REL_TOL, SESSIONS_CTE, check_result, session_params
 from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.resources import PostgresResource
 from core.contracts import Table
@@ -65,3 +66,50 @@ def candles_1m(
             "minutes_written": written,
         }
     )
+
+
+MISSING_CANDLES_SQL = f"""
+with {SESSIONS_CTE},
+traded as (
+    select t.symbol_id, date_trunc('minute', t.ts) as minute, sum(t.size) as volume,
+           count(*) as trades
+    from ticks as t
+    join sessions as s on t.symbol_id = s.symbol_id and t.ts >= s.open_ts and t.ts < s.close_ts
+    where t.ts >= %(start)s and t.ts < %(closed)s
+    group by 1, 2
+)
+select traded.symbol_id, traded.minute, traded.trades, c.trade_count
+from traded
+left join candles_1m as c on c.symbol_id = traded.symbol_id and c.ts = traded.minute
+where c.ts is null
+   or c.trade_count <> traded.trades
+   or abs(c.volume - traded.volume) > {REL_TOL} * greatest(1.0, traded.volume)
+order by 1, 2
+"""
+
+
+@dg.asset_check(
+    asset=candles_1m,
+    partitions_def=daily_partitions,
+    description="Every closed session minute with trades has a candle holding those trades.",
+)
+def candles_cover_traded_minutes(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    window = context.partition_time_window
+    closed = min(window.end, datetime.now(UTC).replace(second=0, microsecond=0))
+    # a run that reconciled only its last minutes (write_from) is checked on those minutes
+    write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
+    with postgres.connect(read_only=True) as conn:
+        params = {**session_params(conn, window.start, window.end), "closed": closed}
+        if write_from is not None:
+            params["start"] = max(window.start, write_from)
+        rows = conn.execute(MISSING_CANDLES_SQL, params).fetchall()
+    return check_result(
+        rows,
+        ("symbol_id", "minute", "trades", "candle_trades"),
+        "traded minutes without a matching candle",
+    )
+
+
+MARKET_DATA_CHECKS = [candles_cover_traded_minutes]

@@ -147,11 +147,11 @@ QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
 
-    from assets.market_data import candles_1m
+    from assets.market_data import candles_1m, candles_cover_traded_minutes
     from assets.partitions import WRITE_FROM_TAG, partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
-    from orchestration.checks import ASSET_CHECKS, candles_cover_traded_minutes
+    from orchestration.checks import ASSET_CHECKS
     from orchestration.schedules import minute_schedule
     from storage.db import libpq_url
     from storage.migrate import upgrade

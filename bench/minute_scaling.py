@@ -94,10 +94,11 @@ def _noop_asset():
 def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
 
+    from assets.market_data import candles_cover_traded_minutes
     from assets.partitions import partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
-    from orchestration.checks import ASSET_CHECKS, candles_cover_traded_minutes
+    from orchestration.checks import ASSET_CHECKS
     from orchestration.definitions import defs
     from orchestration.sensors import tick_stream_sensor
     from storage.db import libpq_url
