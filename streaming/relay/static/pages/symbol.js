@@ -214,6 +214,12 @@ function makeChart(LC, el) {
   const candles = chart.addSeries(LC.CandlestickSeries, {
     upColor: COLORS.up, downColor: COLORS.down, borderVisible: false, wickUpColor: COLORS.up, wickDownColor: COLORS.down,
   });
+  // volume under the candles, on its own scale in the bottom seventh of the price pane
+  const volume = chart.addSeries(LC.HistogramSeries, {
+    priceFormat: { type: "volume" }, priceScaleId: "volume", lastValueVisible: false, priceLineVisible: false,
+  });
+  chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.86, bottom: 0 } });
+  const volumeBar = (b) => ({ time: b.time, value: b.volume || 0, color: b.close >= b.open ? "rgba(38,166,154,0.28)" : "rgba(239,83,80,0.28)" });
   const delta = chart.addSeries(LC.HistogramSeries, { priceFormat: { type: "volume" }, title: "Delta" }, 1);
   const cvd = chart.addSeries(LC.LineSeries, { color: COLORS.va, lineWidth: 2, priceFormat: { type: "volume" }, title: "CVD" }, 2);
   const panes = chart.panes();
@@ -225,6 +231,7 @@ function makeChart(LC, el) {
   return {
     candles(bars) {
       candles.setData(bars);
+      volume.setData(bars.map(volumeBar));
       delta.setData([]); // the panes share the time scale: no bars of another timeframe
       cvd.setData([]);
     },
@@ -235,6 +242,7 @@ function makeChart(LC, el) {
     },
     update(bar) {
       candles.update(bar);
+      volume.update(volumeBar(bar));
     },
     flow(rows) {
       delta.setData(rows.filter((r) => r.delta != null).map((r) => ({ time: r.t, value: r.delta, color: r.delta >= 0 ? COLORS.up : COLORS.down })));
