@@ -88,6 +88,10 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
         expect(row).to_contain_text("IMBALANCE_UP")
         expect(row).to_contain_text("BUY")
         expect(page.locator("#watchlist tr[data-symbol='VOD.L']")).to_contain_text("08:29")
+        page.locator("th[data-sort=last_price]").click()  # sorts by price, empty rows last
+        expect(page.locator("#watchlist tbody tr").first).to_have_attribute("data-symbol", "VOD.L")
+        page.locator("th[data-sort=last_price]").click()
+        expect(page.locator("#watchlist tbody tr").first).to_have_attribute("data-symbol", "MSFT")
         shot(page, "watchlist")
 
         open_page(page, f"{web.base}/symbol/AAPL")

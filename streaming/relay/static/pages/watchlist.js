@@ -1,10 +1,13 @@
 // Watchlist: one row per symbol, live prices, states, signals.
 import { CH, api, badge, clock, cls, compact, esc, flash, live, pressureBar, price, signed, num } from "../common.js";
 
+// [header, class, the row field a click on the header sorts by]
 const COLUMNS = [
-  ["Symbol", ""], ["Last", "num"], ["Chg", "num"], ["Chg %", "num"], ["Time", "num"],
-  ["State", ""], ["Pressure", ""], ["CVD", "num"], ["POC", "num"], ["VAL – VAH", "num"],
-  ["Nearest LVN", "num"], ["Last signal", ""],
+  ["Symbol", "", "symbol"], ["Last", "num", "last_price"], ["Chg", "num", "price_change"],
+  ["Chg %", "num", "price_change_pct"], ["Time", "num", "last_price_at"],
+  ["State", "", "market_state"], ["Pressure", "", "buy_pressure"], ["CVD", "num", "session_cvd"],
+  ["POC", "num", "session_poc"], ["VAL – VAH", "num", "session_val"],
+  ["Nearest LVN", "num", "nearest_lvn"], ["Last signal", "", "last_signal_at"],
 ];
 
 function cells(r) {
@@ -32,7 +35,7 @@ export async function start({ root }) {
     <div class="panel">
       <h2>Watchlist <span class="tag">${data.source === "raw" ? "raw tables" : esc(data.source)}</span></h2>
       <table class="grid" id="watchlist">
-        <thead><tr>${COLUMNS.map(([h, c]) => `<th class="${c}">${h}</th>`).join("")}</tr></thead>
+        <thead><tr>${COLUMNS.map(([h, c, key]) => `<th class="${c} sortable" data-sort="${key}">${h}</th>`).join("")}</tr></thead>
         <tbody></tbody>
       </table>
     </div>`;
@@ -45,6 +48,25 @@ export async function start({ root }) {
     tr.addEventListener("click", () => (location.href = `/symbol/${encodeURIComponent(r.symbol)}`));
     body.appendChild(tr);
   }
+  // click a header to sort by it (again: the other way); rows without a value go last
+  let sortKey = null;
+  let sortDir = 1;
+  root.querySelector("thead").addEventListener("click", (ev) => {
+    const key = ev.target.dataset && ev.target.dataset.sort;
+    if (!key) return;
+    sortDir = key === sortKey ? -sortDir : 1;
+    sortKey = key;
+    for (const th of root.querySelectorAll("th")) th.dataset.dir = th.dataset.sort === key ? (sortDir > 0 ? "asc" : "desc") : "";
+    const value = (tr) => rows.get(tr.dataset.symbol)[key];
+    const trs = [...body.children].sort((a, b) => {
+      const x = value(a);
+      const y = value(b);
+      if (x == null || y == null) return (x == null) - (y == null);
+      return (x < y ? -1 : x > y ? 1 : 0) * sortDir;
+    });
+    for (const tr of trs) body.appendChild(tr);
+  });
+
   function redraw(symbol, dir) {
     const tr = body.querySelector(`tr[data-symbol="${CSS.escape(symbol)}"]`);
     if (!tr) return;
