@@ -122,8 +122,9 @@ def session_close(market: str, ts: float) -> float | None:
 
 
 def _mark(trade: Trade, c: Candles, t: float) -> float:
-    """Open P&L of a position at ``t`` from the last close at or before it."""
-    k = int(np.searchsorted(c.ts, t - 60.0, side="right")) - 1  # candles complete by t
+    """Open P&L of a position at ``t`` from the close of the latest candle the engine
+    reads then (the one of ``t``'s own minute, as for the signal's price)."""
+    k = int(np.searchsorted(c.ts, t, side="right")) - 1
     if k < trade.fill.entry_index:
         return 0.0
     return trade.sign * (float(c.close[k]) - trade.fill.entry_price) * trade.fill.qty
