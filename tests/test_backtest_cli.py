@@ -114,3 +114,33 @@ def test_stored_prints_of_the_replayed_capture(replayed: str, captures: Path) ->
         assert prints.minute(eth, minute).tolist() == raw["price"][ts < minute + 60].tolist()
     k = int((ts > minute + 59).argmax())
     assert first == (pytest.approx(ts[k]), raw["price"][k])
+
+
+def test_summary_lines_of_a_run_with_trades() -> None:
+    from datetime import UTC, date, datetime
+
+    import numpy as np
+
+    from backtest.run import Request, run_on_histories
+    from backtest.synthetic import history
+    from marketflow.commands.backtest import summary_lines
+    from streaming.engine.strategies import parse_strategy
+
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    h = history(1, "AAA", start.timestamp() + 60.0 * np.arange(1440), seed=3)
+    strategy = parse_strategy(1, "s", {"type": "price_above_sma", "period": 20}, 300)
+    request = Request("s", date(2026, 3, 2), date(2026, 3, 2))
+    result = run_on_histories(strategy, [h], {(1, "s"): _enabled()}, request)
+    lines = summary_lines(result, 100_000)
+    m = result.metrics
+    assert m["trades"] > 0
+    assert lines[0] == "strategy s: AAA"
+    assert f"trades {m['trades']} (blocked: " in lines[1]
+    assert f"P&L {m['total_pnl']:,.2f} on 100,000" in lines[2]
+    assert lines[-1].split()[:3] == ["AAA", "trades", str(m["trades"])]
+
+
+def _enabled():
+    from streaming.engine.strategies import SymbolConfig
+
+    return SymbolConfig(enabled=True)
