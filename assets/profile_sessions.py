@@ -128,7 +128,8 @@ def _resume_points(
     day: date,
     write_from: datetime,
 ) -> list[ResumePoint]:
-    """Per symbol with a session: min(write_from, its last stored minute), or its open."""
+    """Per symbol with a session: its last stored minute, or the first minute from
+    write_from on that received prints after it was stored, or its open (nothing stored)."""
     sessions = []
     for symbol in symbols:
         try:
@@ -139,10 +140,21 @@ def _resume_points(
             open_, close = (b.to_pydatetime() for b in bounds)
             sessions.append(SessionKey(symbol.id, open_, close))
     last = profile_state.last_stored_minutes(conn, sessions)
+    # minutes between write_from and the last stored one whose prints did not change keep
+    # their cells: the run resumes at the first recounted minute, or the last stored one
+    spans = [
+        (k.symbol_id, max(write_from, k.open_ts), last[k.symbol_id])
+        for k in sessions
+        if k.symbol_id in last and max(write_from, k.open_ts) < last[k.symbol_id]
+    ]
+    recounted = profile_state.first_recounted_minutes(conn, spans)
     points = []
     for key in sessions:
         stored = last.get(key.symbol_id)
-        resume = min(write_from, stored) if stored is not None else key.open_ts
+        if stored is None:
+            resume = key.open_ts
+        else:
+            resume = min(recounted.get(key.symbol_id, stored), stored)
         points.append(ResumePoint(key, max(resume, key.open_ts)))
     return points
 

@@ -98,6 +98,53 @@ def last_stored_minutes(
     return {int(r[0]): r[1] for r in rows if r[1] is not None}
 
 
+CHANGED_MINUTE_SQL = f"""
+with s as (
+    select * from unnest(%(ids)s::bigint[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+        as s (id, from_ts, to_ts)
+),
+printed as (
+    select t.symbol_id, date_trunc('minute', t.ts) as minute, count(*) as n
+    from ticks as t
+    join s on t.symbol_id = s.id and t.ts >= s.from_ts and t.ts < s.to_ts
+    where t.ts >= %(first)s and t.ts < %(last)s and {VALID_PRINT}
+    group by 1, 2
+),
+stored as (
+    select o.symbol_id, o.bucket as minute, o.trade_count as n
+    from order_flow as o
+    join s on o.symbol_id = s.id and o.bucket >= s.from_ts and o.bucket < s.to_ts
+)
+select coalesce(p.symbol_id, o.symbol_id), min(coalesce(p.minute, o.minute))
+from printed as p
+full join stored as o on o.symbol_id = p.symbol_id and o.minute = p.minute
+where p.n is distinct from o.n and coalesce(p.n, 0) + coalesce(o.n, 0) > 0
+group by 1
+"""
+
+
+def first_recounted_minutes(
+    conn: psycopg.Connection, spans: Sequence[tuple[int, datetime, datetime]]
+) -> dict[int, datetime]:
+    """Per symbol, the first minute in [from, to) whose valid prints no longer number the
+    order flow's trade count: prints committed after the run that stored it. Ticks are
+    only ever added, so an unchanged count is an unchanged minute; counting in SQL spares
+    the run reading the sensor's margin again."""
+    if not spans:
+        return {}
+    rows = conn.execute(
+        CHANGED_MINUTE_SQL,
+        {
+            "ids": [s[0] for s in spans],
+            "froms": [s[1] for s in spans],
+            "tos": [s[2] for s in spans],
+            "first": min(s[1] for s in spans),
+            "last": max(s[2] for s in spans),
+        },
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows}
+
+
 FOOTPRINT_SQL = """
 select v.symbol_id, array_agg(v.bucket_us), array_agg(v.price_level),
        array_agg(v.total_volume), array_agg(v.buy_volume), array_agg(v.trade_count)
