@@ -32,7 +32,7 @@ minute_rows as (
                                                 and m.vah + m.row_size / 2), 0) as in_va
     from metrics as m
     left join volume_profile as vp on vp.symbol_id = m.symbol_id and vp.bucket = m.bucket
-    where m.horizon = '1m'
+    where m.horizon = '1m' and m.bucket >= %(since)s
     group by 1, 2, 3, 4, 5, 6, 7
 ),
 final_sessions as (
@@ -72,8 +72,13 @@ def value_area_holds_poc_and_70_percent(
     context: dg.AssetCheckExecutionContext, postgres: PostgresResource
 ) -> dg.AssetCheckResult:
     window = context.partition_time_window
+    # a sensor run's 1m profiles from its write-from minute on (each session's complete
+    # profile is always checked)
+    write_from = write_from_tag(context.run.tags.get(WRITE_FROM_TAG))
+    since = max(window.start, write_from) if write_from else window.start
+    params = {"start": window.start, "end": window.end, "since": since}
     with postgres.connect(read_only=True) as conn:
-        rows = conn.execute(VALUE_AREA_SQL, {"start": window.start, "end": window.end}).fetchall()
+        rows = conn.execute(VALUE_AREA_SQL, params).fetchall()
     return check_result(
         rows,
         ("symbol_id", "horizon", "bucket", "poc", "val", "vah", "total", "in_value_area"),

@@ -64,6 +64,8 @@ class SourceStats:
     # symbol_id → first minute whose order flow / metrics changed (<= its resume minute)
     rows_from: dict[int, datetime] = field(default_factory=dict)
     inconsistent: list[int] = field(default_factory=list)  # state found inconsistent
+    # symbols with stored state and no new print: left as they are (not rewritten)
+    unchanged: set[int] = field(default_factory=set)
 
 
 def in_range(frame: pd.DataFrame, first: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -127,9 +129,11 @@ def _resume_points(
     symbols: list[profile_io.SymbolRow],
     day: date,
     write_from: datetime,
+    unchanged: set[int],
 ) -> list[ResumePoint]:
     """Per symbol with a session: its last stored minute, or the first minute from
-    write_from on that received prints after it was stored, or its open (nothing stored)."""
+    write_from on that received prints after it was stored, or its open (nothing stored).
+    Symbols without any new print go to `unchanged` instead."""
     sessions = []
     for symbol in symbols:
         try:
@@ -140,12 +144,12 @@ def _resume_points(
             open_, close = (b.to_pydatetime() for b in bounds)
             sessions.append(SessionKey(symbol.id, open_, close))
     last = profile_state.last_stored_minutes(conn, sessions)
-    # minutes between write_from and the last stored one whose prints did not change keep
-    # their cells: the run resumes at the first recounted minute, or the last stored one
+    # recount the prints per minute from write_from to the close: minutes whose count still
+    # matches the stored trade count keep their cells (ticks are only ever added)
     spans = [
-        (k.symbol_id, max(write_from, k.open_ts), last[k.symbol_id])
-        for k in sessions
-        if k.symbol_id in last and max(write_from, k.open_ts) < last[k.symbol_id]
+        (key.symbol_id, max(write_from, key.open_ts), key.close_ts)
+        for key in sessions
+        if key.symbol_id in last
     ]
     recounted = profile_state.first_recounted_minutes(conn, spans)
     points = []
@@ -153,8 +157,11 @@ def _resume_points(
         stored = last.get(key.symbol_id)
         if stored is None:
             resume = key.open_ts
+        elif key.symbol_id not in recounted:
+            unchanged.add(key.symbol_id)  # not one print since its last run
+            continue
         else:
-            resume = min(recounted.get(key.symbol_id, stored), stored)
+            resume = min(recounted[key.symbol_id], stored)
         points.append(ResumePoint(key, max(resume, key.open_ts)))
     return points
 
@@ -169,7 +176,7 @@ def resumed_sessions(
 ) -> SessionCompute:
     """Each session of `day` continued from its stored state (see the module docstring)."""
     rows = {s.id: s for s in symbols}
-    points = _resume_points(conn, symbols, day, write_from)
+    points = _resume_points(conn, symbols, day, write_from, stats.unchanged)
     resumed = [p for p in points if p.resume_at > p.session.open_ts]
     cells = profile_state.load_footprints(conn, resumed)
     flows = profile_state.stored_flow(conn, resumed)

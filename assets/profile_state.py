@@ -127,9 +127,9 @@ def first_recounted_minutes(
     conn: psycopg.Connection, spans: Sequence[tuple[int, datetime, datetime]]
 ) -> dict[int, datetime]:
     """Per symbol, the first minute in [from, to) whose valid prints no longer number the
-    order flow's trade count: prints committed after the run that stored it. Ticks are
-    only ever added, so an unchanged count is an unchanged minute; counting in SQL spares
-    the run reading the sensor's margin again."""
+    order flow's trade count (prints committed after the run that stored it, or new
+    minutes); absent: nothing changed. Ticks are only ever added, so an unchanged count is
+    an unchanged minute; counting in SQL spares reading the sensor's margin again."""
     if not spans:
         return {}
     rows = conn.execute(

@@ -234,6 +234,8 @@ def compute_window(
         )
         computed = []
         for symbol in symbols:
+            if symbol.id in result.read.unchanged:
+                continue  # nothing new: its stored rows stand, nothing is rewritten
             part = WindowResult()
             try:
                 _symbol_window(conn, symbol, inputs, part)
@@ -342,6 +344,7 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
         "incremental": incremental,
         "symbols_resumed": len(result.read.resumed),
         "symbols_recomputed": len(symbols) - len(result.read.resumed),
+        "symbols_unchanged": len(result.read.unchanged),
         "state_inconsistent": len(result.read.inconsistent),
         "symbols_skipped": len(result.skipped),
         # symbol → why; the asset check `profile_symbols_computed` fails while any is listed

@@ -258,7 +258,8 @@ def xmins(url: str, symbol_id: int) -> pd.DataFrame:
     """Which transaction wrote each of a symbol's cells (unchanged rows keep theirs)."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "select bucket, price_level, xmin::text from volume_profile where symbol_id = %s",
+            "select bucket, price_level, xmin::text from volume_profile where symbol_id = %s "
+            "order by 1, 2",
             (symbol_id,),
         ).fetchall()
     return pd.DataFrame(rows, columns=["bucket", "price_level", "xmin"])
@@ -340,6 +341,31 @@ def test_damaged_state_is_recomputed_in_full_and_still_matches(db_url: str) -> N
     _cursor, runs = sensor_runs(db_url, instance, cursor)
     assert runs[0]["state_inconsistent"].value == 1
     assert runs[0]["symbols_resumed"].value == 0
+    assert_same_tables(stored(db_url), full_recompute(db_url))
+
+
+def test_a_symbol_without_new_prints_is_left_alone(db_url: str) -> None:
+    open_, _close = session_bounds("XNYS", DAY)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        aapl, eth = _ids(conn)
+    ticks = pd.concat(
+        [
+            session_ticks(open_, 90, 900, seed=7).assign(symbol_id=aapl),
+            session_ticks(open_, 90, 900, seed=8).assign(symbol_id=eth),
+        ],
+        ignore_index=True,
+    )
+    early = ticks["ts"] < open_ + pd.Timedelta(minutes=60)
+    instance = dg.DagsterInstance.ephemeral()
+    _insert(db_url, ticks[early], "a")
+    cursor, _ = sensor_runs(db_url, instance, None)
+    before = xmins(db_url, aapl)
+    # only ETHUSDT trades on: AAPL's rows are neither recomputed nor rewritten
+    _insert(db_url, ticks[~early & (ticks["symbol_id"] == eth)], "b")
+    _cursor, runs = sensor_runs(db_url, instance, cursor)
+    assert runs[0]["symbols_unchanged"].value == 1
+    assert runs[0]["symbols_resumed"].value == 1
+    pd.testing.assert_frame_equal(xmins(db_url, aapl), before)
     assert_same_tables(stored(db_url), full_recompute(db_url))
 
 
