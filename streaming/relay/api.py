@@ -217,6 +217,40 @@ async def polymarket(request: Request) -> dict[str, Any]:
     return await queries(request).polymarket(_int(request, "limit", 100))
 
 
+async def backtests(request: Request) -> dict[str, Any]:
+    """
+    summary: Stored backtest runs, newest first, with their headline metrics (trades, total
+      P&L, win rate, profit factor, max drawdown %, Sharpe); read-only.
+    parameters:
+      - {name: strategy, in: query, schema: {type: string}}
+      - {name: limit, in: query, schema: {type: integer, default: 50, maximum: 500}}
+    responses:
+      200: {description: "{runs: [...]}"}
+    """
+    strategy = request.query_params.get("strategy")
+    return await queries(request).backtests(_int(request, "limit", 50), strategy)
+
+
+async def backtest(request: Request) -> dict[str, Any]:
+    """
+    summary: One backtest run - parameters, status, metrics per run and per symbol (by_symbol),
+      its trades (trades_list), daily stats (daily) and the equity curve with drawdown
+      (equity), thinned to at most `points` minutes with the first and last kept; read-only.
+    parameters:
+      - {name: run_id, in: path, required: true, schema: {type: integer}}
+      - {name: points, in: query, schema: {type: integer, default: 2000, maximum: 20000}}
+      - {name: trades, in: query, schema: {type: integer, default: 2000, maximum: 10000}}
+    responses:
+      200: {description: the run}
+      404: {description: no such run}
+    """
+    return await queries(request).backtest(
+        int(request.path_params["run_id"]),
+        _int(request, "points", 2000),
+        _int(request, "trades", 2000),
+    )
+
+
 async def timeframes(request: Request) -> dict[str, Any]:
     """
     summary: The candle timeframes /api/candles accepts.
@@ -243,4 +277,6 @@ ROUTES = [
     _route("/api/strategies/{id:int}/configs/{symbol}", put_config, ("PUT",)),
     _route("/api/orders", orders),
     _route("/api/polymarket", polymarket),
+    _route("/api/backtests", backtests),
+    _route("/api/backtests/{run_id:int}", backtest),
 ]

@@ -44,6 +44,7 @@ PAGES: tuple[Page, ...] = (
     Page("strategies", "/strategies", "Strategies"),
     Page("orders", "/orders", "Orders & positions"),
     Page("polymarket", "/polymarket", "Polymarket"),
+    Page("backtests", "/backtests", "Backtests", charts=True),
 )
 
 SCHEMA = SchemaGenerator(

@@ -1,15 +1,17 @@
-"""Every SQL statement the web server runs, by page: market data and trading/Polymarket.
+"""Every SQL statement the web server runs, by page: market data, trading/Polymarket and
+stored backtests.
 
 ``Queries`` bundles them over one ``Database`` (a few reused connections)."""
 
 from __future__ import annotations
 
+from streaming.relay.queries.backtests import BacktestQueries
 from streaming.relay.queries.base import Database
 from streaming.relay.queries.market import TIMEFRAMES, MarketQueries, UnknownSymbol
 from streaming.relay.queries.trading import NotFound, TradingQueries
 
 
-class Queries(MarketQueries, TradingQueries):
+class Queries(MarketQueries, TradingQueries, BacktestQueries):
     def __init__(self, database_url: str | None, max_connections: int = 4) -> None:
         self.db = Database(database_url, max_connections)
 

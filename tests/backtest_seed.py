@@ -1,0 +1,43 @@
+"""A stored backtest for the dashboard's tests: two sessions of synthetic history for AAPL
+and MSFT (stored as the ingest writer and the profile assets store it), one strategy, and
+one run of the backtest over them saved by the backtest's own store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import psycopg
+from test_backtest_parity import store
+
+from backtest.run import Request, Result, run_backtest
+from backtest.store import save_result, start_run
+from backtest.synthetic import history, session_minutes
+
+FIRST_DAY = date(2026, 11, 24)  # a Tuesday and a Wednesday: two New York sessions
+LAST_DAY = date(2026, 11, 25)
+STRATEGY = "bt web sma"
+SYMBOLS = ("AAPL", "MSFT")
+
+
+def seed_backtest(db_url: str) -> tuple[int, Result]:
+    """Store the history, the strategy and one finished run; returns (run id, result)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        start = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+        for n, symbol in enumerate(SYMBOLS):
+            row = conn.execute("select id from symbols where symbol = %s", (symbol,)).fetchone()
+            assert row is not None, f"{symbol} is not among the migrated symbols"
+            ts = session_minutes(2, start)
+            h = history(row[0], symbol, ts, seed=5 + n, market="XNYS", asset_type="stock")
+            store(conn, h)
+        definition = {"type": "price_above_sma", "period": 15, "symbols": list(SYMBOLS)}
+        conn.execute(
+            "insert into strategies (name, definition) values (%s, %s)",
+            (STRATEGY, json.dumps(definition)),
+        )
+        request = Request(STRATEGY, FIRST_DAY, LAST_DAY)
+        run_id = start_run(conn, request)
+        result = run_backtest(conn, request)
+        with conn.transaction():
+            save_result(conn, run_id, result)
+    return run_id, result
