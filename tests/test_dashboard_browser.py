@@ -1,5 +1,5 @@
 """The dashboard in Debian's Chromium, driven by Playwright: every page loads with data, live
-updates published to Redis appear, a strategy edit without the token is refused, the token
+updates published to Redis appear, a stored backtest run is drawn, a strategy edit without the token is refused, the token
 leaves the address bar, and a stalled client does not hold up the browser.
 
 Chromium comes from Debian (`make install` as root runs `apt-get install -y chromium`);
@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from backtest_seed import STRATEGY, seed_backtest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from web_seed import MARKET_ID, seed
 from web_served import serve
@@ -141,6 +142,33 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
         page.goto(f"{web.base}/docs")
         expect(page.locator("table")).to_contain_text("/api/candles")
         shot(page, "api-docs")
+
+
+def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: str) -> None:
+    run_id, result = seed_backtest(db_url)
+    with serve(redis_url, db_url) as web:
+        page.goto(f"{web.base}/backtests")
+        # no live feed on this page: it is ready once the newest run is drawn
+        expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+        row = page.locator(f"#runs tr[data-run='{run_id}']")
+        expect(row).to_contain_text(STRATEGY)
+        expect(row).to_contain_text("succeeded")
+        expect(row).to_have_class("link on")
+        expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
+        assert page.locator("#equity canvas").count() > 0  # lightweight-charts drew the curve
+        assert page.evaluate("window.mfBacktest.points()") > 100
+        expect(page.locator("#bt-legend")).to_contain_text("Equity")
+        expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
+        first = result.trades[0]
+        expect(page.locator("#trades tr[data-trade='1']")).to_contain_text(first.signal.symbol)
+        expect(page.locator("#metrics")).to_contain_text(f"{len(result.trades)} (")
+        expect(page.locator("#by-symbol tbody tr")).to_have_count(len(result.by_symbol))
+        for reason in result.metrics["exit_reasons"]:
+            expect(page.locator("#exits")).to_contain_text(reason.replace("_", " "))
+        shot(page, "backtests")
+        page.goto(f"{web.base}/backtests?run={run_id + 99}")  # an unknown run: the newest
+        expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+        expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
 
 
 def test_candle_signal_and_state_appear_live(
