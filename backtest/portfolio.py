@@ -35,7 +35,8 @@ from streaming.engine.gates import (
     position_gate,
     price_gate,
 )
-from streaming.engine.strategies import Strategy, SymbolConfig, trade_limits
+from streaming.engine.strategies.definitions import trade_limits
+from streaming.engine.strategies.model import Strategy, SymbolConfig
 from streaming.engine.trader import OrderIntent, parameters_ok
 
 DAY_S = 86_400.0

@@ -16,14 +16,9 @@ import numpy.typing as npt
 from backtest.frames import snapshot_at
 from backtest.history import SymbolHistory
 from streaming.engine.snapshot import Universe, candle_window, compute_metrics
-from streaming.engine.strategies import (
-    EdgeTracker,
-    Strategy,
-    SymbolConfig,
-    evaluate,
-    sma_periods,
-    target_mask,
-)
+from streaming.engine.strategies.edges import EdgeTracker
+from streaming.engine.strategies.evaluation import evaluate, target_mask
+from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
 
 F = npt.NDArray[np.float64]
 

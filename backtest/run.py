@@ -31,16 +31,10 @@ from backtest.portfolio import Account, Book, Trade, simulate
 from backtest.prints import Prints, StoredPrints
 from backtest.signals import Signal, symbol_signals
 from streaming.engine.snapshot import Universe, candle_window
-from streaming.engine.strategies import (
-    DefinitionError,
-    EdgeTracker,
-    Strategy,
-    SymbolConfig,
-    parse_config,
-    parse_strategy,
-    sma_periods,
-    target_mask,
-)
+from streaming.engine.strategies.definitions import parse_config, parse_strategy
+from streaming.engine.strategies.edges import EdgeTracker
+from streaming.engine.strategies.evaluation import target_mask
+from streaming.engine.strategies.model import DefinitionError, Strategy, SymbolConfig, sma_periods
 
 STRATEGY_SQL = "select id, name, definition, cooldown_seconds from strategies where name = %s"
 CONFIGS_SQL = """

@@ -32,14 +32,9 @@ from streaming.engine.snapshot import (
     candle_window,
     compute_metrics,
 )
-from streaming.engine.strategies import (
-    EdgeTracker,
-    Strategy,
-    SymbolConfig,
-    evaluate,
-    sma_periods,
-    target_mask,
-)
+from streaming.engine.strategies.edges import EdgeTracker
+from streaming.engine.strategies.evaluation import evaluate, target_mask
+from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
 
 F = npt.NDArray[np.float64]
 BATCH_MINUTES = 1440

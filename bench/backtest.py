@@ -34,7 +34,8 @@ from backtest.signals import symbol_signals
 from backtest.synthetic import history, session_minutes
 from bench import BenchContext, Comparison
 from streaming.engine.snapshot import candle_window
-from streaming.engine.strategies import Strategy, parse_strategy, sma_periods
+from streaming.engine.strategies.definitions import parse_strategy
+from streaming.engine.strategies.model import Strategy, sma_periods
 
 DESCRIPTION = "a year of 50 symbols through one strategy vs the per-minute loop"
 

@@ -30,7 +30,7 @@ from storage.db import libpq_url
 from streaming.engine import queries
 from streaming.engine.loop import Engine
 from streaming.engine.snapshot import Universe, compute_metrics
-from streaming.engine.strategies import sma_periods
+from streaming.engine.strategies.model import sma_periods
 
 DESCRIPTION = "one engine loop over 500 symbols vs the same reads one symbol at a time"
 

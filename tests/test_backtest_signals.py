@@ -14,7 +14,8 @@ from backtest.signals import symbol_signals
 from backtest.synthetic import history, truncated
 from streaming.engine.session_clock import current_session
 from streaming.engine.snapshot import candle_window
-from streaming.engine.strategies import SymbolConfig, parse_strategy
+from streaming.engine.strategies.definitions import parse_strategy
+from streaming.engine.strategies.model import SymbolConfig
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 STRATEGIES = {

@@ -16,16 +16,10 @@ from test_engine_loop import NOW, RISING, seed_aapl, settings
 from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, UNKNOWN
 from streaming.engine.loop import Engine
 from streaming.engine.snapshot import Metrics, Universe
-from streaming.engine.strategies import (
-    DefinitionError,
-    EdgeTracker,
-    SymbolConfig,
-    TradeLimits,
-    evaluate,
-    parse_config,
-    parse_strategy,
-    trade_limits,
-)
+from streaming.engine.strategies.definitions import parse_config, parse_strategy, trade_limits
+from streaming.engine.strategies.edges import EdgeTracker
+from streaming.engine.strategies.evaluation import evaluate
+from streaming.engine.strategies.model import DefinitionError, SymbolConfig, TradeLimits
 
 EXAMPLE_RULES = {
     "type": "rules",

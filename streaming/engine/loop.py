@@ -52,16 +52,10 @@ from streaming.engine.snapshot import (
     only_current_profiles,
 )
 from streaming.engine.state import StateRecorder, write_states
-from streaming.engine.strategies import (
-    Candidate,
-    EdgeTracker,
-    Strategy,
-    SymbolConfig,
-    evaluate,
-    sma_periods,
-    target_mask,
-    trade_limits,
-)
+from streaming.engine.strategies.definitions import trade_limits
+from streaming.engine.strategies.edges import EdgeTracker
+from streaming.engine.strategies.evaluation import evaluate, target_mask
+from streaming.engine.strategies.model import Candidate, Strategy, SymbolConfig, sma_periods
 from streaming.engine.trader import OrderIntent, Trader
 
 log = logging.getLogger(__name__)

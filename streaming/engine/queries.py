@@ -23,13 +23,8 @@ from analytics.aggression import FLOW_WINDOW_BUCKETS
 from core.contracts import Horizon
 from streaming.engine.alerts import nodes as alert_nodes
 from streaming.engine.snapshot import Profile, Snapshot, Universe
-from streaming.engine.strategies import (
-    DefinitionError,
-    Strategy,
-    SymbolConfig,
-    parse_config,
-    parse_strategy,
-)
+from streaming.engine.strategies.definitions import parse_config, parse_strategy
+from streaming.engine.strategies.model import DefinitionError, Strategy, SymbolConfig
 
 log = logging.getLogger(__name__)
 

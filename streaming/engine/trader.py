@@ -55,7 +55,11 @@ from streaming.engine.gates import (
     price_gate,
 )
 from streaming.engine.ratelimit import TokenBucket
-from streaming.engine.strategies import ATR_MULTIPLIER_MAX, ATR_MULTIPLIER_MIN, RISK_PCT_MAX
+from streaming.engine.strategies.definitions import (
+    ATR_MULTIPLIER_MAX,
+    ATR_MULTIPLIER_MIN,
+    RISK_PCT_MAX,
+)
 from streaming.providers.alpaca_execution import AlpacaExecution, broker_error, broker_status
 
 log = logging.getLogger(__name__)

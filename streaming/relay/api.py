@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streaming.engine.strategies import DefinitionError
+from streaming.engine.strategies.model import DefinitionError
 from streaming.relay.queries import TIMEFRAMES, NotFound, Queries, UnknownSymbol
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ Create Date: 2026-12-04
 
 A 0 or negative ATR multiplier became a one-cent stop and a maximum-size order; a risk
 percentage of 50 sized every order from half the account. The engine validates strategy
-parameters when it loads them (``streaming/engine/strategies.py``); these constraints keep
-the same bounds in the tables, so a bad row is refused when written instead of skipped
-when read. The bounds (docs/trading-safety.md):
+parameters when it loads them (``streaming/engine/strategies/definitions.py``); these
+constraints keep the same bounds in the tables, so a bad row is refused when written
+instead of skipped when read. The bounds (docs/trading-safety.md):
 
 * ``atr_stop_multiplier``, ``atr_target_multiplier``: a number in [0.1, 20];
 * ``risk_per_trade_pct``: a number in (0, 5];

@@ -11,7 +11,8 @@ from typing import Any
 from psycopg import sql
 
 from core.contracts import Table
-from streaming.engine.strategies import DefinitionError, parse_config, parse_strategy
+from streaming.engine.strategies.definitions import parse_config, parse_strategy
+from streaming.engine.strategies.model import DefinitionError
 from streaming.relay.queries.base import Database
 from streaming.relay.queries.market import clamp
 
