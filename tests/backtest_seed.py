@@ -41,3 +41,9 @@ def seed_backtest(db_url: str) -> tuple[int, Result]:
         with conn.transaction():
             save_result(conn, run_id, result)
     return run_id, result
+
+
+def start_unfinished(db_url: str) -> int:
+    """A second run of the same strategy that has only started (no metrics, no trades)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return start_run(conn, Request(STRATEGY, LAST_DAY, LAST_DAY, symbols=("AAPL",)), "dagster")

@@ -1,6 +1,7 @@
 """The dashboard in Debian's Chromium, driven by Playwright: every page loads with data, live
-updates published to Redis appear, a stored backtest run is drawn, a strategy edit without the token is refused, the token
-leaves the address bar, and a stalled client does not hold up the browser.
+updates published to Redis appear, a stored backtest run is drawn, a strategy edit without
+the token is refused, the token leaves the address bar, and a stalled client does not hold
+up the browser.
 
 Chromium comes from Debian (`make install` as root runs `apt-get install -y chromium`);
 Playwright's own browser download is not used. Without Chromium these tests fail, never skip.
@@ -18,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from backtest_seed import STRATEGY, seed_backtest
+from backtest_seed import STRATEGY, seed_backtest, start_unfinished
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from web_seed import MARKET_ID, seed
 from web_served import serve
@@ -146,11 +147,16 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
 
 def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: str) -> None:
     run_id, result = seed_backtest(db_url)
+    later = start_unfinished(db_url)
     with serve(redis_url, db_url) as web:
         page.goto(f"{web.base}/backtests")
-        # no live feed on this page: it is ready once the newest run is drawn
+        # no live feed on this page: it is ready once the newest run is shown
         expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+        expect(page.locator(f"#runs tr[data-run='{later}']")).to_have_class("link on")
+        expect(page.locator("#metrics")).to_contain_text("the run did not finish")
+        expect(page.locator("#trades tbody")).to_contain_text("none")
         row = page.locator(f"#runs tr[data-run='{run_id}']")
+        row.click()
         expect(row).to_contain_text(STRATEGY)
         expect(row).to_contain_text("succeeded")
         expect(row).to_have_class("link on")
@@ -166,9 +172,12 @@ def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: st
         for reason in result.metrics["exit_reasons"]:
             expect(page.locator("#exits")).to_contain_text(reason.replace("_", " "))
         shot(page, "backtests")
-        page.goto(f"{web.base}/backtests?run={run_id + 99}")  # an unknown run: the newest
+        page.goto(f"{web.base}/backtests?run={run_id}")  # a chosen run opens from its address
         expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
-        expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
+        expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
+        page.goto(f"{web.base}/backtests?run={later + 99}")  # an unknown run: the newest
+        expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+        expect(page).to_have_url(f"{web.base}/backtests?run={later}")
 
 
 def test_candle_signal_and_state_appear_live(

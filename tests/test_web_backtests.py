@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from backtest_seed import FIRST_DAY, LAST_DAY, STRATEGY, SYMBOLS, seed_backtest
+from backtest_seed import FIRST_DAY, LAST_DAY, STRATEGY, SYMBOLS, seed_backtest, start_unfinished
 from web_served import serve
 
 from backtest.run import Result
@@ -26,13 +26,22 @@ def test_run_list_and_one_run(redis_url: str, db_url: str, stored: tuple[int, Re
     run_id, result = stored
     with serve(redis_url, db_url) as web:
         runs = get(web.base, "/api/backtests").json()["runs"]
+        later = start_unfinished(db_url)
+        both = get(web.base, "/api/backtests").json()["runs"]
+        newest = get(web.base, "/api/backtests", limit=1).json()["runs"]
+        unfinished = get(web.base, f"/api/backtests/{later}").json()
         other = get(web.base, "/api/backtests", strategy="no such strategy").json()["runs"]
         run = get(web.base, f"/api/backtests/{run_id}", points=50).json()
         few = get(web.base, f"/api/backtests/{run_id}", trades=2).json()
-        missing = get(web.base, f"/api/backtests/{run_id + 1}")
+        missing = get(web.base, f"/api/backtests/{later + 1}")
         bad = get(web.base, "/api/backtests/abc")
     assert other == []
     assert [r["run_id"] for r in runs] == [run_id]
+    assert [r["run_id"] for r in both] == [later, run_id]  # newest first
+    assert [r["run_id"] for r in newest] == [later]
+    assert both[0]["status"] == "running" and both[0]["total_pnl"] is None
+    assert unfinished["metrics"] is None and unfinished["trades_list"] == []
+    assert unfinished["equity"] == [] and unfinished["source"] == "dagster"
     head = runs[0]
     metrics = result.metrics
     assert head["strategy_name"] == STRATEGY and head["status"] == "succeeded"
@@ -40,7 +49,8 @@ def test_run_list_and_one_run(redis_url: str, db_url: str, stored: tuple[int, Re
     assert sorted(head["symbols"]) == sorted(SYMBOLS)
     assert head["trades"] == len(result.trades) >= 3
     for key in ("total_pnl", "win_rate", "max_drawdown_pct", "sharpe", "profit_factor"):
-        assert head[key] == pytest.approx(metrics[key]) if metrics[key] is not None else True
+        expected = metrics[key]
+        assert head[key] == (None if expected is None else pytest.approx(expected)), key
 
     assert run["run_id"] == run_id and run["metrics"]["trades"] == len(result.trades)
     assert run["metrics"]["exit_reasons"] == metrics["exit_reasons"]
@@ -61,7 +71,7 @@ def test_run_list_and_one_run(redis_url: str, db_url: str, stored: tuple[int, Re
     assert [p["ts"] for p in equity] == sorted(p["ts"] for p in equity)
 
     assert len(few["trades_list"]) == 2
-    assert missing.status_code == 404 and f"no backtest run {run_id + 1}" in missing.json()["error"]
+    assert missing.status_code == 404 and f"no backtest run {later + 1}" in missing.json()["error"]
     assert bad.status_code == 404  # the path takes integers only
 
 
