@@ -51,9 +51,11 @@ def day_ticks(
     *,
     scale: int = 1,
     seed: int = 0,
+    from_prices: dict[int, float] | None = None,
 ) -> pd.DataFrame:
     """Prints in [start, end): a random walk in cents that moves on 1/(2·scale) of the
-    prints (same daily range at any scale); a third each with venue side, quote, neither."""
+    prints (same daily range at any scale), from each symbol's `from_prices` (default
+    50 + 5·n); a third each with venue side, quote, neither."""
     rng = np.random.default_rng(seed)
     span_us = int((end - start).total_seconds() * 1e6)
     frames = []
@@ -61,7 +63,8 @@ def day_ticks(
         offsets = np.sort(rng.integers(0, span_us, per_symbol))
         move = rng.random(per_symbol) < 0.5 / scale
         steps = np.where(move, rng.choice(np.array([-1, 1]), per_symbol), 0)
-        price = np.round(np.maximum(50.0 + 5 * n + np.cumsum(steps) * 0.01, 1.0), 2)
+        first = (from_prices or {}).get(symbol_id, 50.0 + 5 * n)
+        price = np.round(np.maximum(first + np.cumsum(steps) * 0.01, 1.0), 2)
         kind = rng.integers(0, 3, per_symbol)
         quoted = kind == 1
         sides = rng.choice(np.array([1.0, -1.0]), per_symbol)
@@ -155,9 +158,12 @@ def run(ctx: BenchContext) -> list[Comparison]:
             ids = ensure_symbols(conn, [f"{PREFIX}{i:02d}" for i in range(SYMBOL_COUNT)])
             conn.execute(f"truncate ticks, {', '.join(DERIVED)}")
             day_rows = {}
+            # each day's new minutes continue its walk from its last prices
+            last_prices: dict[int, dict[int, float]] = {}
             for scale, (open_, _close) in days.items():
                 day = day_ticks(ids, open_, first_new(scale), base * scale, scale=scale, seed=scale)
                 day_rows[scale] = insert_ticks(conn, day)
+                last_prices[scale] = day.groupby("symbol_id")["price"].last().to_dict()
                 del day
             conn.execute("analyze ticks")
         # the backfills that leave each day's state in place
@@ -170,7 +176,15 @@ def run(ctx: BenchContext) -> list[Comparison]:
         for n in range(new_minutes):
             for scale in (1, SCALE):
                 minute = first_new(scale) + timedelta(minutes=n)
-                new = day_ticks(ids, minute, minute + timedelta(minutes=1), per_minute, seed=99 + n)
+                new = day_ticks(
+                    ids,
+                    minute,
+                    minute + timedelta(minutes=1),
+                    per_minute,
+                    seed=99 + n,
+                    from_prices=last_prices[scale],
+                )
+                last_prices[scale] = new.groupby("symbol_id")["price"].last().to_dict()
                 with psycopg.connect(url, autocommit=True) as conn:
                     insert_ticks(conn, new)
                 context = dg.build_sensor_context(
