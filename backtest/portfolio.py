@@ -87,7 +87,7 @@ class Book:
 
 
 def intent(strategy: Strategy, sig: Signal, config: SymbolConfig | None) -> OrderIntent:
-    """The order the engine would hand the trader for this signal (``Engine._intent``)."""
+    """The order the engine would hand the trader for this signal (``order_intent``)."""
     limits = trade_limits(strategy, config)
     d = sig.details
     return OrderIntent(

@@ -13,7 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from analytics.aggression import DIRECTION_NAMES, intensity
+from streaming.engine.snapshot import Metrics, Snapshot, Universe, json_number
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,60 @@ class OnceLatch:
             return False
         self._current[key] = zone
         return zone != previous
+
+
+def lvn_alerts(
+    snap: Snapshot, metrics: Metrics, now: datetime, latch: OnceLatch, pct: float
+) -> list[dict[str, Any]]:
+    """The LVN-proximity alerts due now (``pct``: ``ENGINE_LVN_ALERT_PCT``)."""
+    out = []
+    for k, symbol in enumerate(snap.universe.symbols):
+        near = nearest_lvn(
+            float(metrics.price[k]),
+            {"session": snap.session.lvns[k], "composite": snap.composite.lvns[k]},
+            pct,
+        )
+        zone = None if near is None else round(near.lvn, 8)
+        if latch.update(symbol, zone) and near is not None:
+            out.append(
+                {
+                    "type": "lvn",
+                    "symbol": symbol,
+                    "time": now.isoformat(),
+                    "price": float(metrics.price[k]),
+                    "lvn": near.lvn,
+                    "low": near.low,
+                    "high": near.high,
+                    "horizon": near.horizon,
+                    "direction": near.direction,
+                    "distance": round(near.distance, 8),
+                    "distance_pct": round(near.distance_pct, 6),
+                }
+            )
+    return out
+
+
+def flow_alerts(
+    universe: Universe, metrics: Metrics, now: datetime, latch: OnceLatch, threshold: float
+) -> list[dict]:
+    """The aggressive-flow alerts due now (``threshold``: ``ENGINE_AGGRESSION_ALERT_SCORE``)."""
+    out = []
+    for k, symbol in enumerate(universe.symbols):
+        score = float(metrics.aggression[k])
+        direction = DIRECTION_NAMES[int(metrics.direction[k])]
+        zone = direction if score >= threshold else None
+        if latch.update(symbol, zone):
+            out.append(
+                {
+                    "type": "aggressive_flow",
+                    "symbol": symbol,
+                    "time": now.isoformat(),
+                    "score": score,
+                    "direction": direction,
+                    "intensity": intensity(score),
+                    "buy_pressure": json_number(metrics.buy_pressure[k]),
+                    "sell_pressure": json_number(metrics.sell_pressure[k]),
+                    "cvd_momentum": float(metrics.cvd_momentum[k]),
+                }
+            )
+    return out

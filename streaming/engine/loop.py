@@ -7,7 +7,8 @@ market state every 5 s, LVN alerts every 2 s, aggressive flow and strategies eve
 reference data (symbols, strategies, configs) every 30 s.
 
 Each tick reads with a few set-based statements for all symbols (``queries.py``), computes
-with the shared pure formulas (``snapshot.compute_metrics``), then writes and publishes.
+with the shared pure formulas (``snapshot.compute_metrics``), then runs its tasks, each
+in a module of its own (``state``, ``alerts``, ``signals``, ``intents``, ``publishing``).
 PostgreSQL or Redis going away never stops the loop: a failed read skips the tick (the
 connection is reopened on the next one), a failed publish is counted, and everything the
 engine remembers (edges, cooldowns, alert latches, last written states) stays in memory.
@@ -20,27 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
-import redis
 import redis.asyncio as aioredis
 
-from analytics.aggression import DIRECTION_NAMES, intensity
-from core.contracts import Channel, Side
+from core.contracts import Channel
 from core.settings import Settings
 from storage.db import libpq_url
 from streaming.engine import killswitch, queries
-from streaming.engine.alerts import OnceLatch, nearest_lvn
+from streaming.engine.alerts import OnceLatch, flow_alerts, lvn_alerts
+from streaming.engine.intents import order_intent
 from streaming.engine.lease import EngineLease
-from streaming.engine.session_clock import current_session
+from streaming.engine.publishing import publish
+from streaming.engine.report import Counters, TickReport
+from streaming.engine.session_clock import current_session, session_opens
+from streaming.engine.signals import fire_signals, record_signals, signal_messages
 from streaming.engine.snapshot import (
     PROFILE_STALE,
     Metrics,
@@ -48,15 +49,13 @@ from streaming.engine.snapshot import (
     Universe,
     candle_window,
     compute_metrics,
-    json_number,
     only_current_profiles,
 )
-from streaming.engine.state import StateRecorder, write_states
-from streaming.engine.strategies.definitions import trade_limits
+from streaming.engine.state import StateRecorder, refresh_states
 from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import evaluate, target_mask
-from streaming.engine.strategies.model import Candidate, Strategy, SymbolConfig, sma_periods
-from streaming.engine.trader import OrderIntent, Trader
+from streaming.engine.strategies.evaluation import target_mask
+from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
+from streaming.engine.trader import Trader
 
 log = logging.getLogger(__name__)
 
@@ -67,46 +66,6 @@ REFERENCE_EVERY_S = 30.0
 VWAP_EVERY_S = 15.0
 RECONCILE_EVERY_S = 5.0
 DB_RETRY_S = 2.0  # after a failed connect, wait this long before trying again
-
-SIGNAL_SQL = """
-insert into signals (ts, strategy_id, symbol_id, type, price, details)
-values (%s, %s, %s, %s, %s, %s) on conflict do nothing
-"""
-
-
-@dataclass
-class Counters:
-    loops: int = 0
-    skipped_ticks: int = 0
-    lag_ms: float = 0.0
-    last_loop_ms: float = 0.0
-    db_errors: int = 0
-    redis_errors: int = 0
-    state_rows: int = 0
-    signals: int = 0
-    alerts: int = 0
-    symbols: int = 0
-    strategies: int = 0
-    bad_strategies: int = 0
-    # symbols whose newest session / composite profile is older than allowed, as of the
-    # last tick (profile runs stopped): their profile is ignored
-    stale_session_profiles: int = 0
-    stale_composite_profiles: int = 0
-
-    def as_dict(self) -> dict[str, int | float]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class TickReport:
-    ok: bool
-    ran: list[str] = field(default_factory=list)
-    state_rows: int = 0
-    signals: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    intents: list[OrderIntent] = field(default_factory=list)
-    error: str | None = None
-    read_only: bool = False  # another engine holds the engine lock
 
 
 class Engine:
@@ -284,24 +243,13 @@ class Engine:
     def _window(self) -> timedelta:
         return candle_window(sma_periods(self.strategies))
 
-    def _vwap_starts(self, now: datetime) -> list[datetime | None]:
-        assert self.universe is not None
-        starts: list[datetime | None] = []
-        cache: dict[str, datetime | None] = {}
-        for market in self.universe.markets:
-            if market not in cache:
-                # the symbol's own session, not the UTC date: US after-hours run past
-                # midnight UTC and still belong to the session that opened that morning
-                current = current_session(market, now)
-                cache[market] = None if current is None else current.open
-            starts.append(cache[market])
-        return starts
-
     async def _read(self, conn: psycopg.AsyncConnection, now: datetime, t: float) -> Snapshot:
         assert self.universe is not None
         wants_vwap = any(s.uses_vwap() for s in self.strategies)
         starts = (
-            self._vwap_starts(now) if wants_vwap and self._is_due("vwap", VWAP_EVERY_S, t) else None
+            session_opens(self.universe.markets, now)
+            if wants_vwap and self._is_due("vwap", VWAP_EVERY_S, t)
+            else None
         )
         snap = await self.reader.read(conn, self.universe, now, self._window(), starts)
         ids = self.universe.ids.tolist()
@@ -354,11 +302,9 @@ class Engine:
             sid not in self.current_state for sid in ids
         ):
             report.ran.append("state")
-            for k, sid in enumerate(ids):
-                self.current_state[sid] = (int(metrics.state[k]), float(metrics.confidence[k]))
-            rows = self.recorder.due(universe, metrics, metrics.state, metrics.confidence, now)
-            await write_states(conn, rows)
-            self.recorder.mark_written(rows)
+            rows = await refresh_states(
+                conn, self.recorder, self.current_state, universe, metrics, now
+            )
             report.state_rows = len(rows)
             self.counters.state_rows += len(rows)
             await self._publish(Channel.MARKET_STATE, [r.message() for r in rows])
@@ -368,197 +314,49 @@ class Engine:
         alerts: list[dict[str, Any]] = []
         if self._is_due("lvn", LVN_EVERY_S, t):
             report.ran.append("lvn")
-            alerts += self._lvn_alerts(snap, metrics, now)
+            alerts += lvn_alerts(
+                snap, metrics, now, self.lvn_latch, self.settings.engine_lvn_alert_pct
+            )
         report.ran.append("flow")
-        alerts += self._flow_alerts(universe, metrics, now)
+        alerts += flow_alerts(
+            universe, metrics, now, self.flow_latch, self.settings.engine_aggression_alert_score
+        )
         report.alerts = alerts
         self.counters.alerts += len(alerts)
         await self._publish(Channel.ALERTS, alerts)
 
         report.ran.append("strategies")
-        fired = self._strategies(universe, metrics, state, confidence, now)
+        fired = fire_signals(
+            self.strategies,
+            universe,
+            metrics,
+            state,
+            confidence,
+            self.configs,
+            self.settings.min_aggression_score,
+            self._targets,
+            self.edges,
+            now,
+        )
         if fired:
-            try:
-                async with conn.cursor() as cur:
-                    await cur.executemany(
-                        SIGNAL_SQL,
-                        [
-                            (
-                                now,
-                                s.id,
-                                int(universe.ids[c.index]),
-                                c.type,
-                                c.price,
-                                json.dumps(c.details),
-                            )
-                            for s, c in fired
-                        ],
-                    )
-            except BaseException:
-                for s, c in fired:  # not recorded: let the edge fire again next tick
-                    self.edges.rollback((s.id, int(universe.ids[c.index])))
-                raise
-            messages = [
-                {
-                    "symbol": universe.symbols[c.index],
-                    "strategy": s.name,
-                    "type": c.type,
-                    "time": now.isoformat(),
-                    "details": c.details,
-                }
-                for s, c in fired
-            ]
+            await record_signals(conn, fired, universe, self.edges, now)
+            messages = signal_messages(fired, universe, now)
             report.signals = messages
             self.counters.signals += len(messages)
             await self._publish(Channel.SIGNALS, messages)
 
         trader = self.trader()
         if trader is not None:
-            maybe = [self._intent(snap, s, c, now) for s, c in fired if s.trade]
+            maybe = [order_intent(snap, s, c, self.configs, now) for s, c in fired if s.trade]
             intents = [i for i in maybe if i is not None]
             report.intents = intents
             await trader.process(conn, intents, self.counters.loops, now)
             if self._is_due("reconcile", RECONCILE_EVERY_S, t):
                 await trader.reconcile(conn)
 
-    def _strategies(
-        self,
-        universe: Universe,
-        metrics: Metrics,
-        state: np.ndarray,
-        confidence: np.ndarray,
-        now: datetime,
-    ) -> list[tuple[Strategy, Candidate]]:
-        fired: list[tuple[Strategy, Candidate]] = []
-        t = now.timestamp()
-        ids = universe.ids
-        for strategy in self.strategies:
-            holding = {
-                int(ids[c.index]): c
-                for c in evaluate(
-                    strategy,
-                    universe,
-                    metrics,
-                    state,
-                    confidence,
-                    self.configs,
-                    self.settings.min_aggression_score,
-                    # kept from the last reference load: not rebuilt per strategy per tick
-                    self._targets.get(strategy.id),
-                )
-            }
-            for sid in self.edges.holding(strategy.id) - holding.keys():
-                self.edges.observe((strategy.id, sid), None, t, strategy.cooldown_seconds)
-            for sid, cand in holding.items():
-                if self.edges.observe((strategy.id, sid), cand.type, t, strategy.cooldown_seconds):
-                    fired.append((strategy, cand))
-        self.edges.forget({s.id for s in self.strategies})
-        return fired
-
-    def _intent(
-        self, snap: Snapshot, strategy: Strategy, cand: Candidate, now: datetime
-    ) -> OrderIntent | None:
-        universe = snap.universe
-        sid = int(universe.ids[cand.index])
-        config = self.configs.get((sid, strategy.name))
-        if universe.asset_types[cand.index] != "stock" or universe.markets[cand.index] != "XNYS":
-            return None  # Alpaca bracket orders exist for US equities only
-        limits = trade_limits(strategy, config)
-        # the price is its symbol's latest candle close: current at most since that
-        # candle's minute began (an upper bound of its age)
-        end = int(snap.candle_offsets[cand.index + 1])
-        price_time = (
-            datetime.fromtimestamp(float(snap.candle_ts[end - 1]), UTC)
-            if end > int(snap.candle_offsets[cand.index])
-            else None
-        )
-        return OrderIntent(
-            strategy_id=strategy.id,
-            strategy=strategy.name,
-            symbol_id=sid,
-            symbol=universe.symbols[cand.index],
-            market=universe.markets[cand.index],
-            side=Side(cand.type.lower()),
-            signal_time=now,
-            price=cand.price,
-            atr=cand.details.get("atr"),
-            stop_multiplier=float(cand.details.get("atr_stop_multiplier", 1.5)),
-            target_multiplier=float(cand.details.get("atr_target_multiplier", 3.0)),
-            risk_pct=limits.risk_pct,
-            reason=str(cand.details.get("reason", strategy.name)),
-            price_time=price_time,
-            max_positions=limits.max_positions,
-            max_daily_loss_pct=limits.max_daily_loss_pct,
-        )
-
-    def _lvn_alerts(self, snap: Snapshot, metrics: Metrics, now: datetime) -> list[dict[str, Any]]:
-        out = []
-        pct = self.settings.engine_lvn_alert_pct
-        for k, symbol in enumerate(snap.universe.symbols):
-            near = nearest_lvn(
-                float(metrics.price[k]),
-                {"session": snap.session.lvns[k], "composite": snap.composite.lvns[k]},
-                pct,
-            )
-            zone = None if near is None else round(near.lvn, 8)
-            if self.lvn_latch.update(symbol, zone) and near is not None:
-                out.append(
-                    {
-                        "type": "lvn",
-                        "symbol": symbol,
-                        "time": now.isoformat(),
-                        "price": float(metrics.price[k]),
-                        "lvn": near.lvn,
-                        "low": near.low,
-                        "high": near.high,
-                        "horizon": near.horizon,
-                        "direction": near.direction,
-                        "distance": round(near.distance, 8),
-                        "distance_pct": round(near.distance_pct, 6),
-                    }
-                )
-        return out
-
-    def _flow_alerts(self, universe: Universe, metrics: Metrics, now: datetime) -> list[dict]:
-        out = []
-        threshold = self.settings.engine_aggression_alert_score
-        for k, symbol in enumerate(universe.symbols):
-            score = float(metrics.aggression[k])
-            direction = DIRECTION_NAMES[int(metrics.direction[k])]
-            zone = direction if score >= threshold else None
-            if self.flow_latch.update(symbol, zone):
-                out.append(
-                    {
-                        "type": "aggressive_flow",
-                        "symbol": symbol,
-                        "time": now.isoformat(),
-                        "score": score,
-                        "direction": direction,
-                        "intensity": intensity(score),
-                        "buy_pressure": json_number(metrics.buy_pressure[k]),
-                        "sell_pressure": json_number(metrics.sell_pressure[k]),
-                        "cvd_momentum": float(metrics.cvd_momentum[k]),
-                    }
-                )
-        return out
-
     async def _publish(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
-        if not messages:
-            return
-        name = self.channel_prefix + channel.value
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    pipe.publish(name, json.dumps(message, default=str))
-                await pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+        if not await publish(self.redis, self.channel_prefix + channel.value, messages):
             self.counters.redis_errors += 1
-            log.warning(
-                "publish on %s failed (%s): %d messages dropped",
-                name,
-                exc.__class__.__name__,
-                len(messages),
-            )
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None, once: bool = False) -> None:

@@ -12,6 +12,7 @@ symbol, and the calendar is consulted once per market per day.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -62,3 +63,18 @@ def current_session(market: str, now: datetime) -> CurrentSession | None:
     day, opened, closed = sessions[0]
     previous = sessions[1][1] if len(sessions) > 1 else None
     return CurrentSession(day, opened, closed, previous)
+
+
+def session_opens(markets: Iterable[str], now: datetime) -> list[datetime | None]:
+    """The open of the current session of each market (None where there is none), one
+    calendar look-up per distinct market."""
+    starts: list[datetime | None] = []
+    cache: dict[str, datetime | None] = {}
+    for market in markets:
+        if market not in cache:
+            # the symbol's own session, not the UTC date: US after-hours run past
+            # midnight UTC and still belong to the session that opened that morning
+            current = current_session(market, now)
+            cache[market] = None if current is None else current.open
+        starts.append(cache[market])
+    return starts

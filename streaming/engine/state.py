@@ -176,3 +176,21 @@ async def write_states(conn: psycopg.AsyncConnection, rows: list[StateRow]) -> N
         return
     async with conn.cursor() as cur:
         await cur.executemany(INSERT_SQL, [r.params() for r in rows])
+
+
+async def refresh_states(
+    conn: psycopg.AsyncConnection,
+    recorder: StateRecorder,
+    current: dict[int, tuple[int, float]],
+    universe: Universe,
+    metrics: Metrics,
+    now: datetime,
+) -> list[StateRow]:
+    """The state task: ``current`` (symbol id → state code, confidence) takes this tick's
+    market state, and the rows due are written and returned for publishing."""
+    for k, sid in enumerate(universe.ids.tolist()):
+        current[sid] = (int(metrics.state[k]), float(metrics.confidence[k]))
+    rows = recorder.due(universe, metrics, metrics.state, metrics.confidence, now)
+    await write_states(conn, rows)
+    recorder.mark_written(rows)
+    return rows
