@@ -31,8 +31,9 @@ from bench.tick_writer import copy_batches
 from core.contracts import Channel
 from core.timestamps import NS
 from storage.db import connect
+from streaming.ingest.config import PipelineConfig
 from streaming.ingest.epoch_dumper import register_epoch_dumper
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.ingest.rows import TickRows, to_writer_rows
 from streaming.providers.base import TradeBatch
 from streaming.providers.demo import DemoProvider

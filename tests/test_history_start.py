@@ -27,7 +27,8 @@ from core.settings import Settings, get_settings
 from marketflow import cli
 from orchestration.sensors import TickProgress, partitions_for
 from storage.symbols import row_size_for_price
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.replay import ReplayProvider
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from core.events import Bar, Quote, Trade
 from streaming.ingest import validate as v
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.base import TradeBatch
 from streaming.providers.replay import EventsProvider
 
@@ -163,7 +164,7 @@ def test_fuzzed_frames_never_crash_the_pipeline(db_url: str, tmp_path: Path) -> 
 
     feed()
     asyncio.run(pipe.flush_once())
-    assert pipe.db_up and pipe.buffer.empty  # whatever was accepted was storable
+    assert pipe.store.db_up and pipe.buffer.empty  # whatever was accepted was storable
     with psycopg.connect(db_url) as conn:
         n = conn.execute("select count(*) from ticks").fetchone()[0]
     # every print is accounted for: stored, a duplicate of a stored one, or a counted reject

@@ -20,7 +20,8 @@ from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.process import free_port
 from storage.migrate import upgrade
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.base import Event, Provider, TradeBatch
 
 # servers of its own: an embedded PostgreSQL restarted mid-stream
@@ -124,14 +125,14 @@ def test_postgres_restart_mid_stream_zero_loss_no_duplicates(
         task = asyncio.create_task(pipe.run(provider))
         await wait_for(lambda: pipe.counters.stored > 500)
         await asyncio.to_thread(server.stop)  # fast shutdown: live connections are cut
-        await wait_for(lambda: not pipe.db_up)
+        await wait_for(lambda: not pipe.store.db_up)
         # keep streaming through the outage, past the memory bound → spool file
         await wait_for(lambda: pipe.buffer.spilled_rows > 1000)
         spool = cfg.spool_dir / "durability.spool"
         assert spool.exists() and spool.stat().st_size > 0
         received_in_outage = pipe.counters.received
         await asyncio.to_thread(server.restart_same_port)
-        await wait_for(lambda: pipe.db_up and pipe.counters.stored >= received_in_outage)
+        await wait_for(lambda: pipe.store.db_up and pipe.counters.stored >= received_in_outage)
         provider.stop()
         await task
         assert not spool.exists()  # drained and removed

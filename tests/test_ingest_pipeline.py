@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from core.events import Trade
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.replay import EventsProvider
 
 pytestmark = pytest.mark.timeout(60)

@@ -20,7 +20,8 @@ from fakes.engine_rows import symbol_ids
 from test_ingest_spool import chunk, drain
 
 from core.events import Trade
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.ingest.plausibility import IMPLAUSIBLE, PriceBand
 from streaming.ingest.spool import DurableBuffer
 from streaming.providers.base import TradeBatch
@@ -247,10 +248,10 @@ def test_shutdown_with_postgres_hanging_spools_everything_within_budget(
 
     async def scenario() -> float:
         await pipe.start(EventsProvider([], ["AAPL"]))
-        pipe.database_url = f"postgresql://nobody@127.0.0.1:{port}/none"
+        pipe.store.database_url = f"postgresql://nobody@127.0.0.1:{port}/none"
         pipe.cfg.connect_timeout_s = 6  # longer than the budget
-        await asyncio.to_thread(pipe._close)
-        pipe.db_up = False
+        await asyncio.to_thread(pipe.store.close)
+        pipe.store.db_up = False
         for k in range(500):
             pipe.accept(Trade("AAPL", now, 190.0 + k * 0.001, 1, trade_id=f"s{k}"))
         t0 = time.monotonic()

@@ -19,7 +19,8 @@ from fakes.fake_ig import FakeIg, market
 from fakes.loop_thread import serving
 
 from core.settings import Settings
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.alpaca_ws import AlpacaStreamProvider
 from streaming.providers.base import Provider
 from streaming.providers.ig import IgProvider

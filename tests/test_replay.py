@@ -13,7 +13,8 @@ import pytest
 
 from core.settings import get_settings
 from marketflow import cli
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.base import ProviderError
 from streaming.providers.replay import ReplayProvider, parse_timestamps, read_trades
 

@@ -15,7 +15,8 @@ import sys
 import time
 
 from core.settings import Settings
-from streaming.ingest.pipeline import IngestPipeline, PipelineConfig
+from streaming.ingest.config import PipelineConfig
+from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.base import Provider, ProviderError
 
 log = logging.getLogger(__name__)
