@@ -10,8 +10,8 @@ equal: the comparison's value is the time at 16x, its reference the time at 1x.
 
 The busier day is the same market with a busier tape: the price moves on a sixteenth of
 the prints, so the day's price range (and the profile's width) stays that of the 1x day.
-The two days are sessions held side by side (far enough apart not to share a composite),
-and their minute-runs alternate.
+The two days are sessions held side by side, each with its own 30 symbols (so neither
+reaches into the other's run), and their minute-runs alternate.
 Beside it, the fixed cost of any Dagster run: an in-process run of an asset that does
 nothing, on the same instance.
 """
@@ -111,10 +111,10 @@ def run(ctx: BenchContext) -> list[Comparison]:
     upgrade(ctx.database_url)
     base = QUICK_BASE_TICKS if ctx.quick else BASE_TICKS
     new_minutes = 1 if ctx.quick else NEW_MINUTES
-    # the 1x day is the last complete session, the 16x day one at least 15 days before:
-    # both stay in the database, so their minute-runs alternate and share whatever load the
-    # machine has, and neither is in the other's composite look-back; only the 16x day's
-    # naked POCs look at the later (1x) day, which can only slow the 16x runs
+    # the 1x day is the last complete session, the 16x day one at least 15 days before,
+    # each with its own 30 symbols: both stay in the database, so their minute-runs
+    # alternate and share whatever load the machine has, and neither day's data reaches
+    # into the other's run (composite look-back, CVD chain, naked POCs)
     sessions = prior_sessions(datetime.now(UTC).date(), 20)
     apart = [s for s in sessions if (sessions[0][0] - s[0]).days > COMPOSITE_LOOKBACK_DAYS]
     days = {1: sessions[0][1:], SCALE: apart[0][1:]}
@@ -155,13 +155,22 @@ def run(ctx: BenchContext) -> list[Comparison]:
             conn.execute(
                 "update symbols set active = false where symbol not like %s", (f"{PREFIX}%",)
             )
-            ids = ensure_symbols(conn, [f"{PREFIX}{i:02d}" for i in range(SYMBOL_COUNT)])
+            # a symbol set per day: one day's minutes never move the other's CVD chain or
+            # naked POCs (as a live day never sees an earlier day change under it)
+            ids = {
+                scale: ensure_symbols(
+                    conn, [f"{PREFIX}{scale}X{i:02d}" for i in range(SYMBOL_COUNT)]
+                )
+                for scale in days
+            }
             conn.execute(f"truncate ticks, {', '.join(DERIVED)}")
             day_rows = {}
             # each day's new minutes continue its walk from its last prices
             last_prices: dict[int, dict[int, float]] = {}
             for scale, (open_, _close) in days.items():
-                day = day_ticks(ids, open_, first_new(scale), base * scale, scale=scale, seed=scale)
+                day = day_ticks(
+                    ids[scale], open_, first_new(scale), base * scale, scale=scale, seed=scale
+                )
                 day_rows[scale] = insert_ticks(conn, day)
                 last_prices[scale] = day.groupby("symbol_id")["price"].last().to_dict()
                 del day
@@ -177,7 +186,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
             for scale in (1, SCALE):
                 minute = first_new(scale) + timedelta(minutes=n)
                 new = day_ticks(
-                    ids,
+                    ids[scale],
                     minute,
                     minute + timedelta(minutes=1),
                     per_minute,
