@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from core.events import Trade
 from core.settings import Settings
 from streaming.providers.alpaca_protocol import ErrorAction, TradeDeduper, classify_error
-from streaming.providers.alpaca_ws import AlpacaStreamProvider, xnys_open
+from streaming.providers.alpaca_ws import AlpacaStreamProvider
 from streaming.providers.base import MissingCredential, ProviderError
+from streaming.providers.nyse_hours import xnys_open
 
 pytestmark = pytest.mark.timeout(60)
 

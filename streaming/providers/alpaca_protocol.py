@@ -230,3 +230,9 @@ class TradeDeduper:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception for the log: its text, else its type, at most 200 characters."""
+    text = str(exc) or type(exc).__name__
+    return text[:200]

@@ -11,19 +11,13 @@ the stream's last known time (minus a small overlap); the live stream and the ga
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
 moves only on a trade that ingest's checks accept (``streaming.ingest.validate``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
-start beyond the prints an outage loses.
-
-Bounded memory: the gap fill walks the API one page (``limit``/``page_token``) at a time and
-queues each page before asking for the next, so a long outage costs at most one page in hand
-plus the provider's bounded queue, never the whole outage (its ``put`` is the backpressure).
-Pages come in the API's order, symbol by symbol and in time within a symbol.
+start beyond the prints an outage loses. The REST paging itself is ``alpaca_gap_fill.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -38,7 +32,9 @@ from websockets.asyncio.client import connect
 from core.events import Quote, Trade
 from streaming.ingest.validate import Window, check_trade
 from streaming.providers import alpaca_protocol as proto
+from streaming.providers.alpaca_gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
 from streaming.providers.base import MissingCredential, Provider, ProviderError
+from streaming.providers.nyse_hours import xnys_calendar, xnys_open
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
@@ -55,8 +51,6 @@ WS_LOG = logging.getLogger(f"{__name__}.websockets")
 WS_LOG.setLevel(logging.INFO)
 
 HANDSHAKE_TIMEOUT_S = 10.0
-BACKFILL_ATTEMPTS = 5  # per page: a failed page is retried from its own page token
-GAP_FILL_PAGE_LIMIT = 1_000  # prints per REST page (the API allows up to 10 000)
 QUEUE_SIZE = 50_000  # events between the socket/gap fill and the consumer
 
 
@@ -66,23 +60,6 @@ class _SessionEnded(Exception):
 
 class _SlotBusy(Exception):
     """Alpaca 406: another session holds the account's stream slot."""
-
-
-@functools.cache
-def _xnys() -> Any:
-    import exchange_calendars as xc
-
-    return xc.get_calendar("XNYS")
-
-
-def xnys_open(now: datetime) -> bool:
-    """Whether the NYSE is in its regular session (the silence watchdog only runs then)."""
-    import pandas as pd
-
-    try:
-        return bool(_xnys().is_open_on_minute(pd.Timestamp(now).floor("min")))
-    except Exception:  # outside the calendar's range: watch rather than go blind
-        return True
 
 
 class _Reconnected:
@@ -128,7 +105,6 @@ class AlpacaStreamProvider(Provider):
                 + ", ".join(proto.FEEDS)
             )
         self.url = proto.stream_url(self.feed, settings.alpaca_stream_url)
-        self._data_url = settings.alpaca_data_url
         self.silence_s = settings.alpaca_silence_seconds
         self.slot_wait_s = settings.alpaca_slot_wait_seconds
         self.overlap = timedelta(seconds=settings.alpaca_backfill_overlap_seconds)
@@ -138,14 +114,21 @@ class AlpacaStreamProvider(Provider):
         self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
             maxsize=queue_size
         )
-        self.gap_page_limit = gap_page_limit
         self._dedupe = proto.TradeDeduper()
         self._stream_clock: datetime | None = None  # newest valid venue time on the stream
         # an old print never moves a maximum forward: only the future bound matters here
         self._valid = Window(math.inf, settings.ingest_max_ahead_s)
         self._first_connect_at: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rest_client: Any = None
+        self._gaps = GapFiller(
+            self,
+            self._queue.put,
+            key=self._key,
+            secret=self._secret,
+            data_url=settings.alpaca_data_url,
+            feed=self.feed,
+            page_limit=gap_page_limit,
+        )
         self.counters.update(
             connections=0,
             reconnects=0,
@@ -165,7 +148,7 @@ class AlpacaStreamProvider(Provider):
 
     async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         if self._market_open is xnys_open:
-            await asyncio.to_thread(_xnys)  # load the calendar (~0.5 s) off the event loop
+            await asyncio.to_thread(xnys_calendar)  # load the calendar (~0.5 s) off the event loop
         runner = asyncio.create_task(self._run(), name="alpaca-session")
         stopped = asyncio.create_task(self._stop.wait())
         quotes: dict[str, Quote] = {}
@@ -213,9 +196,8 @@ class AlpacaStreamProvider(Provider):
 
     async def aclose(self) -> None:
         self.stop()
-        if self._rest_client is not None:
-            with contextlib.suppress(Exception):
-                self._rest_client._session.close()
+        with contextlib.suppress(Exception):
+            self._gaps.close()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -239,7 +221,9 @@ class AlpacaStreamProvider(Provider):
             except (OSError, TimeoutError, websockets.WebSocketException, _SessionEnded) as exc:
                 delay = self._backoff.next_delay()
                 log.warning(
-                    "alpaca_ws: stream lost (%s); reconnecting in %.1f s", _describe(exc), delay
+                    "alpaca_ws: stream lost (%s); reconnecting in %.1f s",
+                    proto.describe_error(exc),
+                    delay,
                 )
             if await self.sleep(delay):
                 return
@@ -403,116 +387,9 @@ class AlpacaStreamProvider(Provider):
         task.add_done_callback(self._tasks.discard)
 
     async def _gap_fill(self, since: datetime) -> None:
-        await self._gap_fill_once(since)
+        await self._gaps.fill(since)
         # queued after its prints: the deduper holds their window until they are consumed
         await self._queue.put(_GapFilled(since))
-
-    async def _gap_fill_once(self, since: datetime) -> None:
-        """Queue every print since ``since``, one REST page at a time."""
-        page_token: str | None = None
-        total = 0
-        while True:
-            payload = await self._fetch_page(since, page_token)
-            if payload is None:  # stopping, or the page failed every attempt
-                break
-            trades = self._parse_rest(payload)  # on the loop: rejects are not thread-safe
-            trades.sort(key=lambda t: (t.symbol, t.ts))  # the API's order, made certain
-            for trade in trades:
-                await self._queue.put(trade)  # blocks while the consumer is behind
-            total += len(trades)
-            self.counters["gap_fill_trades"] += len(trades)
-            self.counters["gap_fill_pages"] += 1
-            next_token = payload.get("next_page_token")
-            if next_token is not None and next_token == page_token:
-                # a server repeating a page would keep the gap fill busy forever
-                log.error("alpaca_ws: gap fill got page token %r twice; stopped", next_token)
-                break
-            page_token = next_token
-            if not page_token:
-                log.info(
-                    "alpaca_ws: gap fill since %s: %d prints from the REST API (duplicates "
-                    "of streamed prints are dropped)",
-                    since.isoformat(),
-                    total,
-                )
-                return
-        if self.stopping:
-            return
-        self.counters["gap_fill_failures"] += 1
-        log.error(
-            "alpaca_ws: could not fill the gap since %s after %d attempts on one page (%d "
-            "prints recovered before it); the rest of that gap is missing (re-run a "
-            "backfill for it)",
-            since.isoformat(),
-            BACKFILL_ATTEMPTS,
-            total,
-        )
-
-    async def _fetch_page(self, since: datetime, page_token: str | None) -> dict[str, Any] | None:
-        """One raw page, retried with backoff; None when stopping or out of attempts."""
-        backoff = Backoff(base=1.0, cap=30.0)
-        for attempt in range(1, BACKFILL_ATTEMPTS + 1):
-            try:
-                return await asyncio.to_thread(self._fetch_rest, self.symbols, since, page_token)
-            except Exception as exc:
-                log.warning(
-                    "alpaca_ws: gap fill since %s failed (attempt %d/%d): %s",
-                    since.isoformat(),
-                    attempt,
-                    BACKFILL_ATTEMPTS,
-                    _describe(exc),
-                )
-                if await self.sleep(backoff.next_delay()):
-                    return None
-        return None
-
-    def _fetch_rest(
-        self, symbols: Sequence[str], since: datetime, page_token: str | None
-    ) -> dict[str, Any]:
-        """One raw ``/v2/stocks/trades`` page (runs in a worker thread). alpaca-py's
-        ``get_stock_trades`` would follow every page into one dict; its ``get`` makes the
-        single signed request (with its 429 retry), so pages are walked here instead."""
-        from alpaca.data.historical import StockHistoricalDataClient
-        from alpaca.data.requests import StockTradesRequest
-
-        if self._rest_client is None:
-            self._rest_client = StockHistoricalDataClient(
-                self._key.get_secret_value(),
-                self._secret.get_secret_value(),
-                raw_data=True,
-                url_override=self._data_url,
-            )
-        request = StockTradesRequest(
-            symbol_or_symbols=list(symbols),
-            start=since,
-            feed=self.feed,  # type: ignore[arg-type]  # pydantic coerces the name to DataFeed
-            limit=self.gap_page_limit,
-        )
-        params = request.to_request_fields()
-        if page_token:
-            params["page_token"] = page_token
-        answer = self._rest_client.get("/stocks/trades", params)
-        if not isinstance(answer, dict):
-            raise ValueError(f"trades answer is a {type(answer).__name__}, not an object")
-        return answer
-
-    def _parse_rest(self, payload: dict[str, Any]) -> list[Trade]:
-        trades: list[Trade] = []
-        by_symbol = payload.get("trades") or {}
-        if not isinstance(by_symbol, dict):
-            self.rejects.add("malformed_rest_page", str(by_symbol)[:200])
-            return trades
-        for symbol, item in proto.rest_trades(by_symbol):
-            try:
-                trades.append(proto.parse_trade(item, symbol=symbol))
-            except (ValueError, AttributeError, TypeError, OverflowError):
-                self.rejects.add("malformed_rest_trade", item)
-        return trades
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:200]
 
 
 def build(settings: Settings, symbols: list[str]) -> AlpacaStreamProvider:
