@@ -97,6 +97,7 @@ def _noop_asset():
 
 def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
+    from dagster._core.execution.plan.objects import StepSuccessData
 
     from assets.market_data import candles_cover_traded_minutes
     from assets.partitions import partition_key_for
@@ -131,6 +132,8 @@ def run(ctx: BenchContext) -> list[Comparison]:
         *(c for c in ASSET_CHECKS if c is not candles_cover_traded_minutes),
     ]
 
+    last_steps: dict[str, float] = {}  # step key → seconds, of the last run
+
     def materialize(assets: list, key: str | None = None, tags: dict | None = None) -> float:
         started = time.perf_counter()
         result = dg.materialize(
@@ -143,6 +146,13 @@ def run(ctx: BenchContext) -> list[Comparison]:
         )
         elapsed = time.perf_counter() - started
         assert result.success
+        steps: dict[str, float] = {}
+        for event in result.all_events:
+            data = event.event_specific_data
+            if isinstance(data, StepSuccessData) and event.step_key is not None:
+                steps[event.step_key] = data.duration_ms / 1000
+        last_steps.clear()
+        last_steps.update(steps)
         return elapsed
 
     def first_new(scale: int) -> datetime:
@@ -182,6 +192,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
         assert top is not None  # an aggregate returns one row
         cursor = str(top[0])
         times: dict[int, list[float]] = {1: [], SCALE: []}
+        # inside each run: the profile step, and the checks' steps together
+        asset_times: dict[int, list[float]] = {1: [], SCALE: []}
+        check_times: dict[int, list[float]] = {1: [], SCALE: []}
         for n in range(new_minutes):
             for scale in (1, SCALE):
                 minute = first_new(scale) + timedelta(minutes=n)
@@ -207,6 +220,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 (request,) = evaluation.run_requests
                 run_time = materialize(profile_run, request.partition_key, dict(request.tags))
                 times[scale].append(run_time)
+                profile_step = last_steps.pop(session_profiles.op.name, 0.0)
+                asset_times[scale].append(profile_step)
+                check_times[scale].append(sum(last_steps.values()))
                 cursor = evaluation.cursor or cursor
             empties.append(materialize([noop]))  # interleaved too
     finally:
@@ -233,6 +249,10 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 "new_ticks_per_run": per_minute * SYMBOL_COUNT,
                 "median_1x_s": statistics.median(runs_1x),
                 f"median_{SCALE}x_s": statistics.median(runs_16x),
+                "profile_step_1x_s": statistics.median(asset_times[1]),
+                f"profile_step_{SCALE}x_s": statistics.median(asset_times[SCALE]),
+                "checks_1x_s": statistics.median(check_times[1]),
+                f"checks_{SCALE}x_s": statistics.median(check_times[SCALE]),
                 "full_run_1x_s": full_1x,
                 f"full_run_{SCALE}x_s": full_16x,
                 "empty_run_s": empty,
