@@ -134,6 +134,9 @@ def worker_env(tmp_path: Path, db_url: str, broker_url: str) -> dict[str, str]:
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # create the instance's SQLite storage once, here: the worker and the test both opening
+    # a new one at the same moment race on its schema ("alembic_version already exists")
+    dg.DagsterInstance.from_config(str(home)).dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MARKETFLOW_"))}
     env.update(
         DAGSTER_HOME=str(home),
