@@ -107,7 +107,12 @@ def load_candles(conn: psycopg.Connection, start: datetime, end: datetime) -> pd
         "select symbol_id, ts, open, high, low, close, volume from candles_1m "
         "where ts >= {} and ts < {} order by symbol_id, ts"
     ).format(sql.Literal(start), sql.Literal(end))
-    frame = pd.read_csv(io.BytesIO(copy_out(conn, query)), dtype={"symbol_id": np.int64})
+    # round_trip: every double as PostgreSQL wrote it (the resumed runs read them in binary)
+    frame = pd.read_csv(
+        io.BytesIO(copy_out(conn, query)),
+        dtype={"symbol_id": np.int64},
+        float_precision="round_trip",
+    )
     return _utc(frame, "ts")
 
 

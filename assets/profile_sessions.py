@@ -199,10 +199,7 @@ def resumed_sessions(
         p if p.symbol_id in plans else ResumePoint(p.session, p.session.open_ts) for p in points
     ]
     ticks = profile_state.load_ticks_since(conn, since, end)
-    first = min((p.resume_at for p in since), default=end)
-    candles = split_by_symbol(
-        profile_io.load_candles(conn, pd.Timestamp(first).floor("min").to_pydatetime(), end)
-    )
+    candles = profile_state.load_candles_since(conn, since, end)
 
     def compute(
         symbol: profile_io.SymbolRow, _day: date, bounds: Bounds, cvd_total: float

@@ -274,20 +274,35 @@ def aggressor_states(
     return {int(r[0]): resume_state(r[1], r[2]) for r in rows}
 
 
+# one index range per symbol (LATERAL): a symbol resuming at its open (no state yet) must
+# not turn the read into a scan of the whole day's ticks for every symbol
 TICKS_SINCE_SQL = """
-select symbol_id, array_agg(ts_us), array_agg(price), array_agg(size), array_agg(side),
-       array_agg(bid), array_agg(ask)
-from (
-    select t.symbol_id, (extract(epoch from t.ts) * 1000000)::bigint as ts_us, t.price, t.size,
-           coalesce(t.side::float8, 'NaN') as side, coalesce(t.bid, 'NaN') as bid,
-           coalesce(t.ask, 'NaN') as ask
-    from ticks as t
-    join unnest(%s::bigint[], %s::timestamptz[]) as s (id, resume_ts)
-      on t.symbol_id = s.id and t.ts >= s.resume_ts
-    where t.ts >= %s and t.ts < %s
-    order by t.symbol_id, t.ts, t.seq
-) as ordered
-group by symbol_id
+select s.id, a.ts, a.price, a.size, a.side, a.bid, a.ask
+from unnest(%(ids)s::bigint[], %(since)s::timestamptz[]) as s (id, resume_ts)
+cross join lateral (
+    select array_agg(ts_us) as ts, array_agg(price) as price, array_agg(size) as size,
+           array_agg(side) as side, array_agg(bid) as bid, array_agg(ask) as ask
+    from (
+        -- sorted here; array_agg keeps its input order
+        select (extract(epoch from t.ts) * 1000000)::bigint as ts_us, t.price, t.size,
+               coalesce(t.side::float8, 'NaN') as side, coalesce(t.bid, 'NaN') as bid,
+               coalesce(t.ask, 'NaN') as ask
+        from ticks as t
+        where t.symbol_id = s.id and t.ts >= s.resume_ts and t.ts < %(end)s
+          and t.ts >= %(earliest)s
+        order by t.ts, t.seq
+    ) as ordered
+) as a
+where a.ts is not null
+"""
+CANDLES_SINCE_SQL = """
+select c.symbol_id, c.ts, c.open, c.high, c.low, c.close, c.volume
+from unnest(%(ids)s::bigint[], %(since)s::timestamptz[]) as s (id, from_ts)
+cross join lateral (
+    select * from candles_1m as c
+    where c.symbol_id = s.id and c.ts >= s.from_ts and c.ts < %(end)s
+    order by c.ts
+) as c
 """
 
 
@@ -297,10 +312,34 @@ def load_ticks_since(
     """Each symbol's ticks from its resume minute to `end`, as `profile_io.load_ticks`."""
     if not points:
         return {}
-    earliest = min(p.resume_at for p in points)
+    params = {
+        "ids": [p.symbol_id for p in points],
+        "since": [p.resume_at for p in points],
+        "end": end,
+        "earliest": min(p.resume_at for p in points),
+    }
     with conn.cursor(binary=True) as cur:
-        rows = cur.execute(
-            TICKS_SINCE_SQL,
-            ([p.symbol_id for p in points], [p.resume_at for p in points], earliest, end),
-        )
-        return tick_frames(rows)
+        return tick_frames(cur.execute(TICKS_SINCE_SQL, params))
+
+
+def load_candles_since(
+    conn: psycopg.Connection, points: Sequence[ResumePoint], end: datetime
+) -> dict[int, pd.DataFrame]:
+    """Each symbol's candles_1m rows from its resume minute to `end`: ts, open, high, low,
+    close, volume (binary, exact)."""
+    if not points:
+        return {}
+    params = {
+        "ids": [p.symbol_id for p in points],
+        "since": [p.resume_at.replace(second=0, microsecond=0) for p in points],
+        "end": end,
+    }
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(CANDLES_SINCE_SQL, params).fetchall()
+    columns = ["symbol_id", "ts", "open", "high", "low", "close", "volume"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[ns, UTC]")
+    return {
+        int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
+        for symbol_id, group in frame.groupby("symbol_id", sort=False)
+    }
