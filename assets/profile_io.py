@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,6 +24,7 @@ from analytics.pipeline import (
     VOLUME_PROFILE_COLUMNS,
 )
 from core.contracts import Table
+from storage.tick_reads import ticks_by_symbol
 
 
 @dataclass(frozen=True)
@@ -57,48 +58,9 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
-TICK_ARRAYS_SQL = """
-select symbol_id, array_agg(ts_us), array_agg(price), array_agg(size), array_agg(side),
-       array_agg(bid), array_agg(ask)
-from (
-    -- sorted once here; array_agg keeps its input order
-    select symbol_id, (extract(epoch from ts) * 1000000)::bigint as ts_us, price, size,
-           coalesce(side::float8, 'NaN') as side, coalesce(bid, 'NaN') as bid,
-           coalesce(ask, 'NaN') as ask
-    from ticks
-    where ts >= %s and ts < %s
-    order by symbol_id, ts, seq
-) as ordered
-group by symbol_id
-"""
-
-
 def load_ticks(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[int, pd.DataFrame]:
-    """Every tick in [start, end), per symbol: ts, price, size, side, bid, ask.
-
-    Ordered by (ts, seq): the ingest sequence breaks ties between prints of the same
-    instant, so the tick rule sees them in the order they arrived. One row of arrays per
-    symbol in binary: COPY would hand Python one message per tick, ten times slower.
-    """
-    with conn.cursor(binary=True) as cur:
-        return tick_frames(cur.execute(TICK_ARRAYS_SQL, (start, end)))
-
-
-def tick_frames(rows: Iterable[Sequence]) -> dict[int, pd.DataFrame]:
-    """Frames (ts, price, size, side, bid, ask) from rows of one symbol_id and its arrays."""
-    frames: dict[int, pd.DataFrame] = {}
-    for symbol_id, ts, price, size, side, bid, ask in rows:
-        frames[int(symbol_id)] = pd.DataFrame(
-            {
-                "ts": pd.to_datetime(np.asarray(ts, dtype=np.int64), unit="us", utc=True),
-                "price": np.asarray(price, dtype=np.float64),
-                "size": np.asarray(size, dtype=np.float64),
-                "side": np.asarray(side, dtype=np.float64),
-                "bid": np.asarray(bid, dtype=np.float64),
-                "ask": np.asarray(ask, dtype=np.float64),
-            }
-        )
-    return frames
+    """Every tick in [start, end), per symbol: ts, price, size, side, bid, ask."""
+    return {sid: cols.profile_frame() for sid, cols in ticks_by_symbol(conn, start, end).items()}
 
 
 def load_candles(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import psycopg
 from analytics.aggressor import AggressorState
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.session_resume import METRICS_COMPARED, resume_state
-from assets.profile_io import tick_frames
+from storage.tick_reads import ticks_by_symbol
 
 # the validity rule of compute_session (finite, positive price and size), so the tick-rule
 # state is taken from the same prints the analytics classify; NaN sorts above infinity
@@ -276,25 +276,6 @@ def aggressor_states(
 
 # one index range per symbol (LATERAL): a symbol resuming at its open (no state yet) must
 # not turn the read into a scan of the whole day's ticks for every symbol
-TICKS_SINCE_SQL = """
-select s.id, a.ts, a.price, a.size, a.side, a.bid, a.ask
-from unnest(%(ids)s::bigint[], %(since)s::timestamptz[]) as s (id, resume_ts)
-cross join lateral (
-    select array_agg(ts_us) as ts, array_agg(price) as price, array_agg(size) as size,
-           array_agg(side) as side, array_agg(bid) as bid, array_agg(ask) as ask
-    from (
-        -- sorted here; array_agg keeps its input order
-        select (extract(epoch from t.ts) * 1000000)::bigint as ts_us, t.price, t.size,
-               coalesce(t.side::float8, 'NaN') as side, coalesce(t.bid, 'NaN') as bid,
-               coalesce(t.ask, 'NaN') as ask
-        from ticks as t
-        where t.symbol_id = s.id and t.ts >= s.resume_ts and t.ts < %(end)s
-          and t.ts >= %(earliest)s
-        order by t.ts, t.seq
-    ) as ordered
-) as a
-where a.ts is not null
-"""
 CANDLES_SINCE_SQL = """
 select c.symbol_id, c.ts, c.open, c.high, c.low, c.close, c.volume
 from unnest(%(ids)s::bigint[], %(since)s::timestamptz[]) as s (id, from_ts)
@@ -310,16 +291,9 @@ def load_ticks_since(
     conn: psycopg.Connection, points: Sequence[ResumePoint], end: datetime
 ) -> dict[int, pd.DataFrame]:
     """Each symbol's ticks from its resume minute to `end`, as `profile_io.load_ticks`."""
-    if not points:
-        return {}
-    params = {
-        "ids": [p.symbol_id for p in points],
-        "since": [p.resume_at for p in points],
-        "end": end,
-        "earliest": min(p.resume_at for p in points),
-    }
-    with conn.cursor(binary=True) as cur:
-        return tick_frames(cur.execute(TICKS_SINCE_SQL, params))
+    since = {p.symbol_id: p.resume_at for p in points}
+    by_symbol = ticks_by_symbol(conn, min(since.values(), default=end), end, since)
+    return {sid: cols.profile_frame() for sid, cols in by_symbol.items()}
 
 
 def load_candles_since(

@@ -11,7 +11,8 @@ import pytest
 
 from core.events import Rejects, Trade
 from storage.db import ConnectionPool, connect
-from storage.queries import record_rejects, tick_columns
+from storage.queries import record_rejects
+from storage.tick_reads import tick_columns
 from storage.tick_writer import TickWriter
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)

@@ -207,7 +207,8 @@ def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
     from analytics.pipeline import compute_session
     from analytics.sessions import session_bounds
     from core.contracts import Table
-    from storage.queries import candles_window, tick_columns
+    from storage.queries import candles_window
+    from storage.tick_reads import tick_columns
 
     bounds = session_bounds(sym.market, day)
     if bounds is None:
