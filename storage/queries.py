@@ -1,14 +1,73 @@
-"""Shared reads and the bad-input counters: a candle window and ``ingest_rejects``
-(ticks are read through ``storage.tick_reads``)."""
+"""Reads the command line shares with the rest (a symbol, a candle window, a stored session
+profile, the newest print) and the bad-input counters (``ingest_rejects``). Ticks
+themselves are read through ``storage.tick_reads``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 import psycopg
+from psycopg.rows import dict_row
 
 from core.events import Rejects
+
+
+@dataclass(frozen=True)
+class SymbolInfo:
+    id: int
+    symbol: str
+    market: str
+    timezone: str
+    row_size: float
+
+
+def find_symbol(conn: psycopg.Connection, symbol: str) -> SymbolInfo | None:
+    """A symbol's id, market, time zone and row size (None when unknown)."""
+    row = conn.execute(
+        "select id, symbol, market, timezone, row_size from symbols where symbol = %s",
+        (symbol.upper(),),
+    ).fetchone()
+    return None if row is None else SymbolInfo(int(row[0]), row[1], row[2], row[3], float(row[4]))
+
+
+def known_symbols(conn: psycopg.Connection) -> list[str]:
+    return [str(r[0]) for r in conn.execute("select symbol from symbols order by 1")]
+
+
+def last_tick_time(conn: psycopg.Connection, symbol_id: int) -> datetime | None:
+    row = conn.execute("select max(ts) from ticks where symbol_id = %s", (symbol_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def newest_tick(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The most recently stored print: symbol, ts, received_at, seq."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "select s.symbol, t.ts, t.received_at, t.seq"
+            " from ticks t join symbols s on s.id = t.symbol_id order by t.seq desc limit 1"
+        ).fetchone()
+
+
+def stored_profile(
+    conn: psycopg.Connection, symbol_id: int, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """volume_profile rows of one symbol with ``start <= bucket < end``."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select bucket, price_level::float8, total_volume, buy_volume, sell_volume,"
+            " trade_count from volume_profile where symbol_id = %s"
+            " and bucket >= %s and bucket < %s order by bucket, price_level",
+            (symbol_id, start, end),
+        )
+        columns = [d.name for d in cur.description or []]
+        rows = pd.DataFrame(cur.fetchall(), columns=columns)
+    if not rows.empty:
+        rows["bucket"] = pd.to_datetime(rows["bucket"], utc=True)
+    return rows
+
 
 _CANDLE_COLS = "symbol_id, ts, open, high, low, close, volume, trade_count, vwap"
 
@@ -49,3 +108,13 @@ def record_rejects(conn: psycopg.Connection, rejects: Rejects, day: date | None 
             rows,
         )
     return len(rows)
+
+
+def recent_rejects(conn: psycopg.Connection, limit: int = 10) -> list[dict[str, Any]]:
+    """The most frequent bad-input reasons of today and yesterday (UTC)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "select source, reason, count, last_seen from ingest_rejects"
+            " where day >= (now() at time zone 'utc')::date - 1 order by count desc limit %s",
+            (limit,),
+        ).fetchall()

@@ -162,16 +162,13 @@ class ProfileError(RuntimeError):
 
 
 def _load_symbol(conn, symbol: str) -> _Symbol:
-    from core.contracts import Table
+    from storage.queries import find_symbol, known_symbols
 
-    row = conn.execute(
-        f"select id, symbol, market, timezone, row_size from {Table.SYMBOLS} where symbol = %s",
-        (symbol.upper(),),
-    ).fetchone()
-    if row is None:
-        known = [r[0] for r in conn.execute(f"select symbol from {Table.SYMBOLS} order by 1")]
+    found = find_symbol(conn, symbol)
+    if found is None:
+        known = known_symbols(conn)
         raise ProfileError(f"unknown symbol {symbol!r}; known: {', '.join(known) or 'none'}")
-    return _Symbol(int(row[0]), row[1], row[2], row[3], float(row[4]))
+    return _Symbol(found.id, found.symbol, found.market, found.timezone, found.row_size)
 
 
 def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
@@ -181,18 +178,16 @@ def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
     from zoneinfo import ZoneInfo
 
     from analytics.sessions import session_bounds
-    from core.contracts import Table
+    from storage.queries import last_tick_time
 
-    row = conn.execute(
-        f"select max(ts) from {Table.TICKS} where symbol_id = %s", (sym.id,)
-    ).fetchone()
-    if row is None or row[0] is None:
+    last = last_tick_time(conn, sym.id)
+    if last is None:
         raise ProfileError(
             f"no ticks stored for {sym.symbol}; ingest or replay some first "
             "(`marketflow ingest` / `marketflow replay FILE`)"
         )
     # timestamptz comes back in the connection's TimeZone, whatever it is: convert
-    day = row[0].astimezone(ZoneInfo(tz)).date()
+    day = last.astimezone(ZoneInfo(tz)).date()
     for back in range(10):  # past a weekend plus holidays
         candidate = day - timedelta(days=back)
         if session_bounds(sym.market, candidate) is not None:
@@ -202,12 +197,10 @@ def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
 
 def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
     """volume_profile-shaped rows of one session (computed from ticks, or stored)."""
-    import pandas as pd
 
     from analytics.pipeline import compute_session
     from analytics.sessions import session_bounds
-    from core.contracts import Table
-    from storage.queries import candles_window
+    from storage.queries import candles_window, stored_profile
     from storage.tick_reads import tick_columns
 
     bounds = session_bounds(sym.market, day)
@@ -215,18 +208,7 @@ def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
         return None, None
     open_, close = bounds
     if source == "stored":
-        with conn.cursor() as cur:
-            cur.execute(
-                "select bucket, price_level::float8, total_volume, buy_volume, sell_volume,"
-                f" trade_count from {Table.VOLUME_PROFILE} where symbol_id = %s"
-                " and bucket >= %s and bucket < %s order by bucket, price_level",
-                (sym.id, open_.to_pydatetime(), close.to_pydatetime()),
-            )
-            columns = [d.name for d in cur.description or []]
-            rows = pd.DataFrame(cur.fetchall(), columns=columns)
-        if not rows.empty:
-            rows["bucket"] = pd.to_datetime(rows["bucket"], utc=True)
-        return rows, bounds
+        return stored_profile(conn, sym.id, open_.to_pydatetime(), close.to_pydatetime()), bounds
     ticks = tick_columns(conn, open_.to_pydatetime(), close.to_pydatetime(), sym.id).frame()
     candles = candles_window(conn, sym.id, open_.to_pydatetime(), close.to_pydatetime())
     frames = compute_session(ticks, sym.row_size, open_, close, method=method, candles=candles)

@@ -20,19 +20,6 @@ EXPECTED = ("ingest", "engine", "web")  # what `marketflow up` normally supervis
 STALE_AFTER_SECONDS = 15.0  # three missed 5 s beats
 CONTRACT_FIELDS = ("pid", "host", "started_at", "heartbeat_at")
 
-LAST_TICK_SQL = """
-select s.symbol, t.ts, t.received_at, t.seq
-from ticks t join symbols s on s.id = t.symbol_id
-order by t.seq desc
-limit 1
-"""
-REJECTS_SQL = """
-select source, reason, count, last_seen from ingest_rejects
-where day >= (now() at time zone 'utc')::date - 1
-order by count desc
-limit 10
-"""
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -171,11 +158,11 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     """Read the status hashes and the last tick; errors become part of the report."""
     import psycopg
     import redis
-    from psycopg.rows import dict_row
 
     from core.contracts import STATUS_KEY_PREFIX
     from core.service_urls import redact_url
     from storage.db import libpq_url
+    from storage.queries import newest_tick, recent_rejects
 
     now = now or datetime.now(UTC)
     report = Report(now=now, redis=redact_url(redis_url), database=redact_url(database_url))
@@ -194,14 +181,12 @@ def collect(redis_url: str, database_url: str, now: datetime | None = None) -> R
     finally:
         client.close()
     try:
-        with psycopg.connect(
-            libpq_url(database_url), connect_timeout=3, row_factory=dict_row
-        ) as conn:
-            row = conn.execute(LAST_TICK_SQL).fetchone()
+        with psycopg.connect(libpq_url(database_url), connect_timeout=3) as conn:
+            row = newest_tick(conn)
             if row is not None:
                 row["lag_s"] = (now - row["ts"]).total_seconds()
                 report.last_tick = dict(row)
-            report.rejects = [dict(r) for r in conn.execute(REJECTS_SQL).fetchall()]
+            report.rejects = recent_rejects(conn)
     except psycopg.Error as exc:
         report.database_error = f"not reachable or not migrated: {type(exc).__name__}"
     return report
