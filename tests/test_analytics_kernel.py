@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import analytics.jit
 import analytics.print_kernel
 import analytics.value_area_kernel
 from analytics.aggressor import SESSION_START, AggressorState, classify
@@ -82,6 +83,50 @@ def test_kernel_matches_classify_and_bincount_bit_for_bit(
     first_bin, n_bins = int(bins.min()) - 2, int(bins.max() - bins.min()) + 5
     rows = starts.size - 1
     grids = zero_grids(rows, n_bins)
+    after = fill_prints(
+        price,
+        size,
+        side,
+        bid,
+        ask,
+        starts,
+        row_size,
+        first_bin,
+        grids,
+        (state.last_price, state.last_sign),
+    )
+    volume, signed, count, expected = numpy_grids(
+        price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state
+    )
+    assert np.array_equal(grids[0].ravel(), volume)
+    assert np.array_equal(grids[1].ravel(), signed)
+    assert np.array_equal(grids[2].ravel(), count)
+    assert AggressorState(*after) == expected
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("flat_start", [False, True])
+@pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
+def test_kernel_split_over_threads_is_the_same_pass(
+    flat_start: bool, state: AggressorState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Minutes cut into parts, each from the tick-rule state before it, add what one pass adds.
+
+    flat_start: no price change before the later parts, so their state comes from the
+    state carried in (the backward scan reaches the first print).
+    """
+    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 500)
+    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    rng = np.random.default_rng(23)
+    price, size, side, bid, ask, starts = random_prints(rng, 20_000, with_quotes=True)
+    starts = np.linspace(0, price.size, 41).astype(np.int64)  # 40 minutes: 4 parts
+    if flat_start:
+        price[:15_000] = 100.0
+    row_size = 0.05
+    bins = bin_index(price, row_size)
+    first_bin, n_bins = int(bins.min()), int(bins.max() - bins.min()) + 1
+    grids = zero_grids(starts.size - 1, n_bins)
+    assert len(analytics.print_kernel._minute_parts(starts)) == 4
     after = fill_prints(
         price,
         size,

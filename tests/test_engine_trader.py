@@ -25,7 +25,7 @@ from streaming.engine.gates import AccountView, Limits, account_gate, market_ope
 from streaming.engine.loop import Engine
 from streaming.engine.ratelimit import TokenBucket
 from streaming.engine.trader import OrderIntent, Trader, client_order_id
-from streaming.providers.alpaca_execution import make_client
+from streaming.providers.alpaca.execution import make_client
 
 # caps wide enough that the risk arithmetic alone sizes the order (the caps have their
 # own tests in test_trading_safety.py)

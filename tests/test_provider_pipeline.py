@@ -21,9 +21,9 @@ from fakes.loop_thread import serving
 from core.settings import Settings
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.pipeline import IngestPipeline
-from streaming.providers.alpaca_ws import AlpacaStreamProvider
+from streaming.providers.alpaca.stream import AlpacaStreamProvider
 from streaming.providers.base import Provider
-from streaming.providers.ig import IgProvider
+from streaming.providers.ig.provider import IgProvider
 
 pytestmark = pytest.mark.timeout(90)
 VOD = "IX.D.VOD.DAILY.IP"
@@ -124,7 +124,7 @@ def test_alpha_vantage_bars_become_candles_at_utc_minutes(
 
     from fakes.fake_alpha_vantage import FakeAlphaVantage
 
-    from streaming.providers.alpha_vantage import AlphaVantageProvider
+    from streaming.providers.alpha_vantage.provider import AlphaVantageProvider
 
     capture = json.loads(
         (captures / "alphavantage" / "time_series_intraday_1min_msft.json").read_text()

@@ -20,7 +20,7 @@ from test_engine_trader import intent, orders, process, switch_off, trading_sett
 from analytics.risk import cap_shares, within_caps
 from streaming.engine.loop import Engine
 from streaming.engine.trader import Trader
-from streaming.providers.alpaca_execution import is_live_url, make_client
+from streaming.providers.alpaca.execution import is_live_url, make_client
 
 __all__ = ["switch_off"]  # autouse: orders go out only while the switch reads "off"
 

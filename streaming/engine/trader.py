@@ -1,7 +1,7 @@
 """Auto-trading: signals → risk gates → broker bracket orders, every order in ``orders``.
 
 Only when ``AUTO_TRADING_ENABLED=true``; paper unless ``ALPACA_LIVE=true``. The broker is
-reached through the venue's execution client (``streaming/providers/alpaca_execution.py``);
+reached through the venue's execution client (``streaming/providers/alpaca/execution.py``);
 this module keeps the gates and the bookkeeping. For each intent, in order (the first
 failing gate records the order as ``blocked`` with that reason and nothing reaches the
 broker; docs/trading-safety.md lists them with their settings):
@@ -60,7 +60,7 @@ from streaming.engine.strategies.definitions import (
     ATR_MULTIPLIER_MIN,
     RISK_PCT_MAX,
 )
-from streaming.providers.alpaca_execution import AlpacaExecution, broker_error, broker_status
+from streaming.providers.alpaca.execution import AlpacaExecution, broker_error, broker_status
 
 log = logging.getLogger(__name__)
 

@@ -52,9 +52,9 @@ __all__ = [
 # PROVIDER value → module under streaming/providers/ (docs/providers.md)
 PROVIDERS: dict[str, str] = {
     "demo": "demo",
-    "alpaca_ws": "alpaca_ws",
-    "alpha_vantage": "alpha_vantage",
-    "ig": "ig",
+    "alpaca_ws": "alpaca.stream",
+    "alpha_vantage": "alpha_vantage.provider",
+    "ig": "ig.provider",
     "router": "router",
     "replay": "replay",
 }

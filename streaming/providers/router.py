@@ -96,7 +96,7 @@ class RouterProvider(Provider):
 
     def _build_child(self, name: str, symbols: list[str], routing: Plan) -> Provider:
         if name == "ig":
-            from streaming.providers.ig import IgProvider
+            from streaming.providers.ig.provider import IgProvider
 
             return IgProvider(self._settings, symbols, epics=routing.epics)
         return make_provider(self._settings, symbols, name)

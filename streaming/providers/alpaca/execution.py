@@ -1,6 +1,6 @@
 """Alpaca execution client: the trading REST API seen by the engine's trader.
 
-Beside the Alpaca data client (``alpaca_ws.py``, ``alpaca_protocol.py``): everything that
+Beside the Alpaca data client (``stream.py``, ``protocol.py``): everything that
 knows Alpaca's trading API lives here (the alpaca-py client and its timeouts, the bracket
 order payload, the order status vocabulary, the error mapping, the live-URL guard). The
 engine's trader (``streaming/engine/trader.py``) keeps the risk gates and the ``orders``

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.events import Trade
-from streaming.providers import alpaca_protocol as proto
+from streaming.providers.alpaca import protocol as proto
 from streaming.providers.base import Provider
 from streaming.providers.router_backoff import Backoff
 

@@ -6,7 +6,7 @@ for at least IG_COOLDOWN_SECONDS (doubling while failures go on, jittered; logge
 visible as ``cooldowns``/``state`` in the counters). Wrong credentials stop the provider
 with an error instead of retrying (IG locks accounts after repeated bad logins).
 Symbol → epic comes from ``symbol_providers.epic``, else IG's market search. The events
-are quotes, not prints: see ``ig_snapshot``.
+are quotes, not prints: see ``ig.snapshot``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from streaming.providers.base import MissingCredential, Provider
-from streaming.providers.ig_rest import IgError, IgSession
-from streaming.providers.ig_snapshot import (
+from streaming.providers.ig.rest import IgError, IgSession
+from streaming.providers.ig.snapshot import (
     base_url,
     choose_epic,
     parse_market,

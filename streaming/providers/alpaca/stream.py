@@ -11,7 +11,7 @@ the stream's last known time (minus a small overlap); the live stream and the ga
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
 moves only on a trade that ingest's checks accept (``streaming.ingest.validate``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
-start beyond the prints an outage loses. The REST paging itself is ``alpaca_gap_fill.py``.
+start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from websockets.asyncio.client import connect
 
 from core.events import Quote, Trade
 from streaming.ingest.validate import Window, check_trade
-from streaming.providers import alpaca_protocol as proto
-from streaming.providers.alpaca_gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
+from streaming.providers.alpaca import protocol as proto
+from streaming.providers.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
+from streaming.providers.alpaca.nyse_hours import xnys_calendar, xnys_open
 from streaming.providers.base import MissingCredential, Provider, ProviderError
-from streaming.providers.nyse_hours import xnys_calendar, xnys_open
 from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.events import Bar
-from streaming.providers.alpha_vantage_parse import (
+from streaming.providers.alpha_vantage.parse import (
     Answer,
     RequestBudget,
     default_interval,

@@ -1,0 +1,1 @@
+"""Alpha Vantage: the intraday polling ``provider`` and the parsing of its answers (``parse``)."""
