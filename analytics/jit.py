@@ -14,6 +14,10 @@ Where the cache lives, first that works:
 3. numba's own choices: ``__pycache__`` beside the module, then the user's cache directory;
 4. nowhere: the kernel is compiled in memory once per process, with one warning.
 
+Kernels over independent ranges of the input (the minutes of a session, the halves of
+a column to check) run on every core of the process at once: :func:`split` cuts the work,
+:func:`run_all` runs the compiled calls on a thread pool (they release the GIL).
+
 Loading is not free either: importing numba and loading two cached kernels costs a fresh
 process about 0.3 s (a Dagster run is a fresh process), which the kernels repay only over
 tens of millions of prints. So each kernel has a numpy twin giving the same floats, and
@@ -27,10 +31,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,11 @@ CACHE_SUBDIR = "numba-cache"
 # loaded: a session this large is rarely a process's only one (a backfill, a replay)
 COMPILED_MIN_ITEMS = 1 << 20
 
+# items of work per thread below which a compiled kernel runs on the calling thread only
+SPLIT_MIN_ITEMS = 1 << 18
+
 _loaded = False
+_T = TypeVar("_T")
 
 
 def use_compiled(items: int) -> bool:
@@ -81,3 +91,34 @@ def compiled(function: Callable[..., Any]) -> Callable[..., Any]:
     except RuntimeError as error:  # numba found no writable cache location at all
         log.warning("numba cache unavailable, compiling %s in memory: %s", function.__name__, error)
         return numba.njit(cache=False, nogil=True)(function)
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split(lo: int, hi: int) -> list[tuple[int, int]]:
+    """[lo, hi) cut into one contiguous range per core, none under ``SPLIT_MIN_ITEMS``."""
+    parts = max(1, min(cores(), (hi - lo) // SPLIT_MIN_ITEMS))
+    cuts = [lo + (hi - lo) * k // parts for k in range(parts + 1)]
+    return list(pairwise(cuts))
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="kernel")
+
+
+def run_all(calls: Sequence[Callable[[], _T]]) -> list[_T]:
+    """Results of ``calls`` in order; run on a thread pool when there are several.
+
+    For compiled kernels: they release the GIL (``nogil``), so the calls run on separate
+    cores at once. A single call runs on the calling thread.
+    """
+    if len(calls) == 1:
+        return [calls[0]()]
+    return list(_pool().map(lambda call: call(), calls))

@@ -17,13 +17,14 @@ conversion truncates in both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from analytics.aggressor import AggressorState, classify
-from analytics.jit import compiled, use_compiled
+from analytics.jit import compiled, run_all, split, use_compiled
 
 _NONE = np.zeros(0)
 # prints classified and binned per numpy chunk of whole minutes: the per-print
@@ -86,9 +87,43 @@ def fill_prints_py(
     return last, tick
 
 
+def tick_state_py(
+    price: np.ndarray, first: int, stop: int, last_price: float, last_sign: int
+) -> tuple[float, int]:
+    """The tick-rule state after prints [first, stop), starting from (last_price, last_sign).
+
+    The kernel's own rule read backwards: the last price change decides the sign, so only
+    the prints after it are read (a few, in a market that moves).
+    """
+    if stop <= first:
+        return last_price, last_sign
+    for j in range(stop - 1, first, -1):
+        if price[j] > price[j - 1]:
+            return price[stop - 1], 1
+        if price[j] < price[j - 1]:
+            return price[stop - 1], -1
+    p = price[first]
+    sign = 1 if p > last_price else (-1 if p < last_price else last_sign)
+    return price[stop - 1], sign
+
+
 @cache
 def _kernel() -> Callable[..., Any]:
     return compiled(fill_prints_py)
+
+
+@cache
+def _state_kernel() -> Callable[..., Any]:
+    return compiled(tick_state_py)
+
+
+def _minute_parts(starts: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges [m0, m1) of about equal print counts, one per core (see analytics.jit)."""
+    rows = starts.shape[0] - 1
+    cuts = [a for a, _ in split(int(starts[0]), int(starts[-1]))][1:]
+    edges = np.searchsorted(starts, cuts).tolist() if cuts else []
+    bounds = sorted({0, rows, *(min(max(int(e), 0), rows) for e in edges)})
+    return list(pairwise(bounds))
 
 
 def fill_prints(
@@ -111,20 +146,36 @@ def fill_prints(
     n_bins = volume.shape[1]
     if not use_compiled(int(starts[-1] - starts[0])):
         return _fill_numpy(price, size, side, bid, ask, starts, row_size, first_bin, grids, state)
-    last_price, last_sign = _kernel()(
-        price,
-        size,
-        *(_NONE if a is None else a for a in (side, bid, ask)),
-        starts,
-        1.0 / row_size,
-        first_bin,
-        n_bins,
-        volume.reshape(-1),
-        signed.reshape(-1),
-        count.reshape(-1),
-        float(state[0]),
-        int(state[1]),
-    )
+    kernel, optional = _kernel(), [_NONE if a is None else a for a in (side, bid, ask)]
+    inverse = 1.0 / row_size
+    # minutes fill disjoint rows: each part starts from the tick-rule state before its
+    # first print, so the parts run at once and add exactly what one pass would
+    parts = _minute_parts(starts)
+    first = int(starts[0])
+    states = [(float(state[0]), int(state[1]))]
+    for m0, _ in parts[1:]:
+        states.append(_state_kernel()(price, first, int(starts[m0]), *states[0]))
+
+    def part(m0: int, m1: int, before: tuple[float, int]) -> tuple[float, int]:
+        rows = slice(m0, m1)
+        result: tuple[float, int] = kernel(
+            price,
+            size,
+            *optional,
+            starts[m0 : m1 + 1],
+            inverse,
+            first_bin,
+            n_bins,
+            volume[rows].reshape(-1),
+            signed[rows].reshape(-1),
+            count[rows].reshape(-1),
+            *before,
+        )
+        return result
+
+    calls = [partial(part, m0, m1, b) for (m0, m1), b in zip(parts, states, strict=True)]
+    results = run_all(calls)
+    last_price, last_sign = results[-1]
     return float(last_price), int(last_sign)
 
 
