@@ -28,7 +28,9 @@ import pandas as pd
 from analytics.aggressor import SESSION_START, AggressorState
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
+from analytics.jit import use_compiled
 from analytics.order_flow import ORDER_FLOW_COLUMNS
+from analytics.print_kernel import all_nan, is_sorted, price_range
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
@@ -324,12 +326,16 @@ class _TickArrays:
         return np.array([low, high], dtype=np.float64)
 
 
-def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
-    """A column as float64 (nullable integers and None become NaN); None when absent/empty."""
+def _float_column(frame: pd.DataFrame, name: str, compiled: bool) -> np.ndarray | None:
+    """A column as float64 (nullable integers and None become NaN); None when absent/empty.
+
+    compiled: check for all-NaN with the compiled kernel (large inputs).
+    """
     if name not in frame.columns:
         return None
     values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return None if np.isnan(values).all() else values
+    empty = all_nan(values) if compiled else bool(np.isnan(values).all())
+    return None if empty else values
 
 
 def _utc_ns(column: pd.Series) -> np.ndarray:
@@ -347,9 +353,12 @@ def _floats(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
-def _all_positive_finite(values: np.ndarray) -> bool:
-    """min > 0 and max finite; NaN makes both reductions NaN, so this is False then."""
-    return bool(values.min() > 0) and bool(np.isfinite(values.max()))
+def _numpy_price_range(price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
+    """(lowest, highest) price when every price and size is finite and > 0, else None."""
+    low, high = price.min(), price.max()  # NaN makes both NaN: the checks fail then
+    if low > 0 and np.isfinite(high) and size.min() > 0 and np.isfinite(size.max()):
+        return float(low), float(high)
+    return None
 
 
 def _prepare_ticks(
@@ -362,10 +371,13 @@ def _prepare_ticks(
     ns = _utc_ns(ticks["ts"])
     price = _floats(ticks["price"])
     size = _floats(ticks["size"])
-    side, bid, ask = (_float_column(ticks, c) for c in ("side", "bid", "ask"))
+    # large inputs are checked by compiled passes, one part per core (analytics.jit)
+    compiled = use_compiled(ns.size)
+    side, bid, ask = (_float_column(ticks, c, compiled) for c in ("side", "bid", "ask"))
     optional = [side, bid, ask]
 
-    if ns.size > 1 and not (ns[1:] >= ns[:-1]).all():
+    in_order = is_sorted(ns) if compiled else ns.size < 2 or bool((ns[1:] >= ns[:-1]).all())
+    if not in_order:
         # stable: prints at the same instant keep their arrival order (the tick rule needs it)
         order = np.argsort(ns, kind="stable")
         ns, price, size = ns[order], price[order], size[order]
@@ -379,10 +391,10 @@ def _prepare_ticks(
     optional = [None if a is None else a[window] for a in optional]
 
     if ns.size:
-        low, high = price.min(), price.max()  # NaN makes both NaN: the checks fail then
-        if low > 0 and np.isfinite(high) and _all_positive_finite(size):
+        valid = price_range(price, size) if compiled else _numpy_price_range(price, size)
+        if valid is not None:
             side, bid, ask = optional
-            return _TickArrays(ns, price, size, side, bid, ask, price_range=(low, high))
+            return _TickArrays(ns, price, size, side, bid, ask, price_range=valid)
     good_price = np.isfinite(price) & (price > 0)
     good_size = np.isfinite(size) & (size > 0)
     good = good_price & good_size

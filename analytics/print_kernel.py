@@ -30,6 +30,10 @@ _NONE = np.zeros(0)
 # prints classified and binned per numpy chunk of whole minutes: the per-print
 # temporaries then stay in the L2 cache instead of streaming whole-session arrays
 CHUNK_PRINTS = 1 << 16
+# values per block of the compiled input checks (each block runs without an early exit)
+CHECK_BLOCK = 1 << 12
+# the bit pattern of +inf: positive finite doubles are the int64 patterns in (0, this)
+FINITE_BITS = 0x7FF0_0000_0000_0000
 
 
 def fill_prints_py(
@@ -105,6 +109,79 @@ def tick_state_py(
     p = price[first]
     sign = 1 if p > last_price else (-1 if p < last_price else last_sign)
     return price[stop - 1], sign
+
+
+def is_sorted_py(ns: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether ns[i - 1] <= ns[i] for every i in [max(lo, 1), hi)."""
+    # blocks without an early exit inside: the compiled compares then run as SIMD
+    for b0 in range(max(lo, 1), hi, CHECK_BLOCK):
+        back = False
+        for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
+            back |= ns[i] < ns[i - 1]
+        if back:
+            return False
+    return True
+
+
+def price_range_py(bits: np.ndarray, size: np.ndarray, lo: int, hi: int) -> tuple[bool, int, int]:
+    """(every price and size in [lo, hi) finite and > 0, lowest, highest price's bits).
+
+    bits: the prices' float64 bit patterns as int64. Positive finite doubles are exactly
+    the patterns in (0, +inf's), and they order like their patterns: integer compares
+    and min/max, which compile to SIMD (float min/max do not, because of NaN).
+    """
+    low, high = FINITE_BITS, 0
+    for b0 in range(lo, hi, CHECK_BLOCK):
+        bad = False
+        for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
+            p, s = bits[i], size[i]
+            bad |= (p <= 0) | (p >= FINITE_BITS) | (s <= 0) | (s >= FINITE_BITS)
+            low = min(low, p)
+            high = max(high, p)
+        if bad:
+            return False, low, high
+    return True, low, high
+
+
+def all_nan_py(values: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether every value in [lo, hi) is NaN."""
+    for b0 in range(lo, hi, CHECK_BLOCK):
+        known = False
+        for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
+            known |= values[i] == values[i]  # False only for NaN
+        if known:
+            return False
+    return True
+
+
+def is_sorted(ns: np.ndarray) -> bool:
+    """Compiled, one part per core: whether ``ns`` never decreases."""
+    kernel = _compiled(is_sorted_py)
+    return all(run_all([partial(kernel, ns, a, b) for a, b in split(0, ns.shape[0])]))
+
+
+def all_nan(values: np.ndarray) -> bool:
+    """Compiled, one part per core: whether every value is NaN (True when empty)."""
+    kernel = _compiled(all_nan_py)
+    return all(run_all([partial(kernel, values, a, b) for a, b in split(0, values.shape[0])]))
+
+
+def price_range(price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
+    """Compiled, one part per core: (lowest, highest) price when every price and size is
+    finite and positive, else None (the caller then counts the bad rows)."""
+    kernel = _compiled(price_range_py)
+    bits, size_bits = price.view(np.int64), size.view(np.int64)
+    parts = run_all([partial(kernel, bits, size_bits, a, b) for a, b in split(0, bits.shape[0])])
+    if not parts or not all(ok for ok, _, _ in parts):
+        return None
+    extremes = np.array([min(p[1] for p in parts), max(p[2] for p in parts)], dtype=np.int64)
+    low, high = extremes.view(np.float64).tolist()
+    return low, high
+
+
+@cache
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    return compiled(function)
 
 
 @cache

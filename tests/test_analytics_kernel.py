@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import analytics.jit
+import analytics.pipeline
 import analytics.print_kernel
 import analytics.value_area_kernel
 from analytics.aggressor import SESSION_START, AggressorState, classify
@@ -24,7 +25,7 @@ from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL_MODULES = (analytics.print_kernel, analytics.value_area_kernel)
+KERNEL_MODULES = (analytics.pipeline, analytics.print_kernel, analytics.value_area_kernel)
 PATHS = {"compiled": True, "numpy": False}  # what use_compiled answers for each path
 
 
@@ -282,6 +283,10 @@ def test_compute_session_is_the_same_on_both_paths(
     ticks["size"] *= 0.37  # fractional sizes: sums that depend on their order
     ticks.loc[::7, "side"] = 1.0
     ticks.loc[::5, "bid"] = ticks["price"] - 0.01
+    ticks.loc[[3, 900], "price"] = [np.nan, -1.0]  # bad rows, counted on both paths
+    ticks.loc[[11, 2_000], "size"] = [0.0, np.inf]
+    ticks = ticks.iloc[[*range(1, 30_000), 0, *range(30_000, len(ticks))]]  # out of order
+    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 1_000)  # checks split over parts
     close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)
     frames = {}
     for path in PATHS:
@@ -292,3 +297,44 @@ def test_compute_session_is_the_same_on_both_paths(
             getattr(frames["compiled"], name), getattr(frames["numpy"], name), check_exact=True
         )
     assert frames["compiled"].aggressor_state == frames["numpy"].aggressor_state
+    assert (
+        frames["compiled"].rejected
+        == frames["numpy"].rejected
+        == {
+            "bad_price": 2,
+            "bad_size": 2,
+        }
+    )
+
+
+BAD_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0]
+
+
+@pytest.mark.parametrize("bad", [*BAD_VALUES, 5e-324])  # the last is valid: subnormal > 0
+@pytest.mark.parametrize("column", ["price", "size"])
+@pytest.mark.parametrize("at", [0, 249, 250, 999])  # parts start at 0, 250, 500, 750
+def test_compiled_input_checks_agree_with_numpy(
+    bad: float, column: str, at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics.pipeline import _numpy_price_range
+    from analytics.print_kernel import all_nan, is_sorted, price_range
+
+    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 100)
+    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    rng = np.random.default_rng(at)
+    values = {"price": rng.uniform(1.0, 2.0, 1_000), "size": rng.uniform(1.0, 9.0, 1_000)}
+    values[column][at] = bad
+    expected = _numpy_price_range(values["price"], values["size"])
+    assert price_range(values["price"], values["size"]) == expected
+    assert (expected is None) == (bad != 5e-324)
+
+    ns = np.sort(rng.integers(0, 50, 1_000))
+    assert is_sorted(ns) and is_sorted(ns[:0]) and is_sorted(ns[:1])
+    if at:
+        ns[at] = ns[at - 1] - 1
+        assert not is_sorted(ns)
+
+    nan = np.full(1_000, np.nan)
+    assert all_nan(nan) and all_nan(nan[:0])
+    nan[at] = bad
+    assert all_nan(nan) == np.isnan(bad)
