@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -116,9 +117,19 @@ def _pool() -> ThreadPoolExecutor:
 def run_all(calls: Sequence[Callable[[], _T]]) -> list[_T]:
     """Results of ``calls`` in order; run on a thread pool when there are several.
 
-    For compiled kernels: they release the GIL (``nogil``), so the calls run on separate
-    cores at once. A single call runs on the calling thread.
+    For compiled kernels, which release the GIL (``nogil``), and numpy work, which releases
+    it in its loops: the calls then run on separate cores at once. A single call, or calls
+    made from inside a call, run on the calling thread.
     """
-    if len(calls) == 1:
-        return [calls[0]()]
-    return list(_pool().map(lambda call: call(), calls))
+    if len(calls) == 1 or getattr(_in_pool, "active", False):
+        # one call, or called from a pool thread (waiting on the pool there could deadlock)
+        return [call() for call in calls]
+    return list(_pool().map(_run_in_pool, calls))
+
+
+_in_pool = threading.local()
+
+
+def _run_in_pool(call: Callable[[], _T]) -> _T:
+    _in_pool.active = True
+    return call()

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_price, row_decimals
+from analytics.jit import run_all
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.print_kernel import fill_prints
-from analytics.profile import BlockMetrics, Nodes, block_metrics, node_dicts
+from analytics.profile import BLOCK_CELLS, BlockMetrics, Nodes, block_metrics, node_dicts
 
 NS_PER_MINUTE = 60_000_000_000
 # minute × bin cells aggregated per block (three float64 grids of this size live at once)
@@ -231,6 +233,26 @@ def _metrics_frame(
     )
 
 
+def _horizon_frame(
+    horizon: str,
+    volumes: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    rows: np.ndarray,
+    buckets: pd.DatetimeIndex,
+    method: str,
+    *,
+    first_bin: int,
+    row_size: float,
+    date: date,
+) -> pd.DataFrame | None:
+    """profile_metrics rows of one horizon for the given grid rows (None when no rows)."""
+    if rows.size == 0:
+        return None
+    metrics = block_metrics(volumes[rows], lo[rows], hi[rows], method)
+    return _metrics_frame(horizon, buckets[rows], metrics, first_bin, row_size, date, method)
+
+
 def _row_ranges(traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last traded column per row (rows without trades: n_cols, -1)."""
     n_cols = traded.shape[1]
@@ -307,23 +329,25 @@ def build_frames(
         # horizon 1m: each traded minute's own profile
         lo, hi = _row_ranges(traded)
         active = np.flatnonzero(hi >= 0)
-        if active.size:
-            m1 = block_metrics(volume[active], lo[active], hi[active], method)
-            pm_parts.append(
-                _metrics_frame("1m", buckets[active], m1, b0, row_size, session_date, method)
-            )
-
         # horizon session: running profile since the open, through the end of each minute
         cumulative = np.cumsum(volume, axis=0)
         cumulative += run_volume
         lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
         hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
         started = np.flatnonzero(hi_run >= 0)
-        if started.size:
-            ms = block_metrics(cumulative[started], lo_run[started], hi_run[started], method)
-            pm_parts.append(
-                _metrics_frame("session", buckets[started], ms, b0, row_size, session_date, method)
+        # the horizons, and the session rows in block_metrics' own row chunks (its results
+        # depend on the chunk a row is in), are computed on every core at once: numpy
+        # releases the GIL in its loops
+        make = partial(_horizon_frame, first_bin=b0, row_size=row_size, date=session_date)
+        jobs = [partial(make, "1m", volume, lo, hi, active, buckets, method)]
+        chunk = max(1, BLOCK_CELLS // n_bins)
+        jobs += [
+            partial(
+                make, "session", cumulative, lo_run, hi_run, started[k : k + chunk], buckets, method
             )
+            for k in range(0, started.size, chunk)
+        ]
+        pm_parts += [frame for frame in run_all(jobs) if frame is not None]
         run_volume = cumulative[-1].copy()
         run_buy += buy.sum(axis=0)
         run_count += count.sum(axis=0)
