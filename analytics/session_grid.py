@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -253,6 +254,54 @@ def _horizon_frame(
     return _metrics_frame(horizon, buckets[rows], metrics, first_bin, row_size, date, method)
 
 
+def _block_sums(volume: np.ndarray, buy: np.ndarray, count: np.ndarray) -> list[np.ndarray]:
+    """Per-minute volume, buy, count sums, then per-bin buy and count sums of a block."""
+    return [
+        volume.sum(axis=1),
+        buy.sum(axis=1),
+        count.sum(axis=1),
+        *(buy.sum(axis=0), count.sum(axis=0)),
+    ]
+
+
+def _cells_frame(
+    volume: np.ndarray,
+    buy: np.ndarray,
+    count: np.ndarray,
+    traded: np.ndarray,
+    buckets: pd.DatetimeIndex,
+    first_bin: int,
+    row_size: float,
+) -> pd.DataFrame | None:
+    """volume_profile rows of a block: its cells with volume or trades (None when none)."""
+    rows, cols = np.nonzero(traded | (count > 0))
+    if rows.size == 0:
+        return None
+    cell_volume = volume[rows, cols]
+    cell_buy = buy[rows, cols]
+    return pd.DataFrame(
+        {
+            "bucket": buckets[rows],
+            "price_level": bin_price(first_bin + cols, row_size),
+            "total_volume": cell_volume,
+            "buy_volume": cell_buy,
+            "sell_volume": cell_volume - cell_buy,
+            "trade_count": count[rows, cols],
+        },
+        columns=list(VOLUME_PROFILE_COLUMNS),
+    )
+
+
+def _ranges_and_running(
+    volume: np.ndarray, traded: np.ndarray, run_volume: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's traded column range, and the running volume through each row."""
+    lo, hi = _row_ranges(traded)
+    cumulative = np.cumsum(volume, axis=0)
+    cumulative += run_volume
+    return lo, hi, cumulative
+
+
 def _row_ranges(traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last traded column per row (rows without trades: n_cols, -1)."""
     n_cols = traded.shape[1]
@@ -302,36 +351,24 @@ def build_frames(
             f_volume, f_buy, _ = _grid_block(fallback, r0, r1, n_bins)
             volume += f_volume
             buy += f_buy
-        minute_volume[r0:r1] = volume.sum(axis=1)
-        minute_buy[r0:r1] = buy.sum(axis=1)
-        minute_count[r0:r1] = count.sum(axis=1)
         buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
-
         traded = volume > 0
-        rows, cols = np.nonzero(traded | (count > 0))
-        if rows.size:
-            cell_volume = volume[rows, cols]
-            cell_buy = buy[rows, cols]
-            vp_parts.append(
-                pd.DataFrame(
-                    {
-                        "bucket": buckets[rows],
-                        "price_level": bin_price(b0 + cols, row_size),
-                        "total_volume": cell_volume,
-                        "buy_volume": cell_buy,
-                        "sell_volume": cell_volume - cell_buy,
-                        "trade_count": count[rows, cols],
-                    },
-                    columns=list(VOLUME_PROFILE_COLUMNS),
-                )
-            )
-
-        # horizon 1m: each traded minute's own profile
-        lo, hi = _row_ranges(traded)
+        # independent reductions of the block, on every core at once (numpy releases the
+        # GIL in its loops): sums, the volume_profile rows, row ranges + running profile
+        reductions: list[Any] = run_all(
+            [
+                partial(_block_sums, volume, buy, count),
+                partial(_cells_frame, volume, buy, count, traded, buckets, b0, row_size),
+                partial(_ranges_and_running, volume, traded, run_volume),
+            ]
+        )
+        sums, cells, (lo, hi, cumulative) = reductions
+        minute_volume[r0:r1], minute_buy[r0:r1], minute_count[r0:r1] = sums[:3]
+        if cells is not None:
+            vp_parts.append(cells)
+        # horizon 1m: each traded minute's own profile; horizon session: the running
+        # profile since the open, through the end of each minute
         active = np.flatnonzero(hi >= 0)
-        # horizon session: running profile since the open, through the end of each minute
-        cumulative = np.cumsum(volume, axis=0)
-        cumulative += run_volume
         lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
         hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
         started = np.flatnonzero(hi_run >= 0)
@@ -349,8 +386,8 @@ def build_frames(
         ]
         pm_parts += [frame for frame in run_all(jobs) if frame is not None]
         run_volume = cumulative[-1].copy()
-        run_buy += buy.sum(axis=0)
-        run_count += count.sum(axis=0)
+        run_buy += sums[3]
+        run_count += sums[4]
         run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
 
     minute_sell = minute_volume - minute_buy
