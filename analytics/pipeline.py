@@ -30,7 +30,7 @@ from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.jit import use_compiled
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.print_kernel import all_nan, is_sorted, price_range
+from analytics.print_kernel import is_sorted, price_range
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
@@ -329,13 +329,13 @@ class _TickArrays:
 def _float_column(frame: pd.DataFrame, name: str, compiled: bool) -> np.ndarray | None:
     """A column as float64 (nullable integers and None become NaN); None when absent/empty.
 
-    compiled: check for all-NaN with the compiled kernel (large inputs).
+    compiled: the compiled print kernel takes the column (it reads a NaN as unknown, one
+    print at a time), so an all-NaN column is passed as is rather than scanned for NaN.
     """
     if name not in frame.columns:
         return None
     values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    empty = all_nan(values) if compiled else bool(np.isnan(values).all())
-    return None if empty else values
+    return None if not compiled and np.isnan(values).all() else values
 
 
 def _utc_ns(column: pd.Series) -> np.ndarray:

@@ -143,27 +143,10 @@ def price_range_py(bits: np.ndarray, size: np.ndarray, lo: int, hi: int) -> tupl
     return True, low, high
 
 
-def all_nan_py(values: np.ndarray, lo: int, hi: int) -> bool:
-    """Whether every value in [lo, hi) is NaN."""
-    for b0 in range(lo, hi, CHECK_BLOCK):
-        known = False
-        for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
-            known |= values[i] == values[i]  # False only for NaN
-        if known:
-            return False
-    return True
-
-
 def is_sorted(ns: np.ndarray) -> bool:
     """Compiled, one part per core: whether ``ns`` never decreases."""
     kernel = _compiled(is_sorted_py)
     return all(run_all([partial(kernel, ns, a, b) for a, b in split(0, ns.shape[0])]))
-
-
-def all_nan(values: np.ndarray) -> bool:
-    """Compiled, one part per core: whether every value is NaN (True when empty)."""
-    kernel = _compiled(all_nan_py)
-    return all(run_all([partial(kernel, values, a, b) for a, b in split(0, values.shape[0])]))
 
 
 def price_range(price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:

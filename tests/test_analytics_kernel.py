@@ -317,7 +317,7 @@ def test_compiled_input_checks_agree_with_numpy(
     bad: float, column: str, at: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from analytics.pipeline import _numpy_price_range
-    from analytics.print_kernel import all_nan, is_sorted, price_range
+    from analytics.print_kernel import is_sorted, price_range
 
     monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 100)
     monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
@@ -333,8 +333,3 @@ def test_compiled_input_checks_agree_with_numpy(
     if at:
         ns[at] = ns[at - 1] - 1
         assert not is_sorted(ns)
-
-    nan = np.full(1_000, np.nan)
-    assert all_nan(nan) and all_nan(nan[:0])
-    nan[at] = bad
-    assert all_nan(nan) == np.isnan(bad)
