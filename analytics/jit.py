@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -125,6 +125,15 @@ def run_all(calls: Sequence[Callable[[], _T]]) -> list[_T]:
         # one call, or called from a pool thread (waiting on the pool there could deadlock)
         return [call() for call in calls]
     return list(_pool().map(_run_in_pool, calls))
+
+
+def start(call: Callable[[], _T]) -> Future[_T]:
+    """``call`` started on the thread pool (on this thread, done, when called from it)."""
+    if getattr(_in_pool, "active", False):
+        done: Future[_T] = Future()
+        done.set_result(call())
+        return done
+    return _pool().submit(_run_in_pool, call)
 
 
 _in_pool = threading.local()

@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_price, row_decimals
-from analytics.jit import run_all
+from analytics.jit import start
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.print_kernel import fill_prints
 from analytics.profile import BLOCK_CELLS, BlockMetrics, Nodes, block_metrics, node_dicts
@@ -353,41 +352,36 @@ def build_frames(
             buy += f_buy
         buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
         traded = volume > 0
-        # independent reductions of the block, on every core at once (numpy releases the
-        # GIL in its loops): sums, the volume_profile rows, row ranges + running profile
-        reductions: list[Any] = run_all(
-            [
-                partial(_block_sums, volume, buy, count),
-                partial(_cells_frame, volume, buy, count, traded, buckets, b0, row_size),
-                partial(_ranges_and_running, volume, traded, run_volume),
-            ]
-        )
-        sums, cells, (lo, hi, cumulative) = reductions
-        minute_volume[r0:r1], minute_buy[r0:r1], minute_count[r0:r1] = sums[:3]
-        if cells is not None:
-            vp_parts.append(cells)
+        # the block's independent reductions run on every core at once (numpy releases the
+        # GIL in its loops): sums and volume_profile rows on the pool while this thread
+        # takes the row ranges and running profile, then the horizons' metrics
+        sums = start(partial(_block_sums, volume, buy, count))
+        cells = start(partial(_cells_frame, volume, buy, count, traded, buckets, b0, row_size))
+        lo, hi, cumulative = _ranges_and_running(volume, traded, run_volume)
         # horizon 1m: each traded minute's own profile; horizon session: the running
         # profile since the open, through the end of each minute
         active = np.flatnonzero(hi >= 0)
         lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
         hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
         started = np.flatnonzero(hi_run >= 0)
-        # the horizons, and the session rows in block_metrics' own row chunks (its results
-        # depend on the chunk a row is in), are computed on every core at once: numpy
-        # releases the GIL in its loops
+        # the session rows go in block_metrics' own row chunks: its results depend on
+        # the chunk a row is in
         make = partial(_horizon_frame, first_bin=b0, row_size=row_size, date=session_date)
-        jobs = [partial(make, "1m", volume, lo, hi, active, buckets, method)]
         chunk = max(1, BLOCK_CELLS // n_bins)
-        jobs += [
-            partial(
-                make, "session", cumulative, lo_run, hi_run, started[k : k + chunk], buckets, method
-            )
-            for k in range(0, started.size, chunk)
+        metrics = [
+            start(partial(make, "session", cumulative, lo_run, hi_run, part, buckets, method))
+            for part in (started[k : k + chunk] for k in range(0, started.size, chunk))
         ]
-        pm_parts += [frame for frame in run_all(jobs) if frame is not None]
+        frames = [make("1m", volume, lo, hi, active, buckets, method)]
+        frames += [job.result() for job in metrics]
+        block_sums = sums.result()
+        minute_volume[r0:r1], minute_buy[r0:r1], minute_count[r0:r1] = block_sums[:3]
+        if (cell_rows := cells.result()) is not None:
+            vp_parts.append(cell_rows)
+        pm_parts += [frame for frame in frames if frame is not None]
         run_volume = cumulative[-1].copy()
-        run_buy += sums[3]
-        run_count += sums[4]
+        run_buy += block_sums[3]
+        run_count += block_sums[4]
         run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
 
     minute_sell = minute_volume - minute_buy
