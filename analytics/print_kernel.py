@@ -12,6 +12,12 @@ Bit-identical to the numpy path: ``np.bincount`` also adds each cell's weights o
 one in input order, the products and the bin rounding are the same float64 operations
 (no fused multiply-add: numba compiles without fast-math), and the float → int
 conversion truncates in both.
+
+A large session's minutes are cut into one part per core (``analytics.jit``), each part
+started from the tick-rule state before its first print (read backwards from the last
+price change); the parts fill disjoint rows, so they run at once and add exactly what
+one pass adds. The input checks of ``compute_session`` (times in order, prices and sizes
+finite and positive with the price range) are compiled passes split the same way.
 """
 
 from __future__ import annotations

@@ -255,12 +255,8 @@ def _horizon_frame(
 
 def _block_sums(volume: np.ndarray, buy: np.ndarray, count: np.ndarray) -> list[np.ndarray]:
     """Per-minute volume, buy, count sums, then per-bin buy and count sums of a block."""
-    return [
-        volume.sum(axis=1),
-        buy.sum(axis=1),
-        count.sum(axis=1),
-        *(buy.sum(axis=0), count.sum(axis=0)),
-    ]
+    per_minute = [grid.sum(axis=1) for grid in (volume, buy, count)]
+    return [*per_minute, buy.sum(axis=0), count.sum(axis=0)]
 
 
 def _cells_frame(

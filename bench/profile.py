@@ -20,8 +20,9 @@ CVD as a data engineer would compute them with DuckDB and with Polars
 (``bench/profile_engines.py``, the optional ``bench`` extra; skipped when it is not
 installed), and one ``np.bincount`` pass over the ticks as the memory-bandwidth floor.
 ``compute_session`` does more than the engines (POC, value area and nodes of every
-minute's and the running session's profile). The engines use every core, compute_session
-one: the notes give each side's CPU time too, the per-core comparison that sizes a
+minute's and the running session's profile). Both sides use every core (compute_session
+runs its compiled passes and independent reductions on a thread pool, analytics/jit.py):
+the notes give each side's CPU time too, the per-core comparison that sizes a
 deployment running one symbol per core.
 
 Every side is reported as the best of several wall-clock runs; the process CPU time of
