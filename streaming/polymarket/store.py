@@ -10,6 +10,7 @@ bids (``yes_bid + no_bid``) and settles them at resolution (1 per winning share)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -76,6 +77,7 @@ class Store:
 
     def __post_init__(self) -> None:
         self._conn: psycopg.AsyncConnection | None = None
+        self._db_lock = asyncio.Lock()
         self._redis: aioredis.Redis | None = None
         self._redis_down_until = 0.0
         self._pending_events: list[EpisodeEvent] = []
@@ -137,45 +139,47 @@ class Store:
         events = self._pending_events + events
         self._pending_events = []
         self._new_ids = []  # episodes / positions inserted by this (uncommitted) flush
-        try:
-            conn = await self._db()
-            async with conn.transaction():
-                if rows:
-                    async with conn.cursor() as cur:
-                        await cur.executemany(_INSERT_PRICE, [_price_params(r, ts) for r in rows])
-                for event in events:
-                    await self._store_event(conn, event)
-                if self.paper and rows:
-                    await self._mark(conn, rows)
-                if new_rejects:
-                    async with conn.cursor() as cur:
-                        await cur.executemany(
-                            _ADD_REJECTS,
-                            [
-                                (ts.date(), src, reason, n, sample, ts)
-                                for src, reason, n, sample in new_rejects
-                            ],
-                        )
-            self._ledger.mark(new_rejects)
-            self.rows_written += len(rows)
-        except (psycopg.Error, OSError) as exc:
-            # the transaction rolled back: forget the ids it handed out and retry every
-            # event and the latest row per market at the next flush (bounded: one row per
-            # market, events only on episode changes)
-            self.db_failures += 1
-            self._retry_rows = {r.market_id: r for r in rows}
-            for item in self._new_ids:
-                if isinstance(item, OpenPosition):
-                    self.positions[item.market_id].remove(item)
-                else:
-                    item.db_id = None
-            self._pending_events = self._backlog(events)
-            log.warning(
-                "polymarket store: database write failed (%s); retrying next flush",
-                exc.__class__.__name__,
-            )
-            if self._conn is not None and self._conn.broken:
-                self._conn = None
+        async with self._db_lock:  # one connection: flush and settle take turns
+            try:
+                conn = await self._db()
+                async with conn.transaction():
+                    if rows:
+                        async with conn.cursor() as cur:
+                            params = [_price_params(r, ts) for r in rows]
+                            await cur.executemany(_INSERT_PRICE, params)
+                    for event in events:
+                        await self._store_event(conn, event)
+                    if self.paper and rows:
+                        await self._mark(conn, rows)
+                    if new_rejects:
+                        async with conn.cursor() as cur:
+                            await cur.executemany(
+                                _ADD_REJECTS,
+                                [
+                                    (ts.date(), src, reason, n, sample, ts)
+                                    for src, reason, n, sample in new_rejects
+                                ],
+                            )
+                self._ledger.mark(new_rejects)
+                self.rows_written += len(rows)
+            except (psycopg.Error, OSError) as exc:
+                # the transaction rolled back: forget the ids it handed out and retry every
+                # event and the latest row per market at the next flush (bounded: one row per
+                # market, events only on episode changes)
+                self.db_failures += 1
+                self._retry_rows = {r.market_id: r for r in rows}
+                for item in self._new_ids:
+                    if isinstance(item, OpenPosition):
+                        self.positions[item.market_id].remove(item)
+                    else:
+                        item.db_id = None
+                self._pending_events = self._backlog(events)
+                log.warning(
+                    "polymarket store: database write failed (%s); retrying next flush",
+                    exc.__class__.__name__,
+                )
+                if self._conn is not None and self._conn.broken:
+                    self._conn = None
         await self._publish(rows, events, markets, ts)
 
     def _backlog(self, events: list[EpisodeEvent]) -> list[EpisodeEvent]:
@@ -292,33 +296,34 @@ class Store:
         """Resolve open paper positions whose market resolved: 1 per winning share."""
         if not self.paper:
             return 0
-        try:
-            conn = await self._db()
-            async with conn.transaction():
-                cur = await conn.execute(
-                    f"select p.id, p.market_id, p.yes_qty, p.no_qty,"
-                    f" coalesce(p.entry_cost, 0) + coalesce(p.fees_paid, 0), m.resolution"
-                    f" from {Table.BINARY_POSITIONS} p join {Table.BINARY_MARKETS} m"
-                    f" on m.market_id = p.market_id"
-                    f" where p.status = 'open' and m.status = 'resolved'"
-                )
-                settled = await cur.fetchall()
-                for pid, market_id, yes_qty, no_qty, cost, resolution in settled:
-                    value = settlement_value(yes_qty, no_qty, resolution)
-                    await conn.execute(
-                        f"update {Table.BINARY_POSITIONS} set status = 'resolved',"
-                        " resolution = %s, resolved_at = now(), mark_value = %s,"
-                        " profit_loss = %s where id = %s",
-                        (resolution, value, value - cost, pid),
+        async with self._db_lock:  # one connection: flush and settle take turns
+            try:
+                conn = await self._db()
+                async with conn.transaction():
+                    cur = await conn.execute(
+                        f"select p.id, p.market_id, p.yes_qty, p.no_qty,"
+                        f" coalesce(p.entry_cost, 0) + coalesce(p.fees_paid, 0), m.resolution"
+                        f" from {Table.BINARY_POSITIONS} p join {Table.BINARY_MARKETS} m"
+                        f" on m.market_id = p.market_id"
+                        f" where p.status = 'open' and m.status = 'resolved'"
                     )
-                    self.positions[market_id] = [
-                        p for p in self.positions.get(market_id, []) if p.id != pid
-                    ]
-            return len(settled)
-        except (psycopg.Error, OSError) as exc:
-            log.warning("polymarket store: settlement failed (%s)", exc.__class__.__name__)
-            self._conn = None if self._conn is not None and self._conn.broken else self._conn
-            return 0
+                    settled = await cur.fetchall()
+                    for pid, market_id, yes_qty, no_qty, cost, resolution in settled:
+                        value = settlement_value(yes_qty, no_qty, resolution)
+                        await conn.execute(
+                            f"update {Table.BINARY_POSITIONS} set status = 'resolved',"
+                            " resolution = %s, resolved_at = now(), mark_value = %s,"
+                            " profit_loss = %s where id = %s",
+                            (resolution, value, value - cost, pid),
+                        )
+                        self.positions[market_id] = [
+                            p for p in self.positions.get(market_id, []) if p.id != pid
+                        ]
+                return len(settled)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("polymarket store: settlement failed (%s)", exc.__class__.__name__)
+                self._conn = None if self._conn is not None and self._conn.broken else self._conn
+                return 0
 
     # --- redis ----------------------------------------------------------------------
     async def _publish(
