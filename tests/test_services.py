@@ -143,10 +143,11 @@ def test_embedded_servers_stay_on_loopback_whatever_the_dashboard_binds(tmp_path
     assert services.redis.host == "127.0.0.1"
 
 
-def test_stale_redis_address_file_never_targets_another_process(tmp_path: Path) -> None:
+def test_stale_redis_address_file_never_targets_another_process(service_home: Path) -> None:
     """Found in review: ``redis.addr`` is trusted by pid alone. After a reboot (or a crash)
     its pid may belong to an unrelated process: ``start`` then "adopted" a port nothing
     listens on, and ``stop`` sent that process SIGTERM."""
+    tmp_path = service_home  # reachable by the service account: nothing is relocated
     import subprocess
     import sys
 
