@@ -380,27 +380,13 @@ def build_frames(
         run_count += block_sums[4]
         run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
 
-    minute_sell = minute_volume - minute_buy
-    session_start = np.zeros(n_minutes, dtype=bool)
-    session_start[0] = True  # the grid starts at the session open: cvd restarts here
-    order_flow = order_flow_frame(
-        first_minute + pd.to_timedelta(np.arange(n_minutes), unit="min"),
-        minute_buy,
-        minute_sell,
-        minute_count,
-        session_start=session_start,
-        cvd_total_before=cvd_total_before,
-    )
-    span = slice(run_lo, run_hi + 1)
-    session_profile = pd.DataFrame(
-        {
-            "price_level": bin_price(np.arange(b0 + run_lo, b0 + run_hi + 1), row_size),
-            "total_volume": run_volume[span],
-            "buy_volume": run_buy[span],
-            "sell_volume": run_volume[span] - run_buy[span],
-            "trade_count": run_count[span],
-        },
-        columns=list(SESSION_PROFILE_COLUMNS),
+    order_flow, session_profile = flow_and_session_profile(
+        first_minute,
+        (minute_volume, minute_buy, minute_count),
+        cvd_total_before,
+        (run_volume, run_buy, run_count, run_lo, run_hi),
+        b0,
+        row_size,
     )
     if vp_parts:
         volume_profile = pd.concat(vp_parts, ignore_index=True)
@@ -412,3 +398,43 @@ def build_frames(
     else:
         metrics = empty_frames(state).profile_metrics
     return GridFrames(volume_profile, metrics, order_flow, session_profile, state)
+
+
+def flow_and_session_profile(
+    first_minute: pd.Timestamp,
+    minutes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cvd_total_before: float,
+    running: tuple[np.ndarray, np.ndarray, np.ndarray, int, int],
+    first_bin: int,
+    row_size: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The order flow of the grid's minutes (volume, buy, count per minute) and the whole
+    session's profile from the running sums (volume, buy, count per bin, traded bin range);
+    shared by the full computation and the incremental resume."""
+    minute_volume, minute_buy, minute_count = minutes
+    run_volume, run_buy, run_count, run_lo, run_hi = running
+    n_minutes = minute_volume.shape[0]
+    session_start = np.zeros(n_minutes, dtype=bool)
+    session_start[0] = True  # the grid starts at the session open: cvd restarts here
+    order_flow = order_flow_frame(
+        first_minute + pd.to_timedelta(np.arange(n_minutes), unit="min"),
+        minute_buy,
+        minute_volume - minute_buy,
+        minute_count,
+        session_start=session_start,
+        cvd_total_before=cvd_total_before,
+    )
+    span = slice(run_lo, run_hi + 1)
+    session_profile = pd.DataFrame(
+        {
+            "price_level": bin_price(
+                np.arange(first_bin + run_lo, first_bin + run_hi + 1), row_size
+            ),
+            "total_volume": run_volume[span],
+            "buy_volume": run_buy[span],
+            "sell_volume": run_volume[span] - run_buy[span],
+            "trade_count": run_count[span],
+        },
+        columns=list(SESSION_PROFILE_COLUMNS),
+    )
+    return order_flow, session_profile

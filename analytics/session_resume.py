@@ -26,18 +26,18 @@ import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_index, bin_price
-from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
+from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
 from analytics.profile import BlockMetrics, Nodes, block_metrics
 from analytics.session_grid import (
     GRID_CELLS,
     NS_PER_MINUTE,
-    SESSION_PROFILE_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
     GridShape,
     _metrics_frame,
     _row_ranges,
     empty_frames,
+    flow_and_session_profile,
 )
 
 __all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
@@ -259,27 +259,13 @@ def _frames_from_cells(
         run_count += count.sum(axis=0)
         run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
 
-    minute_sell = minute_volume - minute_buy
-    session_start = np.zeros(n_minutes, dtype=bool)
-    session_start[0] = True
-    order_flow = order_flow_frame(
-        first_minute + pd.to_timedelta(np.arange(n_minutes), unit="min"),
-        minute_buy,
-        minute_sell,
-        minute_count,
-        session_start=session_start,
-        cvd_total_before=cvd_total_before,
-    )
-    span = slice(run_lo, run_hi + 1)
-    session_profile = pd.DataFrame(
-        {
-            "price_level": bin_price(np.arange(b0 + run_lo, b0 + run_hi + 1), row_size),
-            "total_volume": run_volume[span],
-            "buy_volume": run_buy[span],
-            "sell_volume": run_volume[span] - run_buy[span],
-            "trade_count": run_count[span],
-        },
-        columns=list(SESSION_PROFILE_COLUMNS),
+    order_flow, session_profile = flow_and_session_profile(
+        first_minute,
+        (minute_volume, minute_buy, minute_count),
+        cvd_total_before,
+        (run_volume, run_buy, run_count, run_lo, run_hi),
+        b0,
+        row_size,
     )
     first_changed = None
     if stored is not None:
