@@ -59,17 +59,12 @@ def request_of(config: BacktestConfig, first_day: date, last_day: date) -> Reque
     from core.settings import get_settings
 
     s = get_settings()
-    account = Account(
+    account = Account.from_settings(
+        s,
         capital=config.capital,
         risk_pct=config.risk_pct,
-        default_risk_pct=s.risk_per_trade_pct,
         costs=Costs(config.slippage_bps, config.commission_per_share, config.commission_per_order),
-        max_positions=config.max_positions or s.max_positions,
-        max_daily_loss_pct=s.max_daily_loss_pct,
-        min_balance=s.min_account_balance,
-        max_order_qty=s.max_order_qty,
-        max_order_notional=s.max_order_notional,
-        max_price_age_s=s.order_max_price_age_seconds,
+        max_positions=config.max_positions,
         shorting=config.shorting,
         exit_at_session_close=config.exit_at_session_close,
     )

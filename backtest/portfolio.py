@@ -27,6 +27,7 @@ from backtest.fills import Candles, Costs, Fill, entry_index, fill_trade
 from backtest.prints import Prints, first_touch
 from backtest.signals import Signal
 from core.contracts import Side
+from core.settings import Settings
 from streaming.engine.gates import (
     AccountView,
     Limits,
@@ -58,6 +59,34 @@ class Account:
     max_price_age_s: float = 120.0
     shorting: bool = True
     exit_at_session_close: bool = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        capital: float,
+        risk_pct: float | None,
+        costs: Costs,
+        max_positions: int | None,
+        shorting: bool,
+        exit_at_session_close: bool,
+    ) -> Account:
+        """A run's own choices over the trader's limits from the settings, as live uses them."""
+        return cls(
+            capital=capital,
+            risk_pct=risk_pct,
+            default_risk_pct=settings.risk_per_trade_pct,
+            costs=costs,
+            max_positions=max_positions or settings.max_positions,
+            max_daily_loss_pct=settings.max_daily_loss_pct,
+            min_balance=settings.min_account_balance,
+            max_order_qty=settings.max_order_qty,
+            max_order_notional=settings.max_order_notional,
+            max_price_age_s=settings.order_max_price_age_seconds,
+            shorting=shorting,
+            exit_at_session_close=exit_at_session_close,
+        )
 
 
 @dataclass(frozen=True)

@@ -132,17 +132,12 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("marketflow.backtest")
     s = get_settings()
-    account = Account(
+    account = Account.from_settings(
+        s,
         capital=args.capital,
         risk_pct=args.risk,
-        default_risk_pct=s.risk_per_trade_pct,
         costs=Costs(args.slippage, args.commission, args.commission_order),
-        max_positions=args.max_positions or s.max_positions,
-        max_daily_loss_pct=s.max_daily_loss_pct,
-        min_balance=s.min_account_balance,
-        max_order_qty=s.max_order_qty,
-        max_order_notional=s.max_order_notional,
-        max_price_age_s=s.order_max_price_age_seconds,
+        max_positions=args.max_positions,
         shorting=not args.no_shorts,
         exit_at_session_close=args.session_close,
     )
