@@ -5,44 +5,31 @@ engines on one database (docs/trading-safety.md)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
 import pytest
 import redis.asyncio as aioredis
 from fakes.engine_rows import symbol_ids
-from fakes.fake_alpaca_trading import FakeTrading, account, position
-from fakes.loop_thread import LoopThread
+from fakes.fake_alpaca_trading import account, position
 from test_engine_loop import NOW, seed_aapl
-from test_engine_trader import intent, orders, process, switch_off, trading_settings
+from test_engine_trader import (  # the fixtures with the helpers: one local trading server
+    conn,
+    fake,
+    intent,
+    loop_thread,
+    orders,
+    process,
+    switch_off,
+    trading_settings,
+)
 
 from analytics.risk import cap_shares, within_caps
 from streaming.engine.loop import Engine
 from streaming.engine.trader import Trader
 from streaming.providers.alpaca.execution import is_live_url, make_client
 
-__all__ = ["switch_off"]  # autouse: orders go out only while the switch reads "off"
-
-
-@pytest.fixture(scope="module")
-def loop_thread() -> Iterator[LoopThread]:
-    lt = LoopThread()
-    yield lt
-    lt.close()
-
-
-@pytest.fixture
-def fake(loop_thread: LoopThread) -> Iterator[FakeTrading]:
-    server = loop_thread.run(FakeTrading().start())
-    yield server
-    loop_thread.run(server.stop())
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
+__all__ = ["conn", "fake", "loop_thread", "switch_off"]  # fixtures; switch_off is autouse
 
 
 def reasons(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
