@@ -30,7 +30,7 @@ from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
 from analytics.jit import use_compiled
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.print_kernel import is_sorted, price_range
+from analytics.print_kernel import check_prints
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
@@ -376,7 +376,10 @@ def _prepare_ticks(
     side, bid, ask = (_float_column(ticks, c, compiled) for c in ("side", "bid", "ask"))
     optional = [side, bid, ask]
 
-    in_order = is_sorted(ns) if compiled else ns.size < 2 or bool((ns[1:] >= ns[:-1]).all())
+    # compiled: order, validity and price range in one read of the columns; when that
+    # finds a fault (rare: bad prints, or times out of order), numpy tells which
+    checked = check_prints(ns, price, size) if compiled else None
+    in_order = checked is not None or ns.size < 2 or bool((ns[1:] >= ns[:-1]).all())
     if not in_order:
         # stable: prints at the same instant keep their arrival order (the tick rule needs it)
         order = np.argsort(ns, kind="stable")
@@ -386,12 +389,19 @@ def _prepare_ticks(
     _count(rejected, "bad_time", nat)
     start, stop = np.searchsorted(ns, [max(open_ns, np.iinfo(np.int64).min + 1), close_ns])
     _count(rejected, "outside_session", ns.size - nat - (stop - start))
+    # a passed check covered exactly these prints when none was cut off
+    whole = checked is not None and (start, stop) == (0, ns.size)
     window = slice(int(start), int(stop))
     ns, price, size = ns[window], price[window], size[window]
     optional = [None if a is None else a[window] for a in optional]
 
     if ns.size:
-        valid = price_range(price, size) if compiled else _numpy_price_range(price, size)
+        if whole:
+            valid = checked
+        elif compiled:
+            valid = check_prints(ns, price, size)
+        else:
+            valid = _numpy_price_range(price, size)
         if valid is not None:
             side, bid, ask = optional
             return _TickArrays(ns, price, size, side, bid, ask, price_range=valid)

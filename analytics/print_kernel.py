@@ -17,7 +17,7 @@ A large session's minutes are cut into one part per core (``analytics.jit``), ea
 started from the tick-rule state before its first print (read backwards from the last
 price change); the parts fill disjoint rows, so they run at once and add exactly what
 one pass adds. The input checks of ``compute_session`` (times in order, prices and sizes
-finite and positive with the price range) are compiled passes split the same way.
+finite and positive with the price range) are one compiled pass split the same way.
 """
 
 from __future__ import annotations
@@ -117,51 +117,44 @@ def tick_state_py(
     return price[stop - 1], sign
 
 
-def is_sorted_py(ns: np.ndarray, lo: int, hi: int) -> bool:
-    """Whether ns[i - 1] <= ns[i] for every i in [max(lo, 1), hi)."""
-    # blocks without an early exit inside: the compiled compares then run as SIMD
-    for b0 in range(max(lo, 1), hi, CHECK_BLOCK):
-        back = False
-        for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
-            back |= ns[i] < ns[i - 1]
-        if back:
-            return False
-    return True
+def check_prints_py(
+    ns: np.ndarray, bits: np.ndarray, size: np.ndarray, lo: int, hi: int
+) -> tuple[bool, int, int]:
+    """(prints [lo, hi) are in time order with every price and size finite and > 0,
+    lowest, highest price's bits); the order check includes ns[lo - 1] <= ns[lo].
 
-
-def price_range_py(bits: np.ndarray, size: np.ndarray, lo: int, hi: int) -> tuple[bool, int, int]:
-    """(every price and size in [lo, hi) finite and > 0, lowest, highest price's bits).
-
-    bits: the prices' float64 bit patterns as int64. Positive finite doubles are exactly
-    the patterns in (0, +inf's), and they order like their patterns: integer compares
-    and min/max, which compile to SIMD (float min/max do not, because of NaN).
+    bits/size: the prices' and sizes' float64 bit patterns as int64. Positive finite
+    doubles are exactly the patterns in (0, +inf's), and they order like their patterns:
+    integer compares and min/max, which compile to SIMD (float min/max do not, because of
+    NaN). The first block with a fault ends the scan.
     """
     low, high = FINITE_BITS, 0
     for b0 in range(lo, hi, CHECK_BLOCK):
-        bad = False
+        fault = False
         for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
             p, s = bits[i], size[i]
-            bad |= (p <= 0) | (p >= FINITE_BITS) | (s <= 0) | (s >= FINITE_BITS)
+            fault |= (p <= 0) | (p >= FINITE_BITS) | (s <= 0) | (s >= FINITE_BITS)
             low = min(low, p)
             high = max(high, p)
-        if bad:
+            if i > 0:
+                fault |= ns[i] < ns[i - 1]
+        if fault:
             return False, low, high
     return True, low, high
 
 
-def is_sorted(ns: np.ndarray) -> bool:
-    """Compiled, one part per core: whether ``ns`` never decreases."""
-    kernel = _compiled(is_sorted_py)
-    return all(run_all([partial(kernel, ns, a, b) for a, b in split(0, ns.shape[0])]))
-
-
-def price_range(price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
-    """Compiled, one part per core: (lowest, highest) price when every price and size is
-    finite and positive, else None (the caller then counts the bad rows)."""
-    kernel = _compiled(price_range_py)
+def check_prints(ns: np.ndarray, price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
+    """Compiled, one part per core, one read of each column: (lowest, highest) price when
+    the times never decrease and every price and size is finite and positive; None
+    otherwise (the caller then sorts and counts the bad rows with numpy)."""
+    if price.shape[0] == 0:
+        return None
+    kernel = _compiled(check_prints_py)
     bits, size_bits = price.view(np.int64), size.view(np.int64)
-    parts = run_all([partial(kernel, bits, size_bits, a, b) for a, b in split(0, bits.shape[0])])
-    if not parts or not all(ok for ok, _, _ in parts):
+    parts = run_all(
+        [partial(kernel, ns, bits, size_bits, a, b) for a, b in split(0, bits.shape[0])]
+    )
+    if not all(part[0] for part in parts):
         return None
     extremes = np.array([min(p[1] for p in parts), max(p[2] for p in parts)], dtype=np.int64)
     low, high = extremes.view(np.float64).tolist()

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.jit import use_compiled
+from analytics.node_kernel import scan_runs
 from analytics.value_area_kernel import walk_rows
 
 VALUE_AREA_SHARE = 0.70
@@ -129,15 +131,12 @@ def block_metrics(
         part = slice(first, min(first + chunk, n_rows))
         v, plo, phi = volumes[part], lo[part], hi[part]
         v, shift = _align(v, plo, phi)
+        v = np.ascontiguousarray(v)
         plo, phi = plo - shift, phi - shift
         total = v.sum(axis=1)
         poc = poc_columns(v, plo, phi)
         val, vah = value_area_columns(v, plo, phi, poc, method, total=total)
-        cols = np.arange(v.shape[1])[None, :]
-        in_range = (cols >= plo[:, None]) & (cols <= phi[:, None])
-        mean = (total / (phi - plo + 1))[:, None]
-        lvn = node_runs(in_range & (v < LVN_FACTOR * mean))
-        hvn = node_runs(in_range & (v > HVN_FACTOR * mean))
+        lvn, hvn = _nodes(v, plo, phi, total / (phi - plo + 1))
         totals.append(total)
         pocs.append(poc + shift)
         vals.append(val + shift)
@@ -155,6 +154,23 @@ def block_metrics(
         vah=np.concatenate(vahs),
         lvns=_concat_nodes(lvn_parts),
         hvns=_concat_nodes(hvn_parts),
+    )
+
+
+def _nodes(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, mean: np.ndarray) -> tuple[Nodes, Nodes]:
+    """LVN and HVN runs of each row over its [lo, hi] range; mean: its mean bin volume."""
+    low_limit, high_limit = LVN_FACTOR * mean, HVN_FACTOR * mean
+    if use_compiled(v.size):
+        low_runs, high_runs = scan_runs(v, lo, hi, low_limit, high_limit)
+        return (
+            Nodes(low_runs[:, 0], low_runs[:, 1], low_runs[:, 2]),
+            Nodes(high_runs[:, 0], high_runs[:, 1], high_runs[:, 2]),
+        )
+    cols = np.arange(v.shape[1])[None, :]
+    in_range = (cols >= lo[:, None]) & (cols <= hi[:, None])
+    return (
+        node_runs(in_range & (v < low_limit[:, None])),
+        node_runs(in_range & (v > high_limit[:, None])),
     )
 
 

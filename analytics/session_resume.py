@@ -38,6 +38,7 @@ from analytics.session_grid import (
     _row_ranges,
     empty_frames,
     flow_and_session_profile,
+    running_volume,
 )
 
 __all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
@@ -224,7 +225,7 @@ def _frames_from_cells(
         buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
 
         traded = volume > 0
-        rows, cols = np.nonzero(traded | (count > 0))
+        rows, cols = np.divmod(np.flatnonzero(traded | (count > 0)), n_bins)
         if rows.size:
             cell_volume = volume[rows, cols]
             cell_buy = buy[rows, cols]
@@ -246,8 +247,7 @@ def _frames_from_cells(
         if active.size:
             m1 = block_metrics(volume[active], lo[active], hi[active], method)
             pm_parts.append(("1m", buckets[active], m1))
-        cumulative = np.cumsum(volume, axis=0)
-        cumulative += run_volume
+        cumulative = running_volume(volume, run_volume)
         lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
         hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
         started = np.flatnonzero(hi_run >= 0)

@@ -19,13 +19,19 @@ import pytest
 import analytics.jit
 import analytics.pipeline
 import analytics.print_kernel
+import analytics.profile
 import analytics.value_area_kernel
 from analytics.aggressor import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
 
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL_MODULES = (analytics.pipeline, analytics.print_kernel, analytics.value_area_kernel)
+KERNEL_MODULES = (
+    analytics.pipeline,
+    analytics.print_kernel,
+    analytics.profile,
+    analytics.value_area_kernel,
+)
 PATHS = {"compiled": True, "numpy": False}  # what use_compiled answers for each path
 
 
@@ -270,6 +276,41 @@ def test_value_area_kernel_compiled_equals_its_source_and_its_numpy_twin(
     assert (lo <= val).all() and (val <= poc).all() and (poc <= vah).all() and (vah <= hi).all()
 
 
+def test_node_kernel_finds_the_runs_of_the_numpy_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LVN/HVN runs: compiled scan, its uncompiled source and the boolean-grid form agree,
+    including runs that touch a row's range edges and rows of one bin."""
+    from analytics.node_kernel import scan_runs_py
+    from analytics.profile import block_metrics
+
+    rng = np.random.default_rng(5)
+    volumes = rng.gamma(0.5, 30.0, (300, 70)) * (rng.random((300, 70)) < 0.7)
+    lo = rng.integers(0, 35, 300)
+    hi = np.maximum(lo, rng.integers(20, 70, 300))
+    hi[:5] = lo[:5]  # one-bin profiles
+    cols = np.arange(70)[None, :]
+    volumes[(cols < lo[:, None]) | (cols > hi[:, None])] = 0.0
+    volumes[np.arange(300), lo] += 1.0
+    volumes[np.arange(300), hi] += 1.0
+    blocks = {}
+    for path in PATHS:
+        choose(monkeypatch, path, analytics.profile, analytics.value_area_kernel)
+        blocks[path] = block_metrics(volumes, lo, hi)
+    for kind in ("lvns", "hvns"):
+        got, want = getattr(blocks["compiled"], kind), getattr(blocks["numpy"], kind)
+        for field in ("row", "start", "end"):
+            assert np.array_equal(getattr(got, field), getattr(want, field)), (kind, field)
+    assert blocks["compiled"].lvns.row.size > 100 and blocks["compiled"].hvns.row.size > 100
+
+    mean = volumes.sum(axis=1) / (hi - lo + 1)
+    low_runs, high_runs = np.empty((10_000, 3), np.int64), np.empty((10_000, 3), np.int64)
+    n_low, n_high = scan_runs_py(
+        volumes.ravel(), 70, lo, hi, 0.3 * mean, 1.5 * mean, low_runs, high_runs
+    )
+    lvns, hvns = blocks["compiled"].lvns, blocks["compiled"].hvns
+    assert np.array_equal(low_runs[:n_low], np.stack([lvns.row, lvns.start, lvns.end], axis=1))
+    assert np.array_equal(high_runs[:n_high], np.stack([hvns.row, hvns.start, hvns.end], axis=1))
+
+
 @pytest.mark.parametrize("method", ["single", "dual"])
 def test_compute_session_is_the_same_on_both_paths(
     method: str, monkeypatch: pytest.MonkeyPatch
@@ -317,19 +358,21 @@ def test_compiled_input_checks_agree_with_numpy(
     bad: float, column: str, at: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from analytics.pipeline import _numpy_price_range
-    from analytics.print_kernel import is_sorted, price_range
+    from analytics.print_kernel import check_prints
 
     monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 100)
     monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
     rng = np.random.default_rng(at)
     values = {"price": rng.uniform(1.0, 2.0, 1_000), "size": rng.uniform(1.0, 9.0, 1_000)}
     values[column][at] = bad
+    ns = np.sort(rng.integers(0, 50, 1_000))
     expected = _numpy_price_range(values["price"], values["size"])
-    assert price_range(values["price"], values["size"]) == expected
+    assert check_prints(ns, values["price"], values["size"]) == expected
     assert (expected is None) == (bad != 5e-324)
 
-    ns = np.sort(rng.integers(0, 50, 1_000))
-    assert is_sorted(ns) and is_sorted(ns[:0]) and is_sorted(ns[:1])
+    good = np.ones(1_000)
+    assert check_prints(ns[:0], good[:0], good[:0]) is None
+    assert check_prints(ns[:1], good[:1], good[:1]) == (1.0, 1.0)
     if at:
         ns[at] = ns[at - 1] - 1
-        assert not is_sorted(ns)
+        assert check_prints(ns, good, good) is None  # out of order, wherever it is
