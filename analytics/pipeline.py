@@ -28,15 +28,17 @@ import pandas as pd
 from analytics.aggressor import SESSION_START, AggressorState
 from analytics.bins import bin_index
 from analytics.candle_fallback import spread_bars
+from analytics.grid_frames import (
+    PROFILE_METRICS_COLUMNS,
+    SESSION_PROFILE_COLUMNS,
+    VOLUME_PROFILE_COLUMNS,
+)
 from analytics.jit import use_compiled
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.print_kernel import check_prints
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
-    PROFILE_METRICS_COLUMNS,
-    SESSION_PROFILE_COLUMNS,
-    VOLUME_PROFILE_COLUMNS,
     Entries,
     GridShape,
     Prints,
@@ -156,7 +158,7 @@ def compute_session(
     prints = Prints(
         arrays.price, arrays.size, arrays.side, arrays.bid, arrays.ask, tick_starts, row_size
     )
-    grid = build_frames(
+    grid, state_after = build_frames(
         prints,
         bars.entries(shape),
         shape,
@@ -172,7 +174,7 @@ def compute_session(
         profile_metrics=grid.profile_metrics,
         order_flow=grid.order_flow,
         session_profile=grid.session_profile,
-        aggressor_state=grid.aggressor_state,
+        aggressor_state=state_after,
         rejected=rejected,
     )
 

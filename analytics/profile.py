@@ -2,15 +2,17 @@
 
 A profile is a dense array of bin volumes covering every bin from its lowest to its highest
 traded bin, empty bins included. The functions work on a block of profiles at once (rows ×
-bins with a per-row [lo, hi] range) so the per-minute and running-session horizons are a
-handful of numpy calls rather than a Python loop per minute; the one-profile helpers call
-the same block code, so there is one implementation of each rule.
+bins with a per-row [lo, hi] range), and on a session's running profiles (the sum of a
+grid's rows so far) without laying them out as a grid. Large blocks go to one compiled
+pass per profile (``analytics.profile_kernel``); small ones take the numpy form here, which
+gives the same numbers (``analytics.jit`` says which runs when). The one-profile helpers
+call the same block code, so there is one implementation of each rule.
 
 Value-area walk: from the POC the walk compares the next item below with the next item
 above and takes the larger (tie → below) until it holds 70 % of the volume; an item is a
 single bin (``"single"``) or the sum of the next two bins (``"dual"``, the Dalton/CBOT TPO
-rule). It is the one rule that stays a loop, compiled (``analytics.value_area_kernel``):
-each row's walk stops where it reaches 70 %, which no vectorised form can know in advance.
+rule). The total is the bins added one by one from the lowest, so it does not depend on
+how wide a block the profile sits in.
 """
 
 from __future__ import annotations
@@ -20,12 +22,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.jit import use_compiled
-from analytics.node_kernel import scan_runs
-from analytics.value_area_kernel import walk_rows
+from analytics.profile_kernel import (
+    HVN_FACTOR,
+    LVN_FACTOR,
+    VALUE_AREA_SHARE,
+    VALUE_AREA_SLACK,
+    profile_rows,
+)
+from analytics.value_area import walk_rows
 
-VALUE_AREA_SHARE = 0.70
-LVN_FACTOR = 0.3  # LVN: bin volume < 0.3 × mean bin volume over the profile's range
-HVN_FACTOR = 1.5  # HVN: bin volume > 1.5 × mean
+__all__ = [
+    "HVN_FACTOR",
+    "LVN_FACTOR",
+    "METHODS",
+    "VALUE_AREA_SHARE",
+    "BlockMetrics",
+    "Nodes",
+    "ProfileMetrics",
+    "block_metrics",
+    "check_method",
+    "grid_metrics",
+    "metrics_of",
+    "node_dicts",
+    "running_metrics",
+    "running_volume",
+]
+
 METHODS = ("single", "dual")
 # rows × bins handled per numpy block: bounds memory on wide profiles (cheap rows) while
 # keeping the per-call overhead negligible on narrow ones
@@ -87,9 +109,9 @@ def value_area_columns(
     check_method(method)
     volumes = np.ascontiguousarray(volumes, dtype=np.float64)
     if total is None:
-        total = volumes.sum(axis=1)
+        total = _totals(volumes)
     # what the walk must add to the POC; 70 % exactly counts as reached (float tolerance)
-    needed = share * total - 1e-9 * total - volumes[np.arange(volumes.shape[0]), poc]
+    needed = share * total - VALUE_AREA_SLACK * total - volumes[np.arange(volumes.shape[0]), poc]
     return walk_rows(volumes, lo, hi, poc, needed, method == "dual")
 
 
@@ -118,6 +140,99 @@ def block_metrics(
     hi = np.asarray(hi, dtype=np.int64)
     if volumes.ndim != 2 or volumes.shape[0] != lo.shape[0] or lo.shape != hi.shape:
         raise ValueError("volumes must be rows × bins with one lo/hi per row")
+    return grid_metrics(volumes, np.arange(volumes.shape[0]), lo, hi, method)
+
+
+def grid_metrics(
+    grid: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str
+) -> BlockMetrics:
+    """Metrics of the profiles ``grid[rows[k]]`` over [lo[k], hi[k]], without copying the
+    rows out of the grid; node rows are the positions k in ``rows``."""
+    if rows.shape[0] and use_compiled(rows.shape[0] * grid.shape[1]):
+        grid = np.ascontiguousarray(grid, dtype=np.float64)
+        return _from_kernel(*profile_rows(grid, rows, lo, hi, method == "dual"))
+    return _numpy_metrics(grid[rows], lo, hi, method)
+
+
+def running_metrics(
+    grid: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    before: tuple[np.ndarray, int, int],
+    method: str,
+) -> tuple[BlockMetrics, int, tuple[np.ndarray, int, int]]:
+    """Metrics of the running profile through each row of ``grid``, whose rows' traded
+    column ranges are [lo, hi] (n_cols, -1 for a row without volume).
+
+    before: the running profile before the first row, with its lowest and highest traded
+    column (n_cols, -1 while empty). Profiles start at the first row with volume so far.
+    Returns (their metrics, node rows counting from that row; the row's index; the
+    running profile after the last row, as ``before``).
+    """
+    before_volume, before_lo, before_hi = before
+    lo_run = np.minimum.accumulate(np.minimum(lo, before_lo))
+    hi_run = np.maximum.accumulate(np.maximum(hi, before_hi))
+    first = int(np.count_nonzero(hi_run < 0))  # hi_run never decreases
+    rows = np.arange(first, grid.shape[0])
+    last = (int(lo_run[-1]), int(hi_run[-1])) if hi_run.size else (before_lo, before_hi)
+    if rows.size and use_compiled(grid.size):
+        after = before_volume.copy()
+        kernel = profile_rows(
+            np.ascontiguousarray(grid, dtype=np.float64),
+            rows,
+            lo_run[first:],
+            hi_run[first:],
+            method == "dual",
+            running=after,
+            add=(lo[first:], hi[first:]),
+        )
+        return _from_kernel(*kernel), first, (after, *last)
+    cumulative = running_volume(grid, before_volume)
+    after = cumulative[-1].copy() if grid.shape[0] else before_volume.copy()
+    metrics = _numpy_metrics(cumulative[first:], lo_run[first:], hi_run[first:], method)
+    return metrics, first, (after, *last)
+
+
+def running_volume(volume: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Each row's running profile: ``before`` plus the rows so far, added a row at a time
+    (the kernel's order; numpy's cumulative sum down the columns of a C-ordered grid
+    strides across memory and costs about eight times more)."""
+    cumulative = np.empty_like(volume)
+    previous = before
+    for r in range(volume.shape[0]):
+        np.add(previous, volume[r], out=cumulative[r])
+        previous = cumulative[r]
+    return cumulative
+
+
+def _from_kernel(total: np.ndarray, columns: np.ndarray, runs: np.ndarray) -> BlockMetrics:
+    low = runs[:, 0] == 0
+
+    def nodes(kind: np.ndarray) -> Nodes:
+        picked = runs[kind]
+        return Nodes(picked[:, 1].copy(), picked[:, 2].copy(), picked[:, 3].copy())
+
+    return BlockMetrics(
+        total=total,
+        poc=columns[:, 0].copy(),
+        val=columns[:, 1].copy(),
+        vah=columns[:, 2].copy(),
+        lvns=nodes(low),
+        hvns=nodes(~low),
+    )
+
+
+def _totals(volumes: np.ndarray) -> np.ndarray:
+    """Each row's bins added one by one from the lowest column (the kernel's order)."""
+    if volumes.shape[1] == 0:
+        return np.zeros(volumes.shape[0])
+    return np.cumsum(volumes, axis=1)[:, -1].copy()
+
+
+def _numpy_metrics(
+    volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str
+) -> BlockMetrics:
+    """The numpy form of every rule, in row chunks of ``BLOCK_CELLS`` cells."""
     n_rows, n_cols = volumes.shape
     if n_rows == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -133,10 +248,14 @@ def block_metrics(
         v, shift = _align(v, plo, phi)
         v = np.ascontiguousarray(v)
         plo, phi = plo - shift, phi - shift
-        total = v.sum(axis=1)
+        total = _totals(v)
         poc = poc_columns(v, plo, phi)
         val, vah = value_area_columns(v, plo, phi, poc, method, total=total)
-        lvn, hvn = _nodes(v, plo, phi, total / (phi - plo + 1))
+        mean = (total / (phi - plo + 1))[:, None]
+        cols = np.arange(v.shape[1])[None, :]
+        in_range = (cols >= plo[:, None]) & (cols <= phi[:, None])
+        lvn = node_runs(in_range & (v < LVN_FACTOR * mean))
+        hvn = node_runs(in_range & (v > HVN_FACTOR * mean))
         totals.append(total)
         pocs.append(poc + shift)
         vals.append(val + shift)
@@ -154,23 +273,6 @@ def block_metrics(
         vah=np.concatenate(vahs),
         lvns=_concat_nodes(lvn_parts),
         hvns=_concat_nodes(hvn_parts),
-    )
-
-
-def _nodes(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, mean: np.ndarray) -> tuple[Nodes, Nodes]:
-    """LVN and HVN runs of each row over its [lo, hi] range; mean: its mean bin volume."""
-    low_limit, high_limit = LVN_FACTOR * mean, HVN_FACTOR * mean
-    if use_compiled(v.size):
-        low_runs, high_runs = scan_runs(v, lo, hi, low_limit, high_limit)
-        return (
-            Nodes(low_runs[:, 0], low_runs[:, 1], low_runs[:, 2]),
-            Nodes(high_runs[:, 0], high_runs[:, 1], high_runs[:, 2]),
-        )
-    cols = np.arange(v.shape[1])[None, :]
-    in_range = (cols >= lo[:, None]) & (cols <= hi[:, None])
-    return (
-        node_runs(in_range & (v < low_limit[:, None])),
-        node_runs(in_range & (v > high_limit[:, None])),
     )
 
 

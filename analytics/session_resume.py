@@ -5,41 +5,31 @@ bit for bit, from two inputs only: the minute × bin cells already computed for 
 before a resume minute (the session's ``volume_profile`` rows, read back exactly) and the
 ticks from that minute on, classified from the tick-rule state at the resume point.
 
-Why the whole session's frames and not only the new minutes: the per-minute sums of the
-kernel (a minute's buy/sell volume, a profile's total) are numpy reductions over the
-session grid, whose float rounding depends on the grid's width and on which minutes share a
-block. A later minute that widens the range can therefore move an earlier minute's total
-by an ulp. Recomputing the frames from the cells costs a few milliseconds per symbol (no
-tick is read again), and the caller writes only the rows that changed
-(docs/profiles-incremental.md). The loop below mirrors ``session_grid.build_frames`` after
-its aggregation step; ``tests/test_profiles_incremental.py`` holds the two together.
+Why the whole session's frames and not only the new minutes: a minute's buy and sell
+volume are numpy sums over its row of the session grid, whose float rounding depends on
+the grid's width, so a later minute that widens the range can move an earlier minute's
+sums by an ulp. Recomputing the frames from the cells costs a few milliseconds per symbol
+(no tick is read again), and the caller writes only the rows that changed
+(docs/profiles-incremental.md). The cells are laid onto the grid here and shaped by the
+same code as a full computation (``analytics.grid_frames``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_index, bin_price
+from analytics.grid_frames import Block, GridFrames, Horizon, grid_frames
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
-from analytics.profile import BlockMetrics, Nodes, block_metrics
-from analytics.session_grid import (
-    GRID_CELLS,
-    NS_PER_MINUTE,
-    VOLUME_PROFILE_COLUMNS,
-    GridShape,
-    _metrics_frame,
-    _row_ranges,
-    empty_frames,
-    flow_and_session_profile,
-    running_volume,
-)
+from analytics.session_grid import GRID_CELLS, NS_PER_MINUTE, GridShape
 
 __all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
 
@@ -153,24 +143,27 @@ def resume_session(
         candles=candles,
     )
     cells = Footprint.concat(old, Footprint.from_rows(tail.volume_profile, row_size, first_minute))
+    session_date = session_date_of(open_ts)
+    compare = None
+    if stored is not None:
+        compare = partial(_first_changed, stored=stored, resume=resume, row_size=row_size)
     grid = _frames_from_cells(
         cells,
         row_size=row_size,
         first_minute=first_minute,
-        session_date=session_date_of(open_ts),
+        session_date=session_date,
         method=method,
         cvd_total_before=cvd_total_before,
-        stored=stored,
-        resume=resume,
+        compare=compare,
     )
     return SessionFrames(
-        volume_profile=grid[0],
-        profile_metrics=grid[1],
-        order_flow=grid[2],
-        session_profile=grid[3],
+        volume_profile=grid.volume_profile,
+        profile_metrics=grid.profile_metrics,
+        order_flow=grid.order_flow,
+        session_profile=grid.session_profile,
         aggressor_state=tail.aggressor_state,
         rejected=tail.rejected,
-        first_changed=grid[4],
+        first_changed=grid.first_changed,
     )
 
 
@@ -182,10 +175,9 @@ def _frames_from_cells(
     session_date: date,
     method: str,
     cvd_total_before: float,
-    stored: StoredRows | None,
-    resume: pd.Timestamp,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp | None]:
-    """The frames ``build_frames`` shapes from the same grid, with the same float operations.
+    compare: Callable[..., pd.Timestamp] | None,
+) -> GridFrames:
+    """The frames ``compute_session`` shapes from the same grid.
 
     The grid's shape is the one ``compute_session`` derives from the ticks: every bin and
     minute that holds volume or a trade is a stored cell, so the cells' extremes are the
@@ -194,101 +186,35 @@ def _frames_from_cells(
     first_bin = int(cells.bin.min())
     shape = GridShape(first_bin, int(cells.bin.max()) - first_bin + 1, int(cells.minute[-1]) + 1)
     check_profile_bins(shape, row_size)
-    b0, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
+    return grid_frames(
+        _cell_blocks(cells, shape),
+        first_bin=first_bin,
+        n_bins=shape.n_bins,
+        n_minutes=shape.n_minutes,
+        row_size=row_size,
+        first_minute=first_minute,
+        session_date=session_date,
+        method=method,
+        cvd_total_before=cvd_total_before,
+        compare=None if compare is None else partial(compare, first_bin=first_bin),
+    )
+
+
+def _cell_blocks(cells: Footprint, shape: GridShape) -> Iterator[Block]:
+    """The cells laid onto the grid, in the blocks of minutes ``compute_session`` uses."""
+    n_bins = shape.n_bins
     rows_per_block = max(1, GRID_CELLS // n_bins)
-
-    run_volume = np.zeros(n_bins)
-    run_buy = np.zeros(n_bins)
-    run_count = np.zeros(n_bins, dtype=np.int64)
-    run_lo, run_hi = n_bins, -1
-    minute_volume = np.zeros(n_minutes)
-    minute_buy = np.zeros(n_minutes)
-    minute_count = np.zeros(n_minutes, dtype=np.int64)
-    vp_parts: list[pd.DataFrame] = []
-    pm_parts: list[tuple[str, pd.DatetimeIndex, BlockMetrics]] = []
-
-    for r0 in range(0, n_minutes, rows_per_block):
-        r1 = min(r0 + rows_per_block, n_minutes)
+    for r0 in range(0, shape.n_minutes, rows_per_block):
+        r1 = min(r0 + rows_per_block, shape.n_minutes)
         volume = np.zeros((r1 - r0, n_bins))
         buy = np.zeros((r1 - r0, n_bins))
         count = np.zeros((r1 - r0, n_bins), dtype=np.int64)
         c0, c1 = np.searchsorted(cells.minute, [r0, r1]).tolist()
-        block = slice(c0, c1)
-        at = (cells.minute[block] - r0, cells.bin[block] - b0)
-        volume[at] = cells.volume[block]
-        buy[at] = cells.buy[block]
-        count[at] = cells.count[block]
-        # from here on, the same operations as build_frames on its grid
-        minute_volume[r0:r1] = volume.sum(axis=1)
-        minute_buy[r0:r1] = buy.sum(axis=1)
-        minute_count[r0:r1] = count.sum(axis=1)
-        buckets = first_minute + pd.to_timedelta(np.arange(r0, r1), unit="min")
-
-        traded = volume > 0
-        rows, cols = np.divmod(np.flatnonzero(traded | (count > 0)), n_bins)
-        if rows.size:
-            cell_volume = volume[rows, cols]
-            cell_buy = buy[rows, cols]
-            vp_parts.append(
-                pd.DataFrame(
-                    {
-                        "bucket": buckets[rows],
-                        "price_level": bin_price(b0 + cols, row_size),
-                        "total_volume": cell_volume,
-                        "buy_volume": cell_buy,
-                        "sell_volume": cell_volume - cell_buy,
-                        "trade_count": count[rows, cols],
-                    },
-                    columns=list(VOLUME_PROFILE_COLUMNS),
-                )
-            )
-        lo, hi = _row_ranges(traded)
-        active = np.flatnonzero(hi >= 0)
-        if active.size:
-            m1 = block_metrics(volume[active], lo[active], hi[active], method)
-            pm_parts.append(("1m", buckets[active], m1))
-        cumulative = running_volume(volume, run_volume)
-        lo_run = np.minimum.accumulate(np.minimum(lo, run_lo))
-        hi_run = np.maximum.accumulate(np.maximum(hi, run_hi))
-        started = np.flatnonzero(hi_run >= 0)
-        if started.size:
-            ms = block_metrics(cumulative[started], lo_run[started], hi_run[started], method)
-            pm_parts.append(("session", buckets[started], ms))
-        run_volume = cumulative[-1].copy()
-        run_buy += buy.sum(axis=0)
-        run_count += count.sum(axis=0)
-        run_lo, run_hi = int(lo_run[-1]), int(hi_run[-1])
-
-    order_flow, session_profile = flow_and_session_profile(
-        first_minute,
-        (minute_volume, minute_buy, minute_count),
-        cvd_total_before,
-        (run_volume, run_buy, run_count, run_lo, run_hi),
-        b0,
-        row_size,
-    )
-    first_changed = None
-    if stored is not None:
-        first_changed = _first_changed(order_flow, pm_parts, stored, resume, b0, row_size)
-    frames = []
-    for horizon, buckets, metrics in pm_parts:
-        # rows before the first changed minute stay as stored: no frame (nor node lists)
-        k = int(buckets.searchsorted(first_changed)) if first_changed is not None else 0
-        if k < len(buckets):
-            kept = _rows_from(metrics, k)
-            frames.append(
-                _metrics_frame(horizon, buckets[k:], kept, b0, row_size, session_date, method)
-            )
-    empty = empty_frames(AggressorState())
-    volume_profile = pd.concat(vp_parts, ignore_index=True) if vp_parts else empty.volume_profile
-    if frames:
-        metrics_frame = pd.concat(frames, ignore_index=True)
-        metrics_frame = metrics_frame.sort_values(
-            ["horizon", "bucket"], kind="stable", ignore_index=True
-        )
-    else:
-        metrics_frame = empty.profile_metrics
-    return volume_profile, metrics_frame, order_flow, session_profile, first_changed
+        at = (cells.minute[c0:c1] - r0, cells.bin[c0:c1] - shape.first_bin)
+        volume[at] = cells.volume[c0:c1]
+        buy[at] = cells.buy[c0:c1]
+        count[at] = cells.count[c0:c1]
+        yield Block(r0, volume, buy, count)
 
 
 # --- rows already stored ------------------------------------------------------------------
@@ -311,44 +237,28 @@ class StoredRows:
     metrics: pd.DataFrame
 
 
-def _rows_from(metrics: BlockMetrics, k: int) -> BlockMetrics:
-    """Rows k.. of a block's metrics (node rows renumbered from k)."""
-
-    def nodes(found: Nodes) -> Nodes:
-        keep = found.row >= k
-        return Nodes(found.row[keep] - k, found.start[keep], found.end[keep])
-
-    return BlockMetrics(
-        total=metrics.total[k:],
-        poc=metrics.poc[k:],
-        val=metrics.val[k:],
-        vah=metrics.vah[k:],
-        lvns=nodes(metrics.lvns),
-        hvns=nodes(metrics.hvns),
-    )
-
-
 def _first_changed(
     order_flow: pd.DataFrame,
-    parts: list[tuple[str, pd.DatetimeIndex, BlockMetrics]],
+    parts: list[Horizon],
+    *,
     stored: StoredRows,
     resume: pd.Timestamp,
-    first_bin: int,
     row_size: float,
+    first_bin: int,
 ) -> pd.Timestamp:
     """The resume minute, or the first earlier minute whose row moved (by an ulp)."""
     numbers = [
         pd.DataFrame(
             {
-                "horizon": horizon,
-                "bucket": buckets,
-                "poc": bin_price(first_bin + m.poc, row_size),
-                "vah": bin_price(first_bin + m.vah, row_size),
-                "val": bin_price(first_bin + m.val, row_size),
-                "total_volume": m.total,
+                "horizon": part.horizon,
+                "bucket": part.buckets,
+                "poc": bin_price(first_bin + part.metrics.poc, row_size),
+                "vah": bin_price(first_bin + part.metrics.vah, row_size),
+                "val": bin_price(first_bin + part.metrics.val, row_size),
+                "total_volume": part.metrics.total,
             }
         )
-        for horizon, buckets, m in parts
+        for part in parts
     ]
     fresh = pd.concat(numbers, ignore_index=True) if numbers else stored.metrics.iloc[:0]
     fresh = fresh[fresh["bucket"] < resume].sort_values(

@@ -165,19 +165,20 @@ LOAD_KERNELS = """
 import time
 import numpy as np
 t0 = time.perf_counter()
-from analytics.print_kernel import _kernel as prints
-from analytics.value_area_kernel import _kernel as walk
-e = np.zeros(0)
-prints()(np.ones(1), np.ones(1), e, e, e, np.array([0, 1]), 1.0, 1, 1,
-         np.zeros(1), np.zeros(1), np.zeros(1, np.int64), float("nan"), 0)
-walk()(np.ones(1), 1, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
-       np.zeros(1), 1, np.zeros(1, np.int64), np.zeros(1, np.int64))
+from analytics.print_kernel import _compiled, _kernel as prints, check_prints_py
+from analytics.profile_kernel import _kernel as profiles
+e, one, zero = np.zeros(0), np.ones(1), np.zeros(1, np.int64)
+prints()(one, one, e, e, e, np.array([0, 1]), 1.0, 1, 1,
+         np.zeros(1), np.zeros(1), zero.copy(), float("nan"), 0)
+_compiled(check_prints_py)(zero, one.view(np.int64), one.view(np.int64), 0, 1)
+profiles()(one, 1, zero, zero, zero, e, zero, zero, 1, 0,
+           np.zeros((1, 3), np.int64), np.zeros(1), np.zeros((4, 4), np.int64), zero.copy())
 print(time.perf_counter() - t0)
 """
 
 
 def kernel_load_seconds() -> float:
-    """What a fresh process pays to import numba and load both cached kernels."""
+    """What a fresh process pays to import numba and load the cached kernels of compute_session."""
     import subprocess
     import sys
 

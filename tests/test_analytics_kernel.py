@@ -20,7 +20,6 @@ import analytics.jit
 import analytics.pipeline
 import analytics.print_kernel
 import analytics.profile
-import analytics.value_area_kernel
 from analytics.aggressor import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
@@ -30,7 +29,6 @@ KERNEL_MODULES = (
     analytics.pipeline,
     analytics.print_kernel,
     analytics.profile,
-    analytics.value_area_kernel,
 )
 PATHS = {"compiled": True, "numpy": False}  # what use_compiled answers for each path
 
@@ -248,67 +246,89 @@ def test_kernel_still_runs_when_no_cache_location_is_writable(tmp_path: Path) ->
     assert "numba cache unavailable" in result.stderr
 
 
-@pytest.mark.parametrize("pair", [False, True])
-def test_value_area_kernel_compiled_equals_its_source_and_its_numpy_twin(
-    pair: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from analytics.value_area_kernel import walk_rows, walk_rows_py
-
-    rng = np.random.default_rng(21)
-    volumes = rng.gamma(0.6, 40.0, (200, 90)) * (rng.random((200, 90)) < 0.8)
-    lo = rng.integers(0, 30, 200)
-    hi = rng.integers(60, 90, 200)
-    cols = np.arange(90)[None, :]
-    volumes[(cols < lo[:, None]) | (cols > hi[:, None])] = 0.0
-    volumes[np.arange(200), lo] += 1.0
-    volumes[np.arange(200), hi] += 1.0
-    poc = np.argmax(volumes, axis=1)
-    total = volumes.sum(axis=1)
-    needed = 0.7 * total - 1e-9 * total - volumes[np.arange(200), poc]
-    choose(monkeypatch, "numpy", analytics.value_area_kernel)
-    val_np, vah_np = walk_rows(volumes, lo, hi, poc, needed, pair)
-    choose(monkeypatch, "compiled", analytics.value_area_kernel)
-    val, vah = walk_rows(volumes, lo, hi, poc, needed, pair)
-    assert np.array_equal(val, val_np) and np.array_equal(vah, vah_np)
-    val_py, vah_py = np.empty(200, np.int64), np.empty(200, np.int64)
-    walk_rows_py(volumes.ravel(), 90, lo, hi, poc, needed, 2 if pair else 1, val_py, vah_py)
-    assert np.array_equal(val, val_py) and np.array_equal(vah, vah_py)
-    assert (lo <= val).all() and (val <= poc).all() and (poc <= vah).all() and (vah <= hi).all()
-
-
-def test_node_kernel_finds_the_runs_of_the_numpy_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    """LVN/HVN runs: compiled scan, its uncompiled source and the boolean-grid form agree,
-    including runs that touch a row's range edges and rows of one bin."""
-    from analytics.node_kernel import scan_runs_py
-    from analytics.profile import block_metrics
-
-    rng = np.random.default_rng(5)
-    volumes = rng.gamma(0.5, 30.0, (300, 70)) * (rng.random((300, 70)) < 0.7)
-    lo = rng.integers(0, 35, 300)
-    hi = np.maximum(lo, rng.integers(20, 70, 300))
+def random_block(seed: int, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profiles with fractional volumes (sums that depend on their order), empty bins,
+    ties for the POC, one-bin rows and runs touching the range's edges."""
+    rng = np.random.default_rng(seed)
+    volumes = rng.gamma(0.5, 30.0, (rows, width)) * (rng.random((rows, width)) < 0.7)
+    volumes[::9] = np.round(volumes[::9] / 10.0)  # small integers: many equal bins
+    lo = rng.integers(0, width // 2, rows)
+    hi = np.maximum(lo, rng.integers(width // 3, width, rows))
     hi[:5] = lo[:5]  # one-bin profiles
-    cols = np.arange(70)[None, :]
+    cols = np.arange(width)[None, :]
     volumes[(cols < lo[:, None]) | (cols > hi[:, None])] = 0.0
-    volumes[np.arange(300), lo] += 1.0
-    volumes[np.arange(300), hi] += 1.0
+    volumes[np.arange(rows), lo] += 1.0
+    volumes[np.arange(rows), hi] += 1.0
+    return volumes, lo, hi
+
+
+def same_metrics(got, want) -> None:
+    assert np.array_equal(got.total, want.total)  # bit for bit
+    for name in ("poc", "val", "vah"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    for kind in ("lvns", "hvns"):
+        for field in ("row", "start", "end"):
+            got_field = getattr(getattr(got, kind), field)
+            assert np.array_equal(got_field, getattr(getattr(want, kind), field)), (kind, field)
+
+
+@pytest.mark.parametrize("method", ["single", "dual"])
+def test_profile_kernel_equals_its_source_and_the_numpy_form(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POC, value area, total and LVN/HVN runs of a block: compiled, uncompiled source
+    and numpy agree exactly, also with a buffer too small for every run at once."""
+    from analytics.profile import block_metrics
+    from analytics.profile_kernel import profile_rows, profile_rows_py
+
+    volumes, lo, hi = random_block(5, 300, 70)
     blocks = {}
     for path in PATHS:
-        choose(monkeypatch, path, analytics.profile, analytics.value_area_kernel)
-        blocks[path] = block_metrics(volumes, lo, hi)
-    for kind in ("lvns", "hvns"):
-        got, want = getattr(blocks["compiled"], kind), getattr(blocks["numpy"], kind)
-        for field in ("row", "start", "end"):
-            assert np.array_equal(getattr(got, field), getattr(want, field)), (kind, field)
-    assert blocks["compiled"].lvns.row.size > 100 and blocks["compiled"].hvns.row.size > 100
+        choose(monkeypatch, path, analytics.profile)
+        blocks[path] = block_metrics(volumes, lo, hi, method)
+    same_metrics(blocks["compiled"], blocks["numpy"])
+    assert blocks["numpy"].lvns.row.size > 100 and blocks["numpy"].hvns.row.size > 100
 
-    mean = volumes.sum(axis=1) / (hi - lo + 1)
-    low_runs, high_runs = np.empty((10_000, 3), np.int64), np.empty((10_000, 3), np.int64)
-    n_low, n_high = scan_runs_py(
-        volumes.ravel(), 70, lo, hi, 0.3 * mean, 1.5 * mean, low_runs, high_runs
-    )
-    lvns, hvns = blocks["compiled"].lvns, blocks["compiled"].hvns
-    assert np.array_equal(low_runs[:n_low], np.stack([lvns.row, lvns.start, lvns.end], axis=1))
-    assert np.array_equal(high_runs[:n_high], np.stack([hvns.row, hvns.start, hvns.end], axis=1))
+    rows = np.arange(300)
+    out, total = np.empty((300, 3), np.int64), np.empty(300)
+    runs, n_runs = np.empty((50, 4), np.int64), np.zeros(1, np.int64)
+    per = 2 if method == "dual" else 1
+    args = (volumes.ravel(), 70, rows, lo, hi, np.zeros(0), lo, hi, per)
+    done = profile_rows_py(*args, 0, out, total, runs, n_runs)
+    assert 0 < done < 300  # stopped at a profile whose runs might not fit
+    runs = np.empty((30_000, 4), np.int64)
+    n_runs[0] = 0
+    assert profile_rows_py(*args, 0, out, total, runs, n_runs) == 300
+    compiled_total, compiled_out, compiled_runs = profile_rows(volumes, rows, lo, hi, per == 2)
+    assert np.array_equal(total, compiled_total) and np.array_equal(out, compiled_out)
+    assert np.array_equal(runs[: n_runs[0]], compiled_runs)
+
+
+@pytest.mark.parametrize("method", ["single", "dual"])
+def test_running_profiles_are_the_same_on_both_paths(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's running profile: the compiled pass adds each minute's traded range to
+    one vector, numpy lays the running profiles out as a grid; same metrics and sums."""
+    from analytics.grid_frames import _row_ranges
+    from analytics.profile import running_metrics
+
+    volumes, _, _ = random_block(8, 120, 90)
+    volumes[:7] = 0.0  # minutes before the first trade
+    volumes[40:43] = 0.0  # quiet minutes inside the session
+    lo, hi = _row_ranges(volumes > 0)
+    before = (np.zeros(90), 90, -1)
+    results = {}
+    for path in PATHS:
+        choose(monkeypatch, path, analytics.profile)
+        first_half = running_metrics(volumes[:60], lo[:60], hi[:60], before, method)
+        second_half = running_metrics(volumes[60:], lo[60:], hi[60:], first_half[2], method)
+        results[path] = (first_half, second_half)
+    for got, want in zip(results["compiled"], results["numpy"], strict=True):
+        same_metrics(got[0], want[0])
+        assert got[1] == want[1]
+        assert np.array_equal(got[2][0], want[2][0]) and got[2][1:] == want[2][1:]
+    assert results["numpy"][0][1] == 7 and results["numpy"][1][1] == 0
 
 
 @pytest.mark.parametrize("method", ["single", "dual"])

@@ -1,80 +1,24 @@
-"""The value-area walk of a block of profiles, compiled: one loop per row.
+"""The value-area walk of a block of profiles, vectorised: the numpy form of the rule.
 
 From the POC the walk compares the next item below with the next item above and takes the
 larger (tie → below) until the items taken reach what the value area still needs; an item
-is one bin (``single``) or the next two bins (``dual``, fewer at the profile's edge). A
-session's running profiles are wide (thousands of bins) and each walk covers 70 % of the
-volume, so a per-row loop that stops where the walk stops does less work than any
-vectorised form, which must look at every item a walk could take.
+is one bin (``single``) or the next two bins (``dual``, fewer at the profile's edge).
+Large blocks take the compiled per-row walk of ``analytics.profile_kernel`` instead
+(``analytics.jit`` says when); this form serves small ones without loading numba.
 
-Small blocks (a minute's own profiles, short sessions) take a vectorised twin instead
-(``analytics.jit`` says why): the greedy two-way merge takes item a_i (below) before b_j
-(above) exactly when min(a_0..a_i) >= min(b_0..b_j), so a stable sort of both sides'
-running minima (below first on ties) reproduces the walk order, and a cumulative sum finds
-where it reaches the share. Both add the items one by one from 0.0 in walk order (a pair
-nearer bin first) and compare with ``needed`` (the share of the total minus the POC's
-volume, computed by the caller): the same floats, so the same columns.
+The greedy two-way merge takes item a_i (below) before b_j (above) exactly when
+min(a_0..a_i) >= min(b_0..b_j), so a stable sort of both sides' running minima (below
+first on ties) reproduces the walk order, and a cumulative sum finds where it reaches the
+share. Both forms add the items one by one from 0.0 in walk order (a pair nearer bin
+first) and compare with ``needed`` (the share of the total minus the POC's volume,
+computed by the caller): the same floats, so the same columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
-from typing import Any
 
 import numpy as np
-
-from analytics.jit import compiled, use_compiled
-
-
-def walk_rows_py(
-    flat: np.ndarray,
-    n_cols: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    poc: np.ndarray,
-    needed: np.ndarray,
-    per: int,
-    val: np.ndarray,
-    vah: np.ndarray,
-) -> None:
-    """Write each row's value-area low and high column into ``val`` / ``vah``.
-
-    flat: the rows × n_cols block raveled; lo/hi/poc: columns of each row's range and POC;
-    needed: volume the items must add to the POC's; per: bins per item (1 or 2).
-    This is the kernel's source: compiled by :func:`walk_rows`, plain Python otherwise.
-    """
-    for r in range(lo.shape[0]):
-        base = r * n_cols
-        first, last = lo[r], hi[r]
-        down = up = poc[r]
-        need = needed[r]
-        covered = 0.0
-        while need > 0 and (down > first or up < last):
-            below = above = 0.0
-            if down > first:
-                below = flat[base + down - 1]
-                if per == 2 and down - 2 >= first:
-                    below = below + flat[base + down - 2]
-            if up < last:
-                above = flat[base + up + 1]
-                if per == 2 and up + 2 <= last:
-                    above = above + flat[base + up + 2]
-            if down > first and (up >= last or below >= above):
-                covered += below
-                down = max(first, down - per)
-            else:
-                covered += above
-                up = min(last, up + per)
-            if covered >= need:
-                break
-        val[r] = down
-        vah[r] = up
-
-
-@cache
-def _kernel() -> Callable[..., Any]:
-    return compiled(walk_rows_py)
 
 
 def walk_rows(
@@ -86,24 +30,8 @@ def walk_rows(
     pair: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(val, vah) columns per row of a C-contiguous float64 rows × bins block."""
-    n_rows, n_cols = volumes.shape
     lo, hi, poc = (np.ascontiguousarray(a, dtype=np.int64) for a in (lo, hi, poc))
-    if not use_compiled(volumes.size):
-        return _walk_block(volumes, lo, hi, poc, needed, pair)
-    val = np.empty(n_rows, dtype=np.int64)
-    vah = np.empty(n_rows, dtype=np.int64)
-    _kernel()(
-        volumes.reshape(-1),
-        n_cols,
-        lo,
-        hi,
-        poc,
-        np.ascontiguousarray(needed, dtype=np.float64),
-        2 if pair else 1,
-        val,
-        vah,
-    )
-    return val, vah
+    return _walk_block(volumes, lo, hi, poc, needed, pair)
 
 
 def _walk_block(
