@@ -21,31 +21,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from analytics.aggressor import SESSION_START, AggressorState
 from analytics.bins import bin_index
-from analytics.candle_fallback import spread_bars
 from analytics.grid_frames import (
     PROFILE_METRICS_COLUMNS,
     SESSION_PROFILE_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
 )
-from analytics.jit import use_compiled
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.print_kernel import check_prints
+from analytics.print_kernel import PrintsFailedCheck
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
-    Entries,
     GridShape,
     Prints,
     build_frames,
-    fallback_cells,
+    fallback_bars,
     minute_starts,
 )
+from analytics.tick_input import prepare_ticks
 
 __all__ = [
     "NAKED_POC_COLUMNS",
@@ -130,14 +129,44 @@ def compute_session(
     """
     check_method(method)
     open_ts, close_ts = _utc(session_open), _utc(session_close)
+    run = partial(
+        _session,
+        ticks,
+        row_size,
+        open_ts,
+        close_ts,
+        cvd_total_before=cvd_total_before,
+        method=method,
+        aggressor_state=aggressor_state,
+        candles=candles,
+    )
+    try:
+        return run(trusting=True)
+    except PrintsFailedCheck:
+        # times out of order or a bad size: check every print first, counting the bad ones
+        return run(trusting=False)
+
+
+def _session(
+    ticks: pd.DataFrame,
+    row_size: float,
+    open_ts: pd.Timestamp,
+    close_ts: pd.Timestamp,
+    *,
+    cvd_total_before: float,
+    method: str,
+    aggressor_state: AggressorState | None,
+    candles: pd.DataFrame | None,
+    trusting: bool,
+) -> SessionFrames:
     rejected: dict[str, int] = {}
-    arrays = _prepare_ticks(ticks, open_ts.value, close_ts.value, rejected)
+    arrays = prepare_ticks(ticks, open_ts.value, close_ts.value, rejected, trusting=trusting)
     first_minute = open_ts.floor("min")
     session_minutes = max(0, -(-(close_ts.value - first_minute.value) // NS_PER_MINUTE))
     # per-minute boundaries of the (sorted) ticks instead of a per-tick minute array
     tick_starts = minute_starts(arrays.ns, first_minute.value, session_minutes)
     traded_minutes = np.flatnonzero(np.diff(tick_starts))
-    bars = _fallback_bars(candles, row_size, first_minute, close_ts, traded_minutes, rejected)
+    bars = fallback_bars(candles, row_size, first_minute, close_ts, traded_minutes, rejected)
 
     if arrays.price.size == 0 and bars.minute.size == 0:
         shape = GridShape(first_bin=0, n_bins=1, n_minutes=0)
@@ -152,11 +181,25 @@ def compute_session(
         )
         first_bin = min(bin_ranges)
         shape = GridShape(first_bin, max(bin_ranges) - first_bin + 1, last_minute + 1)
-        check_profile_bins(shape, row_size)
+        try:
+            check_profile_bins(shape, row_size)
+        except ValueError:
+            if arrays.unchecked:  # prints out of order may have widened it: check them first
+                raise PrintsFailedCheck from None
+            raise
     tick_starts = tick_starts[: shape.n_minutes + 1]
+    if arrays.unchecked and (tick_starts[0], tick_starts[-1]) != (0, arrays.ns.size):
+        raise PrintsFailedCheck  # the minutes do not cover every print: not in time order
     # the prints are classified (venue side / quote / tick rule) and binned chunk by chunk
     prints = Prints(
-        arrays.price, arrays.size, arrays.side, arrays.bid, arrays.ask, tick_starts, row_size
+        arrays.price,
+        arrays.size,
+        arrays.side,
+        arrays.bid,
+        arrays.ask,
+        tick_starts,
+        row_size,
+        ns=arrays.ns if arrays.unchecked else None,
     )
     grid, state_after = build_frames(
         prints,
@@ -305,170 +348,3 @@ def session_date_of(session_open: datetime | pd.Timestamp) -> date:
 def _utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _count(rejected: dict[str, int], reason: str, n: int) -> None:
-    if n:
-        rejected[reason] = rejected.get(reason, 0) + int(n)
-
-
-@dataclass(frozen=True)
-class _TickArrays:
-    ns: np.ndarray
-    price: np.ndarray
-    size: np.ndarray
-    side: np.ndarray | None
-    bid: np.ndarray | None
-    ask: np.ndarray | None
-    # (min, max) of price, known when the validity check already computed them
-    price_range: tuple[float, float] | None = None
-
-    def extremes(self) -> np.ndarray:
-        low, high = self.price_range or (self.price.min(), self.price.max())
-        return np.array([low, high], dtype=np.float64)
-
-
-def _float_column(frame: pd.DataFrame, name: str, compiled: bool) -> np.ndarray | None:
-    """A column as float64 (nullable integers and None become NaN); None when absent/empty.
-
-    compiled: the compiled print kernel takes the column (it reads a NaN as unknown, one
-    print at a time), so an all-NaN column is passed as is rather than scanned for NaN.
-    """
-    if name not in frame.columns:
-        return None
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return None if not compiled and np.isnan(values).all() else values
-
-
-def _utc_ns(column: pd.Series) -> np.ndarray:
-    """Nanoseconds since the epoch (UTC); naive times are taken as UTC, NaT is int64 min."""
-    dtype = column.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
-        return column.array.asi8  # already UTC-comparable nanoseconds: no conversion
-    return pd.DatetimeIndex(pd.to_datetime(column, utc=True)).as_unit("ns").asi8
-
-
-def _floats(column: pd.Series) -> np.ndarray:
-    """float64 values of a column, without a copy when it already is float64."""
-    if column.dtype == np.float64:
-        return column.to_numpy()
-    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-
-
-def _numpy_price_range(price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
-    """(lowest, highest) price when every price and size is finite and > 0, else None."""
-    low, high = price.min(), price.max()  # NaN makes both NaN: the checks fail then
-    if low > 0 and np.isfinite(high) and size.min() > 0 and np.isfinite(size.max()):
-        return float(low), float(high)
-    return None
-
-
-def _prepare_ticks(
-    ticks: pd.DataFrame, open_ns: int, close_ns: int, rejected: dict[str, int]
-) -> _TickArrays:
-    """Time-ordered, in-session, valid ticks as arrays; the rest counted in ``rejected``."""
-    missing = {"ts", "price", "size"} - set(ticks.columns)
-    if missing:
-        raise ValueError(f"ticks lack columns {sorted(missing)}")
-    ns = _utc_ns(ticks["ts"])
-    price = _floats(ticks["price"])
-    size = _floats(ticks["size"])
-    # large inputs are checked by compiled passes, one part per core (analytics.jit)
-    compiled = use_compiled(ns.size)
-    side, bid, ask = (_float_column(ticks, c, compiled) for c in ("side", "bid", "ask"))
-    optional = [side, bid, ask]
-
-    # compiled: order, validity and price range in one read of the columns; when that
-    # finds a fault (rare: bad prints, or times out of order), numpy tells which
-    checked = check_prints(ns, price, size) if compiled else None
-    in_order = checked is not None or ns.size < 2 or bool((ns[1:] >= ns[:-1]).all())
-    if not in_order:
-        # stable: prints at the same instant keep their arrival order (the tick rule needs it)
-        order = np.argsort(ns, kind="stable")
-        ns, price, size = ns[order], price[order], size[order]
-        optional = [None if a is None else a[order] for a in optional]
-    nat = int(np.searchsorted(ns, np.iinfo(np.int64).min, side="right"))  # NaT sorts first
-    _count(rejected, "bad_time", nat)
-    start, stop = np.searchsorted(ns, [max(open_ns, np.iinfo(np.int64).min + 1), close_ns])
-    _count(rejected, "outside_session", ns.size - nat - (stop - start))
-    # a passed check covered exactly these prints when none was cut off
-    whole = checked is not None and (start, stop) == (0, ns.size)
-    window = slice(int(start), int(stop))
-    ns, price, size = ns[window], price[window], size[window]
-    optional = [None if a is None else a[window] for a in optional]
-
-    if ns.size:
-        if whole:
-            valid = checked
-        elif compiled:
-            valid = check_prints(ns, price, size)
-        else:
-            valid = _numpy_price_range(price, size)
-        if valid is not None:
-            side, bid, ask = optional
-            return _TickArrays(ns, price, size, side, bid, ask, price_range=valid)
-    good_price = np.isfinite(price) & (price > 0)
-    good_size = np.isfinite(size) & (size > 0)
-    good = good_price & good_size
-    if not good.all():
-        _count(rejected, "bad_price", (~good_price).sum())
-        _count(rejected, "bad_size", (good_price & ~good_size).sum())
-        ns, price, size = ns[good], price[good], size[good]
-        optional = [None if a is None else a[good] for a in optional]
-    side, bid, ask = optional
-    return _TickArrays(ns, price, size, side, bid, ask)
-
-
-@dataclass(frozen=True)
-class _FallbackBars:
-    """Candle-fallback bins, sorted by minute (bins sorted within a bar)."""
-
-    minute: np.ndarray
-    bins: np.ndarray
-    volume: np.ndarray
-    signed: np.ndarray
-
-    def entries(self, shape: GridShape) -> Entries:
-        return Entries(
-            cell=fallback_cells(self.minute, self.bins, shape),
-            starts=np.searchsorted(self.minute, np.arange(shape.n_minutes + 1)).astype(np.int64),
-            volume=self.volume,
-            signed=self.signed,
-            counts=False,
-        )
-
-
-def _fallback_bars(
-    candles: pd.DataFrame | None,
-    row_size: float,
-    first_minute: pd.Timestamp,
-    close_ts: pd.Timestamp,
-    traded_minutes: np.ndarray,
-    rejected: dict[str, int],
-) -> _FallbackBars:
-    """Candle-fallback bins for in-session minutes that have no tick (docs/semantics.md)."""
-    none = np.zeros(0, dtype=np.int64)
-    empty = _FallbackBars(none, none, np.zeros(0), np.zeros(0))
-    if candles is None or candles.empty:
-        return empty
-    ns = _utc_ns(candles["ts"])
-    minute = (ns - first_minute.value) // NS_PER_MINUTE
-    in_session = (ns >= first_minute.value) & (ns < close_ts.value)
-    use = np.flatnonzero(in_session & ~np.isin(minute, traded_minutes))
-    if use.size == 0:
-        return empty
-    chosen = candles.iloc[use]
-    ohlcv = [chosen[c].to_numpy() for c in ("open", "high", "low", "close", "volume")]
-    spread = spread_bars(ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], row_size)
-    _count(rejected, "bad_candle", spread.rejected)
-    if spread.bar.size == 0:
-        return empty
-    entry_minute = minute[use][spread.bar]
-    order = np.lexsort((spread.bin, entry_minute))  # by minute; bins ascending within
-    volume = spread.volume[order]
-    return _FallbackBars(
-        minute=entry_minute[order],
-        bins=spread.bin[order],
-        volume=volume,
-        signed=2.0 * spread.buy_volume[order] - volume,
-    )

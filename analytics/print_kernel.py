@@ -16,8 +16,14 @@ conversion truncates in both.
 A large session's minutes are cut into one part per core (``analytics.jit``), each part
 started from the tick-rule state before its first print (read backwards from the last
 price change); the parts fill disjoint rows, so they run at once and add exactly what
-one pass adds. The input checks of ``compute_session`` (times in order, prices and sizes
-finite and positive with the price range) are one compiled pass split the same way.
+one pass adds.
+
+The pass also checks what it reads anyway: when asked, the prints' times in order and
+every size finite and positive. ``compute_session`` then reads the columns once instead
+of checking them in a pass of their own first (only the prices are checked beforehand,
+with the compiled ``price_range``, because their range sizes the grid); on a failed check
+it throws the grids away and starts again checking every print with numpy, which also
+counts the bad ones.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from analytics.aggressor import AggressorState, classify
 from analytics.jit import compiled, run_all, split, use_compiled
 
 _NONE = np.zeros(0)
+_NONE_NS = np.zeros(0, dtype=np.int64)
+EARLIEST_NS = -(2**63)  # no time precedes it
 # prints classified and binned per numpy chunk of whole minutes: the per-print
 # temporaries then stay in the L2 cache instead of streaming whole-session arrays
 CHUNK_PRINTS = 1 << 16
@@ -57,23 +65,37 @@ def fill_prints_py(
     count: np.ndarray,
     last_price: float,
     last_sign: int,
-) -> tuple[float, int]:
-    """Add minutes' prints to flat (minute × bin) grids; returns the tick-rule state after.
+    ns: np.ndarray,
+) -> tuple[float, int, bool]:
+    """Add minutes' prints to flat (minute × bin) grids; returns the tick-rule state after
+    and whether a print failed the checks asked for.
 
     starts: minute m's prints are [starts[m], starts[m + 1]), and m is the grid's row.
     side/bid/ask: empty arrays when unknown for the whole window; NaN entries when
     unknown for one print. volume/signed/count: flat rows × n_bins grids, added to.
+    ns: empty when the prints were checked before; else their times, and the pass checks
+    them in order (from the print before its first, if any) and every size finite and
+    positive. A failed check leaves the grids to be thrown away.
     This is the kernel's source: compiled by :func:`fill_prints`, plain Python otherwise.
     """
     has_side = side.shape[0] > 0
     has_bid = bid.shape[0] > 0
     has_ask = ask.shape[0] > 0
+    verify = ns.shape[0] > 0
+    size_bits = size.view(np.int64)  # positive finite sizes: patterns in (0, FINITE_BITS)
+    # the time the first print must not precede: the print before it, if any
+    before = ns[starts[0] - 1] if verify and starts[0] > 0 else EARLIEST_NS
+    fault = False
     tick = last_sign
     last = last_price
     for m in range(starts.shape[0] - 1):
         base = m * n_bins - first_bin
         for i in range(starts[m], starts[m + 1]):
             p = price[i]
+            if verify:
+                t, bits = ns[i], size_bits[i]
+                fault |= (t < before) | (bits <= 0) | (bits >= FINITE_BITS)
+                before = t
             # written as selects, not branches: half the prints are zero ticks at random
             change = np.int64(p > last) - np.int64(p < last)  # NaN `last`: no change
             # np.int64 or the int it started as: numba unifies both to int64
@@ -94,7 +116,7 @@ def fill_prints_py(
             volume[cell] += weight
             signed[cell] += weight * np.float64(sign)
             count[cell] += 1
-    return last, tick
+    return last, tick, fault
 
 
 def tick_state_py(
@@ -117,43 +139,35 @@ def tick_state_py(
     return price[stop - 1], sign
 
 
-def check_prints_py(
-    ns: np.ndarray, bits: np.ndarray, size: np.ndarray, lo: int, hi: int
-) -> tuple[bool, int, int]:
-    """(prints [lo, hi) are in time order with every price and size finite and > 0,
-    lowest, highest price's bits); the order check includes ns[lo - 1] <= ns[lo].
+def price_range_py(bits: np.ndarray, lo: int, hi: int) -> tuple[bool, int, int]:
+    """(every price in [lo, hi) finite and > 0, lowest, highest price's bits).
 
-    bits/size: the prices' and sizes' float64 bit patterns as int64. Positive finite
-    doubles are exactly the patterns in (0, +inf's), and they order like their patterns:
-    integer compares and min/max, which compile to SIMD (float min/max do not, because of
-    NaN). The first block with a fault ends the scan.
+    bits: the prices' float64 bit patterns as int64. Positive finite doubles are exactly
+    the patterns in (0, +inf's), and they order like their patterns: integer compares and
+    min/max, which compile to SIMD (float min/max do not, because of NaN). The first block
+    with a bad price ends the scan.
     """
     low, high = FINITE_BITS, 0
     for b0 in range(lo, hi, CHECK_BLOCK):
-        fault = False
+        bad = False
         for i in range(b0, min(b0 + CHECK_BLOCK, hi)):
-            p, s = bits[i], size[i]
-            fault |= (p <= 0) | (p >= FINITE_BITS) | (s <= 0) | (s >= FINITE_BITS)
+            p = bits[i]
+            bad |= (p <= 0) | (p >= FINITE_BITS)
             low = min(low, p)
             high = max(high, p)
-            if i > 0:
-                fault |= ns[i] < ns[i - 1]
-        if fault:
+        if bad:
             return False, low, high
     return True, low, high
 
 
-def check_prints(ns: np.ndarray, price: np.ndarray, size: np.ndarray) -> tuple[float, float] | None:
-    """Compiled, one part per core, one read of each column: (lowest, highest) price when
-    the times never decrease and every price and size is finite and positive; None
-    otherwise (the caller then sorts and counts the bad rows with numpy)."""
+def price_range(price: np.ndarray) -> tuple[float, float] | None:
+    """Compiled, one part per core: (lowest, highest) price when every price is finite
+    and positive, else None (the caller then checks and counts the bad rows)."""
     if price.shape[0] == 0:
         return None
-    kernel = _compiled(check_prints_py)
-    bits, size_bits = price.view(np.int64), size.view(np.int64)
-    parts = run_all(
-        [partial(kernel, ns, bits, size_bits, a, b) for a, b in split(0, bits.shape[0])]
-    )
+    kernel = _compiled(price_range_py)
+    bits = price.view(np.int64)
+    parts = run_all([partial(kernel, bits, a, b) for a, b in split(0, bits.shape[0])])
     if not all(part[0] for part in parts):
         return None
     extremes = np.array([min(p[1] for p in parts), max(p[2] for p in parts)], dtype=np.int64)
@@ -196,14 +210,19 @@ def fill_prints(
     first_bin: int,
     grids: tuple[np.ndarray, np.ndarray, np.ndarray],
     state: tuple[float, int],
+    ns: np.ndarray | None = None,
 ) -> tuple[float, int]:
     """Add the prints to 2-D (minutes × bins) grids; optional arrays may be None.
 
     Compiled (:func:`fill_prints_py`) or numpy, as ``analytics.jit.use_compiled`` says.
+    ns: the prints' times when their order and sizes are still to be checked (the pass
+    reads them anyway); raises :class:`PrintsFailedCheck` when one fails.
     """
     volume, signed, count = grids
     n_bins = volume.shape[1]
     if not use_compiled(int(starts[-1] - starts[0])):
+        if ns is not None and not _numpy_check(ns, size, int(starts[0]), int(starts[-1])):
+            raise PrintsFailedCheck
         return _fill_numpy(price, size, side, bid, ask, starts, row_size, first_bin, grids, state)
     kernel, optional = _kernel(), [_NONE if a is None else a for a in (side, bid, ask)]
     inverse = 1.0 / row_size
@@ -215,9 +234,11 @@ def fill_prints(
     for m0, _ in parts[1:]:
         states.append(_state_kernel()(price, first, int(starts[m0]), *states[0]))
 
-    def part(m0: int, m1: int, before: tuple[float, int]) -> tuple[float, int]:
+    times = _NONE_NS if ns is None else ns
+
+    def part(m0: int, m1: int, before: tuple[float, int]) -> tuple[float, int, bool]:
         rows = slice(m0, m1)
-        result: tuple[float, int] = kernel(
+        result: tuple[float, int, bool] = kernel(
             price,
             size,
             *optional,
@@ -229,13 +250,29 @@ def fill_prints(
             signed[rows].reshape(-1),
             count[rows].reshape(-1),
             *before,
+            times,
         )
         return result
 
     calls = [partial(part, m0, m1, b) for (m0, m1), b in zip(parts, states, strict=True)]
     results = run_all(calls)
-    last_price, last_sign = results[-1]
+    if any(fault for _, _, fault in results):
+        raise PrintsFailedCheck
+    last_price, last_sign, _ = results[-1]
     return float(last_price), int(last_sign)
+
+
+class PrintsFailedCheck(Exception):
+    """Prints handed to :func:`fill_prints` unchecked were out of time order or had a
+    size that is not finite and positive; the grids are to be thrown away."""
+
+
+def _numpy_check(ns: np.ndarray, size: np.ndarray, t0: int, t1: int) -> bool:
+    """The checks of the compiled pass, for prints [t0, t1): in time order from the print
+    before t0, every size finite and positive."""
+    times = ns[max(t0 - 1, 0) : t1]
+    sizes = size[t0:t1]
+    return bool((times[1:] >= times[:-1]).all() and (sizes > 0).all() and np.isfinite(sizes).all())
 
 
 def _fill_numpy(

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from analytics.aggressor import AggressorState
+from analytics.candle_fallback import spread_bars
 from analytics.grid_frames import Block, GridFrames, empty_frames, grid_frames
 from analytics.print_kernel import fill_prints
+from analytics.tick_input import count_rejected, utc_ns
 
 NS_PER_MINUTE = 60_000_000_000
 # minute × bin cells aggregated per block (three float64 grids of this size live at once)
@@ -64,6 +66,8 @@ class Prints:
     ask: np.ndarray | None
     starts: np.ndarray
     row_size: float
+    # the times, when the print pass is to check their order and the sizes
+    ns: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -128,6 +132,7 @@ def _print_block(
         shape.first_bin,
         (volume, signed, count),
         (state.last_price, state.last_sign),
+        prints.ns,
     )
     buy = signed
     buy += volume
@@ -188,3 +193,58 @@ def _blocks(
             volume += f_volume
             buy += f_buy
         yield Block(r0, volume, buy, count)
+
+
+@dataclass(frozen=True)
+class FallbackBars:
+    """Candle-fallback bins, sorted by minute (bins sorted within a bar)."""
+
+    minute: np.ndarray
+    bins: np.ndarray
+    volume: np.ndarray
+    signed: np.ndarray
+
+    def entries(self, shape: GridShape) -> Entries:
+        return Entries(
+            cell=fallback_cells(self.minute, self.bins, shape),
+            starts=np.searchsorted(self.minute, np.arange(shape.n_minutes + 1)).astype(np.int64),
+            volume=self.volume,
+            signed=self.signed,
+            counts=False,
+        )
+
+
+def fallback_bars(
+    candles: pd.DataFrame | None,
+    row_size: float,
+    first_minute: pd.Timestamp,
+    close_ts: pd.Timestamp,
+    traded_minutes: np.ndarray,
+    rejected: dict[str, int],
+) -> FallbackBars:
+    """Candle-fallback bins for in-session minutes that have no tick (docs/semantics.md)."""
+    none = np.zeros(0, dtype=np.int64)
+    empty = FallbackBars(none, none, np.zeros(0), np.zeros(0))
+    if candles is None or candles.empty:
+        return empty
+    ns = utc_ns(candles["ts"])
+    minute = (ns - first_minute.value) // NS_PER_MINUTE
+    in_session = (ns >= first_minute.value) & (ns < close_ts.value)
+    use = np.flatnonzero(in_session & ~np.isin(minute, traded_minutes))
+    if use.size == 0:
+        return empty
+    chosen = candles.iloc[use]
+    ohlcv = [chosen[c].to_numpy() for c in ("open", "high", "low", "close", "volume")]
+    spread = spread_bars(ohlcv[0], ohlcv[1], ohlcv[2], ohlcv[3], ohlcv[4], row_size)
+    count_rejected(rejected, "bad_candle", spread.rejected)
+    if spread.bar.size == 0:
+        return empty
+    entry_minute = minute[use][spread.bar]
+    order = np.lexsort((spread.bin, entry_minute))  # by minute; bins ascending within
+    volume = spread.volume[order]
+    return FallbackBars(
+        minute=entry_minute[order],
+        bins=spread.bin[order],
+        volume=volume,
+        signed=2.0 * spread.buy_volume[order] - volume,
+    )

@@ -2,9 +2,11 @@
 
 Measured: ``analytics.pipeline.compute_session`` over one US session (390 minutes) of
 10 M ticks without venue side or quote, so every print goes through the tick rule with
-zero-tick continuation (the costliest classification). It produces everything the
-assets store: the per-minute volume profile, ``1m`` and running ``session`` metrics for
-every minute (POC, value area, LVN/HVN) and the per-minute order flow with CVD.
+zero-tick continuation (the costliest classification); the input is the frame the tick
+loader gives for such a venue (ts, price, size), the same columns the engines get. It
+produces everything the assets store: the per-minute volume profile, ``1m`` and running
+``session`` metrics for every minute (POC, value area, LVN/HVN) and the per-minute order
+flow with CVD.
 
 Reference, in the same run: a per-tick Python loop over the same ticks producing the same
 things (bin, tick rule with continuation, per-minute/bin sums, the running session
@@ -53,7 +55,11 @@ SESSION_OPEN = pd.Timestamp("2024-03-11 13:30", tz="UTC")  # an XNYS session (ED
 
 
 def make_ticks(n: int, seed: int = 7) -> pd.DataFrame:
-    """One session of ``n`` time-sorted ticks: a ±1-tick random walk, half zero ticks."""
+    """One session of ``n`` time-sorted ticks: a ±1-tick random walk, half zero ticks.
+
+    The frame the tick loader gives for a venue without side or quote
+    (``storage.tick_reads.TickColumns.profile_frame``): ts, price, size only.
+    """
     rng = np.random.default_rng(seed)
     offsets = np.sort(rng.integers(0, SESSION_MINUTES * 60 * 10**9, n))
     steps = rng.choice(np.array([-1, 0, 0, 1], dtype=np.int64), n)
@@ -63,9 +69,6 @@ def make_ticks(n: int, seed: int = 7) -> pd.DataFrame:
             "ts": pd.to_datetime(SESSION_OPEN.value + offsets, utc=True),
             "price": price,
             "size": rng.integers(1, 500, n).astype(np.float64),
-            "side": np.nan,
-            "bid": np.nan,
-            "ask": np.nan,
         }
     )
 
@@ -165,12 +168,12 @@ LOAD_KERNELS = """
 import time
 import numpy as np
 t0 = time.perf_counter()
-from analytics.print_kernel import _compiled, _kernel as prints, check_prints_py
+from analytics.print_kernel import _compiled, _kernel as prints, price_range_py
 from analytics.profile_kernel import _kernel as profiles
 e, one, zero = np.zeros(0), np.ones(1), np.zeros(1, np.int64)
 prints()(one, one, e, e, e, np.array([0, 1]), 1.0, 1, 1,
-         np.zeros(1), np.zeros(1), zero.copy(), float("nan"), 0)
-_compiled(check_prints_py)(zero, one.view(np.int64), one.view(np.int64), 0, 1)
+         np.zeros(1), np.zeros(1), zero.copy(), float("nan"), 0, zero)
+_compiled(price_range_py)(one.view(np.int64), 0, 1)
 profiles()(one, 1, zero, zero, zero, e, zero, zero, 1, 0,
            np.zeros((1, 3), np.int64), np.zeros(1), np.zeros((4, 4), np.int64), zero.copy())
 print(time.perf_counter() - t0)

@@ -30,10 +30,18 @@ _TICK_FIELDS: dict[str, tuple[str, str]] = {
     "ask": ("float8send(coalesce(t.ask, 'NaN'))", ">f8"),
     "seq": ("int8send(t.seq)", ">i8"),
 }
-_AGGS = ", ".join(
-    f"string_agg({expr}, ''::bytea order by t.symbol_id, t.ts, t.seq)"
-    for expr, _ in _TICK_FIELDS.values()
-)
+# what a venue may leave out for a whole window: no byte is sent for such a column
+_OPTIONAL = {"side": "t.side", "bid": "t.bid", "ask": "t.ask"}
+
+
+def _aggregate(name: str, expr: str) -> str:
+    agg = f"string_agg({expr}, ''::bytea order by t.symbol_id, t.ts, t.seq)"
+    if name in _OPTIONAL:
+        return f"case when count({_OPTIONAL[name]}) > 0 then {agg} end"
+    return agg
+
+
+_AGGS = ", ".join(_aggregate(name, expr) for name, (expr, _) in _TICK_FIELDS.items())
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class TickColumns:
     bid: np.ndarray
     ask: np.ndarray
     seq: np.ndarray
+    # the optional columns (side, bid, ask) with at least one known value
+    known: frozenset[str] = frozenset(_OPTIONAL)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -70,28 +80,32 @@ class TickColumns:
 
     def profile_frame(self) -> pd.DataFrame:
         """One symbol's prints as the profile computation takes them: ts, price, size, and
-        side / bid / ask as floats, NaN where the venue gave none."""
-        side = self.side.astype(np.float64)
-        side[self.side == 0] = np.nan
-        return pd.DataFrame(
-            {
-                "ts": pd.to_datetime(self.ts, unit="ns", utc=True),
-                "price": self.price,
-                "size": self.size,
-                "side": side,
-                "bid": self.bid,
-                "ask": self.ask,
-            }
-        )
+        side / bid / ask as floats, NaN where the venue gave none; a column the venue gave
+        for no print at all is left out (the computation then never reads it)."""
+        columns: dict[str, np.ndarray | pd.DatetimeIndex] = {
+            "ts": pd.to_datetime(self.ts, unit="ns", utc=True),
+            "price": self.price,
+            "size": self.size,
+        }
+        if "side" in self.known:
+            side = self.side.astype(np.float64)
+            side[self.side == 0] = np.nan
+            columns["side"] = side
+        columns.update({name: getattr(self, name) for name in ("bid", "ask") if name in self.known})
+        return pd.DataFrame(columns)
 
 
 def _decode(row: Sequence[bytes | None]) -> TickColumns:
     cols: dict[str, np.ndarray] = {}
     for (name, (_, kind)), data in zip(_TICK_FIELDS.items(), row, strict=True):
         cols[name] = np.frombuffer(data or b"", dtype=kind).astype(kind.replace(">", "="))
+    n = cols["ts"].shape[0]
+    known = frozenset(name for name in _OPTIONAL if cols[name].shape[0] == n)
+    for name in _OPTIONAL.keys() - known:  # none known: all unknown, as documented
+        cols[name] = np.zeros(n) if name == "side" else np.full(n, np.nan)
     cols["ts"] = (cols["ts"] + _PG_EPOCH_US) * 1000
     cols["side"] = cols["side"].astype(np.int8)
-    return TickColumns(**cols)
+    return TickColumns(**cols, known=known)
 
 
 def tick_columns(

@@ -14,19 +14,21 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import analytics.jit
 import analytics.pipeline
 import analytics.print_kernel
 import analytics.profile
+import analytics.tick_input
 from analytics.aggressor import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_MODULES = (
-    analytics.pipeline,
+    analytics.tick_input,
     analytics.print_kernel,
     analytics.profile,
 )
@@ -184,7 +186,10 @@ def test_uncompiled_source_is_the_same_kernel() -> None:
                 count,
                 np.nan,
                 0,
+                np.zeros(0, np.int64),  # checked already: no times to check
             )
+            assert state[2] is False  # nothing checked, nothing failed
+            state = state[:2]
         outputs.append((grids, state))
     (compiled_grids, compiled_state), (python_grids, python_state) = outputs
     assert all(np.array_equal(a, b) for a, b in zip(compiled_grids, python_grids, strict=True))
@@ -372,27 +377,101 @@ BAD_VALUES = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0]
 
 
 @pytest.mark.parametrize("bad", [*BAD_VALUES, 5e-324])  # the last is valid: subnormal > 0
-@pytest.mark.parametrize("column", ["price", "size"])
 @pytest.mark.parametrize("at", [0, 249, 250, 999])  # parts start at 0, 250, 500, 750
-def test_compiled_input_checks_agree_with_numpy(
-    bad: float, column: str, at: int, monkeypatch: pytest.MonkeyPatch
+def test_compiled_price_check_agrees_with_numpy(
+    bad: float, at: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from analytics.pipeline import _numpy_price_range
-    from analytics.print_kernel import check_prints
+    from analytics.print_kernel import price_range
 
     monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 100)
     monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
-    rng = np.random.default_rng(at)
-    values = {"price": rng.uniform(1.0, 2.0, 1_000), "size": rng.uniform(1.0, 9.0, 1_000)}
-    values[column][at] = bad
-    ns = np.sort(rng.integers(0, 50, 1_000))
-    expected = _numpy_price_range(values["price"], values["size"])
-    assert check_prints(ns, values["price"], values["size"]) == expected
-    assert (expected is None) == (bad != 5e-324)
+    price = np.random.default_rng(at).uniform(1.0, 2.0, 1_000)
+    price[at] = bad
+    valid = bad == 5e-324
+    assert price_range(price) == ((price.min(), price.max()) if valid else None)
+    assert price_range(price[:0]) is None and price_range(np.ones(1)) == (1.0, 1.0)
 
-    good = np.ones(1_000)
-    assert check_prints(ns[:0], good[:0], good[:0]) is None
-    assert check_prints(ns[:1], good[:1], good[:1]) == (1.0, 1.0)
-    if at:
-        ns[at] = ns[at - 1] - 1
-        assert check_prints(ns, good, good) is None  # out of order, wherever it is
+
+def _fault(ticks: pd.DataFrame, fault: str, at: int) -> None:
+    """One bad row at ``at`` (the last for "late outside")."""
+    ts = ticks["ts"].copy()
+    if fault == "bad size":
+        ticks.loc[at, "size"] = np.inf
+    elif fault == "zero size":
+        ticks.loc[at, "size"] = 0.0
+    elif fault == "bad price":
+        ticks.loc[at, "price"] = np.nan
+    elif fault == "time back":  # one nanosecond before the print before it
+        ts.iloc[at] = ts.iloc[at - 1] - pd.Timedelta(1, "ns")
+    elif fault == "swapped":  # two prints of different minutes trade places
+        ts.iloc[at], ts.iloc[at - 1] = ts.iloc[at - 1] + pd.Timedelta(minutes=3), ts.iloc[at]
+    elif fault == "late outside":  # a pre-open print arriving last
+        ts.iloc[-1] = ts.iloc[0] - pd.Timedelta(hours=1)
+    elif fault == "after close":  # a print after the close, then the session's last one
+        ts.iloc[-2] = ts.iloc[-1] + pd.Timedelta(hours=12)
+    ticks["ts"] = ts
+
+
+FAULTS = [
+    "bad size",
+    "zero size",
+    "bad price",
+    "time back",
+    "swapped",
+    "late outside",
+    "after close",
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("at", [1, 4_999, 5_000, 9_990])  # parts start near 2.5 k, 5 k, 7.5 k
+def test_faults_the_print_pass_finds_give_the_checked_result(
+    fault: str, at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large input reads its columns once: its order and sizes are checked by the print
+    pass itself. Whatever it meets (a bad size, a time out of order inside the session or
+    outside it, next to a part boundary or not), the result and the counts are those of
+    checking every print first."""
+    from factories import SESSION_MINUTES, SESSION_OPEN, walk_ticks
+
+    from analytics.pipeline import compute_session
+
+    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 1_000)
+    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    ticks = walk_ticks(10_000, seed=at)[["ts", "price", "size"]]
+    _fault(ticks, fault, at)
+    close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)
+    prepared: list[bool] = []
+    prepare = analytics.pipeline.prepare_ticks
+
+    def spy(*args, **kwargs):
+        arrays = prepare(*args, **kwargs)
+        prepared.append(arrays.unchecked)
+        return arrays
+
+    monkeypatch.setattr(analytics.pipeline, "prepare_ticks", spy)
+    frames, preparations = {}, {}
+    for path in PATHS:
+        choose(monkeypatch, path)
+        prepared.clear()
+        frames[path] = compute_session(ticks, 0.01, SESSION_OPEN, close)
+        preparations[path] = list(prepared)
+    # the print pass met the fault and the ticks were prepared again, checked; a bad price,
+    # or a time out of order outside the session, is caught before any print is added
+    found_by_pass = fault not in ("bad price", "after close")
+    assert preparations == {
+        "compiled": [True, False] if found_by_pass else [False],
+        "numpy": [False],
+    }
+    for name in ("volume_profile", "profile_metrics", "order_flow", "session_profile"):
+        pd.testing.assert_frame_equal(
+            getattr(frames["compiled"], name), getattr(frames["numpy"], name), check_exact=True
+        )
+    assert frames["compiled"].rejected == frames["numpy"].rejected
+    expected = {"bad size": "bad_size", "zero size": "bad_size", "bad price": "bad_price"}
+    if fault in expected:
+        assert frames["numpy"].rejected == {expected[fault]: 1}
+    elif fault in ("late outside", "after close"):
+        assert frames["numpy"].rejected == {"outside_session": 1}
+    else:  # sorted again; a print moved past the close is outside the session
+        assert set(frames["numpy"].rejected) <= {"outside_session"}

@@ -60,7 +60,14 @@ def test_tick_columns_decode_binary_copy(conn: psycopg.Connection) -> None:
     both = tick_columns(conn, T0, T0 + timedelta(minutes=1))
     assert len(both) == 51 and set(both.symbol_id.tolist()) == {ids["AAPL"], ids["MSFT"]}
     assert len(tick_columns(conn, T0 - timedelta(days=1), T0)) == 0
-    assert len(tick_columns(conn, T0, T0 + timedelta(minutes=1), ids["MSFT"])) == 1
+    assert list(cols.profile_frame().columns) == ["ts", "price", "size", "side", "bid", "ask"]
+    # a venue that sent no side and no quote in the window: nothing is shipped for them,
+    # the columns read as unknown and the profile computation is not given them
+    msft = tick_columns(conn, T0, T0 + timedelta(minutes=1), ids["MSFT"])
+    assert len(msft) == 1 and msft.known == frozenset()
+    assert msft.side.tolist() == [0] and np.isnan(msft.bid).all() and np.isnan(msft.ask).all()
+    assert list(msft.profile_frame().columns) == ["ts", "price", "size"]
+    assert list(msft.frame().columns) == list(cols.frame().columns)
 
 
 def test_record_rejects_accumulates(conn: psycopg.Connection) -> None:
