@@ -60,6 +60,28 @@ SESSION_PROFILE_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class GridShape:
+    """The session grid: minutes since the first minute × bins from ``first_bin``."""
+
+    first_bin: int
+    n_bins: int
+    n_minutes: int
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """What the grid's rows are named and continued with: the bin width, the first
+    minute's bucket, the session date, the value-area method and the session's cumulative
+    delta before the grid's first minute."""
+
+    row_size: float
+    first_minute: pd.Timestamp
+    session_date: date
+    method: str
+    cvd_total_before: float
+
+
+@dataclass(frozen=True)
 class Block:
     """Minutes [r0, r1) of the grid: per cell volume, buy volume and trade count."""
 
@@ -95,18 +117,13 @@ Compare = Callable[[pd.DataFrame, list[Horizon]], pd.Timestamp | None]
 
 def grid_frames(
     blocks: Iterable[Block],
-    *,
-    first_bin: int,
-    n_bins: int,
-    n_minutes: int,
-    row_size: float,
-    first_minute: pd.Timestamp,
-    session_date: date,
-    method: str,
-    cvd_total_before: float,
+    shape: GridShape,
+    labels: FrameLabels,
     compare: Compare | None = None,
 ) -> GridFrames:
     """The session's frames from its grid, given as consecutive blocks of minutes."""
+    first_bin, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
+    row_size, first_minute, method = labels.row_size, labels.first_minute, labels.method
     run_volume = np.zeros(n_bins)
     run_buy = np.zeros(n_bins)
     run_count = np.zeros(n_bins, dtype=np.int64)
@@ -145,7 +162,7 @@ def grid_frames(
     order_flow, session_profile = flow_and_session_profile(
         first_minute,
         (minute_volume, minute_buy, minute_count),
-        cvd_total_before,
+        labels.cvd_total_before,
         (run_volume, run_buy, run_count, run_lo, run_hi),
         first_bin,
         row_size,
@@ -164,7 +181,7 @@ def grid_frames(
                     _rows_from(part.metrics, k),
                     first_bin,
                     row_size,
-                    session_date,
+                    labels.session_date,
                     method,
                 )
             )

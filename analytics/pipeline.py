@@ -32,13 +32,14 @@ from analytics.grid_frames import (
     PROFILE_METRICS_COLUMNS,
     SESSION_PROFILE_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
+    FrameLabels,
+    GridShape,
 )
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.print_kernel import PrintsFailedCheck
 from analytics.profile import check_method, metrics_of
 from analytics.session_grid import (
     NS_PER_MINUTE,
-    GridShape,
     Prints,
     build_frames,
     fallback_bars,
@@ -205,12 +206,8 @@ def _session(
         prints,
         bars.entries(shape),
         shape,
-        row_size=row_size,
-        first_minute=first_minute,
-        session_date=session_date_of(open_ts),
-        method=method,
-        cvd_total_before=cvd_total_before,
-        aggressor_state=aggressor_state or SESSION_START,
+        FrameLabels(row_size, first_minute, session_date_of(open_ts), method, cvd_total_before),
+        aggressor_state or SESSION_START,
     )
     return SessionFrames(
         volume_profile=grid.volume_profile,

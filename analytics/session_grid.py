@@ -11,29 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.candle_fallback import spread_bars
-from analytics.grid_frames import Block, GridFrames, empty_frames, grid_frames
+from analytics.grid_frames import (
+    Block,
+    FrameLabels,
+    GridFrames,
+    GridShape,
+    empty_frames,
+    grid_frames,
+)
 from analytics.print_kernel import fill_prints
 from analytics.tick_input import count_rejected, utc_ns
 
 NS_PER_MINUTE = 60_000_000_000
 # minute × bin cells aggregated per block (three float64 grids of this size live at once)
 GRID_CELLS = 1 << 21
-
-
-@dataclass(frozen=True)
-class GridShape:
-    """The session grid: minutes since the first minute × bins from ``first_bin``."""
-
-    first_bin: int
-    n_bins: int
-    n_minutes: int
 
 
 @dataclass(frozen=True)
@@ -144,12 +141,7 @@ def build_frames(
     prints: Prints,
     fallback: Entries,
     shape: GridShape,
-    *,
-    row_size: float,
-    first_minute: pd.Timestamp,
-    session_date: date,
-    method: str,
-    cvd_total_before: float,
+    labels: FrameLabels,
     aggressor_state: AggressorState,
 ) -> tuple[GridFrames, AggressorState]:
     """Aggregate prints and fallback entries onto the session grid and shape the frames.
@@ -164,17 +156,7 @@ def build_frames(
         )
         return frames, aggressor_state
     states = [aggressor_state]
-    frames = grid_frames(
-        _blocks(prints, fallback, shape, states),
-        first_bin=shape.first_bin,
-        n_bins=shape.n_bins,
-        n_minutes=shape.n_minutes,
-        row_size=row_size,
-        first_minute=first_minute,
-        session_date=session_date,
-        method=method,
-        cvd_total_before=cvd_total_before,
-    )
+    frames = grid_frames(_blocks(prints, fallback, shape, states), shape, labels)
     return frames, states[-1]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import partial
 
 import numpy as np
@@ -26,10 +26,10 @@ import pandas as pd
 
 from analytics.aggressor import AggressorState
 from analytics.bins import bin_index, bin_price
-from analytics.grid_frames import Block, GridFrames, Horizon, grid_frames
+from analytics.grid_frames import Block, FrameLabels, GridFrames, GridShape, Horizon, grid_frames
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
-from analytics.session_grid import GRID_CELLS, NS_PER_MINUTE, GridShape
+from analytics.session_grid import GRID_CELLS, NS_PER_MINUTE
 
 __all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
 
@@ -143,19 +143,11 @@ def resume_session(
         candles=candles,
     )
     cells = Footprint.concat(old, Footprint.from_rows(tail.volume_profile, row_size, first_minute))
-    session_date = session_date_of(open_ts)
+    labels = FrameLabels(row_size, first_minute, session_date_of(open_ts), method, cvd_total_before)
     compare = None
     if stored is not None:
         compare = partial(_first_changed, stored=stored, resume=resume, row_size=row_size)
-    grid = _frames_from_cells(
-        cells,
-        row_size=row_size,
-        first_minute=first_minute,
-        session_date=session_date,
-        method=method,
-        cvd_total_before=cvd_total_before,
-        compare=compare,
-    )
+    grid = _frames_from_cells(cells, labels, compare)
     return SessionFrames(
         volume_profile=grid.volume_profile,
         profile_metrics=grid.profile_metrics,
@@ -168,14 +160,7 @@ def resume_session(
 
 
 def _frames_from_cells(
-    cells: Footprint,
-    *,
-    row_size: float,
-    first_minute: pd.Timestamp,
-    session_date: date,
-    method: str,
-    cvd_total_before: float,
-    compare: Callable[..., pd.Timestamp] | None,
+    cells: Footprint, labels: FrameLabels, compare: Callable[..., pd.Timestamp] | None
 ) -> GridFrames:
     """The frames ``compute_session`` shapes from the same grid.
 
@@ -185,18 +170,12 @@ def _frames_from_cells(
     """
     first_bin = int(cells.bin.min())
     shape = GridShape(first_bin, int(cells.bin.max()) - first_bin + 1, int(cells.minute[-1]) + 1)
-    check_profile_bins(shape, row_size)
+    check_profile_bins(shape, labels.row_size)
     return grid_frames(
         _cell_blocks(cells, shape),
-        first_bin=first_bin,
-        n_bins=shape.n_bins,
-        n_minutes=shape.n_minutes,
-        row_size=row_size,
-        first_minute=first_minute,
-        session_date=session_date,
-        method=method,
-        cvd_total_before=cvd_total_before,
-        compare=None if compare is None else partial(compare, first_bin=first_bin),
+        shape,
+        labels,
+        None if compare is None else partial(compare, first_bin=first_bin),
     )
 
 

@@ -29,21 +29,11 @@ def walk_rows(
     needed: np.ndarray,
     pair: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(val, vah) columns per row of a C-contiguous float64 rows × bins block."""
+    """(val, vah) columns per row of a C-contiguous float64 rows × bins block.
+
+    Rows are walked as far as the block's widest row could go, or, in wide blocks, as far
+    as sampled neighbours needed (re-walked when that was too short)."""
     lo, hi, poc = (np.ascontiguousarray(a, dtype=np.int64) for a in (lo, hi, poc))
-    return _walk_block(volumes, lo, hi, poc, needed, pair)
-
-
-def _walk_block(
-    volumes: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    poc: np.ndarray,
-    needed: np.ndarray,
-    pair: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The vectorised twin: rows walked as far as the block's widest row could go, or, in
-    wide blocks, as far as sampled neighbours needed (re-walked when that was too short)."""
     below_len, above_len = poc - lo, hi - poc
     per = 2 if pair else 1
     # items per side: a dual item is two bins (the last one, at the edge, maybe one)
