@@ -9,7 +9,6 @@ in_process by default, or celery workers when a run's config or MARKETFLOW_EXECU
 import dagster as dg
 
 from assets.market_data import candles_1m
-from assets.partitions import daily_partitions
 from assets.profiles import PROFILE_ASSETS
 from orchestration.executors import configured_executor
 
@@ -19,7 +18,6 @@ EXECUTOR = configured_executor()
 profile_job = dg.define_asset_job(
     "profile_job",
     selection=dg.AssetSelection.assets(*PROFILE_ASSETS),
-    partitions_def=daily_partitions,
     executor_def=EXECUTOR,
     description="Volume profile, profile metrics and order flow of one partition.",
 )
@@ -29,7 +27,6 @@ profile_job = dg.define_asset_job(
 minute_job = dg.define_asset_job(
     "minute_job",
     selection=dg.AssetSelection.assets(candles_1m, *PROFILE_ASSETS),
-    partitions_def=daily_partitions,
     executor_def=EXECUTOR,
     description="Candle reconciliation of closed minutes (and profiles when they lag).",
 )
@@ -38,7 +35,6 @@ minute_job = dg.define_asset_job(
 signals_job = dg.define_asset_job(
     "signals_job",
     selection=dg.AssetSelection.groups("signals"),
-    partitions_def=daily_partitions,
     executor_def=EXECUTOR,
     description="dbt staging views and signal marts for one partition.",
 )

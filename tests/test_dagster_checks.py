@@ -11,7 +11,6 @@ from factories import insert_ticks, make_ticks
 
 from analytics.sessions import session_bounds
 from assets.market_data import candles_1m
-from assets.partitions import daily_partitions
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
@@ -24,7 +23,6 @@ DAY = "2024-03-04"
 checks_job = dg.define_asset_job(
     "checks_only",
     selection=dg.AssetSelection.checks(*ASSET_CHECKS),
-    partitions_def=daily_partitions,
 )
 
 
