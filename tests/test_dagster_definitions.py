@@ -46,7 +46,10 @@ def test_definitions_load_everything() -> None:
     assert defs.resolve_sensor_def("tick_stream_sensor").minimum_interval_seconds == 15
     assert defs.resolve_schedule_def("minute_schedule").cron_schedule == "* * * * *"
     for name in ("profile_job", "minute_job", "signals_job"):
-        executor = defs.resolve_job_def(name).executor_def
+        job = defs.resolve_job_def(name)
+        # the jobs take their partitioning from the assets they select: one day per run
+        assert job.partitions_def == daily_partitions
+        executor = job.executor_def
         # in-process unless a run's config (or MARKETFLOW_EXECUTOR) selects celery
         assert executor.name == "in_process_or_celery"
         assert executor.config_schema.default_value == {"in_process": {}}
