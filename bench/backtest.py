@@ -1,7 +1,7 @@
 """A year of 1-minute history for 50 symbols through one strategy (target: ≥ 20× the
 per-minute loop, and the year in under a minute on 2 cores).
 
-Inputs are synthetic and held in memory (``backtest.synthetic``): 50 symbols × 252
+Inputs are synthetic and held in memory (``bench.synthetic.history``): 50 symbols × 252
 sessions × 390 one-minute candles (4.9 M; 5.7 M symbol-minutes evaluated with the hour
 after each close, while the candle window still holds a price) with per-minute session and
 composite profile levels and order flow. The strategy is the auction-market entry (market
@@ -31,8 +31,8 @@ from backtest.history import SymbolHistory
 from backtest.reference import loop_signals
 from backtest.run import Request, run_on_histories
 from backtest.signals import symbol_signals
-from backtest.synthetic import history, session_minutes
 from bench import BenchContext, Comparison
+from bench.synthetic.history import history, session_minutes
 from streaming.engine.snapshot import candle_window
 from streaming.engine.strategies.definitions import parse_strategy
 from streaming.engine.strategies.model import Strategy, sma_periods

@@ -19,17 +19,16 @@ evaluation of minute_schedule (its fixed cost every minute) against a database r
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import psycopg
 
 from bench import BenchContext, Comparison
+from bench.synthetic.ticks import insert_ticks, make_ticks
 
 DESCRIPTION = "Dagster minute-runs, 30 symbols (sensor, schedule, full window) vs pure compute"
 
@@ -42,60 +41,6 @@ BENCH_PREFIX = "DGB"
 
 def bench_symbols(count: int = SYMBOL_COUNT) -> list[str]:
     return [f"{BENCH_PREFIX}{i:02d}" for i in range(count)]
-
-
-def make_ticks(
-    symbol_ids: list[int],
-    session_open: datetime,
-    session_close: datetime,
-    per_symbol: int,
-    *,
-    seed: int = 11,
-) -> pd.DataFrame:
-    """Random-walk prints inside [open, close): symbol_id, ts, trade_id, price, size, side,
-    bid, ask. A third carry the venue side, a third a quote, a third neither (tick rule)."""
-    rng = np.random.default_rng(seed)
-    span_us = int((session_close - session_open).total_seconds() * 1e6)
-    frames = []
-    for n, symbol_id in enumerate(symbol_ids):
-        offsets = np.sort(rng.integers(0, span_us, per_symbol))
-        steps = rng.choice(np.array([-1, 0, 0, 1]), per_symbol)
-        price = np.round(50.0 + 5 * n + np.cumsum(steps) * 0.01, 2)
-        price = np.maximum(price, 1.0)
-        kind = rng.integers(0, 3, per_symbol)
-        side = np.where(kind == 0, rng.choice(np.array([1.0, -1.0]), per_symbol), np.nan)
-        quoted = kind == 1
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol_id": symbol_id,
-                    "ts": pd.Timestamp(session_open) + pd.to_timedelta(offsets, unit="us"),
-                    "trade_id": [f"{symbol_id}-{i}" for i in range(per_symbol)],
-                    "price": price,
-                    "size": rng.integers(1, 400, per_symbol).astype(float),
-                    "side": side,
-                    "bid": np.where(quoted, price - 0.01, np.nan),
-                    "ask": np.where(quoted, price + 0.01, np.nan),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def insert_ticks(conn: psycopg.Connection, ticks: pd.DataFrame) -> int:
-    """COPY prints into `ticks` (seq from its sequence), creating the day partitions."""
-    days = ticks["ts"].dt.tz_convert("UTC").dt.date
-    conn.execute("select ensure_tick_partitions(%s, %s)", (days.min(), days.max()))
-    frame = ticks.copy()
-    frame["side"] = frame["side"].astype("Int64")
-    buffer = io.StringIO()
-    columns = ["symbol_id", "ts", "trade_id", "price", "size", "side", "bid", "ask"]
-    frame[columns].to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
-    with conn.cursor().copy(
-        f"copy ticks ({', '.join(columns)}) from stdin with (format csv)"
-    ) as copy:
-        copy.write(buffer.getvalue())
-    return len(frame)
 
 
 def ensure_symbols(conn: psycopg.Connection, names: list[str], market: str = "XNYS") -> list[int]:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from bench import BenchContext, Comparison
+from bench.synthetic.ticks import SESSION_MINUTES, SESSION_OPEN, walk_ticks
 
 if TYPE_CHECKING:
     from analytics.pipeline import SessionFrames
@@ -50,27 +51,12 @@ if TYPE_CHECKING:
 DESCRIPTION = "session profile + order flow, 10 M ticks vs a per-tick Python loop"
 
 ROW_SIZE = 0.01
-SESSION_MINUTES = 390
-SESSION_OPEN = pd.Timestamp("2024-03-11 13:30", tz="UTC")  # an XNYS session (EDT)
 
 
 def make_ticks(n: int, seed: int = 7) -> pd.DataFrame:
-    """One session of ``n`` time-sorted ticks: a ±1-tick random walk, half zero ticks.
-
-    The frame the tick loader gives for a venue without side or quote
-    (``storage.tick_reads.TickColumns.profile_frame``): ts, price, size only.
-    """
-    rng = np.random.default_rng(seed)
-    offsets = np.sort(rng.integers(0, SESSION_MINUTES * 60 * 10**9, n))
-    steps = rng.choice(np.array([-1, 0, 0, 1], dtype=np.int64), n)
-    price = (10_000 + np.cumsum(steps)) * ROW_SIZE
-    return pd.DataFrame(
-        {
-            "ts": pd.to_datetime(SESSION_OPEN.value + offsets, utc=True),
-            "price": price,
-            "size": rng.integers(1, 500, n).astype(np.float64),
-        }
-    )
+    """One session of ``n`` time-sorted ticks with ts, price and size only (the frame the
+    tick loader gives for a venue without side or quote)."""
+    return walk_ticks(n, seed, ROW_SIZE, venue_columns=False)
 
 
 def python_metrics(levels: dict[int, float]) -> tuple[int, int, int, list, list]:

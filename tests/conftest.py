@@ -1,6 +1,6 @@
 """Shared fixtures: real PostgreSQL and Redis servers (docs/operations.md).
 
-Embedded servers by default; ``CAPTURESBASE_URL`` / ``TEST_REDIS_URL`` point the suite at
+Embedded servers by default; ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` point the suite at
 external ones. Each test that asks for ``db_url`` gets its own freshly migrated database,
 cloned from a template migrated once per session.
 """
@@ -22,8 +22,7 @@ from psycopg import sql
 from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.redis import EmbeddedRedis
-
-CAPTURES = Path(__file__).resolve().parent / "data"
+from tests.support.paths import CAPTURES
 
 # A test that asks for one of these needs a live PostgreSQL or Redis (or starts servers of
 # its own): it is marked `integration`, so `pytest -m "not integration"` runs the pure tests.
@@ -72,7 +71,7 @@ def service_home() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
     """Admin URL of a real PostgreSQL server for the whole session."""
-    external = os.environ.get("CAPTURESBASE_URL")
+    external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return

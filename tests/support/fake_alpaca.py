@@ -1,0 +1,264 @@
+"""A local Alpaca market-data server: the v2 stream (WebSocket, msgpack or JSON) and the
+historical trades REST endpoint alpaca-py calls (``GET /v2/stocks/trades``).
+
+Both serve one ``tape`` (the prints that "happened"), so a test can drop the stream, let the
+market move on, and check that the client's gap fill recovers exactly the missed prints.
+Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgpack
+from aiohttp import web
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.http_app import start_app
+
+ERROR_MESSAGES = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    408: "v2 not enabled",
+    409: "insufficient subscription",
+    500: "internal error",
+}
+
+
+def rfc3339(ts: datetime, nanos: int = 0) -> str:
+    """Alpaca's REST form: UTC, nanosecond fraction, ``Z``."""
+    base = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{ts.microsecond * 1000 + nanos:09d}Z"
+
+
+@dataclass
+class Print:
+    symbol: str
+    ts: datetime
+    price: float
+    size: float
+    trade_id: int
+    exchange: str = "D"
+    conditions: tuple[str, ...] = ("@", "I")
+    tape: str = "C"
+
+    def rest(self) -> dict[str, Any]:
+        return {
+            "t": rfc3339(self.ts, nanos=321),
+            "x": self.exchange,
+            "p": self.price,
+            "s": self.size,
+            "c": list(self.conditions),
+            "i": self.trade_id,
+            "z": self.tape,
+        }
+
+    def stream(self) -> dict[str, Any]:
+        ns = int(self.ts.timestamp()) * 1_000_000_000 + self.ts.microsecond * 1000 + 321
+        stamp = msgpack.Timestamp.from_unix_nano(ns)
+        return {"T": "t", "S": self.symbol, **self.rest(), "t": stamp}
+
+
+def tape_from_capture(
+    capture: dict[str, Any], count: int, symbol: str = "AAPL", start: datetime | None = None
+) -> list[Print]:
+    """``count`` prints shaped like the captured trade, 10 ms apart, ids ascending, from
+    the capture's time or ``start``."""
+    template = next(
+        m
+        for step in capture["session"]
+        if step["dir"] == "server"
+        for m in step["frame"]
+        if m["T"] == "t"
+    )
+    start = start or datetime.fromisoformat(template["t"])
+    return [
+        Print(
+            symbol=symbol,
+            ts=start + timedelta(milliseconds=10 * k),
+            price=round(template["p"] + 0.01 * ((k * 7) % 11 - 5), 2),
+            size=float(template["s"] + k % 5),
+            trade_id=template["i"] + k,
+            exchange=template["x"],
+            conditions=tuple(template["c"]),
+        )
+        for k in range(count)
+    ]
+
+
+def to_wire(messages: list[dict[str, Any]], use_msgpack: bool) -> bytes | str:
+    if use_msgpack:
+        return msgpack.packb(messages, datetime=False)
+    plain = [
+        {
+            k: (rfc3339(v.to_datetime()) if isinstance(v, msgpack.Timestamp) else v)
+            for k, v in m.items()
+        }
+        for m in messages
+    ]
+    return json.dumps(plain)
+
+
+@dataclass
+class FakeAlpaca:
+    key: str = "test-key"
+    secret: str = "test-secret"
+    tape: list[Print] = field(default_factory=list)
+    # per accepted connection, in order: the steps to play after the subscription ack
+    sessions: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    # auth answers for the next connections (an error code instead of "authenticated")
+    refuse_auth: list[int] = field(default_factory=list)
+    page_size: int = 7  # small REST pages so pagination is exercised
+    # page tokens ("" = the first page) whose next request fails once with a 500
+    fail_pages: list[str] = field(default_factory=list)
+    # what clients did
+    connections: int = 0
+    client_messages: list[dict[str, Any]] = field(default_factory=list)
+    content_types: list[str | None] = field(default_factory=list)
+    rest_requests: list[dict[str, str]] = field(default_factory=list)
+    ws_port: int = 0
+    rest_port: int = 0
+
+    def reset(self) -> None:
+        self.tape, self.sessions, self.refuse_auth, self.fail_pages = [], [], [], []
+        self.connections = 0
+        self.client_messages, self.content_types, self.rest_requests = [], [], []
+
+    # --- WebSocket --------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        content_type = ws.request.headers.get("Content-Type") if ws.request else None
+        self.content_types.append(content_type)
+        use_msgpack = content_type == "application/msgpack"
+
+        async def send(messages: list[dict[str, Any]]) -> None:
+            await ws.send(to_wire(messages, use_msgpack))
+
+        def decode(raw: bytes | str) -> dict[str, Any]:
+            return json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw)
+
+        self.connections += 1
+        await send([{"T": "success", "msg": "connected"}])
+        auth = decode(await ws.recv())
+        self.client_messages.append(auth)
+        if auth.get("action") != "auth":
+            await send([{"T": "error", "code": 401, "msg": ERROR_MESSAGES[401]}])
+            return
+        if self.refuse_auth:
+            code = self.refuse_auth.pop(0)
+            await send([{"T": "error", "code": code, "msg": ERROR_MESSAGES[code]}])
+            await ws.close()
+            return
+        if (auth.get("key"), auth.get("secret")) != (self.key, self.secret):
+            await send([{"T": "error", "code": 402, "msg": ERROR_MESSAGES[402]}])
+            await ws.close()
+            return
+        await send([{"T": "success", "msg": "authenticated"}])
+        sub = decode(await ws.recv())
+        self.client_messages.append(sub)
+        await send(
+            [
+                {
+                    "T": "subscription",
+                    "trades": sub.get("trades", []),
+                    "quotes": sub.get("quotes", []),
+                    "bars": [],
+                    "updatedBars": [],
+                    "dailyBars": [],
+                    "statuses": [],
+                    "lulds": [],
+                    "corrections": sub.get("trades", []),
+                    "cancelErrors": sub.get("trades", []),
+                }
+            ]
+        )
+        steps = self.sessions.pop(0) if self.sessions else []
+        for step in steps:
+            kind = step[0]
+            if kind == "frame":
+                await send(step[1])
+            elif kind == "trades":  # tape[start:end], one frame of `batch` prints at a time
+                _, start, end, *rest = step
+                batch = rest[0] if rest else 1
+                prints = self.tape[start:end]
+                for k in range(0, len(prints), batch):
+                    await send([p.stream() for p in prints[k : k + batch]])
+            elif kind == "raw":
+                await ws.send(step[1])
+            elif kind == "error":
+                await send([{"T": "error", "code": step[1], "msg": ERROR_MESSAGES[step[1]]}])
+            elif kind == "wait":
+                await asyncio.sleep(step[1])
+            elif kind == "drop":  # the network dies: no close frame
+                ws.transport.abort()
+                return
+            elif kind == "close":
+                await ws.close()
+                return
+        # stay open (silent) until the client leaves
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                self.client_messages.append(decode(raw))
+
+    # --- REST -------------------------------------------------------------------------
+
+    async def _trades(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        self.rest_requests.append(params)
+        if (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")) != (
+            self.key,
+            self.secret,
+        ):
+            return web.json_response(
+                {"code": 40110000, "message": "request is not authorized"}, status=401
+            )
+        if params.get("page_token", "") in self.fail_pages:
+            self.fail_pages.remove(params.get("page_token", ""))
+            return web.json_response({"message": "internal server error"}, status=500)
+        symbols = params.get("symbols", "").split(",")
+        start = datetime.fromisoformat(params["start"]) if "start" in params else None
+        limit = min(int(params.get("limit") or 1000), self.page_size)
+        matches = [p for p in self.tape if p.symbol in symbols and (start is None or p.ts >= start)]
+        matches.sort(key=lambda p: (p.symbol, p.ts))
+        offset = int(params.get("page_token") or 0)
+        page = matches[offset : offset + limit]
+        body: dict[str, Any] = {"trades": {}, "next_page_token": None}
+        for p in page:
+            body["trades"].setdefault(p.symbol, []).append(p.rest())
+        if offset + limit < len(matches):
+            body["next_page_token"] = str(offset + limit)
+        return web.json_response(body)
+
+    # --- lifecycle (run on the fake's own loop) --------------------------------------
+
+    async def start(self) -> None:
+        self._ws_server = await serve(self._handler, "127.0.0.1", 0)
+        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        app = web.Application()
+        app.router.add_get("/v2/stocks/trades", self._trades)
+        self._runner, self.rest_port = await start_app(app)
+
+    async def stop(self) -> None:
+        self._ws_server.close()
+        await self._ws_server.wait_closed()
+        await self._runner.cleanup()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/v2/iex"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
