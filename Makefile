@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the dashboard's npm packages (lightweight-charts), copied into its static/vendor/
-FRONTEND := streaming/relay/frontend
+FRONTEND := streaming/web/frontend
 
 .PHONY: run test lint bench install clean
 

@@ -10,7 +10,7 @@ whole session's profile, and the metrics frames, which hold the node lists, the 
 part to shape: a caller comparing with stored rows gets them only from the first minute
 that changed.
 
-A block's independent reductions run on every core at once (``analytics.jit.start``):
+A block's independent reductions run on every core at once (``analytics.compiled.start``):
 numpy releases the GIL in its loops and the compiled profile pass runs without it.
 """
 
@@ -24,9 +24,9 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor_side import AggressorState
 from analytics.bins import bin_price, row_decimals
-from analytics.jit import start
+from analytics.compiled import start
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
 from analytics.profile import BlockMetrics, Nodes, grid_metrics, node_dicts, running_metrics
 

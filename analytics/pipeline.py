@@ -26,7 +26,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import SESSION_START, AggressorState
+from analytics.aggressor_side import SESSION_START, AggressorState
 from analytics.bins import bin_index
 from analytics.grid_frames import (
     PROFILE_METRICS_COLUMNS,

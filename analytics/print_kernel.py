@@ -1,19 +1,19 @@
 """One compiled pass over a session's prints: aggressor side, price bin and grid sums.
 
 Per print, in time order: the tick rule with zero-tick continuation, then the quote
-rule, then the venue's side (the precedence of ``analytics.aggressor.classify``), the
+rule, then the venue's side (the precedence of ``analytics.aggressor_side.classify``), the
 bin ``floor(price / row_size + 0.5)`` of ``analytics.bins``, and the print's size,
 signed size and count added to its (minute, bin) cell. One pass instead of numpy's
 several (classify, bin, key, three ``bincount``) over every print: about 2.2× faster on
 10 M prints, where the numpy passes were most of ``compute_session``. Small inputs take
-the numpy passes (``_fill_numpy``; see ``analytics.jit`` for why).
+the numpy passes (``_fill_numpy``; see ``analytics.compiled`` for why).
 
 Bit-identical to the numpy path: ``np.bincount`` also adds each cell's weights one by
 one in input order, the products and the bin rounding are the same float64 operations
 (no fused multiply-add: numba compiles without fast-math), and the float → int
 conversion truncates in both.
 
-A large session's minutes are cut into one part per core (``analytics.jit``), each part
+A large session's minutes are cut into one part per core (``analytics.compiled``), each part
 started from the tick-rule state before its first print (read backwards from the last
 price change); the parts fill disjoint rows, so they run at once and add exactly what
 one pass adds.
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from analytics.aggressor import AggressorState, classify
-from analytics.jit import compiled, run_all, split, use_compiled
+from analytics.aggressor_side import AggressorState, classify
+from analytics.compiled import compiled, run_all, split, use_compiled
 
 _NONE = np.zeros(0)
 _NONE_NS = np.zeros(0, dtype=np.int64)
@@ -191,7 +191,7 @@ def _state_kernel() -> Callable[..., Any]:
 
 
 def _minute_parts(starts: np.ndarray) -> list[tuple[int, int]]:
-    """Row ranges [m0, m1) of about equal print counts, one per core (see analytics.jit)."""
+    """Row ranges [m0, m1) of about equal print counts, one per core (see analytics.compiled)."""
     rows = starts.shape[0] - 1
     cuts = [a for a, _ in split(int(starts[0]), int(starts[-1]))][1:]
     edges = np.searchsorted(starts, cuts).tolist() if cuts else []
@@ -214,7 +214,7 @@ def fill_prints(
 ) -> tuple[float, int]:
     """Add the prints to 2-D (minutes × bins) grids; optional arrays may be None.
 
-    Compiled (:func:`fill_prints_py`) or numpy, as ``analytics.jit.use_compiled`` says.
+    Compiled (:func:`fill_prints_py`) or numpy, as ``analytics.compiled.use_compiled`` says.
     ns: the prints' times when their order and sizes are still to be checked (the pass
     reads them anyway); raises :class:`PrintsFailedCheck` when one fails.
     """

@@ -5,7 +5,7 @@ traded bin, empty bins included. The functions work on a block of profiles at on
 bins with a per-row [lo, hi] range), and on a session's running profiles (the sum of a
 grid's rows so far) without laying them out as a grid. Large blocks go to one compiled
 pass per profile (``analytics.profile_kernel``); small ones take the numpy form here, which
-gives the same numbers (``analytics.jit`` says which runs when). The one-profile helpers
+gives the same numbers (``analytics.compiled`` says which runs when). The one-profile helpers
 call the same block code, so there is one implementation of each rule.
 
 Value-area walk: from the POC the walk compares the next item below with the next item
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.jit import use_compiled
+from analytics.compiled import use_compiled
 from analytics.profile_kernel import (
     HVN_FACTOR,
     LVN_FACTOR,

@@ -7,7 +7,7 @@ profiles are never laid out as a second grid. Per profile it reads the range twi
 (total with the POC, then the LVN/HVN runs) and walks the value area from the POC.
 
 The rules are the ones of ``analytics.profile`` (docs/semantics.md), which holds their
-numpy form for small inputs (``analytics.jit`` says why); both give the same numbers:
+numpy form for small inputs (``analytics.compiled`` says why); both give the same numbers:
 
 * total: the bins added one by one from the lowest (``np.cumsum`` along the row there);
 * POC: the largest bin, ties to the one nearest the range's middle, then the lower;
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.jit import compiled
+from analytics.compiled import compiled
 
 VALUE_AREA_SHARE = 0.70
 VALUE_AREA_SLACK = 1e-9  # 70 % exactly counts as reached (float tolerance)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor_side import AggressorState
 from analytics.candle_fallback import spread_bars
 from analytics.grid_frames import (
     Block,
@@ -52,7 +52,7 @@ class Entries:
 class Prints:
     """The session's valid prints, time-sorted; classified and binned in one compiled pass.
 
-    side/bid/ask as ``analytics.aggressor.classify`` takes them (None when unknown);
+    side/bid/ask as ``analytics.aggressor_side.classify`` takes them (None when unknown);
     starts: n_minutes + 1 boundaries, minute m's prints are [starts[m], starts[m+1]).
     """
 

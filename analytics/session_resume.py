@@ -24,7 +24,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor_side import AggressorState
 from analytics.bins import bin_index, bin_price
 from analytics.grid_frames import Block, FrameLabels, GridFrames, GridShape, Horizon, grid_frames
 from analytics.order_flow import ORDER_FLOW_COLUMNS

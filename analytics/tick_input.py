@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.jit import use_compiled
+from analytics.compiled import use_compiled
 from analytics.print_kernel import price_range
 
 INT64_MIN = np.iinfo(np.int64).min

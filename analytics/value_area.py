@@ -4,7 +4,7 @@ From the POC the walk compares the next item below with the next item above and 
 larger (tie → below) until the items taken reach what the value area still needs; an item
 is one bin (``single``) or the next two bins (``dual``, fewer at the profile's edge).
 Large blocks take the compiled per-row walk of ``analytics.profile_kernel`` instead
-(``analytics.jit`` says when); this form serves small ones without loading numba.
+(``analytics.compiled`` says when); this form serves small ones without loading numba.
 
 The greedy two-way merge takes item a_i (below) before b_j (above) exactly when
 min(a_0..a_i) >= min(b_0..b_j), so a stable sort of both sides' running minima (below

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import psycopg
 
-from analytics.aggressor import SESSION_START, AggressorState
+from analytics.aggressor_side import SESSION_START, AggressorState
 from analytics.pipeline import SessionFrames, compute_session
 from analytics.session_resume import Footprint, StoredRows, resume_session
 from analytics.sessions import UnknownMarketError, session_bounds

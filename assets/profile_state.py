@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor_side import AggressorState
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.session_resume import METRICS_COMPARED, resume_state
 from storage.tick_reads import ticks_by_symbol

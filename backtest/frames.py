@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from analytics.aggression import FLOW_WINDOW_BUCKETS
+from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from analytics.sessions import UnknownMarketError, market_timezone, session_bounds
 from backtest.history import Levels, SymbolHistory
 from streaming.engine.queries import FLOW_MAX_AGE

@@ -189,7 +189,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
     raise RuntimeError("`marketflow web` did not start listening")
 
 
-def _wait_relay_subscribed(port: int, timeout: float = 15.0) -> None:
+def _wait_web_subscribed(port: int, timeout: float = 15.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -198,7 +198,7 @@ def _wait_relay_subscribed(port: int, timeout: float = 15.0) -> None:
             if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).json().get("redis"):
                 return
         time.sleep(0.05)
-    raise RuntimeError("the relay did not subscribe to Redis")
+    raise RuntimeError("the web server did not subscribe to Redis")
 
 
 def run(ctx: BenchContext) -> list[Comparison]:
@@ -214,7 +214,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
         "WEB_PORT": str(port),
     }
     env.pop("MARKETFLOW_API_TOKEN", None)
-    relay = subprocess.Popen(
+    web = subprocess.Popen(
         [sys.executable, "-m", "marketflow.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -224,24 +224,24 @@ def run(ctx: BenchContext) -> list[Comparison]:
     procs: list[subprocess.Popen[str]] = []
     deadline = seconds + 30.0
     try:
-        _wait_port(port, relay)
-        _wait_relay_subscribed(port)
+        _wait_port(port, web)
+        _wait_web_subscribed(port)
         url = f"ws://127.0.0.1:{port}/ws?channels={CHANNEL}"
         ws_proc = _role("ws", url, str(deadline))
         direct_proc = _role("direct", ctx.redis_url, str(deadline))
         procs += [ws_proc, direct_proc]
         _await_ready(ws_proc, "the WebSocket receiver")
         _await_ready(direct_proc, "the direct Redis receiver")
-        time.sleep(0.3)  # the relay registers the WebSocket client
+        time.sleep(0.3)  # the web server registers the WebSocket client
         pub_proc = _role("publish", ctx.redis_url, str(rate), str(seconds))
         procs.append(pub_proc)
         got = {
             "publisher": _result(pub_proc, deadline + 10),
-            "relay": _result(ws_proc, deadline + 10),
+            "web": _result(ws_proc, deadline + 10),
             "direct": _result(direct_proc, deadline + 10),
         }
     finally:
-        every: list[subprocess.Popen[Any]] = [*procs, relay]
+        every: list[subprocess.Popen[Any]] = [*procs, web]
         for proc in every:
             if proc.poll() is None:
                 proc.terminate()
@@ -250,20 +250,20 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     sent = got["publisher"]["count"]
-    relay_stats, direct = got["relay"], got["direct"]
+    web_stats, direct = got["web"], got["direct"]
     notes = {
         "ticks/s": got["publisher"]["rate"],
         "ticks": sent,
         "trade messages via Redis": direct["count"],
-        "delivered %": 100.0 * relay_stats["count"] / direct["count"] if direct["count"] else 0.0,
-        "max ms": relay_stats["max"],
+        "delivered %": 100.0 * web_stats["count"] / direct["count"] if direct["count"] else 0.0,
+        "max ms": web_stats["max"],
         "direct max ms": direct["max"],
     }
     return [
         Comparison(
             "tick→browser p50 via ingest + web server",
             "ms",
-            relay_stats["p50"],
+            web_stats["p50"],
             "direct Redis subscriber p50",
             direct["p50"],
             higher_is_better=False,
@@ -273,7 +273,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
         Comparison(
             "tick→browser p99 via ingest + web server",
             "ms",
-            relay_stats["p99"],
+            web_stats["p99"],
             "direct Redis subscriber p99",
             direct["p99"],
             higher_is_better=False,

@@ -23,7 +23,7 @@ CVD as a data engineer would compute them with DuckDB and with Polars
 installed), and one ``np.bincount`` pass over the ticks as the memory-bandwidth floor.
 ``compute_session`` does more than the engines (POC, value area and nodes of every
 minute's and the running session's profile). Both sides use every core (compute_session
-runs its compiled passes and independent reductions on a thread pool, analytics/jit.py):
+runs its compiled passes and independent reductions on a thread pool, analytics/compiled.py):
 the notes give each side's CPU time too, the per-core comparison that sizes a
 deployment running one symbol per core.
 
@@ -245,7 +245,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
             # the loop's per-minute metrics are timed on only these (early, narrow)
             # minutes of the session's 390, and scaled with the tick count
             "sample_minutes": float(len(reference["minutes"])),
-            # paid once per process that loads the compiled kernels (analytics/jit.py)
+            # paid once per process that loads the compiled kernels (analytics/compiled.py)
             "numba_load_ms": kernel_load_seconds() * 1000,
         },
     )

@@ -1,1 +1,1 @@
-"""Long-running asyncio processes: providers, ingest, engine, relay. No Dagster imports."""
+"""Long-running asyncio processes: providers, ingest, engine, web (the dashboard); no Dagster."""

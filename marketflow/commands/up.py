@@ -195,11 +195,11 @@ async def _up(args: argparse.Namespace) -> int:
         log.error("--ingest-shards must be at least 1, got %d", args.ingest_shards)
         return 2
     if args.only is None or "web" in args.only:
-        from streaming.relay.server import RelayConfigError, check_token_config
+        from streaming.web.server import WebConfigError, check_token_config
 
         try:  # fail now rather than restart a dashboard that can never start
             check_token_config(settings.bind_host, "set" if settings.api_token else None)
-        except RelayConfigError as exc:
+        except WebConfigError as exc:
             log.error("%s", exc)
             return 2
     stop = asyncio.Event()

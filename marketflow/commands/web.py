@@ -21,7 +21,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from core.settings import get_settings
     from marketflow.supervisor import install_stop_signals
     from streaming.heartbeat import Heartbeat
-    from streaming.relay import Relay, RelayConfigError
+    from streaming.web import WebConfigError, WebServer
 
     log = logging.getLogger("marketflow.web")
     settings = get_settings()
@@ -32,7 +32,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return 1
     token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
-        relay = Relay(
+        server = WebServer(
             urls.redis_url,
             urls.database_url,
             host=args.host or settings.bind_host,
@@ -41,18 +41,18 @@ async def _serve(args: argparse.Namespace) -> int:
             max_clients=settings.web_max_clients,
             extra_hosts=settings.web_allowed_hosts,
         )
-    except RelayConfigError as exc:
+    except WebConfigError as exc:
         log.error("%s", exc)
         return 2
     stop = asyncio.Event()
     install_stop_signals(stop)
     try:
-        await relay.start()
+        await server.start()
     except OSError as exc:
         log.error(
             "cannot listen on %s:%s (%s); choose another port with WEB_PORT or --port",
-            relay.host,
-            relay.requested_port,
+            server.host,
+            server.requested_port,
             exc.strerror or exc,
         )
         return 1
@@ -61,12 +61,12 @@ async def _serve(args: argparse.Namespace) -> int:
     # every browser would see)
     gc.collect()
     gc.freeze()
-    print(f"dashboard on http://{relay.host}:{relay.port}/", flush=True)
+    print(f"dashboard on http://{server.host}:{server.port}/", flush=True)
     try:
-        async with Heartbeat(urls.redis_url, "web", relay.counters):
+        async with Heartbeat(urls.redis_url, "web", server.counters):
             await stop.wait()
     finally:
-        await relay.stop()
+        await server.stop()
     return 0
 
 

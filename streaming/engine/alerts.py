@@ -3,7 +3,7 @@
 LVN proximity: the nearest low-volume node of the session or composite profile within
 ``ENGINE_LVN_ALERT_PCT`` percent of the price, with direction (UP when the node is above
 the price, so price would have to rise to reach it; DOWN when below) and distance.
-Aggressive flow: the score of ``analytics.aggression`` reaching the alert threshold.
+Aggressive flow: the score of ``analytics.aggressive_flow`` reaching the alert threshold.
 Both fire once per approach (``OnceLatch``): an alert re-arms only after price leaves
 the zone (or the score drops below the threshold).
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from analytics.aggression import DIRECTION_NAMES, intensity
+from analytics.aggressive_flow import DIRECTION_NAMES, intensity
 from streaming.engine.snapshot import Metrics, Snapshot, Universe, json_number
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from analytics.aggression import FLOW_WINDOW_BUCKETS
+from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from core.contracts import Horizon
 from streaming.engine.alerts import nodes as alert_nodes
 from streaming.engine.snapshot import Profile, Snapshot, Universe

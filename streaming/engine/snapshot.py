@@ -15,7 +15,7 @@ from typing import SupportsFloat
 import numpy as np
 import numpy.typing as npt
 
-from analytics.aggression import aggression_scores
+from analytics.aggressive_flow import aggression_scores
 from analytics.indicators import (
     atr_grouped,
     first_per_group,

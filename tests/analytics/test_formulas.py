@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.aggression import aggression, aggression_scores, cvd_momentum
+from analytics.aggressive_flow import aggression, aggression_scores, cvd_momentum
 from analytics.indicators import (
     atr,
     atr_grouped,

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analytics.jit
+import analytics.compiled
 import analytics.pipeline
 import analytics.print_kernel
 import analytics.profile
 import analytics.tick_input
-from analytics.aggressor import SESSION_START, AggressorState, classify
+from analytics.aggressor_side import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
 from analytics.print_kernel import fill_prints, fill_prints_py
 from tests.support.paths import REPO
@@ -122,8 +122,8 @@ def test_kernel_split_over_threads_is_the_same_pass(
     flat_start: no price change before the later parts, so their state comes from the
     state carried in (the backward scan reaches the first print).
     """
-    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 500)
-    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    monkeypatch.setattr(analytics.compiled, "SPLIT_MIN_ITEMS", 500)
+    monkeypatch.setattr(analytics.compiled, "cores", lambda: 4)
     rng = np.random.default_rng(23)
     price, size, side, bid, ask, starts = random_prints(rng, 20_000, with_quotes=True)
     starts = np.linspace(0, price.size, 41).astype(np.int64)  # 40 minutes: 4 parts
@@ -352,7 +352,7 @@ def test_compute_session_is_the_same_on_both_paths(
     ticks.loc[[3, 900], "price"] = [np.nan, -1.0]  # bad rows, counted on both paths
     ticks.loc[[11, 2_000], "size"] = [0.0, np.inf]
     ticks = ticks.iloc[[*range(1, 30_000), 0, *range(30_000, len(ticks))]]  # out of order
-    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 1_000)  # checks split over parts
+    monkeypatch.setattr(analytics.compiled, "SPLIT_MIN_ITEMS", 1_000)  # checks split over parts
     close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)
     frames = {}
     for path in PATHS:
@@ -383,8 +383,8 @@ def test_compiled_price_check_agrees_with_numpy(
 ) -> None:
     from analytics.print_kernel import price_range
 
-    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 100)
-    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    monkeypatch.setattr(analytics.compiled, "SPLIT_MIN_ITEMS", 100)
+    monkeypatch.setattr(analytics.compiled, "cores", lambda: 4)
     price = np.random.default_rng(at).uniform(1.0, 2.0, 1_000)
     price[at] = bad
     valid = bad == 5e-324
@@ -435,8 +435,8 @@ def test_faults_the_print_pass_finds_give_the_checked_result(
     from analytics.pipeline import compute_session
     from bench.synthetic.ticks import SESSION_MINUTES, SESSION_OPEN, walk_ticks
 
-    monkeypatch.setattr(analytics.jit, "SPLIT_MIN_ITEMS", 1_000)
-    monkeypatch.setattr(analytics.jit, "cores", lambda: 4)
+    monkeypatch.setattr(analytics.compiled, "SPLIT_MIN_ITEMS", 1_000)
+    monkeypatch.setattr(analytics.compiled, "cores", lambda: 4)
     ticks = walk_ticks(10_000, seed=at)[["ts", "price", "size"]]
     _fault(ticks, fault, at)
     close = SESSION_OPEN + pd.Timedelta(minutes=SESSION_MINUTES)

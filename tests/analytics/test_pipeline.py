@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.aggressor import AggressorState
+from analytics.aggressor_side import AggressorState
 from analytics.pipeline import (
     ORDER_FLOW_COLUMNS,
     PROFILE_METRICS_COLUMNS,

@@ -62,7 +62,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert str(facts["python"]).count(".") == 2 and facts["postgresql"] == "unknown"
     report = BenchReport(facts, quick=True)
     report.add("profile", [_c(200.0, 12_000.0, ">= 50x and <= 300 ms")])
-    report.add("latency", [_c(0.0, 5.0, "relay adds little", "ms")])  # ratio inf
+    report.add("latency", [_c(0.0, 5.0, "the web server adds little", "ms")])  # ratio inf
     report.failed["engine"] = "RuntimeError: boom | pipe"
     json_path, md_path = write_report(report, tmp_path / "out")
     assert json_path.name == JSON_NAME and md_path.name == MARKDOWN_NAME
@@ -82,7 +82,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert table[1].startswith(
         "| m | 200 ms | ref 12,000 ms | 60.00x | >= 50x and <= 300 ms | yes |"
     )
-    assert table[2].endswith("| relay adds little | not judged |")
+    assert table[2].endswith("| the web server adds little | not judged |")
     assert f"| cores | {facts['cores']} |" in text
     assert "RuntimeError: boom \\| pipe" in text  # a pipe cannot break the table
 

@@ -13,7 +13,7 @@ from backtest.run import Request, run_backtest
 from backtest.store import save_result, start_run
 from bench.synthetic.history import history, session_minutes
 from storage.backtest_reads import backtest_run, backtest_runs
-from streaming.relay.queries.base import Database
+from streaming.web.queries.base import Database
 from tests.support.backtest_seed import store
 
 DAY = date(2026, 11, 24)

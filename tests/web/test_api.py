@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from streaming.relay.pages import CHARTS_BUNDLE, CHARTS_MISSING, STATIC_DIR
+from streaming.web.pages import CHARTS_BUNDLE, CHARTS_MISSING, STATIC_DIR
 from tests.support.web_seed import AAPL_MINUTES, seed, walk
 from tests.support.web_served import serve
 

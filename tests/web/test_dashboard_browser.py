@@ -21,7 +21,7 @@ import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from core.contracts import Channel
-from streaming.relay.pages import CHARTS_MISSING, charts_installed
+from streaming.web.pages import CHARTS_MISSING, charts_installed
 from tests.support import paths
 from tests.support.backtest_seed import STRATEGY, seed_backtest, start_unfinished
 from tests.support.web_seed import MARKET_ID, seed
@@ -284,7 +284,7 @@ def test_a_stalled_client_does_not_delay_the_browser(
         # a client that completes the handshake and then never reads: a frozen tab
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", web.relay.port))
+        stalled.connect(("127.0.0.1", web.server.port))
         stalled.sendall(
             b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -293,7 +293,7 @@ def test_a_stalled_client_does_not_delay_the_browser(
         port = stalled.getsockname()[1]
 
         async def stalled_outbox() -> tuple[int, int] | None:
-            for client in list(web.relay.clients):
+            for client in list(web.server.clients):
                 if client.peer[1] == port:
                     return client.outbox.conflated, client.frames
             return None

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from assets.dbt_marts import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_env
-from streaming.relay.queries import Queries
-from streaming.relay.queries.market import WATCHLIST_RAW_SQL
+from streaming.web.queries import Queries
+from streaming.web.queries.market import WATCHLIST_RAW_SQL
 from tests.support.web_seed import seed
 from tests.support.web_served import serve
 

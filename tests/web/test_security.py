@@ -13,8 +13,8 @@ import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
-from streaming.relay.hub import CLOSE_TOO_MANY_CLIENTS
-from streaming.relay.security import (
+from streaming.web.hub import CLOSE_TOO_MANY_CLIENTS
+from streaming.web.security import (
     BadHeaders,
     allowed_hosts,
     bearer,
@@ -116,7 +116,7 @@ def raw_request(port: int, head: str) -> tuple[int, dict[str, str], bytes]:
 
 def test_foreign_host_refused_on_every_route_and_the_websocket(redis_url: str) -> None:
     with serve(redis_url, None, extra_hosts=["dash.example"]) as web:
-        port = web.relay.port
+        port = web.server.port
         for path in ("/", "/api/health", "/static/style.css", "/docs", "/openapi.json"):
             res = httpx.get(f"{web.base}{path}", headers={"Host": "rebound.example"})
             assert res.status_code == 403 and "Host not allowed" in res.json()["error"], path
@@ -138,7 +138,7 @@ def test_duplicated_or_malformed_headers_are_400_without_traceback(
 ) -> None:
     caplog.set_level(logging.INFO)
     with serve(redis_url, None, token="t0k") as web:
-        port = web.relay.port
+        port = web.server.port
         host = f"Host: 127.0.0.1:{port}"
         cases = {
             "two Authorization": f"{host}\nAuthorization: Bearer t0k\nAuthorization: Bearer x\n",
@@ -161,17 +161,17 @@ def test_duplicated_or_malformed_headers_are_400_without_traceback(
 
 def test_websocket_clients_are_capped_with_close_1013(redis_url: str) -> None:
     with serve(redis_url, None, max_clients=2) as web:
-        url = f"ws://127.0.0.1:{web.relay.port}/ws"
+        url = f"ws://127.0.0.1:{web.server.port}/ws"
         first, second = connect(url), connect(url)
         with connect(url) as third, pytest.raises(ConnectionClosedError) as closed:
             third.recv(timeout=5)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == CLOSE_TOO_MANY_CLIENTS == 1013
         assert "too many dashboard clients (at most 2)" in closed.value.rcvd.reason
-        assert web.relay.counters()["clients_refused"] == 1
+        assert web.server.counters()["clients_refused"] == 1
         first.close()
         for _ in range(100):  # the freed place is given to the next client
-            if len(web.relay.clients) < 2:
+            if len(web.server.clients) < 2:
                 break
             second.ping().wait(0.05)
         with connect(url) as fourth, pytest.raises(TimeoutError):
@@ -202,7 +202,7 @@ def test_the_token_never_reaches_the_log(redis_url: str, caplog: pytest.LogCaptu
     caplog.set_level(logging.DEBUG)
     secret = "n0t-in-logs-9f2c"
     with serve(redis_url, None, token=secret) as web:
-        port = web.relay.port
+        port = web.server.port
         with connect(f"ws://127.0.0.1:{port}/ws?token={secret}"):
             pass
         with pytest.raises(InvalidStatus):

@@ -27,7 +27,7 @@ A row of ``strategies`` has a ``definition`` (JSON) whose ``type`` is one of:
     ``!=``) against either a constant ``value`` or a ``ref``:
 
     - numeric metrics: ``price`` (latest 1-minute close), ``aggression_score`` (0–100,
-      ``analytics.aggression``), ``cvd_slope`` (CVD change per minute over the last five
+      ``analytics.aggressive_flow``), ``cvd_slope`` (CVD change per minute over the last five
       order-flow buckets), ``cvd_momentum``, ``buy_pressure``, ``sell_pressure`` (0–100),
       ``momentum_pct`` (percent change over 60 minutes), ``confidence`` (market state,
       0–100), ``atr`` (ATR 14);

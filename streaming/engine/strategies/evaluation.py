@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analytics.aggression import DIR_BUY, DIR_NEUTRAL, DIR_SELL, DIRECTION_NAMES
+from analytics.aggressive_flow import DIR_BUY, DIR_NEUTRAL, DIR_SELL, DIRECTION_NAMES
 from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, STATE_NAMES
 from streaming.engine.snapshot import Metrics, Universe, json_number
 from streaming.engine.strategies.model import (

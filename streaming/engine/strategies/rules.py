@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from analytics.aggression import DIRECTION_NAMES
+from analytics.aggressive_flow import DIRECTION_NAMES
 from analytics.market_state import STATE_NAMES
 from streaming.engine.snapshot import Metrics
 from streaming.engine.strategies.model import Condition

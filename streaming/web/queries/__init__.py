@@ -5,10 +5,10 @@ stored backtests.
 
 from __future__ import annotations
 
-from streaming.relay.queries.backtests import BacktestQueries
-from streaming.relay.queries.base import Database
-from streaming.relay.queries.market import TIMEFRAMES, MarketQueries, UnknownSymbol
-from streaming.relay.queries.trading import NotFound, TradingQueries
+from streaming.web.queries.backtests import BacktestQueries
+from streaming.web.queries.base import Database
+from streaming.web.queries.market import TIMEFRAMES, MarketQueries, UnknownSymbol
+from streaming.web.queries.trading import NotFound, TradingQueries
 
 
 class Queries(MarketQueries, TradingQueries, BacktestQueries):

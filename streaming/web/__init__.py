@@ -5,7 +5,7 @@ rules, ``api`` the JSON endpoints, ``queries`` every SQL statement, ``pages`` th
 registry; the front end is ``static/`` (sources) and ``frontend/`` (npm packages).
 """
 
-from streaming.relay.security import RelayConfigError
-from streaming.relay.server import Relay
+from streaming.web.security import WebConfigError
+from streaming.web.server import WebServer
 
-__all__ = ["Relay", "RelayConfigError"]
+__all__ = ["WebConfigError", "WebServer"]

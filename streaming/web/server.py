@@ -1,4 +1,4 @@
-"""``Relay``: the dashboard server (Starlette under uvicorn, in this process's event loop).
+"""``WebServer``: the dashboard server (Starlette under uvicorn, in this process's event loop).
 
 It binds its socket before anything else starts (a taken port fails ``start()`` with
 OSError and leaves no task behind), then runs uvicorn on it and the Redis reader beside it.
@@ -17,12 +17,12 @@ from pathlib import Path
 import uvicorn
 
 from core.contracts import Channel
-from streaming.relay.app import build_app
-from streaming.relay.hub import Client, Hub, HubStats
-from streaming.relay.pages import STATIC_DIR
-from streaming.relay.queries import Queries
-from streaming.relay.security import (
-    RelayConfigError,
+from streaming.web.app import build_app
+from streaming.web.hub import Client, Hub, HubStats
+from streaming.web.pages import STATIC_DIR
+from streaming.web.queries import Queries
+from streaming.web.security import (
+    WebConfigError,
     allowed_hosts,
     check_token_config,
     is_loopback,
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # token: keep its warnings and errors only (no access log either)
 UVICORN_LOG = logging.getLogger("uvicorn.error")
 
-__all__ = ["Relay", "RelayConfigError", "check_token_config", "is_loopback"]
+__all__ = ["WebConfigError", "WebServer", "check_token_config", "is_loopback"]
 
 
 class _Server(uvicorn.Server):
@@ -61,7 +61,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class Relay:
+class WebServer:
     def __init__(
         self,
         redis_url: str,
@@ -92,7 +92,7 @@ class Relay:
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
-    # the hub's state, under the names the relay always had
+    # the hub's state, under the names the server always had
     @property
     def clients(self) -> set[Client]:
         return self.hub.clients
@@ -151,7 +151,7 @@ class Relay:
         if self._sock is not None:
             self._sock.close()
 
-    async def __aenter__(self) -> Relay:
+    async def __aenter__(self) -> WebServer:
         await self.start()
         return self
 

@@ -25,7 +25,7 @@ ConflationKey = tuple[str, ...]
 
 
 class BadMessage(ValueError):
-    """A Redis message that is not a JSON object; counted and skipped by the relay."""
+    """A Redis message that is not a JSON object; counted and skipped by the web server."""
 
 
 def parse_payload(raw: bytes | str) -> tuple[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Relay: Redis → WebSocket delivery, conflation, slow clients, token, history API."""
+"""WebServer: Redis → WebSocket delivery, conflation, slow clients, token, history API."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from websockets.exceptions import InvalidStatus
 
 from core.contracts import Channel
 from storage.db import sqlalchemy_url
-from streaming.relay import Relay, RelayConfigError
-from streaming.relay.conflation import Outbox, conflation_key
-from streaming.relay.queries import Queries
+from streaming.web import WebConfigError, WebServer
+from streaming.web.conflation import Outbox, conflation_key
+from streaming.web.queries import Queries
 
 # --- pure: the outbox -----------------------------------------------------------------------
 
@@ -64,8 +64,8 @@ def test_outbox_bounded_and_partial_drain() -> None:
 def test_non_standard_json_numbers_are_bad_messages() -> None:
     """Found in review: Python's json accepts NaN/Infinity, browsers' JSON.parse does not,
     so one such message made the browser drop the whole frame it travelled in (up to 500
-    updates of other symbols). It is counted and skipped at the relay instead."""
-    from streaming.relay.conflation import BadMessage, parse_payload
+    updates of other symbols). It is counted and skipped at the server instead."""
+    from streaming.web.conflation import BadMessage, parse_payload
 
     for raw in ('{"symbol": "AAPL", "close": NaN}', b'{"symbol": "AAPL", "vwap": -Infinity}'):
         with pytest.raises(BadMessage):
@@ -74,30 +74,30 @@ def test_non_standard_json_numbers_are_bad_messages() -> None:
 
 
 def test_non_loopback_without_token_refuses_to_start() -> None:
-    with pytest.raises(RelayConfigError, match="MARKETFLOW_API_TOKEN"):
-        Relay("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0)
-    Relay("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0, token="t0k")  # fine
+    with pytest.raises(WebConfigError, match="MARKETFLOW_API_TOKEN"):
+        WebServer("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0)
+    WebServer("redis://127.0.0.1:1/0", None, host="0.0.0.0", port=0, token="t0k")  # fine
 
 
 # --- with real Redis ------------------------------------------------------------------------
 
 
 @asynccontextmanager
-async def running_relay(
+async def running_server(
     redis_url: str, db_url: str | None = None, **kw: object
-) -> AsyncIterator[Relay]:
-    relay = Relay(redis_url, db_url, host="127.0.0.1", port=0, **kw)  # type: ignore[arg-type]
-    await relay.start()
+) -> AsyncIterator[WebServer]:
+    server = WebServer(redis_url, db_url, host="127.0.0.1", port=0, **kw)  # type: ignore[arg-type]
+    await server.start()
     try:
-        await asyncio.wait_for(relay.subscribed.wait(), 10)
-        yield relay
+        await asyncio.wait_for(server.subscribed.wait(), 10)
+        yield server
     finally:
-        await relay.stop()
+        await server.stop()
 
 
-async def wait_clients(relay: Relay, n: int) -> None:
+async def wait_clients(server: WebServer, n: int) -> None:
     for _ in range(200):
-        if len(relay.clients) >= n:
+        if len(server.clients) >= n:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("clients did not register")
@@ -106,9 +106,9 @@ async def wait_clients(relay: Relay, n: int) -> None:
 def test_redis_publish_reaches_websocket_client(redis_url: str) -> None:
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)
-        async with running_relay(redis_url) as relay:
-            async with connect(f"ws://127.0.0.1:{relay.port}/ws") as ws:
-                await wait_clients(relay, 1)
+        async with running_server(redis_url) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                await wait_clients(server, 1)
                 candle = {
                     "symbol": "AAPL",
                     "time": "2026-11-23T14:31:00+00:00",
@@ -126,7 +126,7 @@ def test_redis_publish_reaches_websocket_client(redis_url: str) -> None:
                     got += json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert got[0] == {"channel": "ticks:candles", "data": candle}
             assert got[1]["channel"] == "signals"
-            assert relay.stats.bad_messages == 1  # counted and skipped, delivery went on
+            assert server.stats.bad_messages == 1  # counted and skipped, delivery went on
         await pub.aclose()
 
     asyncio.run(scenario())
@@ -138,8 +138,8 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
 
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)
-        async with running_relay(redis_url) as relay:
-            real = relay.hub.dispatch
+        async with running_server(redis_url) as server:
+            real = server.hub.dispatch
             calls = {"n": 0}
 
             def flaky(channel: str, raw: bytes | str) -> None:
@@ -148,9 +148,9 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
                     raise RuntimeError("a bug in one message's handling")
                 real(channel, raw)
 
-            relay.hub.dispatch = flaky  # type: ignore[method-assign]
-            async with connect(f"ws://127.0.0.1:{relay.port}/ws") as ws:
-                await wait_clients(relay, 1)
+            server.hub.dispatch = flaky  # type: ignore[method-assign]
+            async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+                await wait_clients(server, 1)
                 await pub.publish(Channel.SIGNALS, json.dumps({"symbol": "AAPL", "n": 1}))
                 got: list[dict[str, object]] = []
                 for _ in range(100):  # resubscribed after the failure: later ones arrive
@@ -160,7 +160,7 @@ def test_a_failing_dispatch_never_ends_the_redis_reader(redis_url: str) -> None:
                     if got:
                         break
             assert got and got[0]["data"] == {"symbol": "AAPL", "n": 2}
-            assert relay.hub.reader is not None and not relay.hub.reader.done()
+            assert server.hub.reader is not None and not server.hub.reader.done()
         await pub.aclose()
 
     asyncio.run(scenario())
@@ -175,10 +175,10 @@ def test_a_port_in_use_leaves_no_reader_task_behind(redis_url: str) -> None:
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            relay = Relay(redis_url, None, host="127.0.0.1", port=taken.getsockname()[1])
+            server = WebServer(redis_url, None, host="127.0.0.1", port=taken.getsockname()[1])
             with pytest.raises(OSError):
-                await relay.start()
-            assert relay.hub.reader is None or relay.hub.reader.done()
+                await server.start()
+            assert server.hub.reader is None or server.hub.reader.done()
 
     asyncio.run(scenario())
 
@@ -186,10 +186,10 @@ def test_a_port_in_use_leaves_no_reader_task_behind(redis_url: str) -> None:
 def test_channel_and_symbol_filters(redis_url: str) -> None:
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)
-        async with running_relay(redis_url) as relay:
-            url = f"ws://127.0.0.1:{relay.port}/ws?channels=market_state&symbols=MSFT"
+        async with running_server(redis_url) as server:
+            url = f"ws://127.0.0.1:{server.port}/ws?channels=market_state&symbols=MSFT"
             async with connect(url) as ws:
-                await wait_clients(relay, 1)
+                await wait_clients(server, 1)
                 await pub.publish(Channel.CANDLES, json.dumps({"symbol": "MSFT", "close": 1}))
                 await pub.publish(
                     Channel.MARKET_STATE, json.dumps({"symbol": "AAPL", "state": "X"})
@@ -205,7 +205,7 @@ def test_channel_and_symbol_filters(redis_url: str) -> None:
 
 
 def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
-    """A client that stops reading: the other client gets everything, the relay keeps
+    """A client that stops reading: the other client gets everything, the server keeps
     draining Redis, and the stalled client's outbox holds only the latest per symbol."""
     symbols = [f"S{i}" for i in range(5)]
     n_rounds = 3000
@@ -213,12 +213,12 @@ def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
 
     async def scenario() -> None:
         pub = aioredis.Redis.from_url(redis_url)
-        async with running_relay(redis_url) as relay:
+        async with running_server(redis_url) as server:
             # max_queue=1: the client library stops reading the socket once one frame waits,
-            # so TCP back-pressure reaches the relay exactly as with a frozen browser tab.
-            stalled = await connect(f"ws://127.0.0.1:{relay.port}/ws", max_queue=1)
-            async with connect(f"ws://127.0.0.1:{relay.port}/ws", max_size=None) as live:
-                await wait_clients(relay, 2)
+            # so TCP back-pressure reaches the server exactly as with a frozen browser tab.
+            stalled = await connect(f"ws://127.0.0.1:{server.port}/ws", max_queue=1)
+            async with connect(f"ws://127.0.0.1:{server.port}/ws", max_size=None) as live:
+                await wait_clients(server, 2)
                 latest: dict[str, int] = {}
 
                 async def read_live() -> None:
@@ -238,13 +238,13 @@ def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
                 await asyncio.wait_for(reader, 30)
                 total = n_rounds * len(symbols)
                 for _ in range(500):
-                    if relay.stats.received >= total:
+                    if server.stats.received >= total:
                         break
                     await asyncio.sleep(0.01)
-                assert relay.stats.received == total  # Redis drained in full
+                assert server.stats.received == total  # Redis drained in full
 
                 port = stalled.local_address[1]
-                stalled_client = next(c for c in relay.clients if c.peer[1] == port)
+                stalled_client = next(c for c in server.clients if c.peer[1] == port)
                 # back-pressure reached it: it conflated, and holds at most one per symbol
                 assert stalled_client.outbox.conflated > 0
                 assert len(stalled_client.outbox) <= len(symbols)
@@ -263,8 +263,8 @@ def test_stalled_client_neither_blocks_others_nor_redis(redis_url: str) -> None:
 
 def test_token_required_for_ws_and_api_when_configured(redis_url: str) -> None:
     async def scenario() -> None:
-        async with running_relay(redis_url, token="s3cret") as relay:
-            base = f"http://127.0.0.1:{relay.port}"
+        async with running_server(redis_url, token="s3cret") as server:
+            base = f"http://127.0.0.1:{server.port}"
             async with httpx.AsyncClient() as http:
                 assert (await http.get(f"{base}/api/health")).status_code == 200
                 assert (await http.get(f"{base}/api/symbols")).status_code == 401
@@ -273,16 +273,16 @@ def test_token_required_for_ws_and_api_when_configured(redis_url: str) -> None:
                 assert "http" not in page.headers["content-security-policy"]
                 assert (await http.get(f"{base}/static/../server.py")).status_code == 404
             with pytest.raises(InvalidStatus):
-                async with connect(f"ws://127.0.0.1:{relay.port}/ws"):
+                async with connect(f"ws://127.0.0.1:{server.port}/ws"):
                     pass
             with pytest.raises(InvalidStatus):  # another site's page in the user's browser
                 async with connect(
-                    f"ws://127.0.0.1:{relay.port}/ws?token=s3cret", origin="http://evil.example"
+                    f"ws://127.0.0.1:{server.port}/ws?token=s3cret", origin="http://evil.example"
                 ):
                     pass
-            same = f"http://127.0.0.1:{relay.port}"
-            async with connect(f"ws://127.0.0.1:{relay.port}/ws?token=s3cret", origin=same) as ws:
-                await wait_clients(relay, 1)
+            same = f"http://127.0.0.1:{server.port}"
+            async with connect(f"ws://127.0.0.1:{server.port}/ws?token=s3cret", origin=same) as ws:
+                await wait_clients(server, 1)
                 assert ws.protocol.state.name == "OPEN"
 
     asyncio.run(scenario())
@@ -310,8 +310,8 @@ def test_history_endpoint_returns_recent_candles_oldest_first(redis_url: str, db
             )
 
     async def scenario() -> dict[str, object]:
-        async with running_relay(redis_url, db_url) as relay, httpx.AsyncClient() as http:
-            base = f"http://127.0.0.1:{relay.port}"
+        async with running_server(redis_url, db_url) as server, httpx.AsyncClient() as http:
+            base = f"http://127.0.0.1:{server.port}"
             res = await http.get(f"{base}/api/candles", params={"symbol": "aapl", "limit": 3})
             assert res.status_code == 200
             syms = (await http.get(f"{base}/api/symbols")).json()["symbols"]
@@ -330,16 +330,16 @@ def test_history_endpoint_returns_recent_candles_oldest_first(redis_url: str, db
 
 def test_history_endpoint_reports_database_down(redis_url: str) -> None:
     async def scenario() -> None:
-        async with running_relay(redis_url, "postgresql://postgres@127.0.0.1:1/none") as relay:
+        async with running_server(redis_url, "postgresql://postgres@127.0.0.1:1/none") as server:
             async with httpx.AsyncClient() as http:
-                res = await http.get(f"http://127.0.0.1:{relay.port}/api/candles?symbol=AAPL")
+                res = await http.get(f"http://127.0.0.1:{server.port}/api/candles?symbol=AAPL")
             assert res.status_code == 503 and "database unavailable" in res.json()["error"]
 
     asyncio.run(scenario())
 
 
 def test_latency_benchmark_smoke(redis_url: str) -> None:
-    """`bench/latency.py` in quick mode: real relay process, measurements beside the reference."""
+    """`bench/latency.py` in quick mode: real server process, measurements beside the reference."""
     import math
 
     from bench import BenchContext
@@ -361,7 +361,7 @@ def test_accepted_connections_have_nagle_off() -> None:
     client's delayed ACK (p99 36 ms instead of 19 ms)."""
     import socket
 
-    from streaming.relay.server import _bind
+    from streaming.web.server import _bind
 
     async def scenario() -> int:
         sock = _bind("127.0.0.1", 0)

@@ -11,10 +11,10 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streaming.relay import api, pages
-from streaming.relay.hub import CLOSE_TOO_MANY_CLIENTS, Client, Hub, parse_filter
-from streaming.relay.queries import Queries
-from streaming.relay.security import Guard
+from streaming.web import api, pages
+from streaming.web.hub import CLOSE_TOO_MANY_CLIENTS, Client, Hub, parse_filter
+from streaming.web.queries import Queries
+from streaming.web.security import Guard
 
 
 async def live(websocket: WebSocket) -> None:

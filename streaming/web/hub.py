@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.contracts import Channel
-from streaming.relay.conflation import (
+from streaming.web.conflation import (
     BadMessage,
     Outbox,
     conflation_key,
@@ -151,7 +151,7 @@ class Hub:
                 # a bug must not end the only reader (the dashboard would go silent for
                 # good): log it with its traceback and subscribe again
                 self.stats.redis_errors += 1
-                log.exception("relay reader failed; resubscribing in %.1fs", backoff)
+                log.exception("Redis reader failed; resubscribing in %.1fs", backoff)
             finally:
                 self.subscribed.clear()
                 with contextlib.suppress(Exception):
@@ -163,7 +163,7 @@ class Hub:
 
     def start(self) -> None:
         if self.reader is None or self.reader.done():
-            self.reader = asyncio.create_task(self.read_redis(), name="relay-redis")
+            self.reader = asyncio.create_task(self.read_redis(), name="web-redis")
 
     async def stop(self) -> None:
         if self.reader is not None:

@@ -13,8 +13,8 @@ from psycopg import sql
 from core.contracts import Table
 from streaming.engine.strategies.definitions import parse_config, parse_strategy
 from streaming.engine.strategies.model import DefinitionError
-from streaming.relay.queries.base import Database
-from streaming.relay.queries.market import clamp
+from streaming.web.queries.base import Database
+from streaming.web.queries.market import clamp
 
 STRATEGIES_SQL = f"""
 select st.id, st.name, st.definition, st.active, st.cooldown_seconds, st.updated_at,

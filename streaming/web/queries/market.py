@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from core.contracts import Table
-from streaming.relay.queries.base import Database
+from streaming.web.queries.base import Database
 
 TIMEFRAMES: dict[str, str] = {
     "1m": "1 minute",

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from streaming.engine.strategies.model import DefinitionError
-from streaming.relay.queries import TIMEFRAMES, NotFound, Queries, UnknownSymbol
+from streaming.web.queries import TIMEFRAMES, NotFound, Queries, UnknownSymbol
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024

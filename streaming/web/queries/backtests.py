@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from storage.backtest_reads import backtest_run, backtest_runs
-from streaming.relay.queries.base import Database
-from streaming.relay.queries.trading import NotFound
+from streaming.web.queries.base import Database
+from streaming.web.queries.trading import NotFound
 
 
 class BacktestQueries:

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.aggressor import (
+from analytics.aggressor_side import (
     SESSION_START,
     AggressorState,
     buy_volume,

@@ -46,7 +46,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 PUBLIC_API = frozenset({"/api/health"})
 
 
-class RelayConfigError(ValueError):
+class WebConfigError(ValueError):
     """The server cannot start as configured; the message names the setting to change."""
 
 
@@ -66,7 +66,7 @@ def is_loopback(host: str) -> bool:
 
 def check_token_config(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
-        raise RelayConfigError(
+        raise WebConfigError(
             f"the dashboard would listen on {host}, beyond this machine: set "
             "MARKETFLOW_API_TOKEN (clients then pass ?token=...), or bind 127.0.0.1 "
             "with MARKETFLOW_BIND_HOST."
