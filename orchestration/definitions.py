@@ -1,7 +1,8 @@
 """The one Definitions of marketflow (workspace.yaml → `orchestration.definitions`).
 
 Importing it is cheap: no database is reached (resources resolve their URL on first use)
-and the dbt manifest is parsed only when missing or stale (assets.dbt_marts).
+and no dbt process starts — the dbt manifest was prepared at install time and is only read
+(assets/dbt_project.py).
 """
 
 import dagster as dg
@@ -13,8 +14,9 @@ from assets.partitions import daily_partitions
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
 from orchestration.checks import ASSET_CHECKS
-from orchestration.jobs import minute_job, profile_job, signals_job
-from orchestration.schedules import minute_schedule, signals_schedule
+from orchestration.jobs import minute_job, signals_job
+from orchestration.retention import retention_job, retention_schedule
+from orchestration.schedules import signals_schedule
 from orchestration.sensors import tick_stream_sensor
 
 defs = dg.Definitions(
@@ -27,8 +29,8 @@ defs = dg.Definitions(
         *RAW_SOURCES,
     ],
     asset_checks=ASSET_CHECKS,
-    jobs=[profile_job, minute_job, signals_job],
-    schedules=[minute_schedule, signals_schedule],
+    jobs=[minute_job, signals_job, retention_job],
+    schedules=[signals_schedule, retention_schedule],
     sensors=[tick_stream_sensor],
     resources={"postgres": PostgresResource(), "dbt": dbt_resource()},
 )
