@@ -11,6 +11,10 @@ counted. docs/operations.md ("Dagster at month scale") holds the figures.
 
 This is a load measurement, not a speed benchmark: there is no reference to take a ratio
 against, so it is not one of ``marketflow bench``'s benchmarks.
+
+``--prune-minutes N`` is the soak form: every minute it applies the daily retention job's
+rule (orchestration/retention.py) with a cutoff N minutes back instead of days, so a short
+run shows what a week does to the stored rows: they stop growing once the window is full.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -57,6 +62,10 @@ class Sample:
     home_bytes: int = 0  # the Dagster home's files (compute logs)
     dbt_target_bytes: int = 0  # dbt artifacts the marts runs leave in dbt_project/target
     market_ticks: int = 0
+    runs_created: int = 0  # the runs table's newest id: deletions do not lower it
+    events_created: int = 0  # likewise for event_logs
+    runs_stored: int = 0
+    events_stored: int = 0
 
 
 def free_port() -> int:
@@ -135,8 +144,14 @@ def take_sample(market_url: str, dagster_url: str, dagster_home: Path) -> Sample
             "select case type when 'SENSOR' then 'sensor' else 'schedule' end || '/' "
             "|| lower(status), count(*) from job_ticks group by 1",
         )
-        row = conn.execute("select pg_database_size(current_database())").fetchone()
-        sample.database_bytes = int(row[0]) if row else 0
+        row = conn.execute(
+            "select pg_database_size(current_database()), "
+            "(select coalesce(max(id), 0) from runs), (select count(*) from runs), "
+            "(select coalesce(max(id), 0) from event_logs), (select count(*) from event_logs)"
+        ).fetchone()
+        assert row is not None
+        sample.database_bytes, sample.runs_created, sample.runs_stored = map(int, row[:3])
+        sample.events_created, sample.events_stored = int(row[3]), int(row[4])
     with psycopg.connect(market_url) as conn:
         row = conn.execute("select count(*) from ticks").fetchone()
         sample.market_ticks = int(row[0]) if row else 0
@@ -156,7 +171,8 @@ def report(first: Sample, last: Sample, symbols: tuple[str, ...]) -> dict[str, o
     runs = _delta(last.runs, first.runs)
     events = _delta(last.events, first.events)
     ticks = _delta(last.ticks, first.ticks)
-    run_count, event_count = sum(runs.values()), sum(events.values())
+    run_count = last.runs_created - first.runs_created
+    event_count = last.events_created - first.events_created
     grown = last.database_bytes - first.database_bytes
     home_grown = last.home_bytes - first.home_bytes
     dbt_grown = last.dbt_target_bytes - first.dbt_target_bytes
@@ -175,11 +191,40 @@ def report(first: Sample, last: Sample, symbols: tuple[str, ...]) -> dict[str, o
         "event_rows_by_type": events,
         "ticks": ticks,
         "ticks_per_day": round(sum(ticks.values()) * per_day),
+        "runs_stored": last.runs_stored,
+        "event_rows_stored": last.events_stored,
         "database_bytes": last.database_bytes,
         "database_growth_mb_per_day": round(grown * per_day / 1e6, 1),
         "home_growth_mb_per_day": round(home_grown * per_day / 1e6, 1),
         "dbt_target_growth_mb_per_day": round(dbt_grown * per_day / 1e6, 1),
     }
+
+
+class Pruner:
+    """The retention job's rule applied to the run's instance, with a cutoff in minutes."""
+
+    def __init__(self, dagster_home: Path, dagster_url: str, minutes: float) -> None:
+        import dagster as dg
+        from sqlalchemy.engine import make_url
+
+        # dagster.yaml names the variable its storage password is read from
+        config = json.loads((dagster_home / "dagster.yaml").read_text().split("\n", 1)[1])
+        secret = config["storage"]["postgres"]["postgres_db"].get("password")
+        password = make_url(dagster_url).password
+        if isinstance(secret, dict) and password:
+            os.environ[secret["env"]] = str(password)
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+        self.minutes = minutes
+        self.deleted = 0
+
+    def prune(self) -> None:
+        from orchestration.retention import delete_runs_before
+
+        cutoff = datetime.now(UTC) - timedelta(minutes=self.minutes)
+        self.deleted += delete_runs_before(self.instance, cutoff).deleted
+
+    def close(self) -> None:
+        self.instance.dispose()
 
 
 def leftovers(home: Path, exclude: set[int]) -> list[int]:
@@ -211,7 +256,13 @@ def stop(proc: subprocess.Popen, home: Path) -> list[int]:
     return left
 
 
-def measure(minutes: float, symbols: tuple[str, ...], web_port: int, dagster_port: int) -> int:
+def measure(
+    minutes: float,
+    symbols: tuple[str, ...],
+    web_port: int,
+    dagster_port: int,
+    prune_minutes: float | None = None,
+) -> int:
     home = Path(tempfile.mkdtemp(prefix="marketflow-dagster-load-")).resolve()
     log_path = home / "up.log"
     print(f"[dagster_load] home {home}; {minutes:g} min; symbols {','.join(symbols)}", flush=True)
@@ -240,20 +291,30 @@ def measure(minutes: float, symbols: tuple[str, ...], web_port: int, dagster_por
         assert urls is not None
         market_url, dagster_url = urls
         first = take_sample(market_url, dagster_url, home / "dagster")
+        pruner = Pruner(home / "dagster", dagster_url, prune_minutes) if prune_minutes else None
         end = first.at + minutes * 60.0
         while (now := time.time()) < end and proc.poll() is None:
             time.sleep(min(60.0, end - now))
+            if pruner is not None:
+                pruner.prune()
             current = take_sample(market_url, dagster_url, home / "dagster")
             progress = report(first, current, symbols)
             print(
-                f"[dagster_load] {progress['minutes']} min: runs {progress['runs']}, "
-                f"event rows {progress['event_rows']}, ticks {progress['market_ticks']}",
+                f"[dagster_load] {progress['minutes']} min: runs {progress['runs']} "
+                f"(stored {current.runs_stored}), event rows {progress['event_rows']} "
+                f"(stored {current.events_stored}), database {current.database_bytes / 1e6:.1f}"
+                f" MB, ticks {progress['market_ticks']}",
                 flush=True,
             )
+        if pruner is not None:
+            outcome["runs_pruned"] = pruner.deleted
+            pruner.close()
         if proc.poll() is not None:
             print(f"[dagster_load] `up` exited early ({proc.returncode}); see {log_path}")
             return 1
-        outcome = report(first, take_sample(market_url, dagster_url, home / "dagster"), symbols)
+        outcome.update(
+            report(first, take_sample(market_url, dagster_url, home / "dagster"), symbols)
+        )
     finally:
         left = stop(proc, home)
     outcome["processes_left"] = len(left)
@@ -271,12 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="demo symbols")
     parser.add_argument("--web-port", type=int, default=0, help="dashboard port (default: free)")
     parser.add_argument("--dagster-port", type=int, default=0, help="Dagster UI port (free)")
+    parser.add_argument(
+        "--prune-minutes",
+        type=float,
+        default=None,
+        help="soak form: every minute, delete runs older than this many minutes",
+    )
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes must be positive")
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     return measure(
-        args.minutes, symbols, args.web_port or free_port(), args.dagster_port or free_port()
+        args.minutes,
+        symbols,
+        args.web_port or free_port(),
+        args.dagster_port or free_port(),
+        args.prune_minutes,
     )
 
 

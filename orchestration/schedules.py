@@ -4,6 +4,10 @@ The minute runs (candles, profiles, order flow) are not clock-driven any more: t
 sensor requests them, at most one a minute (orchestration/sensors.py). The marts stay on a
 schedule: they read the engine's tables too (signals, market state), which no sensor sees,
 and a five-minute rebuild is what the dashboard's watchlist needs (docs/signal-marts.md).
+
+The marts' 136 dbt data tests (Dagster asset checks, three events each) run with the first
+rebuild of every hour; the other eleven rebuild the models only. Testing them every five
+minutes made four fifths of the instance's event log (docs/operations.md).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -12,9 +16,14 @@ import dagster as dg
 import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
+from assets.dbt_marts import signal_marts
 from assets.partitions import partition_key_for
 from assets.resources import PostgresResource
 from orchestration.jobs import signals_job
+
+MARTS_EVERY_MINUTES = 5
+# the rebuild whose tick falls in the first five minutes of an hour also runs the tests
+TESTS_EVERY_MINUTES = MARTS_EVERY_MINUTES
 
 
 def closed_minute(scheduled: datetime) -> datetime:
@@ -36,18 +45,24 @@ def markets_in_session(markets: set[str], minute: datetime) -> list[str]:
     return open_markets
 
 
+def with_tests(scheduled: datetime) -> bool:
+    """Whether the marts rebuild at `scheduled` runs the dbt data tests too: once an hour."""
+    return scheduled.astimezone(UTC).minute < TESTS_EVERY_MINUTES
+
+
 def active_markets(conn: psycopg.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("select distinct market from symbols where active")}
 
 
 @dg.schedule(
     job=signals_job,
-    cron_schedule="*/5 * * * *",
+    cron_schedule=f"*/{MARTS_EVERY_MINUTES} * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(
         "Every five minutes while a market is in session: rebuild the dbt signal marts of the "
-        "partition of the minute that just closed (the tick at a session's close finalises it)."
+        "partition of the minute that just closed (the tick at a session's close finalises it); "
+        "their dbt data tests run with the first rebuild of each hour."
     ),
 )
 def signals_schedule(
@@ -58,6 +73,14 @@ def signals_schedule(
     with postgres.connect(read_only=True) as conn:
         if not markets_in_session(active_markets(conn), minute):
             return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
+    if with_tests(scheduled):
+        return dg.RunRequest(
+            run_key=f"signals:{minute:%Y-%m-%dT%H:%M}", partition_key=partition_key_for(minute)
+        )
     return dg.RunRequest(
-        run_key=f"signals:{minute:%Y-%m-%dT%H:%M}", partition_key=partition_key_for(minute)
+        run_key=f"signals:{minute:%Y-%m-%dT%H:%M}",
+        partition_key=partition_key_for(minute),
+        # every mart, none of its checks: dagster-dbt then leaves the tests out of the build
+        asset_selection=list(signal_marts.keys),
+        asset_check_keys=[],
     )

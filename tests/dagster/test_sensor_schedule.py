@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from analytics.sessions import session_bounds
+from assets.dbt_marts import signal_marts
 from assets.partitions import WRITE_FROM_TAG, partition_key_for
 from assets.resources import PostgresResource
 from bench.synthetic.ticks import insert_ticks, make_ticks
@@ -186,6 +187,12 @@ def test_signals_schedule_targets_the_closed_minutes_partition(
     (request,) = schedule_at(db_url, instance, during).run_requests
     assert request.partition_key == DAY
     assert request.run_key == f"signals:{DAY}T14:59"
+    # the first rebuild of the hour (15:00) runs the dbt tests: every mart and check
+    assert request.asset_selection is None and request.asset_check_keys is None
+    # the others rebuild every mart without its checks
+    (quick,) = schedule_at(db_url, instance, during + timedelta(minutes=5)).run_requests
+    assert set(quick.asset_selection) == set(signal_marts.keys)
+    assert quick.asset_check_keys == []
     # crypto trades 24/7: at 00:00 UTC the closed minute is yesterday's last one
     midnight = datetime(2024, 3, 6, tzinfo=UTC)
     (marts,) = schedule_at(db_url, instance, midnight).run_requests
