@@ -57,6 +57,7 @@ class Sample:
     at: float
     runs: dict[str, int] = field(default_factory=dict)  # job name → runs created
     events: dict[str, int] = field(default_factory=dict)  # event type → rows
+    events_by_job: dict[str, int] = field(default_factory=dict)  # job ("" runless) → rows
     ticks: dict[str, int] = field(default_factory=dict)  # "sensor/skipped" → rows
     database_bytes: int = 0
     home_bytes: int = 0  # the Dagster home's files (compute logs)
@@ -139,6 +140,11 @@ def take_sample(market_url: str, dagster_url: str, dagster_home: Path) -> Sample
             "select coalesce(dagster_event_type, 'LOG_MESSAGE'), count(*) from event_logs "
             "group by 1",
         )
+        sample.events_by_job = _count(
+            conn,
+            "select coalesce(r.pipeline_name, ''), count(*) from event_logs as e "
+            "left join runs as r on r.run_id = e.run_id group by 1",
+        )
         sample.ticks = _count(
             conn,
             "select case type when 'SENSOR' then 'sensor' else 'schedule' end || '/' "
@@ -189,6 +195,10 @@ def report(first: Sample, last: Sample, symbols: tuple[str, ...]) -> dict[str, o
         "event_rows_per_day": round(event_count * per_day),
         "event_rows_per_run": round(event_count / run_count, 1) if run_count else None,
         "event_rows_by_type": events,
+        "event_rows_per_run_by_job": {
+            job: round(rows / runs[job], 1) if runs.get(job) else rows
+            for job, rows in _delta(last.events_by_job, first.events_by_job).items()
+        },
         "ticks": ticks,
         "ticks_per_day": round(sum(ticks.values()) * per_day),
         "runs_stored": last.runs_stored,
