@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "backtest": "backtest",
     "chaos": "chaos",
+    "backup": "backup",
+    "restore": "restore",
 }
 
 
