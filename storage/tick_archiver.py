@@ -45,11 +45,11 @@ from storage.tick_archive import (
     day_bounds,
     file_sha256,
 )
+from storage.tick_export import fetch_partition
 
 log = logging.getLogger(__name__)
 
 COLUMNS = tuple(name for name in SCHEMA.names if name != "symbol")
-FETCH_ROWS = 100_000
 LOCK_TIMEOUT_MS = 2_000
 DROP_ATTEMPTS = 5
 EXPORT_ATTEMPTS = 3
@@ -168,29 +168,6 @@ def _export(conn: psycopg.Connection, archive: TickArchive, day: date, part: str
         raise
     archive.publish(day, staged, manifest)
     return manifest
-
-
-def fetch_partition(conn: psycopg.Connection, part: str) -> pa.Table:
-    """Every row of one day partition with its symbol's name, in (symbol_id, ts, seq) order."""
-    query = sql.SQL(
-        "select s.symbol, {} from {} as t join symbols as s on s.id = t.symbol_id "
-        "order by t.symbol_id, t.ts, t.seq"
-    ).format(
-        sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in COLUMNS),
-        sql.Identifier(part),
-    )
-    batches = []
-    with conn.cursor(binary=True) as cur:
-        cur.execute(query)
-        while rows := cur.fetchmany(FETCH_ROWS):
-            columns = list(zip(*rows, strict=True))
-            batches.append(
-                pa.record_batch(
-                    [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
-                    schema=SCHEMA,
-                )
-            )
-    return pa.Table.from_batches(batches, schema=SCHEMA)
 
 
 def check_export(
