@@ -13,9 +13,7 @@ from marketflow.cli import main
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "-30"])
-def test_zero_or_negative_retention_is_refused(
-    value: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_zero_or_negative_retention_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICK_RETENTION_DAYS", value)
     with pytest.raises(ValidationError, match=f"TICK_RETENTION_DAYS={value} refused"):
         Settings(_env_file=None)

@@ -76,9 +76,7 @@ def rows_of(url: str, day: date) -> list[tuple]:
         ).fetchall()
 
 
-def test_a_day_moves_to_parquet_and_reads_back_unchanged(
-    db_url: str, archive: TickArchive
-) -> None:
+def test_a_day_moves_to_parquet_and_reads_back_unchanged(db_url: str, archive: TickArchive) -> None:
     ids = load(db_url)
     stored = rows_of(db_url, DAY)
     window = (_at(DAY, 0), _at(NEXT, 12))  # an archived day and half a stored one
