@@ -22,6 +22,7 @@ from assets.resources import PostgresResource
 from core.settings import get_settings
 from orchestration.checks import ASSET_CHECKS
 from orchestration.schedules import RANGE_END_TAG, RANGE_START_TAG, tick_archive_schedule
+from storage import tick_archiver
 from storage.tick_archive import TickArchive
 from storage.tick_archiver import stored_days
 from tests.dagster.test_assets import DAYS, RANGE_TAGS, load_days
@@ -158,26 +159,67 @@ def test_the_plan_archives_only_days_past_the_retention() -> None:
     }
 
 
+def evaluate_schedule(url: str) -> dg.RunRequest | dg.SkipReason:
+    # a schedule's context needs a persistent instance, and closing (its `with`), or the
+    # instance it opened stays Dagster's current state storage after it is deleted
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 1, 10, 2, 17, tzinfo=UTC),
+            resources={"postgres": PostgresResource(database_url=url)},
+        ) as context,
+    ):
+        return tick_archive_schedule(context)
+
+
 def test_the_schedule_asks_for_one_run_over_the_days_to_archive(
     db_url: str, settings_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load_days(db_url, per_session=20)
-    with dg.instance_for_test() as instance:  # a schedule's context needs a persistent one
+    skip = evaluate_schedule(db_url)
+    assert isinstance(skip, dg.SkipReason)
+    assert "TICK_RETENTION_DAYS" in (skip.skip_message or "")
+    retention(monkeypatch, 7)
+    request = evaluate_schedule(db_url)
+    assert isinstance(request, dg.RunRequest)
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (DAYS[0], DAYS[-1])
+    materialize(db_url, [tick_archive], tags=dict(request.tags))
+    assert isinstance(evaluate_schedule(db_url), dg.SkipReason)
 
-        def evaluate() -> dg.RunRequest | dg.SkipReason:
-            context = dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=datetime(2026, 1, 10, 2, 17, tzinfo=UTC),
-                resources={"postgres": PostgresResource(database_url=db_url)},
-            )
-            return tick_archive_schedule(context)
 
-        skip = evaluate()
-        assert isinstance(skip, dg.SkipReason)
-        assert "TICK_RETENTION_DAYS" in (skip.skip_message or "")
-        retention(monkeypatch, 7)
-        request = evaluate()
-        assert isinstance(request, dg.RunRequest)
-        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (DAYS[0], DAYS[-1])
-        materialize(db_url, [tick_archive], tags=dict(request.tags))
-        assert isinstance(evaluate(), dg.SkipReason)
+def test_a_failed_day_fails_the_run_and_a_damaged_file_fails_the_check(
+    db_url: str, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_days(db_url, per_session=20)
+    retention(monkeypatch, 1)
+    real_fetch = tick_archiver.fetch_partition
+    monkeypatch.setattr(
+        tick_archiver, "fetch_partition", lambda conn, part: real_fetch(conn, part).slice(1)
+    )
+    failed = dg.materialize(
+        [tick_archive],
+        partition_key=DAYS[0],
+        resources={"postgres": PostgresResource(database_url=db_url)},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not failed.success
+    with psycopg.connect(db_url) as conn:
+        assert DAYS[0] in {d.isoformat() for d in stored_days(conn)}  # nothing dropped
+    monkeypatch.setattr(tick_archiver, "fetch_partition", real_fetch)
+    materialize(db_url, [tick_archive, tick_archive_matches_manifest], partition_key=DAYS[0])
+
+    path = TickArchive.configured().file_path(date.fromisoformat(DAYS[0]))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte on disk
+    path.write_bytes(bytes(data))
+    result = dg.materialize(  # the asset is a no-op on an archived day; the check reads
+        [tick_archive, tick_archive_matches_manifest],
+        partition_key=DAYS[0],
+        resources={"postgres": PostgresResource(database_url=db_url)},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "sha256 differs" in (evaluation.description or "")
