@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from streaming.engine.strategies.model import DefinitionError
+from strategies.model import DefinitionError
 from streaming.web.queries import TIMEFRAMES, NotFound, Queries, UnknownSymbol
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,10 @@ from analytics.indicators import (
 from analytics.market_state import MOMENTUM_WINDOW_MINUTES, detect_states, momentum_pct_grouped
 
 F = npt.NDArray[np.float64]
+
+# order flow older than this is not "recent" aggression: the engine reads no older buckets
+# and the backtester drops them the same way
+FLOW_MAX_AGE = timedelta(minutes=15)
 I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
 

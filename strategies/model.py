@@ -1,5 +1,5 @@
 """What a loaded strategy is: its kind, per-symbol config, trade limits and a candidate
-signal (the vocabulary is described in ``streaming/engine/strategies/__init__.py``)."""
+signal (the vocabulary is described in ``strategies/__init__.py``)."""
 
 from __future__ import annotations
 

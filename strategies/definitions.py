@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from streaming.engine.strategies.model import (
+from strategies.model import (
     AUCTION_MARKET,
     KINDS,
     PRICE_ABOVE_SMA,
@@ -18,7 +18,7 @@ from streaming.engine.strategies.model import (
     SymbolConfig,
     TradeLimits,
 )
-from streaming.engine.strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
+from strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
 
 SIGNAL_TYPES = ("BUY", "SELL")
 # SMA periods count 1-minute candles, and the engine reads 2 × the longest period of

@@ -12,8 +12,8 @@ import numpy.typing as npt
 
 from analytics.aggressive_flow import DIRECTION_NAMES
 from analytics.market_state import STATE_NAMES
-from streaming.engine.snapshot import Metrics
-from streaming.engine.strategies.model import Condition
+from strategies.model import Condition
+from strategies.snapshot import Metrics
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,

@@ -12,15 +12,15 @@ import numpy.typing as npt
 
 from analytics.aggressive_flow import DIR_BUY, DIR_NEUTRAL, DIR_SELL, DIRECTION_NAMES
 from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, STATE_NAMES
-from streaming.engine.snapshot import Metrics, Universe, json_number
-from streaming.engine.strategies.model import (
+from strategies.model import (
     AUCTION_MARKET,
     PRICE_ABOVE_SMA,
     Candidate,
     Strategy,
     SymbolConfig,
 )
-from streaming.engine.strategies.rules import condition_mask
+from strategies.rules import condition_mask
+from strategies.snapshot import Metrics, Universe, json_number
 
 BALANCE_TRADE_SCORE = 80.0  # BALANCE entries need a score ≥ 80
 
