@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from analytics.sessions import ALWAYS_OPEN, UnknownMarketError, session_bounds
+from analytics.sessions import UnknownMarketError, in_session
 from core.contracts import Side
 
 
@@ -107,10 +107,8 @@ def price_gate(price_time: datetime | None, now: datetime, max_age_s: float) -> 
 
 
 def market_open(market: str, now: datetime) -> bool:
-    if market == ALWAYS_OPEN:
-        return True
+    """Trading fails closed: an unknown market or a time outside its calendar is closed."""
     try:
-        bounds = session_bounds(market, now.astimezone(UTC).date())
+        return in_session(market, now)
     except (UnknownMarketError, ValueError):
         return False
-    return bounds is not None and bounds[0] <= now < bounds[1]

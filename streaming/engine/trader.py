@@ -1,7 +1,7 @@
 """Auto-trading: signals → risk gates → broker bracket orders, every order in ``orders``.
 
 Only when ``AUTO_TRADING_ENABLED=true``; paper unless ``ALPACA_LIVE=true``. The broker is
-reached through the venue's execution client (``streaming/providers/alpaca/execution.py``);
+reached through the venue's execution client (``streaming/venues/alpaca/execution.py``);
 this module keeps the gates and the bookkeeping. For each intent, in order (the first
 failing gate records the order as ``blocked`` with that reason and nothing reaches the
 broker; docs/trading-safety.md lists them with their settings):
@@ -53,7 +53,7 @@ from strategies.gates import (
 from strategies.intents import OrderIntent, parameters_ok
 from streaming.engine import killswitch, orders
 from streaming.engine.ratelimit import TokenBucket
-from streaming.providers.alpaca.execution import AlpacaExecution, broker_error, broker_status
+from streaming.venues.alpaca.execution import AlpacaExecution, broker_error, broker_status
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +175,12 @@ class Trader:
         queue.extend(intents)
         self._queue = []
         for n, intent in enumerate(queue):
-            held = await self._one(conn, intent, loop_id, now)
+            held = await self._gate_and_send(conn, intent, loop_id, now)
             if held is not None:
                 self._queue.extend((later, held) for later in queue[n:])
                 return
 
-    async def _one(
+    async def _gate_and_send(
         self, conn: psycopg.AsyncConnection, intent: OrderIntent, loop_id: int, now: datetime
     ) -> str | None:
         """Handle one intent; returns why it (and the rest of the queue) must wait, if so."""

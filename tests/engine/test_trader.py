@@ -21,7 +21,7 @@ from streaming.engine import killswitch
 from streaming.engine.loop import Engine
 from streaming.engine.ratelimit import TokenBucket
 from streaming.engine.trader import Trader
-from streaming.providers.alpaca.execution import make_client
+from streaming.venues.alpaca.execution import make_client
 from tests.support.engine_rows import NOW, seed_aapl
 from tests.support.fake_alpaca_trading import account, position
 from tests.support.trading import NO_CAPS, SATURDAY, intent, orders, process, trading_settings

@@ -38,7 +38,7 @@ class EpochMicrosTimestamptzDumper(Dumper):
         raise psycopg.DataError(f"cannot dump {type(obj).__name__} as timestamptz")
 
 
-def register_epoch_dumper(conn: psycopg.Connection) -> None:
+def register_timestamptz_copy(conn: psycopg.Connection) -> None:
     oid = conn.adapters.types["timestamptz"].oid
     dumper = type("EpochMicrosDumper", (EpochMicrosTimestamptzDumper,), {"oid": oid})
     conn.adapters.register_dumper(_EpochMicros, dumper)

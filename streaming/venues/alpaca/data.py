@@ -9,7 +9,7 @@ filled) and takes about 5 s to stop. Gap fill uses alpaca-py's ``StockHistorical
 Exactly once: after every reconnect the historical trades API is asked for everything since
 the stream's last known time (minus a small overlap); the live stream and the gap fill are
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
-moves only on a trade that ingest's checks accept (``streaming.ingest.validate``), and
+moves only on a trade that ingest's checks accept (``core.validation``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
 start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``.
 """
@@ -29,13 +29,14 @@ from urllib.parse import urlparse
 import websockets
 from websockets.asyncio.client import connect
 
+from analytics.sessions import in_session, load_calendar
 from core.events import Quote, Trade
-from streaming.ingest.validate import Window, check_trade
-from streaming.providers.alpaca import protocol as proto
-from streaming.providers.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
-from streaming.providers.alpaca.nyse_hours import xnys_calendar, xnys_open
+from core.validation import Window, check_trade
 from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.providers.router_backoff import Backoff
+from streaming.queue_wait import Woken, get_or_wake
+from streaming.venues.alpaca import parsing
+from streaming.venues.alpaca.rest import GAP_FILL_PAGE_LIMIT, GapFiller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -52,6 +53,15 @@ WS_LOG.setLevel(logging.INFO)
 
 HANDSHAKE_TIMEOUT_S = 10.0
 QUEUE_SIZE = 50_000  # events between the socket/gap fill and the consumer
+
+
+def xnys_open(now: datetime) -> bool:
+    """Whether the NYSE is in its regular session (the silence watchdog only runs then).
+    Outside the calendar's range it watches rather than go blind."""
+    try:
+        return in_session("XNYS", now)
+    except ValueError:
+        return True
 
 
 class _SessionEnded(Exception):
@@ -99,12 +109,12 @@ class AlpacaStreamProvider(Provider):
         self._key = settings.alpaca_api_key
         self._secret = settings.alpaca_secret_key
         self.feed = settings.alpaca_feed.strip().lower()
-        if self.feed not in proto.FEEDS:
+        if self.feed not in parsing.FEEDS:
             raise ProviderError(
                 f"ALPACA_FEED={settings.alpaca_feed!r} is not a feed: use one of "
-                + ", ".join(proto.FEEDS)
+                + ", ".join(parsing.FEEDS)
             )
-        self.url = proto.stream_url(self.feed, settings.alpaca_stream_url)
+        self.url = parsing.stream_url(self.feed, settings.alpaca_stream_url)
         self.silence_s = settings.alpaca_silence_seconds
         self.slot_wait_s = settings.alpaca_slot_wait_seconds
         self.overlap = timedelta(seconds=settings.alpaca_backfill_overlap_seconds)
@@ -114,7 +124,7 @@ class AlpacaStreamProvider(Provider):
         self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
             maxsize=queue_size
         )
-        self._dedupe = proto.TradeDeduper()
+        self._dedupe = parsing.TradeDeduper()
         self._stream_clock: datetime | None = None  # newest valid venue time on the stream
         # an old print never moves a maximum forward: only the future bound matters here
         self._valid = Window(math.inf, settings.ingest_max_ahead_s)
@@ -148,28 +158,22 @@ class AlpacaStreamProvider(Provider):
 
     async def stream(self) -> AsyncIterator[Event | TradeBatch]:
         if self._market_open is xnys_open:
-            await asyncio.to_thread(xnys_calendar)  # load the calendar (~0.5 s) off the event loop
+            await asyncio.to_thread(load_calendar, "XNYS")  # ~0.5 s, off the event loop
         runner = asyncio.create_task(self._run(), name="alpaca-session")
         stopped = asyncio.create_task(self._stop.wait())
         quotes: dict[str, Quote] = {}
         try:
             while True:
-                if self._queue.empty():
-                    if runner.done():
-                        if not runner.cancelled() and runner.exception() is not None:
-                            # not None: checked on the line above
-                            raise runner.exception()  # type: ignore[misc]
+                if self._queue.empty() and runner.done():
+                    if not runner.cancelled() and runner.exception() is not None:
+                        # not None: checked on the line above
+                        raise runner.exception()  # type: ignore[misc]
+                    return
+                item = await get_or_wake(self._queue, stopped, runner)
+                if isinstance(item, Woken):
+                    if stopped.done():
                         return
-                    getter = asyncio.create_task(self._queue.get())
-                    await asyncio.wait({getter, stopped, runner}, return_when="FIRST_COMPLETED")
-                    if not getter.done():
-                        getter.cancel()
-                        if stopped.done():
-                            return
-                        continue
-                    item = getter.result()
-                else:
-                    item = self._queue.get_nowait()
+                    continue
                 if isinstance(item, _Reconnected):
                     quotes.clear()
                 elif isinstance(item, _GapFilled):
@@ -222,7 +226,7 @@ class AlpacaStreamProvider(Provider):
                 delay = self._backoff.next_delay()
                 log.warning(
                     "alpaca_ws: stream lost (%s); reconnecting in %.1f s",
-                    proto.describe_error(exc),
+                    parsing.describe_error(exc),
                     delay,
                 )
             if await self.sleep(delay):
@@ -267,17 +271,17 @@ class AlpacaStreamProvider(Provider):
         if first.get("T") != "success" or first.get("msg") != "connected":
             raise _SessionEnded(f"unexpected greeting {first.get('T')}")
         await ws.send(
-            proto.auth_message(self._key.get_secret_value(), self._secret.get_secret_value())
+            parsing.auth_message(self._key.get_secret_value(), self._secret.get_secret_value())
         )
         answer = await self._recv_control(ws)
         if answer.get("T") != "success" or answer.get("msg") != "authenticated":
             raise _SessionEnded(f"unexpected auth answer {answer.get('T')}")
-        await ws.send(proto.subscribe_message(self.symbols))
+        await ws.send(parsing.subscribe_message(self.symbols))
 
     async def _recv_control(self, ws: Any) -> dict[str, Any]:
         raw = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT_S)
         try:
-            messages = proto.decode_frame(raw)
+            messages = parsing.decode_frame(raw)
         except ValueError as exc:
             self.rejects.add("malformed_frame", raw[:200])
             raise _SessionEnded(str(exc)) from None
@@ -315,7 +319,7 @@ class AlpacaStreamProvider(Provider):
         """The trades and quotes of one frame; bad messages counted and skipped; error
         frames raise (they end the session or the provider)."""
         try:
-            messages = proto.decode_frame(raw)
+            messages = parsing.decode_frame(raw)
         except ValueError:
             self.rejects.add("malformed_frame", raw[:200])
             return []
@@ -327,10 +331,10 @@ class AlpacaStreamProvider(Provider):
             kind = msg.get("T")
             try:
                 if kind == "t":
-                    event: Trade | Quote = proto.parse_trade(msg)
+                    event: Trade | Quote = parsing.parse_trade(msg)
                     self.counters["trades_received"] += 1
                 elif kind == "q":
-                    event = proto.parse_quote(msg)
+                    event = parsing.parse_quote(msg)
                     self.counters["quotes"] += 1
                 elif kind == "error":
                     self._on_error(msg)
@@ -368,14 +372,14 @@ class AlpacaStreamProvider(Provider):
 
     def _on_error(self, msg: dict[str, Any]) -> None:
         code, text = msg.get("code"), msg.get("msg")
-        action, setting = proto.classify_error(code)
-        if action is proto.ErrorAction.FATAL:
-            message = proto.fatal_message(code, text, setting or "the Alpaca settings", self.feed)
+        action, setting = parsing.classify_error(code)
+        if action is parsing.ErrorAction.FATAL:
+            message = parsing.fatal_message(code, text, setting or "the Alpaca settings", self.feed)
             log.error("alpaca_ws: %s", message)
             raise ProviderError(message)
-        if action is proto.ErrorAction.SLOT_BUSY:
+        if action is parsing.ErrorAction.SLOT_BUSY:
             raise _SlotBusy()
-        if action is proto.ErrorAction.RECONNECT:
+        if action is parsing.ErrorAction.RECONNECT:
             raise _SessionEnded(f"error frame {code} {text}")
         log.info("alpaca_ws: ignored error frame %s %s", code, text)
 

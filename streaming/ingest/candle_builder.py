@@ -4,7 +4,7 @@ A minute is not left open until a later-minute trade of the same symbol arrives
 (so the last bar of a session waited for the next session) and let a late print open a new
 partial bar that then *replaces* the complete one. Here:
 
-* ``add`` folds prints into per-(symbol, minute) partial aggregates (``core.candles.Candle``,
+* ``add`` folds prints into per-(symbol, minute) partial aggregates (``core.candle.Candle``,
   which keeps the time of its first and last print and holds the one merge rule);
 * ``due(now)`` hands out every minute whose end plus ``grace`` has passed on the wall clock,
   whether or not another trade came — and every late partial (a print for a minute already
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.candles import Candle
+from core.candle import Candle
 from core.timestamps import MINUTE_NS, NS
 
 

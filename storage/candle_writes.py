@@ -1,7 +1,7 @@
 """``candles_1m`` writes: merge stream parts, replace whole bars, rebuild bars from ticks.
 
 * ``merge_candles``: parts from the live stream meet the stored bar through the one merge
-  rule, ``core.candles.Candle.merge`` (the stored rows are locked, merged in Python and
+  rule, ``core.candle.Candle.merge`` (the stored rows are locked, merged in Python and
   written back in one transaction), so a late print widens its minute. Merging is not
   idempotent: the stream hands each print to exactly one part; ``rebuild_from_ticks``
   repairs a minute whatever happened.
@@ -14,11 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 
-from core.candles import Candle
+from core.candle import Candle
 from core.timestamps import MINUTE_NS, to_datetime
 
 _COLUMNS = "symbol_id, ts, open, high, low, close, volume, trade_count, vwap, first_ts, last_ts"
@@ -184,3 +184,20 @@ def rebuild_from_ticks(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(REBUILD_FROM_TICKS, params)
         return cur.rowcount
+
+
+BarRow = tuple[int, int, float, float, float, float, float, int]
+
+_ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+def rebuild_minutes(conn: psycopg.Connection, keys: Iterable[tuple[int, int]], source: str) -> int:
+    """Rebuild the (symbol_id, minute_ns) candles from stored ticks, whenever they lie."""
+    return rebuild_from_ticks(conn, *_ALL_TIME, source=source, keys=keys)
+
+
+def replace_bars(conn: psycopg.Connection, bars: Sequence[BarRow], source: str) -> int:
+    """A bar-only provider's bars, (symbol_id, minute_ns, open, high, low, close, volume,
+    trade_count), replace their minutes."""
+    whole = [Candle(sid, m, o, h, lo, c, v, n) for sid, m, o, h, lo, c, v, n in bars]
+    return replace_candles(conn, whole, source) if whole else 0

@@ -12,7 +12,7 @@ import pytest
 
 from core.events import Rejects
 from streaming.polymarket.discovery import discover
-from streaming.polymarket.gamma import parse_market, parse_markets, symbol_for
+from streaming.venues.polymarket.parsing import parse_market, parse_markets, symbol_for
 from tests.support.polymarket_fakes import GammaServer, capture
 
 RATES = {"crypto": 0.0624}
@@ -228,7 +228,7 @@ def test_partial_neg_risk_event_is_completed_from_events(db_url):
 def test_a_server_ignoring_offset_cannot_page_forever():
     """Found in review: pagination only stopped on a short page, so a server (or proxy)
     that ignored ``offset`` made discovery loop forever, growing the list without bound."""
-    from streaming.polymarket.gamma import fetch_markets
+    from streaming.venues.polymarket.rest import fetch_markets
 
     markets = [variant(i) for i in range(5)]
     with GammaServer(markets, ignore_offset=True) as gamma, httpx.Client() as client:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from core.candles import Candle
+from core.candle import Candle
 from core.timestamps import to_datetime, to_ns
-from storage.candles import fold, merge_candles, replace_candles
+from storage.candle_writes import fold, merge_candles, replace_candles
 from storage.db import connect
 
 MINUTE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 import httpx
 
 from streaming.providers.base import MissingCredential, Provider
-from streaming.providers.ig.rest import IgError, IgSession
-from streaming.providers.ig.snapshot import (
+from streaming.providers.router_backoff import Backoff
+from streaming.venues.ig.parsing import (
     base_url,
     choose_epic,
     parse_market,
     quote_events,
     search_term,
 )
-from streaming.providers.router_backoff import Backoff
+from streaming.venues.ig.rest import IgError, IgSession
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.events import Trade
-from streaming.providers.alpaca import protocol as proto
 from streaming.providers.base import Provider
 from streaming.providers.router_backoff import Backoff
+from streaming.venues.alpaca import parsing
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class GapFiller:
                     since.isoformat(),
                     attempt,
                     BACKFILL_ATTEMPTS,
-                    proto.describe_error(exc),
+                    parsing.describe_error(exc),
                 )
                 if await self.owner.sleep(backoff.next_delay()):
                     return None
@@ -156,9 +156,9 @@ class GapFiller:
         if not isinstance(by_symbol, dict):
             self.owner.rejects.add("malformed_rest_page", str(by_symbol)[:200])
             return trades
-        for symbol, item in proto.rest_trades(by_symbol):
+        for symbol, item in parsing.rest_trades(by_symbol):
             try:
-                trades.append(proto.parse_trade(item, symbol=symbol))
+                trades.append(parsing.parse_trade(item, symbol=symbol))
             except (ValueError, AttributeError, TypeError, OverflowError):
                 self.owner.rejects.add("malformed_rest_trade", item)
         return trades

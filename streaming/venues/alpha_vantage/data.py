@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.events import Bar
-from streaming.providers.alpha_vantage.parse import (
+from streaming.providers.base import MissingCredential, Provider
+from streaming.providers.router_backoff import Backoff
+from streaming.venues.alpha_vantage.parsing import (
     Answer,
     RequestBudget,
     default_interval,
     new_closed_bars,
     parse_intraday,
 )
-from streaming.providers.base import MissingCredential, Provider
-from streaming.providers.router_backoff import Backoff
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from streaming.polymarket.book import BookStore
-from streaming.polymarket.client import MarketChannel, backoff_delay, shard
+from streaming.venues.polymarket.data import MarketChannel, backoff_delay, shard
 from tests.support.polymarket_fakes import MarketServer, capture, snapshot
 
 BOOK_ASSET = "48331043336612883890938759509493159234755048973500640148014422747788308965732"
