@@ -161,8 +161,9 @@ def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: st
         expect(row).to_contain_text("succeeded")
         expect(row).to_have_class("link on")
         expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
+        # the row is marked before the run's curve has arrived: wait for the curve itself
+        page.wait_for_function("window.mfBacktest.points() > 100", timeout=15000)
         assert page.locator("#equity canvas").count() > 0  # lightweight-charts drew the curve
-        assert page.evaluate("window.mfBacktest.points()") > 100
         expect(page.locator("#bt-legend")).to_contain_text("Equity")
         expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
         first = result.trades[0]
