@@ -76,9 +76,6 @@ def random_prints(rng: np.random.Generator, n: int, with_quotes: bool):
     return price, size, side, bid, ask, starts
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("with_quotes", [False, True])
-@pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
 def assert_one_pass_matches_numpy(
     prints: tuple[np.ndarray, ...],
     starts: np.ndarray,
@@ -102,6 +99,9 @@ def assert_one_pass_matches_numpy(
     assert AggressorState(*after) == expected
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("with_quotes", [False, True])
+@pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
 def test_kernel_matches_classify_and_bincount_bit_for_bit(
     with_quotes, state, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
