@@ -42,7 +42,8 @@ def run_schemathesis(base: str, token: str, report: Path) -> str:
         "--report", "junit", "--report-dir", str(report),
         f"{base}/openapi.json",
     ]  # fmt: skip
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=200)
+    # its own folder: schemathesis keeps a case store (.schemathesis/) where it runs
+    done = subprocess.run(argv, env=env, cwd=report, capture_output=True, text=True, timeout=200)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-12000:]
     return output
