@@ -101,7 +101,8 @@ async def symbols(request: Request) -> dict[str, Any]:
     responses=UNAVAILABLE,
 )
 async def watchlist(request: Request) -> dict[str, Any]:
-    """From the watchlist_latest mart when it exists (``source``), else the raw tables."""
+    """From the watchlist_latest mart when it exists (then source says so), else the raw
+    tables."""
     return await queries(request).watchlist()
 
 
@@ -147,8 +148,8 @@ async def flow(
     responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
 )
 async def profile(request: Request, symbol: Symbol) -> dict[str, Any]:
-    """POC/VAH/VAL, LVNs/HVNs and the buy/sell volume per price level (``session`` is null
-    before the first profile run)."""
+    """POC/VAH/VAL, LVNs/HVNs and the buy/sell volume per price level; "session" is null
+    before the first profile run."""
     return await queries(request).profile(upper(symbol))
 
 
@@ -268,6 +269,6 @@ async def backtest(
     points: int = Query(2000, ge=2, le=MAX_POINTS, description="equity points at most"),
     trades: int = limit(2000, MAX_TRADES, "trades"),
 ) -> dict[str, Any]:
-    """The equity curve is thinned to at most ``points`` minutes, first and last kept; the
-    trades are the first ``trades``. ``by_symbol`` holds the metrics per symbol."""
+    """The equity curve is thinned to at most "points" minutes, first and last kept; the
+    trades are the first "trades" ones; "by_symbol" holds the metrics per symbol."""
     return await queries(request).backtest(run_id, points, trades)
