@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from analytics.risk import cap_shares, within_caps
 from streaming.engine.loop import Engine
 from streaming.engine.trader import Trader
-from streaming.providers.alpaca.execution import is_live_url, make_client
+from streaming.venues.alpaca.execution import is_live_url, make_client
 from tests.support.engine_rows import NOW, seed_aapl, symbol_ids
 from tests.support.fake_alpaca_trading import account, position
 from tests.support.trading import intent, orders, process, trading_settings

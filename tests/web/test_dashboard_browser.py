@@ -161,10 +161,11 @@ def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: st
         expect(row).to_contain_text("succeeded")
         expect(row).to_have_class("link on")
         expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
+        # the address changes before the run is fetched: wait for its trades, then look
+        expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
         assert page.locator("#equity canvas").count() > 0  # lightweight-charts drew the curve
         assert page.evaluate("window.mfBacktest.points()") > 100
         expect(page.locator("#bt-legend")).to_contain_text("Equity")
-        expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
         first = result.trades[0]
         expect(page.locator("#trades tr[data-trade='1']")).to_contain_text(first.signal.symbol)
         expect(page.locator("#metrics")).to_contain_text(f"{len(result.trades)} (")

@@ -1,5 +1,5 @@
 """The bodies of the two writes, a strategy's change and a per-symbol config, typed exactly as
-strictly as the engine reads them (the vocabulary: ``streaming/engine/strategies``).
+strictly as the engine reads them (the vocabulary: ``strategies/``, docs/strategies.md).
 
 So the OpenAPI document says what is accepted: a body that fits these types is one the
 engine can run, and one that does not is refused here with the reason. The engine's own
@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from streaming.engine.strategies.definitions import (
+from strategies.definitions import (
     ATR_MULTIPLIER_MAX,
     ATR_MULTIPLIER_MIN,
     DAILY_LOSS_PCT_MAX,
@@ -32,8 +32,8 @@ from streaming.engine.strategies.definitions import (
     RISK_PCT_MAX,
     SIGNAL_TYPES,
 )
-from streaming.engine.strategies.model import KINDS
-from streaming.engine.strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
+from strategies.model import KINDS
+from strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
 
 INT32_MAX = 2**31 - 1  # strategies.cooldown_seconds is an integer column
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL's jsonb cannot store "\u0000"
