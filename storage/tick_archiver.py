@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import errors, sql
 
-from storage.candles import rebuild_from_ticks
+from storage.candle_writes import rebuild_from_ticks
 from storage.db import connect
 from storage.tick_archive import (
     SCHEMA,
