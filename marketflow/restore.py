@@ -97,8 +97,9 @@ def restore_backup(
                 if exists and tables:
                     occupied.append(f"{name} ({tables} tables)")
             if occupied and not force:
+                verb = "holds" if len(occupied) == 1 else "hold"
                 raise BackupError(
-                    f"restore replaces whole databases and {', '.join(occupied)} hold data: "
+                    f"restore replaces whole databases and {', '.join(occupied)} {verb} data: "
                     "pass --force to replace them (a safety backup of them is written first); "
                     "nothing was changed"
                 )

@@ -59,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
         extra = f" ({outcome.detail})" if outcome.detail else ""
         print(f"{outcome.day}  {outcome.action}  {outcome.rows} rows{extra}")
         failed += outcome.action == "failed"
-    print(f"{len(due)} days past {retention} days of retention; archive at {archive.root}")
+    print(f"{len(due)} days past the retention ({retention} days); archive at {archive.root}")
     return 1 if failed else 0
