@@ -313,6 +313,6 @@ def archive_days(url: str, archive: TickArchive, days: Sequence[date]) -> list[D
     for day in sorted(days):
         try:
             outcomes.append(archive_day(url, archive, day))
-        except (ArchiveError, psycopg.Error) as exc:
+        except (ArchiveError, psycopg.Error, OSError) as exc:  # a full disk, a lost mount
             outcomes.append(DayOutcome(day, "failed", detail=f"{type(exc).__name__}: {exc}"))
     return outcomes
