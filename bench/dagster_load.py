@@ -13,7 +13,7 @@ This is a load measurement, not a speed benchmark: there is no reference to take
 against, so it is not one of ``marketflow bench``'s benchmarks.
 
 ``--prune-minutes N`` is the soak form: every minute it applies the daily retention job's
-rule (orchestration/retention.py) with a cutoff N minutes back instead of days, so a short
+rule (orchestration/run_retention.py) with a cutoff N minutes back instead of days, so a short
 run shows what a week does to the stored rows: they stop growing once the window is full.
 """
 
@@ -228,7 +228,7 @@ class Pruner:
         self.deleted = 0
 
     def prune(self) -> None:
-        from orchestration.retention import delete_runs_before
+        from orchestration.run_retention import delete_runs_before
 
         cutoff = datetime.now(UTC) - timedelta(minutes=self.minutes)
         self.deleted += delete_runs_before(self.instance, cutoff).deleted

@@ -91,8 +91,8 @@ def instance_config(
         # Runs' plain log lines below INFO stay out of the event log (Dagster's own events
         # are stored whatever their level): a run a minute must not write a DEBUG flood.
         "python_logs": {"python_log_level": "INFO"},
-        # Sensor and schedule ticks; runs and their events are deleted by retention_job
-        # (orchestration/retention.py), which Dagster's `retention:` does not cover.
+        # Sensor and schedule ticks; runs and their events are deleted by run_retention_job
+        # (orchestration/run_retention.py), which Dagster's `retention:` does not cover.
         "retention": tick_retention(retention_days),
         "code_servers": {"local_startup_timeout": 180},
     }

@@ -1,4 +1,5 @@
-"""Clock-driven runs: the dbt signal marts every five minutes while a market is in session.
+"""Clock-driven runs: the dbt signal marts every five minutes while a market is in session,
+and the daily tick archive.
 
 The minute runs (candles, profiles, order flow) are not clock-driven any more: the tick
 sensor requests them, at most one a minute (orchestration/sensors.py). The marts stay on a
@@ -17,9 +18,10 @@ import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets.dbt_marts import signal_marts
-from assets.partitions import partition_key_for
+from assets.maintenance import days_to_archive
+from assets.partitions import PARTITION_FORMAT, history_start, partition_key_for
 from assets.resources import PostgresResource
-from orchestration.jobs import signals_job
+from orchestration.jobs import signals_job, tick_archive_job
 
 MARTS_EVERY_MINUTES = 5
 # the rebuild whose tick falls in the first five minutes of an hour also runs the tests
@@ -83,4 +85,55 @@ def signals_schedule(
         # every mart, none of its checks: dagster-dbt then leaves the tests out of the build
         asset_selection=list(signal_marts.keys),
         asset_check_keys=[],
+    )
+
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.schedule(
+    job=tick_archive_job,
+    cron_schedule="17 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Daily at 02:17 UTC when TICK_RETENTION_DAYS is set: one run over the days older "
+        "than the retention that PostgreSQL still holds (docs/retention.md)."
+    ),
+)
+def tick_archive_schedule(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    from core.settings import get_settings
+    from storage.tick_archive import TickArchive
+
+    retention = get_settings().tick_retention_days
+    if retention is None:
+        return dg.SkipReason("TICK_RETENTION_DAYS is not set: every tick stays in PostgreSQL")
+    runs = context.instance.get_runs(
+        dg.RunsFilter(job_name=tick_archive_job.name, statuses=IN_FLIGHT), limit=1
+    )
+    if runs:
+        return dg.SkipReason(f"an archive run is still going ({runs[0].run_id})")
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    with postgres.connect(read_only=True) as conn:
+        days = days_to_archive(conn, TickArchive.configured(), scheduled.date(), retention)
+    # days before the partitions' start are not Dagster partitions (docs/retention.md)
+    days = [d for d in days if d >= history_start()]
+    if not days:
+        return dg.SkipReason(f"no stored tick day is older than {retention} days")
+    # one single-run backfill over the range: already archived days in it are no-ops
+    return dg.RunRequest(
+        run_key=f"tick_archive:{scheduled:%Y-%m-%d}",
+        tags={
+            RANGE_START_TAG: days[0].strftime(PARTITION_FORMAT),
+            RANGE_END_TAG: days[-1].strftime(PARTITION_FORMAT),
+        },
     )

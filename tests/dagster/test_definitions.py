@@ -42,7 +42,11 @@ def test_definitions_load_everything() -> None:
     assert defs.resolve_sensor_def("tick_stream_sensor").minimum_interval_seconds == 15
     # one trigger for the minute runs: the tick sensor; the marts and retention on schedules
     schedules = {s.name: s.cron_schedule for s in defs.schedules or []}  # type: ignore[union-attr]
-    assert schedules == {"signals_schedule": "*/5 * * * *", "retention_schedule": "17 4 * * *"}
+    assert schedules == {
+        "signals_schedule": "*/5 * * * *",
+        "tick_archive_schedule": "17 2 * * *",
+        "run_retention_schedule": "17 4 * * *",
+    }
     minute = defs.resolve_job_def("minute_job")
     assert {k.to_user_string() for k in minute.asset_layer.selected_asset_keys} == {
         "candles_1m",
