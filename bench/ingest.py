@@ -76,7 +76,8 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
                 TickRows(
                     np.full(n, ids[b.symbol], np.int64), b.ts_ns, b.trade_id, b.price, b.size,
                     np.zeros(n, np.int8), b.bid, b.ask, np.full(n, b.exchange, object),
-                    np.full(n, None, object),
+                    np.full(n, None, object), np.full(n, "stream", object),
+                    np.full(n, "demo", object),
                 )
             )  # fmt: skip
         return out

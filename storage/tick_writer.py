@@ -56,7 +56,8 @@ _CREATE_STAGE = (
     f"create temp table if not exists {STAGE_TABLE} ("
     "symbol_id bigint, ts timestamptz, trade_id text, price double precision,"
     " size double precision, exchange text, conditions text[], side smallint,"
-    " bid double precision, ask double precision) on commit delete rows"
+    " bid double precision, ask double precision, source text, feed text)"
+    " on commit delete rows"
 )
 _MERGE_STAGE = (
     f"insert into ticks ({_COLS}) select {_COLS} from {STAGE_TABLE} "

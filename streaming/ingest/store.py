@@ -235,4 +235,6 @@ class IngestStore:
 
     def declare(self, provider: Provider) -> None:
         assert self.conn is not None
-        self.symbols.declare(self.conn, provider.name, provider.symbols, provider.symbol_info)
+        self.symbols.declare(
+            self.conn, provider.name, provider.symbols, provider.symbol_info, provider.feed
+        )
