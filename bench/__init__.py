@@ -21,6 +21,7 @@ BENCHMARKS: tuple[str, ...] = (
     "engine",
     "polymarket",
     "backtest",
+    "backfill",
 )
 
 

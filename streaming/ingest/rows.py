@@ -155,10 +155,9 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
             return [None] * n
         return [None if x != x else x for x in a.tolist()]  # NaN → NULL
 
+    # tuples or lists as they come: the writer's text[] dumper takes both (text_array_copy)
     conds = rows.conditions
-    cond: list[list[str] | None] = (
-        [None] * n if not any(conds) else [list(c) if c else None for c in conds]
-    )
+    cond: list[Sequence[str] | None] = [None] * n if not any(conds) else conds.tolist()
     out = list(
         zip(
             rows.symbol_id.tolist(),

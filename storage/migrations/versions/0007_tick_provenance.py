@@ -1,4 +1,4 @@
-"""Provenance of ticks (source, feed) and the one equity feed of a symbol.
+"""Provenance of ticks (source, feed), the one equity feed of a symbol, history progress.
 
 Revision ID: 0007
 Revises: 0006
@@ -15,6 +15,11 @@ PostgreSQL (no rewrite of the partitions); the CHECK reads each partition once.
 ``symbols.equity_feed`` is the Alpaca equity feed a symbol's ticks come from, fixed by the
 first Alpaca stream or backfill that serves it: a profile never mixes IEX with SIP
 (docs/history.md).
+
+``tick_history_progress`` is how far the history backfill got, per symbol and UTC day: the
+time of the newest print it stored in order (a re-run asks from there; the exact keys of
+``ticks`` drop what it fetches twice) and whether the venue's day was read to its end
+after the day was over (a re-run then asks nothing).
 """
 
 from __future__ import annotations
@@ -33,9 +38,21 @@ alter table ticks
         check (source in ('stream', 'gap_fill', 'backfill', 'replay', 'unknown')),
     add column feed text constraint ticks_feed_check check (length(feed) between 1 and 32);
 alter table symbols add column equity_feed text;
+
+create table tick_history_progress (
+    symbol_id bigint not null references symbols (id) on delete cascade,
+    day date not null,
+    feed text not null,
+    resume_from timestamptz not null,
+    complete boolean not null default false,
+    trades_fetched bigint not null default 0 check (trades_fetched >= 0),
+    updated_at timestamptz not null default now(),
+    primary key (symbol_id, day)
+);
 """
 
 DOWNGRADE = """
+drop table if exists tick_history_progress;
 alter table symbols drop column if exists equity_feed;
 alter table ticks drop column if exists feed, drop column if exists source;
 """

@@ -18,10 +18,13 @@ from typing import Any
 
 import msgpack
 
+from core.contracts import EQUITY_FEEDS, AssetType
 from core.events import Quote, Trade
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
-FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight")
+FEEDS = EQUITY_FEEDS
+# the currencies Alpaca quotes crypto pairs in, longest first: `BTCUSDT` is BTC/USDT
+CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
 
 
 def stream_url(feed: str, override: str | None) -> str:
@@ -29,6 +32,27 @@ def stream_url(feed: str, override: str | None) -> str:
     if override:
         return override
     return DEFAULT_STREAM_URL.format(feed=feed)
+
+
+# --- symbol names (docs/history.md) -------------------------------------------------------
+
+
+def stored_symbol(name: str) -> str:
+    """The name marketflow stores for ``name``: upper case, a crypto pair without Alpaca's
+    slash (``btc/usd`` → ``BTCUSD``); anything else unchanged."""
+    return name.strip().upper().replace("/", "")
+
+
+def alpaca_symbol(symbol: str, asset_type: str) -> str:
+    """Alpaca's name for a stored symbol: a crypto pair gets its slash back before the quote
+    currency (``BTCUSD`` → ``BTC/USD``, ``ETHBTC`` → ``ETH/BTC``); a stock is unchanged.
+    A pair whose quote Alpaca does not use is returned as stored (Alpaca will not know it)."""
+    if asset_type != AssetType.CRYPTO or "/" in symbol:
+        return symbol
+    for quote in CRYPTO_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return f"{symbol[: -len(quote)]}/{quote}"
+    return symbol
 
 
 # --- client messages ----------------------------------------------------------------------
