@@ -1,8 +1,8 @@
 """Which symbols a history backfill fetches, under which names (docs/history.md).
 
 Names come as a user writes them (``AAPL``, ``BTC/USD``, ``btcusd``) and are stored as
-``parsing.stored_symbol`` says (``BTCUSD``). A symbol nobody stored yet is created with its
-calendar (crypto pairs trade 24/7 on the UTC day; a slash marks a pair even when its base is
+``storage.symbols.stored_symbol`` says (``BTCUSD``). A symbol nobody stored yet is created
+with its calendar (crypto pairs trade 24/7 on the UTC day; a slash marks a pair even when its base is
 not one marketflow knows). Stocks go to the stocks endpoint with the equity feed, which is
 fixed for the symbol if it had none; a stock fixed to another feed is refused before
 anything is fetched, as is a symbol Alpaca does not trade (FX, indices, Polymarket).
@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 import psycopg
 
 from core.contracts import AssetType
-from storage.symbols import fix_equity_feed, guess_asset_type, guess_market
-from streaming.venues.alpaca.parsing import alpaca_symbol, stored_symbol
+from storage.symbols import (
+    fix_equity_feed,
+    guess_asset_type,
+    guess_market,
+    is_fx_pair,
+    is_slash_pair,
+    stored_symbol,
+)
+from streaming.venues.alpaca.parsing import alpaca_symbol
 from streaming.venues.alpaca.rest import AssetClass
 
 PROVIDER = "alpaca"  # symbols.provider of the symbols a backfill creates
@@ -47,7 +54,7 @@ def resolve_symbols(conn: psycopg.Connection, names: Sequence[str], feed: str) -
     """The symbols to fetch (created where missing, equity feed fixed where unset), and the
     ones refused with the reason. One transaction; ``conn`` may be in autocommit mode."""
     wanted = stored_names(names)
-    pairs = {stored_symbol(n) for n in names if "/" in n}
+    pairs = {stored_symbol(n) for n in names if is_slash_pair(n.upper()) and not is_fx_pair(n)}
     resolved = Resolved()
     rows = []
     for symbol in wanted:
@@ -80,9 +87,8 @@ def resolve_symbols(conn: psycopg.Connection, names: Sequence[str], feed: str) -
             )
         elif asset_type in (AssetType.STOCK, AssetType.CRYPTO):
             asset_class = AssetClass.STOCKS if asset_type == AssetType.STOCK else AssetClass.CRYPTO
-            resolved.symbols.append(
-                HistorySymbol(symbol, symbol_id, alpaca_symbol(symbol, asset_type), asset_class)
-            )
+            alpaca = alpaca_symbol(symbol) if asset_class is AssetClass.CRYPTO else symbol
+            resolved.symbols.append(HistorySymbol(symbol, symbol_id, alpaca, asset_class))
         else:
             resolved.refused[symbol] = f"Alpaca has no trades for a {asset_type} symbol"
     return resolved

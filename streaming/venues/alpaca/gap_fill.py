@@ -90,8 +90,8 @@ class GapFiller:
         """Queue every print of ``symbols`` (stored names; default the provider's) since
         ``since``, one REST page at a time."""
         stored = list(symbols if symbols is not None else self.owner.symbols)
-        kind = "crypto" if asset_class is AssetClass.CRYPTO else "stock"
-        names = {parsing.alpaca_symbol(s, kind): s for s in stored}
+        crypto = asset_class is AssetClass.CRYPTO
+        names = {parsing.alpaca_symbol(s) if crypto else s: s for s in stored}
         query = TradesQuery(
             asset_class,
             tuple(names),

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 
-from core.contracts import EQUITY_FEEDS, AssetType
+from core.contracts import EQUITY_FEEDS
 from core.events import Quote, Trade
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
@@ -37,17 +37,12 @@ def stream_url(feed: str, override: str | None) -> str:
 # --- symbol names (docs/history.md) -------------------------------------------------------
 
 
-def stored_symbol(name: str) -> str:
-    """The name marketflow stores for ``name``: upper case, a crypto pair without Alpaca's
-    slash (``btc/usd`` → ``BTCUSD``); anything else unchanged."""
-    return name.strip().upper().replace("/", "")
-
-
-def alpaca_symbol(symbol: str, asset_type: str) -> str:
-    """Alpaca's name for a stored symbol: a crypto pair gets its slash back before the quote
-    currency (``BTCUSD`` → ``BTC/USD``, ``ETHBTC`` → ``ETH/BTC``); a stock is unchanged.
-    A pair whose quote Alpaca does not use is returned as stored (Alpaca will not know it)."""
-    if asset_type != AssetType.CRYPTO or "/" in symbol:
+def alpaca_symbol(symbol: str) -> str:
+    """A stored pair as Alpaca writes it: the quote currency split off with a slash, the
+    longest that leaves a base (``BTCUSD`` → ``BTC/USD``, ``BTCUSDT`` → ``BTC/USDT``,
+    ``ETHBTC`` → ``ETH/BTC``, ``USDTUSD`` → ``USDT/USD``); a name with a slash as it is.
+    Only for crypto pairs: a stock's name is Alpaca's as stored."""
+    if "/" in symbol:
         return symbol
     for quote in CRYPTO_QUOTES:
         if symbol.endswith(quote) and len(symbol) > len(quote):

@@ -51,7 +51,7 @@ class NotAPage(ValueError):
 class SymbolTrades:
     """One symbol's trades of a page, in the page's (time) order, as columns."""
 
-    symbol: str  # the stored name (``parsing.stored_symbol``)
+    symbol: str  # the stored name (``storage.symbols.stored_symbol``)
     ts_ns: np.ndarray  # int64 ns since the epoch (UTC)
     price: np.ndarray  # float64
     size: np.ndarray  # float64
