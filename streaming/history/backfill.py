@@ -12,6 +12,7 @@ page is committed, so a day that fails part-way resumes from what is stored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -264,6 +265,13 @@ class DayBackfill:
                     self._committed(day, feed, page, inserted, report)
             for page, inserted in writers.done():
                 self._committed(day, feed, page, inserted, report)
+        except BaseException:
+            # the pages stored before the failure move their resume points all the same,
+            # up to the first write that failed
+            with contextlib.suppress(Exception):
+                for page, inserted in writers.done():
+                    self._committed(day, feed, page, inserted, report)
+            raise
         finally:
             writers.close()
             pages.close()
