@@ -2,9 +2,9 @@
 
 Names come as a user writes them (``AAPL``, ``BTC/USD``, ``btcusd``) and are stored as
 ``storage.symbols.stored_symbol`` says (``BTCUSD``). A symbol nobody stored yet is created
-with its calendar (crypto pairs trade 24/7 on the UTC day; a slash marks a pair even when its base is
-not one marketflow knows). Stocks go to the stocks endpoint with the equity feed, which is
-fixed for the symbol if it had none; a stock fixed to another feed is refused before
+with its calendar (crypto pairs trade 24/7 on the UTC day; a slash marks a pair even when
+its base is not one marketflow knows). Stocks go to the stocks endpoint with the equity
+feed, which is fixed for the symbol if it had none; a stock fixed to another feed is refused before
 anything is fetched, as is a symbol Alpaca does not trade (FX, indices, Polymarket).
 """
 
