@@ -9,6 +9,7 @@ same).
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -75,7 +76,7 @@ class TerminalProgress(HistoryProgress):
 def _instance() -> tuple[dg.DagsterInstance, str]:
     try:
         return dg.DagsterInstance.get(), "recorded in the Dagster instance of DAGSTER_HOME"
-    except dg.DagsterHomeNotSetError:
+    except dg.DagsterError:  # DAGSTER_HOME unset (or not a usable instance)
         return (
             dg.DagsterInstance.ephemeral(),
             "DAGSTER_HOME is not set: the run was not recorded in Dagster (the tables are "
@@ -115,12 +116,14 @@ def launch(
              "those days have no partition"],
         )  # fmt: skip
     try:
-        database_url = resolve_urls(settings).database_url
+        # DATABASE_URL alone is enough: a backfill needs no Redis
+        database_url = settings.database_url or resolve_urls(settings).database_url
     except ServiceError as exc:
         return Outcome(2, [str(exc)])
     config: dict[str, Any] = {"symbols": symbols}
     if feed:
         config["feed"] = feed
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a temporary instance's set-up
     instance, recorded = _instance()
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -128,7 +131,11 @@ def launch(
         _selection(profiles),
         instance=instance,
         tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
-        run_config={"ops": {"tick_history": {"config": config}}},
+        run_config={
+            "ops": {"tick_history": {"config": config}},
+            # the bar and the summary say what happened; Dagster's step log stays quiet
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        },
         resources={
             "postgres": PostgresResource(database_url=database_url),
             "alpaca": AlpacaResource(),
@@ -157,6 +164,8 @@ def _outcome(result: dg.ExecuteInProcessResult, recorded: str) -> Outcome:
         return Outcome(1 if failed else 0, lines)
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
+        while error is not None and error.cause is not None:  # the user code's own error
+            error = error.cause
         lines.append(f"failed in {event.step_key}: {error.message.strip() if error else '?'}")
     lines.append("what was stored stays: run the same command again and it resumes")
     return Outcome(1, lines)
