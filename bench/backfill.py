@@ -115,7 +115,7 @@ def _same_rows(url: str, day: DayTrades) -> list[list[tuple]]:
 
 def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
     with connect(url, autocommit=True) as conn:
-        register_timestamptz_copy(conn)  # the same ts encoding as the backfill's connection
+        register_timestamptz_copy(conn)  # the tuples carry int µs times (to_writer_rows)
         register_text_array_copy(conn)  # and the same conditions encoding as its writer's
         conn.execute(f"drop table if exists {RAW_TABLE}")
         conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")

@@ -136,11 +136,22 @@ def derived_trade_ids(ts_ns: np.ndarray, price: np.ndarray, size: np.ndarray) ->
     return out
 
 
-def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
-    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
+def utc_days(rows: TickRows) -> set[date]:
+    """The UTC days the rows fall on (the partitions a write needs)."""
+    if not len(rows):
+        return set()
+    return {
+        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
+        for d in np.unique(rows.ts_ns // DAY_NS)
+    }
 
-    ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
-    for timestamptz (``timestamptz_copy``), which spares building an aware datetime per row.
+
+def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
+    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days), the row-by-row form of
+    a COPY (the benchmarks' reference; the writers encode columns, ``storage.binary_copy``).
+
+    ``ts`` goes out as int µs since the Unix epoch: register ``timestamptz_copy`` on the
+    connection, which spares building an aware datetime per row.
     Columns that are all NULL or all known skip their per-row conversion.
     """
     n = len(rows)
@@ -175,8 +186,4 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
             strict=True,
         )
     )
-    days = {
-        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
-        for d in np.unique(rows.ts_ns // DAY_NS)
-    } if n else set()  # fmt: skip
-    return out, days
+    return out, utc_days(rows)
