@@ -172,6 +172,8 @@ class DayBackfill:
         before = self.client.counters.as_dict()
         self.client.rejects = report.rejects
         start, end, over = day_window(day, self.clock())
+        if end <= start:
+            return report  # a day that has not begun: nothing to ask
         progress = read_progress(self.conn, day, [s.symbol_id for s in symbols])
         groups: dict[tuple[AssetClass, datetime], list[HistorySymbol]] = {}
         for sym in symbols:
@@ -197,7 +199,10 @@ class DayBackfill:
                 setattr(report.rest, name, value - before[name])
             report.elapsed_s = time.monotonic() - started
             if report.rejects.counts:
-                record_rejects(self.conn, report.rejects)
+                try:
+                    record_rejects(self.conn, report.rejects)
+                except psycopg.Error as exc:  # the day's own error, if any, says more
+                    log.warning("history %s: rejects not recorded (%s)", day, exc)
         return report
 
     def _fetch_group(
