@@ -1,7 +1,7 @@
 """Provenance of ticks (source, feed), the one equity feed of a symbol, history progress.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 
 ``ticks.source`` says how a print arrived (``stream``, ``gap_fill``, ``backfill``,
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
