@@ -126,7 +126,8 @@ class EmbeddedPostgres:
             raise ServiceError(f"{args[0]} failed: {result.stderr.strip()[-1000:]}")
         return result
 
-    def _running_port(self, pgdata: Path | None = None) -> int | None:
+    def _running(self, pgdata: Path | None = None) -> tuple[int, int] | None:
+        """(postmaster pid, port) of the server running on ``pgdata``, None when none is."""
         pidfile = (pgdata or self.pgdata) / "postmaster.pid"
         try:
             lines = pidfile.read_text().splitlines()
@@ -138,7 +139,20 @@ class EmbeddedPostgres:
         # a stale postmaster.pid (a crash, a reboot) may name an unrelated process now
         if not pid_alive(pid) or not runs(pid, b"postgres"):
             return None
-        return int(lines[3])
+        return pid, int(lines[3])
+
+    def _running_port(self, pgdata: Path | None = None) -> int | None:
+        running = self._running(pgdata)
+        return running[1] if running is not None else None
+
+    def running_pid(self) -> int | None:
+        """The postmaster's pid while this server runs (``marketflow.embedded.watch``)."""
+        running = self._running()
+        return running[0] if running is not None else None
+
+    def exit_status(self, pid: int) -> int | None:
+        """Unknown: ``pg_ctl`` starts the postmaster detached, so its parent is not us."""
+        return None
 
     def _initdb(self, password: str) -> None:
         pwfile = self.server / "initdb.pw"
@@ -220,6 +234,6 @@ class EmbeddedPostgres:
         return f"postgresql://{SUPERUSER}:{password}@{self.host}:{self.port}/postgres"
 
     def stop(self) -> None:
-        if self._running_port() is None:
-            return
+        if not self.root.exists() or self._running_port() is None:
+            return  # (looking must not create the folders of a home that has none)
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", check=False)
