@@ -218,6 +218,7 @@ class RotatingLog:
     def write(self, line: str) -> None:
         data = (line.rstrip("\n") + "\n").encode("utf-8", errors="replace")
         try:
+            self._open()  # the size of what an earlier `up` left is counted too
             if self._size and self._size + len(data) > self.max_bytes:
                 self._rotate()
             fd = self._open()

@@ -234,6 +234,8 @@ class EmbeddedPostgres:
         return f"postgresql://{SUPERUSER}:{password}@{self.host}:{self.port}/postgres"
 
     def stop(self) -> None:
-        if not self.root.exists() or self._running_port() is None:
-            return  # (looking must not create the folders of a home that has none)
+        if self._server is None and not self.root.exists():
+            return  # never started here: looking must not create a home's folders
+        if self._running_port() is None:
+            return
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", check=False)
