@@ -87,11 +87,19 @@ def tree_rss(pid: int) -> int:
     return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
 
 
+# the Dagster children of `up` are console scripts: `python .../dagster-webserver ...`
+PROGRAMS = {"dagster-web": "dagster-webserver", "dagster-daemon": "dagster-daemon"}
+
+
 def supervised_child(up_pid: int, name: str) -> int | None:
-    """The pid of ``marketflow <name>`` run by the supervisor in ``up``."""
+    """The pid of the child ``name`` (``marketflow <name>``, or a Dagster program) of ``up``."""
+    program = PROGRAMS.get(name)
     for pid in children(up_pid):
         argv = cmdline(pid)
-        if "marketflow.cli" in argv and argv[argv.index("marketflow.cli") + 1 :][:1] == [name]:
+        if program is not None:
+            if any(Path(arg).name == program for arg in argv[:2]):
+                return pid
+        elif "marketflow.cli" in argv and argv[argv.index("marketflow.cli") + 1 :][:1] == [name]:
             return pid
     return None
 

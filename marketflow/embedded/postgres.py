@@ -25,6 +25,7 @@ from marketflow.embedded.process import (
     LOOPBACK,
     free_port,
     pid_alive,
+    processes_inside,
     runs,
     wait_port,
 )
@@ -189,6 +190,18 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.pgdata), "reload")
         log.info("embedded PostgreSQL now requires its password (scram-sha-256)")
 
+    def _drop_stale_pidfile(self) -> None:
+        """A crashed postmaster's pid file, once nothing runs from the data directory.
+
+        PostgreSQL refuses to start while the pid the file names exists, and a SIGKILLed
+        postmaster exists as a zombie until whoever inherited it (init) reaps it, which can
+        take seconds. PostgreSQL's own check also protects a data directory that orphaned
+        backends still use: the file is removed only when no live process runs inside it."""
+        pidfile = self.pgdata / "postmaster.pid"
+        if pidfile.exists() and not processes_inside(self.pgdata):
+            pidfile.unlink(missing_ok=True)
+            log.info("removed the pid file of a crashed PostgreSQL (%s)", pidfile)
+
     def start(self, timeout: float = 30.0, port: int | None = None) -> str:
         """Start (or adopt an already running) server; return its admin URL.
 
@@ -202,6 +215,8 @@ class EmbeddedPostgres:
         fresh = not (self.pgdata / "PG_VERSION").exists()
         if fresh:
             self._initdb(password)
+        else:
+            self._drop_stale_pidfile()
         self.port = port or free_port(self.host)
         options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
         result = self._run(

@@ -68,7 +68,7 @@ class ServerWatch:
         poll: float = POLL_S,
         backoff_initial: float = 1.0,
         backoff_cap: float = 30.0,
-        stable_after: float = 60.0,
+        stable_after: float = 30.0,  # a server is up in a second: half a minute is healthy
         start_timeout: float = 30.0,
         on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
