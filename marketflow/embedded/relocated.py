@@ -82,8 +82,12 @@ def prune_relocated(where: Path | None = None) -> list[str]:
             unrecorded += 1
             continue
         why = orphaned(folder)
-        if why is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        if why is None:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():  # not ours to remove (another user's): say so, keep going
+            log.warning("could not remove %s (%s)", folder, why)
+        else:
             removed.append(f"relocated server folder {folder} ({why})")
     if unrecorded:
         log.info(
