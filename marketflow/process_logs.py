@@ -151,11 +151,15 @@ class TerminalFilter:
                 s.level, s.shown = logging.ERROR, True  # a crash: a record of its own
             s.in_traceback = True  # else the traceback of the record above (log.exception)
             return s.shown
+        level = level_of(line)
         if s.in_traceback:
+            if level is not None and line[0] not in " \t":
+                # another process of the same child (a code server) wrote into the middle
+                # of the traceback: judge its line alone, the traceback goes on after it
+                return level >= self.threshold and self._first(name, line)
             if line and line[0] not in " \t" and not line.startswith(_CHAINED):
                 s.in_traceback = False  # "SomeError: text" closes it, and belongs to it
             return s.shown
-        level = level_of(line)
         if level is None and (not line or line[0] in " \t"):
             return s.shown  # a record's next line: a warning's source line, a dump
         s.level = level if level is not None else logging.INFO

@@ -82,9 +82,19 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_rss(pid: int) -> int:
-    """RSS of a process and everything below it (a child's workers count as the child)."""
-    return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
+def tree_rss(pid: int, without: list[int] | None = None) -> int:
+    """RSS of a process and everything below it (a child's workers count as the child),
+    leaving out the subtrees of ``without``."""
+    skip = set(without or ())
+    for top in without or ():
+        skip.update(descendants(top))
+    return sum(rss_bytes(p) for p in [pid, *descendants(pid)] if p not in skip)
+
+
+def run_workers(pid: int) -> list[int]:
+    """Dagster run workers below ``pid``: the processes its code server starts per run
+    (``multiprocessing`` spawn children), not the code server itself."""
+    return [p for p in descendants(pid) if "multiprocessing.spawn" in " ".join(cmdline(p))]
 
 
 # the Dagster children of `up` are console scripts: `python .../dagster-webserver ...`

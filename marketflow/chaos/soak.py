@@ -1,6 +1,7 @@
 """Resource samples of a long run and the bound they must stay within.
 
-Every sample: the RSS of each supervised child (with its descendants), of PostgreSQL (the
+Every sample: the RSS of each supervised child (with its descendants, but Dagster's run
+workers apart: they live as long as a run and are shown, not judged), of PostgreSQL (the
 postmaster and its backends) and of Redis, the number of connections in
 ``pg_stat_activity``, Redis ``used_memory``, the size of the market and the Dagster
 databases and the number of stored ticks. The first ``WARMUP_SAMPLES`` are dropped (caches
@@ -42,6 +43,7 @@ BYTES_PER_TICK = 1024
 DAGSTER_SLACK_BYTES_PER_HOUR = 64 * 1024 * 1024
 CHILDREN = ("ingest", "engine", "web", "dagster-web", "dagster-daemon")
 MARKET_DB, DAGSTER_DB, TICKS = "db.market_bytes", "db.dagster_bytes", "ticks.stored"
+RUNS = ".runs"  # suffix of the RSS of a child's transient run workers
 
 
 @dataclass
@@ -61,8 +63,12 @@ def take_sample(
     sample = Sample(at)
     for name in CHILDREN:
         pid = procs.supervised_child(up_pid, name)
-        if pid is not None:
-            sample.values[f"rss.{name}"] = float(procs.tree_rss(pid))
+        if pid is None:
+            continue
+        runs = procs.run_workers(pid) if name in procs.PROGRAMS else []
+        sample.values[f"rss.{name}"] = float(procs.tree_rss(pid, without=runs))
+        if runs:  # Dagster's run workers come and go with the runs: shown, not judged
+            sample.values[f"rss.{name}{RUNS}"] = float(sum(procs.tree_rss(r) for r in runs))
     if postmaster is not None:
         sample.values["rss.postgres"] = float(procs.tree_rss(postmaster))
     if redis_pid is not None:
@@ -139,7 +145,11 @@ def judge(samples: Sequence[Sample], warmup: int = WARMUP_SAMPLES) -> list[Verdi
     if half == 0:
         return []
     first, second = kept[:half], kept[len(kept) - half :]
-    names = sorted({k for s in kept for k in s.values} - {MARKET_DB, DAGSTER_DB, TICKS})
+    names = sorted(
+        k
+        for k in {k for s in kept for k in s.values} - {MARKET_DB, DAGSTER_DB, TICKS}
+        if not k.endswith(RUNS)
+    )
     verdicts = _database_verdicts(kept)
     for name in names:
         a = [s.values[name] for s in first if name in s.values]

@@ -90,7 +90,10 @@ def test_a_crash_traceback_is_shown_whole_and_the_noise_after_it_is_not() -> Non
         ("2026-01-01 00:00:02,000 ERROR x: failed", True),
         ("Traceback (most recent call last):", True),  # log.exception's traceback
         ('  File "/y.py", line 2, in f', True),
+        ("2026-01-01 00:00:03,000 INFO  y: another process of the child, meanwhile", False),
+        ("    f()", True),  # the traceback goes on
         ("KeyError: 'k'", True),
+        ("2026-01-01 00:00:04,000 INFO  x: after", False),
     ]
     assert [f.show("ingest", line) for line, _ in lines] == [want for _, want in lines]
 
