@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.check_support import REL_TOL, SESSIONS_CTE, check_result, session_params
+from assets.check_queries import REL_TOL, SESSIONS_CTE, check_result, session_params
 from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.resources import PostgresResource
 from core.contracts import Table
-from storage.candles import rebuild_from_ticks
+from storage.candle_writes import rebuild_from_ticks
 
 TICKS = dg.AssetKey(Table.TICKS.value)
 

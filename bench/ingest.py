@@ -32,9 +32,9 @@ from core.contracts import Channel
 from core.timestamps import NS
 from storage.db import connect
 from streaming.ingest.config import PipelineConfig
-from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline
 from streaming.ingest.rows import TickRows, to_writer_rows
+from streaming.ingest.timestamptz_copy import register_timestamptz_copy
 from streaming.providers.base import TradeBatch
 from streaming.providers.demo import DemoProvider
 
@@ -88,7 +88,7 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
 
 def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
     with connect(url, autocommit=True) as conn:
-        register_epoch_dumper(conn)  # the same ts encoding as the pipeline's connection
+        register_timestamptz_copy(conn)  # the same ts encoding as the pipeline's connection
         conn.execute(f"drop table if exists {RAW_TABLE}")
         conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")
         conn.execute(f"alter table {RAW_TABLE} add primary key (symbol_id, ts, trade_id)")

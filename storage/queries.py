@@ -118,3 +118,21 @@ def recent_rejects(conn: psycopg.Connection, limit: int = 10) -> list[dict[str, 
             " where day >= (now() at time zone 'utc')::date - 1 order by count desc limit %s",
             (limit,),
         ).fetchall()
+
+
+# the plausibility band's seeds: each symbol's last stored close of the past week
+LAST_CLOSES_SQL = """
+select s.symbol, c.close from symbols s
+cross join lateral (
+    select close from candles_1m
+    where symbol_id = s.id and ts > now() - interval '7 days' and close > 0
+    order by ts desc limit 1
+) as c
+"""
+
+
+def last_closes(conn: psycopg.Connection) -> dict[str, float]:
+    """Symbol → its last stored close within a week (symbols without one are absent)."""
+    with conn.cursor() as cur:
+        cur.execute(LAST_CLOSES_SQL)
+        return {str(sym): float(close) for sym, close in cur.fetchall()}

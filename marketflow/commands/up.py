@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ POLYMARKET = ("polymarket", ("polymarket", "stream"))
 DAGSTER_HOST = "127.0.0.1"
 LOOPBACK = "127.0.0.1"
 INGEST = "ingest"
+WEB_TOKEN_ENV = "MARKETFLOW_WEB_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,13 +153,44 @@ def plan_children(
     return specs, notes
 
 
+def dashboard_token(settings: Settings) -> str | None:
+    """The token the dashboard's writes need when no token is configured: generated once
+    per `up` (a restarted web child keeps it) and handed to the web child alone through its
+    environment (MARKETFLOW_WEB_TOKEN); None when the environment already names one."""
+    if settings.api_token is not None or settings.web_token is not None:
+        return None
+    from streaming.web.security import generate_token
+
+    return generate_token()
+
+
+def with_web_token(specs: Sequence[ChildSpec], token: str | None) -> list[ChildSpec]:
+    if token is None:
+        return list(specs)
+    return [
+        replace(spec, env={**(spec.env or os.environ), WEB_TOKEN_ENV: token})
+        if spec.name == "web"
+        else spec
+        for spec in specs
+    ]
+
+
 def address_rows(
-    settings: Settings, urls: ServiceUrls, specs: Sequence[ChildSpec]
+    settings: Settings,
+    urls: ServiceUrls,
+    specs: Sequence[ChildSpec],
+    web_token: str | None = None,
 ) -> list[tuple[str, str]]:
-    """Every address `up` serves (passwords redacted), as (label, address)."""
+    """Every address `up` serves (passwords redacted), as (label, address). A generated
+    dashboard token is shown inside the dashboard's link, and nowhere else."""
     names = {spec.name for spec in specs}
     host = settings.bind_host
-    token = "?token=<MARKETFLOW_API_TOKEN>" if settings.api_token is not None else ""
+    if web_token is not None:
+        token = f"?token={web_token}"
+    elif settings.api_token is not None:
+        token = "?token=<MARKETFLOW_API_TOKEN>"
+    else:
+        token = f"?token=<{WEB_TOKEN_ENV}>" if settings.web_token is not None else ""
     dagster = (
         f"http://{DAGSTER_HOST}:{settings.dagster_port}"
         if "dagster-web" in names
@@ -180,11 +213,15 @@ def listeners(settings: Settings, specs: Sequence[ChildSpec]) -> list[tuple[str,
 
 
 def address_block(
-    settings: Settings, urls: ServiceUrls, specs: Sequence[ChildSpec], notes: Sequence[str]
+    settings: Settings,
+    urls: ServiceUrls,
+    specs: Sequence[ChildSpec],
+    notes: Sequence[str],
+    web_token: str | None = None,
 ) -> str:
     """The one block `up` prints: every address (passwords redacted) and every process."""
     rows = [
-        *address_rows(settings, urls, specs),
+        *address_rows(settings, urls, specs, web_token),
         ("Home", str(settings.state_dir)),
         ("Logs", str(settings.state_dir / "logs")),
         ("Processes", ", ".join(spec.name for spec in specs) or "none"),
@@ -256,6 +293,8 @@ async def _up(args: argparse.Namespace) -> int:
         specs, notes = plan_children(
             settings, env, only, dagster=not args.no_dagster, ingest_shards=args.ingest_shards
         )
+        web_token = dashboard_token(settings)
+        specs = with_web_token(specs, web_token)
         if stop.is_set():
             return 0
         servers: dict[str, Restartable] = {}
@@ -268,8 +307,8 @@ async def _up(args: argparse.Namespace) -> int:
             specs,
             servers,
             logs,
-            block=lambda: address_block(settings, urls, specs, notes),
-            addresses=address_rows(settings, urls, specs),
+            block=lambda: address_block(settings, urls, specs, notes, web_token),
+            addresses=address_rows(settings, urls, specs),  # no generated token in a file
             listeners=listeners(settings, specs),
             stop_timeout=args.stop_timeout,
         )

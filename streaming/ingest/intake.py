@@ -19,10 +19,11 @@ from typing import Protocol
 
 import numpy as np
 
-from core.candles import Candle
+from core import validation as v
+from core.candle import Candle
 from core.events import Bar, Quote, Rejects, Trade
 from core.timestamps import MINUTE_NS, NS
-from streaming.ingest import validate as v
+from storage.candle_writes import BarRow
 from streaming.ingest.plausibility import IMPLAUSIBLE, PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
@@ -31,7 +32,7 @@ from streaming.providers.base import Provider, TradeBatch
 
 log = logging.getLogger(__name__)
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
-BarRow = tuple[int, int, float, float, float, float, float, int]
+
 # one print ready to stage: symbol, id, ts ns, trade id, price, size, side, bid, ask,
 # exchange, conditions (what the plausibility band holds until a print is confirmed)
 Row = tuple[

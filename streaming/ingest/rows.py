@@ -119,7 +119,7 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
     """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
 
     ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
-    for timestamptz (``epoch_dumper``), which spares building an aware datetime per row.
+    for timestamptz (``timestamptz_copy``), which spares building an aware datetime per row.
     Columns that are all NULL or all known skip their per-row conversion.
     """
     n = len(rows)

@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 
 from core.events import Trade
 from core.settings import Settings
-from streaming.providers.alpaca.nyse_hours import xnys_open
-from streaming.providers.alpaca.protocol import ErrorAction, TradeDeduper, classify_error
-from streaming.providers.alpaca.stream import AlpacaStreamProvider
 from streaming.providers.base import MissingCredential, ProviderError
+from streaming.venues.alpaca.data import AlpacaStreamProvider, xnys_open
+from streaming.venues.alpaca.parsing import ErrorAction, TradeDeduper, classify_error
 from tests.support.fake_alpaca import FakeAlpaca, tape_from_capture
 from tests.support.loop_thread import serving
 
@@ -206,7 +205,7 @@ def test_406_waits_for_the_slot_then_streams(
     fake.refuse_auth = [406, 406]
     fake.sessions = [[("trades", 0, 5)]]
     provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
-    with caplog.at_level(logging.WARNING, "streaming.providers.alpaca.stream"):
+    with caplog.at_level(logging.WARNING, "streaming.venues.alpaca.data"):
         trades = run(collect(provider, 5))
     assert len(trades) == 5
     assert provider.counters["slot_busy"] == 2
