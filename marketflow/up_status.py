@@ -92,5 +92,7 @@ def render(status: UpStatus, now: float | None = None) -> list[str]:
         out.append(
             f"  {p.name:<{width}}{p.state:<12}{p.pid or '-':>8}  {p.restarts:>8}  {last}".rstrip()
         )
-    out.append(f"  logs: {status.logs}")
+    width = max([len("logs"), *(len(k) for k, _ in status.addresses)])
+    out += [f"  {label:<{width}}  {address}" for label, address in status.addresses]
+    out.append(f"  {'logs':<{width}}  {status.logs}")
     return out

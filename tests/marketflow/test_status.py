@@ -171,6 +171,7 @@ def test_up_status_file_says_what_up_restarts_while_redis_is_down(tmp_path: Path
     assert lines["redis"].split()[1:4] == ["down", "-", "2"]
     assert "signal SIGKILL at t1" in lines["redis"]
     assert "Process heartbeats are unknown while Redis is not reachable" in text
+    assert "  Dashboard  http://127.0.0.1:8000/" in text  # the address block, kept here too
     # left by an `up` that was killed: not shown as running
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
