@@ -66,7 +66,12 @@ class Platform:
         self.block = block
         self.addresses = addresses
         self.listeners = listeners
-        self.supervisor = Supervisor(specs, stop_timeout=stop_timeout, logs=logs)
+        self.supervisor = Supervisor(
+            specs,
+            stop_timeout=stop_timeout,
+            logs=logs,
+            quiet_when_stopping=frozenset(s.name for s in specs if s.name.startswith("dagster")),
+        )
         self.watch = ServerWatch(servers, self.supervisor.log, on_change=self.write_status)
         self._tasks: list[asyncio.Task[None]] = []
         self._lines_at_block = 0

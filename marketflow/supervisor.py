@@ -120,6 +120,7 @@ class Supervisor:
         stop_timeout: float = STOP_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
         logs: ProcessLogs | None = None,
+        quiet_when_stopping: frozenset[str] = frozenset(),
     ) -> None:
         self.children = {spec.name: ChildState(spec) for spec in specs}
         if len(self.children) != len(specs):
@@ -131,6 +132,9 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.clock = clock
         self.logs = logs
+        # children whose interrupted work is expected noise at a stop (Dagster's runs and
+        # code servers print tracebacks): their output then goes to their files only
+        self.quiet_when_stopping = quiet_when_stopping if logs is not None else frozenset()
         self.terminal_lines = 0  # lines this supervisor printed (events and children's)
         self.width = max([len(s.name) for s in specs] + [len("supervisor"), len("postgres")])
         self._stopping = asyncio.Event()
@@ -182,8 +186,11 @@ class Supervisor:
             if not raw:
                 return
             line = raw.decode("utf-8", errors="replace")
-            if self.logs is None or self.logs.line(name, line):
-                self._terminal(name, line)
+            if self.logs is not None:
+                shown = self.logs.line(name, line)  # every line reaches the file
+                if not shown or (self._stopping.is_set() and name in self.quiet_when_stopping):
+                    continue
+            self._terminal(name, line)
 
     async def _run_child(self, state: ChildState) -> None:
         name = state.spec.name
@@ -242,6 +249,10 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every process group, wait up to ``stop_timeout``, then SIGKILL."""
         self._stopping.set()
+        quiet = sorted(n for n in self.quiet_when_stopping if n in self._procs)
+        if quiet and self.logs is not None:
+            files = ", ".join(str(self.logs.path(n)) for n in quiet)
+            self.log(f"output of {', '.join(quiet)} while stopping: in {files} only")
         signalled: set[int] = set()
         deadline = self.clock() + self.stop_timeout
         # Loop rather than snapshot: a child whose spawn was in flight registers late.

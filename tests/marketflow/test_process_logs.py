@@ -179,3 +179,44 @@ def test_supervisor_routes_children_to_files_and_events_to_both(tmp_path: Path) 
     assert kept.count("ready") >= 2 and kept.count("careful") >= 2
     events = (tmp_path / "logs" / f"{EVENTS_LOG}.log").read_text()
     assert "started worker" in events and "exited with exit code 3" in events
+
+
+STOPPING = textwrap.dedent(
+    """
+    import signal, sys, time
+    def stop(*_):
+        print("2026-01-01 00:00:09,000 ERROR run: interrupted by the stop", flush=True)
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, stop)
+    print("2026-01-01 00:00:00,000 ERROR run: a real error while running", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_dagster_noise_at_a_stop_goes_to_its_file_only(tmp_path: Path) -> None:
+    """Interrupted Dagster runs and code servers print tracebacks at every stop: expected,
+    so kept in the file; an error while running still reaches the terminal."""
+    out = io.StringIO()
+    logs = ProcessLogs(tmp_path / "logs")
+    sup = Supervisor(
+        [ChildSpec("dagster-daemon", [sys.executable, "-c", STOPPING])],
+        out=out,
+        stop_timeout=10,
+        logs=logs,
+        quiet_when_stopping=frozenset({"dagster-daemon"}),
+    )
+
+    async def scenario() -> None:
+        await sup.start()
+        while "a real error" not in out.getvalue():
+            await asyncio.sleep(0.05)
+        await sup.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    logs.close()
+    terminal = out.getvalue()
+    assert "a real error while running" in terminal
+    assert "interrupted by the stop" not in terminal
+    assert "output of dagster-daemon while stopping: in " in terminal
+    assert "interrupted by the stop" in (tmp_path / "logs" / "dagster-daemon.log").read_text()
