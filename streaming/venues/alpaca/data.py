@@ -4,14 +4,17 @@ The stream is spoken directly over ``websockets`` in msgpack, exactly as alpaca-
 ``StockDataStream`` speaks it (same headers, auth and subscribe messages), because
 ``StockDataStream`` cannot express what ingestion needs: it only logs error frames (so a 406,
 402 or 409 cannot be acted on), reconnects internally without a hook (so a gap cannot be
-filled) and takes about 5 s to stop. Gap fill uses alpaca-py's ``StockHistoricalDataClient``.
+filled) and takes about 5 s to stop. Gap fill uses the venue's REST trades client
+(``rest.py``, through ``gap_fill.py``).
 
 Exactly once: after every reconnect the historical trades API is asked for everything since
 the stream's last known time (minus a small overlap); the live stream and the gap fill are
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
 moves only on a trade that ingest's checks accept (``core.validation``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
-start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``.
+start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``. Stream
+prints are ``stream`` ticks of the provider's feed, gap-fill prints ``gap_fill`` ones
+(docs/history.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.providers.router_backoff import Backoff
 from streaming.queue_wait import Woken, get_or_wake
 from streaming.venues.alpaca import parsing
-from streaming.venues.alpaca.rest import GAP_FILL_PAGE_LIMIT, GapFiller
+from streaming.venues.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -374,7 +377,9 @@ class AlpacaStreamProvider(Provider):
         code, text = msg.get("code"), msg.get("msg")
         action, setting = parsing.classify_error(code)
         if action is parsing.ErrorAction.FATAL:
-            message = parsing.fatal_message(code, text, setting or "the Alpaca settings", self.feed)
+            message = parsing.fatal_message(
+                code, text, setting or "the Alpaca settings", self.feed or ""
+            )
             log.error("alpaca_ws: %s", message)
             raise ProviderError(message)
         if action is parsing.ErrorAction.SLOT_BUSY:

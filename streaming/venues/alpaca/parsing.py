@@ -18,10 +18,13 @@ from typing import Any
 
 import msgpack
 
+from core.contracts import EQUITY_FEEDS
 from core.events import Quote, Trade
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
-FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight")
+FEEDS = EQUITY_FEEDS
+# the currencies Alpaca quotes crypto pairs in, longest first: `BTCUSDT` is BTC/USDT
+CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
 
 
 def stream_url(feed: str, override: str | None) -> str:
@@ -29,6 +32,22 @@ def stream_url(feed: str, override: str | None) -> str:
     if override:
         return override
     return DEFAULT_STREAM_URL.format(feed=feed)
+
+
+# --- symbol names (docs/history.md) -------------------------------------------------------
+
+
+def alpaca_symbol(symbol: str) -> str:
+    """A stored pair as Alpaca writes it: the quote currency split off with a slash, the
+    longest that leaves a base (``BTCUSD`` → ``BTC/USD``, ``BTCUSDT`` → ``BTC/USDT``,
+    ``ETHBTC`` → ``ETH/BTC``, ``USDTUSD`` → ``USDT/USD``); a name with a slash as it is.
+    Only for crypto pairs: a stock's name is Alpaca's as stored."""
+    if "/" in symbol:
+        return symbol
+    for quote in CRYPTO_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return f"{symbol[: -len(quote)]}/{quote}"
+    return symbol
 
 
 # --- client messages ----------------------------------------------------------------------
