@@ -51,5 +51,18 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/marketflow bench
 
+# Server folders relocated out of a private home live here (docs/operations.md); `clean`
+# removes the ones this checkout's home links to, after stopping detached servers.
+RELOCATED_BASE ?= /var/lib/marketflow
+HOME_DIR := .marketflow
+
 clean:
-	rm -rf $(VENV) .marketflow
+	@if [ -e $(HOME_DIR)/services.json ] && [ -x $(BIN)/marketflow ]; then \
+		MARKETFLOW_HOME=$(HOME_DIR) $(BIN)/marketflow services --stop; fi
+	@for link in $(HOME_DIR)/postgres/server $(HOME_DIR)/redis/server; do \
+		[ -L "$$link" ] || continue; \
+		target=$$(readlink -f "$$link"); \
+		if [ -n "$$target" ] && [ "$$(dirname "$$target")" = "$(RELOCATED_BASE)" ]; then \
+			echo "rm -rf $$target"; rm -rf "$$target"; fi; \
+	done
+	rm -rf $(VENV) $(HOME_DIR)
