@@ -1,9 +1,13 @@
-"""A local Alpaca market-data server: the v2 stream (WebSocket, msgpack or JSON) and the
-historical trades REST endpoint alpaca-py calls (``GET /v2/stocks/trades``).
+"""A local Alpaca market-data server: the v2 stock stream and the v1beta3 crypto stream
+(WebSocket, msgpack or JSON) and the historical trades REST endpoints alpaca-py calls
+(``GET /v2/stocks/trades``, ``GET /v1beta3/crypto/us/trades``).
 
-Both serve one ``tape`` (the prints that "happened"), so a test can drop the stream, let the
-market move on, and check that the client's gap fill recovers exactly the missed prints.
-Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``.
+Each stream and its endpoint serve one tape (``tape`` for stocks, ``crypto_tape`` for pairs:
+the prints that "happened"), so a test can drop a stream, let the market move on, and check
+that the client's gap fill recovers exactly the missed prints. Messages and error frames
+follow ``tests/data/alpaca/stream_session_frames.json`` (stocks, with the corrections and
+cancels of ``stock_corrections_frames.json``) and ``crypto_stream_frames.json`` (crypto:
+no exchange, conditions or tape on a print, the taker side ``tks`` instead).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from core.settings import Settings
 from tests.support.http_app import start_app
 
 ERROR_MESSAGES = {
@@ -53,8 +58,17 @@ class Print:
     exchange: str = "D"
     conditions: tuple[str, ...] = ("@", "I")
     tape: str = "C"
+    taker_side: str | None = None  # a crypto print: "B" or "S"
 
     def rest(self) -> dict[str, Any]:
+        if self.taker_side is not None:
+            return {
+                "t": rfc3339(self.ts, nanos=321),
+                "p": self.price,
+                "s": self.size,
+                "tks": self.taker_side,
+                "i": self.trade_id,
+            }
         return {
             "t": rfc3339(self.ts, nanos=321),
             "x": self.exchange,
@@ -65,10 +79,45 @@ class Print:
             "z": self.tape,
         }
 
-    def stream(self) -> dict[str, Any]:
+    def stamp(self) -> msgpack.Timestamp:
         ns = int(self.ts.timestamp()) * 1_000_000_000 + self.ts.microsecond * 1000 + 321
-        stamp = msgpack.Timestamp.from_unix_nano(ns)
-        return {"T": "t", "S": self.symbol, **self.rest(), "t": stamp}
+        return msgpack.Timestamp.from_unix_nano(ns)
+
+    def stream(self) -> dict[str, Any]:
+        return {"T": "t", "S": self.symbol, **self.rest(), "t": self.stamp()}
+
+    def correction(self, corrected: Print, template: dict[str, Any]) -> dict[str, Any]:
+        """A ``T: c`` message, shaped like ``template`` (the captured one), saying this
+        print was ``corrected``; stamped with this print's time."""
+        return {
+            **template,
+            "S": self.symbol,
+            "x": self.exchange,
+            "oi": self.trade_id,
+            "op": self.price,
+            "os": self.size,
+            "oc": list(self.conditions),
+            "ci": corrected.trade_id,
+            "cp": corrected.price,
+            "cs": corrected.size,
+            "cc": list(corrected.conditions),
+            "z": self.tape,
+            "t": self.stamp(),
+        }
+
+    def cancel(self, template: dict[str, Any], action: str = "C") -> dict[str, Any]:
+        """A ``T: x`` message shaped like ``template`` cancelling (``C``) this print."""
+        return {
+            **template,
+            "S": self.symbol,
+            "i": self.trade_id,
+            "x": self.exchange,
+            "p": self.price,
+            "s": self.size,
+            "a": action,
+            "z": self.tape,
+            "t": self.stamp(),
+        }
 
 
 def tape_from_capture(
@@ -98,6 +147,54 @@ def tape_from_capture(
     ]
 
 
+def crypto_tape_from_capture(
+    capture: dict[str, Any], count: int, symbol: str = "BTC/USD", start: datetime | None = None
+) -> list[Print]:
+    """``count`` crypto prints shaped like the captured one (fractional sizes, the taker
+    side alternating by a fixed pattern), 10 ms apart, ids ascending from the captured id."""
+    template = capture["trade"]
+    start = start or datetime.fromisoformat(template["t"])
+    return [
+        Print(
+            symbol=symbol,
+            ts=start + timedelta(milliseconds=10 * k),
+            price=round(template["p"] + 0.001 * ((k * 7) % 11 - 5), 3),
+            size=round(template["s"] / (1 + k % 7), 9),
+            trade_id=template["i"] + k,
+            taker_side="B" if (k * 5) % 3 else template["tks"],
+        )
+        for k in range(count)
+    ]
+
+
+def subscription_ack(sub: dict[str, Any], crypto: bool) -> dict[str, Any]:
+    """The server's answer to a subscribe: corrections and cancels follow every stock trade
+    channel; the crypto stream has order books instead and neither of those."""
+    trades, quotes = sub.get("trades", []), sub.get("quotes", [])
+    if crypto:
+        return {
+            "T": "subscription",
+            "trades": trades,
+            "quotes": quotes,
+            "orderbooks": [],
+            "bars": [],
+            "updatedBars": [],
+            "dailyBars": [],
+        }
+    return {
+        "T": "subscription",
+        "trades": trades,
+        "quotes": quotes,
+        "bars": [],
+        "updatedBars": [],
+        "dailyBars": [],
+        "statuses": [],
+        "lulds": [],
+        "corrections": trades,
+        "cancelErrors": trades,
+    }
+
+
 def to_wire(messages: list[dict[str, Any]], use_msgpack: bool) -> bytes | str:
     if use_msgpack:
         return msgpack.packb(messages, datetime=False)
@@ -116,8 +213,10 @@ class FakeAlpaca:
     key: str = "test-key"
     secret: str = "test-secret"
     tape: list[Print] = field(default_factory=list)
+    crypto_tape: list[Print] = field(default_factory=list)
     # per accepted connection, in order: the steps to play after the subscription ack
     sessions: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    crypto_sessions: list[list[tuple[Any, ...]]] = field(default_factory=list)
     # auth answers for the next connections (an error code instead of "authenticated")
     refuse_auth: list[int] = field(default_factory=list)
     page_size: int = 7  # small REST pages so pagination is exercised
@@ -125,15 +224,18 @@ class FakeAlpaca:
     fail_pages: list[str] = field(default_factory=list)
     # what clients did
     connections: int = 0
+    crypto_connections: int = 0
     client_messages: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str | None] = field(default_factory=list)
     rest_requests: list[dict[str, str]] = field(default_factory=list)
+    crypto_rest_requests: list[dict[str, str]] = field(default_factory=list)
     ws_port: int = 0
     rest_port: int = 0
 
     def reset(self) -> None:
         self.tape, self.sessions, self.refuse_auth, self.fail_pages = [], [], [], []
-        self.connections = 0
+        self.crypto_tape, self.crypto_sessions, self.crypto_rest_requests = [], [], []
+        self.connections = self.crypto_connections = 0
         self.client_messages, self.content_types, self.rest_requests = [], [], []
 
     # --- WebSocket --------------------------------------------------------------------
@@ -149,7 +251,12 @@ class FakeAlpaca:
         def decode(raw: bytes | str) -> dict[str, Any]:
             return json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw)
 
-        self.connections += 1
+        crypto = ws.request is not None and ws.request.path.startswith("/v1beta3/crypto")
+        tape = self.crypto_tape if crypto else self.tape
+        if crypto:
+            self.crypto_connections += 1
+        else:
+            self.connections += 1
         await send([{"T": "success", "msg": "connected"}])
         auth = decode(await ws.recv())
         self.client_messages.append(auth)
@@ -168,23 +275,9 @@ class FakeAlpaca:
         await send([{"T": "success", "msg": "authenticated"}])
         sub = decode(await ws.recv())
         self.client_messages.append(sub)
-        await send(
-            [
-                {
-                    "T": "subscription",
-                    "trades": sub.get("trades", []),
-                    "quotes": sub.get("quotes", []),
-                    "bars": [],
-                    "updatedBars": [],
-                    "dailyBars": [],
-                    "statuses": [],
-                    "lulds": [],
-                    "corrections": sub.get("trades", []),
-                    "cancelErrors": sub.get("trades", []),
-                }
-            ]
-        )
-        steps = self.sessions.pop(0) if self.sessions else []
+        await send([subscription_ack(sub, crypto)])
+        sessions = self.crypto_sessions if crypto else self.sessions
+        steps = sessions.pop(0) if sessions else []
         for step in steps:
             kind = step[0]
             if kind == "frame":
@@ -192,7 +285,7 @@ class FakeAlpaca:
             elif kind == "trades":  # tape[start:end], one frame of `batch` prints at a time
                 _, start, end, *rest = step
                 batch = rest[0] if rest else 1
-                prints = self.tape[start:end]
+                prints = tape[start:end]
                 for k in range(0, len(prints), batch):
                     await send([p.stream() for p in prints[k : k + batch]])
             elif kind == "raw":
@@ -215,8 +308,9 @@ class FakeAlpaca:
     # --- REST -------------------------------------------------------------------------
 
     async def _trades(self, request: web.Request) -> web.Response:
+        crypto = request.path.startswith("/v1beta3/crypto")
         params = dict(request.query)
-        self.rest_requests.append(params)
+        (self.crypto_rest_requests if crypto else self.rest_requests).append(params)
         if (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")) != (
             self.key,
             self.secret,
@@ -230,7 +324,8 @@ class FakeAlpaca:
         symbols = params.get("symbols", "").split(",")
         start = datetime.fromisoformat(params["start"]) if "start" in params else None
         limit = min(int(params.get("limit") or 1000), self.page_size)
-        matches = [p for p in self.tape if p.symbol in symbols and (start is None or p.ts >= start)]
+        tape = self.crypto_tape if crypto else self.tape
+        matches = [p for p in tape if p.symbol in symbols and (start is None or p.ts >= start)]
         matches.sort(key=lambda p: (p.symbol, p.ts))
         offset = int(params.get("page_token") or 0)
         page = matches[offset : offset + limit]
@@ -248,6 +343,7 @@ class FakeAlpaca:
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/v2/stocks/trades", self._trades)
+        app.router.add_get("/v1beta3/crypto/us/trades", self._trades)
         self._runner, self.rest_port = await start_app(app)
 
     async def stop(self) -> None:
@@ -260,5 +356,46 @@ class FakeAlpaca:
         return f"ws://127.0.0.1:{self.ws_port}/v2/iex"
 
     @property
+    def crypto_ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/v1beta3/crypto/us"
+
+    @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+
+# --- the client side of a test -------------------------------------------------------------
+
+
+def settings_for(fake: FakeAlpaca, **overrides: Any) -> Settings:
+    """Settings pointing every Alpaca URL at ``fake``, with short waits."""
+    base = Settings(_env_file=None, ALPACA_API_KEY=fake.key, ALPACA_SECRET_KEY=fake.secret)
+    values = {
+        "alpaca_stream_url": fake.ws_url,
+        "alpaca_crypto_stream_url": fake.crypto_ws_url,
+        "alpaca_data_url": fake.rest_url,
+        "alpaca_slot_wait_seconds": 0.05,
+        "provider_backoff_max_seconds": 0.2,
+        "alpaca_backfill_overlap_seconds": 0.05,
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+async def collect(provider: Any, count: int, timeout: float = 8.0) -> list[Any]:
+    """Trades and amendments, in the order the provider yields them, until ``count`` of
+    them arrived (or the timeout); then the provider is stopped."""
+    from core.events import Trade, TradeAmendment
+
+    out: list[Any] = []
+
+    async def consume() -> None:
+        async for event in provider:
+            if isinstance(event, Trade | TradeAmendment):
+                out.append(event)
+                if len(out) >= count:
+                    provider.stop()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(consume(), timeout)
+    return out

@@ -18,10 +18,13 @@ from typing import Any
 
 import msgpack
 
-from core.events import Quote, Trade
+from core.events import Quote, Trade, TradeAmendment
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
+DEFAULT_CRYPTO_STREAM_URL = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
 FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight")
+# the taker side of a crypto print (``tks``); "-" (unknown) and anything else → None
+TAKER_SIDES = {"B": 1, "S": -1}
 
 
 def stream_url(feed: str, override: str | None) -> str:
@@ -29,6 +32,18 @@ def stream_url(feed: str, override: str | None) -> str:
     if override:
         return override
     return DEFAULT_STREAM_URL.format(feed=feed)
+
+
+def crypto_stream_url(override: str | None) -> str:
+    """The crypto stream: the override as given, else Alpaca's (``/v1beta3/crypto/us``)."""
+    return override or DEFAULT_CRYPTO_STREAM_URL
+
+
+def is_crypto_pair(symbol: str) -> bool:
+    """A crypto pair as Alpaca writes it: ``BASE/QUOTE`` (``BTC/USD``, ``ETH/BTC``). Such a
+    symbol goes to the crypto stream; everything else to the stock stream."""
+    base, slash, quote = symbol.partition("/")
+    return bool(slash) and base.isalnum() and quote.isalnum()
 
 
 # --- client messages ----------------------------------------------------------------------
@@ -141,13 +156,19 @@ def trade_id(exchange: object, raw_id: object) -> str:
     return f"{exchange}-{raw_id}" if exchange else str(raw_id)
 
 
+def _conditions(msg: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    conditions = msg.get(key) or ()
+    if not isinstance(conditions, list | tuple):
+        raise ValueError(f"{key} (conditions) is not a list")
+    return tuple(str(c) for c in conditions)
+
+
 def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
-    """A ``T: t`` stream message or a REST trade object (``symbol`` given) → Trade."""
+    """A ``T: t`` stream message or a REST trade object (``symbol`` given) → Trade. A crypto
+    print has no exchange or conditions but its taker side (``tks``): the venue's aggressor."""
     sym = symbol.upper() if symbol else _symbol(msg)
     exchange = msg.get("x")
-    conditions = msg.get("c") or ()
-    if not isinstance(conditions, list | tuple):
-        raise ValueError("c (conditions) is not a list")
+    taker = msg.get("tks")
     return Trade(
         symbol=sym,
         ts=to_utc(msg.get("t")),
@@ -155,7 +176,50 @@ def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
         size=_number(msg, "s"),
         trade_id=trade_id(exchange, msg.get("i")),
         exchange=str(exchange) if exchange else None,
-        conditions=tuple(str(c) for c in conditions),
+        conditions=_conditions(msg, "c"),
+        side=TAKER_SIDES.get(taker) if isinstance(taker, str) else None,
+    )
+
+
+def parse_correction(msg: Mapping[str, Any]) -> TradeAmendment:
+    """A ``T: c`` message: the print ``oi`` (price ``op``, size ``os``, conditions ``oc``)
+    was wrong and is ``ci`` (``cp``, ``cs``, ``cc``); ids are per exchange, as for trades."""
+    exchange = msg.get("x")
+    return TradeAmendment(
+        symbol=_symbol(msg),
+        ts=to_utc(msg.get("t")),
+        kind="correction",
+        trade_id=trade_id(exchange, msg.get("oi")),
+        price=_number(msg, "op"),
+        size=_number(msg, "os"),
+        conditions=_conditions(msg, "oc"),
+        corrected_trade_id=trade_id(exchange, msg.get("ci")),
+        corrected_price=_number(msg, "cp"),
+        corrected_size=_number(msg, "cs"),
+        corrected_conditions=_conditions(msg, "cc"),
+        exchange=str(exchange) if exchange else None,
+        tape=str(msg["z"]) if msg.get("z") else None,
+    )
+
+
+CANCEL_ACTIONS = {"C": "cancel", "E": "error"}
+
+
+def parse_cancel(msg: Mapping[str, Any]) -> TradeAmendment:
+    """A ``T: x`` message: the print ``i`` was cancelled (``a: C``) or an error (``E``)."""
+    action = msg.get("a")
+    if action not in CANCEL_ACTIONS:
+        raise ValueError(f"a (action) {action!r} is neither C nor E")
+    exchange = msg.get("x")
+    return TradeAmendment(
+        symbol=_symbol(msg),
+        ts=to_utc(msg.get("t")),
+        kind=CANCEL_ACTIONS[action],
+        trade_id=trade_id(exchange, msg.get("i")),
+        price=_number(msg, "p"),
+        size=_number(msg, "s"),
+        exchange=str(exchange) if exchange else None,
+        tape=str(msg["z"]) if msg.get("z") else None,
     )
 
 
@@ -171,7 +235,8 @@ def parse_quote(msg: Mapping[str, Any]) -> Quote:
 
 
 def rest_trades(payload: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """(symbol, trade object) pairs of a ``/v2/stocks/trades`` answer (raw alpaca-py data)."""
+    """(symbol, trade object) pairs of a ``/v2/stocks/trades`` or ``/v1beta3/crypto/us/trades``
+    answer (raw alpaca-py data)."""
     for symbol, items in payload.items():
         if isinstance(items, list):
             for item in items:

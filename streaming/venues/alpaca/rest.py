@@ -1,5 +1,6 @@
 """Alpaca REST gap fill: after a reconnect, every print since the stream's last known time
-from ``/v2/stocks/trades``, through alpaca-py's ``StockHistoricalDataClient``.
+from ``/v2/stocks/trades`` (stocks) or ``/v1beta3/crypto/us/trades`` (crypto pairs), through
+alpaca-py's historical data clients.
 
 Bounded memory: the gap fill walks the API one page (``limit``/``page_token``) at a time and
 queues each page before asking for the next, so a long outage costs at most one page in hand
@@ -27,12 +28,13 @@ log = logging.getLogger(__name__)
 
 BACKFILL_ATTEMPTS = 5  # per page: a failed page is retried from its own page token
 GAP_FILL_PAGE_LIMIT = 1_000  # prints per REST page (the API allows up to 10 000)
+STOCKS, CRYPTO = "stocks", "crypto"  # the two streams (and trades endpoints) of Alpaca
 
 
 class GapFiller:
-    """The REST side of an Alpaca stream provider: ``fill(since)`` hands every print since
-    ``since`` to ``put``, counting on the provider's counters and rejects and stopping with
-    it."""
+    """The REST side of one Alpaca stream: ``fill(since)`` hands every print of ``symbols``
+    since ``since`` to ``put``, counting on the provider's counters and rejects and stopping
+    with it. ``kind`` is ``stocks`` (``feed`` applies) or ``crypto``."""
 
     def __init__(
         self,
@@ -43,9 +45,13 @@ class GapFiller:
         secret: SecretStr,
         data_url: str | None,
         feed: str,
+        symbols: Sequence[str],
+        kind: str = STOCKS,
         page_limit: int = GAP_FILL_PAGE_LIMIT,
     ) -> None:
         self.owner = owner
+        self.symbols = list(symbols)
+        self.kind = kind
         self._put = put
         self._key = key
         self._secret = secret
@@ -105,9 +111,7 @@ class GapFiller:
         backoff = Backoff(base=1.0, cap=30.0)
         for attempt in range(1, BACKFILL_ATTEMPTS + 1):
             try:
-                return await asyncio.to_thread(
-                    self._fetch_rest, self.owner.symbols, since, page_token
-                )
+                return await asyncio.to_thread(self._fetch_rest, self.symbols, since, page_token)
             except Exception as exc:
                 log.warning(
                     "alpaca_ws: gap fill since %s failed (attempt %d/%d): %s",
@@ -120,32 +124,45 @@ class GapFiller:
                     return None
         return None
 
-    def _fetch_rest(
-        self, symbols: Sequence[str], since: datetime, page_token: str | None
-    ) -> dict[str, Any]:
-        """One raw ``/v2/stocks/trades`` page (runs in a worker thread). alpaca-py's
-        ``get_stock_trades`` would follow every page into one dict; its ``get`` makes the
-        single signed request (with its 429 retry), so pages are walked here instead."""
-        from alpaca.data.historical import StockHistoricalDataClient
-        from alpaca.data.requests import StockTradesRequest
+    def _client(self) -> Any:
+        from alpaca.data.historical import CryptoHistoricalDataClient, StockHistoricalDataClient
 
         if self._rest_client is None:
-            self._rest_client = StockHistoricalDataClient(
+            kind = CryptoHistoricalDataClient if self.kind == CRYPTO else StockHistoricalDataClient
+            self._rest_client = kind(
                 self._key.get_secret_value(),
                 self._secret.get_secret_value(),
                 raw_data=True,
                 url_override=self._data_url,
             )
-        request = StockTradesRequest(
-            symbol_or_symbols=list(symbols),
-            start=since,
-            feed=self.feed,  # type: ignore[arg-type]  # pydantic coerces the name to DataFeed
-            limit=self.page_limit,
-        )
+        return self._rest_client
+
+    def _fetch_rest(
+        self, symbols: Sequence[str], since: datetime, page_token: str | None
+    ) -> dict[str, Any]:
+        """One raw trades page (runs in a worker thread). alpaca-py's ``get_stock_trades`` /
+        ``get_crypto_trades`` would follow every page into one dict; its ``get`` makes the
+        single signed request (with its 429 retry), so pages are walked here instead."""
+        from alpaca.data.requests import CryptoTradesRequest, StockTradesRequest
+
+        request: StockTradesRequest | CryptoTradesRequest
+        if self.kind == CRYPTO:
+            request = CryptoTradesRequest(
+                symbol_or_symbols=list(symbols), start=since, limit=self.page_limit
+            )
+            path = "/crypto/us/trades"  # under the client's v1beta3 base
+        else:
+            request = StockTradesRequest(
+                symbol_or_symbols=list(symbols),
+                start=since,
+                feed=self.feed,  # type: ignore[arg-type]  # pydantic coerces it to DataFeed
+                limit=self.page_limit,
+            )
+            path = "/stocks/trades"
         params = request.to_request_fields()
         if page_token:
             params["page_token"] = page_token
-        answer = self._rest_client.get("/stocks/trades", params)
+        answer = self._client().get(path, params)
         if not isinstance(answer, dict):
             raise ValueError(f"trades answer is a {type(answer).__name__}, not an object")
         return answer
