@@ -2,7 +2,10 @@
 
 The stream itself is a plain asyncio process (ingest); the sensor only reads how far it got:
 one indexed query over `ticks.seq > cursor`, so an evaluation stays in the milliseconds
-whatever the stream's rate (a sensor that consumed a socket would hang the daemon).
+whatever the stream's rate (a sensor that consumed a socket would hang the daemon). A
+venue's correction or cancel of a stored print takes its number from the same sequence
+(`tick_corrections.seq`), so the amended print's minute is requested like a late print
+(docs/corrections.md).
 """
 
 from dataclasses import dataclass
@@ -40,11 +43,18 @@ class TickProgress:
     last_ts: datetime | None
 
 
+TICK_PROGRESS_SQL = """
+select count(*), coalesce(max(seq), %(after)s), min(ts), max(ts) from (
+    select seq, ts from ticks where seq > %(after)s
+    union all
+    select seq, tick_ts from tick_corrections where seq > %(after)s and outcome = 'applied'
+) as changed
+"""
+
+
 def tick_progress(conn: psycopg.Connection, after_seq: int) -> TickProgress:
-    row = conn.execute(
-        "select count(*), coalesce(max(seq), %s), min(ts), max(ts) from ticks where seq > %s",
-        (after_seq, after_seq),
-    ).fetchone()
+    """New prints and amended ones (at the amended print's time) after the cursor."""
+    row = conn.execute(TICK_PROGRESS_SQL, {"after": after_seq}).fetchone()
     assert row is not None
     return TickProgress(int(row[0]), int(row[1]), row[2], row[3])
 

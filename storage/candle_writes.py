@@ -9,6 +9,8 @@
 * ``rebuild_from_ticks``: the one candles-from-ticks statement, for the Dagster
   reconciliation (a window, every symbol) and for ingest (minutes a replayed chunk touched).
   It writes only rows that differ, so a re-run touches nothing.
+* ``rebuild_amended_minutes``: minutes whose prints a venue corrected or cancelled are
+  rebuilt, and a minute left without any print loses its candle (docs/corrections.md).
 """
 
 from __future__ import annotations
@@ -194,6 +196,31 @@ _ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 def rebuild_minutes(conn: psycopg.Connection, keys: Iterable[tuple[int, int]], source: str) -> int:
     """Rebuild the (symbol_id, minute_ns) candles from stored ticks, whenever they lie."""
     return rebuild_from_ticks(conn, *_ALL_TIME, source=source, keys=keys)
+
+
+_DROP_EMPTY = """
+delete from candles_1m as c
+using unnest(%s::bigint[], %s::timestamptz[]) as k (symbol_id, minute)
+where c.symbol_id = k.symbol_id and c.ts = k.minute
+    and not exists (
+        select 1 from ticks as t
+        where t.symbol_id = k.symbol_id and t.ts >= k.minute
+            and t.ts < k.minute + interval '1 minute')
+"""
+
+
+def rebuild_amended_minutes(
+    conn: psycopg.Connection, keys: Iterable[tuple[int, int]], source: str
+) -> int:
+    """The (symbol_id, minute_ns) candles rebuilt from the amended tape; a minute whose only
+    prints were cancelled has no candle any more. Returns the rows changed or removed."""
+    chosen = sorted(set(keys))
+    if not chosen:
+        return 0
+    changed = rebuild_minutes(conn, chosen, source)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_DROP_EMPTY, ([k[0] for k in chosen], [to_datetime(k[1]) for k in chosen]))
+        return changed + cur.rowcount
 
 
 def replace_bars(conn: psycopg.Connection, bars: Sequence[BarRow], source: str) -> int:

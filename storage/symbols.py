@@ -69,7 +69,11 @@ def is_fx_pair(symbol: str) -> bool:
 
 
 def guess_asset_type(symbol: str) -> AssetType:
-    """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later)."""
+    """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later).
+    A ``BASE/QUOTE`` pair that is not two currencies is crypto, as Alpaca writes its pairs."""
+    base, slash, quote = symbol.upper().partition("/")
+    if slash and base.isalnum() and quote.isalnum() and not is_fx_pair(symbol):
+        return AssetType.CRYPTO
     upper = symbol.upper().replace("/", "").replace("-", "")
     for quote in ("USDT", "USDC", "USD", "BTC", "EUR"):
         if upper.endswith(quote) and upper[: -len(quote)] in _CRYPTO_BASES:

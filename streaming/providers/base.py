@@ -125,6 +125,12 @@ class Provider(abc.ABC):
         # heartbeat publishes beside its own
         self.counters: dict[str, float] = {}
 
+    async def prepare(self) -> None:
+        """Before ingest declares ``symbols``: fill ``symbol_info`` from the venue where it
+        knows better than the defaults (a crypto pair's increments and profile bin). The
+        default does nothing; a failure inside must be logged and leave the defaults."""
+        return None
+
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[Event | TradeBatch]:
         """The events, until ``stop()`` is called or the source ends (an async generator)."""

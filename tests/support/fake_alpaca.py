@@ -338,12 +338,19 @@ class FakeAlpaca:
 
     # --- lifecycle (run on the fake's own loop) --------------------------------------
 
+    async def _latest_crypto_trades(self, request: web.Request) -> web.Response:
+        """``/v1beta3/crypto/us/latest/trades``: each asked pair's newest print."""
+        symbols = request.query.get("symbols", "").split(",")
+        latest = {p.symbol: p.rest() for p in sorted(self.crypto_tape, key=lambda p: p.ts)}
+        return web.json_response({"trades": {s: latest[s] for s in symbols if s in latest}})
+
     async def start(self) -> None:
         self._ws_server = await serve(self._handler, "127.0.0.1", 0)
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/v2/stocks/trades", self._trades)
         app.router.add_get("/v1beta3/crypto/us/trades", self._trades)
+        app.router.add_get("/v1beta3/crypto/us/latest/trades", self._latest_crypto_trades)
         self._runner, self.rest_port = await start_app(app)
 
     async def stop(self) -> None:

@@ -62,12 +62,15 @@ alter table symbols
 """ + _retype_qty("double precision")
 
 # whole shares again: a fractional quantity rounds up so the row still satisfies qty > 0
-DOWNGRADE = _retype_qty("integer using ceil(qty)::integer") + """
+DOWNGRADE = (
+    _retype_qty("integer using ceil(qty)::integer")
+    + """
 alter table symbols
     drop column if exists min_order_qty,
     drop column if exists qty_increment,
     drop column if exists price_increment;
 """
+)
 
 
 def _run(block: str) -> None:

@@ -43,6 +43,7 @@ from core.validation import Window, check_trade
 from streaming.providers.base import MissingCredential, Provider, ProviderError
 from streaming.queue_wait import Woken, get_or_wake
 from streaming.venues.alpaca import parsing
+from streaming.venues.alpaca.assets import crypto_symbol_info
 from streaming.venues.alpaca.feeds import (
     CRYPTO,
     STOCKS,
@@ -114,6 +115,7 @@ class AlpacaStreamProvider(Provider):
             raise MissingCredential(self.name, *missing)
         if not self.symbols:
             raise ProviderError("alpaca_ws needs at least one symbol: set SYMBOLS")
+        self._settings = settings
         self._key = settings.alpaca_api_key
         self._secret = settings.alpaca_secret_key
         self.feed = settings.alpaca_feed.strip().lower()
@@ -157,6 +159,15 @@ class AlpacaStreamProvider(Provider):
             corrections=0,
             cancels=0,
         )
+
+    async def prepare(self) -> None:
+        """Crypto pairs: their increments and profile bin from Alpaca (``assets.py``)."""
+        pairs = [s for f in self.feeds if f.kind == CRYPTO for s in f.symbols]
+        if not pairs:
+            return
+        found = await asyncio.to_thread(crypto_symbol_info, self._settings, pairs)
+        for pair, values in found.items():
+            self.symbol_info.setdefault(pair, {}).update(values)
 
     # --- the iterator ---------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Alpaca execution client: the trading REST API seen by the engine's trader.
 
-Beside the Alpaca data client (``stream.py``, ``protocol.py``): everything that
-knows Alpaca's trading API lives here (the alpaca-py client and its timeouts, the bracket
-order payload, the order status vocabulary, the error mapping, the live-URL guard). The
+Beside the Alpaca data client (``data.py``, ``parsing.py``): everything that knows
+Alpaca's trading API lives here (the alpaca-py client and its timeouts, the order
+payloads, the order status vocabulary, the error mapping, the live-URL guard). The
 engine's trader (``streaming/engine/trader.py``) keeps the risk gates and the ``orders``
 bookkeeping and calls this module; docs/trading-safety.md describes the whole path.
 """
@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from analytics.increments import EQUITY, Increments
 from analytics.risk import Bracket
 from core.contracts import Side
 from core.settings import Settings
@@ -94,19 +95,40 @@ def account_numbers(raw: Mapping[str, Any]) -> dict[str, float | bool]:
     }
 
 
-def bracket_payload(symbol: str, qty: int, bracket: Bracket, client_id: str) -> Any:
-    """The alpaca-py request: market entry, take-profit limit, stop-loss stop, 2-dp prices."""
+def order_payload(
+    symbol: str, qty: float, bracket: Bracket, client_id: str, increments: Increments = EQUITY
+) -> Any:
+    """The alpaca-py request of an entry (docs/trading-safety.md).
+
+    An equity: a bracket, market entry for the day with its take-profit limit and
+    stop-loss stop in the symbol's price increments (cents above a dollar, 0.0001 below).
+    A crypto pair: Alpaca has no bracket (or any multi-leg) order for crypto and accepts
+    only ``gtc`` and ``ioc``, so the entry is a plain market order, good till cancelled, for
+    the fractional quantity; its stop and target are recorded on the order row."""
     from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
     from alpaca.trading.requests import MarketOrderRequest, StopLossRequest, TakeProfitRequest
+
+    side = OrderSide.BUY if bracket.side is Side.BUY else OrderSide.SELL
+    if increments.crypto:
+        return MarketOrderRequest(
+            symbol=symbol,
+            qty=qty,
+            side=side,
+            time_in_force=TimeInForce.GTC,
+            client_order_id=client_id,
+        )
+
+    def level(price: float) -> float:
+        return round(price, increments.price_decimals(price))
 
     return MarketOrderRequest(
         symbol=symbol,
         qty=qty,
-        side=OrderSide.BUY if bracket.side is Side.BUY else OrderSide.SELL,
+        side=side,
         time_in_force=TimeInForce.DAY,
         order_class=OrderClass.BRACKET,
-        take_profit=TakeProfitRequest(limit_price=round(bracket.target, 2)),
-        stop_loss=StopLossRequest(stop_price=round(bracket.stop, 2)),
+        take_profit=TakeProfitRequest(limit_price=level(bracket.target)),
+        stop_loss=StopLossRequest(stop_price=level(bracket.stop)),
         client_order_id=client_id,
     )
 
@@ -157,8 +179,16 @@ class AlpacaExecution:
     def positions(self) -> set[str]:
         return {str(p.get("symbol")) for p in self.client.get_all_positions() or []}
 
-    def submit_bracket(self, symbol: str, qty: int, bracket: Bracket, client_id: str) -> Any:
-        return self.client.submit_order(bracket_payload(symbol, qty, bracket, client_id))
+    def submit_entry(
+        self,
+        symbol: str,
+        qty: float,
+        bracket: Bracket,
+        client_id: str,
+        increments: Increments = EQUITY,
+    ) -> Any:
+        payload = order_payload(symbol, qty, bracket, client_id, increments)
+        return self.client.submit_order(payload)
 
     def order_by_client_id(self, client_id: str) -> Any:
         return self.client.get_order_by_client_id(client_id)

@@ -1,0 +1,93 @@
+"""Crypto through the auto-trader against the local Alpaca trading server: a pair's
+entry is a market order, good till cancelled (Alpaca has no crypto bracket and takes only
+gtc/ioc), for a fractional quantity in the pair's increments; a sell opens no short; a
+40,000 pair fits under the notional cap as a fraction; the engine's intent carries the
+symbol's increments from ``symbols``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from analytics.increments import Increments
+from core.contracts import Side
+from strategies.intents import tradable
+from strategies.snapshot import Universe
+from tests.support.engine_rows import NOW
+from tests.support.trading import NO_CAPS, intent, orders, process, trading_settings
+
+pytestmark = pytest.mark.usefixtures("switch_off")
+
+
+@pytest.fixture
+def btc(conn: psycopg.Connection, captures: Path) -> Increments:
+    """BTC/USD as the crypto stream declares it, with the captured asset's increments."""
+    asset = json.loads((captures / "alpaca" / "crypto_asset_btcusd.json").read_text())
+    steps = [float(asset[k]) for k in ("price_increment", "min_trade_increment", "min_order_size")]
+    conn.execute(
+        "insert into symbols (symbol, asset_type, provider, market, timezone, row_size,"
+        " price_increment, qty_increment, min_order_qty)"
+        " values ('BTC/USD', 'crypto', 'alpaca_ws', '24/7', 'UTC', 1, %s, %s, %s)",
+        steps,
+    )
+    return Increments.for_symbol("crypto", *steps)
+
+
+def test_a_pair_is_a_gtc_market_entry_for_a_fraction(fake, db_url, redis_url, conn, btc):
+    it = intent(conn, "BTC/USD", market="24/7", price=40_000.5, atr=150.0, increments=btc)
+    settings = trading_settings(fake, MAX_ORDER_NOTIONAL=10_000, MAX_ORDER_QTY=500)
+    asyncio.run(process(settings, db_url, redis_url, [[it]], now=NOW))
+    assert fake.posted_orders() == [
+        {
+            "symbol": "BTC/USD",
+            "qty": 0.2499,  # 10,000 / 40,000.5 in the pair's 0.0001 steps
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "gtc",
+            "client_order_id": it.client_order_id,
+        }
+    ]
+    ((_cid, status, _reason, qty, entry, stop, target, *_rest),) = orders(conn)
+    assert (status, qty, entry, stop, target) == ("accepted", 0.2499, 40_000.5, 39_776.0, 40_451.0)
+    order_type = conn.execute("select order_type from orders").fetchone()
+    assert order_type == ("market",)
+
+
+def test_a_pair_is_never_sold_short(fake, db_url, redis_url, conn, btc):
+    it = intent(conn, "BTC/USD", side=Side.SELL, market="24/7", price=40_000.0, atr=150.0,
+                increments=btc)  # fmt: skip
+    trader = asyncio.run(process(trading_settings(fake, **NO_CAPS), db_url, redis_url, [[it]]))
+    assert fake.posted_orders() == []
+    assert trader.counters.blocked_by == {"no_crypto_short": 1}
+
+
+def test_an_equity_bracket_below_a_dollar_is_in_0_0001(fake, db_url, redis_url, conn):
+    it = intent(conn, price=0.5234, atr=0.01)
+    asyncio.run(process(trading_settings(fake, **NO_CAPS), db_url, redis_url, [[it]]))
+    (body,) = fake.posted_orders()
+    assert body["order_class"] == "bracket" and body["time_in_force"] == "day"
+    assert body["stop_loss"] == {"stop_price": 0.5084}
+    assert body["take_profit"] == {"limit_price": 0.5534}
+
+
+def test_the_engine_trades_stocks_and_pairs_with_their_increments(conn, btc) -> None:
+    assert tradable("crypto", "24/7") and tradable("stock", "XNYS")
+    assert not tradable("stock", "XLON") and not tradable("forex", "24/7")
+    from streaming.engine.queries import UNIVERSE_SQL
+
+    rows = conn.execute(UNIVERSE_SQL).fetchall()
+    universe = Universe(
+        np.array([r[0] for r in rows]),
+        tuple(r[1] for r in rows),
+        tuple(r[2] for r in rows),
+        tuple(r[3] for r in rows),
+        tuple(Increments.for_symbol(*r[3:7]) for r in rows),
+    )
+    index = universe.index()
+    assert universe.increments_of(index["BTC/USD"]) == btc
+    assert universe.increments_of(index["AAPL"]) == Increments()
