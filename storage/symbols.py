@@ -62,6 +62,22 @@ CURRENCIES = frozenset(
 )
 
 
+def is_slash_pair(symbol: str) -> bool:
+    """``BASE/QUOTE`` with both sides alphanumeric: a pair as Alpaca (crypto) or a user (FX)
+    writes it."""
+    base, slash, quote = symbol.partition("/")
+    return bool(slash) and base.isalnum() and quote.isalnum()
+
+
+def stored_symbol(name: str) -> str:
+    """The one name a symbol is stored and shown under: upper case, and a pair without
+    its slash (``BTC/USD`` is ``BTCUSD``, the name the demo, the seed and replay use;
+    docs/providers.md). A symbol is a path segment of the dashboard, where a slash would
+    split it."""
+    upper = name.strip().upper()
+    return upper.replace("/", "") if is_slash_pair(upper) else upper
+
+
 def is_fx_pair(symbol: str) -> bool:
     """``EURUSD`` / ``EUR/USD``: two ISO currencies (so ``BTCUSD`` is not FX)."""
     bare = symbol.upper().replace("/", "")
@@ -71,8 +87,7 @@ def is_fx_pair(symbol: str) -> bool:
 def guess_asset_type(symbol: str) -> AssetType:
     """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later).
     A ``BASE/QUOTE`` pair that is not two currencies is crypto, as Alpaca writes its pairs."""
-    base, slash, quote = symbol.upper().partition("/")
-    if slash and base.isalnum() and quote.isalnum() and not is_fx_pair(symbol):
+    if is_slash_pair(symbol.upper()) and not is_fx_pair(symbol):
         return AssetType.CRYPTO
     upper = symbol.upper().replace("/", "").replace("-", "")
     for quote in ("USDT", "USDC", "USD", "BTC", "EUR"):

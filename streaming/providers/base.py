@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.events import Bar, Event, Quote, Rejects, Trade
+from storage.symbols import stored_symbol
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -108,7 +109,8 @@ class Provider(abc.ABC):
     def __init__(self, symbols: Sequence[str], *, name: str | None = None) -> None:
         if name is not None:
             self.name = name
-        self.symbols: list[str] = [s.upper() for s in symbols]
+        # stored names: upper case, a pair without its slash (BTC/USD is BTCUSD)
+        self.symbols: list[str] = [stored_symbol(s) for s in symbols]
         self.rejects = Rejects(self.name)
         self._stop = asyncio.Event()
         # symbol → metadata for symbols the provider knows that storage may not

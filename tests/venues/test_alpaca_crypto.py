@@ -61,10 +61,16 @@ def on_the_wire(msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_pairs_go_to_the_crypto_stream_and_stocks_to_theirs() -> None:
-    assert split_symbols(["AAPL", "BTC/USD", "ETH/BTC", "BRK.B"]) == {
+    written = ["AAPL", "BTC/USD", "ETH/BTC", "BRK.B", "ethusd", "PEPE/USD", "BTCUSD"]
+    assert split_symbols(written) == {
         STOCKS: ["AAPL", "BRK.B"],
-        CRYPTO: ["BTC/USD", "ETH/BTC"],
+        CRYPTO: ["BTCUSD", "ETHBTC", "ETHUSD", "PEPEUSD"],  # stored names, once each
     }
+    # and back to Alpaca's names on the wire
+    pairs = ["BTCUSD", "ETHBTC", "BTCUSDT", "USDTUSD", "PEPEUSD"]
+    assert [parsing.alpaca_symbol(p) for p in pairs] == [
+        "BTC/USD", "ETH/BTC", "BTC/USDT", "USDT/USD", "PEPE/USD",
+    ]  # fmt: skip
     # the router sends Alpaca's pairs to the Alpaca provider, not to FX or Polymarket
     assert default_provider("BTC/USD") == "alpaca_ws"
     assert default_provider("EUR/USD") == "ig"
@@ -81,13 +87,16 @@ def test_captured_crypto_trade_and_quote(fake: FakeAlpaca, crypto_capture: dict)
     assert fake.content_types == ["application/msgpack"]
     subscribe = fake.client_messages[1]
     assert subscribe["trades"] == ["AVAX/USD", "BAT/USD"]
-    assert first.symbol == "AVAX/USD" and first.price == 47.299 and first.size == 29.205707815
+    assert (
+        first.symbol == "AVAXUSD" and first.price == 47.299
+    )  # stored without the slash and first.size == 29.205707815
     assert first.side == -1  # tks "S": the seller was the taker
     assert first.trade_id == "3447222699101865076" and first.exchange is None
     assert first.ts == datetime(2024, 3, 12, 10, 27, 48, 858228, tzinfo=UTC)
     assert (second.side, second.bid, second.ask) == (1, 0.35718, 0.3581)
     # pairs are declared 24/7 (the UTC day) with the crypto asset type
-    assert provider.symbol_info["AVAX/USD"] == {
+    assert provider.symbols == ["AVAXUSD", "BATUSD"]
+    assert provider.symbol_info["AVAXUSD"] == {
         "asset_type": "crypto",
         "market": "24/7",
         "timezone": "UTC",
@@ -103,17 +112,17 @@ def test_stocks_and_pairs_stream_side_by_side(
     fake.crypto_tape = crypto_tape_from_capture(crypto_capture, 10, start=start)
     fake.sessions = [[("trades", 0, 10, 3)]]
     fake.crypto_sessions = [[("trades", 0, 10, 4)]]
-    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL", "BTC/USD"])
+    provider = AlpacaStreamProvider(settings_for(fake), ["AAPL", "BTCUSD"])
     events = asyncio.run(collect(provider, 20))
 
     assert (fake.connections, fake.crypto_connections) == (1, 1)
     subscribed = sorted(m["trades"] for m in fake.client_messages if m["action"] == "subscribe")
     assert subscribed == [["AAPL"], ["BTC/USD"]]
-    by_symbol = {s: [e for e in events if e.symbol == s] for s in ("AAPL", "BTC/USD")}
+    by_symbol = {s: [e for e in events if e.symbol == s] for s in ("AAPL", "BTCUSD")}
     assert [t.trade_id for t in by_symbol["AAPL"]] == [f"D-{p.trade_id}" for p in fake.tape]
-    assert [t.trade_id for t in by_symbol["BTC/USD"]] == [str(p.trade_id) for p in fake.crypto_tape]
+    assert [t.trade_id for t in by_symbol["BTCUSD"]] == [str(p.trade_id) for p in fake.crypto_tape]
     assert all(t.side is None for t in by_symbol["AAPL"])
-    assert [t.side for t in by_symbol["BTC/USD"]] == [
+    assert [t.side for t in by_symbol["BTCUSD"]] == [
         parsing.TAKER_SIDES[p.taker_side or ""] for p in fake.crypto_tape
     ]
 
@@ -162,8 +171,8 @@ def test_captured_crypto_rest_page_parses_with_the_taker_side(captures: Path) ->
     pairs = parsing.rest_trades(page["trades"])
     trades = [parsing.parse_trade(item, symbol) for symbol, item in pairs]
     assert [(t.symbol, t.side, t.trade_id) for t in trades] == [
-        ("BTC/USD", 1, "293648598"),
-        ("ETH/USD", -1, "236866246"),
+        ("BTCUSD", 1, "293648598"),
+        ("ETHUSD", -1, "236866246"),
     ]
     assert trades[0].size == 0.00315427
 

@@ -138,6 +138,7 @@ class AlpacaStreamProvider(Provider):
         self._tasks: set[asyncio.Task[None]] = set()
         self.feeds = build_feeds(
             self,
+            symbols,
             settings,
             self._queue.put,
             {STOCKS: market_open, CRYPTO: crypto_market_open},
@@ -162,12 +163,14 @@ class AlpacaStreamProvider(Provider):
 
     async def prepare(self) -> None:
         """Crypto pairs: their increments and profile bin from Alpaca (``assets.py``)."""
-        pairs = [s for f in self.feeds if f.kind == CRYPTO for s in f.symbols]
+        pairs = {
+            p: parsing.alpaca_symbol(p) for f in self.feeds if f.kind == CRYPTO for p in f.symbols
+        }
         if not pairs:
             return
-        found = await asyncio.to_thread(crypto_symbol_info, self._settings, pairs)
-        for pair, values in found.items():
-            self.symbol_info.setdefault(pair, {}).update(values)
+        found = await asyncio.to_thread(crypto_symbol_info, self._settings, list(pairs.values()))
+        for pair, wire in pairs.items():
+            self.symbol_info.setdefault(pair, {}).update(found.get(wire, {}))
 
     # --- the iterator ---------------------------------------------------------------------
 
@@ -311,7 +314,7 @@ class AlpacaStreamProvider(Provider):
         answer = await self._recv_control(ws)
         if answer.get("T") != "success" or answer.get("msg") != "authenticated":
             raise _SessionEnded(f"unexpected auth answer {answer.get('T')}")
-        await ws.send(parsing.subscribe_message(feed.symbols))
+        await ws.send(parsing.subscribe_message(feed.wire_symbols))
 
     async def _recv_control(self, ws: Any) -> dict[str, Any]:
         raw = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT_S)

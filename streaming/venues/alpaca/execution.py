@@ -21,6 +21,7 @@ from analytics.increments import EQUITY, Increments
 from analytics.risk import Bracket
 from core.contracts import Side
 from core.settings import Settings
+from streaming.venues.alpaca.parsing import alpaca_symbol
 
 LIVE_HOST = "api.alpaca.markets"  # paper is paper-api.alpaca.markets
 
@@ -111,7 +112,7 @@ def order_payload(
     side = OrderSide.BUY if bracket.side is Side.BUY else OrderSide.SELL
     if increments.crypto:
         return MarketOrderRequest(
-            symbol=symbol,
+            symbol=alpaca_symbol(symbol),  # BTCUSD is stored, BTC/USD is Alpaca's name
             qty=qty,
             side=side,
             time_in_force=TimeInForce.GTC,

@@ -1,8 +1,9 @@
 """The Alpaca provider's WebSocket streams: one per kind of symbol (docs/providers.md).
 
-Stocks go to the stock stream (``/v2/{feed}``, ``ALPACA_STREAM_URL``) and crypto pairs,
-written as Alpaca writes them (``BTC/USD``), to the crypto stream (``/v1beta3/crypto/us``,
-``ALPACA_CRYPTO_STREAM_URL``). Both speak the same protocol (handshake, subscribe, frames);
+Stocks go to the stock stream (``/v2/{feed}``, ``ALPACA_STREAM_URL``) and crypto pairs to
+the crypto stream (``/v1beta3/crypto/us``, ``ALPACA_CRYPTO_STREAM_URL``). A pair is stored
+and shown without its slash (``BTCUSD``) and spoken to Alpaca with it (``BTC/USD``,
+``parsing.alpaca_symbol``). Both speak the same protocol (handshake, subscribe, frames);
 they differ in where they connect, when silence means a dead socket (the stock stream only
 while XNYS trades, the crypto stream always: pairs trade 24/7) and which REST endpoint fills
 a gap. Each stream keeps its own session state: clock, backoff, first connection.
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from analytics.sessions import in_session
+from storage.symbols import stored_symbol
 from streaming.providers.router_backoff import Backoff
 from streaming.venues.alpaca import parsing
 from streaming.venues.alpaca.rest import CRYPTO, STOCKS, GapFiller
@@ -45,7 +47,7 @@ class Feed:
 
     kind: str  # STOCKS or CRYPTO
     url: str
-    symbols: list[str]
+    symbols: list[str]  # stored names (BTCUSD)
     market_open: Callable[[datetime], bool]
     gaps: GapFiller
     backoff: Backoff
@@ -56,12 +58,23 @@ class Feed:
     def __post_init__(self) -> None:
         self.name = f"alpaca_ws {self.kind}"
 
+    @property
+    def wire_symbols(self) -> list[str]:
+        """The symbols as Alpaca writes them (subscriptions, REST requests)."""
+        if self.kind == CRYPTO:
+            return [parsing.alpaca_symbol(s) for s in self.symbols]
+        return list(self.symbols)
 
-def split_symbols(symbols: Sequence[str]) -> dict[str, list[str]]:
-    """Symbols by the stream that serves them (kinds without symbols left out)."""
+
+def split_symbols(written: Sequence[str]) -> dict[str, list[str]]:
+    """Stored names by the stream that serves them (kinds without symbols left out), from
+    the symbols as the user wrote them (a slash marks a pair whatever its base)."""
     out: dict[str, list[str]] = {}
-    for symbol in symbols:
-        out.setdefault(CRYPTO if parsing.is_crypto_pair(symbol) else STOCKS, []).append(symbol)
+    for symbol in written:
+        kind = CRYPTO if parsing.is_crypto_pair(symbol) else STOCKS
+        name = stored_symbol(symbol)
+        if name not in out.get(kind, []):
+            out.setdefault(kind, []).append(name)
     return out
 
 
@@ -75,13 +88,14 @@ CRYPTO_SYMBOL_INFO: dict[str, object] = {
 
 def build_feeds(
     owner: Provider,
+    written: Sequence[str],
     settings: Settings,
     put: Callable[[Any], Awaitable[None]],
     market_open: Mapping[str, Callable[[datetime], bool]],
     page_limit: int,
 ) -> list[Feed]:
-    """One ``Feed`` per kind among ``owner.symbols`` (stocks first), each with its URL and
-    gap filler; crypto pairs are declared 24/7 in ``owner.symbol_info``."""
+    """One ``Feed`` per kind among the ``written`` symbols (stocks first), each with its URL
+    and gap filler; crypto pairs are declared 24/7 in ``owner.symbol_info``."""
     assert settings.alpaca_api_key is not None and settings.alpaca_secret_key is not None
     feed_name = settings.alpaca_feed.strip().lower()
     urls = {
@@ -89,8 +103,9 @@ def build_feeds(
         CRYPTO: parsing.crypto_stream_url(settings.alpaca_crypto_stream_url),
     }
     feeds = []
-    by_kind = split_symbols(owner.symbols)
+    by_kind = split_symbols(written)
     for kind, symbols in sorted(by_kind.items(), key=lambda kv: kv[0] != STOCKS):
+        wire = [parsing.alpaca_symbol(s) for s in symbols] if kind == CRYPTO else symbols
         gaps = GapFiller(
             owner,
             put,
@@ -98,7 +113,7 @@ def build_feeds(
             secret=settings.alpaca_secret_key,
             data_url=settings.alpaca_data_url,
             feed=feed_name,
-            symbols=symbols,
+            symbols=wire,
             kind=kind,
             page_limit=page_limit,
         )

@@ -18,7 +18,9 @@ from typing import Any
 
 import msgpack
 
+from core.contracts import AssetType
 from core.events import Quote, Trade, TradeAmendment
+from storage.symbols import guess_asset_type, is_fx_pair, is_slash_pair, stored_symbol
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
 DEFAULT_CRYPTO_STREAM_URL = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
@@ -39,11 +41,29 @@ def crypto_stream_url(override: str | None) -> str:
     return override or DEFAULT_CRYPTO_STREAM_URL
 
 
-def is_crypto_pair(symbol: str) -> bool:
-    """A crypto pair as Alpaca writes it: ``BASE/QUOTE`` (``BTC/USD``, ``ETH/BTC``). Such a
-    symbol goes to the crypto stream; everything else to the stock stream."""
-    base, slash, quote = symbol.partition("/")
-    return bool(slash) and base.isalnum() and quote.isalnum()
+# the currencies Alpaca quotes its pairs in, longest first (docs/providers.md)
+CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
+
+
+def alpaca_symbol(symbol: str) -> str:
+    """A stored pair as Alpaca writes it: the quote currency split off with a slash, the
+    longest that leaves a base (``BTCUSD`` → ``BTC/USD``, ``BTCUSDT`` → ``BTC/USDT``,
+    ``ETHBTC`` → ``ETH/BTC``, ``USDTUSD`` → ``USDT/USD``); a name with a slash as it is."""
+    if "/" in symbol:
+        return symbol
+    for quote in CRYPTO_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return f"{symbol[: -len(quote)]}/{quote}"
+    return symbol
+
+
+def is_crypto_pair(written: str) -> bool:
+    """Whether a symbol as the user wrote it is a crypto pair for Alpaca's crypto stream:
+    written ``BASE/QUOTE`` (a currency pair aside), or a known crypto name (``BTCUSD``)."""
+    upper = written.strip().upper()
+    if is_slash_pair(upper):
+        return not is_fx_pair(upper)
+    return guess_asset_type(upper) is AssetType.CRYPTO
 
 
 # --- client messages ----------------------------------------------------------------------
@@ -143,10 +163,11 @@ def _number(msg: Mapping[str, Any], key: str) -> float:
 
 
 def _symbol(msg: Mapping[str, Any]) -> str:
+    """The message's symbol under its stored name (``BTC/USD`` → ``BTCUSD``)."""
     symbol = msg.get("S")
     if not isinstance(symbol, str) or not symbol:
         raise ValueError("S (symbol) missing")
-    return symbol.upper()
+    return stored_symbol(symbol)
 
 
 def trade_id(exchange: object, raw_id: object) -> str:
@@ -166,7 +187,7 @@ def _conditions(msg: Mapping[str, Any], key: str) -> tuple[str, ...]:
 def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
     """A ``T: t`` stream message or a REST trade object (``symbol`` given) → Trade. A crypto
     print has no exchange or conditions but its taker side (``tks``): the venue's aggressor."""
-    sym = symbol.upper() if symbol else _symbol(msg)
+    sym = stored_symbol(symbol) if symbol else _symbol(msg)
     exchange = msg.get("x")
     taker = msg.get("tks")
     return Trade(
