@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     dagster_db: str = Field(default="dagster", validation_alias="MARKETFLOW_DAGSTER_DB")
     bind_host: str = Field(default="127.0.0.1", validation_alias="MARKETFLOW_BIND_HOST")
     api_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_API_TOKEN")
+    # the token the dashboard's writes need when MARKETFLOW_API_TOKEN is unset; `up`
+    # generates one and hands it to its web child here (docs/operations.md, security model)
+    web_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_WEB_TOKEN")
     dagster_port: int = Field(default=3000, validation_alias="DAGSTER_PORT")
     web_port: int = Field(default=8000, validation_alias="WEB_PORT")
     # the dashboard: most WebSocket clients at once (more are closed with code 1013), and
