@@ -97,6 +97,27 @@ async def insert(
     return await cur.fetchone() is not None
 
 
+LEG_SQL = """
+insert into orders (client_order_id, symbol_id, strategy_id, side, qty, order_type,
+                    entry, stop, status, reason, paper)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (client_order_id) do nothing
+returning id
+"""
+
+
+async def insert_leg(
+    conn: psycopg.AsyncConnection, row: OrderRow, qty: float, stop: float, status: str, reason: str
+) -> bool:
+    """An exit order of a position (a crypto entry's protective stop): the row, once."""
+    cur = await conn.execute(
+        LEG_SQL,
+        (row.client_order_id, row.symbol_id, row.strategy_id, row.side, qty, row.order_type,
+         row.entry, stop, status, reason, row.paper),
+    )  # fmt: skip
+    return await cur.fetchone() is not None
+
+
 async def book(conn: psycopg.AsyncConnection, paper: bool, held: Set[str]) -> Book:
     """The open book: broker positions ``held`` plus our pending entries."""
     by_strategy: dict[int, set[str]] = {}

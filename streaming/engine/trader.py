@@ -25,8 +25,9 @@ Idempotency: the ``client_order_id`` is a function of the signal's identity (str
 symbol, the signal row's own timestamp to the microsecond), and the row is inserted
 (unique) *before* the request, so a signal is sent at most once, whatever the retries.
 Lifecycle: orders not yet final are polled by client id (a few per loop, each at most every
-``RECONCILE_EVERY_S``). All broker calls go through a token bucket below Alpaca's 200
-requests/minute; when it is empty the work waits for a later loop.
+``RECONCILE_EVERY_S``); a filled crypto entry then gets its protective stop
+(``crypto_exits.py``: Alpaca has no crypto bracket). All broker calls go through a token
+bucket below Alpaca's 200 requests/minute; when it is empty the work waits for a later loop.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from strategies.gates import (
 )
 from strategies.intents import OrderIntent, parameters_ok
 from streaming.engine import killswitch, orders
+from streaming.engine.crypto_exits import protect_filled_entries
 from streaming.engine.ratelimit import TokenBucket
 from streaming.venues.alpaca.execution import AlpacaExecution, broker_error, broker_status
 
@@ -325,3 +327,7 @@ class Trader:
                 # no longer pending, and maybe not yet in the cached positions: the next
                 # intent must see the new position, so the account is fetched afresh
                 self._account = None
+        try:  # a filled crypto entry gets its stop (crypto_exits.py)
+            await protect_filled_entries(conn, self.broker, self._call, self.paper)
+        except RateLimited:
+            return

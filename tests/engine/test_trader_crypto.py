@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+import redis.asyncio as aioredis
 
 from analytics.increments import Increments
 from core.contracts import Side
 from strategies.intents import tradable
 from strategies.snapshot import Universe
+from streaming.engine.trader import Trader
 from tests.support.engine_rows import NOW
+from tests.support.fake_alpaca_trading import position
 from tests.support.trading import NO_CAPS, intent, orders, process, trading_settings
 
 pytestmark = pytest.mark.usefixtures("switch_off")
@@ -26,25 +29,25 @@ pytestmark = pytest.mark.usefixtures("switch_off")
 
 @pytest.fixture
 def btc(conn: psycopg.Connection, captures: Path) -> Increments:
-    """BTC/USD as the crypto stream declares it, with the captured asset's increments."""
+    """BTCUSD (Alpaca's BTC/USD) with the captured asset's increments, as the crypto
+    stream declares them."""
     asset = json.loads((captures / "alpaca" / "crypto_asset_btcusd.json").read_text())
     steps = [float(asset[k]) for k in ("price_increment", "min_trade_increment", "min_order_size")]
     conn.execute(
-        "insert into symbols (symbol, asset_type, provider, market, timezone, row_size,"
-        " price_increment, qty_increment, min_order_qty)"
-        " values ('BTC/USD', 'crypto', 'alpaca_ws', '24/7', 'UTC', 1, %s, %s, %s)",
+        "update symbols set price_increment = %s, qty_increment = %s, min_order_qty = %s"
+        " where symbol = 'BTCUSD'",
         steps,
     )
     return Increments.for_symbol("crypto", *steps)
 
 
 def test_a_pair_is_a_gtc_market_entry_for_a_fraction(fake, db_url, redis_url, conn, btc):
-    it = intent(conn, "BTC/USD", market="24/7", price=40_000.5, atr=150.0, increments=btc)
+    it = intent(conn, "BTCUSD", market="24/7", price=40_000.5, atr=150.0, increments=btc)
     settings = trading_settings(fake, MAX_ORDER_NOTIONAL=10_000, MAX_ORDER_QTY=500)
     asyncio.run(process(settings, db_url, redis_url, [[it]], now=NOW))
     assert fake.posted_orders() == [
         {
-            "symbol": "BTC/USD",
+            "symbol": "BTC/USD",  # stored BTCUSD, Alpaca's name on the wire
             "qty": 0.2499,  # 10,000 / 40,000.5 in the pair's 0.0001 steps
             "side": "buy",
             "type": "market",
@@ -59,7 +62,7 @@ def test_a_pair_is_a_gtc_market_entry_for_a_fraction(fake, db_url, redis_url, co
 
 
 def test_a_pair_is_never_sold_short(fake, db_url, redis_url, conn, btc):
-    it = intent(conn, "BTC/USD", side=Side.SELL, market="24/7", price=40_000.0, atr=150.0,
+    it = intent(conn, "BTCUSD", side=Side.SELL, market="24/7", price=40_000.0, atr=150.0,
                 increments=btc)  # fmt: skip
     trader = asyncio.run(process(trading_settings(fake, **NO_CAPS), db_url, redis_url, [[it]]))
     assert fake.posted_orders() == []
@@ -89,5 +92,50 @@ def test_the_engine_trades_stocks_and_pairs_with_their_increments(conn, btc) -> 
         tuple(Increments.for_symbol(*r[3:7]) for r in rows),
     )
     index = universe.index()
-    assert universe.increments_of(index["BTC/USD"]) == btc
+    assert universe.increments_of(index["BTCUSD"]) == btc
     assert universe.increments_of(index["AAPL"]) == Increments()
+
+
+def test_a_filled_entry_gets_its_protective_stop_once(fake, db_url, redis_url, conn, btc):
+    it = intent(conn, "BTCUSD", market="24/7", price=40_000.5, atr=150.0, increments=btc)
+    settings = trading_settings(fake, MAX_ORDER_NOTIONAL=10_000, MAX_ORDER_QTY=500)
+
+    async def scenario() -> Trader:
+        r = aioredis.Redis.from_url(redis_url)
+        trader = Trader(settings, r)
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+            await trader.process(c, [it], loop_id=0, now=NOW)
+            await trader.reconcile(c)  # accepted, not filled: no stop yet
+            # filled; the position holds a little less: Alpaca's fee is taken in BTC
+            fake.set_status(it.client_order_id, "filled", 0.2499, 40_001.0)
+            fake.positions = [position("BTCUSD", qty=0.24975, price=40_001.0)]
+            trader._polled.clear()
+            await trader.reconcile(c)
+            trader._polled.clear()
+            await trader.reconcile(c)  # placed once
+        await r.aclose()
+        return trader
+
+    asyncio.run(scenario())
+    entry, stop = fake.posted_orders()
+    assert entry["type"] == "market" and stop == {
+        "symbol": "BTC/USD",
+        "qty": 0.2497,  # what the position holds, in the pair's 0.0001 steps
+        "side": "sell",
+        "type": "stop_limit",
+        "time_in_force": "gtc",
+        "stop_price": 39_776.0,
+        "limit_price": 39_378.0,  # 1 % under the stop, down to the pair's whole dollars
+        "client_order_id": f"{it.client_order_id}-stop",
+    }
+    legs = conn.execute(
+        "select client_order_id, side, qty, order_type, stop, status from orders order by id"
+    ).fetchall()
+    assert legs[1] == (
+        f"{it.client_order_id}-stop",
+        "sell",
+        0.2497,
+        "stop_limit",
+        39_776.0,
+        "accepted",
+    )

@@ -21,6 +21,7 @@ from analytics.increments import EQUITY, Increments
 from analytics.risk import Bracket
 from core.contracts import Side
 from core.settings import Settings
+from storage.symbols import stored_symbol
 from streaming.venues.alpaca.parsing import alpaca_symbol
 
 LIVE_HOST = "api.alpaca.markets"  # paper is paper-api.alpaca.markets
@@ -134,6 +135,25 @@ def order_payload(
     )
 
 
+def protective_stop_payload(
+    symbol: str, qty: float, stop: float, limit: float, client_id: str
+) -> Any:
+    """A crypto position's stop (``streaming/engine/crypto_exits.py``): a ``stop_limit``
+    sell, good till cancelled, in Alpaca's name for the pair."""
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import StopLimitOrderRequest
+
+    return StopLimitOrderRequest(
+        symbol=alpaca_symbol(symbol),
+        qty=qty,
+        side=OrderSide.SELL,
+        time_in_force=TimeInForce.GTC,
+        stop_price=stop,
+        limit_price=limit,
+        client_order_id=client_id,
+    )
+
+
 def make_client(settings: Settings) -> Any:
     """alpaca-py TradingClient: paper unless ALPACA_LIVE, URL from ALPACA_TRADING_URL."""
     from alpaca.trading.client import TradingClient
@@ -189,6 +209,22 @@ class AlpacaExecution:
         increments: Increments = EQUITY,
     ) -> Any:
         payload = order_payload(symbol, qty, bracket, client_id, increments)
+        return self.client.submit_order(payload)
+
+    def position_available(self, symbol: str) -> float:
+        """The quantity of ``symbol`` (stored name) the account holds and may sell now."""
+        for p in self.client.get_all_positions() or []:
+            if stored_symbol(str(p.get("symbol", ""))) == symbol:
+                try:
+                    return float(p.get("qty_available") or p.get("qty") or 0.0)
+                except (TypeError, ValueError):
+                    return 0.0
+        return 0.0
+
+    def submit_protective_stop(
+        self, symbol: str, qty: float, stop: float, limit: float, client_id: str
+    ) -> Any:
+        payload = protective_stop_payload(symbol, qty, stop, limit, client_id)
         return self.client.submit_order(payload)
 
     def order_by_client_id(self, client_id: str) -> Any:
