@@ -21,6 +21,7 @@ BENCHMARKS: tuple[str, ...] = (
     "engine",
     "polymarket",
     "backtest",
+    "tick_archive",
 )
 
 

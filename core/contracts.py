@@ -24,6 +24,7 @@ class Table(StrEnum):
     SYMBOLS = "symbols"
     SYMBOL_PROVIDERS = "symbol_providers"
     TICKS = "ticks"
+    TICK_ARCHIVE = "tick_archive"  # one row per tick day moved to Parquet
     CANDLES_1M = "candles_1m"
     VOLUME_PROFILE = "volume_profile"
     PROFILE_METRICS = "profile_metrics"

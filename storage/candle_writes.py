@@ -8,7 +8,9 @@
 * ``replace_candles``: whole bars (a provider's final bars) replace their minute.
 * ``rebuild_from_ticks``: the one candles-from-ticks statement, for the Dagster
   reconciliation (a window, every symbol) and for ingest (minutes a replayed chunk touched).
-  It writes only rows that differ, so a re-run touches nothing.
+  It writes only rows that differ, so a re-run touches nothing. Days in the tick archive
+  are left out: PostgreSQL no longer holds their ticks (or only late ones), and their
+  candles were rebuilt from every tick before the day was archived (docs/retention.md).
 * ``rebuild_amended_minutes``: minutes whose prints a venue corrected or cancelled are
   rebuilt, and a minute left without any print loses its candle (docs/corrections.md).
 """
@@ -22,6 +24,7 @@ import psycopg
 
 from core.candle import Candle
 from core.timestamps import MINUTE_NS, to_datetime
+from storage.tick_archive import TickArchive, split_window
 
 _COLUMNS = "symbol_id, ts, open, high, low, close, volume, trade_count, vwap, first_ts, last_ts"
 
@@ -165,9 +168,11 @@ def rebuild_from_ticks(
     end: datetime,
     source: str = "reconciled",
     keys: Iterable[tuple[int, int]] | None = None,
+    archive: TickArchive | None = None,
 ) -> int:
     """Rebuild candles of [start, end) from stored ticks: every minute with ticks, or only
-    the (symbol_id, minute_ns) ``keys``. Returns the rows that changed."""
+    the (symbol_id, minute_ns) ``keys``; archived days excluded. Returns the rows that
+    changed."""
     chosen = sorted(set(keys)) if keys is not None else []
     if keys is not None:
         if not chosen:
@@ -175,17 +180,21 @@ def rebuild_from_ticks(
         minutes = [k[1] for k in chosen]
         start = max(start, to_datetime(min(minutes)))
         end = min(end, to_datetime(max(minutes) + MINUTE_NS))
-    params = {
-        "symbol_ids": [k[0] for k in chosen],
-        "minutes": [to_datetime(k[1]) for k in chosen],
-        "start": start,
-        "end": end,
-        "all_minutes": keys is None,
-        "source": source,
-    }
+    archived = (archive or TickArchive.configured()).archived_in(start, end)
+    changed = 0
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(REBUILD_FROM_TICKS, params)
-        return cur.rowcount
+        for lo, hi in split_window(start, end, archived):
+            params = {
+                "symbol_ids": [k[0] for k in chosen],
+                "minutes": [to_datetime(k[1]) for k in chosen],
+                "start": lo,
+                "end": hi,
+                "all_minutes": keys is None,
+                "source": source,
+            }
+            cur.execute(REBUILD_FROM_TICKS, params)
+            changed += cur.rowcount
+    return changed
 
 
 BarRow = tuple[int, int, float, float, float, float, float, int]
@@ -210,14 +219,23 @@ where c.symbol_id = k.symbol_id and c.ts = k.minute
 
 
 def rebuild_amended_minutes(
-    conn: psycopg.Connection, keys: Iterable[tuple[int, int]], source: str
+    conn: psycopg.Connection,
+    keys: Iterable[tuple[int, int]],
+    source: str,
+    archive: TickArchive | None = None,
 ) -> int:
     """The (symbol_id, minute_ns) candles rebuilt from the amended tape; a minute whose only
-    prints were cancelled has no candle any more. Returns the rows changed or removed."""
+    prints were cancelled has no candle any more (an archived day's minute is left alone:
+    its other prints are in the archive, not in ``ticks``). Returns the rows changed or
+    removed."""
     chosen = sorted(set(keys))
     if not chosen:
         return 0
     changed = rebuild_minutes(conn, chosen, source)
+    minutes = [k[1] for k in chosen]
+    span = (to_datetime(min(minutes)), to_datetime(max(minutes) + MINUTE_NS))
+    archived = set((archive or TickArchive.configured()).archived_in(*span))
+    chosen = [k for k in chosen if to_datetime(k[1]).date() not in archived]
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_DROP_EMPTY, ([k[0] for k in chosen], [to_datetime(k[1]) for k in chosen]))
         return changed + cur.rowcount

@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import pyarrow.compute as pc
 from psycopg.rows import dict_row
 
 from core.events import Rejects
+from storage.tick_archive import TickArchive
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,20 @@ def known_symbols(conn: psycopg.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute("select symbol from symbols order by 1")]
 
 
-def last_tick_time(conn: psycopg.Connection, symbol_id: int) -> datetime | None:
+def last_tick_time(
+    conn: psycopg.Connection, symbol_id: int, archive: TickArchive | None = None
+) -> datetime | None:
+    """The symbol's newest print: in PostgreSQL, else in the newest archived day holding it
+    (docs/retention.md)."""
     row = conn.execute("select max(ts) from ticks where symbol_id = %s", (symbol_id,)).fetchone()
-    return None if row is None else row[0]
+    if row is not None and row[0] is not None:
+        return row[0]
+    archive = archive or TickArchive.configured()
+    for day in sorted(archive.days(), reverse=True):
+        ts = archive.read(day, ["ts"], symbol_ids=[symbol_id]).column("ts")
+        if len(ts):
+            return pc.max(ts).as_py()
+    return None
 
 
 def newest_tick(conn: psycopg.Connection) -> dict[str, Any] | None:

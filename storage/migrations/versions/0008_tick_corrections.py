@@ -1,7 +1,7 @@
 """Venue corrections and cancels of stored prints: the append-only ``tick_corrections``.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-08
 
 One row per correction or cancel a venue sent (docs/corrections.md), written in the
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
