@@ -22,7 +22,7 @@ from analytics.pipeline import (
 )
 from analytics.sessions import session_bounds
 from assets import profile_io
-from assets.market_data import TICKS
+from assets.market_data import TICK_HISTORY, TICKS
 from assets.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,
@@ -277,10 +277,11 @@ def profiled_seq(instance: dg.DagsterInstance, partition_key: str) -> int | None
 
 
 def _table_spec(key: dg.AssetKey, description: str, *, fresh: bool = True) -> dg.AssetSpec:
-    """One of the tables the profile run writes; all read ticks and reconciled candles."""
+    """One of the tables the profile run writes; all read ticks (streamed or backfilled)
+    and reconciled candles."""
     return dg.AssetSpec(
         key,
-        deps=[TICKS, CANDLES],
+        deps=[TICKS, TICK_HISTORY, CANDLES],
         group_name="profiles",
         kinds={"postgres"},
         freshness_policy=PROFILE_FRESHNESS if fresh else None,

@@ -22,6 +22,7 @@ BENCHMARKS: tuple[str, ...] = (
     "polymarket",
     "backtest",
     "tick_archive",
+    "backfill",
 )
 
 

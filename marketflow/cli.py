@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "migrate",
     "ingest": "ingest",
     "replay": "replay",
+    "backfill": "backfill",
     "engine": "engine",
     "web": "web",
     "polymarket": "polymarket",

@@ -12,7 +12,8 @@ from assets.maintenance import tick_archive
 from assets.market_data import candles_1m, ticks
 from assets.partitions import daily_partitions
 from assets.profiles import session_profiles
-from assets.resources import PostgresResource
+from assets.resources import AlpacaResource, PostgresResource
+from assets.tick_history import HistoryProgress, tick_history
 from orchestration.checks import ASSET_CHECKS
 from orchestration.jobs import minute_job, profile_job, signals_job, tick_archive_job
 from orchestration.schedules import minute_schedule, signals_schedule, tick_archive_schedule
@@ -21,6 +22,7 @@ from orchestration.sensors import tick_stream_sensor
 defs = dg.Definitions(
     assets=[
         ticks,
+        tick_history,
         candles_1m,
         session_profiles,
         backtest_assets(daily_partitions),
@@ -32,5 +34,10 @@ defs = dg.Definitions(
     jobs=[profile_job, minute_job, signals_job, tick_archive_job],
     schedules=[minute_schedule, signals_schedule, tick_archive_schedule],
     sensors=[tick_stream_sensor],
-    resources={"postgres": PostgresResource(), "dbt": dbt_resource()},
+    resources={
+        "postgres": PostgresResource(),
+        "dbt": dbt_resource(),
+        "alpaca": AlpacaResource(),
+        "history_progress": HistoryProgress(),
+    },
 )

@@ -52,13 +52,14 @@ class AmendmentResult:
     minute_ns: int | None = None  # the changed print's minute (none when unmatched)
 
 
+# the stored print as it was, in tick_corrections' tick_* order
 _FIND_EXACT = """
-select ts, seq, price, size, conditions, side, bid, ask from ticks
+select ts, seq, price, size, conditions, side, bid, ask, source, feed from ticks
 where symbol_id = %s and ts = %s and trade_id = %s
 for update
 """
 _FIND_NEAR = """
-select ts, seq, price, size, conditions, side, bid, ask from ticks
+select ts, seq, price, size, conditions, side, bid, ask, source, feed from ticks
 where symbol_id = %s and trade_id = %s and ts >= %s and ts < %s
 order by ts desc limit 1
 for update
@@ -68,9 +69,10 @@ _RECORD = """
 insert into tick_corrections (
     source, symbol_id, kind, venue_ts, exchange, tape, trade_id, price, size, conditions,
     corrected_trade_id, corrected_price, corrected_size, corrected_conditions, outcome,
-    tick_ts, tick_seq, tick_price, tick_size, tick_conditions, tick_side, tick_bid, tick_ask)
+    tick_ts, tick_seq, tick_price, tick_size, tick_conditions, tick_side, tick_bid, tick_ask,
+    tick_source, tick_feed)
 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s, %s, %s, %s, %s, %s, %s, %s)
+        %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict do nothing
 returning id
 """
@@ -101,7 +103,7 @@ def _apply_one(conn: psycopg.Connection, a: AmendmentRow, source: str) -> Amendm
     with conn.transaction(), conn.cursor() as cur:
         tick = _find(cur, a)
         outcome = APPLIED if tick is not None else UNMATCHED
-        before = tick if tick is not None else (None,) * 8
+        before = tick if tick is not None else (None,) * 10
         record = (
             source, a.symbol_id, a.kind, a.venue_ts, a.exchange, a.tape, a.trade_id,
             a.price, a.size, list(a.conditions) or None, a.corrected_trade_id,

@@ -49,6 +49,9 @@ SCHEMA = pa.schema(
         ("ask", pa.float64()),
         ("seq", pa.int64()),
         ("received_at", pa.timestamp("us", tz="UTC")),
+        # provenance (docs/history.md); files written before it have neither column
+        ("source", pa.string()),
+        ("feed", pa.string()),
     ]
 )
 SORT_KEYS = ("symbol_id", "ts", "seq")

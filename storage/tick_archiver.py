@@ -271,9 +271,12 @@ def _rehydrate(conn: psycopg.Connection, archive: TickArchive, day: date, part: 
     """Copy an archived day back into its re-created partition (the archive's rows win over
     late duplicates of the same key) and withdraw it from the archive. Returns the late rows
     kept."""
-    archived = archive.read(day, COLUMNS)
+    archived = archive.read(day)
+    # a file written before a column existed lacks it: the partition's default fills it
+    # (provenance: source 'unknown', no feed)
+    present = [c for c in COLUMNS if c in archived.column_names]
     ident = sql.Identifier(part)
-    cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    cols = sql.SQL(", ").join(map(sql.Identifier, present))
     with conn.transaction():
         # writers of this day wait; readers go on (they merge archive and partition anyway)
         conn.execute(sql.SQL("lock table {} in share row exclusive mode").format(ident))
@@ -286,7 +289,7 @@ def _rehydrate(conn: psycopg.Connection, archive: TickArchive, day: date, part: 
             conn.cursor() as cur,
             cur.copy(sql.SQL("copy ticks_rehydrate ({}) from stdin").format(cols)) as copy,
         ):
-            for row in zip(*(archived.column(c).to_pylist() for c in COLUMNS), strict=True):
+            for row in zip(*(archived.column(c).to_pylist() for c in present), strict=True):
                 copy.write_row(row)
         conn.execute(
             sql.SQL(

@@ -4,8 +4,8 @@ As in ``storage.tick_reads``, the server packs each fixed-width column of a symb
 into one byte string in its binary send format and numpy reads it, so no Python runs per
 tick for them; nullable columns travel with a one-byte-per-row validity string, so a NULL
 and any stored value (a NaN quote included) stay apart. Only the text columns (trade id,
-exchange, conditions as JSON) come back as Python strings. One row per symbol keeps every
-string below PostgreSQL's 1 GB limit.
+exchange, conditions as JSON, source, feed) come back as Python strings. One row per symbol
+keeps every string below PostgreSQL's 1 GB limit.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ _SELECT = ", ".join(
         f"array_agg(t.trade_id {_ORDER})",
         f"array_agg(t.exchange {_ORDER})",
         f"array_agg(array_to_json(t.conditions)::text {_ORDER})",
+        f"array_agg(t.source {_ORDER})",
+        f"array_agg(t.feed {_ORDER})",
     ]
 )
 
@@ -77,7 +79,7 @@ def _column(name: str, raw: bytes | None, valid: bytes | None, n: int) -> pa.Arr
 
 def _symbol_batch(row: Sequence[object]) -> pa.RecordBatch:
     symbol_id, symbol = int(row[0]), str(row[1])  # type: ignore[call-overload]
-    trade_ids, exchanges, conditions = row[-3], row[-2], row[-1]
+    trade_ids, exchanges, conditions, sources, feeds = row[-5:]
     assert isinstance(trade_ids, list) and isinstance(exchanges, list)
     assert isinstance(conditions, list)
     n = len(trade_ids)
@@ -90,6 +92,8 @@ def _symbol_batch(row: Sequence[object]) -> pa.RecordBatch:
             [None if c is None else json.loads(c) for c in conditions],
             type=SCHEMA.field("conditions").type,
         ),
+        "source": pa.array(sources, type=pa.string()),
+        "feed": pa.array(feeds, type=pa.string()),
     }
     k = 2
     for name, (_send, _kind, nullable) in _FIXED.items():

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.contracts import TickSource
 from core.events import Bar, Event, Quote, Rejects, Trade
 from storage.symbols import stored_symbol
 
@@ -126,6 +127,10 @@ class Provider(abc.ABC):
         # provider-specific counters (reconnects, gap-fill prints, polls) the ingest
         # heartbeat publishes beside its own
         self.counters: dict[str, float] = {}
+        # provenance of the prints (ticks.source, ticks.feed; docs/history.md) unless a
+        # print carries its own (the Alpaca gap fill): how they arrive and from which tape
+        self.tick_source: str = TickSource.STREAM
+        self.feed: str | None = None
 
     async def prepare(self) -> None:
         """Before ingest declares ``symbols``: fill ``symbol_info`` from the venue where it

@@ -332,6 +332,7 @@ class DemoProvider(Provider):
         run_dir: Path | None = None,
     ) -> None:
         super().__init__(symbols)
+        self.feed = "demo"  # synthetic prints, told apart from any venue's in ticks.feed
         if rate <= 0 or not math.isfinite(rate):
             raise ValueError("DEMO_RATE must be a positive number of trades/s per symbol")
         self.rate = rate

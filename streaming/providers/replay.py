@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.contracts import TickSource
 from core.timestamps import NS
 from storage.symbols import row_size_for_price
 from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
@@ -147,6 +148,7 @@ class ReplayProvider(Provider):
             self.rejects.counts["malformed"] += int(bad.sum()) - 1
             self.frame = self.frame.loc[~bad].reset_index(drop=True)
         self.live = False
+        self.tick_source = TickSource.REPLAY  # feed unknown: the file says nothing of its tape
         self.speed = speed
         self.chunk = chunk
         self.total = len(self.frame)

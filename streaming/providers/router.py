@@ -154,9 +154,13 @@ class RouterProvider(Provider):
                 self.worker_state[name] = "running"
                 try:
                     async for event in child:
-                        if isinstance(event, Trade) and event.size == 0 and not child.zero_size_ok:
-                            self.rejects.add("bad_size", event)  # only IG's quote ticks
-                            continue
+                        if isinstance(event, Trade):
+                            if event.size == 0 and not child.zero_size_ok:
+                                self.rejects.add("bad_size", event)  # only IG's quote ticks
+                                continue
+                            # the worker's provenance, which the router's own would hide
+                            event.source = event.source or child.tick_source
+                            event.feed = event.feed or child.feed
                         await self._queue.put(event)
                         backoff.reset()
                     if self.stopping:

@@ -83,7 +83,7 @@ def test_a_pair_streams_into_storage_with_its_increments_and_taker_sides(
         ("LINKUSD", "crypto", "24/7", "UTC", "alpaca_ws", 0.001, None, None, None),
     ]
     assert [r[0] for r in rows] == [str(p.trade_id) for p in tape]
-    assert [r[3] for r in rows] == [1 if p.taker_side == "B" else -1 for p in tape]
+    assert [r[3] for r in rows] == [1 if p.taker == "B" else -1 for p in tape]
     assert rows[0][2] == tape[0].size  # fractional sizes kept exactly
     assert provider.counters["gap_fill_trades"] >= 16
     # the pair is one path segment (its slash encoded), as the route matched it

@@ -1,6 +1,6 @@
 """Amendments on a real server: applied once, recorded with what the print was, an
 unmatched one recorded and harmless, the record append-only; the candle of a minute
-emptied by a cancel removed; migration 0009 keeps the views over ``backtest_trades``."""
+emptied by a cancel removed; migration 0010 keeps the views over ``backtest_trades``."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_emptied_minute_loses_its_candle(db_url: str) -> None:
 
 
 def test_migration_retypes_qty_with_views_over_backtest_trades(empty_db_url: str) -> None:
-    upgrade(empty_db_url, "0008")
+    upgrade(empty_db_url, "0009")
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         conn.execute("create schema analytics")
         conn.execute(
@@ -152,7 +152,7 @@ def test_migration_retypes_qty_with_views_over_backtest_trades(empty_db_url: str
             " and column_name like '%increment%' or column_name = 'min_order_qty' order by 1"
         ).fetchall()
         assert [c[0] for c in columns] == ["min_order_qty", "price_increment", "qty_increment"]
-    downgrade(empty_db_url, "0007")
+    downgrade(empty_db_url, "0008")
     with psycopg.connect(empty_db_url) as conn:
         (kind,) = conn.execute(
             "select data_type from information_schema.columns where table_name = 'stg_trades'"

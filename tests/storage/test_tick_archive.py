@@ -71,7 +71,7 @@ def rows_of(url: str, day: date) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(
             "select symbol_id, ts, trade_id, price, size, exchange, conditions, side, bid, ask, "
-            "seq from ticks where ts >= %s and ts < %s order by symbol_id, ts, seq",
+            "seq, source, feed from ticks where ts >= %s and ts < %s order by symbol_id, ts, seq",
             (_at(day, 0), _at(day, 0) + timedelta(days=1)),
         ).fetchall()
 
@@ -254,3 +254,29 @@ def test_an_archive_that_lost_a_day_is_an_error_not_an_empty_day(
     archive.manifest_path(DAY).unlink()
     with psycopg.connect(db_url) as conn, pytest.raises(ArchiveError, match="TICK_ARCHIVE_DIR"):
         tick_columns(conn, _at(DAY, 0), _at(NEXT, 0))
+
+
+def test_provenance_survives_the_archive_and_a_rehydration(
+    db_url: str, archive: TickArchive
+) -> None:
+    """ticks.source and ticks.feed (docs/history.md) go to Parquet and come back."""
+    ids = load(db_url, (DAY,))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "update ticks set source = 'backfill', feed = 'iex' where symbol_id = %s", (ids[0],)
+        )
+    before = rows_of(db_url, DAY)
+    archive_day(db_url, archive, DAY)
+    table = pq.read_table(archive.file_path(DAY), partitioning=None)
+    source, feed = (table.column(c).to_pylist() for c in ("source", "feed"))
+    kinds = set(zip(source, feed, strict=True))
+    assert kinds == {("backfill", "iex"), ("unknown", None)}
+    with psycopg.connect(db_url, autocommit=True) as conn:  # a late print re-opens the day
+        new = make_ticks([ids[1]], _at(DAY, 23), _at(DAY, 23) + timedelta(minutes=1), 1)
+        new["trade_id"] = ["late-1"]
+        insert_ticks(conn, new)
+    assert archive_day(db_url, archive, DAY).rows == len(before) + 1
+    again = pq.read_table(archive.file_path(DAY), partitioning=None)
+    ids_back, sources = (again.column(c).to_pylist() for c in ("trade_id", "source"))
+    pairs = list(zip(ids_back, sources, strict=True))
+    assert sorted(pairs) == sorted([(r[2], r[11]) for r in before] + [("late-1", "unknown")])

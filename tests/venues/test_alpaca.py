@@ -139,6 +139,11 @@ def test_reconnect_fills_the_gap_exactly_once(fake: FakeAlpaca, capture: dict) -
     assert fake.rest_requests[0]["feed"] == "iex"
     assert len(fake.rest_requests) > 1
     assert all(t.ts.tzinfo is not None and t.ts.utcoffset().total_seconds() == 0 for t in trades)
+    # provenance: stream prints take the provider's (stream, iex); gap-fill prints say so
+    assert provider.tick_source == "stream" and provider.feed == "iex"
+    gap = [t for t in trades if t.source is not None]
+    assert gap and {(t.source, t.feed) for t in gap} == {("gap_fill", "iex")}
+    assert {f"D-{p.trade_id}" for p in fake.tape[20:35]} <= {t.trade_id for t in gap}
 
 
 def test_gap_fill_pages_through_a_long_outage_with_bounded_buffering(

@@ -123,7 +123,7 @@ def test_stocks_and_pairs_stream_side_by_side(
     assert [t.trade_id for t in by_symbol["BTCUSD"]] == [str(p.trade_id) for p in fake.crypto_tape]
     assert all(t.side is None for t in by_symbol["AAPL"])
     assert [t.side for t in by_symbol["BTCUSD"]] == [
-        parsing.TAKER_SIDES[p.taker_side or ""] for p in fake.crypto_tape
+        parsing.TAKER_SIDES[p.taker or ""] for p in fake.crypto_tape
     ]
 
 
@@ -140,14 +140,15 @@ def test_crypto_reconnect_fills_the_gap_from_the_crypto_endpoint_exactly_once(
     assert fake.crypto_connections == 2 and provider.counters["reconnects"] == 1
     assert provider.counters["duplicates"] > 0  # REST and stream overlapped
     # from the crypto endpoint (no feed), from the last streamed print minus the overlap
-    assert fake.rest_requests == [] and len(fake.crypto_rest_requests) > 1
-    first = fake.crypto_rest_requests[0]
+    paths = {r["path"] for r in fake.rest_requests}
+    assert paths == {"/v1beta3/crypto/us/trades"} and len(fake.rest_requests) > 1
+    first = fake.rest_requests[0]
     assert "feed" not in first and first["symbols"] == "BTC/USD"
     assert datetime.fromisoformat(first["start"]) == fake.crypto_tape[19].ts - timedelta(
         seconds=0.05
     )
     # the taker side survives the REST path too
-    gap = {str(p.trade_id): p.taker_side for p in fake.crypto_tape[20:35]}
+    gap = {str(p.trade_id): p.taker for p in fake.crypto_tape[20:35]}
     assert all(
         t.side == parsing.TAKER_SIDES[gap[t.trade_id] or ""] for t in trades if t.trade_id in gap
     )
@@ -167,7 +168,7 @@ def test_the_crypto_silence_watchdog_is_always_armed(
 
 
 def test_captured_crypto_rest_page_parses_with_the_taker_side(captures: Path) -> None:
-    page = json.loads((captures / "alpaca" / "crypto_trades_page.json").read_text())
+    page = json.loads((captures / "alpaca" / "rest_crypto_trades_multi.json").read_text())
     pairs = parsing.rest_trades(page["trades"])
     trades = [parsing.parse_trade(item, symbol) for symbol, item in pairs]
     assert [(t.symbol, t.side, t.trade_id) for t in trades] == [

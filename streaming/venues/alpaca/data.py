@@ -10,16 +10,18 @@ The stream is spoken directly over ``websockets`` in msgpack, exactly as alpaca-
 ``StockDataStream`` speaks it (same headers, auth and subscribe messages), because
 ``StockDataStream`` cannot express what ingestion needs: it only logs error frames (so a 406,
 402 or 409 cannot be acted on), reconnects internally without a hook (so a gap cannot be
-filled) and takes about 5 s to stop. Gap fill uses alpaca-py's historical data clients.
+filled) and takes about 5 s to stop. Gap fill uses the venue's REST trades client
+(``rest.py``, through ``gap_fill.py``).
 
 Exactly once: after every reconnect the historical trades API is asked for everything since
 the stream's last known time (minus a small overlap); the live stream and the gap fill are
 merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The stream's clock
 moves only on a trade that ingest's checks accept (``core.validation``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
-start beyond the prints an outage loses. The REST paging itself is ``rest.py``. While a gap
-fill is pending, amendments wait, so a correction never reaches ingest before the print it
-corrects.
+start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``. Stream
+prints are ``stream`` ticks of their stream's feed (the equity feed, or ``crypto_us``),
+gap-fill prints ``gap_fill`` ones (docs/history.md). While a gap fill is pending,
+amendments wait, so a correction never reaches ingest before the print it corrects.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from analytics.sessions import load_calendar
+from core.contracts import CRYPTO_FEED
 from core.events import Quote, Trade, TradeAmendment
 from core.validation import Window, check_trade
 from streaming.providers.base import MissingCredential, Provider, ProviderError
@@ -53,7 +56,7 @@ from streaming.venues.alpaca.feeds import (
     xnys_open,
 )
 from streaming.venues.alpaca.frames import StreamItem, read_frame
-from streaming.venues.alpaca.rest import GAP_FILL_PAGE_LIMIT
+from streaming.venues.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -145,6 +148,9 @@ class AlpacaStreamProvider(Provider):
             gap_page_limit,
         )
         self.url = self.feeds[0].url
+        # the provenance default (ticks.feed): the equity feed, or crypto_us for pairs only
+        if all(f.kind == CRYPTO for f in self.feeds):
+            self.feed = CRYPTO_FEED
         self.counters.update(
             connections=0,
             reconnects=0,
@@ -360,6 +366,7 @@ class AlpacaStreamProvider(Provider):
         if feed is not None:
             for event in events:
                 if isinstance(event, Trade):
+                    event.feed = feed.tape  # provenance: this stream's tape
                     self._advance_clock(feed, event)
         return events
 
@@ -375,7 +382,9 @@ class AlpacaStreamProvider(Provider):
         code, text = msg.get("code"), msg.get("msg")
         action, setting = parsing.classify_error(code)
         if action is parsing.ErrorAction.FATAL:
-            message = parsing.fatal_message(code, text, setting or "the Alpaca settings", self.feed)
+            message = parsing.fatal_message(
+                code, text, setting or "the Alpaca settings", self.feed or ""
+            )
             log.error("alpaca_ws: %s", message)
             raise ProviderError(message)
         if action is parsing.ErrorAction.SLOT_BUSY:
@@ -392,7 +401,7 @@ class AlpacaStreamProvider(Provider):
         task.add_done_callback(self._tasks.discard)
 
     async def _gap_fill(self, feed: Feed, since: datetime) -> None:
-        await feed.gaps.fill(since)
+        await feed.gaps.fill(since, feed.symbols, feed.asset_class)
         # queued after its prints: the deduper holds their window until they are consumed
         await self._queue.put(_GapFilled(since))
 

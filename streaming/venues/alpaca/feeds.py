@@ -17,10 +17,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from analytics.sessions import in_session
+from core.contracts import CRYPTO_FEED
 from storage.symbols import stored_symbol
 from streaming.providers.router_backoff import Backoff
 from streaming.venues.alpaca import parsing
-from streaming.venues.alpaca.rest import CRYPTO, STOCKS, GapFiller
+from streaming.venues.alpaca.gap_fill import GapFiller
+from streaming.venues.alpaca.rest import AssetClass
+
+STOCKS, CRYPTO = AssetClass.STOCKS.value, AssetClass.CRYPTO.value
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -51,12 +55,17 @@ class Feed:
     market_open: Callable[[datetime], bool]
     gaps: GapFiller
     backoff: Backoff
+    tape: str  # ticks.feed of its prints: the equity feed, or crypto_us
     clock: datetime | None = None  # newest valid venue time seen on this stream
     first_connect_at: datetime | None = None
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = f"alpaca_ws {self.kind}"
+
+    @property
+    def asset_class(self) -> AssetClass:
+        return AssetClass(self.kind)
 
     @property
     def wire_symbols(self) -> list[str]:
@@ -105,7 +114,6 @@ def build_feeds(
     feeds = []
     by_kind = split_symbols(written)
     for kind, symbols in sorted(by_kind.items(), key=lambda kv: kv[0] != STOCKS):
-        wire = [parsing.alpaca_symbol(s) for s in symbols] if kind == CRYPTO else symbols
         gaps = GapFiller(
             owner,
             put,
@@ -113,12 +121,11 @@ def build_feeds(
             secret=settings.alpaca_secret_key,
             data_url=settings.alpaca_data_url,
             feed=feed_name,
-            symbols=wire,
-            kind=kind,
             page_limit=page_limit,
         )
         backoff = Backoff(base=1.0, cap=settings.provider_backoff_max_seconds)
-        feeds.append(Feed(kind, urls[kind], symbols, market_open[kind], gaps, backoff))
+        tape = CRYPTO_FEED if kind == CRYPTO else feed_name
+        feeds.append(Feed(kind, urls[kind], symbols, market_open[kind], gaps, backoff, tape))
         if kind == CRYPTO:
             for symbol in symbols:
                 owner.symbol_info[symbol] = dict(CRYPTO_SYMBOL_INFO)

@@ -18,13 +18,15 @@ from typing import Any
 
 import msgpack
 
-from core.contracts import AssetType
+from core.contracts import EQUITY_FEEDS, AssetType
 from core.events import Quote, Trade, TradeAmendment
 from storage.symbols import guess_asset_type, is_fx_pair, is_slash_pair, stored_symbol
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
 DEFAULT_CRYPTO_STREAM_URL = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
-FEEDS = ("iex", "sip", "delayed_sip", "boats", "overnight")
+FEEDS = EQUITY_FEEDS
+# the currencies Alpaca quotes crypto pairs in, longest first: `BTCUSDT` is BTC/USDT
+CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
 # the taker side of a crypto print (``tks``); "-" (unknown) and anything else → None
 TAKER_SIDES = {"B": 1, "S": -1}
 
@@ -41,14 +43,14 @@ def crypto_stream_url(override: str | None) -> str:
     return override or DEFAULT_CRYPTO_STREAM_URL
 
 
-# the currencies Alpaca quotes its pairs in, longest first (docs/providers.md)
-CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
+# --- symbol names (docs/history.md) -------------------------------------------------------
 
 
 def alpaca_symbol(symbol: str) -> str:
     """A stored pair as Alpaca writes it: the quote currency split off with a slash, the
     longest that leaves a base (``BTCUSD`` → ``BTC/USD``, ``BTCUSDT`` → ``BTC/USDT``,
-    ``ETHBTC`` → ``ETH/BTC``, ``USDTUSD`` → ``USDT/USD``); a name with a slash as it is."""
+    ``ETHBTC`` → ``ETH/BTC``, ``USDTUSD`` → ``USDT/USD``); a name with a slash as it is.
+    Only for crypto pairs: a stock's name is Alpaca's as stored."""
     if "/" in symbol:
         return symbol
     for quote in CRYPTO_QUOTES:

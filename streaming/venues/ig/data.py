@@ -53,6 +53,7 @@ class IgProvider(Provider):
         epics: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(symbols)
+        self.feed = "ig"  # ticks.feed: IG's Level 1 quote ticks (docs/history.md)
         missing = [
             env
             for value, env in (

@@ -1,7 +1,7 @@
 """Venue corrections and cancels of stored prints: the append-only ``tick_corrections``.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-08
 
 One row per correction or cancel a venue sent (docs/corrections.md), written in the
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -50,6 +50,8 @@ create table tick_corrections (
     tick_side smallint,
     tick_bid double precision,
     tick_ask double precision,
+    tick_source text,
+    tick_feed text,
     check ((kind = 'correction') = (corrected_trade_id is not null)),
     check ((outcome = 'applied') = (tick_ts is not null))
 );

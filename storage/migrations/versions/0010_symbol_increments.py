@@ -1,7 +1,7 @@
 """Per-symbol price and quantity increments; fractional backtest quantities.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 
 ``symbols.price_increment`` / ``qty_increment`` / ``min_order_qty`` are the venue's
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
