@@ -76,6 +76,9 @@ def test_a_pair_streams_into_storage_with_its_increments_and_taker_sides(
             " on s.id = t.symbol_id where s.symbol = 'BTCUSD' order by ts"
         ).fetchall()
         assert conn.execute("select 1 from symbols where symbol like '%/%'").fetchone() is None
+        provenance = dict(
+            conn.execute("select source || '/' || feed, count(*) from ticks group by 1").fetchall()
+        )
     assert symbols == [
         # seeded by replay: its row keeps its provider and bin, and gains Alpaca's steps
         ("BTCUSD", "crypto", "24/7", "UTC", "replay", 0.5, 1.0, 0.0001, 0.0001),
@@ -86,5 +89,8 @@ def test_a_pair_streams_into_storage_with_its_increments_and_taker_sides(
     assert [r[3] for r in rows] == [1 if p.taker == "B" else -1 for p in tape]
     assert rows[0][2] == tape[0].size  # fractional sizes kept exactly
     assert provider.counters["gap_fill_trades"] >= 16
+    # the crypto tape on both paths: streamed prints and the gap fill's (docs/history.md)
+    assert set(provenance) == {"stream/crypto_us", "gap_fill/crypto_us"}
+    assert sum(provenance.values()) == 51
     # the pair is one path segment (its slash encoded), as the route matched it
     assert ("GET", "/v2/assets/BTC/USD") in {(m, p) for m, p, _ in trading.requests}
