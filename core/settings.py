@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     )
     alpaca_feed: str = Field(default="iex", validation_alias="ALPACA_FEED")
     alpaca_stream_url: str | None = Field(default=None, validation_alias="ALPACA_STREAM_URL")
+    # the crypto stream (pairs written BTC/USD); default wss://…/v1beta3/crypto/us
+    alpaca_crypto_stream_url: str | None = Field(
+        default=None, validation_alias="ALPACA_CRYPTO_STREAM_URL"
+    )
     alpaca_data_url: str | None = Field(default=None, validation_alias="ALPACA_DATA_URL")
     alpha_vantage_api_key: SecretStr | None = Field(
         default=None, validation_alias="ALPHA_VANTAGE_API_KEY"

@@ -16,6 +16,10 @@ minute, and none while no tick arrives:
 - ticks of the minute still open stay "new" (the cursor stops before them): their candle
   can be reconciled only once the minute closed, so the first evaluation after it asks for
   one more run even when the stream has gone quiet; after that, nothing.
+
+A venue's correction or cancel of a stored print takes its number from the same sequence
+(`tick_corrections.seq`), so the amended print's minute is requested like a late print
+(docs/corrections.md).
 """
 
 from dataclasses import dataclass
@@ -73,6 +77,7 @@ def minute_start(moment: datetime) -> datetime:
 
 # Rows the history backfill stored are profiled by the backfill's own run (tick_history is
 # upstream of the profiles, docs/history.md): the cursor passes them, runs are not requested.
+# An applied correction or cancel counts at the amended print's time (docs/corrections.md).
 # The last column: the first sequence of a tick in the minute still open (`open`).
 TICK_PROGRESS_SQL = """
 select count(*) filter (where source <> 'backfill'), coalesce(max(seq), %(after)s),
@@ -80,14 +85,20 @@ select count(*) filter (where source <> 'backfill'), coalesce(max(seq), %(after)
        min(seq) filter (
            where source <> 'backfill' and ts >= %(open)s and ts < %(open)s + interval '1 minute'
        )
-from ticks where seq > %(after)s
+from (
+    select seq, ts, source from ticks where seq > %(after)s
+    union all
+    select seq, tick_ts, 'amendment' from tick_corrections
+    where seq > %(after)s and outcome = 'applied'
+) as changed
 """
 
 
 def tick_progress(
     conn: psycopg.Connection, after_seq: int, now: datetime | None = None
 ) -> TickProgress:
-    """The ticks after `after_seq`; "open minute" is the minute of `now` (default: now)."""
+    """New prints and amended ones (at the amended print's time) after `after_seq`; "open
+    minute" is the minute of `now` (default: now)."""
     open_from = minute_start(now or datetime.now(UTC))
     row = conn.execute(TICK_PROGRESS_SQL, {"after": after_seq, "open": open_from}).fetchone()
     assert row is not None
