@@ -26,13 +26,11 @@ from pydantic import SecretStr
 from bench import BenchContext, Comparison
 from bench.synthetic.alpaca_pages import BENCH_DAY, SESSION, DayTrades, make_day
 from bench.synthetic.alpaca_server import KEY, SECRET
-from bench.tick_writer import copy_batches
+from bench.tick_writer import copy_into_scratch
 from storage.db import connect
-from storage.text_array_copy import register_text_array_copy
 from streaming.history.backfill import DayBackfill, _tick_rows
 from streaming.history.symbols import resolve_symbols
 from streaming.ingest.rows import to_writer_rows
-from streaming.ingest.timestamptz_copy import register_timestamptz_copy
 from streaming.venues.alpaca.rest import AlpacaRestClient
 
 DESCRIPTION = "history backfill from a local Alpaca REST server vs raw COPY; fetch → profile"
@@ -113,18 +111,6 @@ def _same_rows(url: str, day: DayTrades) -> list[list[tuple]]:
     return [tuples[i : i + PAGE] for i in range(0, len(tuples), PAGE)]
 
 
-def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
-    with connect(url, autocommit=True) as conn:
-        register_timestamptz_copy(conn)  # the tuples carry int µs times (to_writer_rows)
-        register_text_array_copy(conn)  # and the same conditions encoding as its writer's
-        conn.execute(f"drop table if exists {RAW_TABLE}")
-        conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")
-        conn.execute(f"alter table {RAW_TABLE} add primary key (symbol_id, ts, trade_id)")
-        elapsed = copy_batches(conn, RAW_TABLE, batches)
-        conn.execute(f"drop table {RAW_TABLE}")
-    return elapsed
-
-
 def _fetch_to_profile(url: str, data_url: str) -> float:
     """Seconds for one Dagster run: tick_history, candles_1m and the profiles of the day."""
     import logging
@@ -172,7 +158,10 @@ def run(ctx: BenchContext) -> list[Comparison]:
             if stored != n:
                 raise RuntimeError(f"the backfill stored {stored} of {n} trades")
             best_fill = min(best_fill, elapsed)
-            best_raw = min(best_raw, _raw_copy(ctx.database_url, _same_rows(ctx.database_url, day)))
+            best_raw = min(
+                best_raw,
+                copy_into_scratch(ctx.database_url, RAW_TABLE, _same_rows(ctx.database_url, day)),
+            )
         _reset(ctx.database_url)
         profiled = _fetch_to_profile(ctx.database_url, data_url)
     return [

@@ -27,15 +27,13 @@ import redis
 import redis.asyncio as aioredis
 
 from bench import BenchContext, Comparison
-from bench.tick_writer import copy_batches
+from bench.tick_writer import copy_into_scratch
 from core.contracts import Channel
 from core.timestamps import NS
 from storage.db import connect
-from storage.text_array_copy import register_text_array_copy
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.pipeline import IngestPipeline
 from streaming.ingest.rows import TickRows, to_writer_rows
-from streaming.ingest.timestamptz_copy import register_timestamptz_copy
 from streaming.providers.base import TradeBatch
 from streaming.providers.demo import DemoProvider
 
@@ -86,18 +84,6 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
     rows = TickRows.concat(asyncio.run(collect()))
     tuples, _ = to_writer_rows(rows)
     return [tuples[i : i + 50_000] for i in range(0, len(tuples), 50_000)]
-
-
-def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
-    with connect(url, autocommit=True) as conn:
-        register_timestamptz_copy(conn)  # the tuples carry int µs times (to_writer_rows)
-        register_text_array_copy(conn)  # and the same conditions encoding as its writer's
-        conn.execute(f"drop table if exists {RAW_TABLE}")
-        conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")
-        conn.execute(f"alter table {RAW_TABLE} add primary key (symbol_id, ts, trade_id)")
-        elapsed = copy_batches(conn, RAW_TABLE, batches)
-        conn.execute(f"drop table {RAW_TABLE}")
-    return elapsed
 
 
 class _Subscriber:
@@ -198,7 +184,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
             batches = _same_rows(stored, start_ns, ids)
             raw_rows = sum(len(b) for b in batches)
             best_pipe = min(best_pipe, elapsed)
-            best_raw = min(best_raw, _raw_copy(ctx.database_url, batches))
+            best_raw = min(best_raw, copy_into_scratch(ctx.database_url, RAW_TABLE, batches))
         piped = asyncio.run(_pipeline_latency(ctx, seconds, spool))
         direct = asyncio.run(_direct_latency(ctx, seconds))
     assert candles is not None  # checked in every round

@@ -23,6 +23,7 @@ from storage.symbols import SymbolCache
 from storage.text_array_copy import register_text_array_copy
 from storage.tick_rows import COLUMNS, COPY_TYPES, TickRow, trades_to_rows
 from storage.tick_writer import TickWriter
+from storage.timestamptz_copy import register_timestamptz_copy
 
 DESCRIPTION = "tick writer (binary COPY, idempotent) vs raw binary COPY of the same rows"
 
@@ -82,6 +83,21 @@ def copy_batches(conn: Connection, table: str, batches: Sequence[Sequence[tuple]
             for row in rows:
                 copy.write_row(row)
     return time.perf_counter() - t0
+
+
+def copy_into_scratch(url: str, table: str, batches: Sequence[Sequence[tuple]]) -> float:
+    """The reference for a writer whose rows carry int µs times (``to_writer_rows``): a
+    scratch copy of ``ticks`` with its key, the same encodings registered, the batches
+    COPYed into it; seconds. The table is dropped afterwards."""
+    with connect(url, autocommit=True) as conn:
+        register_timestamptz_copy(conn)
+        register_text_array_copy(conn)
+        conn.execute(f"drop table if exists {table}")
+        conn.execute(f"create table {table} (like ticks including defaults)")
+        conn.execute(f"alter table {table} add primary key (symbol_id, ts, trade_id)")
+        elapsed = copy_batches(conn, table, batches)
+        conn.execute(f"drop table {table}")
+    return elapsed
 
 
 def _raw_copy(url: str, batches: list[list[TickRow]]) -> float:

@@ -5,7 +5,7 @@ prints with trade conditions it was the largest single cost per row. A tape carr
 dozen distinct condition sets (``("@", "I")``, ``("@", "T", "I")``, ...), so each is
 encoded once and reused. ``TickWriter`` registers this on its connection; COPY with
 ``set_types`` picks the dumper by the column's oid, so lists and tuples both go through it
-(the same trick as ``streaming/ingest/timestamptz_copy.py``).
+(the same trick as ``storage/timestamptz_copy.py``).
 """
 
 from __future__ import annotations

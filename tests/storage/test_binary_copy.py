@@ -14,8 +14,8 @@ from storage.binary_copy import encode
 from storage.history_progress import advance, read_progress
 from storage.text_array_copy import register_text_array_copy
 from storage.tick_rows import COLUMNS, COPY_TYPES
+from storage.timestamptz_copy import register_timestamptz_copy
 from streaming.ingest.rows import TickRows, to_writer_rows
-from streaming.ingest.timestamptz_copy import register_timestamptz_copy
 
 
 def objects(values: list[object]) -> np.ndarray:

@@ -486,16 +486,19 @@ def settings_for(fake: FakeAlpaca, **overrides: Any) -> Settings:
     return base.model_copy(update=values)
 
 
-async def collect(provider: Any, count: int, timeout: float = 8.0) -> list[Any]:
-    """Trades and amendments, in the order the provider yields them, until ``count`` of
-    them arrived (or the timeout); then the provider is stopped."""
+async def collect(
+    provider: Any, count: int, timeout: float = 8.0, kinds: tuple[type, ...] | None = None
+) -> list[Any]:
+    """Events of ``kinds`` (default: trades and amendments), in the order the provider yields
+    them, until ``count`` of them arrived (or the timeout); then the provider is stopped."""
     from core.events import Trade, TradeAmendment
 
+    wanted = kinds or (Trade, TradeAmendment)
     out: list[Any] = []
 
     async def consume() -> None:
         async for event in provider:
-            if isinstance(event, Trade | TradeAmendment):
+            if isinstance(event, wanted):
                 out.append(event)
                 if len(out) >= count:
                     provider.stop()

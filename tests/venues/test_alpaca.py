@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -22,56 +18,15 @@ from core.settings import Settings
 from streaming.providers.base import MissingCredential, ProviderError
 from streaming.venues.alpaca.data import AlpacaStreamProvider, xnys_open
 from streaming.venues.alpaca.parsing import ErrorAction, TradeDeduper, classify_error
-from tests.support.fake_alpaca import FakeAlpaca, tape_from_capture
-from tests.support.loop_thread import serving
+from tests.support.fake_alpaca import FakeAlpaca, settings_for, tape_from_capture
+from tests.support.fake_alpaca import collect as collect_events
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def capture(captures: Path) -> dict[str, Any]:
-    return json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAlpaca]:
-    with serving(FakeAlpaca()) as (fake,):
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeAlpaca) -> FakeAlpaca:
-    server.reset()
-    return server
-
-
-def settings_for(fake: FakeAlpaca, **overrides: Any) -> Settings:
-    base = Settings(_env_file=None, ALPACA_API_KEY=fake.key, ALPACA_SECRET_KEY=fake.secret)
-    values = {
-        "alpaca_stream_url": fake.ws_url,
-        "alpaca_data_url": fake.rest_url,
-        "alpaca_slot_wait_seconds": 0.05,
-        "provider_backoff_max_seconds": 0.2,
-        "alpaca_backfill_overlap_seconds": 0.05,
-    }
-    values.update(overrides)
-    return base.model_copy(update=values)
-
-
 async def collect(provider: AlpacaStreamProvider, count: int, timeout: float = 8.0) -> list[Trade]:
-    """Trades until ``count`` arrived (or the timeout), then stop the provider."""
-    out: list[Trade] = []
-
-    async def consume() -> None:
-        async for event in provider:
-            if isinstance(event, Trade):
-                out.append(event)
-                if len(out) >= count:
-                    provider.stop()
-
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(consume(), timeout)
-    return out
+    """Trades only (the stock session's tests count prints)."""
+    return await collect_events(provider, count, timeout, kinds=(Trade,))
 
 
 def run(coro: Any) -> Any:

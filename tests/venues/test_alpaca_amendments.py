@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,6 @@ from core.events import Trade, TradeAmendment
 from streaming.venues.alpaca import parsing
 from streaming.venues.alpaca.data import AlpacaStreamProvider
 from tests.support.fake_alpaca import FakeAlpaca, collect, settings_for, tape_from_capture
-from tests.support.loop_thread import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,23 +26,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(scope="module")
 def amendments(captures: Path) -> dict[str, Any]:
     return json.loads((captures / "alpaca" / "stock_corrections_frames.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def capture(captures: Path) -> dict[str, Any]:
-    return json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAlpaca]:
-    with serving(FakeAlpaca()) as (fake,):
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeAlpaca) -> FakeAlpaca:
-    server.reset()
-    return server
 
 
 def test_captured_correction_and_cancel_parse(amendments: dict) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from tests.support.fake_alpaca import (
     settings_for,
     tape_from_capture,
 )
-from tests.support.loop_thread import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,23 +32,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(scope="module")
 def crypto_capture(captures: Path) -> dict[str, Any]:
     return json.loads((captures / "alpaca" / "crypto_stream_frames.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def stock_capture(captures: Path) -> dict[str, Any]:
-    return json.loads((captures / "alpaca" / "stream_session_frames.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAlpaca]:
-    with serving(FakeAlpaca()) as (fake,):
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeAlpaca) -> FakeAlpaca:
-    server.reset()
-    return server
 
 
 def on_the_wire(msg: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +86,10 @@ def test_captured_crypto_trade_and_quote(fake: FakeAlpaca, crypto_capture: dict)
 
 
 def test_stocks_and_pairs_stream_side_by_side(
-    fake: FakeAlpaca, crypto_capture: dict, stock_capture: dict
+    fake: FakeAlpaca, crypto_capture: dict, capture: dict
 ) -> None:
     start = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
-    fake.tape = tape_from_capture(stock_capture, 10, start=start)
+    fake.tape = tape_from_capture(capture, 10, start=start)
     fake.crypto_tape = crypto_tape_from_capture(crypto_capture, 10, start=start)
     fake.sessions = [[("trades", 0, 10, 3)]]
     fake.crypto_sessions = [[("trades", 0, 10, 4)]]

@@ -4,7 +4,6 @@ pages in tests/data/alpaca: paging, rate limits, retries, bad pages and bad trad
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from streaming.venues.alpaca.rest import (
     TradesQuery,
 )
 from tests.support.fake_alpaca import FakeAlpaca, tape_from_rest
-from tests.support.loop_thread import serving
 
 pytestmark = pytest.mark.timeout(60)
 START = datetime(2022, 3, 9, tzinfo=UTC)
@@ -33,18 +31,6 @@ NS = 1_000_000_000
 
 def capture(captures: Path, name: str) -> dict[str, Any]:
     return json.loads((captures / "alpaca" / name).read_text())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAlpaca]:
-    with serving(FakeAlpaca()) as (fake,):
-        yield fake
-
-
-@pytest.fixture
-def fake(server: FakeAlpaca) -> FakeAlpaca:
-    server.reset()
-    return server
 
 
 def client_for(fake: FakeAlpaca, **kw: Any) -> AlpacaRestClient:
