@@ -231,7 +231,7 @@ def _dense(rows, row_size: float):
 def build_view(conn, args: argparse.Namespace) -> ProfileView:
     import pandas as pd
 
-    from analytics.pipeline import composite_metrics
+    from analytics.composite import composite_metrics
     from analytics.profile import ProfileMetrics
     from analytics.sessions import market_timezone, session_bounds
 
