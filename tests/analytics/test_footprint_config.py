@@ -10,14 +10,17 @@ from analytics.footprint_config import DEFAULT_CONFIG, FIELD_NAMES, FootprintCon
 
 
 def test_defaults() -> None:
-    assert DEFAULT_CONFIG == FootprintConfig(
-        imbalance_ratio=3.0,
-        imbalance_min_volume=0.0,
-        big_print_sd=3.0,
-        big_print_minutes=30,
-        node_count=5,
-        node_prominence=0.1,
-        node_separation=0.05,
+    assert (
+        FootprintConfig(
+            imbalance_ratio=3.0,
+            imbalance_min_volume=0.0,
+            big_print_sd=3.0,
+            big_print_minutes=30,
+            node_count=5,
+            node_prominence=0.1,
+            node_separation=0.05,
+        )
+        == DEFAULT_CONFIG
     )
 
 

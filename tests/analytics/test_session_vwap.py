@@ -78,7 +78,7 @@ def test_stable_far_from_zero() -> None:
         np.average(np.array([p for _, p, _ in prints]) ** 2, weights=[s for *_, s in prints])
         - mean**2
     )
-    assert not naive == pytest.approx(sd, rel=1e-3)  # what the unstable formula gives
+    assert naive != pytest.approx(sd, rel=1e-3)  # what the unstable formula gives
 
 
 def test_bands_are_k_standard_deviations() -> None:
@@ -119,4 +119,4 @@ def test_continuing_from_a_stored_row_gives_the_same_floats() -> None:
 def test_running_vwap_without_prints_is_nan() -> None:
     stats = BarStats.from_sums(np.full((2, 10), np.nan), np.zeros(2, dtype=np.int64))
     volume, vwap, sd = running_vwap(stats)
-    assert np.isnan(vwap).all() and np.isnan(sd).all()
+    assert np.isnan(vwap).all() and np.isnan(sd).all() and np.isnan(volume).all()

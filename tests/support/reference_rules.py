@@ -63,7 +63,7 @@ def literal_nodes(
             while j + 1 < n and values[j + 1] == values[i]:
                 j += 1
             x = values[i]
-            if 0 < i and j < n - 1 and values[i - 1] < x and values[j + 1] < x:
+            if i > 0 and j < n - 1 and values[i - 1] < x and values[j + 1] < x:
                 left = [values[k] for k in _walk(values, range(i - 1, -1, -1), x)]
                 right = [values[k] for k in _walk(values, range(j + 1, n), x)]
                 prom = x - max(min(left), min(right))
