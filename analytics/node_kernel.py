@@ -104,9 +104,14 @@ def node_rows_py(
         h = max(1, n // SMOOTHING_DIVISOR)
         for rounds in range(2):
             total = 0.0
-            for i in range(n):
-                total += values[base + a + i] if rounds == 0 else smooth[i]
-                prefix[i] = total
+            if rounds == 0:
+                for i in range(n):
+                    total += values[base + a + i]
+                    prefix[i] = total
+            else:
+                for i in range(n):
+                    total += smooth[i]
+                    prefix[i] = total
             # the low edge (windows from bin 0), the interior (windows of 2h + 1 bins: one
             # reciprocal instead of a division per bin), the high edge (windows to bin n - 1)
             for i in range(h + 1):

@@ -19,10 +19,11 @@ how wide a block the profile sits in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from analytics.compiled import use_compiled
+from analytics.compiled import start, use_compiled
 from analytics.node_kernel import node_rows
 from analytics.nodes import DEFAULT_RULE, NodeRule, Nodes, block_nodes, from_kernel
 from analytics.profile_kernel import VALUE_AREA_SHARE, VALUE_AREA_SLACK, profile_rows
@@ -168,14 +169,26 @@ def running_metrics(
     if rows.size and use_compiled(grid.size):
         grid = np.ascontiguousarray(grid, dtype=np.float64)
         add = (lo[first:], hi[first:])
+        # the nodes on the pool while this thread walks the value areas: each pass keeps
+        # its own copy of the running profile
+        nodes = start(
+            partial(
+                node_rows,
+                grid,
+                rows,
+                lo_run[first:],
+                hi_run[first:],
+                rule,
+                node_first,
+                before_volume.copy(),
+                add,
+            )
+        )
         after = before_volume.copy()
         total, columns = profile_rows(
             grid, rows, lo_run[first:], hi_run[first:], method == "dual", after, add
         )
-        nodes = node_rows(
-            grid, rows, lo_run[first:], hi_run[first:], rule, node_first, before_volume.copy(), add
-        )
-        return _metrics(total, columns, *from_kernel(*nodes)), first, (after, *last)
+        return _metrics(total, columns, *from_kernel(*nodes.result())), first, (after, *last)
     cumulative = running_volume(grid, before_volume)
     after = cumulative[-1].copy() if grid.shape[0] else before_volume.copy()
     metrics = _numpy_metrics(
