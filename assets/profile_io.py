@@ -18,7 +18,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from analytics.footprint_config import FIELD_NAMES, FootprintConfig
+from analytics.footprint_config import FootprintConfig
 from analytics.pipeline import (
     BIG_PRINT_COLUMNS,
     IMBALANCE_COLUMNS,
@@ -28,6 +28,7 @@ from analytics.pipeline import (
     VOLUME_PROFILE_COLUMNS,
 )
 from core.contracts import Table
+from storage.queries import footprint_configs
 from storage.tick_reads import ticks_by_symbol
 
 
@@ -47,18 +48,13 @@ class SymbolRow:
         return FootprintConfig.from_row(self.footprint)
 
 
-SYMBOLS_SQL = sql.SQL(
-    "select s.id, s.symbol, s.market, s.row_size, {} from symbols as s "
-    "left join footprint_config as f on f.symbol_id = s.id where s.active order by s.id"
-).format(sql.SQL(", ").join(sql.Identifier("f", name) for name in FIELD_NAMES))
-
-
 def active_symbols(conn: psycopg.Connection) -> list[SymbolRow]:
-    rows = conn.execute(SYMBOLS_SQL).fetchall()
+    rows = conn.execute(
+        "select id, symbol, market, row_size from symbols where active order by id"
+    ).fetchall()
+    configs = footprint_configs(conn)
     return [
-        SymbolRow(
-            int(r[0]), str(r[1]), str(r[2]), float(r[3]), dict(zip(FIELD_NAMES, r[4:], strict=True))
-        )
+        SymbolRow(int(r[0]), str(r[1]), str(r[2]), float(r[3]), configs.get(int(r[0]), {}))
         for r in rows
     ]
 

@@ -147,6 +147,9 @@ def test_minute_schedule_targets_the_closed_minutes_partition(
         dg.AssetKey("volume_profile"),
         dg.AssetKey("profile_metrics"),
         dg.AssetKey("order_flow"),
+        dg.AssetKey("footprint_imbalances"),
+        dg.AssetKey("session_vwap"),
+        dg.AssetKey("big_prints"),
         dg.AssetKey("naked_pocs"),
     }
     assert request.run_key == f"minute:{DAY}T14:59"
