@@ -49,6 +49,13 @@ def _calendar(market: str):  # exchange_calendars.ExchangeCalendar (import kept 
     return exchange_calendars.get_calendar(market)
 
 
+def load_calendar(market: str) -> None:
+    """Load ``market``'s calendar now (about half a second, once per process), so an event
+    loop can do it in a thread before its first session check."""
+    if _check(market) != ALWAYS_OPEN:
+        _calendar(market)
+
+
 def session_bounds(
     market: str, day: date | datetime | str
 ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -75,6 +82,15 @@ def session_bounds(
     if not calendar.is_session(session):
         return None
     return calendar.session_open(session), calendar.session_close(session)
+
+
+def in_session(market: str, now: datetime) -> bool:
+    """Whether ``market`` is in its session at ``now`` (aware). Raises ValueError for a time
+    outside the calendar's range: the caller decides which way to fail."""
+    if _check(market) == ALWAYS_OPEN:
+        return True
+    bounds = session_bounds(market, pd.Timestamp(now).tz_convert("UTC").date())
+    return bounds is not None and bounds[0] <= now < bounds[1]
 
 
 def sessions_between(market: str, start: date, end: date) -> list[date]:

@@ -1,14 +1,14 @@
 """The footprint tables' checks: imbalances against the stored cells, the session VWAP and
 the bar statistics against the ticks, big prints against their threshold and the ticks.
 Each reads the partition window it runs for (a sensor run: its minutes from write-from on)
-and counts the offending rows in SQL (assets.check_support)."""
+and counts the offending rows in SQL (assets.check_queries)."""
 
 from datetime import datetime
 
 import dagster as dg
 import psycopg
 
-from assets.check_support import REL_TOL, SESSIONS_CTE, check_result, session_params
+from assets.check_queries import REL_TOL, SESSIONS_CTE, check_result, session_params
 from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.profile_io import active_symbols
 from assets.profiles import BIG_PRINTS, FOOTPRINT_IMBALANCES, ORDER_FLOW, SESSION_VWAP, profiled_seq

@@ -9,13 +9,15 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.check_support import REL_TOL, SESSIONS_CTE, check_result, session_params
+from assets.check_queries import REL_TOL, SESSIONS_CTE, check_result, session_params
 from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.resources import PostgresResource
 from core.contracts import Table
-from storage.candles import rebuild_from_ticks
+from storage.candle_writes import rebuild_from_ticks
 
 TICKS = dg.AssetKey(Table.TICKS.value)
+# the history backfill (assets/tick_history.py) writes the same table for past days
+TICK_HISTORY = dg.AssetKey("tick_history")
 
 ticks = dg.AssetSpec(
     key=TICKS,
@@ -36,7 +38,7 @@ def closed_window(start: datetime, end: datetime, now: datetime) -> tuple[dateti
 
 @dg.asset(
     key=Table.CANDLES_1M.value,
-    deps=[TICKS],
+    deps=[TICKS, TICK_HISTORY],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="market_data",

@@ -1,10 +1,10 @@
 """The profile assets' checks: value area, profile volume against the ticks, CVD
 continuity, and the symbols a run skipped. Each reads the partition window it runs for and
-counts the offending rows in SQL (assets.check_support)."""
+counts the offending rows in SQL (assets.check_queries)."""
 
 import dagster as dg
 
-from assets.check_support import REL_TOL, SESSIONS_CTE, check_result, session_params
+from assets.check_queries import REL_TOL, SESSIONS_CTE, check_result, session_params
 from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.profiles import (
     ORDER_FLOW,

@@ -28,6 +28,7 @@ from analytics.pipeline import (
     VOLUME_PROFILE_COLUMNS,
 )
 from core.contracts import Table
+from storage import tick_reads
 from storage.queries import footprint_configs
 from storage.tick_reads import ticks_by_symbol
 
@@ -96,11 +97,9 @@ def load_candles(conn: psycopg.Connection, start: datetime, end: datetime) -> pd
 
 
 def max_tick_seq(conn: psycopg.Connection, start: datetime, end: datetime) -> int:
-    """The newest ingest sequence number among the window's ticks (0 when none)."""
-    row = conn.execute(
-        "select coalesce(max(seq), 0) from ticks where ts >= %s and ts < %s", (start, end)
-    ).fetchone()
-    return int(row[0]) if row else 0
+    """The newest ingest sequence number among the window's ticks, archived days included
+    (0 when none)."""
+    return tick_reads.max_seq(conn, start, end)
 
 
 def cvd_totals_before(conn: psycopg.Connection, start: datetime) -> dict[int, float]:

@@ -19,7 +19,7 @@ from analytics.composite import DEFAULT_COMPOSITE_SESSIONS, composite_metrics, n
 from analytics.pipeline import SessionFrames
 from analytics.sessions import session_bounds
 from assets import profile_io
-from assets.market_data import TICKS
+from assets.market_data import TICK_HISTORY, TICKS
 from assets.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,
@@ -35,6 +35,7 @@ from assets.profile_sessions import (
 )
 from assets.resources import PostgresResource
 from core.contracts import Table
+from storage.tick_archive import TickArchive
 
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
 PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)
@@ -230,14 +231,19 @@ def compute_window(
 
     With `write_from` inside a single-day window (a sensor run), each symbol resumes from
     its stored state instead of reading the whole day (`profile_sessions`); without it,
-    every session is computed from all its ticks.
+    every session is computed from all its ticks. An archived day is always computed from
+    all its ticks: the resume counts prints and finds the tick-rule state in SQL, and its
+    ticks are no longer in PostgreSQL (docs/retention.md).
     """
     days = window_days(start, end)
     result = WindowResult()
     with postgres.connect(read_only=True) as conn:
         symbols = profile_io.active_symbols(conn)
         max_seq = profile_io.max_tick_seq(conn, start, end)
-        if write_from is not None and len(days) == 1 and start < write_from < end:
+        # asked with `ticks` locked by this snapshot: a day archived later is dropped only
+        # after it ends, one dropped earlier has its manifest published already
+        archived = TickArchive.configured().archived_in(start, end)
+        if write_from is not None and len(days) == 1 and start < write_from < end and not archived:
             result.incremental = True
             session_frames = resumed_sessions(conn, symbols, days[0], write_from, end, result.read)
         else:
@@ -289,10 +295,11 @@ def profiled_seq(instance: dg.DagsterInstance, partition_key: str) -> int | None
 
 
 def _table_spec(key: dg.AssetKey, description: str, *, fresh: bool = True) -> dg.AssetSpec:
-    """One of the tables the profile run writes; all read ticks and reconciled candles."""
+    """One of the tables the profile run writes; all read ticks (streamed or backfilled)
+    and reconciled candles."""
     return dg.AssetSpec(
         key,
-        deps=[TICKS, CANDLES],
+        deps=[TICKS, TICK_HISTORY, CANDLES],
         group_name="profiles",
         kinds={"postgres"},
         freshness_policy=PROFILE_FRESHNESS if fresh else None,

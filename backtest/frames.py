@@ -26,9 +26,8 @@ import numpy.typing as npt
 from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from analytics.sessions import UnknownMarketError, market_timezone, session_bounds
 from backtest.history import Levels, SymbolHistory
-from streaming.engine.queries import FLOW_MAX_AGE
-from streaming.engine.session_clock import LOOKBACK_DAYS
-from streaming.engine.snapshot import Profile, Snapshot, Universe, only_current_profiles
+from strategies.session_clock import LOOKBACK_DAYS
+from strategies.snapshot import FLOW_MAX_AGE, Profile, Snapshot, Universe, only_current_profiles
 
 F = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -2,7 +2,7 @@
 
 Signals of all symbols are taken in time order (then symbol id, as the engine's loop
 orders its universe). Each one goes through the gates the auto-trader applies, in its
-order and with its pure functions (``streaming.engine.gates``, ``analytics.risk``):
+order and with its pure functions (``strategies.gates``, ``analytics.risk``):
 market open, price age, strategy parameters, bracket levels (ATR), the account gates
 (minimum balance, daily loss, shorting), the position size and the order caps, then one
 position per symbol and the account's and the strategy's position limits. The first
@@ -28,7 +28,8 @@ from backtest.prints import Prints, first_touch
 from backtest.signals import Signal
 from core.contracts import Side
 from core.settings import Settings
-from streaming.engine.gates import (
+from strategies.definitions import trade_limits
+from strategies.gates import (
     AccountView,
     Limits,
     account_gate,
@@ -36,9 +37,8 @@ from streaming.engine.gates import (
     position_gate,
     price_gate,
 )
-from streaming.engine.strategies.definitions import trade_limits
-from streaming.engine.strategies.model import Strategy, SymbolConfig
-from streaming.engine.trader import OrderIntent, parameters_ok
+from strategies.intents import OrderIntent, parameters_ok
+from strategies.model import Strategy, SymbolConfig
 
 DAY_S = 86_400.0
 

@@ -15,10 +15,10 @@ import numpy.typing as npt
 
 from backtest.frames import snapshot_at
 from backtest.history import SymbolHistory
-from streaming.engine.snapshot import Universe, candle_window, compute_metrics
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import evaluate, target_mask
-from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
+from strategies.edges import EdgeTracker
+from strategies.evaluation import evaluate, target_mask
+from strategies.model import Strategy, SymbolConfig, sma_periods
+from strategies.snapshot import Universe, candle_window, compute_metrics
 
 F = npt.NDArray[np.float64]
 

@@ -30,11 +30,11 @@ from backtest.metrics import TRADING_DAYS, summary
 from backtest.portfolio import Account, Book, Trade, simulate
 from backtest.prints import Prints, StoredPrints
 from backtest.signals import Signal, symbol_signals
-from streaming.engine.snapshot import Universe, candle_window
-from streaming.engine.strategies.definitions import parse_config, parse_strategy
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import target_mask
-from streaming.engine.strategies.model import DefinitionError, Strategy, SymbolConfig, sma_periods
+from strategies.definitions import parse_config, parse_strategy
+from strategies.edges import EdgeTracker
+from strategies.evaluation import target_mask
+from strategies.model import DefinitionError, Strategy, SymbolConfig, sma_periods
+from strategies.snapshot import Universe, candle_window
 
 STRATEGY_SQL = "select id, name, definition, cooldown_seconds from strategies where name = %s"
 CONFIGS_SQL = """

@@ -25,16 +25,16 @@ import numpy.typing as npt
 from analytics.market_state import STATE_NAMES
 from backtest.frames import snapshot_at, window_bounds
 from backtest.history import SymbolHistory
-from streaming.engine.snapshot import (
+from strategies.edges import EdgeTracker
+from strategies.evaluation import evaluate, target_mask
+from strategies.model import Strategy, SymbolConfig, sma_periods
+from strategies.snapshot import (
     Metrics,
     Snapshot,
     Universe,
     candle_window,
     compute_metrics,
 )
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import evaluate, target_mask
-from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
 
 F = npt.NDArray[np.float64]
 BATCH_MINUTES = 1440

@@ -21,6 +21,8 @@ BENCHMARKS: tuple[str, ...] = (
     "engine",
     "polymarket",
     "backtest",
+    "tick_archive",
+    "backfill",
 )
 
 

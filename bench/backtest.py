@@ -33,9 +33,9 @@ from backtest.run import Request, run_on_histories
 from backtest.signals import symbol_signals
 from bench import BenchContext, Comparison
 from bench.synthetic.history import history, session_minutes
-from streaming.engine.snapshot import candle_window
-from streaming.engine.strategies.definitions import parse_strategy
-from streaming.engine.strategies.model import Strategy, sma_periods
+from strategies.definitions import parse_strategy
+from strategies.model import Strategy, sma_periods
+from strategies.snapshot import candle_window
 
 DESCRIPTION = "a year of 50 symbols through one strategy vs the per-minute loop"
 

@@ -27,10 +27,10 @@ import psycopg
 from bench import BenchContext, Comparison
 from core.settings import Settings
 from storage.db import libpq_url
+from strategies.model import sma_periods
+from strategies.snapshot import Universe, compute_metrics
 from streaming.engine import queries
 from streaming.engine.loop import Engine
-from streaming.engine.snapshot import Universe, compute_metrics
-from streaming.engine.strategies.model import sma_periods
 
 DESCRIPTION = "one engine loop over 500 symbols vs the same reads one symbol at a time"
 

@@ -31,10 +31,11 @@ from bench.tick_writer import copy_batches
 from core.contracts import Channel
 from core.timestamps import NS
 from storage.db import connect
+from storage.text_array_copy import register_text_array_copy
 from streaming.ingest.config import PipelineConfig
-from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.pipeline import IngestPipeline
 from streaming.ingest.rows import TickRows, to_writer_rows
+from streaming.ingest.timestamptz_copy import register_timestamptz_copy
 from streaming.providers.base import TradeBatch
 from streaming.providers.demo import DemoProvider
 
@@ -76,7 +77,8 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
                 TickRows(
                     np.full(n, ids[b.symbol], np.int64), b.ts_ns, b.trade_id, b.price, b.size,
                     np.zeros(n, np.int8), b.bid, b.ask, np.full(n, b.exchange, object),
-                    np.full(n, None, object),
+                    np.full(n, None, object), np.full(n, "stream", object),
+                    np.full(n, "demo", object),
                 )
             )  # fmt: skip
         return out
@@ -88,7 +90,8 @@ def _same_rows(total: int, start_ns: int, ids: dict[str, int]) -> list[list[tupl
 
 def _raw_copy(url: str, batches: list[list[tuple]]) -> float:
     with connect(url, autocommit=True) as conn:
-        register_epoch_dumper(conn)  # the same ts encoding as the pipeline's connection
+        register_timestamptz_copy(conn)  # the tuples carry int µs times (to_writer_rows)
+        register_text_array_copy(conn)  # and the same conditions encoding as its writer's
         conn.execute(f"drop table if exists {RAW_TABLE}")
         conn.execute(f"create table {RAW_TABLE} (like ticks including defaults)")
         conn.execute(f"alter table {RAW_TABLE} add primary key (symbol_id, ts, trade_id)")

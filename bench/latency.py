@@ -115,7 +115,7 @@ def _publisher(redis_url: str, rate: float, seconds: float) -> dict[str, float]:
     candles, as the pipeline notes them), then an end marker straight to Redis."""
     import redis
 
-    from core.candles import Candle
+    from core.candle import Candle
     from streaming.ingest.publish import Publisher
 
     async def feed() -> tuple[int, float, int]:

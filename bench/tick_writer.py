@@ -20,6 +20,7 @@ from bench import BenchContext, Comparison
 from core.events import Rejects, Trade
 from storage.db import connect
 from storage.symbols import SymbolCache
+from storage.text_array_copy import register_text_array_copy
 from storage.tick_rows import COLUMNS, COPY_TYPES, TickRow, trades_to_rows
 from storage.tick_writer import TickWriter
 
@@ -85,6 +86,7 @@ def copy_batches(conn: Connection, table: str, batches: Sequence[Sequence[tuple]
 
 def _raw_copy(url: str, batches: list[list[TickRow]]) -> float:
     with connect(url, autocommit=True) as conn:
+        register_text_array_copy(conn)  # the conditions encoding the writer uses
         return copy_batches(conn, RAW_TABLE, batches)
 
 

@@ -24,6 +24,7 @@ class Table(StrEnum):
     SYMBOLS = "symbols"
     SYMBOL_PROVIDERS = "symbol_providers"
     TICKS = "ticks"
+    TICK_ARCHIVE = "tick_archive"  # one row per tick day moved to Parquet
     CANDLES_1M = "candles_1m"
     VOLUME_PROFILE = "volume_profile"
     PROFILE_METRICS = "profile_metrics"
@@ -42,6 +43,7 @@ class Table(StrEnum):
     BINARY_POSITIONS = "binary_positions"
     BINARY_OPPORTUNITIES = "binary_opportunities"
     INGEST_REJECTS = "ingest_rejects"
+    TICK_HISTORY_PROGRESS = "tick_history_progress"
 
 
 class AssetType(StrEnum):
@@ -50,6 +52,22 @@ class AssetType(StrEnum):
     CRYPTO = "crypto"
     FOREX = "forex"
     INDEX = "index"
+
+
+class TickSource(StrEnum):
+    """How a print reached ``ticks.source`` (docs/history.md)."""
+
+    STREAM = "stream"  # a live provider
+    GAP_FILL = "gap_fill"  # the venue's REST history after a reconnect
+    BACKFILL = "backfill"  # the tick_history asset / `marketflow backfill`
+    REPLAY = "replay"  # a recorded file
+    UNKNOWN = "unknown"  # stored before provenance was recorded, or by hand
+
+
+# Alpaca's equity feeds (ALPACA_FEED): a symbol's ticks come from one of them, never two
+# (`symbols.equity_feed`, docs/history.md). Crypto has one feed per location.
+EQUITY_FEEDS: tuple[str, ...] = ("iex", "sip", "delayed_sip", "boats", "overnight")
+CRYPTO_FEED = "crypto_us"  # ticks.feed of Alpaca's /v1beta3/crypto/us
 
 
 class Side(StrEnum):

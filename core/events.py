@@ -9,7 +9,9 @@ from datetime import datetime
 @dataclass(slots=True)
 class Trade:
     """One print. ``ts`` is timezone-aware UTC; ``side`` is the venue's aggressor (+1 buy,
-    -1 sell) when it gives one; ``bid``/``ask`` the quote in force when known."""
+    -1 sell) when it gives one; ``bid``/``ask`` the quote in force when known. ``source`` and
+    ``feed`` are its provenance (``core.contracts.TickSource``, docs/history.md) when the
+    provider sets them per print (the Alpaca gap fill); else the provider's own apply."""
 
     symbol: str
     ts: datetime
@@ -21,6 +23,8 @@ class Trade:
     side: int | None = None
     bid: float | None = None
     ask: float | None = None
+    source: str | None = None
+    feed: str | None = None
 
 
 @dataclass(slots=True)

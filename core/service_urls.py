@@ -81,31 +81,42 @@ class ServiceUrls:
         ]
 
 
-def resolve_urls(settings: Settings) -> ServiceUrls:
-    """The URLs every command uses: the environment first, then running embedded servers."""
-    state: dict[str, object] = {}
+def _state(settings: Settings) -> dict[str, object]:
     path = settings.state_dir / STATE_FILE
     if path.exists():
         with contextlib.suppress(ValueError):
-            state = json.loads(path.read_text())
+            return dict(json.loads(path.read_text()))
+    return {}
+
+
+def database_urls(settings: Settings) -> tuple[str, str]:
+    """(market database, Dagster database) without asking for Redis: for the commands that
+    only need PostgreSQL (backup, restore)."""
+    state = _state(settings)
     database_url = settings.database_url or state.get("database_url")
-    redis_url = settings.redis_url or state.get("redis_url")
     if not database_url:
         raise ServiceError(
             "no PostgreSQL configured: set DATABASE_URL, or start the embedded servers "
             "with `marketflow services` (or `marketflow up`)."
         )
+    dagster_url = state.get("dagster_database_url") if not settings.database_url else None
+    return str(database_url), str(
+        dagster_url or with_database(str(database_url), settings.dagster_db)
+    )
+
+
+def resolve_urls(settings: Settings) -> ServiceUrls:
+    """The URLs every command uses: the environment first, then running embedded servers."""
+    database_url, dagster_url = database_urls(settings)
+    redis_url = settings.redis_url or _state(settings).get("redis_url")
     if not redis_url:
         raise ServiceError(
             "no Redis configured: set REDIS_URL, or start the embedded servers "
             "with `marketflow services` (or `marketflow up`)."
         )
-    dagster_url = state.get("dagster_database_url") if not settings.database_url else None
     return ServiceUrls(
-        database_url=str(database_url),
-        dagster_database_url=str(
-            dagster_url or with_database(str(database_url), settings.dagster_db)
-        ),
+        database_url=database_url,
+        dagster_database_url=dagster_url,
         redis_url=str(redis_url),
         embedded_postgres=settings.database_url is None,
         embedded_redis=settings.redis_url is None,

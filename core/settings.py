@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     dagster_db: str = Field(default="dagster", validation_alias="MARKETFLOW_DAGSTER_DB")
     bind_host: str = Field(default="127.0.0.1", validation_alias="MARKETFLOW_BIND_HOST")
     api_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_API_TOKEN")
+    # the token the dashboard's writes need when MARKETFLOW_API_TOKEN is unset; `up`
+    # generates one and hands it to its web child here (docs/operations.md, security model)
+    web_token: SecretStr | None = Field(default=None, validation_alias="MARKETFLOW_WEB_TOKEN")
     dagster_port: int = Field(default=3000, validation_alias="DAGSTER_PORT")
     web_port: int = Field(default=8000, validation_alias="WEB_PORT")
     # the dashboard: most WebSocket clients at once (more are closed with code 1013), and
@@ -184,6 +187,13 @@ class Settings(BaseSettings):
         default=None, validation_alias="POLYMARKET_PRIVATE_KEY"
     )
 
+    # --- tick archive and backups (docs/retention.md, docs/backup.md) ---------
+    # days of ticks PostgreSQL keeps: older days go to Parquet under TICK_ARCHIVE_DIR and
+    # their partitions are dropped; unset keeps every tick in PostgreSQL
+    tick_retention_days: int | None = Field(default=None, validation_alias="TICK_RETENTION_DAYS")
+    # default: $MARKETFLOW_HOME/archive/ticks
+    tick_archive_dir: Path | None = Field(default=None, validation_alias="TICK_ARCHIVE_DIR")
+
     # --- engine and trading (docs/trading-safety.md) --------------------------
     auto_trading_enabled: bool = Field(default=False, validation_alias="AUTO_TRADING_ENABLED")
     alpaca_live: bool = Field(default=False, validation_alias="ALPACA_LIVE")
@@ -232,9 +242,30 @@ class Settings(BaseSettings):
     def _hosts_csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("tick_retention_days", "tick_archive_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("tick_retention_days")
+    @classmethod
+    def _retention_keeps_a_day(cls, value: int | None) -> int | None:
+        # 0 would archive today's partition while ingest writes it: refused, not clamped
+        if value is not None and value < 1:
+            raise ValueError(
+                f"TICK_RETENTION_DAYS={value} refused: it must be a whole number of days >= 1 "
+                "(unset it to keep every tick in PostgreSQL)"
+            )
+        return value
+
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where archived tick days live (TICK_ARCHIVE_DIR, else under MARKETFLOW_HOME)."""
+        return (self.tick_archive_dir or self.home / "archive" / "ticks").resolve()
 
 
 @lru_cache(maxsize=1)

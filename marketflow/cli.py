@@ -12,6 +12,8 @@ import logging
 import sys
 from types import ModuleType
 
+from pydantic import ValidationError
+
 # subcommand → module under marketflow.commands (docs/architecture.md)
 COMMANDS: dict[str, str] = {
     "up": "up",
@@ -19,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "migrate",
     "ingest": "ingest",
     "replay": "replay",
+    "backfill": "backfill",
     "engine": "engine",
     "web": "web",
     "polymarket": "polymarket",
@@ -27,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "backtest": "backtest",
     "chaos": "chaos",
+    "archive": "archive",
+    "backup": "backup",
+    "restore": "restore",
 }
 
 
@@ -83,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:  # a setting refused at load: say which and why
+        reasons = "; ".join(str(e.get("msg", e)) for e in exc.errors())
+        print(f"marketflow: invalid configuration: {reasons}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ in_process by default, or celery workers when a run's config or MARKETFLOW_EXECU
 
 import dagster as dg
 
+from assets.maintenance import TICK_ARCHIVE
 from assets.market_data import candles_1m
 from assets.profiles import PROFILE_ASSETS
 from orchestration.executors import configured_executor
@@ -37,4 +38,12 @@ signals_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("signals"),
     executor_def=EXECUTOR,
     description="dbt staging views and signal marts for one partition.",
+)
+
+# the daily maintenance run (tick_archive_schedule): tick days past the retention to Parquet
+tick_archive_job = dg.define_asset_job(
+    "tick_archive_job",
+    selection=dg.AssetSelection.assets(TICK_ARCHIVE),
+    executor_def=EXECUTOR,
+    description="Tick days older than TICK_RETENTION_DAYS to the Parquet archive.",
 )

@@ -15,11 +15,18 @@ import dagster as dg
 import psycopg
 
 from analytics.sessions import UnknownMarketError, session_bounds
+from assets.maintenance import days_to_archive
 from assets.market_data import candles_1m
-from assets.partitions import WRITE_FROM_TAG, daily_partitions, partition_key_for
+from assets.partitions import (
+    PARTITION_FORMAT,
+    WRITE_FROM_TAG,
+    daily_partitions,
+    history_start,
+    partition_key_for,
+)
 from assets.profiles import PROFILE_ASSETS, profiled_seq
 from assets.resources import PostgresResource
-from orchestration.jobs import minute_job, signals_job
+from orchestration.jobs import minute_job, signals_job, tick_archive_job
 
 # The sensor evaluates every 15 s and its run takes seconds: a tick stored two minutes ago
 # that no profile run has seen means the sensor is not running.
@@ -127,4 +134,55 @@ def signals_schedule(
             return dg.SkipReason(f"no market in session at {minute:%Y-%m-%d %H:%M} UTC")
     return dg.RunRequest(
         run_key=f"signals:{minute:%Y-%m-%dT%H:%M}", partition_key=partition_key_for(minute)
+    )
+
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.schedule(
+    job=tick_archive_job,
+    cron_schedule="17 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Daily at 02:17 UTC when TICK_RETENTION_DAYS is set: one run over the days older "
+        "than the retention that PostgreSQL still holds (docs/retention.md)."
+    ),
+)
+def tick_archive_schedule(
+    context: dg.ScheduleEvaluationContext, postgres: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    from core.settings import get_settings
+    from storage.tick_archive import TickArchive
+
+    retention = get_settings().tick_retention_days
+    if retention is None:
+        return dg.SkipReason("TICK_RETENTION_DAYS is not set: every tick stays in PostgreSQL")
+    runs = context.instance.get_runs(
+        dg.RunsFilter(job_name=tick_archive_job.name, statuses=IN_FLIGHT), limit=1
+    )
+    if runs:
+        return dg.SkipReason(f"an archive run is still going ({runs[0].run_id})")
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    with postgres.connect(read_only=True) as conn:
+        days = days_to_archive(conn, TickArchive.configured(), scheduled.date(), retention)
+    # days before the partitions' start are not Dagster partitions (docs/retention.md)
+    days = [d for d in days if d >= history_start()]
+    if not days:
+        return dg.SkipReason(f"no stored tick day is older than {retention} days")
+    # one single-run backfill over the range: already archived days in it are no-ops
+    return dg.RunRequest(
+        run_key=f"tick_archive:{scheduled:%Y-%m-%d}",
+        tags={
+            RANGE_START_TAG: days[0].strftime(PARTITION_FORMAT),
+            RANGE_END_TAG: days[-1].strftime(PARTITION_FORMAT),
+        },
     )

@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import pyarrow.compute as pc
 from psycopg.rows import dict_row
 
 from core.events import Rejects
+from storage.tick_archive import TickArchive
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,20 @@ def known_symbols(conn: psycopg.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute("select symbol from symbols order by 1")]
 
 
-def last_tick_time(conn: psycopg.Connection, symbol_id: int) -> datetime | None:
+def last_tick_time(
+    conn: psycopg.Connection, symbol_id: int, archive: TickArchive | None = None
+) -> datetime | None:
+    """The symbol's newest print: in PostgreSQL, else in the newest archived day holding it
+    (docs/retention.md)."""
     row = conn.execute("select max(ts) from ticks where symbol_id = %s", (symbol_id,)).fetchone()
-    return None if row is None else row[0]
+    if row is not None and row[0] is not None:
+        return row[0]
+    archive = archive or TickArchive.configured()
+    for day in sorted(archive.days(), reverse=True):
+        ts = archive.read(day, ["ts"], symbol_ids=[symbol_id]).column("ts")
+        if len(ts):
+            return pc.max(ts).as_py()
+    return None
 
 
 def newest_tick(conn: psycopg.Connection) -> dict[str, Any] | None:
@@ -135,3 +148,21 @@ def recent_rejects(conn: psycopg.Connection, limit: int = 10) -> list[dict[str, 
             " where day >= (now() at time zone 'utc')::date - 1 order by count desc limit %s",
             (limit,),
         ).fetchall()
+
+
+# the plausibility band's seeds: each symbol's last stored close of the past week
+LAST_CLOSES_SQL = """
+select s.symbol, c.close from symbols s
+cross join lateral (
+    select close from candles_1m
+    where symbol_id = s.id and ts > now() - interval '7 days' and close > 0
+    order by ts desc limit 1
+) as c
+"""
+
+
+def last_closes(conn: psycopg.Connection) -> dict[str, float]:
+    """Symbol → its last stored close within a week (symbols without one are absent)."""
+    with conn.cursor() as cur:
+        cur.execute(LAST_CLOSES_SQL)
+        return {str(sym): float(close) for sym, close in cur.fetchall()}

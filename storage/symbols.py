@@ -62,6 +62,22 @@ CURRENCIES = frozenset(
 )
 
 
+def is_slash_pair(symbol: str) -> bool:
+    """``BASE/QUOTE`` with both sides alphanumeric: a pair as Alpaca (crypto) or a user (FX)
+    writes it."""
+    base, slash, quote = symbol.partition("/")
+    return bool(slash) and base.isalnum() and quote.isalnum()
+
+
+def stored_symbol(name: str) -> str:
+    """The one name a symbol is stored and shown under: upper case, and a pair without its
+    slash (``BTC/USD`` is ``BTCUSD``, the name the demo, the seed and replay use;
+    docs/history.md). A symbol is a path segment of the dashboard, where a slash would
+    split it."""
+    upper = name.strip().upper()
+    return upper.replace("/", "") if is_slash_pair(upper) else upper
+
+
 def is_fx_pair(symbol: str) -> bool:
     """``EURUSD`` / ``EUR/USD``: two ISO currencies (so ``BTCUSD`` is not FX)."""
     bare = symbol.upper().replace("/", "")
@@ -69,7 +85,10 @@ def is_fx_pair(symbol: str) -> bool:
 
 
 def guess_asset_type(symbol: str) -> AssetType:
-    """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later)."""
+    """A sensible ``asset_type`` for a symbol nobody seeded (the row can be edited later).
+    A ``BASE/QUOTE`` pair that is not two currencies is crypto, as Alpaca writes its pairs."""
+    if is_slash_pair(symbol.upper()) and not is_fx_pair(symbol):
+        return AssetType.CRYPTO
     upper = symbol.upper().replace("/", "").replace("-", "")
     for quote in ("USDT", "USDC", "USD", "BTC", "EUR"):
         if upper.endswith(quote) and upper[: -len(quote)] in _CRYPTO_BASES:
@@ -191,3 +210,21 @@ class SymbolCache:
 def symbol_ids(conn: psycopg.Connection, symbols: Iterable[str]) -> dict[str, int]:
     """One-off lookup (creating unknown symbols); long-lived code keeps a ``SymbolCache``."""
     return SymbolCache(conn).ids(symbols)
+
+
+def fix_equity_feed(conn: psycopg.Connection, symbols: Iterable[str], feed: str) -> dict[str, str]:
+    """Fix ``feed`` as the equity feed of the stock ``symbols`` that have none yet; returns
+    the symbols fixed to another feed, with theirs (docs/history.md)."""
+    names = sorted(set(symbols))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "update symbols set equity_feed = %s, updated_at = now() "
+            "where symbol = any(%s) and equity_feed is null and asset_type = 'stock'",
+            (feed, names),
+        )
+        cur.execute(
+            "select symbol, equity_feed from symbols where symbol = any(%s) "
+            "and equity_feed is not null and equity_feed <> %s",
+            (names, feed),
+        )
+        return {str(s): str(f) for s, f in cur.fetchall()}

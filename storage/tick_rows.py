@@ -19,6 +19,8 @@ No I/O here; ``storage.tick_writer`` sends what this produces. Decisions pinned 
   taken for a duplicate: without a venue id, "the same print again" and "a new print equal in
   every field" cannot be told apart, and marketflow chooses idempotency. The ``~`` prefix keeps
   derived ids apart from venue ids (numeric or hex at every supported venue).
+* ``source`` and ``feed`` are the print's provenance (docs/history.md); a print that does
+  not carry one is stored as ``unknown`` with no feed.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
+from core.contracts import TickSource
 from core.events import Rejects, Trade
 
-# (symbol_id, ts, trade_id, price, size, exchange, conditions, side, bid, ask)
+# (symbol_id, ts, trade_id, price, size, exchange, conditions, side, bid, ask, source, feed)
 TickRow = tuple[
     int,
     datetime,
@@ -41,6 +44,8 @@ TickRow = tuple[
     int | None,
     float | None,
     float | None,
+    str,
+    str | None,
 ]
 
 COLUMNS: tuple[str, ...] = (
@@ -54,6 +59,8 @@ COLUMNS: tuple[str, ...] = (
     "side",
     "bid",
     "ask",
+    "source",
+    "feed",
 )
 # PostgreSQL types of COLUMNS, for binary COPY
 COPY_TYPES: tuple[str, ...] = (
@@ -67,9 +74,12 @@ COPY_TYPES: tuple[str, ...] = (
     "int2",
     "float8",
     "float8",
+    "text",
+    "text",
 )
 
 DEFAULT_MAX_FUTURE = timedelta(days=1)
+UNKNOWN_SOURCE = TickSource.UNKNOWN.value  # a print that does not say how it arrived
 _DAY = timedelta(days=1)
 
 
@@ -178,6 +188,8 @@ def iter_rows(
             side,
             bid,
             ask,
+            trade.source or UNKNOWN_SOURCE,
+            trade.feed or None,
         )
 
 

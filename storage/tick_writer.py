@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -36,7 +36,9 @@ from psycopg import errors
 from psycopg.pq import TransactionStatus
 
 from core.events import Rejects, Trade
+from storage.binary_copy import EncodedRows, TickColumns, encode
 from storage.symbols import SymbolCache
+from storage.text_array_copy import register_text_array_copy
 from storage.tick_rows import (
     COLUMNS,
     COPY_TYPES,
@@ -56,7 +58,8 @@ _CREATE_STAGE = (
     f"create temp table if not exists {STAGE_TABLE} ("
     "symbol_id bigint, ts timestamptz, trade_id text, price double precision,"
     " size double precision, exchange text, conditions text[], side smallint,"
-    " bid double precision, ask double precision) on commit delete rows"
+    " bid double precision, ask double precision, source text, feed text)"
+    " on commit delete rows"
 )
 _MERGE_STAGE = (
     f"insert into ticks ({_COLS}) select {_COLS} from {STAGE_TABLE} "
@@ -97,6 +100,7 @@ class TickWriter:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.conn = conn
+        register_text_array_copy(conn)  # conditions: each distinct set encoded once
         self.symbols = symbols or SymbolCache(conn)
         self.max_future = max_future
         self.clock = clock
@@ -193,14 +197,24 @@ class TickWriter:
             self.rejects.samples,
         )
 
-    def write_rows(self, rows: list[TickRow], days: set[date]) -> tuple[int, bool]:
-        """Store already validated rows (``tick_rows.COLUMNS`` order) falling on ``days``.
+    def write_columns(self, rows: TickColumns, days: set[date]) -> tuple[int, bool]:
+        """Store validated columns falling on ``days``, encoded for COPY a column at a time
+        (``storage.binary_copy``: no Python work per row); see ``write_rows``."""
+        if rows.ts_ns.shape[0] == 0:
+            return 0, False
+        return self.write_rows(encode(rows), days)
+
+    def write_rows(
+        self, rows: Sequence[TickRow] | EncodedRows, days: set[date]
+    ) -> tuple[int, bool]:
+        """Store already validated rows (``tick_rows.COLUMNS`` order, or one binary COPY
+        stream of them, ``storage.binary_copy.encode``) falling on ``days``.
 
         Returns (rows inserted, whether the staged path ran). A deadlock with another writer
         storing the same keys, or a remembered day partition that is gone (dropped by
         retention), is retried; any other database error is raised.
         """
-        if not rows:
+        if (rows.rows if isinstance(rows, EncodedRows) else len(rows)) == 0:
             return 0, False
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             self.ensure_days(days)
@@ -222,7 +236,7 @@ class TickWriter:
                 raise
         raise AssertionError("unreachable")
 
-    def _write_once(self, rows: list[TickRow]) -> tuple[int, bool]:
+    def _write_once(self, rows: Sequence[TickRow] | EncodedRows) -> tuple[int, bool]:
         # a transaction of its own on an autocommit connection, a savepoint inside a caller's
         with self.conn.transaction():
             if self._staged_left > 0:
@@ -262,20 +276,24 @@ class TickWriter:
             for lo, hi in ranges:
                 self._known_days.update(lo + timedelta(days=i) for i in range((hi - lo).days + 1))
 
-    def _copy(self, statement: str, rows: list[TickRow]) -> int:
+    def _copy(self, statement: str, rows: Sequence[TickRow] | EncodedRows) -> int:
         with self.conn.cursor() as cur:
             with cur.copy(statement) as copy:
-                copy.set_types(COPY_TYPES)
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+                if isinstance(rows, EncodedRows):  # a whole binary stream (binary_copy)
+                    for part in rows.parts:
+                        copy.write(part)
+                else:
+                    copy.set_types(COPY_TYPES)
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
             return cur.rowcount
 
-    def _direct(self, rows: list[TickRow]) -> int:
+    def _direct(self, rows: Sequence[TickRow] | EncodedRows) -> int:
         with self.conn.transaction():  # savepoint: a conflict undoes only this COPY
             return self._copy(_COPY_DIRECT, rows)
 
-    def _staged(self, rows: list[TickRow]) -> int:
+    def _staged(self, rows: Sequence[TickRow] | EncodedRows) -> int:
         with self.conn.cursor() as cur:
             cur.execute(_CREATE_STAGE)
             # inside a caller's transaction rows of an earlier batch may still be there
@@ -284,5 +302,5 @@ class TickWriter:
         with self.conn.cursor() as cur:
             cur.execute(_MERGE_STAGE)
             inserted = cur.rowcount
-        log.debug("staged tick write: %d of %d rows new", inserted, len(rows))
+        log.debug("staged tick write: %d rows new", inserted)
         return inserted

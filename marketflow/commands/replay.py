@@ -13,7 +13,15 @@ HELP = "replay recorded trades (CSV or Parquet) through the ingest path into Pos
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE", help="CSV or Parquet of trades")
+    parser.add_argument(
+        "file", type=Path, metavar="FILE", nargs="?", help="CSV or Parquet of trades"
+    )
+    parser.add_argument(
+        "--archived-day",
+        metavar="YYYY-MM-DD",
+        help="instead of FILE: that day of the tick archive (TICK_ARCHIVE_DIR, "
+        "docs/retention.md), every symbol with its trade ids, sides and quotes",
+    )
     parser.add_argument(
         "--symbol", metavar="S", help="symbol of every row (required without a symbol column)"
     )
@@ -49,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         log.error("--speed must be a positive number")
         return 2
+    if (args.file is None) == (args.archived_day is None):
+        log.error("give either FILE or --archived-day YYYY-MM-DD")
+        return 2
+    if args.archived_day is not None:
+        args.file = _archived_file(args.archived_day)
+        if args.file is None:
+            return 2
     try:
         provider = ReplayProvider(
             args.file,
@@ -67,6 +82,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"replaying {provider.total:,} trades of {', '.join(provider.symbols)} from {args.file}")
     print(f"row size of new symbols: {sizes}")
     return asyncio.run(run_ingest(settings, provider, source="replay", progress=True))
+
+
+def _archived_file(day: str) -> Path | None:
+    import logging
+    from datetime import date
+
+    from storage.tick_archive import TickArchive
+
+    log = logging.getLogger("marketflow.replay")
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        log.error("--archived-day wants a date like 2024-03-05, got %r", day)
+        return None
+    archive = TickArchive.configured()
+    if when not in archive.days():
+        log.error("%s is not in the tick archive at %s", when, archive.root)
+        return None
+    return archive.file_path(when)
 
 
 def _update_row_size(settings: Settings, symbols: list[str], row_size: float) -> None:

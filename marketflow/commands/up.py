@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ LONG_RUNNING: tuple[tuple[str, tuple[str, ...]], ...] = (
 POLYMARKET = ("polymarket", ("polymarket", "stream"))
 DAGSTER_HOST = "127.0.0.1"
 INGEST = "ingest"
+WEB_TOKEN_ENV = "MARKETFLOW_WEB_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,13 +145,45 @@ def plan_children(
     return specs, notes
 
 
+def dashboard_token(settings: Settings) -> str | None:
+    """The token the dashboard's writes need when no token is configured: generated once
+    per `up` (a restarted web child keeps it) and handed to the web child alone through its
+    environment (MARKETFLOW_WEB_TOKEN); None when the environment already names one."""
+    if settings.api_token is not None or settings.web_token is not None:
+        return None
+    from streaming.web.security import generate_token
+
+    return generate_token()
+
+
+def with_web_token(specs: Sequence[ChildSpec], token: str | None) -> list[ChildSpec]:
+    if token is None:
+        return list(specs)
+    return [
+        replace(spec, env={**(spec.env or os.environ), WEB_TOKEN_ENV: token})
+        if spec.name == "web"
+        else spec
+        for spec in specs
+    ]
+
+
 def address_block(
-    settings: Settings, urls: ServiceUrls, specs: Sequence[ChildSpec], notes: Sequence[str]
+    settings: Settings,
+    urls: ServiceUrls,
+    specs: Sequence[ChildSpec],
+    notes: Sequence[str],
+    web_token: str | None = None,
 ) -> str:
-    """The one block `up` prints: every address (passwords redacted) and every process."""
+    """The one block `up` prints: every address (passwords redacted) and every process.
+    A generated dashboard token is shown inside the dashboard's link, and nowhere else."""
     names = {spec.name for spec in specs}
     host = settings.bind_host
-    token = "?token=<MARKETFLOW_API_TOKEN>" if settings.api_token is not None else ""
+    if web_token is not None:
+        token = f"?token={web_token}"
+    elif settings.api_token is not None:
+        token = "?token=<MARKETFLOW_API_TOKEN>"
+    else:
+        token = f"?token=<{WEB_TOKEN_ENV}>" if settings.web_token is not None else ""
     dagster = (
         f"http://{DAGSTER_HOST}:{settings.dagster_port}"
         if "dagster-web" in names
@@ -221,11 +255,13 @@ async def _up(args: argparse.Namespace) -> int:
         specs, notes = plan_children(
             settings, env, only, dagster=not args.no_dagster, ingest_shards=args.ingest_shards
         )
+        web_token = dashboard_token(settings)
+        specs = with_web_token(specs, web_token)
         supervisor = Supervisor(specs, stop_timeout=args.stop_timeout)
         if stop.is_set():
             return 0
         await supervisor.start()
-        print(address_block(settings, urls, specs, notes), flush=True)
+        print(address_block(settings, urls, specs, notes, web_token), flush=True)
 
         def counters() -> dict[str, int | str]:
             assert supervisor is not None

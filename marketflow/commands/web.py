@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streaming.web import WebServer
 
 HELP = "serve the trader's dashboard: pages, JSON API (/docs) and the live WebSocket feed"
+
+
+def address_line(server: WebServer) -> str:
+    """The one line saying where the dashboard is. A generated token is shown only here,
+    inside the link (never logged); a token from the environment is named, not shown."""
+    if server.token_generated:
+        return f"dashboard on {server.link} (open this link: changes need its token)"
+    source = "MARKETFLOW_WEB_TOKEN" if server.reads_open else "MARKETFLOW_API_TOKEN"
+    return f"dashboard on http://{server.host}:{server.port}/?token=<{source}>"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +44,7 @@ async def _serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    write_token = settings.web_token.get_secret_value() if settings.web_token else None
     try:
         server = WebServer(
             urls.redis_url,
@@ -38,6 +52,7 @@ async def _serve(args: argparse.Namespace) -> int:
             host=args.host or settings.bind_host,
             port=args.port if args.port is not None else settings.web_port,
             token=token,
+            write_token=write_token,
             max_clients=settings.web_max_clients,
             extra_hosts=settings.web_allowed_hosts,
         )
@@ -61,7 +76,7 @@ async def _serve(args: argparse.Namespace) -> int:
     # every browser would see)
     gc.collect()
     gc.freeze()
-    print(f"dashboard on http://{server.host}:{server.port}/", flush=True)
+    print(address_line(server), flush=True)
     try:
         async with Heartbeat(urls.redis_url, "web", server.counters):
             await stop.wait()

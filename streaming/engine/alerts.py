@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from analytics.aggressive_flow import DIRECTION_NAMES, intensity
-from streaming.engine.snapshot import Metrics, Snapshot, Universe, json_number
+from strategies.snapshot import Metrics, Snapshot, Universe, json_number
 
 
 @dataclass(frozen=True)

@@ -34,15 +34,12 @@ import redis.asyncio as aioredis
 from core.contracts import Channel
 from core.settings import Settings
 from storage.db import libpq_url
-from streaming.engine import killswitch, queries
-from streaming.engine.alerts import OnceLatch, flow_alerts, lvn_alerts
-from streaming.engine.intents import order_intent
-from streaming.engine.lease import EngineLease
-from streaming.engine.publishing import publish
-from streaming.engine.report import Counters, TickReport
-from streaming.engine.session_clock import current_session, session_opens
-from streaming.engine.signals import fire_signals, record_signals, signal_messages
-from streaming.engine.snapshot import (
+from strategies.edges import EdgeTracker
+from strategies.evaluation import target_mask
+from strategies.intents import order_intent
+from strategies.model import Strategy, SymbolConfig, sma_periods
+from strategies.session_clock import current_session, session_opens
+from strategies.snapshot import (
     PROFILE_STALE,
     Metrics,
     Snapshot,
@@ -51,10 +48,13 @@ from streaming.engine.snapshot import (
     compute_metrics,
     only_current_profiles,
 )
+from streaming.engine import killswitch, queries
+from streaming.engine.alerts import OnceLatch, flow_alerts, lvn_alerts
+from streaming.engine.lease import EngineLease
+from streaming.engine.publishing import publish
+from streaming.engine.report import Counters, TickReport
+from streaming.engine.signals import fire_signals, record_signals, signal_messages
 from streaming.engine.state import StateRecorder, refresh_states
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import target_mask
-from streaming.engine.strategies.model import Strategy, SymbolConfig, sma_periods
 from streaming.engine.trader import Trader
 
 log = logging.getLogger(__name__)

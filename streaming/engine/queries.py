@@ -21,14 +21,13 @@ import psycopg
 
 from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from core.contracts import Horizon
+from strategies.definitions import parse_config, parse_strategy
+from strategies.model import DefinitionError, Strategy, SymbolConfig
+from strategies.snapshot import FLOW_MAX_AGE, Profile, Snapshot, Universe
 from streaming.engine.alerts import nodes as alert_nodes
-from streaming.engine.snapshot import Profile, Snapshot, Universe
-from streaming.engine.strategies.definitions import parse_config, parse_strategy
-from streaming.engine.strategies.model import DefinitionError, Strategy, SymbolConfig
 
 log = logging.getLogger(__name__)
 
-FLOW_MAX_AGE = timedelta(minutes=15)  # older order flow is not "recent" aggression
 
 UNIVERSE_SQL = """
 select id, symbol, market, asset_type from symbols

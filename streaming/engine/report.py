@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streaming.engine.trader import OrderIntent
+from strategies.intents import OrderIntent
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from streaming.engine.snapshot import Metrics, Universe
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import evaluate
-from streaming.engine.strategies.model import Candidate, Strategy, SymbolConfig
+from strategies.edges import EdgeTracker
+from strategies.evaluation import evaluate
+from strategies.model import Candidate, Strategy, SymbolConfig
+from strategies.snapshot import Metrics, Universe
 
 SIGNAL_SQL = """
 insert into signals (ts, strategy_id, symbol_id, type, price, details)

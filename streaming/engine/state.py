@@ -19,7 +19,7 @@ import numpy.typing as npt
 import psycopg
 
 from analytics.market_state import STATE_NAMES, UNKNOWN
-from streaming.engine.snapshot import (
+from strategies.snapshot import (
     PROFILE_CURRENT,
     PROFILE_STALE,
     Metrics,

@@ -1,7 +1,7 @@
 """Auto-trading: signals → risk gates → broker bracket orders, every order in ``orders``.
 
 Only when ``AUTO_TRADING_ENABLED=true``; paper unless ``ALPACA_LIVE=true``. The broker is
-reached through the venue's execution client (``streaming/providers/alpaca/execution.py``);
+reached through the venue's execution client (``streaming/venues/alpaca/execution.py``);
 this module keeps the gates and the bookkeeping. For each intent, in order (the first
 failing gate records the order as ``blocked`` with that reason and nothing reaches the
 broker; docs/trading-safety.md lists them with their settings):
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,10 +41,8 @@ import psycopg
 import redis.asyncio as aioredis
 
 from analytics.risk import Bracket, bracket_levels, cap_shares, position_size, within_caps
-from core.contracts import Side
 from core.settings import Settings
-from streaming.engine import killswitch, orders
-from streaming.engine.gates import (
+from strategies.gates import (
     AccountView,
     Limits,
     account_gate,
@@ -54,13 +50,10 @@ from streaming.engine.gates import (
     position_gate,
     price_gate,
 )
+from strategies.intents import OrderIntent, parameters_ok
+from streaming.engine import killswitch, orders
 from streaming.engine.ratelimit import TokenBucket
-from streaming.engine.strategies.definitions import (
-    ATR_MULTIPLIER_MAX,
-    ATR_MULTIPLIER_MIN,
-    RISK_PCT_MAX,
-)
-from streaming.providers.alpaca.execution import AlpacaExecution, broker_error, broker_status
+from streaming.venues.alpaca.execution import AlpacaExecution, broker_error, broker_status
 
 log = logging.getLogger(__name__)
 
@@ -70,54 +63,16 @@ ACCOUNT_MAX_AGE_S = 2.0
 INTENT_MAX_AGE_S = 30.0  # an intent the rate limit kept waiting this long is dropped
 
 
-@dataclass(frozen=True)
-class OrderIntent:
-    strategy_id: int
-    strategy: str
-    symbol_id: int
-    symbol: str
-    market: str
-    side: Side
-    signal_time: datetime  # the signal row's ts: with strategy and symbol, its identity
-    price: float
-    atr: float | None
-    stop_multiplier: float = 1.5
-    target_multiplier: float = 3.0
-    risk_pct: float | None = None
-    reason: str = ""
-    price_time: datetime | None = None  # when ``price`` was current (its candle's minute)
-    max_positions: int | None = None  # the strategy's cap on its open positions
-    max_daily_loss_pct: float | None = None  # the strategy's own, when stricter
-
-    @property
-    def client_order_id(self) -> str:
-        return client_order_id(self.strategy_id, self.symbol_id, self.symbol, self.signal_time)
-
-    def row(self, paper: bool) -> orders.OrderRow:
-        return orders.OrderRow(
-            self.client_order_id,
-            self.symbol_id,
-            self.strategy_id,
-            self.side.value,
-            self.price,
-            paper,
-        )
-
-
-def client_order_id(strategy_id: int, symbol_id: int, symbol: str, signal_time: datetime) -> str:
-    """The signal's identity as a broker order id: the same signal row (strategy, symbol,
-    timestamp to the microsecond) always maps to the same id, a different one never does."""
-    safe = re.sub(r"[^A-Za-z0-9]", "", symbol)[:20]
-    stamp = signal_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
-    return f"mf-{strategy_id}-{symbol_id}-{safe}-{stamp}"
-
-
-def parameters_ok(intent: OrderIntent) -> bool:
-    """The strategy bounds again at the last step (validated on load already)."""
-    mults = (intent.stop_multiplier, intent.target_multiplier)
-    if not all(math.isfinite(m) and ATR_MULTIPLIER_MIN <= m <= ATR_MULTIPLIER_MAX for m in mults):
-        return False
-    return intent.risk_pct is None or 0 < intent.risk_pct <= RISK_PCT_MAX
+def order_row(intent: OrderIntent, paper: bool) -> orders.OrderRow:
+    """The ``orders`` row an intent is recorded as, before anything reaches the broker."""
+    return orders.OrderRow(
+        intent.client_order_id,
+        intent.symbol_id,
+        intent.strategy_id,
+        intent.side.value,
+        intent.price,
+        paper,
+    )
 
 
 class RateLimited(Exception):
@@ -193,7 +148,9 @@ class Trader:
         inserted: bool | None = None,
     ) -> None:
         if inserted is None:
-            inserted = await orders.insert(conn, intent.row(self.paper), "blocked", why, bracket)
+            inserted = await orders.insert(
+                conn, order_row(intent, self.paper), "blocked", why, bracket
+            )
         if inserted:
             self.counters.blocked += 1
             self.counters.blocked_by[why] = self.counters.blocked_by.get(why, 0) + 1
@@ -218,12 +175,12 @@ class Trader:
         queue.extend(intents)
         self._queue = []
         for n, intent in enumerate(queue):
-            held = await self._one(conn, intent, loop_id, now)
+            held = await self._gate_and_send(conn, intent, loop_id, now)
             if held is not None:
                 self._queue.extend((later, held) for later in queue[n:])
                 return
 
-    async def _one(
+    async def _gate_and_send(
         self, conn: psycopg.AsyncConnection, intent: OrderIntent, loop_id: int, now: datetime
     ) -> str | None:
         """Handle one intent; returns why it (and the rest of the queue) must wait, if so."""
@@ -292,7 +249,7 @@ class Trader:
             )
 
         inserted, blocked = await orders.reserve(
-            conn, intent.row(self.paper), held, gate, bracket, qty, intent.reason or None
+            conn, order_row(intent, self.paper), held, gate, bracket, qty, intent.reason or None
         )
         if blocked is not None:
             await self._block(conn, intent, blocked, bracket, inserted=inserted)

@@ -7,7 +7,9 @@ handed to the publisher at once (``ticks:trades``), before storage, so latency s
 A ``Quote`` is remembered as the quote in force for the symbol's next prints that lack one.
 Trades that pass the checks then meet the plausibility band (``plausibility.PriceBand``):
 a print far from its symbol's recent prices is held until confirmed, or rejected as
-``implausible_price``.
+``implausible_price``. Each row carries its provenance (``ticks.source``/``feed``: the
+print's own, else its provider's); an equity print of another feed than the one its symbol
+is fixed to is rejected as ``feed_mismatch`` (docs/history.md).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from typing import Protocol
 
 import numpy as np
 
-from core.candles import Candle
+from core import validation as v
+from core.candle import Candle
+from core.contracts import EQUITY_FEEDS, TickSource
 from core.events import Bar, Quote, Rejects, Trade
 from core.timestamps import MINUTE_NS, NS
-from streaming.ingest import validate as v
+from storage.candle_writes import BarRow
 from streaming.ingest.plausibility import IMPLAUSIBLE, PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
@@ -31,12 +35,14 @@ from streaming.providers.base import Provider, TradeBatch
 
 log = logging.getLogger(__name__)
 QUOTE_FRESH_NS = 10 * NS  # a quote older than this is not "the quote at the print"
-BarRow = tuple[int, int, float, float, float, float, float, int]
+
 # one print ready to stage: symbol, id, ts ns, trade id, price, size, side, bid, ask,
-# exchange, conditions (what the plausibility band holds until a print is confirmed)
+# exchange, conditions, source, feed (what the plausibility band holds until confirmed)
 Row = tuple[
-    str, int, int, str | None, float, float, int, float, float, str | None, tuple[str, ...] | None
-]
+    str, int, int, str | None, float, float, int, float, float, str | None,
+    tuple[str, ...] | None, str, str | None,
+]  # fmt: skip
+FEED_MISMATCH = "feed_mismatch"  # an equity print of another feed than the symbol's own
 
 
 class Received(Protocol):
@@ -62,6 +68,8 @@ class _Staging:
         self.ask: list[float] = []
         self.exchange: list[str | None] = []
         self.conditions: list[tuple[str, ...] | None] = []
+        self.source: list[str] = []
+        self.feed: list[str | None] = []
         self.symbols: list[str] = []
 
     def __len__(self) -> int:
@@ -85,6 +93,10 @@ class _Staging:
         exch[:] = self.exchange
         cond = np.empty(n, object)
         cond[:] = self.conditions
+        source = np.empty(n, object)
+        source[:] = self.source
+        feed = np.empty(n, object)
+        feed[:] = self.feed
         return TickRows(
             sid,
             ts,
@@ -96,6 +108,8 @@ class _Staging:
             np.asarray(self.ask, np.float64),
             exch,
             cond,
+            source,
+            feed,
         )
 
 
@@ -184,6 +198,10 @@ class Intake:
         if sid is None:
             self.rejects.add(v.UNKNOWN_SYMBOL, t)
             return
+        source, feed = self._provenance(t.source, t.feed)
+        if not self._feed_ok(t.symbol, feed):
+            self.rejects.add(FEED_MISMATCH, t)
+            return
         ts = v.ts_ns_of(t.ts)
         assert ts is not None
         bid, ask = v.clean_quote(t.bid), v.clean_quote(t.ask)
@@ -194,9 +212,26 @@ class Intake:
         row: Row = (
             t.symbol, sid, ts, None if t.trade_id in (None, "") else str(t.trade_id),
             float(t.price), float(t.size), t.side or 0, bid, ask, t.exchange or None,
-            tuple(str(c) for c in t.conditions) or None,
+            tuple(str(c) for c in t.conditions) or None, source, feed,
         )  # fmt: skip
         self._offer(row)
+
+    def _provenance(self, source: str | None, feed: str | None) -> tuple[str, str | None]:
+        """A print's own provenance, else its provider's (docs/history.md)."""
+        provider = self.provider
+        if source is None:
+            source = provider.tick_source if provider is not None else TickSource.STREAM
+        if feed is None and provider is not None:
+            feed = provider.feed
+        return str(source), feed
+
+    def _feed_ok(self, symbol: str, feed: str | None) -> bool:
+        """False for an equity print of another feed than the one the symbol is fixed to:
+        a profile never mixes IEX with SIP (docs/history.md)."""
+        if feed is None or feed not in EQUITY_FEEDS:
+            return True
+        fixed = self.symbols.equity_feed(symbol)
+        return fixed is None or fixed == feed
 
     def _offer(self, row: Row) -> None:
         """Through the plausibility band (when on) to staging."""
@@ -217,7 +252,7 @@ class Intake:
         return len(held)
 
     def _stage_row(self, row: Row) -> None:
-        symbol, sid, ts, tid, price, size, side, bid, ask, exchange, conditions = row
+        symbol, sid, ts, tid, price, size, side, bid, ask, exchange, conditions, source, feed = row
         st = self._staging
         st.sid.append(sid)
         st.ts.append(ts)
@@ -229,6 +264,8 @@ class Intake:
         st.ask.append(ask)
         st.exchange.append(exchange)
         st.conditions.append(conditions)
+        st.source.append(source)
+        st.feed.append(feed)
         self._after_stage(1)
         self.publisher.note_trade(symbol, ts, price, size, side or None)
 
@@ -241,6 +278,10 @@ class Intake:
         if sid is None:
             self.rejects.add(v.UNKNOWN_SYMBOL, f"{b.symbol!r} batch of {n}")
             self.rejects.counts[v.UNKNOWN_SYMBOL] += n - 1
+            return
+        if not self._feed_ok(b.symbol, self._provenance(None, None)[1]):
+            self.rejects.add(FEED_MISMATCH, f"{b.symbol!r} batch of {n}")
+            self.rejects.counts[FEED_MISMATCH] += n - 1
             return
         ts = np.asarray(b.ts_ns, np.int64)
         price = np.asarray(b.price, np.float64)
@@ -268,8 +309,7 @@ class Intake:
         for i in deferred.tolist():  # too few to judge as a block: one by one
             self._offer(self._batch_row(b, sid, int(i)))
 
-    @staticmethod
-    def _batch_row(b: TradeBatch, sid: int, i: int) -> Row:
+    def _batch_row(self, b: TradeBatch, sid: int, i: int) -> Row:
         def at(arr: np.ndarray | None, default: float) -> float:
             return default if arr is None else float(arr[i])
 
@@ -278,7 +318,7 @@ class Intake:
         return (
             b.symbol, sid, int(b.ts_ns[i]), tid, float(b.price[i]), float(b.size[i]),
             side if side in (1, -1) else 0, at(b.bid, math.nan), at(b.ask, math.nan),
-            b.exchange, None,
+            b.exchange, None, *self._provenance(None, None),
         )  # fmt: skip
 
     def _stage_batch(
@@ -319,7 +359,11 @@ class Intake:
                 tid[missing] = derived_trade_ids(ts[missing], price[missing], size[missing])
         exch = np.full(m, b.exchange, object)
         cond = np.full(m, None, object)
-        rows = TickRows(np.full(m, sid, np.int64), ts, tid, price, size, side, bid, ask, exch, cond)
+        source, feed = self._provenance(None, None)
+        rows = TickRows(
+            np.full(m, sid, np.int64), ts, tid, price, size, side, bid, ask, exch, cond,
+            np.full(m, source, object), np.full(m, feed, object),
+        )  # fmt: skip
         self._chunks.append(rows)
         self._after_stage(m)
         last = m - 1

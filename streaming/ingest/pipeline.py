@@ -36,11 +36,11 @@ from collections.abc import Callable
 
 import psycopg
 
-from core.candles import Candle
+from core.candle import Candle
 from core.events import Rejects
 from core.timestamps import MINUTE_NS, NS
 from streaming.ingest import rejects as reject_store
-from streaming.ingest.candles import CandleBuilder
+from streaming.ingest.candle_builder import CandleBuilder
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.counters import Counters
 from streaming.ingest.intake import Intake, Row

@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.candles import Candle
+from core.candle import Candle
 from core.contracts import Channel
 from core.timestamps import NS
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from core.timestamps import NS
-from storage.tick_rows import derived_trade_id
+from storage.tick_rows import UNKNOWN_SOURCE, derived_trade_id
 
 DAY_NS = 86_400 * NS
 
@@ -32,6 +32,8 @@ class TickRows:
     ask: np.ndarray  # float64, NaN unknown
     exchange: np.ndarray  # object (str | None)
     conditions: np.ndarray  # object (tuple[str, ...] | None)
+    source: np.ndarray  # object (str): ticks.source, core.contracts.TickSource
+    feed: np.ndarray  # object (str | None): ticks.feed
 
     def __len__(self) -> int:
         return int(self.ts_ns.shape[0])
@@ -50,6 +52,8 @@ class TickRows:
             np.empty(0, np.int8),
             np.empty(0),
             np.empty(0),
+            np.empty(0, object),
+            np.empty(0, object),
             np.empty(0, object),
             np.empty(0, object),
         )
@@ -78,14 +82,29 @@ class TickRows:
                 "ask": pa.array(self.ask, pa.float64()),
                 "exchange": pa.array(self.exchange, pa.string()),
                 "conditions": pa.array(cond, pa.list_(pa.string())),
+                "source": pa.array(self.source, pa.string()),
+                "feed": pa.array(self.feed, pa.string()),
             }
         )
 
     @staticmethod
     def from_arrow(batch: pa.RecordBatch) -> TickRows:
         col = batch.column
-        cond = np.empty(batch.num_rows, object)
+        n = batch.num_rows
+        cond = np.empty(n, object)
         cond[:] = [tuple(c) if c else None for c in col("conditions").to_pylist()]
+        names = batch.schema.names
+        # spool records written before provenance existed have neither column
+        source = (
+            np.asarray(col("source").to_pylist(), dtype=object)
+            if "source" in names
+            else np.full(n, UNKNOWN_SOURCE, object)
+        )
+        feed = (
+            np.asarray(col("feed").to_pylist(), dtype=object)
+            if "feed" in names
+            else np.full(n, None, object)
+        )
         return TickRows(
             col("symbol_id").to_numpy(zero_copy_only=False).astype(np.int64),
             col("ts_ns").to_numpy(zero_copy_only=False).astype(np.int64),
@@ -97,6 +116,8 @@ class TickRows:
             col("ask").to_numpy(zero_copy_only=False).astype(np.float64),
             np.asarray(col("exchange").to_pylist(), dtype=object),
             cond,
+            source,
+            feed,
         )
 
 
@@ -115,11 +136,22 @@ def derived_trade_ids(ts_ns: np.ndarray, price: np.ndarray, size: np.ndarray) ->
     return out
 
 
-def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
-    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days) for ``TickWriter``.
+def utc_days(rows: TickRows) -> set[date]:
+    """The UTC days the rows fall on (the partitions a write needs)."""
+    if not len(rows):
+        return set()
+    return {
+        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
+        for d in np.unique(rows.ts_ns // DAY_NS)
+    }
 
-    ``ts`` goes out as int µs since the Unix epoch: the pipeline's connection dumps those
-    for timestamptz (``epoch_dumper``), which spares building an aware datetime per row.
+
+def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
+    """TickRows → (``storage.tick_rows.COLUMNS`` tuples, UTC days), the row-by-row form of
+    a COPY (the benchmarks' reference; the writers encode columns, ``storage.binary_copy``).
+
+    ``ts`` goes out as int µs since the Unix epoch: register ``timestamptz_copy`` on the
+    connection, which spares building an aware datetime per row.
     Columns that are all NULL or all known skip their per-row conversion.
     """
     n = len(rows)
@@ -134,10 +166,9 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
             return [None] * n
         return [None if x != x else x for x in a.tolist()]  # NaN → NULL
 
+    # tuples or lists as they come: the writer's text[] dumper takes both (text_array_copy)
     conds = rows.conditions
-    cond: list[list[str] | None] = (
-        [None] * n if not any(conds) else [list(c) if c else None for c in conds]
-    )
+    cond: list[Sequence[str] | None] = [None] * n if not any(conds) else conds.tolist()
     out = list(
         zip(
             rows.symbol_id.tolist(),
@@ -150,11 +181,9 @@ def to_writer_rows(rows: TickRows) -> tuple[list[tuple], set[date]]:
             side,
             nullable(rows.bid),
             nullable(rows.ask),
+            rows.source.tolist(),
+            rows.feed.tolist(),
             strict=True,
         )
     )
-    days = {
-        datetime.fromtimestamp(int(d) * 86_400, tz=UTC).date()
-        for d in np.unique(rows.ts_ns // DAY_NS)
-    } if n else set()  # fmt: skip
-    return out, days
+    return out, utc_days(rows)

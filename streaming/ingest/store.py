@@ -17,18 +17,18 @@ from typing import TypeVar
 import numpy as np
 import psycopg
 
-from core.candles import Candle
+from core.candle import Candle
 from core.events import Rejects
 from core.timestamps import NS, to_datetime
 from storage import db
+from storage.candle_writes import merge_candles, rebuild_minutes, replace_bars
+from storage.queries import last_closes
 from storage.tick_writer import TickWriter
-from streaming.ingest import candle_store
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.counters import Counters
-from streaming.ingest.epoch_dumper import register_epoch_dumper
 from streaming.ingest.intake import Row
 from streaming.ingest.plausibility import PriceBand
-from streaming.ingest.rows import TickRows, to_writer_rows
+from streaming.ingest.rows import TickRows, utc_days
 from streaming.ingest.spool import DurableBuffer
 from streaming.ingest.symbols import SymbolMap
 from streaming.providers.base import Provider
@@ -87,7 +87,6 @@ class IngestStore:
             keepalives_count=3,
             tcp_user_timeout=30_000,
         )
-        register_epoch_dumper(conn)
         return conn
 
     def connect(self) -> None:
@@ -113,7 +112,8 @@ class IngestStore:
     def write_ticks(self, rows: TickRows, writer: TickWriter | None = None) -> int:
         writer = writer or self.writer
         assert writer is not None
-        return writer.write_rows(*to_writer_rows(rows))[0]
+        # encoded a column at a time (storage.binary_copy): no Python work per row
+        return writer.write_columns(rows, utc_days(rows))[0]
 
     async def write_chunk(self, chunk: TickRows) -> int:
         """One chunk, split over the writer connections when it is large. All or nothing
@@ -137,8 +137,8 @@ class IngestStore:
         assert self.conn is not None
         merges = [c for c in ops if (c.symbol_id, c.minute_ns) not in dirty]
         rebuild = {(c.symbol_id, c.minute_ns) for c in ops if (c.symbol_id, c.minute_ns) in dirty}
-        n = candle_store.merge(self.conn, merges, self.cfg.source)
-        r = candle_store.recompute(self.conn, rebuild, self.cfg.source)
+        n = merge_candles(self.conn, merges, self.cfg.source) if merges else 0
+        r = rebuild_minutes(self.conn, rebuild, self.cfg.source)
         return [(n, r)]
 
     async def ensure_db(self) -> bool:
@@ -188,7 +188,7 @@ class IngestStore:
     def seed_band(self) -> None:
         """Plausibility references from the last stored prices (symbols without one)."""
         if self.band is not None and self.conn is not None:
-            self.band.seed(candle_store.last_closes(self.conn))
+            self.band.seed(last_closes(self.conn))
 
     def write_rejecting(self, chunk: TickRows, first: BaseException) -> tuple[int, int]:
         """A chunk the server refused for its content (not a lost connection): store the
@@ -214,7 +214,7 @@ class IngestStore:
 
     def upsert_bars(self, bars: list) -> None:
         assert self.conn is not None
-        candle_store.upsert_bars(self.conn, bars, self.cfg.source)
+        replace_bars(self.conn, bars, self.cfg.source)
 
     def read_candles(self, candles: list[Candle]) -> list[Candle]:
         assert self.conn is not None
@@ -234,4 +234,6 @@ class IngestStore:
 
     def declare(self, provider: Provider) -> None:
         assert self.conn is not None
-        self.symbols.declare(self.conn, provider.name, provider.symbols, provider.symbol_info)
+        self.symbols.declare(
+            self.conn, provider.name, provider.symbols, provider.symbol_info, provider.feed
+        )

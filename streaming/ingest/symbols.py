@@ -7,15 +7,21 @@ create a junk row. A provider declares the symbols it serves (``Provider.symbols
 market metadata where it knows better than the defaults (``Provider.symbol_info``: replay of
 a crypto file → market '24/7', timezone UTC); new ones are inserted, existing ones kept
 unless the metadata says ``"update": True`` (an explicit ``--market`` on the command line).
+A provider of an Alpaca equity feed fixes it as the feed of its stock symbols that have
+none; the map keeps each symbol's fixed feed for intake's ``feed_mismatch`` check.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
 import psycopg
 
-from storage.symbols import guess_asset_type, guess_market
+from core.contracts import EQUITY_FEEDS
+from storage.symbols import fix_equity_feed, guess_asset_type, guess_market
+
+log = logging.getLogger(__name__)
 
 _INSERT = """
 insert into symbols (symbol, asset_type, provider, market, timezone, row_size)
@@ -39,6 +45,7 @@ class SymbolMap:
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._names: dict[int, str] = {}
+        self._feeds: dict[str, str] = {}
 
     def get(self, symbol: str) -> int | None:
         return self._ids.get(symbol)
@@ -46,12 +53,17 @@ class SymbolMap:
     def name(self, symbol_id: int) -> str:
         return self._names.get(symbol_id, str(symbol_id))
 
+    def equity_feed(self, symbol: str) -> str | None:
+        """The Alpaca equity feed the symbol is fixed to (None: not fixed yet)."""
+        return self._feeds.get(symbol)
+
     def load(self, conn: psycopg.Connection) -> None:
         with conn.cursor() as cur:
-            cur.execute("select symbol, id from symbols")
+            cur.execute("select symbol, id, equity_feed from symbols")
             rows = cur.fetchall()
-        self._ids = {str(s): int(i) for s, i in rows}
+        self._ids = {str(s): int(i) for s, i, _ in rows}
         self._names = {i: s for s, i in self._ids.items()}
+        self._feeds = {str(s): str(f) for s, _, f in rows if f is not None}
 
     def declare(
         self,
@@ -59,7 +71,11 @@ class SymbolMap:
         provider: str,
         symbols: Iterable[str],
         info: Mapping[str, Mapping[str, object]],
+        feed: str | None = None,
     ) -> None:
+        """Insert the provider's symbols nobody stored yet (updating market metadata where
+        ``info`` says so) and, for an Alpaca equity ``feed``, fix it as the feed of its
+        stock symbols that have none yet."""
         wanted = sorted({*symbols, *info})  # sorted: concurrent declarers lock in one order
         rows, updates = [], []
         for sym in wanted:
@@ -74,4 +90,15 @@ class SymbolMap:
                 cur.executemany(_INSERT, rows)
                 if updates:
                     cur.executemany(_UPDATE, updates)
+        if feed in EQUITY_FEEDS:
+            refused = fix_equity_feed(conn, wanted, feed)
+            if refused:
+                log.error(
+                    "%s: %s keep their equity feed (%s); their %s prints are refused as "
+                    "feed_mismatch so no profile mixes two feeds (docs/history.md)",
+                    provider,
+                    ", ".join(sorted(refused)),
+                    ", ".join(sorted(set(refused.values()))),
+                    feed,
+                )
         self.load(conn)

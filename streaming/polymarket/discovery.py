@@ -19,15 +19,13 @@ import psycopg
 
 from core.contracts import AssetType, Table
 from core.events import Rejects
-from streaming.polymarket.gamma import (
+from streaming.venues.polymarket.parsing import (
     ParsedMarket,
     event_markets,
-    fetch_by_condition_ids,
-    fetch_events,
-    fetch_markets,
     parse_markets,
     symbol_for,
 )
+from streaming.venues.polymarket.rest import fetch_by_condition_ids, fetch_events, fetch_markets
 
 log = logging.getLogger(__name__)
 

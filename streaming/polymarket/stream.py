@@ -23,9 +23,9 @@ from analytics.arbitrage import fee_rate_for
 from core.contracts import Table
 from storage.db import libpq_url
 from streaming.polymarket.book import BookStore
-from streaming.polymarket.client import MarketChannel
 from streaming.polymarket.monitor import MarketInfo, Monitor
 from streaming.polymarket.store import Store
+from streaming.venues.polymarket.data import MarketChannel
 
 if TYPE_CHECKING:
     from core.settings import Settings

@@ -1,4 +1,3 @@
-"""Market-data providers: one module per PROVIDER value, each exposing ``build``.
-
-The interface and the registry are in ``streaming.providers.base``.
-"""
+"""Market-data providers: the interface every source implements (``base``), and the sources
+that are not a venue: the demo market, replay of recorded trades and the router that runs
+several at once. Each venue's own data client lives in ``streaming/venues/<venue>/``."""

@@ -1,8 +1,9 @@
 """The provider interface: an async source of normalised market events (docs/providers.md).
 
-A provider is built by ``make_provider(settings, symbols)`` from the module
-``streaming/providers/<PROVIDER>.py``, which exposes ``build(settings, symbols) -> Provider``
-(imported lazily, so a provider's client library is only loaded when it is used).
+A provider is built by ``make_provider(settings, symbols)`` from the module ``PROVIDERS``
+names for it (a venue's ``streaming/venues/<venue>/data.py``, or demo, replay and the router
+here), which exposes ``build(settings, symbols) -> Provider`` (imported lazily, so a
+provider's client library is only loaded when it is used).
 
 Contract for implementers:
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.contracts import TickSource
 from core.events import Bar, Event, Quote, Rejects, Trade
 
 if TYPE_CHECKING:
@@ -49,14 +51,15 @@ __all__ = [
     "make_provider",
 ]
 
-# PROVIDER value → module under streaming/providers/ (docs/providers.md)
+# PROVIDER value → the module that builds it: a venue's data client under streaming/venues/,
+# or a source of our own under streaming/providers/ (docs/providers.md)
 PROVIDERS: dict[str, str] = {
-    "demo": "demo",
-    "alpaca_ws": "alpaca.stream",
-    "alpha_vantage": "alpha_vantage.provider",
-    "ig": "ig.provider",
-    "router": "router",
-    "replay": "replay",
+    "demo": "streaming.providers.demo",
+    "alpaca_ws": "streaming.venues.alpaca.data",
+    "alpha_vantage": "streaming.venues.alpha_vantage.data",
+    "ig": "streaming.venues.ig.data",
+    "router": "streaming.providers.router",
+    "replay": "streaming.providers.replay",
 }
 
 
@@ -122,6 +125,10 @@ class Provider(abc.ABC):
         # provider-specific counters (reconnects, gap-fill prints, polls) the ingest
         # heartbeat publishes beside its own
         self.counters: dict[str, float] = {}
+        # provenance of the prints (ticks.source, ticks.feed; docs/history.md) unless a
+        # print carries its own (the Alpaca gap fill): how they arrive and from which tape
+        self.tick_source: str = TickSource.STREAM
+        self.feed: str | None = None
 
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[Event | TradeBatch]:
@@ -164,9 +171,9 @@ def make_provider(settings: Settings, symbols: Iterable[str], name: str | None =
         known = ", ".join(sorted(PROVIDERS))
         raise ProviderError(f"unknown PROVIDER {key!r}: choose one of {known}")
     try:
-        module = importlib.import_module(f"streaming.providers.{module_name}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == f"streaming.providers.{module_name}":
+        if exc.name == module_name:
             raise ProviderError(f"provider {key!r} is not available in this build") from exc
         raise
     provider = module.build(settings, list(symbols))

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analytics.sessions import session_bounds
 from core.events import Trade
 from core.timestamps import NS
 from streaming.providers.base import Event, Provider, TradeBatch
@@ -136,14 +137,12 @@ def u_shape(frac: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def session_bounds(market: str, day_index: int) -> tuple[int, int] | None:
+def session_ns(market: str, day_index: int) -> tuple[int, int] | None:
     """(open_ns, close_ns) of the session on UTC day ``day_index`` (days since the epoch),
     None when the market is closed (or the day is outside its calendar); from the shared
     calendar module, so the demo's session is the one analytics computes profiles for."""
-    from analytics.sessions import session_bounds as bounds
-
     try:
-        found = bounds(market, str(np.datetime64(day_index, "D")))
+        found = session_bounds(market, str(np.datetime64(day_index, "D")))
     except ValueError:  # outside the calendar's range, or a market it does not know
         return None
     if found is None:
@@ -161,7 +160,7 @@ def intensity(market: str, ts_ns: np.ndarray) -> np.ndarray:
         return out
     days = ts_ns // DAY_NS
     for day in np.unique(days):
-        bounds = session_bounds(market, int(day))
+        bounds = session_ns(market, int(day))
         if bounds is None:
             continue
         open_, close = bounds
@@ -333,6 +332,7 @@ class DemoProvider(Provider):
         run_dir: Path | None = None,
     ) -> None:
         super().__init__(symbols)
+        self.feed = "demo"  # synthetic prints, told apart from any venue's in ticks.feed
         if rate <= 0 or not math.isfinite(rate):
             raise ValueError("DEMO_RATE must be a positive number of trades/s per symbol")
         self.rate = rate

@@ -4,7 +4,9 @@ Columns (case-insensitive, first match wins):
 ``ts`` | ``timestamp`` | ``time`` | ``date`` — epoch numbers (s, ms, µs or ns, told apart by
 magnitude) or ISO 8601 (naive means UTC); ``price``; ``size`` | ``amount`` | ``qty`` |
 ``quantity`` | ``volume``; optional ``symbol``, ``side`` (buy/sell, b/s, 1/-1, the venue's
-aggressor) and ``trade_id`` | ``id``. A file without a symbol column needs ``symbol=``.
+aggressor), ``bid`` and ``ask`` (the quote in force) and ``trade_id`` | ``id``. A file without
+a symbol column needs ``symbol=``. A day of the tick archive (docs/retention.md) is such a
+file: its prints come back with their ids, sides and quotes.
 
 Rows that cannot be parsed are counted in ``rejects`` and skipped. Recorded history is not
 "live": the pipeline applies replay's own window (not in the future, not before 1990), and
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.contracts import TickSource
 from core.timestamps import NS
 from storage.symbols import row_size_for_price
 from streaming.providers.base import Event, Provider, ProviderError, TradeBatch
@@ -67,12 +70,22 @@ def parse_timestamps(values: pd.Series) -> np.ndarray:
 
 
 def parse_sides(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values.dtype):  # 1 / -1, NaN unknown (Parquet int16)
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+        return np.where(np.isin(numbers, (1.0, -1.0)), numbers, 0).astype(np.int8)
     text = values.astype(str).str.strip().str.lower()
     return text.map(_SIDES).fillna(0).to_numpy(dtype=np.int8)
 
 
+def parse_quotes(values: pd.Series) -> np.ndarray:
+    """A bid or ask column as float64, NaN where unknown or not a positive finite number."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    return np.where(np.isfinite(numbers) & (numbers > 0), numbers, np.nan)
+
+
 def read_trades(path: Path, symbol: str | None) -> pd.DataFrame:
-    """The file as columns symbol, ts_ns, price, size, side, trade_id (rows in file order)."""
+    """The file as columns symbol, ts_ns, price, size, side, bid, ask, trade_id (rows in
+    file order)."""
     if not path.exists():
         raise ProviderError(f"replay file not found: {path}")
     suffix = path.suffix.lower()
@@ -101,6 +114,9 @@ def read_trades(path: Path, symbol: str | None) -> pd.DataFrame:
     )
     side_col = _pick(raw.columns, ("side", "aggressor", "taker_side"))
     out["side"] = parse_sides(raw[side_col]) if side_col else np.zeros(len(raw), np.int8)
+    for name in ("bid", "ask"):
+        column = _pick(raw.columns, (name,))
+        out[name] = parse_quotes(raw[column]) if column else np.full(len(raw), np.nan)
     id_col = _pick(raw.columns, _ID)
     if id_col:
         ids = raw[id_col].astype(str).str.strip()
@@ -132,6 +148,7 @@ class ReplayProvider(Provider):
             self.rejects.counts["malformed"] += int(bad.sum()) - 1
             self.frame = self.frame.loc[~bad].reset_index(drop=True)
         self.live = False
+        self.tick_source = TickSource.REPLAY  # feed unknown: the file says nothing of its tape
         self.speed = speed
         self.chunk = chunk
         self.total = len(self.frame)
@@ -173,14 +190,16 @@ class ReplayProvider(Provider):
     def _batches(self, part: pd.DataFrame) -> Iterable[TradeBatch]:
         for sym, group in part.groupby("symbol", sort=False):
             tid = group["trade_id"].to_numpy(dtype=object)
+            bid, ask = group["bid"].to_numpy(np.float64), group["ask"].to_numpy(np.float64)
+            quoted = bool(np.isfinite(bid).any() or np.isfinite(ask).any())
             yield TradeBatch(
                 str(sym),
                 group["ts_ns"].to_numpy(np.int64),
                 group["price"].to_numpy(np.float64),
                 group["size"].to_numpy(np.float64),
                 group["side"].to_numpy(np.int8),
-                None,
-                None,
+                bid if quoted else None,
+                ask if quoted else None,
                 None if all(t is None for t in tid) else tid,
                 None,
             )

@@ -22,6 +22,7 @@ from core.events import Event, Trade
 from streaming.providers.base import Provider, ProviderError, TradeBatch, make_provider
 from streaming.providers.router_backoff import Backoff
 from streaming.providers.router_table import EXTERNAL, Plan, Route, load_table, plan, routes_for
+from streaming.queue_wait import Woken, get_or_wake
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -96,7 +97,7 @@ class RouterProvider(Provider):
 
     def _build_child(self, name: str, symbols: list[str], routing: Plan) -> Provider:
         if name == "ig":
-            from streaming.providers.ig.provider import IgProvider
+            from streaming.venues.ig.data import IgProvider
 
             return IgProvider(self._settings, symbols, epics=routing.epics)
         return make_provider(self._settings, symbols, name)
@@ -124,14 +125,11 @@ class RouterProvider(Provider):
                         "router: every provider stopped: "
                         + "; ".join(f"{k} {v}" for k, v in self.worker_state.items())
                     )
-                getter = asyncio.create_task(self._queue.get())
-                await asyncio.wait({getter, stopped, dead}, return_when="FIRST_COMPLETED")
-                if not getter.done():
-                    getter.cancel()
+                item = await get_or_wake(self._queue, stopped, dead)
+                if isinstance(item, Woken):
                     if stopped.done():
                         return
                     continue
-                item = getter.result()
                 self._refresh_counters()
                 yield item
         finally:
@@ -156,9 +154,13 @@ class RouterProvider(Provider):
                 self.worker_state[name] = "running"
                 try:
                     async for event in child:
-                        if isinstance(event, Trade) and event.size == 0 and not child.zero_size_ok:
-                            self.rejects.add("bad_size", event)  # only IG's quote ticks
-                            continue
+                        if isinstance(event, Trade):
+                            if event.size == 0 and not child.zero_size_ok:
+                                self.rejects.add("bad_size", event)  # only IG's quote ticks
+                                continue
+                            # the worker's provenance, which the router's own would hide
+                            event.source = event.source or child.tick_source
+                            event.feed = event.feed or child.feed
                         await self._queue.put(event)
                         backoff.reset()
                     if self.stopping:

@@ -1,81 +1,70 @@
 """The JSON API under ``/api``: what a page needs when it opens; live updates then come over
-``/ws``. Each endpoint's docstring is its OpenAPI description (``/openapi.json``, ``/docs``).
-"""
+``/ws``. Parameters, bodies and answers are typed (``models/``), so ``/openapi.json`` is
+generated from this module: each endpoint's summary, its docstring, its parameters with their
+bounds, and every answer it can give (docs/dashboard.md, "JSON API")."""
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, get_args
 
-import psycopg
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from fastapi import APIRouter, Path, Query, Request
 
-from streaming.engine.strategies.model import DefinitionError
-from streaming.web.queries import TIMEFRAMES, NotFound, Queries, UnknownSymbol
+from storage.backtest_reads import MAX_POINTS, MAX_RUNS, MAX_TRADES
+from streaming.web.models.backtests import Run, Runs
+from streaming.web.models.common import NameText, Responses, SymbolText, error
+from streaming.web.models.market import (
+    Candles,
+    Flow,
+    Health,
+    Profile,
+    Signals,
+    States,
+    Symbols,
+    Timeframe,
+    Timeframes,
+    Watchlist,
+)
+from streaming.web.models.strategy_changes import ConfigChange, StrategyChange
+from streaming.web.models.trading import (
+    Orders,
+    Polymarket,
+    StoredStrategy,
+    Strategies,
+    StrategyConfigRow,
+)
+from streaming.web.queries import TIMEFRAMES, Queries
+from streaming.web.queries.market import MAX_BARS
 
-log = logging.getLogger(__name__)
-MAX_BODY = 64 * 1024
+if set(get_args(Timeframe)) != set(TIMEFRAMES):
+    raise AssertionError("models.market.Timeframe must list queries.market.TIMEFRAMES")
 
-Handler = Callable[[Request], Awaitable[Any]]
+ID_MAX = 2**63 - 1  # bigint ids
+UNAVAILABLE: Responses = {503: error("the database is unavailable (the live feed goes on)")}
+UNKNOWN_SYMBOL: Responses = {404: error("unknown symbol")}
+WRITE: Responses = {
+    404: error("no such strategy or symbol"),
+    413: error("the body is larger than 64 KiB"),
+    415: error("the body is not sent as application/json"),
+    **UNAVAILABLE,
+}
 
+router = APIRouter(
+    prefix="/api",
+    responses={
+        400: error("an invalid parameter or body, or a malformed header; the reason is given"),
+        401: error("the token is missing or wrong (docs/dashboard.md, 'Access and security')"),
+        403: error("a Host this server does not answer to, or a cross-origin write"),
+    },
+)
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    try:
-        return int(request.query_params.get(name, default))
-    except ValueError:
-        return default
-
-
-def _symbol(request: Request) -> str:
-    symbol = (request.path_params.get("symbol") or request.query_params.get("symbol", "")).strip()
-    if not symbol:
-        raise ValueError("symbol= is required")
-    return symbol.upper()
-
-
-def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Run ``handler`` and turn its result or the usual failures into JSON answers."""
-
-    async def run(request: Request) -> Response:
-        try:
-            result = await handler(request)
-        except UnknownSymbol as exc:
-            return error(404, f"unknown symbol {exc}")
-        except NotFound as exc:
-            return error(404, str(exc))
-        except (ValueError, DefinitionError) as exc:
-            return error(400, str(exc))
-        except psycopg.errors.CheckViolation as exc:
-            return error(400, f"refused by the database: {exc.diag.constraint_name}")
-        except psycopg.Error as exc:
-            log.warning("query for %s failed: %s", request.url.path, type(exc).__name__)
-            return error(503, "database unavailable; live updates still flow")
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    run.__doc__ = handler.__doc__
-    run.__name__ = handler.__name__
-    return run
+Symbol = Annotated[SymbolText, Query(description="a symbol, in any case")]
+OneSymbol = Annotated[SymbolText | None, Query(description="only this symbol")]
+Strategy = Annotated[NameText | None, Query(description="only this strategy (its name)")]
+Tf = Annotated[Timeframe, Query(description="bar length; bars start in the market's time zone")]
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise ValueError("request body too large")
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        raise ValueError("the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
+def limit(default: int, most: int, what: str) -> Any:
+    return Query(default, ge=1, le=most, description=f"at most this many {what}")
 
 
 def queries(request: Request) -> Queries:
@@ -83,200 +72,203 @@ def queries(request: Request) -> Queries:
     return found
 
 
+def upper(symbol: str) -> str:
+    return symbol.strip().upper()
+
+
+@router.get("/health", response_model=Health, summary="Liveness and the Redis subscription")
 async def health(request: Request) -> dict[str, Any]:
-    """
-    summary: Liveness and whether the Redis subscription is up (no token needed).
-    responses:
-      200: {description: "{ok, redis}"}
-    """
+    """Needs no token."""
     return {"ok": True, "redis": request.app.state.hub.subscribed.is_set()}
 
 
+@router.get(
+    "/symbols",
+    response_model=Symbols,
+    summary="Active symbols with time zone and latest market state",
+    responses=UNAVAILABLE,
+)
 async def symbols(request: Request) -> dict[str, Any]:
-    """
-    summary: Active symbols with time zone and latest market state.
-    """
     return {"symbols": await queries(request).symbols()}
 
 
+@router.get(
+    "/watchlist",
+    response_model=Watchlist,
+    response_model_exclude_unset=True,
+    summary="One row per symbol: price, change, state, pressure, CVD, POC/VA, nearest LVN, "
+    "last signal",
+    responses=UNAVAILABLE,
+)
 async def watchlist(request: Request) -> dict[str, Any]:
-    """
-    summary: One row per symbol - price, change, state, pressure, CVD, POC/VA, nearest LVN,
-      last signal. From the watchlist_latest mart when it exists, else the raw tables.
-    """
+    """From the watchlist_latest mart when it exists (then source says so), else the raw
+    tables."""
     return await queries(request).watchlist()
 
 
-async def candles(request: Request) -> dict[str, Any]:
-    """
-    summary: Candles of a symbol, oldest first, aggregated in the market's time zone.
-    parameters:
-      - {name: symbol, in: query, required: true, schema: {type: string}}
-      - {name: tf, in: query, schema: {type: string, enum: [1m, 5m, 15m, 30m, 1h, 1d]}}
-      - {name: limit, in: query, schema: {type: integer, default: 390}}
-    """
-    tf = request.query_params.get("tf", "1m")
-    return await queries(request).candles(_symbol(request), _int(request, "limit", 390), tf)
-
-
-async def flow(request: Request) -> dict[str, Any]:
-    """
-    summary: Delta per bar and CVD at each bar's end, same bars as /api/candles.
-    parameters:
-      - {name: symbol, in: query, required: true, schema: {type: string}}
-      - {name: tf, in: query, schema: {type: string}}
-      - {name: limit, in: query, schema: {type: integer}}
-    """
-    tf = request.query_params.get("tf", "1m")
-    return await queries(request).flow(_symbol(request), _int(request, "limit", 390), tf)
-
-
-async def profile(request: Request) -> dict[str, Any]:
-    """
-    summary: Latest session profile - POC/VAH/VAL, LVNs/HVNs, buy/sell volume per price
-      level - and the naked POCs of earlier sessions.
-    parameters:
-      - {name: symbol, in: query, required: true, schema: {type: string}}
-    """
-    return await queries(request).profile(_symbol(request))
-
-
-async def signals(request: Request) -> dict[str, Any]:
-    """
-    summary: Recent signals, newest first, optionally of one symbol or strategy.
-    parameters:
-      - {name: symbol, in: query, schema: {type: string}}
-      - {name: strategy, in: query, schema: {type: string}}
-      - {name: limit, in: query, schema: {type: integer, default: 50}}
-    """
-    symbol = request.query_params.get("symbol")
-    return {
-        "signals": await queries(request).signals(
-            _int(request, "limit", 50),
-            symbol.upper() if symbol else None,
-            request.query_params.get("strategy"),
-        )
-    }
-
-
-async def states(request: Request) -> dict[str, Any]:
-    """
-    summary: Recent market states of a symbol, newest first.
-    parameters:
-      - {name: symbol, in: query, required: true, schema: {type: string}}
-    """
-    return {"states": await queries(request).states(_symbol(request), _int(request, "limit", 50))}
-
-
-async def strategies(request: Request) -> dict[str, Any]:
-    """
-    summary: Strategies with signal counts, per-symbol configs and, where the
-      strategy_performance mart exists, their performance.
-    """
-    return await queries(request).strategies()
-
-
-async def update_strategy(request: Request) -> dict[str, Any]:
-    """
-    summary: Switch a strategy on/off or change its cooldown or definition.
-    description: Body {active?, cooldown_seconds?, definition?}. Validated by the engine's
-      parser; needs the token (or, without one configured, a loopback client).
-    responses:
-      200: {description: the stored strategy}
-      400: {description: invalid change, with the reason}
-      401: {description: missing or wrong token}
-    """
-    change = await _json_body(request)
-    return await queries(request).update_strategy(int(request.path_params["id"]), change)
-
-
-async def put_config(request: Request) -> dict[str, Any]:
-    """
-    summary: Create or replace a strategy's config for one symbol.
-    description: Body {enabled, parameters, risk_per_trade_pct, max_positions}; validated
-      as the engine validates it; same access rule as PATCH /api/strategies/{id}.
-    """
-    config = await _json_body(request)
-    return await queries(request).put_config(
-        int(request.path_params["id"]), _symbol(request), config
-    )
-
-
-async def orders(request: Request) -> dict[str, Any]:
-    """
-    summary: Recent orders, net positions from fills, open Polymarket positions (read-only).
-    """
-    return await queries(request).orders(_int(request, "limit", 200))
-
-
-async def polymarket(request: Request) -> dict[str, Any]:
-    """
-    summary: Active Polymarket markets with their latest YES/NO quotes, spread and edge;
-      open opportunities; recent episodes.
-    """
-    return await queries(request).polymarket(_int(request, "limit", 100))
-
-
-async def backtests(request: Request) -> dict[str, Any]:
-    """
-    summary: Stored backtest runs, newest first, with their headline metrics (trades, total
-      P&L, win rate, profit factor, max drawdown %, Sharpe); read-only.
-    parameters:
-      - {name: strategy, in: query, schema: {type: string}}
-      - {name: limit, in: query, schema: {type: integer, default: 50, maximum: 500}}
-    responses:
-      200: {description: "{runs: [...]}"}
-    """
-    strategy = request.query_params.get("strategy")
-    return await queries(request).backtests(_int(request, "limit", 50), strategy)
-
-
-async def backtest(request: Request) -> dict[str, Any]:
-    """
-    summary: One backtest run - parameters, status, metrics per run and per symbol (by_symbol),
-      its trades (trades_list), daily stats (daily) and the equity curve with drawdown
-      (equity), thinned to at most `points` minutes with the first and last kept; read-only.
-    parameters:
-      - {name: run_id, in: path, required: true, schema: {type: integer}}
-      - {name: points, in: query, schema: {type: integer, default: 2000, maximum: 20000}}
-      - {name: trades, in: query, schema: {type: integer, default: 2000, maximum: 10000}}
-    responses:
-      200: {description: the run}
-      404: {description: no such run}
-    """
-    return await queries(request).backtest(
-        int(request.path_params["run_id"]),
-        _int(request, "points", 2000),
-        _int(request, "trades", 2000),
-    )
-
-
-async def timeframes(request: Request) -> dict[str, Any]:
-    """
-    summary: The candle timeframes /api/candles accepts.
-    """
+@router.get("/timeframes", response_model=Timeframes, summary="The timeframes of /api/candles")
+async def timeframes() -> dict[str, Any]:
     return {"timeframes": list(TIMEFRAMES)}
 
 
-def _route(path: str, handler: Handler, methods: tuple[str, ...] = ("GET",)) -> Route:
-    return Route(path, endpoint(handler), methods=list(methods), name=handler.__name__)
+@router.get(
+    "/candles",
+    response_model=Candles,
+    summary="Candles of a symbol, oldest first, aggregated in the market's time zone",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def candles(
+    request: Request,
+    symbol: Symbol,
+    tf: Tf = "1m",
+    limit: int = limit(390, MAX_BARS, "bars"),
+) -> dict[str, Any]:
+    return await queries(request).candles(upper(symbol), limit, tf)
 
 
-ROUTES = [
-    _route("/api/health", health),
-    _route("/api/symbols", symbols),
-    _route("/api/watchlist", watchlist),
-    _route("/api/timeframes", timeframes),
-    _route("/api/candles", candles),
-    _route("/api/flow", flow),
-    _route("/api/profile", profile),
-    _route("/api/signals", signals),
-    _route("/api/states", states),
-    _route("/api/strategies", strategies),
-    _route("/api/strategies/{id:int}", update_strategy, ("PATCH",)),
-    _route("/api/strategies/{id:int}/configs/{symbol}", put_config, ("PUT",)),
-    _route("/api/orders", orders),
-    _route("/api/polymarket", polymarket),
-    _route("/api/backtests", backtests),
-    _route("/api/backtests/{run_id:int}", backtest),
-]
+@router.get(
+    "/flow",
+    response_model=Flow,
+    summary="Delta per bar and CVD at each bar's end, same bars as /api/candles",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def flow(
+    request: Request,
+    symbol: Symbol,
+    tf: Tf = "1m",
+    limit: int = limit(390, MAX_BARS, "bars"),
+) -> dict[str, Any]:
+    return await queries(request).flow(upper(symbol), limit, tf)
+
+
+@router.get(
+    "/profile",
+    response_model=Profile,
+    summary="Latest session profile and the naked POCs of earlier sessions",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def profile(request: Request, symbol: Symbol) -> dict[str, Any]:
+    """POC/VAH/VAL, LVNs/HVNs and the buy/sell volume per price level; "session" is null
+    before the first profile run."""
+    return await queries(request).profile(upper(symbol))
+
+
+@router.get(
+    "/signals",
+    response_model=Signals,
+    summary="Recent signals, newest first, optionally of one symbol or strategy",
+    responses=UNAVAILABLE,
+)
+async def signals(
+    request: Request,
+    symbol: OneSymbol = None,
+    strategy: Strategy = None,
+    limit: int = limit(50, 500, "signals"),
+) -> dict[str, Any]:
+    chosen = upper(symbol) if symbol else None
+    return {"signals": await queries(request).signals(limit, chosen, strategy)}
+
+
+@router.get(
+    "/states",
+    response_model=States,
+    summary="Recent market states of a symbol, newest first",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def states(
+    request: Request, symbol: Symbol, limit: int = limit(50, 500, "states")
+) -> dict[str, Any]:
+    return {"states": await queries(request).states(upper(symbol), limit)}
+
+
+@router.get(
+    "/strategies",
+    response_model=Strategies,
+    response_model_exclude_unset=True,
+    summary="Strategies with signal counts, per-symbol configs and performance",
+    responses=UNAVAILABLE,
+)
+async def strategies(request: Request) -> dict[str, Any]:
+    """Performance from the strategy_performance mart where it exists."""
+    return await queries(request).strategies()
+
+
+StrategyId = Annotated[int, Path(ge=0, le=ID_MAX, description="the strategy's id")]
+
+
+@router.patch(
+    "/strategies/{id:int}",
+    response_model=StoredStrategy,
+    summary="Switch a strategy on/off or change its cooldown or definition",
+    responses=WRITE,
+)
+async def update_strategy(request: Request, id: StrategyId, change: StrategyChange) -> Any:
+    """Validated as the engine validates it, then stored; needs the token."""
+    return await queries(request).update_strategy(id, change.model_dump(exclude_unset=True))
+
+
+@router.put(
+    "/strategies/{id:int}/configs/{symbol}",
+    response_model=StrategyConfigRow,
+    summary="Create or replace a strategy's config for one symbol",
+    responses=WRITE,
+)
+async def put_config(
+    request: Request,
+    id: StrategyId,
+    symbol: Annotated[SymbolText, Path(description="a known symbol, in any case")],
+    config: ConfigChange,
+) -> Any:
+    """Validated as the engine validates it; needs the token."""
+    body = config.model_dump(exclude_unset=True)
+    return await queries(request).put_config(id, upper(symbol), body)
+
+
+@router.get(
+    "/orders",
+    response_model=Orders,
+    summary="Recent orders, net positions from fills, open Polymarket positions (read-only)",
+    responses=UNAVAILABLE,
+)
+async def orders(request: Request, limit: int = limit(200, 1000, "orders")) -> dict[str, Any]:
+    return await queries(request).orders(limit)
+
+
+@router.get(
+    "/polymarket",
+    response_model=Polymarket,
+    response_model_exclude_unset=True,
+    summary="Active Polymarket markets with quotes, open opportunities, recent episodes",
+    responses=UNAVAILABLE,
+)
+async def polymarket(request: Request, limit: int = limit(100, 500, "markets")) -> dict[str, Any]:
+    return await queries(request).polymarket(limit)
+
+
+@router.get(
+    "/backtests",
+    response_model=Runs,
+    summary="Stored backtest runs, newest first, with their headline metrics (read-only)",
+    responses=UNAVAILABLE,
+)
+async def backtests(
+    request: Request, strategy: Strategy = None, limit: int = limit(50, MAX_RUNS, "runs")
+) -> dict[str, Any]:
+    return await queries(request).backtests(limit, strategy)
+
+
+@router.get(
+    "/backtests/{run_id:int}",
+    response_model=Run,
+    summary="One backtest run: metrics, per-symbol metrics, trades, days and equity curve",
+    responses={404: error("no such run"), **UNAVAILABLE},
+)
+async def backtest(
+    request: Request,
+    run_id: Annotated[int, Path(ge=0, le=ID_MAX, description="the run's id")],
+    points: int = Query(2000, ge=2, le=MAX_POINTS, description="equity points at most"),
+    trades: int = limit(2000, MAX_TRADES, "trades"),
+) -> dict[str, Any]:
+    """The equity curve is thinned to at most "points" minutes, first and last kept; the
+    trades are the first "trades" ones; "by_symbol" holds the metrics per symbol."""
+    return await queries(request).backtest(run_id, points, trades)

@@ -1,4 +1,7 @@
-"""The ASGI application: pages, JSON API, docs and the ``/ws`` live feed behind ``Guard``."""
+"""The ASGI application: pages, JSON API, docs and the ``/ws`` live feed behind ``Guard``.
+
+A FastAPI application (a Starlette one with typed routes): the API's routes generate
+``/openapi.json``; the pages, static files and the WebSocket are plain Starlette routes."""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streaming.web import api, pages
+from streaming.web import api, errors, openapi, pages
 from streaming.web.hub import CLOSE_TOO_MANY_CLIENTS, Client, Hub, parse_filter
 from streaming.web.queries import Queries
 from streaming.web.security import Guard
@@ -57,12 +60,22 @@ def build_app(
     *,
     hosts: frozenset[str],
     token: str | None,
+    reads_open: bool = False,
     static_dir: Path = pages.STATIC_DIR,
-) -> Starlette:
-    app = Starlette(
-        routes=[*api.ROUTES, WebSocketRoute("/ws", live), *pages.routes(static_dir)],
-        middleware=[Middleware(Guard, hosts=hosts, token=token)],
+) -> FastAPI:
+    """``token``: what writes need (and reads, unless ``reads_open`` for loopback clients)."""
+    app = FastAPI(
+        title=openapi.TITLE,
+        openapi_url="/openapi.json",
+        docs_url=None,  # /docs is our own page: FastAPI's loads its scripts from a CDN
+        redoc_url=None,
+        middleware=[Middleware(Guard, hosts=hosts, token=token, reads_open=reads_open)],
     )
+    app.include_router(api.router)
+    app.router.routes.append(WebSocketRoute("/ws", live))
+    app.router.routes.extend(pages.routes(static_dir))
+    errors.install(app)
+    openapi.install(app, reads_open)
     app.state.hub = hub
     app.state.queries = queries
     return app

@@ -15,9 +15,8 @@ from pathlib import Path
 from string import Template
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,19 +44,6 @@ PAGES: tuple[Page, ...] = (
     Page("orders", "/orders", "Orders & positions"),
     Page("polymarket", "/polymarket", "Polymarket"),
     Page("backtests", "/backtests", "Backtests", charts=True),
-)
-
-SCHEMA = SchemaGenerator(
-    {
-        "openapi": "3.0.0",
-        "info": {
-            "title": "marketflow dashboard API",
-            "version": "1",
-            "description": "Snapshots for the pages; live updates come over the /ws "
-            "WebSocket. Off loopback every /api route but /api/health needs the token "
-            "(Authorization: Bearer <token> or ?token=).",
-        },
-    }
 )
 
 
@@ -102,20 +88,19 @@ def page_route(page: Page, static_dir: Path = STATIC_DIR) -> Route:
     )
 
 
-async def openapi(request: Request) -> Response:
-    return JSONResponse(SCHEMA.get_schema(routes=request.app.routes))
-
-
 async def docs(request: Request) -> Response:
     """A plain page listing the endpoints of /openapi.json (nothing fetched from elsewhere)."""
-    spec = SCHEMA.get_schema(routes=request.app.routes)
+    spec = request.app.openapi()
     rows = []
     for path, operations in sorted(spec.get("paths", {}).items()):
         for method, op in operations.items():
-            params = ", ".join(p.get("name", "") for p in op.get("parameters", []))
+            params = ", ".join(
+                p.get("name", "") + ("*" if p.get("required") else "")
+                for p in op.get("parameters", [])
+            )
             rows.append(
                 "<tr><td class='method'>{}</td><td><code>{}</code></td><td>{}</td>"
-                "<td>{}</td></tr>".format(
+                "<td>{}</td><td>{}</td></tr>".format(
                     html.escape(method.upper()),
                     html.escape(path),
                     html.escape(str(op.get("summary", "")))
@@ -125,6 +110,7 @@ async def docs(request: Request) -> Response:
                         else ""
                     ),
                     html.escape(params),
+                    html.escape(" ".join(sorted(op.get("responses", {})))),
                 )
             )
     body = (
@@ -136,7 +122,9 @@ async def docs(request: Request) -> Response:
         "<code>/ws?channels=…&amp;symbols=…</code> sends JSON arrays of "
         "<code>{channel, data}</code>.</p>"
         "<table class='grid'><thead><tr><th>Method</th><th>Path</th><th>What</th>"
-        "<th>Parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>Parameters (* required)</th><th>Answers</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
         "</main></body></html>"
     )
     return HTMLResponse(body)
@@ -145,7 +133,6 @@ async def docs(request: Request) -> Response:
 def routes(static_dir: Path = STATIC_DIR) -> list[BaseRoute]:
     return [
         *(page_route(page, static_dir) for page in PAGES),
-        Route("/openapi.json", openapi, include_in_schema=False),
         Route("/docs", docs, include_in_schema=False),
         Mount("/static", StaticFiles(directory=static_dir), name="static"),
     ]

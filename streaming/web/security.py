@@ -7,9 +7,12 @@ before any route runs:
   a page of another site whose name resolves to 127.0.0.1 (DNS rebinding) is refused (403).
 * ``Host``, ``Authorization`` and ``Origin`` must appear at most once and be well formed;
   anything else is a 400 with a one-line reason, never a traceback.
-* With a token configured (required off loopback), the API and the WebSocket need it, as
-  ``Authorization: Bearer <token>`` or ``?token=``. Writes (any method but GET/HEAD) need the
-  token when one is configured, or else a loopback client; they must be JSON and same-origin.
+* The token (``Authorization: Bearer <token>`` or ``?token=``) is always there: the one in
+  ``MARKETFLOW_API_TOKEN``, else one generated at start and printed in the dashboard's link.
+  Every write (POST, PUT, PATCH, DELETE to a route that takes it) needs it, from loopback
+  too, and must be same-origin JSON. Reads of the API and the WebSocket need it when it was
+  configured, or when the client is not on loopback; a generated token leaves reads from
+  this machine open (``reads_open``). A method no route takes is left to the router (405).
 * A WebSocket handshake must be same-origin when the browser sends ``Origin``.
 
 Every HTTP answer carries the CSP (nothing from the internet), ``Referrer-Policy:
@@ -21,16 +24,20 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_BODY = 64 * 1024  # a strategy definition is a few hundred bytes
 # Nothing on the page may come from the internet; data only from this server.
 CSP = (
     "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
@@ -123,8 +130,15 @@ def bearer(value: str | None) -> str | None:
     return token
 
 
-def token_matches(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+def generate_token() -> str:
+    """A token for the dashboard's writes: 256 random bits, URL-safe (it travels in a link)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_matches(expected: str | None, given: str | None) -> bool:
+    if expected is None or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def same_origin(origin: str | None, host: str) -> bool:
@@ -147,8 +161,19 @@ class Refusal:
     close_code: int = 1008  # policy violation, for a WebSocket already accepted
 
 
-def check_request(scope: Scope, hosts: frozenset[str], token: str | None) -> Refusal | None:
-    """Decide one HTTP request or WebSocket handshake; None lets it through."""
+def check_request(
+    scope: Scope,
+    hosts: frozenset[str],
+    token: str | None,
+    *,
+    reads_open: bool = False,
+    routed: bool = True,
+) -> Refusal | None:
+    """Decide one HTTP request or WebSocket handshake; None lets it through.
+
+    ``token``: what writes need (None: no write is accepted) and, unless ``reads_open``
+    and the client is on loopback, what reads of the API and the WebSocket need.
+    ``routed``: a route takes this method here (else the router answers 404/405)."""
     raw: list[tuple[bytes, bytes]] = list(scope.get("headers", ()))
     try:
         host = single_header(raw, b"host")
@@ -159,24 +184,40 @@ def check_request(scope: Scope, hosts: frozenset[str], token: str | None) -> Ref
         auth = bearer(single_header(raw, b"authorization"))
         origin = single_header(raw, b"origin")
         content_type = single_header(raw, b"content-type")
+        length = single_header(raw, b"content-length")
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     except BadHeaders as exc:
         return Refusal(400, str(exc))
     path: str = scope.get("path", "")
     websocket = scope["type"] == "websocket"
-    write = not websocket and scope.get("method", "GET") not in READ_METHODS
+    write = not websocket and routed and scope.get("method", "GET") in WRITE_METHODS
     given = auth if auth is not None else (query.get("token") or [None])[0]
-    if token and (needs_token(path) or write) and not token_matches(token, given):
+    client = scope.get("client") or ("", 0)
+    if write:
+        if not token_matches(token, given):
+            return Refusal(401, "missing or wrong token: open the link printed at start")
+    elif (
+        token
+        and needs_token(path)
+        and not (reads_open and is_loopback(str(client[0])))
+        and not token_matches(token, given)
+    ):
         return Refusal(401, "missing or wrong token")
     if (websocket or write) and not same_origin(origin, host):
         return Refusal(403, "cross-origin request refused")
     if write:
-        client = scope.get("client") or ("", 0)
-        if not token and not is_loopback(str(client[0])):
-            return Refusal(403, "changes are accepted with the token or from this machine")
         if not (content_type or "").lower().startswith("application/json"):
             return Refusal(415, "send JSON (Content-Type: application/json)")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return Refusal(413, f"request body too large (at most {MAX_BODY} bytes)")
     return None
+
+
+def route_takes(app: Any, scope: Scope) -> bool:
+    """Whether a route of ``app`` (the application the request is for) takes this method
+    at this path: writes elsewhere are answered by the router (404, 405), not refused."""
+    router = getattr(app, "router", None)
+    return any(route.matches(scope)[0] == Match.FULL for route in getattr(router, "routes", ()))
 
 
 def _with_headers(message: Message) -> Message:
@@ -191,10 +232,13 @@ def _with_headers(message: Message) -> Message:
 class Guard:
     """ASGI middleware applying ``check_request`` and the security headers."""
 
-    def __init__(self, app: ASGIApp, *, hosts: frozenset[str], token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hosts: frozenset[str], token: str | None, reads_open: bool = False
+    ) -> None:
         self.app = app
         self.hosts = hosts
         self.token = token
+        self.reads_open = reads_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -206,7 +250,10 @@ class Guard:
                 message = _with_headers(message)
             await send(message)
 
-        refusal = check_request(scope, self.hosts, self.token)
+        routed = scope.get("method") not in WRITE_METHODS or route_takes(scope.get("app"), scope)
+        refusal = check_request(
+            scope, self.hosts, self.token, reads_open=self.reads_open, routed=routed
+        )
         if refusal is None:
             await self.app(scope, receive, secured)
         elif scope["type"] == "http":

@@ -3,6 +3,10 @@
 It binds its socket before anything else starts (a taken port fails ``start()`` with
 OSError and leaves no task behind), then runs uvicorn on it and the Redis reader beside it.
 Bound to a non-loopback address it refuses to start without ``MARKETFLOW_API_TOKEN``.
+
+Writes always need a token: ``token`` (``MARKETFLOW_API_TOKEN``, which guards reads too),
+else ``write_token`` (``MARKETFLOW_WEB_TOKEN``, handed down by ``marketflow up``), else one
+generated here (``token_generated``); with either of the last two, reads from loopback are open.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from streaming.web.security import (
     WebConfigError,
     allowed_hosts,
     check_token_config,
+    generate_token,
     is_loopback,
 )
 
@@ -70,6 +75,7 @@ class WebServer:
         host: str = "127.0.0.1",
         port: int = 8000,
         token: str | None = None,
+        write_token: str | None = None,
         channels: Iterable[str] = tuple(Channel),
         max_clients: int = 64,
         extra_hosts: Iterable[str] = (),
@@ -78,14 +84,17 @@ class WebServer:
         check_token_config(host, token)
         self.host = host
         self.requested_port = port
-        self.token = token
+        self.token_generated = token is None and write_token is None
+        self.token: str = token or write_token or generate_token()  # what writes need
+        self.reads_open = token is None
         self.hub = Hub(redis_url, channels, max_clients)
         self.queries = Queries(database_url)
         self.app = build_app(
             self.hub,
             self.queries,
             hosts=allowed_hosts(host, extra_hosts),
-            token=token,
+            token=self.token,
+            reads_open=self.reads_open,
             static_dir=static_dir,
         )
         self._sock: socket.socket | None = None
@@ -104,6 +113,11 @@ class WebServer:
     @property
     def subscribed(self) -> asyncio.Event:
         return self.hub.subscribed
+
+    @property
+    def link(self) -> str:
+        """The dashboard's address with the token, to open once (it leaves the address bar)."""
+        return f"http://{self.host}:{self.port}/?token={self.token}"
 
     @property
     def port(self) -> int:

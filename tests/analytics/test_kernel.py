@@ -77,6 +77,29 @@ def random_prints(rng: np.random.Generator, n: int, with_quotes: bool):
     return price, size, side, bid, ask, starts
 
 
+def assert_one_pass_matches_numpy(
+    prints: tuple[np.ndarray, ...],
+    starts: np.ndarray,
+    row_size: float,
+    first_bin: int,
+    grids: tuple[np.ndarray, ...],
+    state: AggressorState,
+) -> None:
+    """The print pass fills the grids and hands on the tick-rule state exactly as numpy does."""
+    price, size, side, bid, ask = prints
+    n_bins = grids[0].shape[1]
+    after = fill_prints(
+        *prints, starts, row_size, first_bin, grids, (state.last_price, state.last_sign)
+    )
+    volume, signed, count, expected = numpy_grids(
+        price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state
+    )
+    assert np.array_equal(grids[0].ravel(), volume)
+    assert np.array_equal(grids[1].ravel(), signed)
+    assert np.array_equal(grids[2].ravel(), count)
+    assert AggressorState(*after) == expected
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("with_quotes", [False, True])
 @pytest.mark.parametrize("state", [SESSION_START, AggressorState(100.0, -1)])
@@ -90,26 +113,9 @@ def test_kernel_matches_classify_and_bincount_bit_for_bit(
     bins = bin_index(price, row_size)
     first_bin, n_bins = int(bins.min()) - 2, int(bins.max() - bins.min()) + 5
     rows = starts.size - 1
-    grids = zero_grids(rows, n_bins)
-    after = fill_prints(
-        price,
-        size,
-        side,
-        bid,
-        ask,
-        starts,
-        row_size,
-        first_bin,
-        grids,
-        (state.last_price, state.last_sign),
+    assert_one_pass_matches_numpy(
+        (price, size, side, bid, ask), starts, row_size, first_bin, zero_grids(rows, n_bins), state
     )
-    volume, signed, count, expected = numpy_grids(
-        price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state
-    )
-    assert np.array_equal(grids[0].ravel(), volume)
-    assert np.array_equal(grids[1].ravel(), signed)
-    assert np.array_equal(grids[2].ravel(), count)
-    assert AggressorState(*after) == expected
 
 
 @pytest.mark.usefixtures("compiled")
@@ -133,27 +139,15 @@ def test_kernel_split_over_threads_is_the_same_pass(
     row_size = 0.05
     bins = bin_index(price, row_size)
     first_bin, n_bins = int(bins.min()), int(bins.max() - bins.min()) + 1
-    grids = zero_grids(starts.size - 1, n_bins)
     assert len(analytics.print_kernel._minute_parts(starts)) == 4
-    after = fill_prints(
-        price,
-        size,
-        side,
-        bid,
-        ask,
+    assert_one_pass_matches_numpy(
+        (price, size, side, bid, ask),
         starts,
         row_size,
         first_bin,
-        grids,
-        (state.last_price, state.last_sign),
+        zero_grids(starts.size - 1, n_bins),
+        state,
     )
-    volume, signed, count, expected = numpy_grids(
-        price, size, side, bid, ask, starts, row_size, first_bin, n_bins, state
-    )
-    assert np.array_equal(grids[0].ravel(), volume)
-    assert np.array_equal(grids[1].ravel(), signed)
-    assert np.array_equal(grids[2].ravel(), count)
-    assert AggressorState(*after) == expected
 
 
 @pytest.mark.usefixtures("compiled")

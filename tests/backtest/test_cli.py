@@ -124,7 +124,7 @@ def test_summary_lines_of_a_run_with_trades() -> None:
     from backtest.run import Request, run_on_histories
     from bench.synthetic.history import history
     from marketflow.commands.backtest import summary_lines
-    from streaming.engine.strategies.definitions import parse_strategy
+    from strategies.definitions import parse_strategy
 
     start = datetime(2026, 3, 2, tzinfo=UTC)
     h = history(1, "AAA", start.timestamp() + 60.0 * np.arange(1440), seed=3)
@@ -141,6 +141,6 @@ def test_summary_lines_of_a_run_with_trades() -> None:
 
 
 def _enabled():
-    from streaming.engine.strategies.model import SymbolConfig
+    from strategies.model import SymbolConfig
 
     return SymbolConfig(enabled=True)

@@ -10,7 +10,7 @@ import numpy as np
 from backtest.fills import Candles, Costs
 from backtest.portfolio import Account, simulate
 from backtest.signals import Signal
-from streaming.engine.strategies.definitions import parse_strategy
+from strategies.definitions import parse_strategy
 
 T0 = datetime(2026, 3, 3, 15, 0, tzinfo=UTC).timestamp()  # a Tuesday, 10:00 New York
 STRATEGY = parse_strategy(3, "gates", {"type": "auction_market"}, 300)

@@ -12,10 +12,10 @@ from backtest.frames import decision_instants, session_opens, snapshot_at
 from backtest.reference import loop_signals
 from backtest.signals import symbol_signals
 from bench.synthetic.history import history, truncated
-from streaming.engine.session_clock import current_session
-from streaming.engine.snapshot import candle_window
-from streaming.engine.strategies.definitions import parse_strategy
-from streaming.engine.strategies.model import SymbolConfig
+from strategies.definitions import parse_strategy
+from strategies.model import SymbolConfig
+from strategies.session_clock import current_session
+from strategies.snapshot import candle_window
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 STRATEGIES = {

@@ -89,7 +89,7 @@ def test_direct_edges_of_the_staging_layer(graph) -> None:
         "stg_signals": {"signals"},
         "stg_market_state": {"market_state"},
         "stg_candles_1m": {"candles_1m"},
-        "candles_1m": {"ticks"},
+        "candles_1m": {"ticks", "tick_history"},  # streamed, or loaded from the venue
     }
     # the engine's and monitor's tables are declared sources with a description
     for key in ("signals", "market_state", "binary_opportunities", "binary_prices"):

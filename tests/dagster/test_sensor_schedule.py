@@ -88,6 +88,22 @@ def test_sensor_requests_the_partition_of_new_ticks_once(db_url: str) -> None:
     assert more.run_requests[0].run_key != first.run_requests[0].run_key
 
 
+def test_sensor_passes_over_what_the_history_backfill_stored(db_url: str) -> None:
+    """The backfill's own run profiles its days (tick_history is upstream of the profiles):
+    its rows move the cursor without requesting runs, and a stream print after them does."""
+    instance = dg.DagsterInstance.ephemeral()
+    add_ticks(db_url, DAY, 40, seed=4)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update ticks set source = 'backfill'")
+        (top,) = conn.execute("select max(seq) from ticks").fetchone()
+    quiet = evaluate(db_url, instance, None)
+    assert quiet.run_requests == [] and quiet.cursor == str(top)
+    assert quiet.asset_events[0].metadata["rows"].value == 0
+    add_ticks(db_url, "2024-03-06", 5, seed=5)
+    streamed = evaluate(db_url, instance, quiet.cursor)
+    assert [r.partition_key for r in streamed.run_requests] == ["2024-03-06"]
+
+
 def test_sensor_waits_while_a_run_of_the_partition_is_in_flight(db_url: str) -> None:
     instance = dg.DagsterInstance.ephemeral()
     add_ticks(db_url, DAY, 20, seed=4)

@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from core.settings import Settings
-from streaming.engine.loop import Engine
-from streaming.engine.session_clock import current_session
-from streaming.engine.snapshot import (
+from strategies.session_clock import current_session
+from strategies.snapshot import (
     PROFILE_CURRENT,
     PROFILE_NONE,
     PROFILE_STALE,
@@ -25,6 +24,7 @@ from streaming.engine.snapshot import (
     compute_metrics,
     only_current_profiles,
 )
+from streaming.engine.loop import Engine
 from tests.support.engine_rows import insert_candles, insert_flow, insert_profile, symbol_ids
 
 MONDAY_OPEN = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)  # 09:30 New York

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from analytics.market_state import BALANCE, IMBALANCE_DOWN, IMBALANCE_UP, UNKNOWN
+from strategies.definitions import parse_config, parse_strategy, trade_limits
+from strategies.edges import EdgeTracker
+from strategies.evaluation import evaluate
+from strategies.model import DefinitionError, SymbolConfig, TradeLimits
+from strategies.snapshot import Metrics, Universe
 from streaming.engine.loop import Engine
-from streaming.engine.snapshot import Metrics, Universe
-from streaming.engine.strategies.definitions import parse_config, parse_strategy, trade_limits
-from streaming.engine.strategies.edges import EdgeTracker
-from streaming.engine.strategies.evaluation import evaluate
-from streaming.engine.strategies.model import DefinitionError, SymbolConfig, TradeLimits
 from tests.support.engine_rows import NOW, RISING, insert_candles, seed_aapl, settings, symbol_ids
 
 EXAMPLE_RULES = {

@@ -15,12 +15,13 @@ import redis.asyncio as aioredis
 
 from core.contracts import Side
 from core.settings import Settings
+from strategies.gates import AccountView, Limits, account_gate, market_open
+from strategies.intents import client_order_id
 from streaming.engine import killswitch
-from streaming.engine.gates import AccountView, Limits, account_gate, market_open
 from streaming.engine.loop import Engine
 from streaming.engine.ratelimit import TokenBucket
-from streaming.engine.trader import Trader, client_order_id
-from streaming.providers.alpaca.execution import make_client
+from streaming.engine.trader import Trader
+from streaming.venues.alpaca.execution import make_client
 from tests.support.engine_rows import NOW, seed_aapl
 from tests.support.fake_alpaca_trading import account, position
 from tests.support.trading import NO_CAPS, SATURDAY, intent, orders, process, trading_settings

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from analytics.risk import cap_shares, within_caps
 from streaming.engine.loop import Engine
 from streaming.engine.trader import Trader
-from streaming.providers.alpaca.execution import is_live_url, make_client
+from streaming.venues.alpaca.execution import is_live_url, make_client
 from tests.support.engine_rows import NOW, seed_aapl, symbol_ids
 from tests.support.fake_alpaca_trading import account, position
 from tests.support.trading import intent, orders, process, trading_settings
@@ -163,33 +163,28 @@ def test_paper_and_local_urls_are_not_live():
 
 
 # --- position gates: atomic with the order row ----------------------------------------------
-def test_two_traders_same_symbol_send_one_order(fake, db_url, redis_url, conn):
-    """Two traders (as two engines would be) with different signals for one symbol, at the
-    same moment: the position gate and the row insert are one locked transaction."""
-    first = intent(conn)
-    second = intent(conn, at=NOW + timedelta(microseconds=1), price_time=NOW)
+@pytest.mark.parametrize(
+    ("case", "max_positions", "gate"),
+    [
+        # different signals for one symbol at the same moment
+        ("same_symbol", 5, "position_open"),
+        # two symbols, room for one position
+        ("two_symbols", 1, "max_positions"),
+    ],
+)
+def test_two_traders_at_once_send_one_order(
+    fake, db_url, redis_url, conn, case: str, max_positions: int, gate: str
+):
+    """Two traders (as two engines would be) at the same moment: the position gate and the
+    row insert are one locked transaction, so one order goes out and the other is blocked."""
+    if case == "same_symbol":
+        its = [intent(conn), intent(conn, at=NOW + timedelta(microseconds=1), price_time=NOW)]
+    else:
+        its = [intent(conn, "AAPL"), intent(conn, "MSFT")]
 
     async def one(it) -> None:
         r = aioredis.Redis.from_url(redis_url)
-        trader = Trader(trading_settings(fake, MAX_POSITIONS=5), r)
-        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
-            await trader.process(c, [it], loop_id=0, now=NOW)
-        await r.aclose()
-
-    async def both() -> None:
-        await asyncio.gather(one(first), one(second))
-
-    asyncio.run(both())
-    assert len(fake.posted_orders()) == 1
-    assert sorted(reasons(conn)) == [("accepted", "test"), ("blocked", "position_open")]
-
-
-def test_two_traders_max_positions_send_one_order(fake, db_url, redis_url, conn):
-    its = [intent(conn, "AAPL"), intent(conn, "MSFT")]
-
-    async def one(it) -> None:
-        r = aioredis.Redis.from_url(redis_url)
-        trader = Trader(trading_settings(fake, MAX_POSITIONS=1), r)
+        trader = Trader(trading_settings(fake, MAX_POSITIONS=max_positions), r)
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
             await trader.process(c, [it], loop_id=0, now=NOW)
         await r.aclose()
@@ -199,7 +194,7 @@ def test_two_traders_max_positions_send_one_order(fake, db_url, redis_url, conn)
 
     asyncio.run(both())
     assert len(fake.posted_orders()) == 1
-    assert sorted(reasons(conn)) == [("accepted", "test"), ("blocked", "max_positions")]
+    assert sorted(reasons(conn)) == [("accepted", "test"), ("blocked", gate)]
 
 
 def test_strategy_max_positions(fake, db_url, redis_url, conn):

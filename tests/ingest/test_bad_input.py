@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core import validation as v
 from core.events import Bar, Quote, Trade
-from streaming.ingest import validate as v
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.pipeline import IngestPipeline
 from streaming.providers.base import TradeBatch

@@ -18,9 +18,9 @@ import pytest
 from core.settings import Settings
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.pipeline import IngestPipeline
-from streaming.providers.alpaca.stream import AlpacaStreamProvider
 from streaming.providers.base import Provider
-from streaming.providers.ig.provider import IgProvider
+from streaming.venues.alpaca.data import AlpacaStreamProvider
+from streaming.venues.ig.data import IgProvider
 from tests.support.fake_alpaca import FakeAlpaca, tape_from_capture
 from tests.support.fake_ig import FakeIg, market
 from tests.support.loop_thread import serving
@@ -122,7 +122,7 @@ def test_alpha_vantage_bars_become_candles_at_utc_minutes(
 ) -> None:
     from zoneinfo import ZoneInfo
 
-    from streaming.providers.alpha_vantage.provider import AlphaVantageProvider
+    from streaming.venues.alpha_vantage.data import AlphaVantageProvider
     from tests.support.fake_alpha_vantage import FakeAlphaVantage
 
     capture = json.loads(

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis
 
-from core.candles import Candle
+from core.candle import Candle
 from core.timestamps import NS
 from streaming.ingest.publish import Publisher, candle_payload, iso
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.candles import Candle
+from core.candle import Candle
 from core.timestamps import MINUTE_NS, NS
-from streaming.ingest.candles import CandleBuilder, aggregate
+from streaming.ingest.candle_builder import CandleBuilder, aggregate
 from streaming.ingest.spool import DurableBuffer, SpoolFile
 from tests.support.spool_chunks import chunk, drain
 

@@ -15,8 +15,8 @@ from analytics.arbitrage import exit_value
 from core.contracts import Channel
 from marketflow.embedded.process import free_port
 from streaming.polymarket.discovery import upsert_markets
-from streaming.polymarket.gamma import parse_market
 from streaming.polymarket.stream import PolymarketStream, StreamConfig, load_markets
+from streaming.venues.polymarket.parsing import parse_market
 from tests.support.polymarket_fakes import MarketServer, capture, snapshot
 
 REAL = capture("gamma_market")

@@ -1,9 +1,15 @@
 """A local Alpaca market-data server: the v2 stream (WebSocket, msgpack or JSON) and the
-historical trades REST endpoint alpaca-py calls (``GET /v2/stocks/trades``).
+historical trades REST endpoints (``GET /v2/stocks/trades``, ``/v1beta3/crypto/us/trades``).
 
 Both serve one ``tape`` (the prints that "happened"), so a test can drop the stream, let the
 market move on, and check that the client's gap fill recovers exactly the missed prints.
-Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``.
+Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``; REST
+pages the captured ones in ``tests/data/alpaca/rest_*.json`` (``verbatim`` serves a capture
+as it is). The REST side pages like Alpaca: ``limit`` capped by ``page_size``, pages shorter
+than the limit before the end (``page_sizes``), ``next_page_token`` until null; it counts a
+rate-limit window (``X-RateLimit-*`` headers on every answer, 429 past the budget or when
+``answer_429`` asks) and fails pages on demand (``fail_pages`` once, ``down_pages`` until
+cleared, ``garbage_pages`` once with a body that is not JSON).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,7 +52,7 @@ def rfc3339(ts: datetime, nanos: int = 0) -> str:
 
 @dataclass
 class Print:
-    symbol: str
+    symbol: str  # Alpaca's name: AAPL, BTC/USD
     ts: datetime
     price: float
     size: float
@@ -53,22 +60,60 @@ class Print:
     exchange: str = "D"
     conditions: tuple[str, ...] = ("@", "I")
     tape: str = "C"
+    taker: str | None = None  # crypto: the taker side "tks" (B, S, -)
+    update: str | None = None  # "u": canceled, incorrect, corrected
+
+    @property
+    def crypto(self) -> bool:
+        return "/" in self.symbol
 
     def rest(self) -> dict[str, Any]:
-        return {
-            "t": rfc3339(self.ts, nanos=321),
-            "x": self.exchange,
-            "p": self.price,
-            "s": self.size,
-            "c": list(self.conditions),
-            "i": self.trade_id,
-            "z": self.tape,
-        }
+        if self.crypto:
+            body: dict[str, Any] = {
+                "t": rfc3339(self.ts, nanos=321),
+                "p": self.price,
+                "s": self.size,
+                "tks": self.taker or "-",
+                "i": self.trade_id,
+            }
+        else:
+            body = {
+                "t": rfc3339(self.ts, nanos=321),
+                "x": self.exchange,
+                "p": self.price,
+                "s": self.size,
+                "c": list(self.conditions),
+                "i": self.trade_id,
+                "z": self.tape,
+            }
+        if self.update:
+            body["u"] = self.update
+        return body
 
     def stream(self) -> dict[str, Any]:
         ns = int(self.ts.timestamp()) * 1_000_000_000 + self.ts.microsecond * 1000 + 321
         stamp = msgpack.Timestamp.from_unix_nano(ns)
         return {"T": "t", "S": self.symbol, **self.rest(), "t": stamp}
+
+
+def tape_from_rest(
+    trade: dict[str, Any], symbol: str, count: int, start: datetime, step: timedelta
+) -> list[Print]:
+    """``count`` prints shaped like a captured REST trade (its exchange, conditions, taker
+    side, price level and id), ``step`` apart from ``start``, ids ascending."""
+    return [
+        Print(
+            symbol=symbol,
+            ts=start + step * k,
+            price=round(float(trade["p"]) * (1 + 0.0001 * ((k * 7) % 11 - 5)), 2),
+            size=float(trade["s"]) * (1 + k % 5),
+            trade_id=int(trade["i"]) + k,
+            exchange=trade.get("x", "D"),
+            conditions=tuple(trade.get("c", ())),
+            taker=trade.get("tks"),
+        )
+        for k in range(count)
+    ]
 
 
 def tape_from_capture(
@@ -121,18 +166,37 @@ class FakeAlpaca:
     # auth answers for the next connections (an error code instead of "authenticated")
     refuse_auth: list[int] = field(default_factory=list)
     page_size: int = 7  # small REST pages so pagination is exercised
+    # sizes of the next pages (shorter than the limit before the end, as Alpaca does)
+    page_sizes: list[int] = field(default_factory=list)
     # page tokens ("" = the first page) whose next request fails once with a 500
     fail_pages: list[str] = field(default_factory=list)
+    # page tokens answered 500 until the test clears them (an outage mid-day)
+    down_pages: set[str] = field(default_factory=set)
+    # page tokens answered once with a body that is not JSON (a proxy's error page)
+    garbage_pages: list[str] = field(default_factory=list)
+    # bodies served as they are, in order, before anything from the tape (captures)
+    verbatim: list[bytes] = field(default_factory=list)
+    # rate limit: requests per window, the window, and 429s to answer whatever the budget
+    rate_limit: int = 200
+    rate_window_s: float = 60.0
+    answer_429: int = 0
     # what clients did
     connections: int = 0
     client_messages: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str | None] = field(default_factory=list)
     rest_requests: list[dict[str, str]] = field(default_factory=list)
+    rate_limited: int = 0  # 429s answered
+    _window_start: float = 0.0
+    _window_used: int = 0
     ws_port: int = 0
     rest_port: int = 0
 
     def reset(self) -> None:
         self.tape, self.sessions, self.refuse_auth, self.fail_pages = [], [], [], []
+        self.page_size, self.page_sizes, self.down_pages = 7, [], set()
+        self.garbage_pages, self.verbatim = [], []
+        self.rate_limit, self.rate_window_s, self.answer_429, self.rate_limited = 200, 60.0, 0, 0
+        self._window_start, self._window_used = 0.0, 0
         self.connections = 0
         self.client_messages, self.content_types, self.rest_requests = [], [], []
 
@@ -214,9 +278,23 @@ class FakeAlpaca:
 
     # --- REST -------------------------------------------------------------------------
 
+    def _rate_headers(self) -> tuple[bool, dict[str, str]]:
+        """Count this request in the window; (over the budget?, the X-RateLimit headers)."""
+        now = time.time()
+        if now >= self._window_start + self.rate_window_s:
+            self._window_start, self._window_used = now, 0
+        self._window_used += 1
+        over = self._window_used > self.rate_limit
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, self.rate_limit - self._window_used)),
+            "X-RateLimit-Reset": str(int(self._window_start + self.rate_window_s + 0.999)),
+        }
+        return over, headers
+
     async def _trades(self, request: web.Request) -> web.Response:
         params = dict(request.query)
-        self.rest_requests.append(params)
+        self.rest_requests.append({**params, "path": request.path})
         if (request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")) != (
             self.key,
             self.secret,
@@ -224,22 +302,52 @@ class FakeAlpaca:
             return web.json_response(
                 {"code": 40110000, "message": "request is not authorized"}, status=401
             )
-        if params.get("page_token", "") in self.fail_pages:
-            self.fail_pages.remove(params.get("page_token", ""))
-            return web.json_response({"message": "internal server error"}, status=500)
+        over, headers = self._rate_headers()
+        if over or self.answer_429 > 0:
+            self.answer_429 = max(0, self.answer_429 - 1)
+            self.rate_limited += 1
+            return web.json_response(
+                {"code": 42910000, "message": "rate limit exceeded"}, status=429, headers=headers
+            )
+        token = params.get("page_token", "")
+        if token in self.fail_pages or token in self.down_pages:
+            if token in self.fail_pages:
+                self.fail_pages.remove(token)
+            return web.json_response(
+                {"message": "internal server error"}, status=500, headers=headers
+            )
+        if token in self.garbage_pages:
+            self.garbage_pages.remove(token)
+            return web.Response(text="<html>502 Bad Gateway</html>", headers=headers)
+        if self.verbatim:
+            body = self.verbatim.pop(0)
+            return web.Response(body=body, content_type="application/json", headers=headers)
+        return web.json_response(self._page(request.path, params, token), headers=headers)
+
+    def _page(self, path: str, params: dict[str, str], token: str) -> dict[str, Any]:
+        crypto = "crypto" in path
         symbols = params.get("symbols", "").split(",")
         start = datetime.fromisoformat(params["start"]) if "start" in params else None
+        end = datetime.fromisoformat(params["end"]) if "end" in params else None
         limit = min(int(params.get("limit") or 1000), self.page_size)
-        matches = [p for p in self.tape if p.symbol in symbols and (start is None or p.ts >= start)]
+        matches = [
+            p
+            for p in self.tape
+            if p.crypto == crypto
+            and p.symbol in symbols
+            and (start is None or p.ts >= start)
+            and (end is None or p.ts < end)
+        ]
         matches.sort(key=lambda p: (p.symbol, p.ts))
-        offset = int(params.get("page_token") or 0)
-        page = matches[offset : offset + limit]
+        offset = int(token or 0)
+        size = min(limit, self.page_sizes.pop(0)) if self.page_sizes else limit
+        page = matches[offset : offset + size]
         body: dict[str, Any] = {"trades": {}, "next_page_token": None}
         for p in page:
             body["trades"].setdefault(p.symbol, []).append(p.rest())
-        if offset + limit < len(matches):
-            body["next_page_token"] = str(offset + limit)
-        return web.json_response(body)
+        if offset + size < len(matches):
+            body["next_page_token"] = str(offset + size)
+        return body
 
     # --- lifecycle (run on the fake's own loop) --------------------------------------
 
@@ -248,6 +356,7 @@ class FakeAlpaca:
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/v2/stocks/trades", self._trades)
+        app.router.add_get("/v1beta3/crypto/us/trades", self._trades)
         self._runner, self.rest_port = await start_app(app)
 
     async def stop(self) -> None:

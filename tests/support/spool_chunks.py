@@ -18,6 +18,7 @@ def chunk(start: int, n: int) -> TickRows:
         np.full(n, 1, np.int64), np.arange(start, start + n, dtype=np.int64) * NS, ids,
         np.full(n, 10.0), np.full(n, 2.0), np.resize(np.array([1, -1, 0], np.int8), n),
         np.full(n, np.nan), np.full(n, 10.01), np.full(n, "X", object), cond,
+        np.full(n, "stream", object), np.full(n, "iex", object),
     )  # fmt: skip
 
 

@@ -10,8 +10,9 @@ import redis.asyncio as aioredis
 
 from core.contracts import Side
 from core.settings import Settings
+from strategies.intents import OrderIntent
 from streaming.engine.ratelimit import TokenBucket
-from streaming.engine.trader import OrderIntent, Trader
+from streaming.engine.trader import Trader
 from tests.support.engine_rows import NOW, symbol_ids
 from tests.support.fake_alpaca_trading import KEY, SECRET, FakeTrading
 

@@ -23,6 +23,11 @@ class Served:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.port}"
 
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header a write needs (the server's token: given, or generated at start)."""
+        return {"Authorization": f"Bearer {self.server.token}"}
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         """Run ``coro`` on the server's loop (to read its state without racing it)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 
 from core.events import Trade
 from core.settings import Settings
-from streaming.providers.alpaca.nyse_hours import xnys_open
-from streaming.providers.alpaca.protocol import ErrorAction, TradeDeduper, classify_error
-from streaming.providers.alpaca.stream import AlpacaStreamProvider
 from streaming.providers.base import MissingCredential, ProviderError
+from streaming.venues.alpaca.data import AlpacaStreamProvider, xnys_open
+from streaming.venues.alpaca.parsing import ErrorAction, TradeDeduper, classify_error
 from tests.support.fake_alpaca import FakeAlpaca, tape_from_capture
 from tests.support.loop_thread import serving
 
@@ -140,6 +139,11 @@ def test_reconnect_fills_the_gap_exactly_once(fake: FakeAlpaca, capture: dict) -
     assert fake.rest_requests[0]["feed"] == "iex"
     assert len(fake.rest_requests) > 1
     assert all(t.ts.tzinfo is not None and t.ts.utcoffset().total_seconds() == 0 for t in trades)
+    # provenance: stream prints take the provider's (stream, iex); gap-fill prints say so
+    assert provider.tick_source == "stream" and provider.feed == "iex"
+    gap = [t for t in trades if t.source is not None]
+    assert gap and {(t.source, t.feed) for t in gap} == {("gap_fill", "iex")}
+    assert {f"D-{p.trade_id}" for p in fake.tape[20:35]} <= {t.trade_id for t in gap}
 
 
 def test_gap_fill_pages_through_a_long_outage_with_bounded_buffering(
@@ -206,7 +210,7 @@ def test_406_waits_for_the_slot_then_streams(
     fake.refuse_auth = [406, 406]
     fake.sessions = [[("trades", 0, 5)]]
     provider = AlpacaStreamProvider(settings_for(fake), ["AAPL"])
-    with caplog.at_level(logging.WARNING, "streaming.providers.alpaca.stream"):
+    with caplog.at_level(logging.WARNING, "streaming.venues.alpaca.data"):
         trades = run(collect(provider, 5))
     assert len(trades) == 5
     assert provider.counters["slot_busy"] == 2

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from core.events import Bar
 from core.settings import Settings
-from streaming.providers.alpha_vantage.parse import (
+from streaming.providers.base import MissingCredential
+from streaming.venues.alpha_vantage.data import AlphaVantageProvider
+from streaming.venues.alpha_vantage.parsing import (
     Answer,
     RequestBudget,
     default_interval,
     parse_intraday,
 )
-from streaming.providers.alpha_vantage.provider import AlphaVantageProvider
-from streaming.providers.base import MissingCredential
 from tests.support.fake_alpha_vantage import ERROR, INFORMATION, NOTE, FakeAlphaVantage
 from tests.support.loop_thread import serving
 
@@ -134,7 +134,7 @@ def test_throttle_answers_back_off_then_recover(
 ) -> None:
     fake.answers = {"MSFT": [NOTE, INFORMATION, 503, "<html>not json", msft]}
     provider = AlphaVantageProvider(settings_for(fake), ["MSFT"])
-    with caplog.at_level(logging.WARNING, "streaming.providers.alpha_vantage.provider"):
+    with caplog.at_level(logging.WARNING, "streaming.venues.alpha_vantage.data"):
         bars = asyncio.run(collect(provider, 100))
     assert len(bars) == 100
     assert provider.counters["throttled"] == 2
@@ -164,7 +164,7 @@ def test_error_message_pauses_only_that_symbol(
     fake.answers = {"NOPE": [ERROR], "MSFT": [msft]}
     settings = settings_for(fake, alpha_vantage_throttle_seconds=30)
     provider = AlphaVantageProvider(settings, ["NOPE", "MSFT"])
-    with caplog.at_level(logging.ERROR, "streaming.providers.alpha_vantage.provider"):
+    with caplog.at_level(logging.ERROR, "streaming.venues.alpha_vantage.data"):
         bars = asyncio.run(collect(provider, 100))
     assert len(bars) == 100 and {b.symbol for b in bars} == {"MSFT"}
     assert provider.counters["errors"] == 1

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from core.events import Quote, Trade
 from core.settings import Settings
 from streaming.providers.base import MissingCredential, ProviderError
-from streaming.providers.ig.provider import IgProvider
-from streaming.providers.ig.snapshot import choose_epic, parse_market, quote_events
+from streaming.venues.ig.data import IgProvider
+from streaming.venues.ig.parsing import choose_epic, parse_market, quote_events
 from tests.support.fake_ig import FakeIg, market
 from tests.support.loop_thread import serving
 
@@ -138,7 +138,7 @@ def test_repeated_failures_cool_down_then_recover(
     fake.markets = {VOD: market(VOD, "Vodafone", 72.10, 72.16)}
     fake.fail_logins = [503, 503, 503, 500]
     provider = IgProvider(settings_for(fake), ["VOD.L"], epics={"VOD.L": VOD})
-    with caplog.at_level(logging.WARNING, "streaming.providers.ig.provider"):
+    with caplog.at_level(logging.WARNING, "streaming.venues.ig.data"):
         events = asyncio.run(collect(provider, 2))
     assert len(events) == 2
     assert provider.counters["cooldowns"] == 1
@@ -202,7 +202,7 @@ def test_unknown_epic_and_closed_market_do_not_stop_others(
         ["GONE.L", "BP.L", "VOD.L"],
         epics={"GONE.L": "IX.D.GONE.DAILY.IP", "BP.L": BP, "VOD.L": VOD},
     )
-    with caplog.at_level(logging.ERROR, "streaming.providers.ig.provider"):
+    with caplog.at_level(logging.ERROR, "streaming.venues.ig.data"):
         events = asyncio.run(collect(provider, 2))
     assert {e.symbol for e in events} == {"VOD.L"}
     assert "GONE.L" in caplog.text and "symbol_providers" in caplog.text

@@ -130,7 +130,10 @@ def _cooldown(db_url: str) -> tuple[int, int, bool]:
 
 def test_strategy_edits_are_validated_and_stored(redis_url: str, db_url: str) -> None:
     sid, _, _ = _cooldown(db_url)
-    with serve(redis_url, db_url) as web, httpx.Client(base_url=web.base, timeout=10) as http:
+    with (
+        serve(redis_url, db_url) as web,
+        httpx.Client(base_url=web.base, timeout=10, headers=web.auth) as http,
+    ):
         listed = http.get("/api/strategies").json()["strategies"]
         auction = next(s for s in listed if s["id"] == sid)
         assert {c["symbol"] for c in auction["configs"]} >= {"AAPL", "MSFT"}

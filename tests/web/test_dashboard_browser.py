@@ -161,10 +161,11 @@ def test_backtest_page_shows_a_stored_run(page: Page, redis_url: str, db_url: st
         expect(row).to_contain_text("succeeded")
         expect(row).to_have_class("link on")
         expect(page).to_have_url(f"{web.base}/backtests?run={run_id}")
-        assert page.locator("#equity canvas").count() > 0  # lightweight-charts drew the curve
-        assert page.evaluate("window.mfBacktest.points()") > 100
-        expect(page.locator("#bt-legend")).to_contain_text("Equity")
+        # the address changes before the run is fetched: wait for its trades and its curve
         expect(page.locator("#trades tbody tr")).to_have_count(len(result.trades))
+        page.wait_for_function("window.mfBacktest.points() > 100", timeout=15000)
+        assert page.locator("#equity canvas").count() > 0  # lightweight-charts drew the curve
+        expect(page.locator("#bt-legend")).to_contain_text("Equity")
         first = result.trades[0]
         expect(page.locator("#trades tr[data-trade='1']")).to_contain_text(first.signal.symbol)
         expect(page.locator("#metrics")).to_contain_text(f"{len(result.trades)} (")
@@ -271,6 +272,40 @@ def test_strategy_edit_needs_the_token(page: Page, redis_url: str, db_url: str) 
         expect(message).to_have_text("saved")
         assert _strategy(db_url)[1] == 120
         shot(page, "strategies-edit")
+
+
+def test_strategy_edit_with_the_token_of_the_printed_link(
+    browser: Browser, page: Page, redis_url: str, db_url: str
+) -> None:
+    """No token configured: the server generates one; a user opens the printed link, goes
+    to the strategies page and saves; a tab opened without the link reads but cannot save."""
+    seed(db_url)
+    sid, cooldown = _strategy(db_url)
+    with serve(redis_url, db_url) as web:
+        assert web.server.token_generated and web.server.link.startswith(f"{web.base}/?token=")
+        stranger = browser.new_context().new_page()
+        open_page(stranger, f"{web.base}/strategies")  # reads need no token on loopback
+        expect(stranger.locator("#token-hint")).to_contain_text("open the link printed at start")
+        stranger_card = stranger.locator(f"[data-strategy='{sid}']")
+        stranger_card.locator(".s-cooldown").fill("45")
+        stranger_card.locator(".s-save").click()
+        expect(stranger.locator(f"#strategy-msg-{sid}")).to_contain_text(
+            "refused: missing or wrong token"
+        )
+        stranger.context.close()
+        assert _strategy(db_url)[1] == cooldown
+
+        open_page(page, web.server.link)
+        assert page.url == f"{web.base}/"  # the token left the address bar
+        page.locator("nav a", has_text="Strategies").click()
+        expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=15000)
+        expect(page.locator("#token-hint")).to_have_count(0)
+        card = page.locator(f"[data-strategy='{sid}']")
+        card.locator(".s-cooldown").fill("45")
+        card.locator(".s-save").click()
+        expect(page.locator(f"#strategy-msg-{sid}")).to_have_text("saved")
+        assert _strategy(db_url)[1] == 45
+        shot(page, "strategies-saved-with-link-token")
 
 
 def test_a_stalled_client_does_not_delay_the_browser(

@@ -63,8 +63,8 @@ def test_check_request_decisions() -> None:
     host = [("Host", "127.0.0.1:8000")]
     json_ct = [("Content-Type", "application/json")]
 
-    def status(scope: dict[str, Any], token: str | None = None) -> int:
-        refusal = check_request(scope, hosts, token)
+    def status(scope: dict[str, Any], token: str | None = None, **kw: bool) -> int:
+        refusal = check_request(scope, hosts, token, **kw)
         return 200 if refusal is None else refusal.status
 
     assert status(_scope("/", host)) == 200
@@ -76,15 +76,31 @@ def test_check_request_decisions() -> None:
     assert status(_scope("/api/symbols", [*host, ("Authorization", "Bearer t")]), "t") == 200
     assert status(_scope("/api/health", host), "t") == 200
     assert status(_scope("/", host), "t") == 200  # the page itself; its data needs the token
-    # writes: JSON, same origin, and the token (or a loopback client without one configured)
+    # writes: the token always (from loopback too), JSON, same origin
     patch = {"method": "PATCH"}
-    assert status(_scope("/api/strategies/1", [*host, *json_ct], **patch)) == 200
-    assert status(_scope("/api/strategies/1", host, **patch)) == 415
-    remote = {"client": ("10.1.1.1", 5000), **patch}
-    assert status(_scope("/api/strategies/1", [*host, *json_ct], **remote)) == 403
-    evil = [*host, *json_ct, ("Origin", "http://evil.example")]
-    assert status(_scope("/api/strategies/1", evil, **patch)) == 403
+    signed = [*host, ("Authorization", "Bearer t")]
+    assert status(_scope("/api/strategies/1", [*signed, *json_ct], **patch), "t") == 200
+    assert status(_scope("/api/strategies/1", [*host, *json_ct], **patch)) == 401  # no token
     assert status(_scope("/api/strategies/1", [*host, *json_ct], **patch), "t") == 401
+    assert status(_scope("/api/strategies/1", signed, **patch), "t") == 415
+    remote = {"client": ("10.1.1.1", 5000), **patch}
+    assert status(_scope("/api/strategies/1", [*signed, *json_ct], **remote), "t") == 200
+    assert status(_scope("/api/strategies/1", [*host, *json_ct], **remote), "t") == 401
+    evil = [*signed, *json_ct, ("Origin", "http://evil.example")]
+    assert status(_scope("/api/strategies/1", evil, **patch), "t") == 403
+    big = [*signed, *json_ct, ("Content-Length", str(64 * 1024 + 1))]
+    assert status(_scope("/api/strategies/1", big, **patch), "t") == 413
+    # a write no route takes is left to the router (405), like a method no route knows
+    unrouted = _scope("/api/orders", host, **patch)
+    assert status(unrouted, "t", routed=False, reads_open=True) == 200
+    assert status(_scope("/api/orders", host, method="TRACE"), "t", reads_open=True) == 200
+    # reads_open (a generated token): reads from loopback need none, from elsewhere they do
+    assert status(_scope("/api/symbols", host), "t", reads_open=True) == 200
+    assert status(_scope("/ws", host, type="websocket"), "t", reads_open=True) == 200
+    assert status(_scope("/api/symbols", host, client=("10.1.1.1", 5)), "t", reads_open=True) == 401
+    assert (
+        status(_scope("/api/strategies/1", [*host, *json_ct], **patch), "t", reads_open=True) == 401
+    )
     ws = {"type": "websocket"}
     assert status(_scope("/ws", [*host, ("Origin", "http://127.0.0.1:8000")], **ws)) == 200
     assert status(_scope("/ws", [*host, ("Origin", "http://evil.example")], **ws)) == 403

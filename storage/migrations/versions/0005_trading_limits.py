@@ -6,7 +6,7 @@ Create Date: 2026-12-04
 
 A 0 or negative ATR multiplier became a one-cent stop and a maximum-size order; a risk
 percentage of 50 sized every order from half the account. The engine validates strategy
-parameters when it loads them (``streaming/engine/strategies/definitions.py``); these
+parameters when it loads them (``strategies/definitions.py``); these
 constraints keep the same bounds in the tables, so a bad row is refused when written
 instead of skipped when read. The bounds (docs/trading-safety.md):
 

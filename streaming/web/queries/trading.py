@@ -11,8 +11,8 @@ from typing import Any
 from psycopg import sql
 
 from core.contracts import Table
-from streaming.engine.strategies.definitions import parse_config, parse_strategy
-from streaming.engine.strategies.model import DefinitionError
+from strategies.definitions import parse_config, parse_strategy
+from strategies.model import DefinitionError
 from streaming.web.queries.base import Database
 from streaming.web.queries.market import clamp
 

@@ -1,6 +1,7 @@
 // Strategies: switch on/off, cooldown, definition and per-symbol configs; the server
-// validates every change as the engine does and stores it only with the token (or loopback).
-import { CH, api, badge, clock, esc, live, num, stamp, toast } from "../common.js";
+// validates every change as the engine does and stores it only with the token, which this
+// tab keeps from the link printed at start (common.js sends it as Authorization: Bearer).
+import { CH, api, badge, clock, esc, live, num, stamp, toast, token } from "../common.js";
 
 function perfRows(perf) {
   if (!perf.length) return '<p class="muted">no performance yet (mart strategy_performance)</p>';
@@ -53,7 +54,10 @@ function number(value) {
 export async function start({ root }) {
   const data = await api("/api/strategies");
   const recent = await api("/api/signals?limit=30");
-  root.innerHTML = `<div class="layout">
+  const hint = token()
+    ? ""
+    : `<div class="banner" id="token-hint">Changes need the dashboard's token: open the link printed at start (…/?token=…) in this tab.</div>`;
+  root.innerHTML = `${hint}<div class="layout">
     <div class="cards" id="strategies">${data.strategies.map(card).join("")}</div>
     <div class="panel"><h2>Live signals <span class="tag">UTC</span></h2><ul class="feed" id="feed" style="max-height:none"></ul></div></div>`;
   const feed = document.getElementById("feed");

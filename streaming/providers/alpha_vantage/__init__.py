@@ -1,1 +1,0 @@
-"""Alpha Vantage: the intraday polling ``provider`` and the parsing of its answers (``parse``)."""
