@@ -1,12 +1,13 @@
 """The seam the Dagster assets (and replay, the engine, the CLI) call: one session in, rows out.
 
 Every formula lives once, in the sibling modules (docs/semantics.md):
-``bins`` (price → integer bin), ``aggressor`` (venue side / quote rule / tick rule),
-``profile`` (POC, value area, LVN/HVN), ``order_flow`` (delta, pressure, CVD),
-``candle_fallback`` (bars without ticks) and ``sessions`` (market calendars). This module
-only wires them together and shapes the output as the storage schema wants it, so a caller
-can insert ``SessionFrames.volume_profile`` / ``.profile_metrics`` / ``.order_flow``
-directly after adding ``symbol_id``.
+``bins`` (price → integer bin), ``aggressor_side`` (venue side / quote rule / tick rule),
+``profile`` and ``nodes`` (POC, value area, LVN/HVN), ``order_flow`` (delta, pressure,
+CVD), the footprint (``imbalances``, ``bar_stats``, ``session_vwap``, ``extremes``,
+``big_prints``), ``candle_fallback`` (bars without ticks) and ``sessions`` (market
+calendars). This module only wires them together and shapes the output as the storage
+schema wants it, so a caller can insert each frame of ``SessionFrames`` directly after
+adding ``symbol_id``.
 
 Typical asset code::
 

@@ -1,7 +1,8 @@
 """The footprint tables' checks: imbalances against the stored cells, the session VWAP and
 the bar statistics against the ticks, big prints against their threshold and the ticks.
 Each reads the partition window it runs for (a sensor run: its minutes from write-from on)
-and counts the offending rows in SQL (assets.check_queries)."""
+and counts the offending rows in SQL (assets.check_queries). A day whose ticks moved to the
+tick archive (docs/retention.md) is checked for everything but its ticks."""
 
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from assets.partitions import WRITE_FROM_TAG, daily_partitions, write_from_tag
 from assets.profile_io import active_symbols
 from assets.profiles import BIG_PRINTS, FOOTPRINT_IMBALANCES, ORDER_FLOW, SESSION_VWAP, profiled_seq
 from assets.resources import PostgresResource
+from storage.tick_archive import TickArchive
 
 IMBALANCE_SQL = f"""
 with config as (
@@ -118,6 +120,7 @@ printed as (
 compared as (
     select st.symbol_id, st.bucket, st.vwap, st.sd, st.volume, st.added,
            coalesce(p.volume, 0) as minute_volume,
+           (st.bucket at time zone 'UTC')::date = any(%(archived)s::date[]) as archived,
            sum(p.notional) over upto / nullif(sum(p.volume) over upto, 0) as tick_vwap
     from stored as st
     left join printed as p on p.symbol_id = st.symbol_id and p.minute = st.bucket
@@ -127,9 +130,10 @@ select symbol_id, bucket, vwap, tick_vwap, sd, added, minute_volume
 from compared
 where bucket >= %(since)s and (
     sd < 0
-    or abs(added - minute_volume) > {REL_TOL} * greatest(1.0, minute_volume)
+    or (not archived and abs(added - minute_volume) > {REL_TOL} * greatest(1.0, minute_volume))
     -- the VWAP itself needs the session's ticks from its open: full runs only
-    or (%(full)s and abs(vwap - tick_vwap) > {REL_TOL} * greatest(1.0, abs(tick_vwap)))
+    or (%(full)s and not archived
+        and abs(vwap - tick_vwap) > {REL_TOL} * greatest(1.0, abs(tick_vwap)))
 )
 order by 1, 2
 """
@@ -156,6 +160,7 @@ def session_vwap_matches_ticks(
             "ticks_from": since,
             "full": since == start,
             "max_seq": max_seq if max_seq is not None else 2**62,
+            "archived": TickArchive.configured().archived_in(start, end),
         }
         rows = conn.execute(VWAP_SQL, params).fetchall()
     return check_result(
@@ -210,10 +215,13 @@ from big_prints as b
 where b.bucket >= %(since)s and b.bucket < %(end)s and (
     b.size < b.threshold
     or date_trunc('minute', b.ts) <> b.bucket
-    or not exists (
-        select 1 from ticks as t
-        where t.symbol_id = b.symbol_id and t.ts = b.ts and t.price = b.price
-          and t.size = b.size
+    or (
+        not (b.bucket at time zone 'UTC')::date = any(%(archived)s::date[])
+        and not exists (
+            select 1 from ticks as t
+            where t.symbol_id = b.symbol_id and t.ts = b.ts and t.price = b.price
+              and t.size = b.size
+        )
     )
 )
 order by 1, 2, 3
@@ -228,9 +236,11 @@ order by 1, 2, 3
 def big_prints_are_big_ticks(
     context: dg.AssetCheckExecutionContext, postgres: PostgresResource
 ) -> dg.AssetCheckResult:
-    _start, since, end = _since(context)
+    start, since, end = _since(context)
+    archived = TickArchive.configured().archived_in(start, end)
     with postgres.connect(read_only=True) as conn:
-        rows = conn.execute(BIG_PRINTS_SQL, {"since": since, "end": end}).fetchall()
+        params = {"since": since, "end": end, "archived": archived}
+        rows = conn.execute(BIG_PRINTS_SQL, params).fetchall()
     return check_result(
         rows,
         ("symbol_id", "bucket", "print_no", "ts", "price", "size", "threshold"),

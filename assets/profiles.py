@@ -15,11 +15,12 @@ import dagster as dg
 import pandas as pd
 import psycopg
 
-from analytics.composite import DEFAULT_COMPOSITE_SESSIONS, composite_metrics, naked_pocs
+from analytics.composite import DEFAULT_COMPOSITE_SESSIONS, composite_metrics
 from analytics.pipeline import SessionFrames
 from analytics.sessions import session_bounds
 from assets import profile_io
 from assets.market_data import TICK_HISTORY, TICKS
+from assets.naked_poc_touches import minute_ranges, symbol_naked_pocs
 from assets.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,
@@ -118,16 +119,6 @@ def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _minute_ranges(volume_profile: pd.DataFrame, session_day: date) -> pd.DataFrame:
-    """Traded range of every minute of a session (the naked-POC touch input)."""
-    if volume_profile.empty:
-        return pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
-    grouped = volume_profile.groupby("bucket", sort=True)["price_level"]
-    ranges = pd.DataFrame({"low": grouped.min(), "high": grouped.max()}).reset_index()
-    ranges.insert(0, "session_date", session_day)
-    return ranges
-
-
 @dataclass(frozen=True)
 class WindowInputs:
     """Everything read from the database for one window (one snapshot)."""
@@ -179,46 +170,10 @@ def _symbol_window(
         if not composite.empty:
             result.profile_metrics.append(composite.assign(symbol_id=symbol.id))
         session_pocs.append((day, float(running["poc"].iloc[-1])))
-        ranges.append(_minute_ranges(frames.volume_profile, day))
-    _symbol_naked_pocs(conn, symbol, session_pocs, ranges, inputs.open_pocs, inputs.end, result)
-
-
-def _symbol_naked_pocs(
-    conn: psycopg.Connection,
-    symbol: profile_io.SymbolRow,
-    session_pocs: list[tuple[date, float]],
-    ranges: list[pd.DataFrame],
-    open_pocs: pd.DataFrame,
-    window_end: datetime,
-    result: WindowResult,
-) -> None:
-    prior = open_pocs.loc[open_pocs["symbol_id"] == symbol.id, ["session_date", "poc"]]
-    parts = [
-        p
-        for p in (prior, pd.DataFrame(session_pocs, columns=["session_date", "poc"]))
-        if not p.empty
-    ]
-    if not parts:
-        return
-    candidates = pd.concat(parts, ignore_index=True)
-    later = (
-        pd.concat(ranges, ignore_index=True)
-        if ranges
-        else pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
-    )
-    pocs = naked_pocs(candidates, later, row_size=symbol.row_size)
-    # Still naked within the window: a later day that is already stored (a backfill of the
-    # past) may have traded through it.
-    if pocs["touched_at"].isna().any() and profile_io.has_profile_after(
-        conn, symbol.id, window_end
-    ):
-        for index in pocs.index[pocs["touched_at"].isna()]:
-            touched = profile_io.first_touch_after(
-                conn, symbol.id, float(pocs.at[index, "poc"]), window_end
-            )
-            if touched is not None:
-                pocs.at[index, "touched_at"] = pd.Timestamp(touched)
-    result.naked_pocs.append(pocs.assign(symbol_id=symbol.id))
+        ranges.append(minute_ranges(frames.volume_profile, day))
+    pocs = symbol_naked_pocs(conn, symbol, session_pocs, ranges, inputs.open_pocs, inputs.end)
+    if pocs is not None:
+        result.naked_pocs.append(pocs)
 
 
 def compute_window(

@@ -323,6 +323,7 @@ def _against_engines(
     ticks: pd.DataFrame, frames: SessionFrames, wall: float, cpu: float, repeats: int
 ) -> list[Comparison]:
     """compute_session's wall time beside DuckDB, Polars and the bincount floor."""
+    from bench import profile_duckdb as duckdb
     from bench import profile_engines as engines
 
     n = len(ticks)
@@ -347,7 +348,7 @@ def _against_engines(
     try:
         prepared = {
             "Polars": (engines.polars_frame(ticks), engines.polars_run, engines.from_polars),
-            "DuckDB": (engines.duckdb_table(ticks), engines.duckdb_run, engines.from_duckdb),
+            "DuckDB": (duckdb.duckdb_table(ticks), duckdb.duckdb_run, engines.from_duckdb),
         }
     except ImportError as exc:  # the optional bench extra is not installed
         print(f"  skipping DuckDB/Polars: {exc} (pip install marketflow[bench])", flush=True)

@@ -11,14 +11,15 @@ print order, mean print size and its sd) and the session VWAP and sd through eac
 (from sums of price differences to the session's first price, so the variance keeps its
 digits).
 
-Written the idiomatic way for each engine: the previous price from a window (``lag`` /
-``diff``), the continuation as a forward fill over the non-zero changes (``last_value(...
-ignore nulls)`` / ``forward_fill``), one running sum of the signed sizes over the session
-(a minute's running delta is it less its value before the minute's first print),
-group-bys, self-joins of the footprint on the neighbouring rows, and runs numbered by
-bin minus row number (gaps and islands). Both engines use all
-cores; the input is already in the engine's own memory (a DuckDB table, a Polars frame),
-so loading is not timed. The engines are the optional ``bench`` extra, imported only here.
+Written the idiomatic way for each engine (DuckDB's SQL is ``bench/profile_duckdb.py``):
+the previous price from a window (``lag`` / ``diff``), the continuation as a forward fill
+over the non-zero changes (``last_value(... ignore nulls)`` / ``forward_fill``), one
+running sum of the signed sizes over the session (a minute's running delta is it less its
+value before the minute's first print), group-bys, self-joins of the footprint on the
+neighbouring rows, and runs numbered by bin minus row number (gaps and islands). Both
+engines use all cores; the input is already in the engine's own memory (a DuckDB table, a
+Polars frame), so loading is not timed. The engines are the optional ``bench`` extra,
+imported only here and in ``bench/profile_duckdb.py``.
 
 ``bincount_floor`` is the memory-bandwidth floor: one ``np.bincount`` of the prints'
 precomputed cell keys and sizes, the least any footprint can cost.
@@ -35,148 +36,6 @@ import pandas as pd
 NS_PER_MINUTE = 60_000_000_000
 RATIO = 3.0  # the default imbalance ratio (analytics.footprint_config); V_min is 0
 
-DUCKDB_CLASSIFIED = """
-create or replace temp table classified as
-with changes as (
-    select
-        seq,
-        price,
-        size,
-        date_trunc('minute', ts) as minute,
-        floor(price * $inverse + 0.5)::bigint as bin,
-        case
-            when price > lag(price) over by_arrival then 1
-            when price < lag(price) over by_arrival then -1
-        end as change
-    from ticks
-    window by_arrival as (order by seq)
-)
-select
-    seq,
-    minute,
-    bin,
-    size,
-    price - first_value(price) over (order by seq) as away,
-    coalesce(
-        last_value(change ignore nulls) over (
-            order by seq rows between unbounded preceding and current row
-        ),
-        0
-    ) as tick
-from changes
-"""
-
-# the session's running delta, a minute's runs from the value before its first print
-DUCKDB_RUNNING = """
-create or replace temp table running as
-select
-    seq,
-    minute,
-    size,
-    away,
-    sum(size * tick) over (order by seq rows between unbounded preceding and current row)
-        as running,
-    size * tick as flow
-from classified
-"""
-
-DUCKDB_FOOTPRINT = """
-create or replace temp table footprint as
-select
-    minute,
-    bin,
-    sum(size) as volume,
-    sum(size * (tick + 1) / 2) as buy,
-    sum(size * (1 - tick) / 2) as sell,
-    count(*) as trades
-from classified
-group by minute, bin
-order by minute, bin
-"""
-
-DUCKDB_FLOW = """
-select
-    minute,
-    sum(buy) as buy,
-    sum(sell) as sell,
-    sum(buy) - sum(sell) as delta,
-    sum(sum(buy) - sum(sell)) over (order by minute) as cvd
-from footprint
-group by minute
-order by minute
-"""
-
-DUCKDB_BARS = """
-with minutes as (
-    select
-        minute,
-        count(*) as trades,
-        max(running) - arg_min(running - flow, seq) as max_delta,
-        min(running) - arg_min(running - flow, seq) as min_delta,
-        avg(size) as mean_size,
-        stddev_pop(size) as size_sd,
-        sum(size) as volume,
-        sum(size * away) as notional,
-        sum(size * away * away) as squares
-    from running
-    group by minute
-),
-session as (
-    select
-        *,
-        sum(notional) over upto / sum(volume) over upto as mean_away,
-        sum(squares) over upto / sum(volume) over upto as square_away
-    from minutes
-    window upto as (order by minute)
-)
-select
-    minute,
-    trades,
-    max_delta,
-    min_delta,
-    mean_size,
-    size_sd,
-    $first + mean_away as vwap,
-    sqrt(greatest(square_away - mean_away * mean_away, 0)) as sd
-from session
-order by minute
-"""
-
-DUCKDB_IMBALANCES = """
-with neighbours as (
-    select
-        f.minute,
-        f.bin,
-        f.buy,
-        f.sell,
-        coalesce(below.sell, 0) as sells_below,
-        coalesce(above.buy, 0) as buys_above
-    from footprint as f
-    left join footprint as below on below.minute = f.minute and below.bin = f.bin - 1
-    left join footprint as above on above.minute = f.minute and above.bin = f.bin + 1
-),
-flagged as (
-    select minute, bin, 'buy' as side, buy as volume, sells_below as opposite
-    from neighbours where buy > 0 and buy >= $ratio * sells_below
-    union all
-    select minute, bin, 'sell', sell, buys_above
-    from neighbours where sell > 0 and sell >= $ratio * buys_above
-),
-runs as (
-    select *, bin - row_number() over (partition by minute, side order by bin) as run
-    from flagged
-)
-select
-    minute,
-    bin,
-    side,
-    volume,
-    opposite,
-    count(*) over (partition by minute, side, run) as stack_len
-from runs
-order by minute, bin, side
-"""
-
 
 @dataclass(frozen=True)
 class EngineResult:
@@ -186,32 +45,6 @@ class EngineResult:
     flow: pd.DataFrame  # minute (UTC), buy, sell, delta, cvd
     bars: pd.DataFrame  # minute, trades, max_delta, min_delta, mean_size, size_sd, vwap, sd
     imbalances: pd.DataFrame  # minute, bin, side, volume, opposite, stack_len
-
-
-def duckdb_table(ticks: pd.DataFrame) -> Any:
-    """A DuckDB connection holding the ticks as table ``ticks`` (seq = arrival order)."""
-    import duckdb
-
-    con = duckdb.connect()
-    frame = ticks[["ts", "price", "size"]].assign(seq=np.arange(len(ticks), dtype=np.int64))
-    con.register("ticks_frame", frame)
-    con.execute("create table ticks as select * from ticks_frame")
-    con.unregister("ticks_frame")
-    return con
-
-
-def duckdb_run(con: Any, row_size: float) -> tuple[dict, ...]:
-    """Footprint, flow, bars and imbalances columns as numpy arrays."""
-    con.execute(DUCKDB_CLASSIFIED, {"inverse": 1.0 / row_size})
-    con.execute(DUCKDB_FOOTPRINT)
-    con.execute(DUCKDB_RUNNING)
-    (first,) = con.execute("select price from ticks order by seq limit 1").fetchone()
-    return (
-        con.execute("select * from footprint").fetchnumpy(),
-        con.execute(DUCKDB_FLOW).fetchnumpy(),
-        con.execute(DUCKDB_BARS, {"first": first}).fetchnumpy(),
-        con.execute(DUCKDB_IMBALANCES, {"ratio": RATIO}).fetchnumpy(),
-    )
 
 
 def polars_frame(ticks: pd.DataFrame) -> Any:

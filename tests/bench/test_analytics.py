@@ -9,6 +9,7 @@ import pytest
 
 from analytics.pipeline import compute_session
 from bench import BenchContext
+from bench import profile_duckdb as duckdb
 from bench import profile_engines as engines
 from bench.profile import ROW_SIZE, SESSION_MINUTES, SESSION_OPEN, make_ticks, python_loop, run
 
@@ -82,7 +83,7 @@ def test_duckdb_polars_and_compute_session_compute_the_same_footprint(seed: int)
     frames = compute_session(ticks, ROW_SIZE, SESSION_OPEN, CLOSE)
     expected = engines.from_frames(frames, ROW_SIZE)
     got = {
-        "duckdb": engines.from_duckdb(engines.duckdb_run(engines.duckdb_table(ticks), ROW_SIZE)),
+        "duckdb": engines.from_duckdb(duckdb.duckdb_run(duckdb.duckdb_table(ticks), ROW_SIZE)),
         "polars": engines.from_polars(engines.polars_run(engines.polars_frame(ticks), ROW_SIZE)),
     }
     for name, result in got.items():
