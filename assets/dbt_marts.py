@@ -1,86 +1,32 @@
 """dbt wiring: the signal marts in `dbt_project/` as Dagster assets on the shared partitions.
 
-The manifest is built once, ahead of time, by a cached factory: `dbt parse` runs only when
-`target/manifest.json` is missing or older than a model, macro or project file (a file lock
-keeps the webserver's and the daemon's code servers from parsing at the same time). We do
-not call `DbtProject.prepare_if_dev()`: `dg` sets DAGSTER_IS_DEV_CLI for every subcommand,
-which would re-parse in every step.
+The manifest is prepared at install time (assets/dbt_project.py); here it is only read, so
+importing this module starts no dbt process. Each dbt build runs in a target folder of its
+own (dagster-dbt's choice, so concurrent runs do not share artifacts); the folder is removed
+when the build ends, or a month of five-minute builds would leave thousands behind.
 """
 
-import fcntl
 import json
 import os
-import subprocess
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from sqlalchemy.engine import make_url
 
+from assets.dbt_project import DBT_PROJECT_DIR, dbt_project, require_manifest
 from assets.partitions import daily_partitions, dbt_history_env, dbt_vars_for_window
 from assets.resources import PostgresResource
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT_SOURCE_NAME = "marketflow"
 # dbt's executable beside the interpreter: the virtualenv need not be on PATH
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
-_INPUTS = ("models", "macros", "tests", "dbt_project.yml", "profiles.yml")
-
-
-def _newest_input_mtime(project_dir: Path) -> float:
-    newest = 0.0
-    for name in _INPUTS:
-        path = project_dir / name
-        files = [path] if path.is_file() else path.rglob("*") if path.exists() else []
-        for file in files:
-            newest = max(newest, file.stat().st_mtime)
-    return newest
-
-
-def manifest_is_stale(project_dir: Path) -> bool:
-    manifest = project_dir / "target" / "manifest.json"
-    return not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(project_dir)
-
-
-def build_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
-    """`dbt parse` into target/ when the manifest is missing or stale; returns its path."""
-    target = project_dir / "target"
-    target.mkdir(exist_ok=True)
-    with open(target / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if manifest_is_stale(project_dir):
-            # parse needs no connection; the profile's env_var defaults fill the gaps
-            subprocess.run(
-                [
-                    DBT_EXECUTABLE,
-                    "parse",
-                    "--quiet",
-                    "--project-dir",
-                    str(project_dir),
-                    "--profiles-dir",
-                    str(project_dir),
-                    "--target-path",
-                    str(target),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-            )
-    return target / "manifest.json"
-
-
-@cache
-def dbt_project() -> DbtProject:
-    """The dbt project with a current manifest (parsed at most once per process)."""
-    build_manifest(DBT_PROJECT_DIR)
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 # Tables the marts read that no Dagster asset writes: the engine, the Polymarket monitor and
@@ -174,8 +120,8 @@ def dbt_build_args(start: datetime, end: datetime) -> list[str]:
 
 
 @dbt_assets(
-    manifest=dbt_project().manifest_path,
-    project=dbt_project(),
+    manifest=require_manifest(dbt_project),
+    project=dbt_project,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     dagster_dbt_translator=MarketflowDbtTranslator(),
@@ -187,7 +133,22 @@ def signal_marts(
     window = context.partition_time_window
     with dbt_connection_env(postgres.url()):
         invocation = dbt.cli(dbt_build_args(window.start, window.end), context=context)
-    yield from invocation.stream()
+    try:
+        yield from invocation.stream()
+    finally:
+        remove_run_target(invocation.target_path, DBT_PROJECT_DIR)
+
+
+def remove_run_target(target_path: Path, project_dir: Path = DBT_PROJECT_DIR) -> bool:
+    """Delete one build's own target folder (never the project's `target/` itself, which
+    holds the prepared manifest); returns whether something was removed."""
+    target = Path(target_path)
+    target = (target if target.is_absolute() else project_dir / target).resolve()
+    shared = (project_dir / "target").resolve()
+    if target == shared or shared not in target.parents or not target.is_dir():
+        return False
+    shutil.rmtree(target, ignore_errors=True)
+    return True
 
 
 def dbt_resource() -> DbtCliResource:

@@ -1,8 +1,9 @@
 """Market data: the `ticks` stream (external) and `candles_1m` reconciled from it.
 
 Ingest writes ticks and builds candles live; Dagster does not own either process. `ticks` is
-therefore an external asset observed by `tick_stream_sensor`, and `candles_1m` here is the
-reconciliation pass that makes every closed minute agree with the ticks stored for it.
+therefore an external asset whose progress `tick_stream_sensor` follows, and `candles_1m`
+here is the reconciliation pass that makes every closed minute agree with the ticks stored
+for it.
 """
 
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ ticks = dg.AssetSpec(
     key=TICKS,
     description=(
         "Trade prints written by `marketflow ingest`/`replay` (table `ticks`, one PostgreSQL "
-        "partition per UTC day). Observed by tick_stream_sensor: rows, lag, last tick time."
+        "partition per UTC day). tick_stream_sensor follows its sequence and requests the "
+        "minute runs; each profile run records the newest sequence it read (max_seq)."
     ),
     group_name="market_data",
     kinds={"postgres"},

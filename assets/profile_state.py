@@ -116,11 +116,21 @@ stored as (
     select o.symbol_id, o.bucket as minute, o.trade_count as n
     from order_flow as o
     join s on o.symbol_id = s.id and o.bucket >= s.from_ts and o.bucket < s.to_ts
+),
+recounted as (
+    select coalesce(p.symbol_id, o.symbol_id) as symbol_id, coalesce(p.minute, o.minute) as minute
+    from printed as p
+    full join stored as o on o.symbol_id = p.symbol_id and o.minute = p.minute
+    where p.n is distinct from o.n and coalesce(p.n, 0) + coalesce(o.n, 0) > 0
+),
+amended as (
+    select c.symbol_id, date_trunc('minute', c.tick_ts) as minute
+    from tick_corrections as c
+    join s on c.symbol_id = s.id and c.tick_ts >= s.from_ts and c.tick_ts < s.to_ts
+    where c.outcome = 'applied' and c.tick_ts >= %(first)s and c.tick_ts < %(last)s
 )
-select coalesce(p.symbol_id, o.symbol_id), min(coalesce(p.minute, o.minute))
-from printed as p
-full join stored as o on o.symbol_id = p.symbol_id and o.minute = p.minute
-where p.n is distinct from o.n and coalesce(p.n, 0) + coalesce(o.n, 0) > 0
+select symbol_id, min(minute)
+from (select * from recounted union all select * from amended) as changed
 group by 1
 """
 
@@ -130,8 +140,10 @@ def first_recounted_minutes(
 ) -> dict[int, datetime]:
     """Per symbol, the first minute in [from, to) whose valid prints no longer number the
     order flow's trade count (prints committed after the run that stored it, or new
-    minutes); absent: nothing changed. Ticks are only ever added, so an unchanged count is
-    an unchanged minute; counting in SQL spares reading the sensor's margin again."""
+    minutes) or whose prints a venue corrected or cancelled (``tick_corrections``: a
+    correction keeps the count); absent: nothing changed. Otherwise ticks are only ever
+    added, so an unchanged count is an unchanged minute; counting in SQL spares reading the
+    sensor's margin again."""
     if not spans:
         return {}
     rows = conn.execute(

@@ -45,7 +45,7 @@ class Costs:
         s = self.slippage_bps / 10_000.0
         return price * (1 + s) if buying else price * (1 - s)
 
-    def commission(self, qty: int) -> float:
+    def commission(self, qty: float) -> float:
         """Both orders of a round trip."""
         return 2 * (self.commission_per_order + self.commission_per_share * qty)
 
@@ -139,7 +139,7 @@ class Fill:
     entry_price: float  # after slippage
     exit: Exit
     exit_price: float  # after slippage
-    qty: int
+    qty: float  # whole shares for equities, fractional for crypto
     gross: float
     commission: float
     pnl: float
@@ -151,7 +151,7 @@ class Fill:
 def fill_trade(
     c: Candles,
     side: Side,
-    qty: int,
+    qty: float,
     stop: float,
     target: float,
     start: int,

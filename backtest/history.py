@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
+from analytics.increments import Increments
+
 F = npt.NDArray[np.float64]
 
 # profiles older than the session before the current one are never used by the engine
@@ -90,6 +92,18 @@ select id, symbol, market, asset_type from symbols
 where asset_type <> 'binary_option' and (%s::text[] is null or symbol = any(%s::text[]))
 order by id
 """
+
+
+INCREMENTS_SQL = """
+select id, asset_type, price_increment, qty_increment, min_order_qty from symbols
+where id = any(%s)
+"""
+
+
+def symbol_increments(conn: psycopg.Connection, ids: list[int]) -> dict[int, Increments]:
+    """Each symbol's order steps (``analytics.increments``), by id."""
+    rows = conn.execute(INCREMENTS_SQL, (ids,)).fetchall()
+    return {int(r[0]): Increments.for_symbol(*r[1:]) for r in rows}
 
 
 def symbols(conn: psycopg.Connection, wanted: list[str] | None) -> list[tuple[int, str, str, str]]:

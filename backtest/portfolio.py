@@ -3,10 +3,12 @@
 Signals of all symbols are taken in time order (then symbol id, as the engine's loop
 orders its universe). Each one goes through the gates the auto-trader applies, in its
 order and with its pure functions (``strategies.gates``, ``analytics.risk``):
-market open, price age, strategy parameters, bracket levels (ATR), the account gates
-(minimum balance, daily loss, shorting), the position size and the order caps, then one
-position per symbol and the account's and the strategy's position limits. The first
-failing gate is counted as the reason the signal did not trade.
+market open, price age, strategy parameters, bracket levels (ATR, in the symbol's price
+increments), no short crypto, the account gates (minimum balance, daily loss, shorting),
+the position size (in the symbol's quantity increments: whole shares, fractional crypto)
+and the order caps, then one position per symbol and the account's and the strategy's
+position limits. The first failing gate is counted as the reason the signal did not
+trade.
 
 The simulated account: equity = capital + realised P&L + the open positions marked at
 their last close; the previous day's equity (daily-loss gate) is the equity at the
@@ -21,7 +23,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from analytics.risk import bracket_levels, cap_shares, position_size, within_caps
+from analytics.increments import Increments
+from analytics.risk import bracket_levels, cap_quantity, position_size, within_caps
 from analytics.sessions import UnknownMarketError, session_bounds
 from backtest.fills import Candles, Costs, Fill, entry_index, fill_trade
 from backtest.prints import Prints, first_touch
@@ -33,6 +36,7 @@ from strategies.gates import (
     AccountView,
     Limits,
     account_gate,
+    asset_gate,
     market_open,
     position_gate,
     price_gate,
@@ -115,8 +119,16 @@ class Book:
         self.blocked[why] = self.blocked.get(why, 0) + 1
 
 
-def intent(strategy: Strategy, sig: Signal, config: SymbolConfig | None) -> OrderIntent:
-    """The order the engine would hand the trader for this signal (``order_intent``)."""
+def intent(
+    strategy: Strategy,
+    sig: Signal,
+    config: SymbolConfig | None,
+    increments: Increments | None = None,
+) -> OrderIntent:
+    """The order the engine would hand the trader for this signal (``order_intent``), in
+    the symbol's increments (``increments``; None: the market's asset rule)."""
+    if increments is None:
+        increments = Increments.for_symbol("crypto" if sig.market == "24/7" else "stock")
     limits = trade_limits(strategy, config)
     d = sig.details
     return OrderIntent(
@@ -136,6 +148,7 @@ def intent(strategy: Strategy, sig: Signal, config: SymbolConfig | None) -> Orde
         price_time=None if sig.price_time is None else datetime.fromtimestamp(sig.price_time, UTC),
         max_positions=limits.max_positions,
         max_daily_loss_pct=limits.max_daily_loss_pct,
+        increments=increments,
     )
 
 
@@ -167,8 +180,11 @@ def simulate(
     configs: Mapping[tuple[int, str], SymbolConfig],
     account: Account,
     prints: Prints | None = None,
+    increments: Mapping[int, Increments] | None = None,
 ) -> Book:
-    """Trades of ``signals`` (``prints``: stored ticks for entries and ambiguous candles)."""
+    """Trades of ``signals`` (``prints``: stored ticks for entries and ambiguous candles;
+    ``increments``: each symbol's order steps by id, else its market's asset rule)."""
+    steps = increments or {}
     book = Book()
     limits = Limits(account.min_balance, account.max_positions, account.max_daily_loss_pct)
     open_: list[Trade] = []
@@ -189,7 +205,7 @@ def simulate(
             start = t - t % DAY_S
             day = (start, account.capital + sum(p for ts, p in closed_before if ts <= start))
         why, trade = _one(strategy, sig, candles, configs, account, limits, open_, realised, t,
-                          day[1], prints)  # fmt: skip
+                          day[1], prints, steps.get(sig.symbol_id))  # fmt: skip
         if why is not None:
             book.block(why)
         elif trade is not None:
@@ -210,9 +226,11 @@ def _one(
     t: float,
     last_equity: float,
     prints: Prints | None,
+    increments: Increments | None,
 ) -> tuple[str | None, Trade | None]:
     config = configs.get((sig.symbol_id, strategy.name))
-    it = intent(strategy, sig, config)
+    it = intent(strategy, sig, config, increments)
+    steps = it.increments
     now = it.signal_time
     if not market_open(it.market, now):
         return "market_closed", None
@@ -221,13 +239,13 @@ def _one(
         return stale, None
     if not parameters_ok(it):
         return "bad_parameters", None
-    bracket = (
-        None
-        if it.atr is None
-        else bracket_levels(it.side, it.price, it.atr, it.stop_multiplier, it.target_multiplier)
-    )
+    mults = (it.stop_multiplier, it.target_multiplier)
+    bracket = None if it.atr is None else bracket_levels(it.side, it.price, it.atr, *mults, steps)
     if bracket is None:
         return "no_levels", None
+    no_short = asset_gate(it.side, steps.crypto)
+    if no_short:
+        return no_short, None
     unrealised = sum(_mark(tr, candles[tr.signal.symbol_id], t) for tr in open_)
     equity = account.capital + realised + unrealised
     notional = sum(tr.fill.entry_price * tr.fill.qty for tr in open_)
@@ -242,9 +260,9 @@ def _one(
         return why, None
     # an explicit backtest parameter, else the strategy's, else the account-wide setting
     risk = next(r for r in (account.risk_pct, it.risk_pct, account.default_risk_pct) if r)
-    sized = position_size(view.equity, risk, it.price, bracket.stop, view.buying_power)
+    sized = position_size(view.equity, risk, it.price, bracket.stop, view.buying_power, steps)
     caps = (account.max_order_qty, account.max_order_notional)
-    qty = cap_shares(sized, it.price, *caps)
+    qty = cap_quantity(sized, it.price, *caps, steps)
     if qty <= 0 or not within_caps(qty, it.price, *caps):
         return ("size_zero" if sized <= 0 else "order_cap"), None
     holding = {tr.signal.symbol for tr in open_}

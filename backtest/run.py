@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from analytics.increments import Increments
 from analytics.sessions import ALWAYS_OPEN
 from backtest.curve import Curve, Daily, daily_stats, equity_curve
 from backtest.fills import Candles
 from backtest.frames import decision_instants
-from backtest.history import SymbolHistory, load_history, symbols
+from backtest.history import SymbolHistory, load_history, symbol_increments, symbols
 from backtest.metrics import TRADING_DAYS, summary
 from backtest.portfolio import Account, Book, Trade, simulate
 from backtest.prints import Prints, StoredPrints
@@ -190,9 +191,11 @@ def run_on_histories(
     signals: tuple[list[Signal], int] | None = None,
     prints: Prints | None = None,
     workers: int = 1,
+    increments: Mapping[int, Increments] | None = None,
 ) -> Result:
     """The whole backtest (``signals``: the ``collect_signals`` answer when already known;
-    ``workers`` > 1: the signal pass over that many forked processes)."""
+    ``workers`` > 1: the signal pass over that many forked processes; ``increments``: the
+    symbols' order steps by id, else each market's asset rule)."""
     t0 = time.perf_counter()
     if signals is None and workers > 1 and len(histories) > 1:
         workers = min(workers, len(histories))
@@ -203,7 +206,7 @@ def run_on_histories(
     t1 = time.perf_counter()
     candles = {h.symbol_id: candles_of(h) for h in histories}
     account = request.account
-    book = simulate(strategy, found, candles, configs, account, prints)
+    book = simulate(strategy, found, candles, configs, account, prints, increments)
     start, end = request.start.timestamp(), request.end.timestamp()
     curve = equity_curve(book.trades, candles, start, end, account.capital)
     daily = daily_stats(curve, book.trades, account.capital)
@@ -285,8 +288,10 @@ def run_backtest(
     histories = [load_history(conn, r, request.start, request.end, window) for r in chosen]
     loaded = time.perf_counter() - t0
     prints = StoredPrints(conn) if request.ticks else None
+    steps = symbol_increments(conn, [r[0] for r in chosen])
     result = run_on_histories(
-        strategy, histories, configs, request, progress, prints=prints, workers=workers
-    )
+        strategy, histories, configs, request, progress, prints=prints, workers=workers,
+        increments=steps,
+    )  # fmt: skip
     result.seconds["load"] = loaded
     return result

@@ -4,17 +4,16 @@ Data: a full US session of 30 symbols (about 600 k prints) in PostgreSQL, after 
 sessions backfilled as one single run over their range (so the composite and naked POCs
 read a real history). Each run is `dagster.materialize` in-process, with the checks:
 
-- sensor minute-run: what tick_stream_sensor launches every minute of the session — the
-  profile multi-asset resuming each symbol from its stored state six minutes back
+- minute run: what tick_stream_sensor launches once a minute of the session (minute_job) —
+  candles of the last closed minutes reconciled from the ticks, then the profile
+  multi-asset resuming each symbol from its stored state six minutes back
   (docs/profiles-incremental.md; `bench minute_scaling` shows it flat in the day's ticks);
-- scheduled minute-run: what minute_schedule launches every minute — candles of the last
-  five closed minutes reconciled from the ticks;
-- full-window run: candles and profiles of the whole day (a backfill, or the schedule
-  covering for a stopped sensor).
+- full-window run: candles and profiles of the whole day (a backfill or a repair).
 
 The reference is `analytics.pipeline.compute_session` over the same ticks already in memory,
 so the difference is Dagster's and PostgreSQL's share. One more comparison times an
-evaluation of minute_schedule (its fixed cost every minute) against a database round trip.
+evaluation of tick_stream_sensor (its fixed cost four times a minute) against a database
+round trip.
 """
 
 from __future__ import annotations
@@ -92,12 +91,12 @@ QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def run(ctx: BenchContext) -> list[Comparison]:
     import dagster as dg
 
-    from assets.market_data import candles_1m, candles_cover_traded_minutes
+    from assets.market_data import candles_1m
     from assets.partitions import WRITE_FROM_TAG, partition_key_for
     from assets.profiles import session_profiles
     from assets.resources import PostgresResource
     from orchestration.checks import ASSET_CHECKS
-    from orchestration.schedules import minute_schedule
+    from orchestration.sensors import tick_stream_sensor
     from storage.db import libpq_url
     from storage.migrate import upgrade
 
@@ -124,8 +123,8 @@ def run(ctx: BenchContext) -> list[Comparison]:
     reference = _pure_compute(ticks, open_, close)
     postgres = PostgresResource(database_url=ctx.database_url)
     scratch = tempfile.TemporaryDirectory(prefix="dagster-bench-")
-    # a persistent (temporary) instance: schedule contexts need an instance reference;
-    # its storage migrations and every run's DEBUG events would bury the results
+    # a persistent (temporary) instance, like the daemon's; its storage migrations and
+    # every run's DEBUG events would bury the results
     logging.getLogger("alembic").setLevel(logging.WARNING)
     instance = dg.DagsterInstance.local_temp(scratch.name)
     key = partition_key_for(open_)
@@ -158,35 +157,32 @@ def run(ctx: BenchContext) -> list[Comparison]:
         )
         backfill = time.perf_counter() - started
 
-    candle_checks = [candles_cover_traded_minutes]
-    profile_checks = [c for c in ASSET_CHECKS if c not in candle_checks]
-    profile_assets = [session_profiles, *profile_checks]
-    # the whole window: a backfill, or the schedule covering for a stopped sensor
+    # the whole window: a backfill, or a repair
     full = [materialize([candles_1m, session_profiles, *ASSET_CHECKS])]
     if not ctx.quick:
         full.append(materialize([candles_1m, session_profiles, *ASSET_CHECKS]))
-    # what the sensor launches every minute during the session: new ticks in the last
-    # minute, rows rewritten from five minutes before them
+    # what the sensor launches once a minute during the session: new ticks in the last
+    # minute, candles and profile rows rewritten from five minutes before them
     since = (close - timedelta(minutes=6)).isoformat()
-    sensor_run = min(
-        materialize(profile_assets, {WRITE_FROM_TAG: since}) for _ in range(1 if ctx.quick else 3)
-    )
-    # what the schedule launches every minute when the sensor keeps up: candles only
-    closed = (close - timedelta(minutes=5)).isoformat()
-    candle_run = min(
-        materialize([candles_1m, *candle_checks], {WRITE_FROM_TAG: closed}) for _ in range(2)
+    minute_run = min(
+        materialize([candles_1m, session_profiles, *ASSET_CHECKS], {WRITE_FROM_TAG: since})
+        for _ in range(1 if ctx.quick else 3)
     )
 
     evaluation = []
+    with psycopg.connect(libpq_url(ctx.database_url)) as conn:
+        row = conn.execute("select max(seq) from ticks").fetchone()
+        newest = int(row[0]) if row and row[0] is not None else 0
     for i in range(3):
-        with dg.build_schedule_context(
+        # a cursor a minute's prints behind the newest: the evaluation a live session sees
+        context = dg.build_sensor_context(
             instance=instance,
+            cursor=str(max(0, newest - SYMBOL_COUNT * max(1, per_symbol // 390) - i)),
             resources={"postgres": postgres},
-            scheduled_execution_time=open_ + timedelta(minutes=30 + i),
-        ) as context:
-            started = time.perf_counter()
-            minute_schedule(context)
-            evaluation.append(time.perf_counter() - started)
+        )
+        started = time.perf_counter()
+        tick_stream_sensor(context)
+        evaluation.append(time.perf_counter() - started)
     instance.dispose()
     scratch.cleanup()
 
@@ -194,19 +190,9 @@ def run(ctx: BenchContext) -> list[Comparison]:
     notes: dict[str, float] = {"ticks": rows, "symbols": SYMBOL_COUNT}
     return [
         Comparison(
-            name="sensor minute-run, profiles (s)",
+            name="minute run, candles+profiles (s)",
             unit="s",
-            value=sensor_run,
-            reference_name="pure compute_session",
-            reference_value=reference,
-            higher_is_better=False,
-            target="small beside a minute on 2 cores",
-            notes=notes,
-        ),
-        Comparison(
-            name="scheduled minute-run, candles (s)",
-            unit="s",
-            value=candle_run,
+            value=minute_run,
             reference_name="pure compute_session",
             reference_value=reference,
             higher_is_better=False,
@@ -220,7 +206,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
             reference_name="pure compute_session",
             reference_value=reference,
             higher_is_better=False,
-            target="backfill / sensor-down fallback",
+            target="backfill or repair",
             notes={
                 **notes,
                 "first_run_s": full[0],
@@ -228,7 +214,7 @@ def run(ctx: BenchContext) -> list[Comparison]:
             },
         ),
         Comparison(
-            name="minute_schedule evaluation (ms)",
+            name="tick_stream_sensor evaluation (ms)",
             unit="ms",
             value=min(evaluation) * 1000,
             reference_name="one PostgreSQL round trip",

@@ -43,6 +43,7 @@ class Table(StrEnum):
     BINARY_POSITIONS = "binary_positions"
     BINARY_OPPORTUNITIES = "binary_opportunities"
     INGEST_REJECTS = "ingest_rejects"
+    TICK_CORRECTIONS = "tick_corrections"
     TICK_HISTORY_PROGRESS = "tick_history_progress"
 
 

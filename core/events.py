@@ -51,7 +51,34 @@ class Bar:
     trade_count: int = 0
 
 
-Event = Trade | Quote | Bar
+@dataclass(slots=True)
+class TradeAmendment:
+    """A venue's correction or cancel of a print it sent before (docs/corrections.md).
+
+    ``trade_id`` names the amended print as ``Trade.trade_id`` named it (exchange-prefixed
+    for Alpaca stocks); ``price``/``size``/``conditions`` are the original as the venue
+    reports it. A correction (``kind`` ``correction``) replaces that print with the
+    ``corrected_*`` one; a cancel or error (``cancel``, ``error``) removes it. ``ts`` is the
+    time the venue put on the message."""
+
+    symbol: str
+    ts: datetime
+    kind: str
+    trade_id: str
+    price: float | None = None
+    size: float | None = None
+    conditions: tuple[str, ...] = ()
+    corrected_trade_id: str | None = None
+    corrected_price: float | None = None
+    corrected_size: float | None = None
+    corrected_conditions: tuple[str, ...] = ()
+    exchange: str | None = None
+    tape: str | None = None
+
+
+AMENDMENT_KINDS = ("correction", "cancel", "error")
+
+Event = Trade | Quote | Bar | TradeAmendment
 
 
 @dataclass

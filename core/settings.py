@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # where Dagster jobs run their steps when a run brings no executor config: "in_process"
     # or "celery" (workers on any machine, broker and results on REDIS_URL; docs/scale-out.md)
     dagster_executor: str = Field(default="in_process", validation_alias="MARKETFLOW_EXECUTOR")
+    # Dagster runs (with their events and compute logs) older than this many days are deleted
+    # by a daily job, except the run holding a partition's latest materialization
+    # (orchestration/run_retention.py, docs/operations.md)
+    dagster_run_retention_days: int = Field(
+        default=7, validation_alias="DAGSTER_RUN_RETENTION_DAYS"
+    )
 
     # --- ingestion (docs/providers.md, docs/ingest.md) ------------------------
     provider: str = Field(default="demo", validation_alias="PROVIDER")
@@ -75,6 +81,10 @@ class Settings(BaseSettings):
     )
     alpaca_feed: str = Field(default="iex", validation_alias="ALPACA_FEED")
     alpaca_stream_url: str | None = Field(default=None, validation_alias="ALPACA_STREAM_URL")
+    # the crypto stream (pairs written BTC/USD); default wss://…/v1beta3/crypto/us
+    alpaca_crypto_stream_url: str | None = Field(
+        default=None, validation_alias="ALPACA_CRYPTO_STREAM_URL"
+    )
     alpaca_data_url: str | None = Field(default=None, validation_alias="ALPACA_DATA_URL")
     alpha_vantage_api_key: SecretStr | None = Field(
         default=None, validation_alias="ALPHA_VANTAGE_API_KEY"
@@ -235,6 +245,16 @@ class Settings(BaseSettings):
         value = _split_csv(value)
         if isinstance(value, list):
             return [str(item).upper() for item in value]
+        return value
+
+    @field_validator("dagster_run_retention_days")
+    @classmethod
+    def _retention_days(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                f"DAGSTER_RUN_RETENTION_DAYS must be a whole number of days >= 1 (got {value}): "
+                "runs older than it are deleted every day, so 0 or less would delete them all"
+            )
         return value
 
     @field_validator("web_allowed_hosts", mode="before")

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from core.events import Bar, Quote, Trade
+from core.events import AMENDMENT_KINDS, Bar, Quote, Trade, TradeAmendment
 from core.timestamps import NS
 
 MALFORMED = "malformed"
@@ -22,6 +22,7 @@ BAD_SIZE = "bad_size"
 OUT_OF_WINDOW = "timestamp_out_of_window"
 UNKNOWN_SYMBOL = "unknown_symbol"
 BAD_BAR = "inconsistent_bar"
+BAD_AMENDMENT = "malformed_amendment"
 
 # replay's sanity window: recorded history is fine, but not before this or in the future
 HISTORY_START_NS = 631_152_000 * NS  # 1990-01-01
@@ -104,6 +105,27 @@ def check_bar(bar: object, now_ns: int, window: Window) -> str | None:
     if not low <= ts <= high:
         return OUT_OF_WINDOW
     return None
+
+
+def check_amendment(amendment: object) -> str | None:
+    """The reason a correction or cancel is rejected, or None: it must name its symbol, the
+    print it amends and, for a correction, a corrected print with a finite positive price
+    and size (a cancel's reported price and size are informative only)."""
+    a = amendment
+    if not isinstance(a, TradeAmendment) or a.kind not in AMENDMENT_KINDS:
+        return BAD_AMENDMENT
+    if not isinstance(a.symbol, str) or not a.symbol.strip() or ts_ns_of(a.ts) is None:
+        return BAD_AMENDMENT
+    if not isinstance(a.trade_id, str) or not a.trade_id:
+        return BAD_AMENDMENT
+    if a.kind != "correction":
+        return None if a.corrected_trade_id is None else BAD_AMENDMENT
+    price, size = _number(a.corrected_price), _number(a.corrected_size)
+    if not isinstance(a.corrected_trade_id, str) or not a.corrected_trade_id:
+        return BAD_AMENDMENT
+    if price is None or size is None or not (math.isfinite(price) and math.isfinite(size)):
+        return BAD_AMENDMENT
+    return None if price > 0 and size > 0 else BAD_AMENDMENT
 
 
 def check_quote(quote: object) -> str | None:

@@ -38,8 +38,31 @@ def _password(database_url: str) -> str | None:
     return None
 
 
-def instance_config(dagster_database_url: str, max_concurrent_runs: int = 2) -> dict[str, Any]:
-    """The dagster.yaml contents for a PostgreSQL instance (pure; no secret inside)."""
+def tick_retention(retention_days: int) -> dict[str, Any]:
+    """The instance's `retention:` block: how long sensor and schedule ticks are kept.
+
+    Ticks that requested runs live as long as runs do (DAGSTER_RUN_RETENTION_DAYS); the
+    tick sensor's skipped evaluations (four a minute) only one day.
+    """
+    return {
+        "schedule": {"purge_after_days": retention_days},
+        "sensor": {
+            "purge_after_days": {
+                "skipped": 1,
+                "failure": retention_days,
+                "success": retention_days,
+            }
+        },
+    }
+
+
+def instance_config(
+    dagster_database_url: str, max_concurrent_runs: int = 2, retention_days: int = 7
+) -> dict[str, Any]:
+    """The dagster.yaml contents for a PostgreSQL instance (pure; no secret inside).
+
+    Classes are named by the public `dagster` module, never by its private submodules.
+    """
     url = make_url(dagster_database_url)
     postgres_db: dict[str, Any] = {
         "username": url.username or "postgres",
@@ -59,20 +82,18 @@ def instance_config(dagster_database_url: str, max_concurrent_runs: int = 2) -> 
         # Two cores: at most two runs at once, everything else queues; the queue also keeps
         # the every-minute schedule and the tick sensor from piling runs on top of each other.
         "run_coordinator": {
-            "module": "dagster._core.run_coordinator",
+            "module": "dagster",
             "class": "QueuedRunCoordinator",
             "config": {"max_concurrent_runs": max_concurrent_runs, "dequeue_interval_seconds": 2},
         },
-        "run_launcher": {
-            "module": "dagster._core.launcher",
-            "class": "DefaultRunLauncher",
-        },
+        "run_launcher": {"module": "dagster", "class": "DefaultRunLauncher"},
         "telemetry": {"enabled": False},
-        # A minute schedule and a frequent sensor write many ticks; keep history bounded.
-        "retention": {
-            "schedule": {"purge_after_days": 7},
-            "sensor": {"purge_after_days": {"skipped": 1, "failure": 7, "success": 7}},
-        },
+        # Runs' plain log lines below INFO stay out of the event log (Dagster's own events
+        # are stored whatever their level): a run a minute must not write a DEBUG flood.
+        "python_logs": {"python_log_level": "INFO"},
+        # Sensor and schedule ticks; runs and their events are deleted by run_retention_job
+        # (orchestration/run_retention.py), which Dagster's `retention:` does not cover.
+        "retention": tick_retention(retention_days),
         "code_servers": {"local_startup_timeout": 180},
     }
 
@@ -82,12 +103,22 @@ def render_yaml(config: Mapping[str, Any]) -> str:
     return "# written by `marketflow up`; rewritten at every start\n" + json.dumps(config, indent=2)
 
 
-def write_dagster_home(home: Path, dagster_database_url: str) -> dict[str, str]:
-    """Write ``home/dagster.yaml``; return the environment the Dagster children need."""
+def write_dagster_home(
+    home: Path, dagster_database_url: str, retention_days: int | None = None
+) -> dict[str, str]:
+    """Write ``home/dagster.yaml``; return the environment the Dagster children need.
+
+    retention_days: how long ticks are kept (default DAGSTER_RUN_RETENTION_DAYS).
+    """
+    if retention_days is None:
+        from core.settings import get_settings
+
+        retention_days = get_settings().dagster_run_retention_days
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
-    path.write_text(render_yaml(instance_config(dagster_database_url)) + "\n")
+    config = instance_config(dagster_database_url, retention_days=retention_days)
+    path.write_text(render_yaml(config) + "\n")
     env = {"DAGSTER_HOME": str(home)}
     password = _password(dagster_database_url)
     if password:

@@ -2,9 +2,11 @@
 
 Each child (a ``marketflow <cmd>`` or a Dagster command line) runs in its own process group
 so a stop reaches everything it spawned (Dagster's code server lingers otherwise). Output
-lines are prefixed with the child's name; a child that dies is restarted with capped
-exponential backoff and the restart is logged with its exit code. ``stop()`` sends SIGTERM
-to every group, waits, then SIGKILLs whatever is left.
+lines are prefixed with the child's name; given ``ProcessLogs``, every line goes to the
+child's own rotating file and only events, warnings and errors to the terminal
+(``marketflow.process_logs``). A child that dies is restarted with capped exponential
+backoff and the restart is logged with its exit code. ``stop()`` sends SIGTERM to every
+group, waits, then SIGKILLs whatever is left.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TextIO
 
 from core.settings import STOP_TIMEOUT_S
+from marketflow.process_logs import EVENTS_LOG, ProcessLogs
 
 PR_SET_PDEATHSIG = 1
 MAX_EXITS = 100
@@ -49,6 +53,10 @@ class ChildState:
     last_exit: int | None = None
     started_at: float = 0.0
     exits: list[int] = field(default_factory=list)  # the latest MAX_EXITS exit codes
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
@@ -111,6 +119,8 @@ class Supervisor:
         stable_after: float = 60.0,
         stop_timeout: float = STOP_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        logs: ProcessLogs | None = None,
+        quiet_when_stopping: frozenset[str] = frozenset(),
     ) -> None:
         self.children = {spec.name: ChildState(spec) for spec in specs}
         if len(self.children) != len(specs):
@@ -121,17 +131,33 @@ class Supervisor:
         self.stable_after = stable_after  # a run this long resets the backoff
         self.stop_timeout = stop_timeout
         self.clock = clock
-        self.width = max([len(s.name) for s in specs] + [len("supervisor")])
+        self.logs = logs
+        # children whose interrupted work is expected noise at a stop (Dagster's runs and
+        # code servers print tracebacks): their output then goes to their files only
+        self.quiet_when_stopping = quiet_when_stopping if logs is not None else frozenset()
+        self.terminal_lines = 0  # lines this supervisor printed (events and children's)
+        self.width = max([len(s.name) for s in specs] + [len("supervisor"), len("postgres")])
         self._stopping = asyncio.Event()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def log(self, message: str, name: str = "supervisor") -> None:
+        """A platform event: in the terminal and in ``up``'s own log file."""
+        if self.logs is not None:
+            self.logs.file(EVENTS_LOG).write(f"{utc_stamp()} {prefix_line(name, message, 0)}")
+        self._terminal(name, message)
+
+    def _terminal(self, name: str, line: str) -> None:
         # A closed terminal or pipe must not stop the pumps: a child whose output is no
         # longer drained would block on a full pipe.
         with contextlib.suppress(OSError, ValueError):
-            self.out.write(prefix_line(name, message, self.width) + "\n")
+            self.out.write(prefix_line(name, line, self.width) + "\n")
             self.out.flush()
+            self.terminal_lines += 1
+
+    def state(self, name: str) -> str:
+        """``running`` while the child's process lives, else ``restarting`` (backoff)."""
+        return "running" if name in self._procs else "restarting"
 
     async def _spawn(self, state: ChildState) -> asyncio.subprocess.Process:
         spec = state.spec
@@ -159,7 +185,12 @@ class Supervisor:
                 raw = await proc.stdout.read(1 << 16)
             if not raw:
                 return
-            self.log(raw.decode("utf-8", errors="replace"), name)
+            line = raw.decode("utf-8", errors="replace")
+            if self.logs is not None:
+                shown = self.logs.line(name, line)  # every line reaches the file
+                if not shown or (self._stopping.is_set() and name in self.quiet_when_stopping):
+                    continue
+            self._terminal(name, line)
 
     async def _run_child(self, state: ChildState) -> None:
         name = state.spec.name
@@ -218,6 +249,10 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every process group, wait up to ``stop_timeout``, then SIGKILL."""
         self._stopping.set()
+        quiet = sorted(n for n in self.quiet_when_stopping if n in self._procs)
+        if quiet and self.logs is not None:
+            files = ", ".join(str(self.logs.path(n)) for n in quiet)
+            self.log(f"output of {', '.join(quiet)} while stopping: in {files} only")
         signalled: set[int] = set()
         deadline = self.clock() + self.stop_timeout
         # Loop rather than snapshot: a child whose spawn was in flight registers late.

@@ -1,7 +1,8 @@
 """The one Definitions of marketflow (workspace.yaml → `orchestration.definitions`).
 
 Importing it is cheap: no database is reached (resources resolve their URL on first use)
-and the dbt manifest is parsed only when missing or stale (assets.dbt_marts).
+and no dbt process starts — the dbt manifest was prepared at install time and is only read
+(assets/dbt_project.py).
 """
 
 import dagster as dg
@@ -15,8 +16,9 @@ from assets.profiles import session_profiles
 from assets.resources import AlpacaResource, PostgresResource
 from assets.tick_history import HistoryProgress, tick_history
 from orchestration.checks import ASSET_CHECKS
-from orchestration.jobs import minute_job, profile_job, signals_job, tick_archive_job
-from orchestration.schedules import minute_schedule, signals_schedule, tick_archive_schedule
+from orchestration.jobs import minute_job, signals_job, tick_archive_job
+from orchestration.run_retention import run_retention_job, run_retention_schedule
+from orchestration.schedules import signals_schedule, tick_archive_schedule
 from orchestration.sensors import tick_stream_sensor
 
 defs = dg.Definitions(
@@ -31,8 +33,8 @@ defs = dg.Definitions(
         tick_archive,
     ],
     asset_checks=ASSET_CHECKS,
-    jobs=[profile_job, minute_job, signals_job, tick_archive_job],
-    schedules=[minute_schedule, signals_schedule, tick_archive_schedule],
+    jobs=[minute_job, signals_job, tick_archive_job, run_retention_job],
+    schedules=[signals_schedule, tick_archive_schedule, run_retention_schedule],
     sensors=[tick_stream_sensor],
     resources={
         "postgres": PostgresResource(),

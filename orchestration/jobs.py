@@ -14,22 +14,19 @@ from assets.profiles import PROFILE_ASSETS
 from orchestration.executors import configured_executor
 
 EXECUTOR = configured_executor()
+# The runs' console (what `marketflow up` prints for the daemon) at INFO: Dagster writes each
+# step's structured events at DEBUG, about sixty lines a run, once a minute; they stay in the
+# event log and the UI. A run's own config (the Launchpad) replaces this default.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-# the tick-driven run (tick_stream_sensor): profiles, order flow and their checks
-profile_job = dg.define_asset_job(
-    "profile_job",
-    selection=dg.AssetSelection.assets(*PROFILE_ASSETS),
-    executor_def=EXECUTOR,
-    description="Volume profile, profile metrics and order flow of one partition.",
-)
-
-# the clock-driven run (minute_schedule): candles of closed minutes, plus the profiles when
-# the sensor has fallen behind
+# the tick-driven minute run (tick_stream_sensor): candles of the closed minutes from the
+# run's write_from, then profiles, order flow and their checks, resumed from stored state
 minute_job = dg.define_asset_job(
     "minute_job",
     selection=dg.AssetSelection.assets(candles_1m, *PROFILE_ASSETS),
     executor_def=EXECUTOR,
-    description="Candle reconciliation of closed minutes (and profiles when they lag).",
+    config=QUIET_CONSOLE,
+    description="Candles reconciled, then volume profile, metrics and order flow of one day.",
 )
 
 # the dbt signal marts of one partition
@@ -37,6 +34,7 @@ signals_job = dg.define_asset_job(
     "signals_job",
     selection=dg.AssetSelection.groups("signals"),
     executor_def=EXECUTOR,
+    config=QUIET_CONSOLE,
     description="dbt staging views and signal marts for one partition.",
 )
 

@@ -11,6 +11,8 @@
   It writes only rows that differ, so a re-run touches nothing. Days in the tick archive
   are left out: PostgreSQL no longer holds their ticks (or only late ones), and their
   candles were rebuilt from every tick before the day was archived (docs/retention.md).
+* ``rebuild_amended_minutes``: minutes whose prints a venue corrected or cancelled are
+  rebuilt, and a minute left without any print loses its candle (docs/corrections.md).
 """
 
 from __future__ import annotations
@@ -203,6 +205,40 @@ _ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 def rebuild_minutes(conn: psycopg.Connection, keys: Iterable[tuple[int, int]], source: str) -> int:
     """Rebuild the (symbol_id, minute_ns) candles from stored ticks, whenever they lie."""
     return rebuild_from_ticks(conn, *_ALL_TIME, source=source, keys=keys)
+
+
+_DROP_EMPTY = """
+delete from candles_1m as c
+using unnest(%s::bigint[], %s::timestamptz[]) as k (symbol_id, minute)
+where c.symbol_id = k.symbol_id and c.ts = k.minute
+    and not exists (
+        select 1 from ticks as t
+        where t.symbol_id = k.symbol_id and t.ts >= k.minute
+            and t.ts < k.minute + interval '1 minute')
+"""
+
+
+def rebuild_amended_minutes(
+    conn: psycopg.Connection,
+    keys: Iterable[tuple[int, int]],
+    source: str,
+    archive: TickArchive | None = None,
+) -> int:
+    """The (symbol_id, minute_ns) candles rebuilt from the amended tape; a minute whose only
+    prints were cancelled has no candle any more (an archived day's minute is left alone:
+    its other prints are in the archive, not in ``ticks``). Returns the rows changed or
+    removed."""
+    chosen = sorted(set(keys))
+    if not chosen:
+        return 0
+    changed = rebuild_minutes(conn, chosen, source)
+    minutes = [k[1] for k in chosen]
+    span = (to_datetime(min(minutes)), to_datetime(max(minutes) + MINUTE_NS))
+    archived = set((archive or TickArchive.configured()).archived_in(*span))
+    chosen = [k for k in chosen if to_datetime(k[1]).date() not in archived]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_DROP_EMPTY, ([k[0] for k in chosen], [to_datetime(k[1]) for k in chosen]))
+        return changed + cur.rowcount
 
 
 def replace_bars(conn: psycopg.Connection, bars: Sequence[BarRow], source: str) -> int:

@@ -74,6 +74,14 @@ def account_gate(
     return None
 
 
+def asset_gate(side: Side, increments_crypto: bool) -> str | None:
+    """``no_crypto_short``: a crypto pair cannot be sold short at Alpaca (there is no
+    margin on crypto), so a sell signal without a position opens nothing."""
+    if increments_crypto and side is Side.SELL:
+        return "no_crypto_short"
+    return None
+
+
 def position_gate(
     symbol: str,
     holding: Set[str],

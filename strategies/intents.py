@@ -1,5 +1,6 @@
-"""A fired signal as the order the trader is asked for (``OrderIntent``): US equities
-only, with the strategy's trade limits for the symbol and the age of its price. Its
+"""A fired signal as the order the trader is asked for (``OrderIntent``): US equities and
+crypto pairs (Alpaca trades both), with the strategy's trade limits for the symbol, the age
+of its price and the symbol's price and quantity increments. Its
 identity as a broker order id (``client_order_id``) and the last check of its parameters
 (``parameters_ok``) live with it: the engine's trader and the backtester both use them."""
 
@@ -11,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.contracts import Side
+from analytics.increments import EQUITY, Increments
+from analytics.sessions import ALWAYS_OPEN
+from core.contracts import AssetType, Side
 from strategies.definitions import (
     ATR_MULTIPLIER_MAX,
     ATR_MULTIPLIER_MIN,
@@ -40,6 +43,7 @@ class OrderIntent:
     price_time: datetime | None = None  # when ``price`` was current (its candle's minute)
     max_positions: int | None = None  # the strategy's cap on its open positions
     max_daily_loss_pct: float | None = None  # the strategy's own, when stricter
+    increments: Increments = EQUITY  # the steps of the order's prices and quantity
 
     @property
     def client_order_id(self) -> str:
@@ -52,6 +56,15 @@ def client_order_id(strategy_id: int, symbol_id: int, symbol: str, signal_time: 
     safe = re.sub(r"[^A-Za-z0-9]", "", symbol)[:20]
     stamp = signal_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
     return f"mf-{strategy_id}-{symbol_id}-{safe}-{stamp}"
+
+
+# what the trader can send to Alpaca: US equities (bracket orders) and crypto pairs, which
+# trade 24/7 (docs/trading-safety.md)
+TRADABLE = {(AssetType.STOCK.value, "XNYS"), (AssetType.CRYPTO.value, ALWAYS_OPEN)}
+
+
+def tradable(asset_type: str, market: str) -> bool:
+    return (asset_type, market) in TRADABLE
 
 
 def parameters_ok(intent: OrderIntent) -> bool:
@@ -73,8 +86,8 @@ def order_intent(
     universe = snap.universe
     sid = int(universe.ids[cand.index])
     config = configs.get((sid, strategy.name))
-    if universe.asset_types[cand.index] != "stock" or universe.markets[cand.index] != "XNYS":
-        return None  # Alpaca bracket orders exist for US equities only
+    if not tradable(universe.asset_types[cand.index], universe.markets[cand.index]):
+        return None
     limits = trade_limits(strategy, config)
     # the price is its symbol's latest candle close: current at most since that
     # candle's minute began (an upper bound of its age)
@@ -101,4 +114,5 @@ def order_intent(
         price_time=price_time,
         max_positions=limits.max_positions,
         max_daily_loss_pct=limits.max_daily_loss_pct,
+        increments=universe.increments_of(cand.index),
     )

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.aggressive_flow import aggression_scores
+from analytics.increments import Increments
 from analytics.indicators import (
     atr_grouped,
     first_per_group,
@@ -45,6 +46,13 @@ class Universe:
     symbols: tuple[str, ...]
     markets: tuple[str, ...]
     asset_types: tuple[str, ...]
+    # the price and quantity steps of each symbol's orders; empty: each asset type's rule
+    increments: tuple[Increments, ...] = ()
+
+    def increments_of(self, index: int) -> Increments:
+        if self.increments:
+            return self.increments[index]
+        return Increments.for_symbol(self.asset_types[index])
 
     @property
     def size(self) -> int:

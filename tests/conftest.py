@@ -22,7 +22,9 @@ from psycopg import sql
 from core.service_urls import with_database
 from marketflow.embedded.postgres import EmbeddedPostgres
 from marketflow.embedded.redis import EmbeddedRedis
+from marketflow.embedded.relocated import remove_relocated
 from tests.support.paths import CAPTURES
+from tests.support.relocated import RelocatedCheck
 
 # A test that asks for one of these needs a live PostgreSQL or Redis (or starts servers of
 # its own): it is marked `integration`, so `pytest -m "not integration"` runs the pure tests.
@@ -37,6 +39,26 @@ SERVER_FIXTURES = frozenset(
         "service_home",
     }
 )
+
+
+RELOCATED = RelocatedCheck()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    RELOCATED.start()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves no relocated server folder behind (docs/operations.md)."""
+    leaked = RELOCATED.leaked()
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = RELOCATED.describe(leaked)
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,6 +87,7 @@ def service_home() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="marketflow-test-home-"))
     root.chmod(0o755)  # like a checkout's folder: mkdtemp's 0700 would stand for a private home
     yield root
+    remove_relocated(root)  # a test may make part of it private: its servers moved out
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -84,6 +107,7 @@ def pg_admin_url() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+        remove_relocated(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -100,6 +124,7 @@ def redis_server_url() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+        remove_relocated(root)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -82,16 +82,34 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_rss(pid: int) -> int:
-    """RSS of a process and everything below it (a child's workers count as the child)."""
-    return rss_bytes(pid) + sum(rss_bytes(p) for p in descendants(pid))
+def tree_rss(pid: int, without: list[int] | None = None) -> int:
+    """RSS of a process and everything below it (a child's workers count as the child),
+    leaving out the subtrees of ``without``."""
+    skip = set(without or ())
+    for top in without or ():
+        skip.update(descendants(top))
+    return sum(rss_bytes(p) for p in [pid, *descendants(pid)] if p not in skip)
+
+
+def run_workers(pid: int) -> list[int]:
+    """Dagster run workers below ``pid``: the processes its code server starts per run
+    (``multiprocessing`` spawn children), not the code server itself."""
+    return [p for p in descendants(pid) if "multiprocessing.spawn" in " ".join(cmdline(p))]
+
+
+# the Dagster children of `up` are console scripts: `python .../dagster-webserver ...`
+PROGRAMS = {"dagster-web": "dagster-webserver", "dagster-daemon": "dagster-daemon"}
 
 
 def supervised_child(up_pid: int, name: str) -> int | None:
-    """The pid of ``marketflow <name>`` run by the supervisor in ``up``."""
+    """The pid of the child ``name`` (``marketflow <name>``, or a Dagster program) of ``up``."""
+    program = PROGRAMS.get(name)
     for pid in children(up_pid):
         argv = cmdline(pid)
-        if "marketflow.cli" in argv and argv[argv.index("marketflow.cli") + 1 :][:1] == [name]:
+        if program is not None:
+            if any(Path(arg).name == program for arg in argv[:2]):
+                return pid
+        elif "marketflow.cli" in argv and argv[argv.index("marketflow.cli") + 1 :][:1] == [name]:
             return pid
     return None
 

@@ -1,10 +1,11 @@
 """One chaos (or soak) run from start to report.
 
 A private MARKETFLOW_HOME under a temporary folder, free ports, ``marketflow up
---no-dagster`` with the demo provider at a steady rate in replayable mode; faults on the
-schedule of ``faults.schedule`` (or, for a soak, resource samples on a clock); profile runs
-as the tick sensor would request them; a clean stop; then the servers are started again on
-the same data and ``verify`` checks what was stored, and no process of the run may remain.
+--no-dagster`` (a soak runs Dagster too) with the demo provider at a steady rate in
+replayable mode; faults on the schedule of ``faults.schedule`` (or, for a soak, resource
+samples on a clock); profile runs as the tick sensor would request them; a clean stop; then
+the servers are started again on the same data and ``verify`` checks what was stored, and
+no process of the run may remain.
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from marketflow.chaos import procs
 from marketflow.chaos.faults import Target, schedule
-from marketflow.chaos.soak import Sample, judge, pid_from, take_sample
+from marketflow.chaos.outcome import Options, Outcome, say
+from marketflow.chaos.soak import (
+    Sample,
+    format_value,
+    judge,
+    pid_from,
+    start_end,
+    take_sample,
+    warmup_samples,
+)
 from marketflow.chaos.verify import (
-    TickCount,
     altered_ticks,
     candle_mismatches,
     materialize_profiles,
@@ -44,58 +52,9 @@ if TYPE_CHECKING:
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
 LIVE_WAIT_S = 30.0  # after the faults: how long the dashboard socket gets to show data
-DEFAULT_SYMBOLS = ("BTCUSD", "ETHUSDT", "AAPL")  # two 24/7 markets: a session at any hour
-
-
-@dataclass
-class Options:
-    minutes: float = 2.0
-    soak: bool = False
-    sample_seconds: float = 60.0
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
-    rate: float = 10.0
-    seed: int = 7
-    keep: bool = False
-
-
-@dataclass
-class Outcome:
-    faults: int = 0
-    ticks: TickCount | None = None
-    candles: int = 0
-    altered: int = 0  # stored trades that differ from the seeded path's print
-    profiles: dict[str, int] = field(default_factory=dict)
-    orphans: int = 0
-    problems: list[str] = field(default_factory=list)  # anything else that failed the run
-
-    def line(self) -> str:
-        t = self.ticks or TickCount(0, 0, 0, 0, 0, 0)
-        return (
-            f"chaos: faults {self.faults}, ticks emitted {t.emitted}, stored {t.stored}, "
-            f"lost {t.lost}, duplicated {t.duplicated}, candle mismatches {self.candles}, "
-            f"orphans {self.orphans}"
-        )
-
-    @property
-    def ok(self) -> bool:
-        t = self.ticks
-        return (
-            t is not None
-            and t.emitted > 0
-            and t.lost == 0
-            and t.duplicated == 0
-            and t.unexpected == 0
-            and t.foreign == 0
-            and self.candles == 0
-            and self.altered == 0
-            and self.orphans == 0
-            and not any(self.profiles.values())
-            and not self.problems
-        )
-
-
-def say(message: str) -> None:
-    print(f"[chaos] {message}", flush=True)
+# ingest keeps this few rows in memory before it spools: an outage of a second reaches the
+# spool (and the spool-full fault its refusals); the default is a million
+MEMORY_ROWS = 20
 
 
 def prepare_environment(home: Path, opts: Options) -> dict[str, str]:
@@ -118,6 +77,7 @@ def prepare_environment(home: Path, opts: Options) -> dict[str, str]:
             "DEMO_SEED": str(opts.seed),
             "DEMO_STEADY": "true",
             "DEMO_START": f"{time.time():.0f}",
+            "INGEST_MEMORY_ROWS": str(MEMORY_ROWS),
             "POLYMARKET_ENABLED": "false",
             "AUTO_TRADING_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
@@ -201,13 +161,14 @@ class Run:
         say(f"home {self.home}; {self.opts.minutes:g} min; symbols {','.join(self.opts.symbols)}")
         log = self.home / "up.log"
         started = datetime.now(UTC)
+        dagster = () if self.opts.dagster else ("--no-dagster",)
         with open(log, "ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "marketflow.cli",
                 "up",
-                "--no-dagster",
+                *dagster,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
@@ -315,15 +276,18 @@ class Run:
                 pid_from(pidfile),
                 pid_from(addr),
                 (urls.database_url, urls.redis_url),
+                services.settings.dagster_db,
             )
             self.samples.append(sample)
-            shown = ", ".join(
-                f"{k} {v / 1048576:.1f}M" if k.startswith(("rss", "redis")) else f"{k} {v:.0f}"
-                for k, v in sorted(sample.values.items())
-            )
+            shown = ", ".join(f"{k} {format_value(k, v)}" for k, v in sorted(sample.values.items()))
             say(f"sample {i}/{n} at +{sample.at:.0f}s: {shown}")
-        await self._profile_run(urls.database_url, None)
-        verdicts = judge(self.samples)
+        if not self.opts.dagster:  # else Dagster's own sensor runs them
+            await self._profile_run(urls.database_url, None)
+        warmup = warmup_samples(self.opts.sample_seconds, self.opts.dagster)
+        for name, first, last in start_end(self.samples, warmup):
+            shown = f"{format_value(name, first)} -> {format_value(name, last)}"
+            say(f"soak start -> end {name}: {shown}")
+        verdicts = judge(self.samples, warmup)
         for v in verdicts:
             say(f"soak {v.format()}")
         grew = [v.series for v in verdicts if not v.holds]

@@ -139,11 +139,12 @@ def candle_mismatches(conn: psycopg.Connection) -> int:
 
 
 def _quiet_dagster() -> None:
-    """The profile asset's module is loaded here outside Dagster: its beta notices about
-    the asset's own definition are noise in a chaos report."""
+    """The profile asset's module is loaded here outside Dagster: its beta and preview
+    notices about the asset's own definition are noise in a chaos report."""
     import dagster as dg
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def _profile_tables() -> dict[str, tuple[str, ...]]:

@@ -1,11 +1,12 @@
 """``marketflow chaos``: the platform under faults, then proven (docs/chaos.md).
 
-``marketflow chaos [--minutes N]`` kills and restarts ingest, the engine, the dashboard,
-PostgreSQL and Redis and drops the provider feed while a private platform runs, then checks
-every emitted trade is stored once, candles and profiles equal a recompute, the dashboard
-socket is live again and no process is left. ``--soak`` samples resources instead of
-faulting and fails on growth. The last line is the report; the exit code is non-zero on any
-loss, duplicate, mismatch, orphan or other failure.
+``marketflow chaos [--minutes N]`` kills ingest, the engine, the dashboard, PostgreSQL and
+Redis (alone and together), fills the spool's disk and drops the provider feed while a
+private platform runs (`up` restarts what dies), then checks every emitted trade is stored
+once, candles and profiles equal a recompute, the dashboard socket is live again and no
+process is left. ``--soak`` samples resources instead of faulting and fails on growth.
+The last line is the report; the exit code is non-zero on any loss, duplicate, mismatch,
+orphan or other failure.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the run's temporary home even when it passes"
     )
+    parser.add_argument(
+        "--dagster",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run Dagster's webserver and daemon under up too (default: with --soak only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from marketflow.chaos.run import DEFAULT_SYMBOLS, Options
+    from marketflow.chaos.outcome import DEFAULT_SYMBOLS, Options
     from marketflow.chaos.run import run as run_chaos
 
     minutes = args.minutes if args.minutes is not None else (60.0 if args.soak else 2.0)
@@ -57,5 +64,6 @@ def run(args: argparse.Namespace) -> int:
             rate=args.rate,
             seed=args.seed,
             keep=args.keep,
+            dagster=args.soak if args.dagster is None else args.dagster,
         )
     )

@@ -2,7 +2,10 @@
 
 Health comes from the ``status:<process>`` hashes processes refresh in Redis
 (``streaming.heartbeat``); the last stored tick (and so the ingest lag) from PostgreSQL when
-it is reachable. Exit code 0 when at least one process reports, 1 when nothing runs.
+it is reachable. What ``marketflow up`` supervises (children and embedded servers, their
+restarts) comes from its ``up-status.json`` (``marketflow.up_status``), which needs no
+server: it still answers while Redis is the one being restarted. Exit code 0 when at least
+one process reports, 1 when nothing runs.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import json
 import textwrap
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+if TYPE_CHECKING:
+    from marketflow.up_status import UpStatus
 HELP = "show each process's health, ingest counters and lag"
 
 EXPECTED = ("ingest", "engine", "web")  # what `marketflow up` normally supervises
@@ -46,6 +51,7 @@ class Report:
     processes: list[ProcessStatus] = field(default_factory=list)
     last_tick: dict[str, Any] | None = None
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    up: UpStatus | None = None  # what `marketflow up` supervises, from its status file
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -114,7 +120,13 @@ def render(report: Report) -> str:
         + (f"  ({report.database_error})" if report.database_error else "")
     )
     out.append("")
-    if report.redis_error:
+    if report.up is not None:
+        from marketflow.up_status import render as render_up
+
+        out += [*render_up(report.up, report.now.timestamp()), ""]
+    if report.redis_error and report.up is not None:
+        out.append("Process heartbeats are unknown while Redis is not reachable (see above).")
+    elif report.redis_error:
         out.append(
             "Process health is unknown: Redis is not reachable. Start everything with "
             "`marketflow up` (or check REDIS_URL)."
@@ -201,9 +213,13 @@ def run(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"Nothing is running: {exc}")
         return 1
+    from marketflow import up_status
+
+    settings = get_settings()
     report = collect(urls.redis_url, urls.database_url)
+    report.up = up_status.read(settings.state_dir)
     if args.json:
         print(json.dumps(asdict(report), default=str, indent=2))
     else:
         print(render(report))
-    return 0 if report.processes else 1
+    return 0 if report.processes or report.up is not None else 1

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.service_urls import ServiceUrls
     from core.settings import Settings
-    from marketflow.supervisor import ChildSpec, Supervisor
+    from marketflow.embedded.watch import Restartable
+    from marketflow.supervisor import ChildSpec
 
 HELP = "run everything: services, migrations, Dagster, ingest, engine, dashboard (supervised)"
 READY_LINE = "marketflow is up. Ctrl-C stops everything."
@@ -37,6 +38,7 @@ LONG_RUNNING: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 POLYMARKET = ("polymarket", ("polymarket", "stream"))
 DAGSTER_HOST = "127.0.0.1"
+LOOPBACK = "127.0.0.1"
 INGEST = "ingest"
 WEB_TOKEN_ENV = "MARKETFLOW_WEB_TOKEN"
 
@@ -56,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="run N ingest processes (ingest-1..N) over disjoint shares of SYMBOLS (default 1)",
+    )
+    parser.add_argument(
+        "--show-all",
+        action="store_true",
+        help="show every process's info lines in the terminal too (they are always in "
+        "MARKETFLOW_HOME/logs/<process>.log)",
     )
     from core.settings import STOP_TIMEOUT_S  # ingest's shutdown fits into the same budget
 
@@ -167,15 +175,14 @@ def with_web_token(specs: Sequence[ChildSpec], token: str | None) -> list[ChildS
     ]
 
 
-def address_block(
+def address_rows(
     settings: Settings,
     urls: ServiceUrls,
     specs: Sequence[ChildSpec],
-    notes: Sequence[str],
     web_token: str | None = None,
-) -> str:
-    """The one block `up` prints: every address (passwords redacted) and every process.
-    A generated dashboard token is shown inside the dashboard's link, and nowhere else."""
+) -> list[tuple[str, str]]:
+    """Every address `up` serves (passwords redacted), as (label, address). A generated
+    dashboard token is shown inside the dashboard's link, and nowhere else."""
     names = {spec.name for spec in specs}
     host = settings.bind_host
     if web_token is not None:
@@ -190,11 +197,33 @@ def address_block(
         else "not running"
     )
     dashboard = f"http://{host}:{settings.web_port}/{token}" if "web" in names else "not running"
+    return [("Dagster UI", dagster), ("Dashboard", dashboard), *urls.describe()]
+
+
+def listeners(settings: Settings, specs: Sequence[ChildSpec]) -> list[tuple[str, int]]:
+    """(host, port) of the servers `up` starts, which answer once the platform is ready."""
+    names = {spec.name for spec in specs}
+    out = []
+    if "web" in names:
+        host = settings.bind_host if settings.bind_host not in ("0.0.0.0", "::") else LOOPBACK
+        out.append((host, settings.web_port))
+    if "dagster-web" in names:
+        out.append((DAGSTER_HOST, settings.dagster_port))
+    return out
+
+
+def address_block(
+    settings: Settings,
+    urls: ServiceUrls,
+    specs: Sequence[ChildSpec],
+    notes: Sequence[str],
+    web_token: str | None = None,
+) -> str:
+    """The one block `up` prints: every address (passwords redacted) and every process."""
     rows = [
-        ("Dagster UI", dagster),
-        ("Dashboard", dashboard),
-        *urls.describe(),
+        *address_rows(settings, urls, specs, web_token),
         ("Home", str(settings.state_dir)),
+        ("Logs", str(settings.state_dir / "logs")),
         ("Processes", ", ".join(spec.name for spec in specs) or "none"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -220,8 +249,11 @@ async def _up(args: argparse.Namespace) -> int:
     from core.service_urls import ServiceError
     from core.settings import get_settings
     from marketflow.dagster_home import write_dagster_home
+    from marketflow.embedded.relocated import prune_relocated
+    from marketflow.platform import Platform, route_own_logging
+    from marketflow.process_logs import LOG_DIR, ProcessLogs, TerminalFilter
     from marketflow.services import Services
-    from marketflow.supervisor import Supervisor, install_stop_signals
+    from marketflow.supervisor import install_stop_signals
     from streaming.heartbeat import Heartbeat
 
     settings = get_settings()
@@ -236,10 +268,16 @@ async def _up(args: argparse.Namespace) -> int:
         except WebConfigError as exc:
             log.error("%s", exc)
             return 2
+    home = settings.state_dir.resolve()
+    threshold = logging.INFO if args.show_all else logging.WARNING
+    logs = ProcessLogs(home / LOG_DIR, TerminalFilter(threshold=threshold))
+    route_own_logging(logs, verbose=args.verbose or args.show_all)
+    for removed in await asyncio.to_thread(prune_relocated):
+        log.warning("removed %s", removed)
     stop = asyncio.Event()
     install_stop_signals(stop)
     services = Services(settings)
-    supervisor: Supervisor | None = None
+    platform: Platform | None = None
     try:
         try:
             urls = await asyncio.to_thread(services.start)
@@ -249,35 +287,40 @@ async def _up(args: argparse.Namespace) -> int:
         if stop.is_set():
             return 0
         await _migrate(urls.database_url)
-        dagster_env = write_dagster_home(settings.state_dir / "dagster", urls.dagster_database_url)
-        env = child_environment(os.environ, settings.state_dir, dagster_env)
+        dagster_env = write_dagster_home(home / "dagster", urls.dagster_database_url)
+        env = child_environment(os.environ, home, dagster_env)
         only = {n.strip() for n in args.only.split(",")} if args.only else None
         specs, notes = plan_children(
             settings, env, only, dagster=not args.no_dagster, ingest_shards=args.ingest_shards
         )
         web_token = dashboard_token(settings)
         specs = with_web_token(specs, web_token)
-        supervisor = Supervisor(specs, stop_timeout=args.stop_timeout)
         if stop.is_set():
             return 0
-        await supervisor.start()
-        print(address_block(settings, urls, specs, notes, web_token), flush=True)
-
-        def counters() -> dict[str, int | str]:
-            assert supervisor is not None
-            out: dict[str, int | str] = {"children": len(supervisor.children)}
-            for name, state in supervisor.children.items():
-                out[f"{name}.pid"] = state.pid or 0
-                out[f"{name}.restarts"] = state.total_restarts
-            return out
-
-        async with Heartbeat(urls.redis_url, "up", counters):
+        servers: dict[str, Restartable] = {}
+        if urls.embedded_postgres:
+            servers["postgres"] = services.postgres
+        if urls.embedded_redis:
+            servers["redis"] = services.redis
+        platform = Platform(
+            home,
+            specs,
+            servers,
+            logs,
+            block=lambda: address_block(settings, urls, specs, notes, web_token),
+            addresses=address_rows(settings, urls, specs),  # no generated token in a file
+            listeners=listeners(settings, specs),
+            stop_timeout=args.stop_timeout,
+        )
+        await platform.start()
+        async with Heartbeat(urls.redis_url, "up", platform.counters):
             await stop.wait()
         return 0
     finally:
-        if supervisor is not None:
-            await supervisor.stop()
+        if platform is not None:
+            await platform.stop()
         await asyncio.to_thread(services.stop)
+        logs.close()
         print("marketflow stopped", flush=True)
 
 

@@ -25,6 +25,7 @@ from marketflow.embedded.process import (
     LOOPBACK,
     free_port,
     pid_alive,
+    processes_inside,
     runs,
     wait_port,
 )
@@ -126,7 +127,8 @@ class EmbeddedPostgres:
             raise ServiceError(f"{args[0]} failed: {result.stderr.strip()[-1000:]}")
         return result
 
-    def _running_port(self, pgdata: Path | None = None) -> int | None:
+    def _running(self, pgdata: Path | None = None) -> tuple[int, int] | None:
+        """(postmaster pid, port) of the server running on ``pgdata``, None when none is."""
         pidfile = (pgdata or self.pgdata) / "postmaster.pid"
         try:
             lines = pidfile.read_text().splitlines()
@@ -138,7 +140,20 @@ class EmbeddedPostgres:
         # a stale postmaster.pid (a crash, a reboot) may name an unrelated process now
         if not pid_alive(pid) or not runs(pid, b"postgres"):
             return None
-        return int(lines[3])
+        return pid, int(lines[3])
+
+    def _running_port(self, pgdata: Path | None = None) -> int | None:
+        running = self._running(pgdata)
+        return running[1] if running is not None else None
+
+    def running_pid(self) -> int | None:
+        """The postmaster's pid while this server runs (``marketflow.embedded.watch``)."""
+        running = self._running()
+        return running[0] if running is not None else None
+
+    def exit_status(self, pid: int) -> int | None:
+        """Unknown: ``pg_ctl`` starts the postmaster detached, so its parent is not us."""
+        return None
 
     def _initdb(self, password: str) -> None:
         pwfile = self.server / "initdb.pw"
@@ -175,6 +190,18 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.pgdata), "reload")
         log.info("embedded PostgreSQL now requires its password (scram-sha-256)")
 
+    def _drop_stale_pidfile(self) -> None:
+        """A crashed postmaster's pid file, once nothing runs from the data directory.
+
+        PostgreSQL refuses to start while the pid the file names exists, and a SIGKILLed
+        postmaster exists as a zombie until whoever inherited it (init) reaps it, which can
+        take seconds. PostgreSQL's own check also protects a data directory that orphaned
+        backends still use: the file is removed only when no live process runs inside it."""
+        pidfile = self.pgdata / "postmaster.pid"
+        if pidfile.exists() and not processes_inside(self.pgdata):
+            pidfile.unlink(missing_ok=True)
+            log.info("removed the pid file of a crashed PostgreSQL (%s)", pidfile)
+
     def start(self, timeout: float = 30.0, port: int | None = None) -> str:
         """Start (or adopt an already running) server; return its admin URL.
 
@@ -188,6 +215,8 @@ class EmbeddedPostgres:
         fresh = not (self.pgdata / "PG_VERSION").exists()
         if fresh:
             self._initdb(password)
+        else:
+            self._drop_stale_pidfile()
         self.port = port or free_port(self.host)
         options = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories=''"
         result = self._run(
@@ -220,6 +249,8 @@ class EmbeddedPostgres:
         return f"postgresql://{SUPERUSER}:{password}@{self.host}:{self.port}/postgres"
 
     def stop(self) -> None:
+        if self._server is None and not self.root.exists():
+            return  # never started here: looking must not create a home's folders
         if self._running_port() is None:
             return
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", check=False)

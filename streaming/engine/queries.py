@@ -20,6 +20,7 @@ import numpy as np
 import psycopg
 
 from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
+from analytics.increments import Increments
 from core.contracts import Horizon
 from strategies.definitions import parse_config, parse_strategy
 from strategies.model import DefinitionError, Strategy, SymbolConfig
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 UNIVERSE_SQL = """
-select id, symbol, market, asset_type from symbols
+select id, symbol, market, asset_type, price_increment, qty_increment, min_order_qty
+from symbols
 where active and asset_type <> 'binary_option' order by id
 """
 
@@ -101,6 +103,7 @@ async def load_universe(conn: psycopg.AsyncConnection) -> Universe:
         symbols=tuple(r[1] for r in rows),
         markets=tuple(r[2] for r in rows),
         asset_types=tuple(r[3] for r in rows),
+        increments=tuple(Increments.for_symbol(*r[3:7]) for r in rows),
     )
 
 

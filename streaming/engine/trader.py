@@ -10,12 +10,14 @@ broker; docs/trading-safety.md lists them with their settings):
 2. ``market_closed`` — the symbol's market calendar (``analytics.sessions``);
 3. ``stale_price`` — the price is older than ``ORDER_MAX_PRICE_AGE_SECONDS``;
 4. ``bad_parameters`` — multipliers or risk outside the strategy bounds;
-5. ``no_levels`` — no ATR, so no stop/target;
+5. ``no_levels`` — no ATR, so no stop/target (in the symbol's price increments);
+   ``no_crypto_short`` — a sell of a crypto pair (Alpaca cannot short crypto);
 6. account gates from the broker's account (fetched at most once per loop):
    ``account_blocked``, ``trading_blocked``, ``min_balance``, ``equity_unknown`` (the
    daily loss cannot be computed), ``daily_loss``, ``shorting_disabled``;
-7. ``size_zero`` (the risk arithmetic gives no whole share) or ``order_cap`` (the caps
-   ``MAX_ORDER_QTY`` / ``MAX_ORDER_NOTIONAL`` leave no share);
+7. ``size_zero`` (the risk arithmetic gives less than the symbol's minimum order: a whole
+   share for equities, a fraction for crypto) or ``order_cap`` (the caps
+   ``MAX_ORDER_QTY`` / ``MAX_ORDER_NOTIONAL`` leave nothing);
 8. in one transaction under a lock, with the order row (``orders.reserve``):
    ``position_open``, ``max_positions``, ``strategy_max_positions``.
 
@@ -23,8 +25,9 @@ Idempotency: the ``client_order_id`` is a function of the signal's identity (str
 symbol, the signal row's own timestamp to the microsecond), and the row is inserted
 (unique) *before* the request, so a signal is sent at most once, whatever the retries.
 Lifecycle: orders not yet final are polled by client id (a few per loop, each at most every
-``RECONCILE_EVERY_S``). All broker calls go through a token bucket below Alpaca's 200
-requests/minute; when it is empty the work waits for a later loop.
+``RECONCILE_EVERY_S``); a filled crypto entry then gets its protective stop
+(``crypto_exits.py``: Alpaca has no crypto bracket). All broker calls go through a token
+bucket below Alpaca's 200 requests/minute; when it is empty the work waits for a later loop.
 """
 
 from __future__ import annotations
@@ -40,18 +43,20 @@ from typing import Any
 import psycopg
 import redis.asyncio as aioredis
 
-from analytics.risk import Bracket, bracket_levels, cap_shares, position_size, within_caps
+from analytics.risk import Bracket, bracket_levels, cap_quantity, position_size, within_caps
 from core.settings import Settings
 from strategies.gates import (
     AccountView,
     Limits,
     account_gate,
+    asset_gate,
     market_open,
     position_gate,
     price_gate,
 )
 from strategies.intents import OrderIntent, parameters_ok
 from streaming.engine import killswitch, orders
+from streaming.engine.crypto_exits import protect_filled_entries
 from streaming.engine.ratelimit import TokenBucket
 from streaming.venues.alpaca.execution import AlpacaExecution, broker_error, broker_status
 
@@ -72,6 +77,7 @@ def order_row(intent: OrderIntent, paper: bool) -> orders.OrderRow:
         intent.side.value,
         intent.price,
         paper,
+        "market" if intent.increments.crypto else "bracket",
     )
 
 
@@ -199,11 +205,16 @@ class Trader:
             await self._block(conn, intent, "bad_parameters")
             return None
         bracket = None
+        increments = intent.increments
         if intent.atr is not None:
             mults = (intent.stop_multiplier, intent.target_multiplier)
-            bracket = bracket_levels(intent.side, intent.price, intent.atr, *mults)
+            bracket = bracket_levels(intent.side, intent.price, intent.atr, *mults, increments)
         if bracket is None:
             await self._block(conn, intent, "no_levels")
+            return None
+        no_short = asset_gate(intent.side, increments.crypto)
+        if no_short:
+            await self._block(conn, intent, no_short, bracket)
             return None
         try:
             account, held = await self._account_and_positions(loop_id)
@@ -227,9 +238,10 @@ class Trader:
             return None
         risk = intent.risk_pct if intent.risk_pct is not None else s.risk_per_trade_pct
         sized = position_size(
-            account.equity, risk, intent.price, bracket.stop, account.buying_power
+            account.equity, risk, intent.price, bracket.stop, account.buying_power, increments
         )
-        qty = cap_shares(sized, intent.price, s.max_order_qty, s.max_order_notional)
+        caps = (s.max_order_qty, s.max_order_notional)
+        qty = cap_quantity(sized, intent.price, *caps, increments)
         if qty <= 0 or not within_caps(qty, intent.price, s.max_order_qty, s.max_order_notional):
             await self._block(conn, intent, "size_zero" if sized <= 0 else "order_cap", bracket)
             return None
@@ -258,11 +270,12 @@ class Trader:
         return None
 
     async def _submit(
-        self, conn: psycopg.AsyncConnection, intent: OrderIntent, bracket: Bracket, qty: int
+        self, conn: psycopg.AsyncConnection, intent: OrderIntent, bracket: Bracket, qty: float
     ) -> None:
         cid = intent.client_order_id
+        submit = self.broker.submit_entry
         try:
-            raw = await self._call(self.broker.submit_bracket, intent.symbol, qty, bracket, cid)
+            raw = await self._call(submit, intent.symbol, qty, bracket, cid, intent.increments)
         except RateLimited:
             await orders.set_status(conn, cid, "new", error="rate limited")
             return
@@ -281,7 +294,7 @@ class Trader:
                 )
             return
         self.counters.submitted += 1
-        log.info("order %s sent: %s %s %s", cid, intent.side.value, qty, intent.symbol)
+        log.info("order %s sent: %s %g %s", cid, intent.side.value, qty, intent.symbol)
         raw = raw or {}
         await orders.apply_broker(conn, cid, raw, broker_status(raw))
 
@@ -314,3 +327,7 @@ class Trader:
                 # no longer pending, and maybe not yet in the cached positions: the next
                 # intent must see the new position, so the account is fetched afresh
                 self._account = None
+        try:  # a filled crypto entry gets its stop (crypto_exits.py)
+            await protect_filled_entries(conn, self.broker, self._call, self.paper)
+        except RateLimited:
+            return

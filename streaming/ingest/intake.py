@@ -5,6 +5,8 @@ in ``rejects`` with its reason (``validate``) and skipped. Per-event trades are 
 lists; bulk ``TradeBatch`` events are validated and staged as whole columns. Live trades are
 handed to the publisher at once (``ticks:trades``), before storage, so latency stays low.
 A ``Quote`` is remembered as the quote in force for the symbol's next prints that lack one.
+A ``TradeAmendment`` (a venue's correction or cancel) is checked and staged in the
+amendment queue behind the prints received before it (``amendments.AmendmentQueue``).
 Trades that pass the checks then meet the plausibility band (``plausibility.PriceBand``):
 a print far from its symbol's recent prices is held until confirmed, or rejected as
 ``implausible_price``. Each row carries its provenance (``ticks.source``/``feed``: the
@@ -24,9 +26,10 @@ import numpy as np
 from core import validation as v
 from core.candle import Candle
 from core.contracts import EQUITY_FEEDS, TickSource
-from core.events import Bar, Quote, Rejects, Trade
+from core.events import Bar, Quote, Rejects, Trade, TradeAmendment
 from core.timestamps import MINUTE_NS, NS
 from storage.candle_writes import BarRow
+from streaming.ingest.amendments import AmendmentQueue, to_row
 from streaming.ingest.plausibility import IMPLAUSIBLE, PriceBand
 from streaming.ingest.publish import Publisher
 from streaming.ingest.rows import TickRows, derived_trade_ids
@@ -127,6 +130,7 @@ class Intake:
         flush_rows: int,
         on_full: Callable[[], None] = lambda: None,
         band: PriceBand[Row] | None = None,
+        amendments: AmendmentQueue | None = None,
     ) -> None:
         self.symbols = symbols
         self.rejects = rejects
@@ -144,6 +148,7 @@ class Intake:
         self.bars: list[BarRow] = []
         self._quotes: dict[str, tuple[int, float, float]] = {}
         self.band = band
+        self.amendments = amendments
 
     def take(self) -> TickRows | None:
         """Everything staged since the last call, as one chunk in arrival order."""
@@ -177,6 +182,8 @@ class Intake:
                 self._accept_quote(event)
             elif isinstance(event, Bar):
                 self._accept_bar(event)
+            elif isinstance(event, TradeAmendment):
+                self._accept_amendment(event)
             else:
                 self.counters.received += 1
                 self.rejects.add(v.MALFORMED, event)
@@ -405,6 +412,18 @@ class Intake:
                    float(bar.close), float(bar.volume), 0, 0.0, minute, minute),
         )  # fmt: skip
         self.on_full()
+
+    def _accept_amendment(self, a: TradeAmendment) -> None:
+        self.counters.received += 1
+        reason = v.check_amendment(a)
+        if reason is not None or self.amendments is None:
+            self.rejects.add(reason or v.BAD_AMENDMENT, a)
+            return
+        sid = self.symbols.get(a.symbol)
+        if sid is None:
+            self.rejects.add(v.UNKNOWN_SYMBOL, a)
+            return
+        self.amendments.stage(to_row(a, sid))
 
     def _after_stage(self, n: int) -> None:
         self.staged_rows += n

@@ -17,6 +17,10 @@ and storage is exactly once (the key (symbol_id, ts, trade_id)). When the writer
 a chunk held rows stored before (replay, reconnect overlap), the minutes of that chunk are
 rebuilt from the stored ticks instead of merged, so candles never count a print twice.
 
+A venue's corrections and cancels are applied after the prints sealed before them are
+written, and the candles of the minutes they changed are rebuilt (``amendments``,
+docs/corrections.md).
+
 Redis is best effort (``publish.Publisher``) and never blocks any of this.
 
 Shutdown fits the stop budget (``core.settings.STOP_TIMEOUT_S``, the time ``marketflow up``
@@ -40,6 +44,7 @@ from core.candle import Candle
 from core.events import Rejects
 from core.timestamps import MINUTE_NS, NS
 from streaming.ingest import rejects as reject_store
+from streaming.ingest.amendments import AmendmentQueue
 from streaming.ingest.candle_builder import CandleBuilder
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.counters import Counters
@@ -52,6 +57,9 @@ from streaming.ingest.symbols import SymbolMap
 from streaming.providers.base import Provider, ProviderError, TradeBatch
 
 log = logging.getLogger(__name__)
+
+
+PREPARE_TIMEOUT_S = 15.0  # a venue's metadata lookups before the first print
 
 
 class IngestError(ProviderError):
@@ -76,6 +84,9 @@ class IngestPipeline:
         self.buffer = DurableBuffer(config.spool_dir / f"{config.source}.spool", config.memory_rows)
         self.symbols = SymbolMap()
         self.ledger = reject_store.RejectLedger()
+        self.amendments = AmendmentQueue(
+            config.spool_dir / f"{config.source}.amendments.jsonl", self.rejects
+        )
         self.provider: Provider | None = None
         self._candle_ops: list[Candle] = []
         self._dirty: set[tuple[int, int]] = set()
@@ -111,6 +122,7 @@ class IngestPipeline:
             flush_rows=config.flush_rows,
             on_full=self._kick.set,
             band=self.band,
+            amendments=self.amendments,
         )
 
     def accept(self, event: object) -> None:
@@ -120,6 +132,8 @@ class IngestPipeline:
     # --- seal: staged rows → candles + buffer ---------------------------------------
     def seal(self) -> int:
         rows = self.intake.take()
+        # amendments received so far follow the prints sealed now through the buffer
+        self.amendments.seal()
         if rows is None:
             return 0
         now = self.clock()
@@ -164,12 +178,36 @@ class IngestPipeline:
                     minutes = chunk.ts_ns - chunk.ts_ns % MINUTE_NS
                     self._dirty.update(zip(chunk.symbol_id.tolist(), minutes.tolist(), strict=True))
                 self._drained.set()
+            if self.amendments.ready:
+                await self._apply_amendments()
             if self._candle_ops or self.intake.bars:
                 await self._write_candle_ops()
             await self._housekeeping(final)
         except psycopg.Error as exc:
             self.store.down(exc)
             self._drained.set()
+
+    async def _apply_amendments(self) -> None:
+        """The ready amendments (their prints are stored), then the candles they changed. A
+        minute still held by the builder, or finalised but not written yet, is marked so
+        its candle is rebuilt from the amended ticks instead of merged."""
+        rows = self.amendments.take_ready()
+        try:
+            results = await db_call(self.store.apply_amendments, rows)
+        except psycopg.Error:
+            self.amendments.put_back(rows)  # idempotent: applied ones come back duplicate
+            raise
+        keys = self.amendments.settle(results)
+        if not keys:
+            return
+        await db_call(self.store.rebuild_amended, keys)
+        pending = {(c.symbol_id, c.minute_ns) for c in self._candle_ops}
+        held = set(self.builder.open) | set(self.builder.late) | pending
+        self._dirty |= keys & held
+        if self.publisher.redis_url is not None:
+            changed = [Candle(sid, m, 0.0, 0.0, 0.0, 0.0, 0.0) for sid, m in sorted(keys)]
+            for c in await db_call(self.store.read_candles, changed):
+                self.publisher.note_candle(self.symbols.name(c.symbol_id), c)
 
     async def _write_candle_ops(self) -> None:
         ops, dirty = self._candle_ops, set(self._dirty)
@@ -246,6 +284,10 @@ class IngestPipeline:
             "db_up": int(self.store.db_up),
             "db_errors": c.db_errors,
             "candles_written": c.candles_written,
+            "amendments_applied": self.amendments.counts["applied"],
+            "amendments_unmatched": self.amendments.counts["unmatched"],
+            "amendments_duplicate": self.amendments.counts["duplicate"],
+            "amendments_pending": len(self.amendments),
             "candles_recomputed": c.candles_recomputed,
             "late_prints": self.builder.late_prints,
             "redis_published": self.publisher.published,
@@ -261,9 +303,14 @@ class IngestPipeline:
         """Connect (retrying until reachable or the provider is stopped), declare symbols."""
         self.provider = provider
         self.intake.provider = provider
+        try:  # the venue's metadata for symbols it knows better (never blocks ingest)
+            await asyncio.wait_for(provider.prepare(), PREPARE_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("%s: symbol metadata not prepared (%s)", provider.name, type(exc).__name__)
         while not provider.stopping:
             try:
                 await db_call(self.store.connect)
+                self.amendments.restore()
                 await db_call(self.store.declare, provider)
                 await db_call(self.store.seed_band)
                 self.store.db_up = True
@@ -339,7 +386,7 @@ class IngestPipeline:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush_once(final=True), left)
-            if self.buffer.empty and not self._candle_ops:
+            if self.buffer.empty and not self._candle_ops and not self.amendments:
                 break
             wait = min(0.25, max(0.0, self.store.retry_at - time.monotonic()))
             await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
@@ -351,6 +398,9 @@ class IngestPipeline:
                 log.error("spool not writable at shutdown: %d rows could not be kept", lost)
         if self._candle_ops:
             log.warning("%d candle updates not written (reconciled later)", len(self._candle_ops))
+        if self.amendments:
+            kept = self.amendments.spill()
+            log.warning("PostgreSQL still down at shutdown: %d corrections/cancels kept", kept)
         await self.publisher.stop()
         await asyncio.to_thread(self.store.close)
         self.buffer.close()

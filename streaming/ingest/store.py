@@ -1,8 +1,8 @@
 """The PostgreSQL side of the ingest pipeline (``IngestStore``): its connections, the
 outage state (backoff, reconnect), and the writes run in a worker thread: ticks by binary
 COPY (``storage.tick_writer.TickWriter``) split over several connections when a chunk is
-large, a refused chunk bisected to its bad rows, candles merged or rebuilt, bars upserted
-and stored candles read back (docs/ingest.md)."""
+large, a refused chunk bisected to its bad rows, candles merged or rebuilt, bars upserted,
+a venue's corrections and cancels applied and stored candles read back (docs/ingest.md)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,14 @@ from core.candle import Candle
 from core.events import Rejects
 from core.timestamps import NS, to_datetime
 from storage import db
-from storage.candle_writes import merge_candles, rebuild_minutes, replace_bars
+from storage.candle_writes import (
+    merge_candles,
+    rebuild_amended_minutes,
+    rebuild_minutes,
+    replace_bars,
+)
 from storage.queries import last_closes
+from storage.tick_amendments import AmendmentResult, AmendmentRow, apply_amendments
 from storage.tick_writer import TickWriter
 from streaming.ingest.config import PipelineConfig
 from streaming.ingest.counters import Counters
@@ -211,6 +217,14 @@ class IngestStore:
                 stack.append(part.take(np.arange(half, len(part))))
                 stack.append(part.take(np.arange(half)))
         return stored, refused
+
+    def apply_amendments(self, rows: list[AmendmentRow]) -> list[AmendmentResult]:
+        assert self.conn is not None
+        return apply_amendments(self.conn, rows, self.cfg.source)
+
+    def rebuild_amended(self, keys: set[tuple[int, int]]) -> int:
+        assert self.conn is not None
+        return rebuild_amended_minutes(self.conn, keys, self.cfg.source)
 
     def upsert_bars(self, bars: list) -> None:
         assert self.conn is not None

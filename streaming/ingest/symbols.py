@@ -7,6 +7,8 @@ create a junk row. A provider declares the symbols it serves (``Provider.symbols
 market metadata where it knows better than the defaults (``Provider.symbol_info``: replay of
 a crypto file → market '24/7', timezone UTC); new ones are inserted, existing ones kept
 unless the metadata says ``"update": True`` (an explicit ``--market`` on the command line).
+A venue's order increments (``price_increment``, ``qty_increment``, ``min_order_qty``) are
+the venue's to know: when given they are written on new and existing rows alike.
 A provider of an Alpaca equity feed fixes it as the feed of its stock symbols that have
 none; the map keeps each symbol's fixed feed for intake's ``feed_mismatch`` check.
 """
@@ -27,6 +29,15 @@ _INSERT = """
 insert into symbols (symbol, asset_type, provider, market, timezone, row_size)
 values (%s, %s, %s, %s, %s, %s)
 on conflict (symbol) do nothing
+"""
+INCREMENTS = ("price_increment", "qty_increment", "min_order_qty")
+_INCREMENTS = """
+update symbols set price_increment = coalesce(%s, price_increment),
+    qty_increment = coalesce(%s, qty_increment), min_order_qty = coalesce(%s, min_order_qty),
+    updated_at = now()
+where symbol = %s
+    and (price_increment, qty_increment, min_order_qty) is distinct from
+        (coalesce(%s, price_increment), coalesce(%s, qty_increment), coalesce(%s, min_order_qty))
 """
 _UPDATE = """
 update symbols set market = %s, timezone = %s, asset_type = %s, updated_at = now()
@@ -77,7 +88,7 @@ class SymbolMap:
         ``info`` says so) and, for an Alpaca equity ``feed``, fix it as the feed of its
         stock symbols that have none yet."""
         wanted = sorted({*symbols, *info})  # sorted: concurrent declarers lock in one order
-        rows, updates = [], []
+        rows, updates, increments = [], [], []
         for sym in wanted:
             meta = {**default_meta(sym), **info.get(sym, {})}
             rows.append((sym, meta["asset_type"], provider, meta["market"], meta["timezone"],
@@ -85,11 +96,16 @@ class SymbolMap:
             if meta.get("update"):
                 m, tz, at = meta["market"], meta["timezone"], meta["asset_type"]
                 updates.append((m, tz, at, sym, m, tz, at))
+            steps = tuple(meta.get(k) for k in INCREMENTS)
+            if any(v is not None for v in steps):
+                increments.append((*steps, sym, *steps))
         if rows:
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(_INSERT, rows)
                 if updates:
                     cur.executemany(_UPDATE, updates)
+                if increments:
+                    cur.executemany(_INCREMENTS, increments)
         if feed in EQUITY_FEEDS:
             refused = fix_equity_feed(conn, wanted, feed)
             if refused:

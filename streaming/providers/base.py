@@ -33,6 +33,7 @@ import numpy as np
 
 from core.contracts import TickSource
 from core.events import Bar, Event, Quote, Rejects, Trade
+from storage.symbols import stored_symbol
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -109,7 +110,8 @@ class Provider(abc.ABC):
     def __init__(self, symbols: Sequence[str], *, name: str | None = None) -> None:
         if name is not None:
             self.name = name
-        self.symbols: list[str] = [s.upper() for s in symbols]
+        # stored names: upper case, a pair without its slash (BTC/USD is BTCUSD)
+        self.symbols: list[str] = [stored_symbol(s) for s in symbols]
         self.rejects = Rejects(self.name)
         self._stop = asyncio.Event()
         # symbol → metadata for symbols the provider knows that storage may not
@@ -129,6 +131,12 @@ class Provider(abc.ABC):
         # print carries its own (the Alpaca gap fill): how they arrive and from which tape
         self.tick_source: str = TickSource.STREAM
         self.feed: str | None = None
+
+    async def prepare(self) -> None:
+        """Before ingest declares ``symbols``: fill ``symbol_info`` from the venue where it
+        knows better than the defaults (a crypto pair's increments and profile bin). The
+        default does nothing; a failure inside must be logged and leave the defaults."""
+        return None
 
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[Event | TradeBatch]:

@@ -9,12 +9,12 @@ of ``trade_id`` ``<tag>-<n>``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
 
 from core.timestamps import NS
 
@@ -29,7 +29,9 @@ class RunLog:
         self.tag = tag
         self.disconnects = 0
         self._taken: dict[str, list[int]] = {}  # symbol → [lo, hi) taken since last write
-        self._out: TextIO | None = None
+        self._unwritten: list[bytes] = []  # lines the disk refused, written before the next
+        self._fd: int | None = None
+        self.write_failures = 0
         self._paused_until = 0
         self._next_check = 0
 
@@ -44,21 +46,36 @@ class RunLog:
         self._taken[symbol] = [lo, hi]
 
     def write(self) -> None:
-        """Append what was taken since the last write (one line); nothing when nothing."""
-        if not self._taken:
+        """Append what was taken since the last write (one line); nothing when nothing.
+
+        A line the disk refuses (full, a file-size limit: a chaos fault) is cut back off
+        and kept, and goes out before the next one: the ledger never holds half a line."""
+        if self._taken:
+            line = {"pid": os.getpid(), "tag": self.tag, "ranges": self._taken}
+            self._unwritten.append((json.dumps(line) + "\n").encode())
+            self._taken = {}
+        if not self._unwritten:
             return
-        if self._out is None:
-            self._out = open(self.run_dir / LEDGER_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        line = {"pid": os.getpid(), "tag": self.tag, "ranges": self._taken}
-        self._out.write(json.dumps(line) + "\n")
-        self._out.flush()  # a killed process loses nothing it wrote (the page cache has it)
-        self._taken = {}
+        if self._fd is None:
+            self._fd = os.open(self.run_dir / LEDGER_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                               0o644)  # fmt: skip
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            data = memoryview(b"".join(self._unwritten))
+            while data:  # a killed process loses nothing written (the page cache has it)
+                data = data[os.write(self._fd, data) :]
+        except OSError:
+            self.write_failures += 1
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            return
+        self._unwritten = []
 
     def close(self) -> None:
         self.write()
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def disconnected(self, now_ns: int) -> bool:
         """Whether a simulated outage is on at ``now_ns``; a new one is picked up from the

@@ -18,10 +18,9 @@ def test_minute_run_benchmark_quick(db_url: str) -> None:
     assert DESCRIPTION
     names = [c.name for c in results]
     assert names == [
-        "sensor minute-run, profiles (s)",
-        "scheduled minute-run, candles (s)",
+        "minute run, candles+profiles (s)",
         "full-window run, candles+profiles (s)",
-        "minute_schedule evaluation (ms)",
+        "tick_stream_sensor evaluation (ms)",
     ]
     assert all(c.value > 0 and c.reference_value > 0 for c in results)
     assert results[0].notes["symbols"] == 30

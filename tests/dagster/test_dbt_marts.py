@@ -324,3 +324,26 @@ def test_rerun_and_plain_dbt_build_leave_the_marts_as_they_were(marts_db, tmp_pa
     )
     assert plain.returncode == 0, plain.stdout[-3000:]
     assert {mart: _dicts(url, q) for mart, q in queries.items()} == before
+
+
+def test_a_rebuild_without_checks_runs_no_dbt_test_and_changes_no_row(marts_db) -> None:
+    """What signals_schedule asks for eleven times an hour: every model, none of its checks
+    (dagster-dbt then leaves the tests out of the build); the rows are those of a full one."""
+    url, state = marts_db
+    queries = {mart: f"select * from analytics.{mart} order by 1, 2, 3" for mart in MARTS}
+    before = {mart: _dicts(url, q) for mart, q in queries.items()}
+    result = dg.materialize(
+        [signal_marts],
+        selection=dg.AssetSelection.assets(*STAGING, *MARTS).without_checks(),
+        instance=state["instance"],
+        resources={"postgres": PostgresResource(database_url=url), "dbt": dbt_resource()},
+        partition_key=data.DAY,
+    )
+    assert result.success
+    assert result.get_asset_check_evaluations() == []
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert set(MARTS) <= done
+    assert {mart: _dicts(url, q) for mart, q in queries.items()} == before
+    # the events a rebuild leaves in the instance: a fraction of a tested one's
+    full: dg.ExecuteInProcessResult = state["result"]
+    assert len(result.all_events) * 2 < len(full.all_events)

@@ -1,7 +1,7 @@
 """Past one machine: ingest shards by symbol, and Dagster steps on a celery worker.
 
 The celery test is the short form of the backfill in docs/scale-out.md: one partition of
-the profile job, its executor chosen by run config only, executed by one
+the minute job, its executor chosen by run config only, executed by one
 ``dagster-celery`` worker this test starts, against the test database and a Redis with a
 password, bounded in time. That Redis is a server of its own with scripting: celery's
 Redis transport takes its locks with Lua (EVALSHA), which the embedded Redis of the
@@ -71,9 +71,9 @@ def test_executor_defaults_name_the_broker_variable_never_its_value() -> None:
 
 
 def test_jobs_run_in_process_unless_configured() -> None:
-    from orchestration.jobs import profile_job, signals_job
+    from orchestration.jobs import minute_job, signals_job
 
-    for job in (profile_job, signals_job):
+    for job in (minute_job, signals_job):
         assert job.executor_def is not None
         field = job.executor_def.config_schema.as_field()
         assert field.default_value == {IN_PROCESS: {}}
@@ -200,15 +200,13 @@ def test_one_profile_partition_runs_on_a_celery_worker(
     celery_worker: subprocess.Popen,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from tests.support.dagster_jobs import minute_job
 
     symbol_id = load_day(db_url)
     for key in ("DAGSTER_HOME", "DATABASE_URL", BROKER_ENV, "MARKETFLOW_HOME"):
         monkeypatch.setenv(key, worker_env[key])
     instance = dg.DagsterInstance.from_config(worker_env["DAGSTER_HOME"])
-    job = ReconstructableRepository.for_module(
-        "orchestration.definitions", "defs", working_directory=str(REPO)
-    ).get_reconstructable_job("profile_job")
+    job = dg.reconstructable(minute_job)
     run_config = {"execution": {"config": default_config(CELERY)}}  # the documented config
     outcome: dict[str, object] = {}
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from analytics.risk import cap_shares, within_caps
+from analytics.risk import cap_quantity, within_caps
 from streaming.engine.loop import Engine
 from streaming.engine.trader import Trader
 from streaming.venues.alpaca.execution import is_live_url, make_client
@@ -67,10 +67,10 @@ def test_observed_zero_multiplier_sizing_cannot_happen(fake, db_url, redis_url, 
 
 
 def test_cap_functions():
-    assert cap_shares(4188, 95.5, 500, 10_000) == 104
-    assert cap_shares(4188, 95.5, 50, 10_000) == 50
-    assert cap_shares(0, 95.5, 50, 10_000) == 0
-    assert cap_shares(10, float("nan"), 50, 10_000) == 0
+    assert cap_quantity(4188, 95.5, 500, 10_000) == 104
+    assert cap_quantity(4188, 95.5, 50, 10_000) == 50
+    assert cap_quantity(0, 95.5, 50, 10_000) == 0
+    assert cap_quantity(10, float("nan"), 50, 10_000) == 0
     assert within_caps(104, 95.5, 500, 10_000) and not within_caps(105, 95.5, 500, 10_000)
     assert not within_caps(501, 1.0, 500, 10_000)
 

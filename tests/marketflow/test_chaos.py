@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,15 @@ import pytest
 
 from core.events import Trade
 from marketflow.chaos.faults import CYCLE, MIN_SPACING_S, RECOVERY_S, WARMUP_S, schedule
-from marketflow.chaos.soak import CONN_SLACK, Sample, judge
+from marketflow.chaos.soak import (
+    CONN_SLACK,
+    DAGSTER_DB,
+    MARKET_DB,
+    TICKS,
+    Sample,
+    judge,
+    start_end,
+)
 from marketflow.chaos.verify import (
     altered_ticks,
     candle_mismatches,
@@ -34,6 +43,7 @@ from streaming.providers.demo_run import (
     read_ledger,
     request_disconnect,
 )
+from tests.support.paths import REPO
 
 REPORT = re.compile(
     r"^chaos: faults (\d+), ticks emitted (\d+), stored (\d+), lost (\d+), duplicated (\d+), "
@@ -143,11 +153,66 @@ def test_count_ticks() -> None:
 
 def test_fault_schedule_covers_every_kind_spaced_inside_the_window() -> None:
     plan = schedule(2)
-    assert {p.kind for p in plan} == set(CYCLE)
+    assert {p.kind for p in plan} == set(CYCLE) and len(plan) == len(CYCLE) == 9
+    assert {"both-down", "spool-full", "ingest-in-outage"} <= set(CYCLE)  # overlapping ones
     times = [p.at for p in plan]
     assert times[0] == WARMUP_S and times[-1] < 120 - RECOVERY_S
     assert all(b - a >= MIN_SPACING_S for a, b in itertools.pairwise(times))
     assert schedule(0.5) == []
+
+
+def test_long_run_spaces_postgres_crashes_so_its_backoff_resets() -> None:
+    """A long run crashes PostgreSQL about a minute apart: `up`'s restart backoff for a
+    server resets after 30 s of running, so each outage stays short instead of climbing."""
+    plan = schedule(60)
+    assert len(plan) == 120 and [p.kind for p in plan[:9]] == list(CYCLE)
+    crashes = [p.at for p in plan if p.kind in ("postgres", "ingest-in-outage", "both-down",
+                                                 "spool-full")]  # fmt: skip
+    assert min(b - a for a, b in itertools.pairwise(crashes)) > 55
+    assert plan[-1].at < 3600 - RECOVERY_S
+
+
+LEDGER_DISK_FULL = textwrap.dedent(
+    """
+    import json, resource, sys
+    from pathlib import Path
+    from streaming.providers.demo_run import LEDGER_FILE, RunLog, read_ledger
+
+    run = Path(sys.argv[1])
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    log = RunLog(run, "t")
+    log.took("A", 0, 5)
+    log.write()
+    size = (run / LEDGER_FILE).stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))  # the disk is full
+    log.took("A", 5, 9)
+    log.write()
+    log.took("A", 20, 22)  # not contiguous: the refused line must not be lost
+    log.write()
+    full = {"failures": log.write_failures, "size": (run / LEDGER_FILE).stat().st_size}
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space again
+    log.took("B", 0, 1)
+    log.close()
+    _, emitted = read_ledger(run / LEDGER_FILE)
+    print(json.dumps({**full, "before": size, "emitted": emitted}))
+    """
+)
+
+
+def test_ledger_keeps_what_a_full_disk_refused(tmp_path: Path) -> None:
+    """The spool-full fault fills the disk for the whole ingest process, ledger included:
+    a refused line is cut back off and written with the next, never torn or dropped."""
+    out = subprocess.run(
+        [sys.executable, "-c", LEDGER_DISK_FULL, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["failures"] == 2 and result["size"] == result["before"]
+    assert result["emitted"] == {"A": [[0, 9], [20, 22]], "B": [[0, 1]]}
 
 
 def _samples(series: list[float], connections: list[float]) -> list[Sample]:
@@ -168,6 +233,33 @@ def test_soak_bound() -> None:
     climbing = judge(_samples([80 * mib] * 5, [3, 4, 4, 5, 5 + CONN_SLACK + 1]))
     assert [v.series for v in climbing if not v.holds] == ["pg.connections"]
     assert judge(_samples([1.0], [1.0])) == []  # too few to judge
+
+
+def test_soak_bounds_on_the_databases() -> None:
+    mib = 1024.0 * 1024.0
+
+    def run(market: list[float], ticks: list[float], dagster: list[float]) -> dict[str, bool]:
+        samples = [
+            Sample(60.0 * i, {MARKET_DB: m, TICKS: t, DAGSTER_DB: d})
+            for i, (m, t, d) in enumerate(zip(market, ticks, dagster, strict=True))
+        ]
+        return {v.series: v.holds for v in judge(samples)}
+
+    ticks = [0.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0]
+    grows_with_data = [10 * mib + 300 * t for t in ticks]
+    steady = [20 * mib + 0.5 * mib * i for i in range(6)]  # 30 MiB an hour, level
+    assert run(grows_with_data, ticks, steady) == {
+        f"{MARKET_DB}/tick": True,
+        f"{DAGSTER_DB}/h": True,
+    }
+    bloated = [10 * mib + 4000 * t for t in ticks]  # far more than a tick's row and indexes
+    accelerating = [20 * mib, 20 * mib, 20 * mib, 21 * mib, 25 * mib, 32 * mib]
+    assert run(bloated, ticks, accelerating) == {
+        f"{MARKET_DB}/tick": False,
+        f"{DAGSTER_DB}/h": False,
+    }
+    three = [Sample(0.0, {TICKS: 1.0}), Sample(1, {TICKS: 2.0}), Sample(2, {TICKS: 7.0})]
+    assert start_end(three) == [(TICKS, 2.0, 7.0)]  # the warm-up sample is dropped
 
 
 def _insert_ticks(conn: psycopg.Connection, rows: list[tuple[int, datetime, str, float]]) -> None:
@@ -238,10 +330,13 @@ def test_chaos_two_minutes() -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_soak_short_form() -> None:
-    code, out, both = _chaos("--soak", "--minutes", "1", "--sample-seconds", "15", timeout=220)
+    code, out, both = _chaos(
+        "--soak", "--no-dagster", "--minutes", "1", "--sample-seconds", "15", timeout=220
+    )
     assert code == 0, both[-4000:]
     assert "soak rss.ingest:" in out and "soak pg.connections:" in out
-    assert "soak redis.used_memory:" in out
+    assert "soak redis.used_memory:" in out and "soak db.market_bytes/tick:" in out
+    assert re.search(r"soak start -> end ticks.stored: \d+ -> \d+", out), out
     assert out.rstrip().splitlines()[-1].startswith("chaos: faults 0, ")
 
 

@@ -142,3 +142,40 @@ def test_status_command_when_nothing_runs(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "Nothing is running" in res.stdout and "marketflow up" in res.stdout
     assert "Traceback" not in res.stderr
+
+
+def test_up_status_file_says_what_up_restarts_while_redis_is_down(tmp_path: Path) -> None:
+    """Heartbeats live in Redis: while `up` restarts Redis, its status file still says so."""
+    from marketflow import up_status
+
+    status = up_status.UpStatus(
+        pid=os.getpid(),
+        updated_at=NOW.timestamp() - 2,
+        logs=str(tmp_path / "logs"),
+        addresses=[("Dashboard", "http://127.0.0.1:8000/")],
+        processes=[
+            up_status.Supervised("redis", "server", "down", None, 2, "signal SIGKILL", "t1"),
+            up_status.Supervised("postgres", "server", "running", 41, 1, "gone", "t0"),
+            up_status.Supervised("ingest", "child", "running", 42, 0),
+        ],
+    )
+    up_status.write(tmp_path, status)
+    assert (tmp_path / up_status.STATUS_FILE).stat().st_mode & 0o077 == 0
+    read = up_status.read(tmp_path)
+    assert read == status
+    report = collect("redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x", now=NOW)
+    report.up = read
+    text = render(report)
+    assert "Supervised by `marketflow up`" in text and "updated 2s ago" in text
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    assert lines["redis"].split()[1:4] == ["down", "-", "2"]
+    assert "signal SIGKILL at t1" in lines["redis"]
+    assert "Process heartbeats are unknown while Redis is not reachable" in text
+    assert "  Dashboard  http://127.0.0.1:8000/" in text  # the address block, kept here too
+    # left by an `up` that was killed: not shown as running
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    up_status.write(tmp_path, up_status.UpStatus(int(gone.stdout), 0.0, "", [], []))
+    assert up_status.read(tmp_path) is None
+    up_status.remove(tmp_path)
+    assert up_status.read(tmp_path) is None

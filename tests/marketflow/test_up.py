@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from core.service_urls import ServiceUrls
 from core.settings import Settings
-from marketflow.commands.up import address_block, child_environment, plan_children
+from marketflow.commands.up import address_block, child_environment, listeners, plan_children
 from marketflow.dagster_home import PASSWORD_ENV, SCHEME, instance_config, write_dagster_home
 
 
@@ -85,6 +85,10 @@ def test_plan_and_address_block(tmp_path: Path) -> None:
     )
     block = address_block(settings, urls, specs, notes)
     assert "http://127.0.0.1:8123/?token=<MARKETFLOW_API_TOKEN>" in block
+    assert f"Logs             {tmp_path / 'logs'}" in block  # every process's full output
+    assert listeners(settings, specs) == [("127.0.0.1", 8123)]  # the block is reprinted once
+    exposed = Settings(MARKETFLOW_HOME=str(tmp_path), WEB_PORT=8123, MARKETFLOW_BIND_HOST="0.0.0.0")
+    assert listeners(exposed, specs) == [("127.0.0.1", 8123)]  # asked on loopback
     assert "Dagster UI" in block and "not running" in block
     assert "127.0.0.1:5999/marketflow" in block and "127.0.0.1:6999" in block
     for secret in ("pgpass", "rpass", "tok-secret"):

@@ -1,15 +1,20 @@
-"""A local Alpaca market-data server: the v2 stream (WebSocket, msgpack or JSON) and the
-historical trades REST endpoints (``GET /v2/stocks/trades``, ``/v1beta3/crypto/us/trades``).
+"""A local Alpaca market-data server: the v2 stock stream and the v1beta3 crypto stream
+(WebSocket, msgpack or JSON) and the historical trades REST endpoints
+(``GET /v2/stocks/trades``, ``/v1beta3/crypto/us/trades``, ``/v1beta3/crypto/us/latest/trades``).
 
-Both serve one ``tape`` (the prints that "happened"), so a test can drop the stream, let the
-market move on, and check that the client's gap fill recovers exactly the missed prints.
-Messages and error frames follow ``tests/data/alpaca/stream_session_frames.json``; REST
-pages the captured ones in ``tests/data/alpaca/rest_*.json`` (``verbatim`` serves a capture
-as it is). The REST side pages like Alpaca: ``limit`` capped by ``page_size``, pages shorter
-than the limit before the end (``page_sizes``), ``next_page_token`` until null; it counts a
-rate-limit window (``X-RateLimit-*`` headers on every answer, 429 past the budget or when
-``answer_429`` asks) and fails pages on demand (``fail_pages`` once, ``down_pages`` until
-cleared, ``garbage_pages`` once with a body that is not JSON).
+The stock stream plays ``tape`` and the crypto stream ``crypto_tape`` (the prints that
+"happened"); the REST side serves both, so a test can drop a stream, let the market move
+on, and check that the client's gap fill recovers exactly the missed prints. Messages and
+error frames follow ``tests/data/alpaca/stream_session_frames.json`` (stocks, with the
+corrections and cancels of ``stock_corrections_frames.json``) and
+``crypto_stream_frames.json`` (crypto: no exchange, conditions or tape on a print, the
+taker side ``tks`` instead); REST pages the captured ones in ``tests/data/alpaca/rest_*.json``
+(``verbatim`` serves a capture as it is). The REST side pages like Alpaca: ``limit`` capped
+by ``page_size``, pages shorter than the limit before the end (``page_sizes``),
+``next_page_token`` until null; it counts a rate-limit window (``X-RateLimit-*`` headers on
+every answer, 429 past the budget or when ``answer_429`` asks) and fails pages on demand
+(``fail_pages`` once, ``down_pages`` until cleared, ``garbage_pages`` once with a body that
+is not JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from core.settings import Settings
 from tests.support.http_app import start_app
 
 ERROR_MESSAGES = {
@@ -90,10 +96,45 @@ class Print:
             body["u"] = self.update
         return body
 
-    def stream(self) -> dict[str, Any]:
+    def stamp(self) -> msgpack.Timestamp:
         ns = int(self.ts.timestamp()) * 1_000_000_000 + self.ts.microsecond * 1000 + 321
-        stamp = msgpack.Timestamp.from_unix_nano(ns)
-        return {"T": "t", "S": self.symbol, **self.rest(), "t": stamp}
+        return msgpack.Timestamp.from_unix_nano(ns)
+
+    def stream(self) -> dict[str, Any]:
+        return {"T": "t", "S": self.symbol, **self.rest(), "t": self.stamp()}
+
+    def correction(self, corrected: Print, template: dict[str, Any]) -> dict[str, Any]:
+        """A ``T: c`` message, shaped like ``template`` (the captured one), saying this
+        print was ``corrected``; stamped with this print's time."""
+        return {
+            **template,
+            "S": self.symbol,
+            "x": self.exchange,
+            "oi": self.trade_id,
+            "op": self.price,
+            "os": self.size,
+            "oc": list(self.conditions),
+            "ci": corrected.trade_id,
+            "cp": corrected.price,
+            "cs": corrected.size,
+            "cc": list(corrected.conditions),
+            "z": self.tape,
+            "t": self.stamp(),
+        }
+
+    def cancel(self, template: dict[str, Any], action: str = "C") -> dict[str, Any]:
+        """A ``T: x`` message shaped like ``template`` cancelling (``C``) this print."""
+        return {
+            **template,
+            "S": self.symbol,
+            "i": self.trade_id,
+            "x": self.exchange,
+            "p": self.price,
+            "s": self.size,
+            "a": action,
+            "z": self.tape,
+            "t": self.stamp(),
+        }
 
 
 def tape_from_rest(
@@ -143,6 +184,54 @@ def tape_from_capture(
     ]
 
 
+def crypto_tape_from_capture(
+    capture: dict[str, Any], count: int, symbol: str = "BTC/USD", start: datetime | None = None
+) -> list[Print]:
+    """``count`` crypto prints shaped like the captured one (fractional sizes, the taker
+    side alternating by a fixed pattern), 10 ms apart, ids ascending from the captured id."""
+    template = capture["trade"]
+    start = start or datetime.fromisoformat(template["t"])
+    return [
+        Print(
+            symbol=symbol,
+            ts=start + timedelta(milliseconds=10 * k),
+            price=round(template["p"] + 0.001 * ((k * 7) % 11 - 5), 3),
+            size=round(template["s"] / (1 + k % 7), 9),
+            trade_id=template["i"] + k,
+            taker="B" if (k * 5) % 3 else template["tks"],
+        )
+        for k in range(count)
+    ]
+
+
+def subscription_ack(sub: dict[str, Any], crypto: bool) -> dict[str, Any]:
+    """The server's answer to a subscribe: corrections and cancels follow every stock trade
+    channel; the crypto stream has order books instead and neither of those."""
+    trades, quotes = sub.get("trades", []), sub.get("quotes", [])
+    if crypto:
+        return {
+            "T": "subscription",
+            "trades": trades,
+            "quotes": quotes,
+            "orderbooks": [],
+            "bars": [],
+            "updatedBars": [],
+            "dailyBars": [],
+        }
+    return {
+        "T": "subscription",
+        "trades": trades,
+        "quotes": quotes,
+        "bars": [],
+        "updatedBars": [],
+        "dailyBars": [],
+        "statuses": [],
+        "lulds": [],
+        "corrections": trades,
+        "cancelErrors": trades,
+    }
+
+
 def to_wire(messages: list[dict[str, Any]], use_msgpack: bool) -> bytes | str:
     if use_msgpack:
         return msgpack.packb(messages, datetime=False)
@@ -161,8 +250,10 @@ class FakeAlpaca:
     key: str = "test-key"
     secret: str = "test-secret"
     tape: list[Print] = field(default_factory=list)
+    crypto_tape: list[Print] = field(default_factory=list)
     # per accepted connection, in order: the steps to play after the subscription ack
     sessions: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    crypto_sessions: list[list[tuple[Any, ...]]] = field(default_factory=list)
     # auth answers for the next connections (an error code instead of "authenticated")
     refuse_auth: list[int] = field(default_factory=list)
     page_size: int = 7  # small REST pages so pagination is exercised
@@ -182,6 +273,7 @@ class FakeAlpaca:
     answer_429: int = 0
     # what clients did
     connections: int = 0
+    crypto_connections: int = 0
     client_messages: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str | None] = field(default_factory=list)
     rest_requests: list[dict[str, str]] = field(default_factory=list)
@@ -197,7 +289,8 @@ class FakeAlpaca:
         self.garbage_pages, self.verbatim = [], []
         self.rate_limit, self.rate_window_s, self.answer_429, self.rate_limited = 200, 60.0, 0, 0
         self._window_start, self._window_used = 0.0, 0
-        self.connections = 0
+        self.crypto_tape, self.crypto_sessions = [], []
+        self.connections = self.crypto_connections = 0
         self.client_messages, self.content_types, self.rest_requests = [], [], []
 
     # --- WebSocket --------------------------------------------------------------------
@@ -213,7 +306,12 @@ class FakeAlpaca:
         def decode(raw: bytes | str) -> dict[str, Any]:
             return json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw)
 
-        self.connections += 1
+        crypto = ws.request is not None and ws.request.path.startswith("/v1beta3/crypto")
+        tape = self.crypto_tape if crypto else self.tape
+        if crypto:
+            self.crypto_connections += 1
+        else:
+            self.connections += 1
         await send([{"T": "success", "msg": "connected"}])
         auth = decode(await ws.recv())
         self.client_messages.append(auth)
@@ -232,23 +330,9 @@ class FakeAlpaca:
         await send([{"T": "success", "msg": "authenticated"}])
         sub = decode(await ws.recv())
         self.client_messages.append(sub)
-        await send(
-            [
-                {
-                    "T": "subscription",
-                    "trades": sub.get("trades", []),
-                    "quotes": sub.get("quotes", []),
-                    "bars": [],
-                    "updatedBars": [],
-                    "dailyBars": [],
-                    "statuses": [],
-                    "lulds": [],
-                    "corrections": sub.get("trades", []),
-                    "cancelErrors": sub.get("trades", []),
-                }
-            ]
-        )
-        steps = self.sessions.pop(0) if self.sessions else []
+        await send([subscription_ack(sub, crypto)])
+        sessions = self.crypto_sessions if crypto else self.sessions
+        steps = sessions.pop(0) if sessions else []
         for step in steps:
             kind = step[0]
             if kind == "frame":
@@ -256,7 +340,7 @@ class FakeAlpaca:
             elif kind == "trades":  # tape[start:end], one frame of `batch` prints at a time
                 _, start, end, *rest = step
                 batch = rest[0] if rest else 1
-                prints = self.tape[start:end]
+                prints = tape[start:end]
                 for k in range(0, len(prints), batch):
                     await send([p.stream() for p in prints[k : k + batch]])
             elif kind == "raw":
@@ -332,7 +416,7 @@ class FakeAlpaca:
         limit = min(int(params.get("limit") or 1000), self.page_size)
         matches = [
             p
-            for p in self.tape
+            for p in [*self.tape, *self.crypto_tape]
             if p.crypto == crypto
             and p.symbol in symbols
             and (start is None or p.ts >= start)
@@ -351,12 +435,19 @@ class FakeAlpaca:
 
     # --- lifecycle (run on the fake's own loop) --------------------------------------
 
+    async def _latest_crypto_trades(self, request: web.Request) -> web.Response:
+        """``/v1beta3/crypto/us/latest/trades``: each asked pair's newest print."""
+        symbols = request.query.get("symbols", "").split(",")
+        latest = {p.symbol: p.rest() for p in sorted(self.crypto_tape, key=lambda p: p.ts)}
+        return web.json_response({"trades": {s: latest[s] for s in symbols if s in latest}})
+
     async def start(self) -> None:
         self._ws_server = await serve(self._handler, "127.0.0.1", 0)
         self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         app = web.Application()
         app.router.add_get("/v2/stocks/trades", self._trades)
         app.router.add_get("/v1beta3/crypto/us/trades", self._trades)
+        app.router.add_get("/v1beta3/crypto/us/latest/trades", self._latest_crypto_trades)
         self._runner, self.rest_port = await start_app(app)
 
     async def stop(self) -> None:
@@ -369,5 +460,46 @@ class FakeAlpaca:
         return f"ws://127.0.0.1:{self.ws_port}/v2/iex"
 
     @property
+    def crypto_ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/v1beta3/crypto/us"
+
+    @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+
+# --- the client side of a test -------------------------------------------------------------
+
+
+def settings_for(fake: FakeAlpaca, **overrides: Any) -> Settings:
+    """Settings pointing every Alpaca URL at ``fake``, with short waits."""
+    base = Settings(_env_file=None, ALPACA_API_KEY=fake.key, ALPACA_SECRET_KEY=fake.secret)
+    values = {
+        "alpaca_stream_url": fake.ws_url,
+        "alpaca_crypto_stream_url": fake.crypto_ws_url,
+        "alpaca_data_url": fake.rest_url,
+        "alpaca_slot_wait_seconds": 0.05,
+        "provider_backoff_max_seconds": 0.2,
+        "alpaca_backfill_overlap_seconds": 0.05,
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+async def collect(provider: Any, count: int, timeout: float = 8.0) -> list[Any]:
+    """Trades and amendments, in the order the provider yields them, until ``count`` of
+    them arrived (or the timeout); then the provider is stopped."""
+    from core.events import Trade, TradeAmendment
+
+    out: list[Any] = []
+
+    async def consume() -> None:
+        async for event in provider:
+            if isinstance(event, Trade | TradeAmendment):
+                out.append(event)
+                if len(out) >= count:
+                    provider.stop()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(consume(), timeout)
+    return out

@@ -1,7 +1,8 @@
 """A local server speaking Alpaca's trading REST API (v2), the endpoints alpaca-py's
 ``TradingClient`` calls for the engine: ``GET /v2/account``, ``GET /v2/positions``,
 ``POST /v2/orders``, ``GET /v2/orders:by_client_order_id``, ``GET /v2/orders/{id}``,
-``GET /v2/clock``.
+``GET /v2/clock``, and ``GET /v2/assets/{symbol}`` (a pair's slash URL-encoded) for the
+increments of the assets a test puts in ``assets``.
 
 Like Alpaca it authenticates with the ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY``
 headers (401 otherwise), refuses a second order with the same ``client_order_id`` (422),
@@ -89,6 +90,7 @@ class FakeTrading:
     account: dict[str, Any] = field(default_factory=account)
     positions: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # by client_order_id
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)  # by symbol
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     reject: tuple[int, str] | None = None  # the next POST /v2/orders answers this
     order_status: str = "accepted"
@@ -196,6 +198,12 @@ class FakeTrading:
             return self._error(404, 40410000, "order not found")
         return web.json_response(order)
 
+    async def get_asset(self, request: web.Request) -> web.Response:
+        asset = self.assets.get(request.match_info["symbol"])
+        if asset is None:
+            return self._error(404, 40410000, "asset not found")
+        return web.json_response(asset)
+
     async def get_order(self, request: web.Request) -> web.Response:
         for order in self.orders.values():
             if order["id"] == request.match_info["order_id"]:
@@ -211,6 +219,7 @@ class FakeTrading:
         app.router.add_post("/v2/orders", self.post_order)
         app.router.add_get("/v2/orders:by_client_order_id", self.get_by_client_id)
         app.router.add_get("/v2/orders/{order_id}", self.get_order)
+        app.router.add_get("/v2/assets/{symbol}", self.get_asset)
         self._runner, self.port = await start_app(app)
         return self
 

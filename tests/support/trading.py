@@ -43,6 +43,7 @@ def intent(
     at: datetime = NOW,
     atr: float | None = 0.5,
     price: float = 100.0,
+    market: str = "XNYS",
     **kw: object,
 ) -> OrderIntent:
     strategy_id = conn.execute(
@@ -53,7 +54,7 @@ def intent(
         strategy="auction_market",
         symbol_id=symbol_ids(conn)[symbol],
         symbol=symbol,
-        market="XNYS",
+        market=market,
         side=side,
         signal_time=at,
         price=price,

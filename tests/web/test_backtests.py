@@ -101,3 +101,21 @@ def test_documented_and_read_only(redis_url: str, db_url: str, stored: tuple[int
     assert page.status_code == 200 and 'data-page="backtests"' in page.text
     assert set(writes) == {405}
     assert [r["run_id"] for r in still] == [run_id]
+
+
+def test_a_crypto_trades_fractional_quantity_is_served(
+    redis_url: str, db_url: str, stored: tuple[int, Result]
+) -> None:
+    """A pair's backtest holds fractions (0.25 BTC): the trade model must not insist on
+    whole shares."""
+    import psycopg
+
+    run_id, _ = stored
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "update backtest_trades set qty = 0.25 where run_id = %s and trade_no = 1", (run_id,)
+        )
+    with serve(redis_url, db_url) as web:
+        run = get(web.base, f"/api/backtests/{run_id}")
+    assert run.status_code == 200
+    assert run.json()["trades_list"][0]["qty"] == 0.25

@@ -1,4 +1,10 @@
-"""Alpaca real-time trades (PROVIDER=alpaca_ws): market-data stream v2 + REST gap fill.
+"""Alpaca real-time trades (PROVIDER=alpaca_ws): the stock stream (``/v2/{feed}``) and the
+crypto stream (``/v1beta3/crypto/us``) beside it, each with its REST gap fill.
+
+Each symbol goes to the stream of its kind (``feeds.split_symbols``: pairs written
+``BTC/USD`` to crypto, the rest to stocks); the two run as independent sessions into one
+queue. Corrections (``T: c``) and cancels (``T: x``) of stock prints are yielded as
+``TradeAmendment`` events for ingest to apply (docs/corrections.md).
 
 The stream is spoken directly over ``websockets`` in msgpack, exactly as alpaca-py's
 ``StockDataStream`` speaks it (same headers, auth and subscribe messages), because
@@ -13,8 +19,9 @@ merged through one ``TradeDeduper`` keyed on (symbol, exchange-trade id). The st
 moves only on a trade that ingest's checks accept (``core.validation``), and
 never past the wall clock: one print stamped in the future must not move the gap fill's
 start beyond the prints an outage loses. The REST paging itself is ``gap_fill.py``. Stream
-prints are ``stream`` ticks of the provider's feed, gap-fill prints ``gap_fill`` ones
-(docs/history.md).
+prints are ``stream`` ticks of their stream's feed (the equity feed, or ``crypto_us``),
+gap-fill prints ``gap_fill`` ones (docs/history.md). While a gap fill is pending,
+amendments wait, so a correction never reaches ingest before the print it corrects.
 """
 
 from __future__ import annotations
@@ -32,14 +39,24 @@ from urllib.parse import urlparse
 import websockets
 from websockets.asyncio.client import connect
 
-from analytics.sessions import in_session, load_calendar
-from core.events import Quote, Trade
+from analytics.sessions import load_calendar
+from core.contracts import CRYPTO_FEED
+from core.events import Quote, Trade, TradeAmendment
 from core.validation import Window, check_trade
 from streaming.providers.base import MissingCredential, Provider, ProviderError
-from streaming.providers.router_backoff import Backoff
 from streaming.queue_wait import Woken, get_or_wake
 from streaming.venues.alpaca import parsing
-from streaming.venues.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT, GapFiller
+from streaming.venues.alpaca.assets import crypto_symbol_info
+from streaming.venues.alpaca.feeds import (
+    CRYPTO,
+    STOCKS,
+    Feed,
+    always_open,
+    build_feeds,
+    xnys_open,
+)
+from streaming.venues.alpaca.frames import StreamItem, read_frame
+from streaming.venues.alpaca.gap_fill import GAP_FILL_PAGE_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -56,15 +73,6 @@ WS_LOG.setLevel(logging.INFO)
 
 HANDSHAKE_TIMEOUT_S = 10.0
 QUEUE_SIZE = 50_000  # events between the socket/gap fill and the consumer
-
-
-def xnys_open(now: datetime) -> bool:
-    """Whether the NYSE is in its regular session (the silence watchdog only runs then).
-    Outside the calendar's range it watches rather than go blind."""
-    try:
-        return in_session("XNYS", now)
-    except ValueError:
-        return True
 
 
 class _SessionEnded(Exception):
@@ -95,6 +103,7 @@ class AlpacaStreamProvider(Provider):
         symbols: Sequence[str],
         *,
         market_open: Callable[[datetime], bool] = xnys_open,
+        crypto_market_open: Callable[[datetime], bool] = always_open,
         emit_quotes: bool = False,
         queue_size: int = QUEUE_SIZE,
         gap_page_limit: int = GAP_FILL_PAGE_LIMIT,
@@ -109,6 +118,7 @@ class AlpacaStreamProvider(Provider):
             raise MissingCredential(self.name, *missing)
         if not self.symbols:
             raise ProviderError("alpaca_ws needs at least one symbol: set SYMBOLS")
+        self._settings = settings
         self._key = settings.alpaca_api_key
         self._secret = settings.alpaca_secret_key
         self.feed = settings.alpaca_feed.strip().lower()
@@ -117,31 +127,30 @@ class AlpacaStreamProvider(Provider):
                 f"ALPACA_FEED={settings.alpaca_feed!r} is not a feed: use one of "
                 + ", ".join(parsing.FEEDS)
             )
-        self.url = parsing.stream_url(self.feed, settings.alpaca_stream_url)
         self.silence_s = settings.alpaca_silence_seconds
         self.slot_wait_s = settings.alpaca_slot_wait_seconds
         self.overlap = timedelta(seconds=settings.alpaca_backfill_overlap_seconds)
-        self._backoff = Backoff(base=1.0, cap=settings.provider_backoff_max_seconds)
-        self._market_open = market_open
         self._emit_quotes = emit_quotes
-        self._queue: asyncio.Queue[Trade | Quote | _Reconnected | _GapFilled] = asyncio.Queue(
+        self._queue: asyncio.Queue[StreamItem | _Reconnected | _GapFilled] = asyncio.Queue(
             maxsize=queue_size
         )
         self._dedupe = parsing.TradeDeduper()
-        self._stream_clock: datetime | None = None  # newest valid venue time on the stream
+        self._fills_pending = 0  # gap fills whose prints are not all consumed yet
         # an old print never moves a maximum forward: only the future bound matters here
         self._valid = Window(math.inf, settings.ingest_max_ahead_s)
-        self._first_connect_at: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._gaps = GapFiller(
+        self.feeds = build_feeds(
             self,
+            symbols,
+            settings,
             self._queue.put,
-            key=self._key,
-            secret=self._secret,
-            data_url=settings.alpaca_data_url,
-            feed=self.feed,
-            page_limit=gap_page_limit,
+            {STOCKS: market_open, CRYPTO: crypto_market_open},
+            gap_page_limit,
         )
+        self.url = self.feeds[0].url
+        # the provenance default (ticks.feed): the equity feed, or crypto_us for pairs only
+        if all(f.kind == CRYPTO for f in self.feeds):
+            self.feed = CRYPTO_FEED
         self.counters.update(
             connections=0,
             reconnects=0,
@@ -154,17 +163,30 @@ class AlpacaStreamProvider(Provider):
             gap_fill_failures=0,
             gap_fill_pages=0,
             trades_received=0,
-            corrections_ignored=0,
+            corrections=0,
+            cancels=0,
         )
+
+    async def prepare(self) -> None:
+        """Crypto pairs: their increments and profile bin from Alpaca (``assets.py``)."""
+        pairs = {
+            p: parsing.alpaca_symbol(p) for f in self.feeds if f.kind == CRYPTO for p in f.symbols
+        }
+        if not pairs:
+            return
+        found = await asyncio.to_thread(crypto_symbol_info, self._settings, list(pairs.values()))
+        for pair, wire in pairs.items():
+            self.symbol_info.setdefault(pair, {}).update(found.get(wire, {}))
 
     # --- the iterator ---------------------------------------------------------------------
 
     async def stream(self) -> AsyncIterator[Event | TradeBatch]:
-        if self._market_open is xnys_open:
+        if any(f.market_open is xnys_open for f in self.feeds):
             await asyncio.to_thread(load_calendar, "XNYS")  # ~0.5 s, off the event loop
-        runner = asyncio.create_task(self._run(), name="alpaca-session")
+        runner = asyncio.create_task(self._run_feeds(), name="alpaca-sessions")
         stopped = asyncio.create_task(self._stop.wait())
         quotes: dict[str, Quote] = {}
+        held: list[TradeAmendment] = []  # amendments waiting for a pending gap fill
         try:
             while True:
                 if self._queue.empty() and runner.done():
@@ -181,6 +203,16 @@ class AlpacaStreamProvider(Provider):
                     quotes.clear()
                 elif isinstance(item, _GapFilled):
                     self._dedupe.release(item.since)
+                    self._fills_pending -= 1
+                    if self._fills_pending == 0:
+                        for amendment in held:
+                            yield amendment
+                        held.clear()
+                elif isinstance(item, TradeAmendment):
+                    if self._fills_pending:
+                        held.append(item)  # its print may still be on a REST page
+                    else:
+                        yield item
                 elif isinstance(item, Quote):
                     quotes[item.symbol] = item
                     if self._emit_quotes:
@@ -203,44 +235,51 @@ class AlpacaStreamProvider(Provider):
 
     async def aclose(self) -> None:
         self.stop()
-        with contextlib.suppress(Exception):
-            self._gaps.close()
+        for feed in self.feeds:
+            with contextlib.suppress(Exception):
+                feed.gaps.close()
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run_feeds(self) -> None:
+        """Every stream's session loop; a fatal error of one ends the provider."""
+        await asyncio.gather(*(self._run(feed) for feed in self.feeds))
+
+    async def _run(self, feed: Feed) -> None:
         while not self.stopping:
             delay: float
             try:
-                await self._session()
-                delay = self._backoff.next_delay()
+                await self._session(feed)
+                delay = feed.backoff.next_delay()
             except _SlotBusy:
                 self.counters["slot_busy"] += 1
-                delay = self.slot_wait_s + self._backoff.next_delay()
+                delay = self.slot_wait_s + feed.backoff.next_delay()
                 log.warning(
-                    "alpaca_ws: 406 connection limit exceeded: another session (another "
+                    "%s: 406 connection limit exceeded: another session (another "
                     "ingest process, a notebook, a second PROVIDER=router) holds this "
                     "account's only stream slot; retrying in %.0f s",
+                    feed.name,
                     delay,
                 )
             except ProviderError:
                 raise
             except (OSError, TimeoutError, websockets.WebSocketException, _SessionEnded) as exc:
-                delay = self._backoff.next_delay()
+                delay = feed.backoff.next_delay()
                 log.warning(
-                    "alpaca_ws: stream lost (%s); reconnecting in %.1f s",
+                    "%s: stream lost (%s); reconnecting in %.1f s",
+                    feed.name,
                     parsing.describe_error(exc),
                     delay,
                 )
             if await self.sleep(delay):
                 return
 
-    async def _session(self) -> None:
+    async def _session(self, feed: Feed) -> None:
         headers = {"Content-Type": "application/msgpack"}
-        host = urlparse(self.url).hostname or ""
+        host = urlparse(feed.url).hostname or ""
         proxy: Any = None if host in ("127.0.0.1", "localhost", "::1") else True
         async with connect(
-            self.url,
+            feed.url,
             additional_headers=headers,
             open_timeout=HANDSHAKE_TIMEOUT_S,
             ping_interval=10,
@@ -250,26 +289,28 @@ class AlpacaStreamProvider(Provider):
             proxy=proxy,
             logger=WS_LOG,
         ) as ws:
-            await self._handshake(ws)
-            if self._first_connect_at is None:
-                self._first_connect_at = datetime.now(UTC)
+            await self._handshake(ws, feed)
+            if feed.first_connect_at is None:
+                feed.first_connect_at = datetime.now(UTC)
             else:
                 # everything after the stream's last known time may have been missed
                 self.counters["reconnects"] += 1
-                since = (self._stream_clock or self._first_connect_at) - self.overlap
+                since = (feed.clock or feed.first_connect_at) - self.overlap
                 self._dedupe.hold(since)
-                self._spawn(self._gap_fill(since))
+                self._fills_pending += 1
+                self._spawn(self._gap_fill(feed, since))
             self.counters["connections"] += 1
             await self._queue.put(_Reconnected())
             log.info(
-                "alpaca_ws: streaming %d symbols from %s (feed %s)",
-                len(self.symbols),
-                self.url,
-                self.feed,
+                "%s: streaming %d symbols from %s%s",
+                feed.name,
+                len(feed.symbols),
+                feed.url,
+                f" (feed {self.feed})" if feed.kind == STOCKS else "",
             )
-            await self._read(ws)
+            await self._read(ws, feed)
 
-    async def _handshake(self, ws: Any) -> None:
+    async def _handshake(self, ws: Any, feed: Feed) -> None:
         first = await self._recv_control(ws)
         if first.get("T") != "success" or first.get("msg") != "connected":
             raise _SessionEnded(f"unexpected greeting {first.get('T')}")
@@ -279,7 +320,7 @@ class AlpacaStreamProvider(Provider):
         answer = await self._recv_control(ws)
         if answer.get("T") != "success" or answer.get("msg") != "authenticated":
             raise _SessionEnded(f"unexpected auth answer {answer.get('T')}")
-        await ws.send(parsing.subscribe_message(self.symbols))
+        await ws.send(parsing.subscribe_message(feed.wire_symbols))
 
     async def _recv_control(self, ws: Any) -> dict[str, Any]:
         raw = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT_S)
@@ -295,7 +336,7 @@ class AlpacaStreamProvider(Provider):
             raise _SessionEnded("empty control frame")
         return messages[0]
 
-    async def _read(self, ws: Any) -> None:
+    async def _read(self, ws: Any, feed: Feed) -> None:
         last_data = time.monotonic()
         flowed = False
         while not self.stopping:
@@ -303,75 +344,39 @@ class AlpacaStreamProvider(Provider):
                 raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
             except TimeoutError:
                 silent = time.monotonic() - last_data
-                if silent >= self.silence_s and self._market_open(datetime.now(UTC)):
+                if silent >= self.silence_s and feed.market_open(datetime.now(UTC)):
                     self.counters["silence_reconnects"] += 1
                     raise _SessionEnded(
-                        f"no data for {silent:.0f} s while XNYS is open (silence watchdog)"
+                        f"no data for {silent:.0f} s while its market trades (silence watchdog)"
                     ) from None
                 continue
-            events = self._parse_frame(raw)
+            events = self._parse_frame(raw, feed)
             if events:
                 last_data = time.monotonic()
                 if not flowed:
                     flowed = True
-                    self._backoff.reset()  # a session that delivered data is a success
+                    feed.backoff.reset()  # a session that delivered data is a success
             for event in events:
                 await self._queue.put(event)
 
-    def _parse_frame(self, raw: bytes | str) -> list[Trade | Quote]:
-        """The trades and quotes of one frame; bad messages counted and skipped; error
-        frames raise (they end the session or the provider)."""
-        try:
-            messages = parsing.decode_frame(raw)
-        except ValueError:
-            self.rejects.add("malformed_frame", raw[:200])
-            return []
-        events: list[Trade | Quote] = []
-        for msg in messages:
-            if not isinstance(msg, dict):
-                self.rejects.add("malformed_message", msg)
-                continue
-            kind = msg.get("T")
-            try:
-                if kind == "t":
-                    event: Trade | Quote = parsing.parse_trade(msg)
-                    self.counters["trades_received"] += 1
-                elif kind == "q":
-                    event = parsing.parse_quote(msg)
-                    self.counters["quotes"] += 1
-                elif kind == "error":
-                    self._on_error(msg)
-                    continue
-                elif kind == "subscription":
-                    log.info(
-                        "alpaca_ws: subscribed trades=%s quotes=%s",
-                        msg.get("trades"),
-                        msg.get("quotes"),
-                    )
-                    continue
-                elif kind in ("c", "x"):
-                    # corrections / cancels come with every trade subscription; the stored
-                    # print is kept as reported (documented limitation), but they are counted
-                    self.counters["corrections_ignored"] += 1
-                    continue
-                else:
-                    continue  # bars, statuses, success: not subscribed by us
-            except (ValueError, TypeError, OverflowError) as exc:
-                self.rejects.add(f"malformed_{'trade' if kind == 't' else 'quote'}", msg)
-                log.debug("alpaca_ws: skipped %s: %s", kind, exc)
-                continue
-            if isinstance(event, Trade):
-                self._advance_clock(event)
-            events.append(event)
+    def _parse_frame(self, raw: bytes | str, feed: Feed | None = None) -> list[StreamItem]:
+        """The events of one frame (``frames.read_frame``); each valid print moves its
+        stream's clock."""
+        events = read_frame(raw, self.counters, self.rejects, self._on_error)
+        if feed is not None:
+            for event in events:
+                if isinstance(event, Trade):
+                    event.feed = feed.tape  # provenance: this stream's tape
+                    self._advance_clock(feed, event)
         return events
 
-    def _advance_clock(self, trade: Trade) -> None:
+    def _advance_clock(self, feed: Feed, trade: Trade) -> None:
         """The gap fill's start: the newest time of a print ingest accepts, at most now."""
         if check_trade(trade, time.time_ns(), self._valid) is not None:
             return
         ts = min(trade.ts, datetime.now(UTC))
-        if self._stream_clock is None or ts > self._stream_clock:
-            self._stream_clock = ts
+        if feed.clock is None or ts > feed.clock:
+            feed.clock = ts
 
     def _on_error(self, msg: dict[str, Any]) -> None:
         code, text = msg.get("code"), msg.get("msg")
@@ -395,11 +400,14 @@ class AlpacaStreamProvider(Provider):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _gap_fill(self, since: datetime) -> None:
-        await self._gaps.fill(since)
+    async def _gap_fill(self, feed: Feed, since: datetime) -> None:
+        await feed.gaps.fill(since, feed.symbols, feed.asset_class)
         # queued after its prints: the deduper holds their window until they are consumed
         await self._queue.put(_GapFilled(since))
 
 
 def build(settings: Settings, symbols: list[str]) -> AlpacaStreamProvider:
     return AlpacaStreamProvider(settings, symbols)
+
+
+__all__ = ["AlpacaStreamProvider", "build", "xnys_open"]

@@ -1,8 +1,8 @@
 """Alpaca execution client: the trading REST API seen by the engine's trader.
 
-Beside the Alpaca data client (``stream.py``, ``protocol.py``): everything that
-knows Alpaca's trading API lives here (the alpaca-py client and its timeouts, the bracket
-order payload, the order status vocabulary, the error mapping, the live-URL guard). The
+Beside the Alpaca data client (``data.py``, ``parsing.py``): everything that knows
+Alpaca's trading API lives here (the alpaca-py client and its timeouts, the order
+payloads, the order status vocabulary, the error mapping, the live-URL guard). The
 engine's trader (``streaming/engine/trader.py``) keeps the risk gates and the ``orders``
 bookkeeping and calls this module; docs/trading-safety.md describes the whole path.
 """
@@ -17,9 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from analytics.increments import EQUITY, Increments
 from analytics.risk import Bracket
 from core.contracts import Side
 from core.settings import Settings
+from storage.symbols import stored_symbol
+from streaming.venues.alpaca.parsing import alpaca_symbol
 
 LIVE_HOST = "api.alpaca.markets"  # paper is paper-api.alpaca.markets
 
@@ -94,19 +97,59 @@ def account_numbers(raw: Mapping[str, Any]) -> dict[str, float | bool]:
     }
 
 
-def bracket_payload(symbol: str, qty: int, bracket: Bracket, client_id: str) -> Any:
-    """The alpaca-py request: market entry, take-profit limit, stop-loss stop, 2-dp prices."""
+def order_payload(
+    symbol: str, qty: float, bracket: Bracket, client_id: str, increments: Increments = EQUITY
+) -> Any:
+    """The alpaca-py request of an entry (docs/trading-safety.md).
+
+    An equity: a bracket, market entry for the day with its take-profit limit and
+    stop-loss stop in the symbol's price increments (cents above a dollar, 0.0001 below).
+    A crypto pair: Alpaca has no bracket (or any multi-leg) order for crypto and accepts
+    only ``gtc`` and ``ioc``, so the entry is a plain market order, good till cancelled, for
+    the fractional quantity; its stop and target are recorded on the order row."""
     from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
     from alpaca.trading.requests import MarketOrderRequest, StopLossRequest, TakeProfitRequest
+
+    side = OrderSide.BUY if bracket.side is Side.BUY else OrderSide.SELL
+    if increments.crypto:
+        return MarketOrderRequest(
+            symbol=alpaca_symbol(symbol),  # BTCUSD is stored, BTC/USD is Alpaca's name
+            qty=qty,
+            side=side,
+            time_in_force=TimeInForce.GTC,
+            client_order_id=client_id,
+        )
+
+    def level(price: float) -> float:
+        return round(price, increments.price_decimals(price))
 
     return MarketOrderRequest(
         symbol=symbol,
         qty=qty,
-        side=OrderSide.BUY if bracket.side is Side.BUY else OrderSide.SELL,
+        side=side,
         time_in_force=TimeInForce.DAY,
         order_class=OrderClass.BRACKET,
-        take_profit=TakeProfitRequest(limit_price=round(bracket.target, 2)),
-        stop_loss=StopLossRequest(stop_price=round(bracket.stop, 2)),
+        take_profit=TakeProfitRequest(limit_price=level(bracket.target)),
+        stop_loss=StopLossRequest(stop_price=level(bracket.stop)),
+        client_order_id=client_id,
+    )
+
+
+def protective_stop_payload(
+    symbol: str, qty: float, stop: float, limit: float, client_id: str
+) -> Any:
+    """A crypto position's stop (``streaming/engine/crypto_exits.py``): a ``stop_limit``
+    sell, good till cancelled, in Alpaca's name for the pair."""
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import StopLimitOrderRequest
+
+    return StopLimitOrderRequest(
+        symbol=alpaca_symbol(symbol),
+        qty=qty,
+        side=OrderSide.SELL,
+        time_in_force=TimeInForce.GTC,
+        stop_price=stop,
+        limit_price=limit,
         client_order_id=client_id,
     )
 
@@ -157,8 +200,32 @@ class AlpacaExecution:
     def positions(self) -> set[str]:
         return {str(p.get("symbol")) for p in self.client.get_all_positions() or []}
 
-    def submit_bracket(self, symbol: str, qty: int, bracket: Bracket, client_id: str) -> Any:
-        return self.client.submit_order(bracket_payload(symbol, qty, bracket, client_id))
+    def submit_entry(
+        self,
+        symbol: str,
+        qty: float,
+        bracket: Bracket,
+        client_id: str,
+        increments: Increments = EQUITY,
+    ) -> Any:
+        payload = order_payload(symbol, qty, bracket, client_id, increments)
+        return self.client.submit_order(payload)
+
+    def position_available(self, symbol: str) -> float:
+        """The quantity of ``symbol`` (stored name) the account holds and may sell now."""
+        for p in self.client.get_all_positions() or []:
+            if stored_symbol(str(p.get("symbol", ""))) == symbol:
+                try:
+                    return float(p.get("qty_available") or p.get("qty") or 0.0)
+                except (TypeError, ValueError):
+                    return 0.0
+        return 0.0
+
+    def submit_protective_stop(
+        self, symbol: str, qty: float, stop: float, limit: float, client_id: str
+    ) -> Any:
+        payload = protective_stop_payload(symbol, qty, stop, limit, client_id)
+        return self.client.submit_order(payload)
 
     def order_by_client_id(self, client_id: str) -> Any:
         return self.client.get_order_by_client_id(client_id)

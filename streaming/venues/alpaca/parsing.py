@@ -18,13 +18,17 @@ from typing import Any
 
 import msgpack
 
-from core.contracts import EQUITY_FEEDS
-from core.events import Quote, Trade
+from core.contracts import EQUITY_FEEDS, AssetType
+from core.events import Quote, Trade, TradeAmendment
+from storage.symbols import guess_asset_type, is_fx_pair, is_slash_pair, stored_symbol
 
 DEFAULT_STREAM_URL = "wss://stream.data.alpaca.markets/v2/{feed}"
+DEFAULT_CRYPTO_STREAM_URL = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
 FEEDS = EQUITY_FEEDS
 # the currencies Alpaca quotes crypto pairs in, longest first: `BTCUSDT` is BTC/USDT
 CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
+# the taker side of a crypto print (``tks``); "-" (unknown) and anything else → None
+TAKER_SIDES = {"B": 1, "S": -1}
 
 
 def stream_url(feed: str, override: str | None) -> str:
@@ -32,6 +36,11 @@ def stream_url(feed: str, override: str | None) -> str:
     if override:
         return override
     return DEFAULT_STREAM_URL.format(feed=feed)
+
+
+def crypto_stream_url(override: str | None) -> str:
+    """The crypto stream: the override as given, else Alpaca's (``/v1beta3/crypto/us``)."""
+    return override or DEFAULT_CRYPTO_STREAM_URL
 
 
 # --- symbol names (docs/history.md) -------------------------------------------------------
@@ -48,6 +57,15 @@ def alpaca_symbol(symbol: str) -> str:
         if symbol.endswith(quote) and len(symbol) > len(quote):
             return f"{symbol[: -len(quote)]}/{quote}"
     return symbol
+
+
+def is_crypto_pair(written: str) -> bool:
+    """Whether a symbol as the user wrote it is a crypto pair for Alpaca's crypto stream:
+    written ``BASE/QUOTE`` (a currency pair aside), or a known crypto name (``BTCUSD``)."""
+    upper = written.strip().upper()
+    if is_slash_pair(upper):
+        return not is_fx_pair(upper)
+    return guess_asset_type(upper) is AssetType.CRYPTO
 
 
 # --- client messages ----------------------------------------------------------------------
@@ -147,10 +165,11 @@ def _number(msg: Mapping[str, Any], key: str) -> float:
 
 
 def _symbol(msg: Mapping[str, Any]) -> str:
+    """The message's symbol under its stored name (``BTC/USD`` → ``BTCUSD``)."""
     symbol = msg.get("S")
     if not isinstance(symbol, str) or not symbol:
         raise ValueError("S (symbol) missing")
-    return symbol.upper()
+    return stored_symbol(symbol)
 
 
 def trade_id(exchange: object, raw_id: object) -> str:
@@ -160,13 +179,19 @@ def trade_id(exchange: object, raw_id: object) -> str:
     return f"{exchange}-{raw_id}" if exchange else str(raw_id)
 
 
-def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
-    """A ``T: t`` stream message or a REST trade object (``symbol`` given) → Trade."""
-    sym = symbol.upper() if symbol else _symbol(msg)
-    exchange = msg.get("x")
-    conditions = msg.get("c") or ()
+def _conditions(msg: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    conditions = msg.get(key) or ()
     if not isinstance(conditions, list | tuple):
-        raise ValueError("c (conditions) is not a list")
+        raise ValueError(f"{key} (conditions) is not a list")
+    return tuple(str(c) for c in conditions)
+
+
+def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
+    """A ``T: t`` stream message or a REST trade object (``symbol`` given) → Trade. A crypto
+    print has no exchange or conditions but its taker side (``tks``): the venue's aggressor."""
+    sym = stored_symbol(symbol) if symbol else _symbol(msg)
+    exchange = msg.get("x")
+    taker = msg.get("tks")
     return Trade(
         symbol=sym,
         ts=to_utc(msg.get("t")),
@@ -174,7 +199,50 @@ def parse_trade(msg: Mapping[str, Any], symbol: str | None = None) -> Trade:
         size=_number(msg, "s"),
         trade_id=trade_id(exchange, msg.get("i")),
         exchange=str(exchange) if exchange else None,
-        conditions=tuple(str(c) for c in conditions),
+        conditions=_conditions(msg, "c"),
+        side=TAKER_SIDES.get(taker) if isinstance(taker, str) else None,
+    )
+
+
+def parse_correction(msg: Mapping[str, Any]) -> TradeAmendment:
+    """A ``T: c`` message: the print ``oi`` (price ``op``, size ``os``, conditions ``oc``)
+    was wrong and is ``ci`` (``cp``, ``cs``, ``cc``); ids are per exchange, as for trades."""
+    exchange = msg.get("x")
+    return TradeAmendment(
+        symbol=_symbol(msg),
+        ts=to_utc(msg.get("t")),
+        kind="correction",
+        trade_id=trade_id(exchange, msg.get("oi")),
+        price=_number(msg, "op"),
+        size=_number(msg, "os"),
+        conditions=_conditions(msg, "oc"),
+        corrected_trade_id=trade_id(exchange, msg.get("ci")),
+        corrected_price=_number(msg, "cp"),
+        corrected_size=_number(msg, "cs"),
+        corrected_conditions=_conditions(msg, "cc"),
+        exchange=str(exchange) if exchange else None,
+        tape=str(msg["z"]) if msg.get("z") else None,
+    )
+
+
+CANCEL_ACTIONS = {"C": "cancel", "E": "error"}
+
+
+def parse_cancel(msg: Mapping[str, Any]) -> TradeAmendment:
+    """A ``T: x`` message: the print ``i`` was cancelled (``a: C``) or an error (``E``)."""
+    action = msg.get("a")
+    if action not in CANCEL_ACTIONS:
+        raise ValueError(f"a (action) {action!r} is neither C nor E")
+    exchange = msg.get("x")
+    return TradeAmendment(
+        symbol=_symbol(msg),
+        ts=to_utc(msg.get("t")),
+        kind=CANCEL_ACTIONS[action],
+        trade_id=trade_id(exchange, msg.get("i")),
+        price=_number(msg, "p"),
+        size=_number(msg, "s"),
+        exchange=str(exchange) if exchange else None,
+        tape=str(msg["z"]) if msg.get("z") else None,
     )
 
 
@@ -190,7 +258,8 @@ def parse_quote(msg: Mapping[str, Any]) -> Quote:
 
 
 def rest_trades(payload: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """(symbol, trade object) pairs of a ``/v2/stocks/trades`` answer (raw alpaca-py data)."""
+    """(symbol, trade object) pairs of a ``/v2/stocks/trades`` or ``/v1beta3/crypto/us/trades``
+    answer (raw alpaca-py data)."""
     for symbol, items in payload.items():
         if isinstance(items, list):
             for item in items:

@@ -40,7 +40,7 @@ class Trade(Row):
     trade_no: int
     symbol: str
     side: str
-    qty: int
+    qty: float  # whole shares for equities, fractional for crypto pairs
     signal_ts: Timestamp
     entry_ts: Timestamp
     entry_price: float

@@ -108,10 +108,23 @@ export function num(x, digits = 2) {
   });
 }
 
+// digits a price near x is shown with: cents from a dollar, more below (a crypto pair
+// at 0.0014 trades in 0.0000001, docs/trading-safety.md)
+export function priceDigits(x) {
+  const a = Math.abs(Number(x));
+  if (!(a > 0)) return 2;
+  return a >= 1 ? 2 : a >= 0.01 ? 4 : Math.min(10, 4 - Math.floor(Math.log10(a)));
+}
+
 export function price(x) {
   if (x === null || x === undefined) return "–";
-  const a = Math.abs(Number(x));
-  return num(x, a >= 1000 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6);
+  return num(x, priceDigits(x));
+}
+
+// a quantity: whole shares without decimals, crypto fractions as they are (to 9 digits)
+export function qty(x) {
+  if (x === null || x === undefined || Number.isNaN(Number(x))) return "–";
+  return Number(x).toLocaleString("en-US", { maximumFractionDigits: 9 });
 }
 
 export function compact(x) {

@@ -1,7 +1,7 @@
 // Stored backtests, read-only: the runs, and for the chosen run (?run=ID, else the newest)
 // its equity curve and drawdown, its metrics per run and per symbol, exits by reason and its
 // trades. Nothing here writes; runs are made by `marketflow backtest` or the backtest asset.
-import { api, badge, cls, esc, num, price, signed, stamp } from "../common.js";
+import { api, badge, cls, esc, num, price, qty, signed, stamp } from "../common.js";
 
 const COLORS = { equity: "#4c8dff", drawdown: "#ef5350" };
 let chart = null;
@@ -63,7 +63,7 @@ function bySymbol(map) {
 
 function trades(list, total) {
   const rows = list.map((t) => `<tr data-trade="${t.trade_no}"><td class="num muted">${t.trade_no}</td><td class="sym">${esc(t.symbol)}</td>
-    <td>${badge(t.side === "sell" ? "SELL" : "BUY")}</td><td class="num">${num(t.qty, 0)}</td>
+    <td>${badge(t.side === "sell" ? "SELL" : "BUY")}</td><td class="num">${qty(t.qty)}</td>
     <td class="num muted">${stamp(t.entry_ts)}</td><td class="num">${price(t.entry_price)}</td>
     <td class="num muted">${stamp(t.exit_ts)}</td><td class="num">${price(t.exit_price)}</td><td>${esc((t.exit_reason || "").replace(/_/g, " "))}</td>
     <td class="num">${money(t.pnl)}</td><td class="num down">${num(t.mae)}</td><td class="num up">${num(t.mfe)}</td>

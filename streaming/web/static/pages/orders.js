@@ -1,6 +1,6 @@
 // Orders and positions, read-only; refreshed when a signal arrives (orders follow signals)
 // and every 10 s.
-import { CH, api, badge, esc, live, num, price, signed, stamp, cls } from "../common.js";
+import { CH, api, badge, esc, live, num, price, qty, signed, stamp, cls } from "../common.js";
 
 function table(head, rows) {
   return `<table class="grid"><thead><tr>${head.map(([h, c]) => `<th class="${c || ""}">${h}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${head.length}" class="muted">none</td></tr>`}</tbody></table>`;
@@ -9,13 +9,13 @@ function table(head, rows) {
 function render(root, d) {
   const positions = d.positions.map((p) => {
     const pnl = p.net_qty > 0 && p.avg_buy_price != null && p.last_price != null ? (p.last_price - p.avg_buy_price) * p.net_qty : null;
-    return `<tr><td class="sym">${esc(p.symbol)}</td><td class="num">${num(p.net_qty, 2)}</td><td class="num">${price(p.avg_buy_price)}</td>
+    return `<tr><td class="sym">${esc(p.symbol)}</td><td class="num">${qty(p.net_qty)}</td><td class="num">${price(p.avg_buy_price)}</td>
       <td class="num">${price(p.last_price)}</td><td class="num ${cls(pnl)}">${signed(pnl)}</td><td class="num muted">${stamp(p.last_fill_at)}</td></tr>`;
   });
   const orders = d.orders.map((o) => `<tr data-order="${o.id}"><td class="num muted">${stamp(o.created_at)}</td><td class="sym">${esc(o.symbol || "–")}</td>
-    <td>${badge(o.side ? o.side.toUpperCase() : "")}</td><td class="num">${num(o.qty, 2)}</td><td>${esc(o.order_type || "")}</td>
+    <td>${badge(o.side ? o.side.toUpperCase() : "")}</td><td class="num">${qty(o.qty)}</td><td>${esc(o.order_type || "")}</td>
     <td class="num">${price(o.entry)}</td><td class="num">${price(o.stop)}</td><td class="num">${price(o.target)}</td>
-    <td>${badge(o.status)}</td><td class="num">${o.filled_qty ? `${num(o.filled_qty, 2)} @ ${price(o.filled_avg_price)}` : "–"}</td>
+    <td>${badge(o.status)}</td><td class="num">${o.filled_qty ? `${qty(o.filled_qty)} @ ${price(o.filled_avg_price)}` : "–"}</td>
     <td class="muted">${esc(o.strategy || "")}</td><td class="muted">${esc(o.reason || o.error || "")}</td><td>${o.paper ? '<span class="tag">paper</span>' : '<span class="tag">live</span>'}</td></tr>`);
   const binary = d.binary_positions.map((p) => `<tr><td>${esc(p.question || p.market_id)}</td><td class="num">${num(p.yes_qty, 1)}</td><td class="num">${num(p.no_qty, 1)}</td>
     <td class="num">${num(p.entry_cost, 2)}</td><td class="num">${num(p.mark_value, 2)}</td><td class="num ${cls(p.profit_loss)}">${signed(p.profit_loss)}</td></tr>`);

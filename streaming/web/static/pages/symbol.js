@@ -1,6 +1,6 @@
 // Symbol detail: candles per timeframe with the session profile beside the price axis,
 // POC/VA/LVN/HVN and naked-POC lines, signal markers, delta and CVD panes, state and alerts.
-import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, signed, zoneName, zoneOffset } from "../common.js";
+import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, priceDigits, signed, zoneName, zoneOffset } from "../common.js";
 import { ProfileOverlay } from "../profile_overlay.js";
 
 const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
@@ -230,6 +230,9 @@ function makeChart(LC, el) {
   let lines = [];
   return {
     candles(bars) {
+      const last = bars.length ? bars[bars.length - 1].close : 1;
+      const digits = priceDigits(last);
+      candles.applyOptions({ priceFormat: { type: "price", precision: digits, minMove: 10 ** -digits } });
       candles.setData(bars);
       volume.setData(bars.map(volumeBar));
       delta.setData([]); // the panes share the time scale: no bars of another timeframe

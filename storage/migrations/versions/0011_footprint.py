@@ -1,8 +1,8 @@
 """Footprint: imbalances, session VWAP, big prints, bar statistics, auction levels, and the
 per-symbol parameters they use (docs/semantics.md).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-08
 
 ``footprint_config`` holds a symbol's parameters; a symbol without a row, or a null
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
