@@ -269,8 +269,13 @@ def full_recompute(url: str) -> dict[str, pd.DataFrame]:
 def assert_same_tables(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) -> None:
     for table in TABLES:
         frame, other = left[table], right[table]
+        assert len(frame) == len(other), table
         for column in frame.columns:
-            if frame[column].dtype == object and isinstance(frame[column].iloc[0], float):
+            if (
+                frame[column].dtype == object
+                and len(frame)
+                and isinstance(frame[column].iloc[0], float)
+            ):
                 frame[column] = frame[column].astype(np.float64)
                 other[column] = other[column].astype(np.float64)
         assert_bitwise(frame, other, table)
