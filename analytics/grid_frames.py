@@ -3,12 +3,13 @@
 Both ways to a session's grid end here: ``session_grid`` sums prints (and candle-fallback
 bins) into it, ``session_resume`` lays stored cells and new ones onto it. The grid comes
 in blocks of minutes (volume, buy volume and trade count per cell); per block this module
-takes the volume-profile rows, the per-minute sums, each traded minute's own profile
-metrics (horizon ``1m``) and the running session profile's (horizon ``session``), the
-running sums carried from block to block. After the last block come the order flow, the
-whole session's profile, and the metrics frames, which hold the node lists, the costliest
+takes the volume-profile rows, the footprint imbalances, the per-minute sums, each traded
+minute's own profile metrics (horizon ``1m``) and the running session profile's (horizon
+``session``) with what their extreme rows say, the running sums carried from block to
+block. After the last block come the order flow, the whole session's profile, and the
+metrics frames (``analytics.metrics_frames``), which hold the node lists, the costliest
 part to shape: a caller comparing with stored rows gets them only from the first minute
-that changed.
+that changed, and asks for nodes only from the minute it expects that to be.
 
 A block's independent reductions run on every core at once (``analytics.compiled.start``):
 numpy releases the GIL in its loops and the compiled profile pass runs without it.
@@ -17,7 +18,7 @@ numpy releases the GIL in its loops and the compiled profile pass runs without i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 
@@ -25,10 +26,42 @@ import numpy as np
 import pandas as pd
 
 from analytics.aggressor_side import AggressorState
-from analytics.bins import bin_price, row_decimals
+from analytics.bins import bin_price
 from analytics.compiled import start
+from analytics.extremes import (
+    ExtremesCarry,
+    first_sides,
+    initial_balance,
+    minute_unfinished,
+    unfinished,
+)
+from analytics.footprint_config import DEFAULT_CONFIG, FootprintConfig
+from analytics.imbalances import cell_imbalances, empty_imbalances, imbalance_frame
+from analytics.metrics_frames import (
+    PROFILE_METRICS_COLUMNS,
+    Extremes,
+    Horizon,
+    empty_metrics,
+    horizon_from,
+    metrics_frame,
+)
+from analytics.nodes import node_rule
 from analytics.order_flow import ORDER_FLOW_COLUMNS, order_flow_frame
-from analytics.profile import BlockMetrics, Nodes, grid_metrics, node_dicts, running_metrics
+from analytics.profile import grid_metrics, running_metrics
+
+__all__ = [
+    "PROFILE_METRICS_COLUMNS",
+    "SESSION_PROFILE_COLUMNS",
+    "VOLUME_PROFILE_COLUMNS",
+    "Block",
+    "FrameLabels",
+    "GridFrames",
+    "GridShape",
+    "Horizon",
+    "empty_frames",
+    "flow_and_session_profile",
+    "grid_frames",
+]
 
 VOLUME_PROFILE_COLUMNS: tuple[str, ...] = (
     "bucket",
@@ -37,18 +70,6 @@ VOLUME_PROFILE_COLUMNS: tuple[str, ...] = (
     "buy_volume",
     "sell_volume",
     "trade_count",
-)
-PROFILE_METRICS_COLUMNS: tuple[str, ...] = (
-    "horizon",
-    "bucket",
-    "session_date",
-    "poc",
-    "vah",
-    "val",
-    "total_volume",
-    "lvns",
-    "hvns",
-    "value_area_method",
 )
 SESSION_PROFILE_COLUMNS: tuple[str, ...] = (
     "price_level",
@@ -79,6 +100,7 @@ class FrameLabels:
     session_date: date
     method: str
     cvd_total_before: float
+    config: FootprintConfig = DEFAULT_CONFIG
 
 
 @dataclass(frozen=True)
@@ -92,20 +114,12 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Horizon:
-    """One horizon's metrics of one block, before they are shaped into rows."""
-
-    horizon: str
-    buckets: pd.DatetimeIndex
-    metrics: BlockMetrics
-
-
-@dataclass(frozen=True)
 class GridFrames:
     volume_profile: pd.DataFrame
     profile_metrics: pd.DataFrame
-    order_flow: pd.DataFrame
+    order_flow: pd.DataFrame  # the bar statistics' columns NaN: they come from the prints
     session_profile: pd.DataFrame
+    imbalances: pd.DataFrame = field(default_factory=empty_imbalances)
     # set when the caller compared with stored rows (see ``grid_frames``)
     first_changed: pd.Timestamp | None = None
 
@@ -120,18 +134,27 @@ def grid_frames(
     shape: GridShape,
     labels: FrameLabels,
     compare: Compare | None = None,
+    nodes_from: int = 0,
 ) -> GridFrames:
-    """The session's frames from its grid, given as consecutive blocks of minutes."""
+    """The session's frames from its grid, given as consecutive blocks of minutes.
+
+    nodes_from: the first minute (grid row) whose profiles get nodes; a caller comparing
+    with stored rows passes the minute it expects to be the first that changed.
+    """
     first_bin, n_bins, n_minutes = shape.first_bin, shape.n_bins, shape.n_minutes
     row_size, first_minute, method = labels.row_size, labels.first_minute, labels.method
+    config = labels.config
+    rule = node_rule(config)
     run_volume = np.zeros(n_bins)
     run_buy = np.zeros(n_bins)
     run_count = np.zeros(n_bins, dtype=np.int64)
     run_lo, run_hi = n_bins, -1
+    carry = ExtremesCarry.start(n_bins)
     minute_volume = np.zeros(n_minutes)
     minute_buy = np.zeros(n_minutes)
     minute_count = np.zeros(n_minutes, dtype=np.int64)
     vp_parts: list[pd.DataFrame] = []
+    imbalance_parts: list[pd.DataFrame] = []
     horizons: list[Horizon] = []
 
     for block in blocks:
@@ -143,21 +166,61 @@ def grid_frames(
         active = np.flatnonzero(hi >= 0)
         # on the pool: sums, cells, each minute's own profile; here: the running profile
         sums = start(partial(_block_sums, volume, buy, count))
-        cells = start(partial(_cells_frame, block, traded, buckets, first_bin, row_size))
-        own = start(partial(grid_metrics, volume, active, lo[active], hi[active], method))
-        session, first, (run_volume, run_lo, run_hi) = running_metrics(
-            volume, lo, hi, (run_volume, run_lo, run_hi), method
+        # one flat scan (a 2-D nonzero costs several times more): cells with volume or
+        # trades, and of them those with prints
+        flat = np.flatnonzero(traded | (count > 0))
+        printed = flat[count.reshape(-1)[flat] > 0]
+        cells = start(partial(_cells_frame, block, flat, buckets, first_bin, row_size))
+        found = start(
+            partial(
+                cell_imbalances,
+                printed,
+                volume,
+                buy,
+                n_bins,
+                config.imbalance_ratio,
+                config.imbalance_min_volume,
+            )
         )
+        own_from = int(np.searchsorted(active, nodes_from - r0))
+        own = start(
+            partial(grid_metrics, volume, active, lo[active], hi[active], method, rule, own_from)
+        )
+        before_lo, before_hi = run_lo, run_hi
+        session, first, (run_volume, run_lo, run_hi) = running_metrics(
+            volume, lo, hi, (run_volume, run_lo, run_hi), method, rule, nodes_from - r0
+        )
+        printed_buy = buy.reshape(-1)[printed]
+        printed_sell = volume.reshape(-1)[printed] - printed_buy
+        first_buy, first_sell = first_sides(printed, printed_buy, printed_sell, n_bins, r0, carry)
+        ib_lo, ib_hi, ib_lo_after, ib_hi_after = initial_balance(lo, hi, r0, carry)
+        carry = ExtremesCarry(ib_lo_after, ib_hi_after, first_buy, first_sell)
         block_sums = sums.result()
         minute_volume[r0:r1], minute_buy[r0:r1], minute_count[r0:r1] = block_sums[:3]
         run_buy += block_sums[3]
         run_count += block_sums[4]
         if (cell_rows := cells.result()) is not None:
             vp_parts.append(cell_rows)
+        if (
+            rows := imbalance_frame(found.result(), buckets, n_bins, first_bin, row_size)
+        ) is not None:
+            imbalance_parts.append(rows)
         if active.size:
-            horizons.append(Horizon("1m", buckets[active], own.result()))
+            own_extremes = Extremes(
+                minute_unfinished(volume, buy, count, active, hi[active]),
+                minute_unfinished(volume, buy, count, active, lo[active]),
+            )
+            horizons.append(Horizon("1m", buckets[active], own.result(), own_extremes))
         if first < buckets.size:
-            horizons.append(Horizon("session", buckets[first:], session))
+            lo_run = np.minimum.accumulate(np.minimum(lo, before_lo))[first:]
+            hi_run = np.maximum.accumulate(np.maximum(hi, before_hi))[first:]
+            minutes = np.arange(r0 + first, r1)
+            session_extremes = Extremes(
+                unfinished(first_buy, first_sell, hi_run, minutes),
+                unfinished(first_buy, first_sell, lo_run, minutes),
+                (ib_lo[first:], ib_hi[first:], lo_run, hi_run),
+            )
+            horizons.append(Horizon("session", buckets[first:], session, session_extremes))
 
     order_flow, session_profile = flow_and_session_profile(
         first_minute,
@@ -175,20 +238,19 @@ def grid_frames(
         k = int(part.buckets.searchsorted(first_changed)) if first_changed is not None else 0
         if k < len(part.buckets):
             metric_frames.append(
-                _metrics_frame(
-                    part.horizon,
-                    part.buckets[k:],
-                    _rows_from(part.metrics, k),
-                    first_bin,
-                    row_size,
-                    labels.session_date,
-                    method,
+                metrics_frame(
+                    horizon_from(part, k), first_bin, row_size, labels.session_date, method
                 )
             )
     empty = empty_frames(AggressorState())
-    volume_profile = _concat(vp_parts) if vp_parts else empty.volume_profile
-    metrics = _concat(metric_frames) if metric_frames else empty.profile_metrics
-    return GridFrames(volume_profile, metrics, order_flow, session_profile, first_changed)
+    return GridFrames(
+        _concat(vp_parts) if vp_parts else empty.volume_profile,
+        _concat(metric_frames) if metric_frames else empty.profile_metrics,
+        order_flow,
+        session_profile,
+        _concat(imbalance_parts) if imbalance_parts else empty_imbalances(),
+        first_changed,
+    )
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -209,10 +271,7 @@ def empty_frames(state: AggressorState) -> EmptyFrames:
     vp = pd.DataFrame({c: pd.Series(dtype="float64") for c in VOLUME_PROFILE_COLUMNS})
     vp["bucket"] = pd.Series(dtype=utc)
     vp["trade_count"] = pd.Series(dtype="int64")
-    pm = pd.DataFrame({c: pd.Series(dtype="object") for c in PROFILE_METRICS_COLUMNS})
-    pm["bucket"] = pd.Series(dtype=utc)
-    for c in ("poc", "vah", "val", "total_volume"):
-        pm[c] = pd.Series(dtype="float64")
+    pm = empty_metrics()
     of = pd.DataFrame({c: pd.Series(dtype="float64") for c in ORDER_FLOW_COLUMNS})
     of["bucket"] = pd.Series(dtype=utc)
     of["trade_count"] = pd.Series(dtype="int64")
@@ -277,15 +336,14 @@ def _block_sums(volume: np.ndarray, buy: np.ndarray, count: np.ndarray) -> list[
 
 def _cells_frame(
     block: Block,
-    traded: np.ndarray,
+    flat: np.ndarray,
     buckets: pd.DatetimeIndex,
     first_bin: int,
     row_size: float,
 ) -> pd.DataFrame | None:
-    """volume_profile rows of a block: its cells with volume or trades (None when none)."""
+    """volume_profile rows of a block: its cells with volume or trades, ``flat`` (None
+    when none)."""
     volume, buy, count = block.volume, block.buy, block.count
-    # one flat scan (a 2-D nonzero costs several times more), rows and columns from it
-    flat = np.flatnonzero(traded | (count > 0))
     if flat.size == 0:
         return None
     rows, cols = np.divmod(flat, volume.shape[1])
@@ -301,63 +359,4 @@ def _cells_frame(
             "trade_count": count.reshape(-1)[flat],
         },
         columns=list(VOLUME_PROFILE_COLUMNS),
-    )
-
-
-def _rows_from(metrics: BlockMetrics, k: int) -> BlockMetrics:
-    """Rows k.. of a block's metrics (node rows renumbered from k)."""
-    if k == 0:
-        return metrics
-
-    def nodes(found: Nodes) -> Nodes:
-        keep = found.row >= k
-        return Nodes(found.row[keep] - k, found.start[keep], found.end[keep])
-
-    return BlockMetrics(
-        total=metrics.total[k:],
-        poc=metrics.poc[k:],
-        val=metrics.val[k:],
-        vah=metrics.vah[k:],
-        lvns=nodes(metrics.lvns),
-        hvns=nodes(metrics.hvns),
-    )
-
-
-def _node_lists(
-    nodes: Nodes, n_rows: int, first_bin: int, row_size: float, decimals: int
-) -> list[list[dict[str, float]]]:
-    """Per-row lists of {"price", "low", "high"} (price = the run's centre)."""
-    if nodes.row.size == 0:
-        return [[] for _ in range(n_rows)]
-    # nodes come in row order: each row's list is one slice of the flat list
-    dicts = node_dicts(nodes, first_bin, row_size, decimals)
-    ends = np.cumsum(np.bincount(nodes.row, minlength=n_rows)).tolist()
-    return [dicts[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-
-
-def _metrics_frame(
-    horizon: str,
-    buckets: pd.DatetimeIndex,
-    metrics: BlockMetrics,
-    first_bin: int,
-    row_size: float,
-    session_date: date,
-    method: str,
-) -> pd.DataFrame:
-    decimals = row_decimals(row_size)
-    n = len(buckets)
-    return pd.DataFrame(
-        {
-            "horizon": horizon,
-            "bucket": buckets,
-            "session_date": [session_date] * n,
-            "poc": bin_price(first_bin + metrics.poc, row_size),
-            "vah": bin_price(first_bin + metrics.vah, row_size),
-            "val": bin_price(first_bin + metrics.val, row_size),
-            "total_volume": metrics.total,
-            "lvns": _node_lists(metrics.lvns, n, first_bin, row_size, decimals),
-            "hvns": _node_lists(metrics.hvns, n, first_bin, row_size, decimals),
-            "value_area_method": method,
-        },
-        columns=list(PROFILE_METRICS_COLUMNS),
     )

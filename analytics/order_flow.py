@@ -2,13 +2,18 @@
 
 delta = buy − sell; pressure = the buy (sell) share of the minute's volume in %, 50/50 when
 the minute is empty; ``cvd`` restarts at each session start of the symbol's market,
-``cvd_total`` continues from the value before the window and never resets.
+``cvd_total`` continues from the value before the window and never resets. The bar
+statistics read from the prints themselves (``analytics.bar_stats``) complete the row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
+
+from analytics.bar_stats import BAR_COLUMNS
 
 ORDER_FLOW_COLUMNS: tuple[str, ...] = (
     "bucket",
@@ -20,6 +25,7 @@ ORDER_FLOW_COLUMNS: tuple[str, ...] = (
     "buy_pressure",
     "sell_pressure",
     "trade_count",
+    *BAR_COLUMNS,
 )
 
 
@@ -61,8 +67,10 @@ def order_flow_frame(
     session_start: np.ndarray | None = None,
     cvd_before: float = 0.0,
     cvd_total_before: float = 0.0,
+    bars: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """order_flow rows (schema columns, no symbol_id) for consecutive minutes."""
+    """order_flow rows (schema columns, no symbol_id) for consecutive minutes; bars: the
+    bar statistics' columns (``BAR_COLUMNS``), NaN when not given."""
     buy = np.asarray(buy_volume, dtype=np.float64)
     sell = np.asarray(sell_volume, dtype=np.float64)
     delta = buy - sell
@@ -78,6 +86,7 @@ def order_flow_frame(
             "buy_pressure": buy_pct,
             "sell_pressure": sell_pct,
             "trade_count": np.asarray(trade_count, dtype=np.int64),
+            **{c: (bars or {}).get(c, np.full(delta.shape[0], np.nan)) for c in BAR_COLUMNS},
         },
         columns=list(ORDER_FLOW_COLUMNS),
     )

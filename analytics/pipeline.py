@@ -1,12 +1,13 @@
 """The seam the Dagster assets (and replay, the engine, the CLI) call: one session in, rows out.
 
 Every formula lives once, in the sibling modules (docs/semantics.md):
-``bins`` (price → integer bin), ``aggressor`` (venue side / quote rule / tick rule),
-``profile`` (POC, value area, LVN/HVN), ``order_flow`` (delta, pressure, CVD),
-``candle_fallback`` (bars without ticks) and ``sessions`` (market calendars). This module
-only wires them together and shapes the output as the storage schema wants it, so a caller
-can insert ``SessionFrames.volume_profile`` / ``.profile_metrics`` / ``.order_flow``
-directly after adding ``symbol_id``.
+``bins`` (price → integer bin), ``aggressor_side`` (venue side / quote rule / tick rule),
+``profile`` and ``nodes`` (POC, value area, LVN/HVN), ``order_flow`` (delta, pressure,
+CVD), the footprint (``imbalances``, ``bar_stats``, ``session_vwap``, ``extremes``,
+``big_prints``), ``candle_fallback`` (bars without ticks) and ``sessions`` (market
+calendars). This module only wires them together and shapes the output as the storage
+schema wants it, so a caller can insert each frame of ``SessionFrames`` directly after
+adding ``symbol_id``.
 
 Typical asset code::
 
@@ -27,7 +28,10 @@ import numpy as np
 import pandas as pd
 
 from analytics.aggressor_side import SESSION_START, AggressorState
+from analytics.bar_stats import BarStats
+from analytics.big_prints import BIG_PRINT_COLUMNS, SizeHistory, WindowPrints, big_prints
 from analytics.bins import bin_index
+from analytics.footprint_config import DEFAULT_CONFIG, FootprintConfig
 from analytics.grid_frames import (
     PROFILE_METRICS_COLUMNS,
     SESSION_PROFILE_COLUMNS,
@@ -35,9 +39,10 @@ from analytics.grid_frames import (
     FrameLabels,
     GridShape,
 )
+from analytics.imbalances import IMBALANCE_COLUMNS
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.print_kernel import PrintsFailedCheck
-from analytics.profile import check_method, metrics_of
+from analytics.profile import check_method
 from analytics.session_grid import (
     NS_PER_MINUTE,
     Prints,
@@ -45,24 +50,39 @@ from analytics.session_grid import (
     fallback_bars,
     minute_starts,
 )
+from analytics.session_vwap import (
+    SESSION_OPEN,
+    SESSION_VWAP_COLUMNS,
+    VwapState,
+    session_vwap_frame,
+)
 from analytics.tick_input import prepare_ticks
 
 __all__ = [
-    "NAKED_POC_COLUMNS",
+    "BIG_PRINT_COLUMNS",
+    "IMBALANCE_COLUMNS",
     "ORDER_FLOW_COLUMNS",
     "PROFILE_METRICS_COLUMNS",
     "SESSION_PROFILE_COLUMNS",
+    "SESSION_VWAP_COLUMNS",
     "VOLUME_PROFILE_COLUMNS",
+    "PrintHistory",
     "SessionFrames",
-    "composite_metrics",
     "compute_session",
-    "naked_pocs",
 ]
 
-NAKED_POC_COLUMNS: tuple[str, ...] = ("session_date", "poc", "touched_at")
-DEFAULT_COMPOSITE_SESSIONS = 5
 # a session profile wider than this is a configuration or input error, not a market
 MAX_PROFILE_BINS = 2_000_000
+
+
+@dataclass(frozen=True)
+class PrintHistory:
+    """What a window continuing a session needs of the session's earlier prints: the
+    session VWAP after them and the print-size statistics of the minutes just before it
+    (the big-print reference)."""
+
+    vwap: VwapState = SESSION_OPEN
+    sizes: SizeHistory = field(default_factory=SizeHistory.none)
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,14 @@ class SessionFrames:
     session_profile the whole window's profile, every bin from the lowest to the highest
                     traded bin (empty bins included): price_level, total_volume,
                     buy_volume, sell_volume, trade_count — composite/naked-POC input.
+    imbalances      footprint_imbalances rows: bucket, price, side, volume, opposite,
+                    stack_len (analytics.imbalances).
+    session_vwap    one row per minute from the window's first print on (from its first
+                    minute when ``history`` carries prints in): bucket, session_date,
+                    vwap, sd, volume (analytics.session_vwap).
+    big_prints      big_prints rows: bucket, print_no, ts, price, size, side, threshold
+                    (analytics.big_prints).
+    bar_stats       the window's per-minute print statistics, to continue a later window.
     aggressor_state the tick-rule state after the last print, to continue a later window.
     first_changed   set by ``session_resume.resume_session`` only (see there).
     rejected        reason → number of input rows skipped (bad price/size/time, outside
@@ -97,6 +125,10 @@ class SessionFrames:
     order_flow: pd.DataFrame
     session_profile: pd.DataFrame
     aggressor_state: AggressorState
+    imbalances: pd.DataFrame
+    session_vwap: pd.DataFrame
+    big_prints: pd.DataFrame
+    bar_stats: BarStats
     rejected: dict[str, int] = field(default_factory=dict)
     # a session resumed against its stored rows (analytics.session_resume): the first minute
     # whose order flow or metrics differ from them, profile_metrics then starting there;
@@ -114,8 +146,10 @@ def compute_session(
     method: str = "single",
     aggressor_state: AggressorState | None = None,
     candles: pd.DataFrame | None = None,
+    config: FootprintConfig = DEFAULT_CONFIG,
+    history: PrintHistory | None = None,
 ) -> SessionFrames:
-    """Profiles and order flow of one symbol's session, vectorised (docs/semantics.md).
+    """Profiles, footprint and order flow of one symbol's session (docs/semantics.md).
 
     ticks: columns ts (UTC timestamps), price, size, side (+1 buy / -1 sell / NaN unknown),
     bid, ask (NaN when unknown); one symbol, in time order (sorted here when it is not).
@@ -127,6 +161,8 @@ def compute_session(
     (None at the session start: the first print without a reference is split half/half).
     candles: optional candles_1m rows (ts, open, high, low, close, volume) used, per
     minute, only for minutes without any tick (candle fallback, volume conserved).
+    config: the symbol's imbalance, big-print and node parameters. history: the session's
+    VWAP and recent print sizes before a window that starts after the open.
     """
     check_method(method)
     open_ts, close_ts = _utc(session_open), _utc(session_close)
@@ -140,6 +176,8 @@ def compute_session(
         method=method,
         aggressor_state=aggressor_state,
         candles=candles,
+        config=config,
+        history=history or PrintHistory(),
     )
     try:
         return run(trusting=True)
@@ -158,6 +196,8 @@ def _session(
     method: str,
     aggressor_state: AggressorState | None,
     candles: pd.DataFrame | None,
+    config: FootprintConfig,
+    history: PrintHistory,
     trusting: bool,
 ) -> SessionFrames:
     rejected: dict[str, int] = {}
@@ -202,12 +242,21 @@ def _session(
         row_size,
         ns=arrays.ns if arrays.unchecked else None,
     )
-    grid, state_after = build_frames(
+    session_date = session_date_of(open_ts)
+    state_before = aggressor_state or SESSION_START
+    grid, state_after, sums = build_frames(
         prints,
         bars.entries(shape),
         shape,
-        FrameLabels(row_size, first_minute, session_date_of(open_ts), method, cvd_total_before),
-        aggressor_state or SESSION_START,
+        FrameLabels(row_size, first_minute, session_date, method, cvd_total_before, config),
+        state_before,
+    )
+    bar_stats = BarStats.from_sums(sums, grid.order_flow["trade_count"].to_numpy())
+    for column, values in bar_stats.columns().items():
+        grid.order_flow[column] = values
+    vwap, _ = session_vwap_frame(first_minute, bar_stats, session_date, history.vwap)
+    window = WindowPrints(
+        arrays.ns, arrays.price, arrays.size, arrays.side, arrays.bid, arrays.ask, tick_starts
     )
     return SessionFrames(
         volume_profile=grid.volume_profile,
@@ -215,6 +264,10 @@ def _session(
         order_flow=grid.order_flow,
         session_profile=grid.session_profile,
         aggressor_state=state_after,
+        imbalances=grid.imbalances,
+        session_vwap=vwap,
+        big_prints=big_prints(window, bar_stats, history.sizes, config, first_minute, state_before),
+        bar_stats=bar_stats,
         rejected=rejected,
     )
 
@@ -229,111 +282,6 @@ def check_profile_bins(shape: GridShape, row_size: float) -> None:
             f"bins (limit {MAX_PROFILE_BINS:,}): the symbol's row_size is too small for "
             "its price range, or absurd prints reached the analytics"
         )
-
-
-def composite_metrics(
-    session_profiles: pd.DataFrame,
-    row_size: float,
-    *,
-    method: str = "single",
-    sessions: int = DEFAULT_COMPOSITE_SESSIONS,
-    bucket: datetime | pd.Timestamp | None = None,
-) -> pd.DataFrame:
-    """One profile_metrics row (horizon 'composite') over the last ``sessions`` sessions.
-
-    session_profiles: columns session_date, price_level, total_volume (e.g. the
-    volume_profile rows of those days, or SessionFrames.session_profile with a
-    session_date added); the newest ``sessions`` distinct session dates are summed bin by
-    bin. bucket: the minute the composite covers up to; default the largest ``bucket``
-    column value when present, else midnight UTC of the newest session date. The row's
-    session_date is the newest session date. Empty input → an empty frame.
-    """
-    check_method(method)
-    if sessions < 1:
-        raise ValueError(f"sessions must be >= 1, got {sessions}")
-    columns = list(PROFILE_METRICS_COLUMNS)
-    if session_profiles.empty:
-        return pd.DataFrame(columns=columns)
-    days = pd.to_datetime(session_profiles["session_date"]).dt.date
-    newest = sorted(set(days))[-sessions:]
-    chosen = session_profiles[days.isin(newest).to_numpy()]
-    volume = pd.to_numeric(chosen["total_volume"], errors="coerce").to_numpy(np.float64)
-    levels = pd.to_numeric(chosen["price_level"], errors="coerce").to_numpy(np.float64)
-    good = np.isfinite(volume) & (volume >= 0) & np.isfinite(levels)
-    bins = bin_index(levels[good], row_size)
-    if bins.size == 0:
-        return pd.DataFrame(columns=columns)
-    first_bin = int(bins.min())
-    dense = np.bincount(bins - first_bin, weights=volume[good])
-    metrics = metrics_of(dense, first_bin, row_size, method)
-    if metrics is None:
-        return pd.DataFrame(columns=columns)
-    if bucket is not None:
-        stamp = _utc(bucket)
-    elif "bucket" in chosen.columns:
-        stamp = pd.to_datetime(chosen["bucket"], utc=True).max()
-    else:
-        stamp = _utc(pd.Timestamp(newest[-1]))
-    row = {
-        "horizon": "composite",
-        "bucket": stamp,
-        "session_date": newest[-1],
-        "poc": metrics.poc,
-        "vah": metrics.vah,
-        "val": metrics.val,
-        "total_volume": metrics.total_volume,
-        "lvns": metrics.lvns,
-        "hvns": metrics.hvns,
-        "value_area_method": method,
-    }
-    return pd.DataFrame([row], columns=columns)
-
-
-def naked_pocs(
-    prior_pocs: pd.DataFrame,
-    later_ranges: pd.DataFrame,
-    *,
-    row_size: float | None = None,
-) -> pd.DataFrame:
-    """Which sessions' POCs were traded through later, and when (the rest are "naked").
-
-    prior_pocs: columns session_date, poc (one row per session). later_ranges: columns
-    session_date, bucket (UTC), low, high — traded ranges, e.g. candles_1m rows. A POC of
-    session S is touched at the first bucket of a range from a session after S with
-    low <= poc <= high (compared on bin indexes when row_size is given). Returns
-    session_date, poc, touched_at (NaT while naked), one row per prior POC, ordered by
-    session_date.
-    """
-    columns = list(NAKED_POC_COLUMNS)
-    if prior_pocs.empty:
-        return pd.DataFrame(columns=columns)
-    prior = prior_pocs.assign(
-        session_date=pd.to_datetime(prior_pocs["session_date"]).dt.date
-    ).sort_values("session_date", ignore_index=True)
-    ranges = later_ranges.assign(
-        session_date=pd.to_datetime(later_ranges["session_date"]).dt.date,
-        bucket=pd.to_datetime(later_ranges["bucket"], utc=True),
-    ).sort_values("bucket", kind="stable", ignore_index=True)
-    range_days = ranges["session_date"].to_numpy()
-    low = ranges["low"].to_numpy(np.float64)
-    high = ranges["high"].to_numpy(np.float64)
-    pocs = prior["poc"].to_numpy(np.float64)
-    if row_size is not None:
-        # bins, so a POC bin is touched by any print that falls into that bin
-        low, high, pocs = (bin_index(a, row_size) for a in (low, high, pocs))
-    buckets = ranges["bucket"]
-    touched: list[pd.Timestamp] = []
-    for day, poc in zip(prior["session_date"], pocs, strict=True):
-        hit = np.flatnonzero((range_days > day) & (low <= poc) & (high >= poc))
-        touched.append(buckets.iloc[hit[0]] if hit.size else pd.NaT)
-    return pd.DataFrame(
-        {
-            "session_date": prior["session_date"],
-            "poc": prior["poc"].astype(np.float64),
-            "touched_at": pd.to_datetime(pd.Series(touched, dtype=object), utc=True),
-        },
-        columns=columns,
-    )
 
 
 def session_date_of(session_open: datetime | pd.Timestamp) -> date:

@@ -4,9 +4,10 @@ A profile is a dense array of bin volumes covering every bin from its lowest to 
 traded bin, empty bins included. The functions work on a block of profiles at once (rows ×
 bins with a per-row [lo, hi] range), and on a session's running profiles (the sum of a
 grid's rows so far) without laying them out as a grid. Large blocks go to one compiled
-pass per profile (``analytics.profile_kernel``); small ones take the numpy form here, which
-gives the same numbers (``analytics.compiled`` says which runs when). The one-profile helpers
-call the same block code, so there is one implementation of each rule.
+pass per profile (``analytics.profile_kernel``, the nodes ``analytics.node_kernel``); small
+ones take the numpy form here and in ``analytics.nodes``, which gives the same numbers
+(``analytics.compiled`` says which runs when). The one-profile helpers call the same block
+code, so there is one implementation of each rule.
 
 Value-area walk: from the POC the walk compares the next item below with the next item
 above and takes the larger (tie → below) until it holds 70 % of the volume; an item is a
@@ -18,22 +19,17 @@ how wide a block the profile sits in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from analytics.compiled import use_compiled
-from analytics.profile_kernel import (
-    HVN_FACTOR,
-    LVN_FACTOR,
-    VALUE_AREA_SHARE,
-    VALUE_AREA_SLACK,
-    profile_rows,
-)
+from analytics.compiled import start, use_compiled
+from analytics.node_kernel import node_rows
+from analytics.nodes import DEFAULT_RULE, NodeRule, Nodes, block_nodes, from_kernel
+from analytics.profile_kernel import VALUE_AREA_SHARE, VALUE_AREA_SLACK, profile_rows
 from analytics.value_area import walk_rows
 
 __all__ = [
-    "HVN_FACTOR",
-    "LVN_FACTOR",
     "METHODS",
     "VALUE_AREA_SHARE",
     "BlockMetrics",
@@ -52,15 +48,6 @@ METHODS = ("single", "dual")
 # rows × bins handled per numpy block: bounds memory on wide profiles (cheap rows) while
 # keeping the per-call overhead negligible on narrow ones
 BLOCK_CELLS = 1 << 20
-
-
-@dataclass(frozen=True)
-class Nodes:
-    """Runs of consecutive flagged bins: row, first and last column of each run."""
-
-    row: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -115,20 +102,12 @@ def value_area_columns(
     return walk_rows(volumes, lo, hi, poc, needed, method == "dual")
 
 
-def node_runs(flags: np.ndarray) -> Nodes:
-    """Runs of consecutive True columns per row (row-major order)."""
-    n_rows = flags.shape[0]
-    padded = np.zeros((n_rows, flags.shape[1] + 2), dtype=bool)
-    padded[:, 1:-1] = flags
-    # a run's edges in row-major order alternate start, end (+1): one nonzero finds both
-    rows, edges = np.nonzero(padded[:, 1:] != padded[:, :-1])
-    return Nodes(
-        row=rows[0::2], start=edges[0::2].astype(np.int64), end=edges[1::2].astype(np.int64) - 1
-    )
-
-
 def block_metrics(
-    volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str = "single"
+    volumes: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    method: str = "single",
+    rule: NodeRule = DEFAULT_RULE,
 ) -> BlockMetrics:
     """Metrics of each row's profile over its columns [lo, hi]; rows need a positive total.
 
@@ -140,18 +119,27 @@ def block_metrics(
     hi = np.asarray(hi, dtype=np.int64)
     if volumes.ndim != 2 or volumes.shape[0] != lo.shape[0] or lo.shape != hi.shape:
         raise ValueError("volumes must be rows × bins with one lo/hi per row")
-    return grid_metrics(volumes, np.arange(volumes.shape[0]), lo, hi, method)
+    return grid_metrics(volumes, np.arange(volumes.shape[0]), lo, hi, method, rule)
 
 
 def grid_metrics(
-    grid: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str
+    grid: np.ndarray,
+    rows: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    method: str,
+    rule: NodeRule = DEFAULT_RULE,
+    nodes_from: int = 0,
 ) -> BlockMetrics:
     """Metrics of the profiles ``grid[rows[k]]`` over [lo[k], hi[k]], without copying the
-    rows out of the grid; node rows are the positions k in ``rows``."""
+    rows out of the grid; node rows are the positions k in ``rows``, and only profiles
+    k >= nodes_from get nodes (a caller shaping the later rows only)."""
     if rows.shape[0] and use_compiled(rows.shape[0] * grid.shape[1]):
         grid = np.ascontiguousarray(grid, dtype=np.float64)
-        return _from_kernel(*profile_rows(grid, rows, lo, hi, method == "dual"))
-    return _numpy_metrics(grid[rows], lo, hi, method)
+        total, columns = profile_rows(grid, rows, lo, hi, method == "dual")
+        lvns, hvns = from_kernel(*node_rows(grid, rows, lo, hi, rule, nodes_from))
+        return _metrics(total, columns, lvns, hvns)
+    return _numpy_metrics(grid[rows], lo, hi, method, rule, nodes_from)
 
 
 def running_metrics(
@@ -160,14 +148,16 @@ def running_metrics(
     hi: np.ndarray,
     before: tuple[np.ndarray, int, int],
     method: str,
+    rule: NodeRule = DEFAULT_RULE,
+    nodes_from: int = 0,
 ) -> tuple[BlockMetrics, int, tuple[np.ndarray, int, int]]:
     """Metrics of the running profile through each row of ``grid``, whose rows' traded
     column ranges are [lo, hi] (n_cols, -1 for a row without volume).
 
     before: the running profile before the first row, with its lowest and highest traded
-    column (n_cols, -1 while empty). Profiles start at the first row with volume so far.
-    Returns (their metrics, node rows counting from that row; the row's index; the
-    running profile after the last row, as ``before``).
+    column (n_cols, -1 while empty). Profiles start at the first row with volume so far;
+    nodes only through rows >= nodes_from. Returns (their metrics, node rows counting from
+    that row; the row's index; the running profile after the last row, as ``before``).
     """
     before_volume, before_lo, before_hi = before
     lo_run = np.minimum.accumulate(np.minimum(lo, before_lo))
@@ -175,21 +165,35 @@ def running_metrics(
     first = int(np.count_nonzero(hi_run < 0))  # hi_run never decreases
     rows = np.arange(first, grid.shape[0])
     last = (int(lo_run[-1]), int(hi_run[-1])) if hi_run.size else (before_lo, before_hi)
+    node_first = max(0, nodes_from - first)
     if rows.size and use_compiled(grid.size):
-        after = before_volume.copy()
-        kernel = profile_rows(
-            np.ascontiguousarray(grid, dtype=np.float64),
-            rows,
-            lo_run[first:],
-            hi_run[first:],
-            method == "dual",
-            running=after,
-            add=(lo[first:], hi[first:]),
+        grid = np.ascontiguousarray(grid, dtype=np.float64)
+        add = (lo[first:], hi[first:])
+        # the nodes on the pool while this thread walks the value areas: each pass keeps
+        # its own copy of the running profile
+        nodes = start(
+            partial(
+                node_rows,
+                grid,
+                rows,
+                lo_run[first:],
+                hi_run[first:],
+                rule,
+                node_first,
+                before_volume.copy(),
+                add,
+            )
         )
-        return _from_kernel(*kernel), first, (after, *last)
+        after = before_volume.copy()
+        total, columns = profile_rows(
+            grid, rows, lo_run[first:], hi_run[first:], method == "dual", after, add
+        )
+        return _metrics(total, columns, *from_kernel(*nodes.result())), first, (after, *last)
     cumulative = running_volume(grid, before_volume)
     after = cumulative[-1].copy() if grid.shape[0] else before_volume.copy()
-    metrics = _numpy_metrics(cumulative[first:], lo_run[first:], hi_run[first:], method)
+    metrics = _numpy_metrics(
+        cumulative[first:], lo_run[first:], hi_run[first:], method, rule, node_first
+    )
     return metrics, first, (after, *last)
 
 
@@ -205,20 +209,14 @@ def running_volume(volume: np.ndarray, before: np.ndarray) -> np.ndarray:
     return cumulative
 
 
-def _from_kernel(total: np.ndarray, columns: np.ndarray, runs: np.ndarray) -> BlockMetrics:
-    low = runs[:, 0] == 0
-
-    def nodes(kind: np.ndarray) -> Nodes:
-        picked = runs[kind]
-        return Nodes(picked[:, 1].copy(), picked[:, 2].copy(), picked[:, 3].copy())
-
+def _metrics(total: np.ndarray, columns: np.ndarray, lvns: Nodes, hvns: Nodes) -> BlockMetrics:
     return BlockMetrics(
         total=total,
         poc=columns[:, 0].copy(),
         val=columns[:, 1].copy(),
         vah=columns[:, 2].copy(),
-        lvns=nodes(low),
-        hvns=nodes(~low),
+        lvns=lvns,
+        hvns=hvns,
     )
 
 
@@ -230,14 +228,18 @@ def _totals(volumes: np.ndarray) -> np.ndarray:
 
 
 def _numpy_metrics(
-    volumes: np.ndarray, lo: np.ndarray, hi: np.ndarray, method: str
+    volumes: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    method: str,
+    rule: NodeRule,
+    nodes_from: int,
 ) -> BlockMetrics:
     """The numpy form of every rule, in row chunks of ``BLOCK_CELLS`` cells."""
     n_rows, n_cols = volumes.shape
     if n_rows == 0:
         empty = np.zeros(0, dtype=np.int64)
-        no_nodes = Nodes(empty, empty, empty)
-        return BlockMetrics(np.zeros(0), empty, empty, empty, no_nodes, no_nodes)
+        return BlockMetrics(np.zeros(0), empty, empty, empty, Nodes.empty(), Nodes.empty())
     totals, pocs, vals, vahs = [], [], [], []
     lvn_parts: list[Nodes] = []
     hvn_parts: list[Nodes] = []
@@ -251,28 +253,29 @@ def _numpy_metrics(
         total = _totals(v)
         poc = poc_columns(v, plo, phi)
         val, vah = value_area_columns(v, plo, phi, poc, method, total=total)
-        mean = (total / (phi - plo + 1))[:, None]
-        cols = np.arange(v.shape[1])[None, :]
-        in_range = (cols >= plo[:, None]) & (cols <= phi[:, None])
-        lvn = node_runs(in_range & (v < LVN_FACTOR * mean))
-        hvn = node_runs(in_range & (v > HVN_FACTOR * mean))
+        lvn, hvn = block_nodes(v, plo, phi, rule, max(0, nodes_from - first))
         totals.append(total)
         pocs.append(poc + shift)
         vals.append(val + shift)
         vahs.append(vah + shift)
-        lvn_parts.append(
-            Nodes(lvn.row + first, lvn.start + shift[lvn.row], lvn.end + shift[lvn.row])
-        )
-        hvn_parts.append(
-            Nodes(hvn.row + first, hvn.start + shift[hvn.row], hvn.end + shift[hvn.row])
-        )
+        for found, parts in ((lvn, lvn_parts), (hvn, hvn_parts)):
+            offset = shift[found.row]
+            parts.append(
+                Nodes(
+                    found.row + first,
+                    found.centre + offset,
+                    found.start + offset,
+                    found.end + offset,
+                    found.prominence,
+                )
+            )
     return BlockMetrics(
         total=np.concatenate(totals),
         poc=np.concatenate(pocs),
         val=np.concatenate(vals),
         vah=np.concatenate(vahs),
-        lvns=_concat_nodes(lvn_parts),
-        hvns=_concat_nodes(hvn_parts),
+        lvns=Nodes.concat(lvn_parts),
+        hvns=Nodes.concat(hvn_parts),
     )
 
 
@@ -294,14 +297,6 @@ def _align(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, n
     return aligned, lo.astype(np.int64)
 
 
-def _concat_nodes(parts: list[Nodes]) -> Nodes:
-    return Nodes(
-        row=np.concatenate([p.row for p in parts]),
-        start=np.concatenate([p.start for p in parts]),
-        end=np.concatenate([p.end for p in parts]),
-    )
-
-
 # --- one profile -------------------------------------------------------------------------
 
 
@@ -318,26 +313,26 @@ class ProfileMetrics:
     value_area_method: str
 
 
-def node_dicts(
-    nodes: Nodes, first_bin: int, row_size: float, decimals: int
-) -> list[dict[str, float]]:
-    """Nodes as {"price": centre, "low", "high"} dicts (centre = middle of low and high).
-
-    The centre of a run with an even number of bins falls between two bins: one more
-    decimal than the row size's keeps it exact.
-    """
-    lows = np.round((first_bin + nodes.start) * row_size, decimals).tolist()
-    highs = np.round((first_bin + nodes.end) * row_size, decimals).tolist()
-    centres = np.round(
-        (first_bin + (nodes.start + nodes.end) / 2.0) * row_size, decimals + 1
-    ).tolist()
+def node_dicts(nodes: Nodes, first_bin: int, row_size: float, decimals: int) -> list[dict]:
+    """Nodes as {"price", "low", "high", "prominence"} dicts: the node's own bin, the
+    first and last bin of its extent, and its prominence (volume of the smoothed
+    profile)."""
+    prices = [
+        np.round((first_bin + cols) * row_size, decimals).tolist()
+        for cols in (nodes.centre, nodes.start, nodes.end)
+    ]
     return [
-        {"price": c, "low": lo, "high": hi} for c, lo, hi in zip(centres, lows, highs, strict=True)
+        {"price": c, "low": lo, "high": hi, "prominence": p}
+        for c, lo, hi, p in zip(*prices, nodes.prominence.tolist(), strict=True)
     ]
 
 
 def metrics_of(
-    volumes: np.ndarray, first_bin: int, row_size: float, method: str = "single"
+    volumes: np.ndarray,
+    first_bin: int,
+    row_size: float,
+    method: str = "single",
+    rule: NodeRule = DEFAULT_RULE,
 ) -> ProfileMetrics | None:
     """Metrics of one dense profile whose column 0 is bin index ``first_bin``.
 
@@ -351,7 +346,9 @@ def metrics_of(
     if traded.size == 0:
         return None
     lo, hi = int(traded[0]), int(traded[-1])
-    block = block_metrics(volumes[None, lo : hi + 1], np.array([0]), np.array([hi - lo]), method)
+    block = block_metrics(
+        volumes[None, lo : hi + 1], np.array([0]), np.array([hi - lo]), method, rule
+    )
     base = first_bin + lo
     decimals = row_decimals(row_size)
 

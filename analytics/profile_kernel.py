@@ -1,4 +1,4 @@
-"""Metrics of many profiles in one compiled pass: total, POC, value area, LVN/HVN runs.
+"""Metrics of many profiles in one compiled pass: total, POC and value area.
 
 A profile is a row of a minute × bin grid over its [lo, hi] range, or, for the running
 session, the sum of the grid's rows so far: the kernel keeps that running profile in one
@@ -12,9 +12,7 @@ numpy form for small inputs (``analytics.compiled`` says why); both give the sam
 * total: the bins added one by one from the lowest (``np.cumsum`` along the row there);
 * POC: the largest bin, ties to the one nearest the range's middle, then the lower;
 * value area: ``needed = 0.7 × total − 1e-9 × total − POC volume``, then the walk of
-  ``analytics.value_area`` adding items from 0.0 in walk order;
-* nodes: a bin below ``0.3 × total / width`` (LVN) or above ``1.5 ×`` that (HVN), runs of
-  consecutive ones in row-major order.
+  ``analytics.value_area`` adding items from 0.0 in walk order.
 
 Every operation is a plain float64 add, multiply, divide or compare (numba compiles
 without fast-math, so nothing is fused), hence the same floats as numpy's.
@@ -32,8 +30,6 @@ from analytics.compiled import compiled
 
 VALUE_AREA_SHARE = 0.70
 VALUE_AREA_SLACK = 1e-9  # 70 % exactly counts as reached (float tolerance)
-LVN_FACTOR = 0.3  # LVN: bin volume < 0.3 × mean bin volume over the profile's range
-HVN_FACTOR = 1.5  # HVN: bin volume > 1.5 × mean
 
 
 def profile_rows_py(
@@ -46,32 +42,21 @@ def profile_rows_py(
     add_lo: np.ndarray,
     add_hi: np.ndarray,
     per: int,
-    first: int,
     out_int: np.ndarray,
     total: np.ndarray,
-    runs: np.ndarray,
-    n_runs: np.ndarray,
-) -> int:
-    """Metrics of profiles ``first``, ``first + 1``, ... until done or ``runs`` is full.
+) -> None:
+    """Metrics of every profile.
 
     grid: rows × n_cols raveled. Profile k is ``grid[rows[k]]`` over [lo[k], hi[k]], or,
     when ``running`` is not empty, the running profile after adding grid row rows[k]'s
     columns [add_lo[k], add_hi[k]] to it (``running`` is updated in place; rows between
     two profiles must be empty). per: bins per value-area item (1 single, 2 dual).
-    Writes out_int[k] = (poc, val, vah), total[k], and LVN then HVN runs as
-    (kind 0/1, k, first column, last column) rows of ``runs`` from n_runs[0] on.
-    Returns the next profile to do: a profile starts only when ``runs`` has room for
-    every run its range could hold, so the caller continues with a larger buffer.
+    Writes out_int[k] = (poc, val, vah) and total[k].
     This is the kernel's source: compiled by :func:`profile_rows`, plain Python otherwise.
     """
     accumulate = running.shape[0] > 0
-    capacity = runs.shape[0]
-    count = n_runs[0]
-    k = first
-    while k < rows.shape[0]:
+    for k in range(rows.shape[0]):
         a, b = lo[k], hi[k]
-        if count + (b - a + 2) // 2 * 2 > capacity:
-            break
         if accumulate:
             base = 0
             values = running
@@ -116,27 +101,6 @@ def profile_rows_py(
             if covered >= need:
                 break
         out_int[k, 0], out_int[k, 1], out_int[k, 2] = poc, down, up
-        # nodes: runs of bins below / above the limits, LVNs of the profile first
-        mean = sum_ / (b - a + 1)
-        for kind in range(2):
-            limit = LVN_FACTOR * mean if kind == 0 else HVN_FACTOR * mean
-            start = -1
-            for c in range(a, b + 2):
-                flagged = False
-                if c <= b:
-                    v = values[base + c]
-                    flagged = v < limit if kind == 0 else v > limit
-                if flagged:
-                    if start < 0:
-                        start = c
-                elif start >= 0:
-                    runs[count, 0], runs[count, 1] = kind, k
-                    runs[count, 2], runs[count, 3] = start, c - 1
-                    count += 1
-                    start = -1
-        k += 1
-    n_runs[0] = count
-    return k
 
 
 @cache
@@ -152,8 +116,8 @@ def profile_rows(
     pair: bool,
     running: np.ndarray | None = None,
     add: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Compiled: (total, poc/val/vah columns as k × 3, runs as (kind, k, first, last)).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled: (total, poc/val/vah columns as k × 3).
 
     grid: C-contiguous float64 rows × bins. Without ``running``: profile k is grid row
     rows[k] over [lo[k], hi[k]]. With it (a bins-long vector, updated in place): profile
@@ -168,20 +132,8 @@ def profile_rows(
     add_lo, add_hi = (np.ascontiguousarray(a, dtype=np.int64) for a in add)
     out_int = np.empty((n, 3), dtype=np.int64)
     total = np.empty(n)
-    widest = int((as_int[2] - as_int[1]).max(initial=0)) + 2
-    # room for every run of a few typical profiles, and always for the widest one
-    capacity = max(4 * widest, 1 << 14)
-    parts: list[np.ndarray] = []
-    k = 0
-    while True:
-        runs = np.empty((capacity, 4), dtype=np.int64)
-        n_runs = np.zeros(1, dtype=np.int64)
-        k = _kernel()(
-            grid.reshape(-1), grid.shape[1], *as_int, running, add_lo, add_hi,
-            2 if pair else 1, k, out_int, total, runs, n_runs,
-        )  # fmt: skip
-        parts.append(runs[: int(n_runs[0])])
-        if k >= n:
-            break
-        capacity *= 2
-    return total, out_int, np.concatenate(parts) if len(parts) > 1 else parts[0]
+    _kernel()(
+        grid.reshape(-1), grid.shape[1], *as_int, running, add_lo, add_hi,
+        2 if pair else 1, out_int, total,
+    )  # fmt: skip
+    return total, out_int

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.aggressor_side import AggressorState
+from analytics.bar_stats import empty_sums
 from analytics.candle_fallback import spread_bars
 from analytics.grid_frames import (
     Block,
@@ -107,9 +108,10 @@ def _grid_block(entries: Entries, r0: int, r1: int, n_bins: int) -> tuple:
 
 
 def _print_block(
-    prints: Prints, r0: int, r1: int, shape: GridShape, state: AggressorState
+    prints: Prints, r0: int, r1: int, shape: GridShape, state: AggressorState, bars: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, AggressorState]:
-    """(volume, buy, count) grids for minutes [r0, r1) of the prints, and the tick-rule state.
+    """(volume, buy, count) grids for minutes [r0, r1) of the prints, and the tick-rule state;
+    the minutes' bar sums are written into ``bars`` (the session's, minutes × BAR_SUMS).
 
     One compiled pass classifies, bins and adds every print to its cell in print order
     (``analytics.print_kernel``): the same sums as a ``bincount`` per grid, bit for bit.
@@ -130,6 +132,7 @@ def _print_block(
         (volume, signed, count),
         (state.last_price, state.last_sign),
         prints.ns,
+        bars[r0:r1],
     )
     buy = signed
     buy += volume
@@ -143,32 +146,37 @@ def build_frames(
     shape: GridShape,
     labels: FrameLabels,
     aggressor_state: AggressorState,
-) -> tuple[GridFrames, AggressorState]:
+) -> tuple[GridFrames, AggressorState, np.ndarray]:
     """Aggregate prints and fallback entries onto the session grid and shape the frames.
 
     aggressor_state: the tick-rule state before the first print; returned with the frames
-    is the state after the last one.
+    are the state after the last one and the minutes' bar sums (``analytics.bar_stats``).
     """
+    bars = empty_sums(shape.n_minutes)
     if prints.count == 0 and fallback.size == 0:
         empty = empty_frames(aggressor_state)
         frames = GridFrames(
             empty.volume_profile, empty.profile_metrics, empty.order_flow, empty.session_profile
         )
-        return frames, aggressor_state
+        return frames, aggressor_state, bars
     states = [aggressor_state]
-    frames = grid_frames(_blocks(prints, fallback, shape, states), shape, labels)
-    return frames, states[-1]
+    frames = grid_frames(_blocks(prints, fallback, shape, states, bars), shape, labels)
+    return frames, states[-1], bars
 
 
 def _blocks(
-    prints: Prints, fallback: Entries, shape: GridShape, states: list[AggressorState]
+    prints: Prints,
+    fallback: Entries,
+    shape: GridShape,
+    states: list[AggressorState],
+    bars: np.ndarray,
 ) -> Iterator[Block]:
     """The grid in blocks of whole minutes; the tick-rule state after each is appended
-    to ``states``."""
+    to ``states``, the minutes' bar sums written into ``bars``."""
     rows_per_block = max(1, GRID_CELLS // shape.n_bins)
     for r0 in range(0, shape.n_minutes, rows_per_block):
         r1 = min(r0 + rows_per_block, shape.n_minutes)
-        volume, buy, count, state = _print_block(prints, r0, r1, shape, states[-1])
+        volume, buy, count, state = _print_block(prints, r0, r1, shape, states[-1], bars)
         states.append(state)
         if fallback.size:
             f_volume, f_buy, _ = _grid_block(fallback, r0, r1, shape.n_bins)

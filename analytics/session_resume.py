@@ -17,7 +17,7 @@ same code as a full computation (``analytics.grid_frames``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import partial
 
@@ -25,11 +25,21 @@ import numpy as np
 import pandas as pd
 
 from analytics.aggressor_side import AggressorState
+from analytics.bar_stats import BAR_COLUMNS, BarStats
+from analytics.big_prints import SizeHistory
 from analytics.bins import bin_index, bin_price
+from analytics.footprint_config import DEFAULT_CONFIG, FootprintConfig
 from analytics.grid_frames import Block, FrameLabels, GridFrames, GridShape, Horizon, grid_frames
 from analytics.order_flow import ORDER_FLOW_COLUMNS
-from analytics.pipeline import SessionFrames, check_profile_bins, compute_session, session_date_of
+from analytics.pipeline import (
+    PrintHistory,
+    SessionFrames,
+    check_profile_bins,
+    compute_session,
+    session_date_of,
+)
 from analytics.session_grid import GRID_CELLS, NS_PER_MINUTE
+from analytics.session_vwap import SESSION_OPEN, VwapState
 
 __all__ = ["Footprint", "StoredRows", "first_changed", "resume_session", "resume_state"]
 
@@ -104,6 +114,7 @@ def resume_session(
     method: str = "single",
     candles: pd.DataFrame | None = None,
     stored: StoredRows | None = None,
+    config: FootprintConfig = DEFAULT_CONFIG,
 ) -> SessionFrames:
     """``compute_session`` of the whole session from stored cells plus the newer ticks.
 
@@ -111,8 +122,10 @@ def resume_session(
     the session's stored cells (only those before ``resume_at`` are used); ticks and
     candles: the session's rows from ``resume_at`` on; aggressor_state: the tick-rule state
     after the last valid print before ``resume_at`` (``SESSION_START`` when none).
-    The frames cover the whole session; ``rejected`` counts only the ticks given.
-    stored: the order flow and metrics already stored before ``resume_at``; with them,
+    The frames cover the whole session, except ``session_vwap`` and ``big_prints``, which
+    start at the resume minute; ``rejected`` counts only the ticks given.
+    stored: the rows already stored before ``resume_at`` (needed when cells are): the
+    order flow with its bar statistics, the metrics and the session VWAP there;
     ``first_changed`` is the first minute whose rows differ (at most the resume minute) and
     ``profile_metrics`` holds only the rows from there on (node lists cost the most).
     """
@@ -132,7 +145,11 @@ def resume_session(
             method=method,
             aggressor_state=aggressor_state,
             candles=candles,
+            config=config,
         )
+    if stored is None:
+        raise ValueError("resuming after stored cells needs the rows stored with them")
+    before = stored.bar_stats()
     tail = compute_session(
         ticks,
         row_size,
@@ -141,26 +158,54 @@ def resume_session(
         method=method,
         aggressor_state=aggressor_state,
         candles=candles,
+        config=config,
+        history=PrintHistory(stored.vwap, SizeHistory.of(before, config.big_print_minutes)),
     )
     cells = Footprint.concat(old, Footprint.from_rows(tail.volume_profile, row_size, first_minute))
-    labels = FrameLabels(row_size, first_minute, session_date_of(open_ts), method, cvd_total_before)
-    compare = None
-    if stored is not None:
-        compare = partial(_first_changed, stored=stored, resume=resume, row_size=row_size)
-    grid = _frames_from_cells(cells, labels, compare)
+    labels = FrameLabels(
+        row_size, first_minute, session_date_of(open_ts), method, cvd_total_before, config
+    )
+    compare = partial(_first_changed, stored=stored, resume=resume, row_size=row_size)
+    grid = _frames_from_cells(cells, labels, compare, resume_minute)
+    if grid.first_changed is not None and grid.first_changed < resume:
+        # an earlier row moved by an ulp (docs/profiles-incremental.md): its nodes are
+        # shaped too, so shape again with nodes from there (rare)
+        changed = (grid.first_changed.value - first_minute.value) // NS_PER_MINUTE
+        grid = _frames_from_cells(cells, labels, compare, changed)
+    bars = _concat_bars(before, tail.bar_stats, len(grid.order_flow))
+    order_flow = grid.order_flow
+    for column, values in bars.columns().items():
+        order_flow[column] = values
     return SessionFrames(
         volume_profile=grid.volume_profile,
         profile_metrics=grid.profile_metrics,
-        order_flow=grid.order_flow,
+        order_flow=order_flow,
         session_profile=grid.session_profile,
         aggressor_state=tail.aggressor_state,
+        imbalances=grid.imbalances,
+        session_vwap=tail.session_vwap,
+        big_prints=tail.big_prints,
+        bar_stats=bars,
         rejected=tail.rejected,
         first_changed=grid.first_changed,
     )
 
 
+def _concat_bars(before: BarStats, after: BarStats, n_minutes: int) -> BarStats:
+    """The stored minutes' statistics, then the new ones, for a grid of n_minutes (the new
+    window's grid ends where the session's data does)."""
+    joined = {
+        f.name: np.concatenate([getattr(before, f.name), getattr(after, f.name)])[:n_minutes]
+        for f in fields(BarStats)
+    }
+    return BarStats(**joined)
+
+
 def _frames_from_cells(
-    cells: Footprint, labels: FrameLabels, compare: Callable[..., pd.Timestamp] | None
+    cells: Footprint,
+    labels: FrameLabels,
+    compare: Callable[..., pd.Timestamp] | None,
+    nodes_from: int = 0,
 ) -> GridFrames:
     """The frames ``compute_session`` shapes from the same grid.
 
@@ -176,6 +221,7 @@ def _frames_from_cells(
         shape,
         labels,
         None if compare is None else partial(compare, first_bin=first_bin),
+        nodes_from,
     )
 
 
@@ -198,9 +244,10 @@ def _cell_blocks(cells: Footprint, shape: GridShape) -> Iterator[Block]:
 
 # --- rows already stored ------------------------------------------------------------------
 
-# what is compared with the stored rows: everything of the order flow; of the metrics the
-# numbers that carry a float sum (the node lists follow from the same cells and total)
-FLOW_COMPARED = tuple(c for c in ORDER_FLOW_COLUMNS if c != "bucket")
+# what is compared with the stored rows: the order flow's sums of the grid (its bar
+# statistics come from the prints and are carried over as stored); of the metrics the
+# numbers that carry a float sum (nodes and extremes follow from the same cells and total)
+FLOW_COMPARED = tuple(c for c in ORDER_FLOW_COLUMNS if c != "bucket" and c not in BAR_COLUMNS)
 METRICS_COMPARED = ("poc", "vah", "val", "total_volume")
 
 
@@ -208,12 +255,21 @@ METRICS_COMPARED = ("poc", "vah", "val", "total_volume")
 class StoredRows:
     """Rows stored for the minutes before the resume minute, each sorted by its key.
 
-    order_flow: bucket and FLOW_COMPARED; metrics: horizon ('1m', 'session'), bucket and
-    METRICS_COMPARED.
+    order_flow: bucket, FLOW_COMPARED and BAR_COLUMNS, one row per minute from the
+    session's first; metrics: horizon ('1m', 'session'), bucket and METRICS_COMPARED;
+    vwap: the session VWAP through the minute before the resume minute.
     """
 
     order_flow: pd.DataFrame
     metrics: pd.DataFrame
+    vwap: VwapState = SESSION_OPEN
+
+    def bar_stats(self) -> BarStats:
+        flow = self.order_flow
+        return BarStats.stored(
+            flow["trade_count"].to_numpy(),
+            *(flow[c].to_numpy(np.float64) for c in BAR_COLUMNS),
+        )
 
 
 def _first_changed(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
@@ -18,13 +18,18 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
+from analytics.footprint_config import FootprintConfig
 from analytics.pipeline import (
+    BIG_PRINT_COLUMNS,
+    IMBALANCE_COLUMNS,
     ORDER_FLOW_COLUMNS,
     PROFILE_METRICS_COLUMNS,
+    SESSION_VWAP_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
 )
 from core.contracts import Table
 from storage import tick_reads
+from storage.queries import footprint_configs
 from storage.tick_reads import ticks_by_symbol
 
 
@@ -34,13 +39,25 @@ class SymbolRow:
     symbol: str
     market: str
     row_size: float
+    # the symbol's footprint_config row (absent: every parameter at its default)
+    footprint: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def config(self) -> FootprintConfig:
+        """The symbol's footprint parameters; ValueError names a bad one (the symbol's
+        sessions are then skipped and reported, the others computed)."""
+        return FootprintConfig.from_row(self.footprint)
 
 
 def active_symbols(conn: psycopg.Connection) -> list[SymbolRow]:
     rows = conn.execute(
         "select id, symbol, market, row_size from symbols where active order by id"
     ).fetchall()
-    return [SymbolRow(int(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
+    configs = footprint_configs(conn)
+    return [
+        SymbolRow(int(r[0]), str(r[1]), str(r[2]), float(r[3]), configs.get(int(r[0]), {}))
+        for r in rows
+    ]
 
 
 def copy_out(conn: psycopg.Connection, query: sql.Composable) -> bytes:
@@ -177,23 +194,31 @@ def replace_window(
     volume_profile: pd.DataFrame,
     profile_metrics: pd.DataFrame,
     order_flow: pd.DataFrame,
+    footprint: FootprintRows | None = None,
     write_from: datetime | None = None,
     cells_from: Mapping[int, datetime] | None = None,
     rows_from: Mapping[int, datetime] | None = None,
 ) -> dict[str, int]:
-    """Delete the window of these symbols from the three tables, then insert the new rows.
+    """Delete the window of these symbols from the tables, then insert the new rows.
 
     `write_from` (inside the window) limits the per-minute rows replaced to the minutes from
     there on, for every symbol. Per symbol, `cells_from` sets the first minute of
-    `volume_profile` replaced and `rows_from` that of `order_flow` and `profile_metrics`
-    (an incremental run: docs/profiles-incremental.md). Composite rows (one per session,
-    at its latest minute) are always replaced for the whole window. The caller's
-    transaction makes it atomic: a reader sees the old window or the new one.
+    `volume_profile` and the footprint tables replaced (they follow from the cells and the
+    prints, which never change before it) and `rows_from` that of `order_flow` and
+    `profile_metrics` (an incremental run: docs/profiles-incremental.md). Composite rows
+    (one per session, at its latest minute) are always replaced for the whole window. The
+    caller's transaction makes it atomic: a reader sees the old window or the new one.
     """
+    footprint = footprint or FootprintRows()
     default = max(start, write_from) if write_from is not None else start
     cells = {int(s): max(start, (cells_from or {}).get(s, default)) for s in symbol_ids}
     rows = {int(s): max(start, (rows_from or {}).get(s, default)) for s in symbol_ids}
-    for table, since in ((Table.VOLUME_PROFILE, cells), (Table.ORDER_FLOW, rows)):
+    by_cells = (Table.FOOTPRINT_IMBALANCES, Table.SESSION_VWAP, Table.BIG_PRINTS)
+    for table, since in (
+        (Table.VOLUME_PROFILE, cells),
+        (Table.ORDER_FLOW, rows),
+        *((t, cells) for t in by_cells),
+    ):
         conn.execute(
             sql.SQL(
                 "delete from {} as t using unnest(%s::bigint[], %s::timestamptz[]) "
@@ -225,7 +250,25 @@ def replace_window(
         Table.ORDER_FLOW.value: _copy_in(
             conn, Table.ORDER_FLOW, ("symbol_id", *ORDER_FLOW_COLUMNS), _from(order_flow, rows)
         ),
+        **{
+            table.value: _copy_in(conn, table, ("symbol_id", *columns), _from(frame, cells))
+            for table, columns, frame in (
+                (Table.FOOTPRINT_IMBALANCES, IMBALANCE_COLUMNS, footprint.imbalances),
+                (Table.SESSION_VWAP, SESSION_VWAP_COLUMNS, footprint.session_vwap),
+                (Table.BIG_PRINTS, BIG_PRINT_COLUMNS, footprint.big_prints),
+            )
+        },
     }
+
+
+@dataclass(frozen=True)
+class FootprintRows:
+    """The footprint tables' rows of a window (all symbols), as `replace_window` writes
+    them."""
+
+    imbalances: pd.DataFrame = field(default_factory=pd.DataFrame)
+    session_vwap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    big_prints: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _from(

@@ -20,6 +20,7 @@ import psycopg
 from analytics.aggressor_side import SESSION_START, AggressorState
 from analytics.pipeline import SessionFrames, compute_session
 from analytics.session_resume import Footprint, StoredRows, resume_session
+from analytics.session_vwap import SESSION_OPEN
 from analytics.sessions import UnknownMarketError, session_bounds
 from assets import profile_io, profile_state
 from assets.profile_state import ResumePoint, SessionKey
@@ -111,6 +112,7 @@ def full_sessions(
             cvd_total_before=cvd_total,
             method=VALUE_AREA_METHOD,
             candles=None if candles.empty else candles,
+            config=symbol.config,
         )
 
     return compute
@@ -181,6 +183,7 @@ def resumed_sessions(
     cells = profile_state.load_footprints(conn, resumed)
     flows = profile_state.stored_flow(conn, resumed)
     metrics = profile_state.stored_metrics(conn, resumed)
+    vwaps = profile_state.stored_vwap(conn, resumed)
     states = profile_state.aggressor_states(conn, resumed)
     plans: dict[int, _Resume] = {}
     for point in resumed:
@@ -188,11 +191,19 @@ def resumed_sessions(
         first_minute = pd.Timestamp(point.session.open_ts).floor("min")
         stored = cells.get(sid, profile_state.EMPTY_CELLS)
         at = pd.Timestamp(point.resume_at)
-        if not profile_state.footprint_consistent(stored, flows.get(sid), first_minute, at):
+        vwap_minute, vwap = vwaps.get(sid, (None, SESSION_OPEN))
+        consistent = profile_state.footprint_consistent(
+            stored, flows.get(sid), first_minute, at, vwap_minute
+        )
+        if not consistent:
             stats.inconsistent.append(sid)
             continue
         footprint = Footprint.from_rows(stored, rows[sid].row_size, first_minute)
-        stored_rows = StoredRows(flows[sid], metrics.get(sid, profile_state.EMPTY_METRICS))
+        stored_rows = StoredRows(
+            flows[sid],
+            metrics.get(sid, profile_state.EMPTY_METRICS),
+            vwap,
+        )
         plans[sid] = _Resume(at, footprint, states.get(sid, SESSION_START), stored_rows)
         stats.resumed[sid] = point.resume_at
     since = [
@@ -223,6 +234,7 @@ def resumed_sessions(
             method=VALUE_AREA_METHOD,
             candles=None if bars.empty else bars,
             stored=plan.stored if plan else None,
+            config=symbol.config,
         )
         if frames.first_changed is not None:
             stats.rows_from[symbol.id] = frames.first_changed.to_pydatetime()

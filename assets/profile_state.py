@@ -18,8 +18,10 @@ import pandas as pd
 import psycopg
 
 from analytics.aggressor_side import AggressorState
+from analytics.bar_stats import BAR_COLUMNS
 from analytics.order_flow import ORDER_FLOW_COLUMNS
 from analytics.session_resume import METRICS_COMPARED, resume_state
+from analytics.session_vwap import VwapState
 from storage.tick_reads import ticks_by_symbol
 
 # the validity rule of compute_session (finite, positive price and size), so the tick-rule
@@ -197,7 +199,8 @@ def load_footprints(
 
 FLOW_SQL = """
 select o.symbol_id, o.bucket, o.delta, o.cvd, o.cvd_total, o.buy_volume, o.sell_volume,
-       o.buy_pressure, o.sell_pressure, o.trade_count::bigint
+       o.buy_pressure, o.sell_pressure, o.trade_count::bigint, o.max_delta, o.min_delta,
+       o.mean_trade_size, o.trade_size_sd
 from order_flow as o
 join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
   on o.symbol_id = s.id and o.bucket >= date_trunc('minute', s.open_ts)
@@ -219,6 +222,9 @@ def _by_symbol(conn: psycopg.Connection, query: str, points, columns) -> dict[in
     with conn.cursor(binary=True) as cur:
         rows = cur.execute(query, _unnest(points)).fetchall()
     frame = pd.DataFrame(rows, columns=["symbol_id", *columns])
+    for column in BAR_COLUMNS:  # nulls (minutes without prints) as NaN, not None
+        if column in frame.columns:
+            frame[column] = frame[column].astype(np.float64)
     frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True).astype("datetime64[ns, UTC]")
     return {
         int(symbol_id): group.drop(columns="symbol_id").reset_index(drop=True)
@@ -231,6 +237,26 @@ def stored_flow(conn: psycopg.Connection, points: Sequence[ResumePoint]) -> dict
     return _by_symbol(conn, FLOW_SQL, points, ORDER_FLOW_COLUMNS)
 
 
+VWAP_SQL = """
+select distinct on (v.symbol_id) v.symbol_id, v.bucket, v.volume, v.vwap, v.sd
+from session_vwap as v
+join unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) as s (id, open_ts, resume_ts)
+  on v.symbol_id = s.id and v.bucket >= date_trunc('minute', s.open_ts)
+ and v.bucket < s.resume_ts
+order by v.symbol_id, v.bucket desc
+"""
+
+
+def stored_vwap(
+    conn: psycopg.Connection, points: Sequence[ResumePoint]
+) -> dict[int, tuple[datetime, VwapState]]:
+    """Per symbol, the last session VWAP row before the resume minute, its minute and the
+    state it holds (binary: exact); absent: no print before it."""
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(VWAP_SQL, _unnest(points)).fetchall()
+    return {int(r[0]): (r[1], VwapState(float(r[2]), float(r[3]), float(r[4]))) for r in rows}
+
+
 def stored_metrics(
     conn: psycopg.Connection, points: Sequence[ResumePoint]
 ) -> dict[int, pd.DataFrame]:
@@ -240,12 +266,18 @@ def stored_metrics(
 
 
 def footprint_consistent(
-    cells: pd.DataFrame, flow: pd.DataFrame | None, first_minute: datetime, resume_at: datetime
+    cells: pd.DataFrame,
+    flow: pd.DataFrame | None,
+    first_minute: datetime,
+    resume_at: datetime,
+    vwap_minute: datetime | None,
 ) -> bool:
     """Whether stored cells and order flow agree before the resume minute: one order-flow
     row for every minute since the session's first, each minute's cells summing to its
-    trade count, and cells for every minute with volume. Anything else (rows deleted by
-    hand, a run that died between tables, an older writer) sends the symbol to a full
+    trade count, cells for every minute with volume, bar statistics for every minute with
+    prints, and, once there were prints, the session VWAP's row of the minute before the
+    resume minute (vwap_minute: the last one stored). Anything else (rows deleted by hand,
+    a run that died between tables, rows of an older version) sends the symbol to a full
     recompute."""
     expected = pd.date_range(
         pd.Timestamp(first_minute), pd.Timestamp(resume_at), freq="min", inclusive="left"
@@ -256,7 +288,14 @@ def footprint_consistent(
     grouped = cells.groupby("bucket")["trade_count"]
     counts = grouped.sum().reindex(expected, fill_value=0).to_numpy()
     has_cells = expected.isin(grouped.size().index)
-    return bool((counts == flow["trade_count"].to_numpy()).all() and (has_cells == traded).all())
+    printed = flow["trade_count"].to_numpy() > 0
+    stats_known = ~np.isnan(flow[list(BAR_COLUMNS)].to_numpy(np.float64)).any(axis=1)
+    return bool(
+        (counts == flow["trade_count"].to_numpy()).all()
+        and (has_cells == traded).all()
+        and (stats_known == printed).all()
+        and (vwap_minute == expected[-1] if printed.any() else vwap_minute is None)
+    )
 
 
 AGGRESSOR_SQL = f"""

@@ -1,7 +1,8 @@
-"""Profiles and order flow: `volume_profile`, `profile_metrics` (1m, session, composite),
-`order_flow` and `naked_pocs`, one daily partition (or a single-run range of them) at a time.
+"""Profiles, footprint and order flow: `volume_profile`, `profile_metrics` (1m, session,
+composite), `order_flow`, `footprint_imbalances`, `session_vwap`, `big_prints` and
+`naked_pocs`, one daily partition (or a single-run range of them) at a time.
 
-The four tables come out of one `analytics.pipeline.compute_session` call per symbol and
+The tables come out of one `analytics.pipeline.compute_session` call per symbol and
 session, so they are one multi-asset written in one transaction: delete the window, insert
 it again. Re-runs and backfills are idempotent; a reader never sees half a window.
 """
@@ -14,15 +15,12 @@ import dagster as dg
 import pandas as pd
 import psycopg
 
-from analytics.pipeline import (
-    DEFAULT_COMPOSITE_SESSIONS,
-    SessionFrames,
-    composite_metrics,
-    naked_pocs,
-)
+from analytics.composite import DEFAULT_COMPOSITE_SESSIONS, composite_metrics
+from analytics.pipeline import SessionFrames
 from analytics.sessions import session_bounds
 from assets import profile_io
 from assets.market_data import TICK_HISTORY, TICKS
+from assets.naked_poc_touches import minute_ranges, symbol_naked_pocs
 from assets.partitions import (
     WRITE_FROM_TAG,
     daily_partitions,
@@ -43,8 +41,19 @@ from storage.tick_archive import TickArchive
 VOLUME_PROFILE = dg.AssetKey(Table.VOLUME_PROFILE.value)
 PROFILE_METRICS = dg.AssetKey(Table.PROFILE_METRICS.value)
 ORDER_FLOW = dg.AssetKey(Table.ORDER_FLOW.value)
+FOOTPRINT_IMBALANCES = dg.AssetKey(Table.FOOTPRINT_IMBALANCES.value)
+SESSION_VWAP = dg.AssetKey(Table.SESSION_VWAP.value)
+BIG_PRINTS = dg.AssetKey(Table.BIG_PRINTS.value)
 NAKED_POCS = dg.AssetKey("naked_pocs")
-PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (VOLUME_PROFILE, PROFILE_METRICS, ORDER_FLOW, NAKED_POCS)
+PROFILE_ASSETS: tuple[dg.AssetKey, ...] = (
+    VOLUME_PROFILE,
+    PROFILE_METRICS,
+    ORDER_FLOW,
+    FOOTPRINT_IMBALANCES,
+    SESSION_VWAP,
+    BIG_PRINTS,
+    NAKED_POCS,
+)
 CANDLES = dg.AssetKey(Table.CANDLES_1M.value)
 
 SKIPPED_METADATA = "skipped"
@@ -68,6 +77,9 @@ class WindowResult:
     volume_profile: list[pd.DataFrame] = field(default_factory=list)
     profile_metrics: list[pd.DataFrame] = field(default_factory=list)
     order_flow: list[pd.DataFrame] = field(default_factory=list)
+    imbalances: list[pd.DataFrame] = field(default_factory=list)
+    session_vwap: list[pd.DataFrame] = field(default_factory=list)
+    big_prints: list[pd.DataFrame] = field(default_factory=list)
     naked_pocs: list[pd.DataFrame] = field(default_factory=list)
     sessions: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -80,6 +92,9 @@ class WindowResult:
             (self.volume_profile, frames.volume_profile),
             (self.profile_metrics, frames.profile_metrics),
             (self.order_flow, frames.order_flow),
+            (self.imbalances, frames.imbalances),
+            (self.session_vwap, frames.session_vwap),
+            (self.big_prints, frames.big_prints),
         ):
             if not frame.empty:
                 target.append(frame.assign(symbol_id=symbol_id))
@@ -91,6 +106,9 @@ class WindowResult:
         self.volume_profile += part.volume_profile
         self.profile_metrics += part.profile_metrics
         self.order_flow += part.order_flow
+        self.imbalances += part.imbalances
+        self.session_vwap += part.session_vwap
+        self.big_prints += part.big_prints
         self.naked_pocs += part.naked_pocs
         self.sessions += part.sessions
         for reason, count in part.rejected.items():
@@ -99,16 +117,6 @@ class WindowResult:
 
 def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _minute_ranges(volume_profile: pd.DataFrame, session_day: date) -> pd.DataFrame:
-    """Traded range of every minute of a session (the naked-POC touch input)."""
-    if volume_profile.empty:
-        return pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
-    grouped = volume_profile.groupby("bucket", sort=True)["price_level"]
-    ranges = pd.DataFrame({"low": grouped.min(), "high": grouped.max()}).reset_index()
-    ranges.insert(0, "session_date", session_day)
-    return ranges
 
 
 @dataclass(frozen=True)
@@ -157,50 +165,15 @@ def _symbol_window(
             method=VALUE_AREA_METHOD,
             sessions=DEFAULT_COMPOSITE_SESSIONS,
             bucket=running["bucket"].iloc[-1],
+            config=symbol.config,
         )
         if not composite.empty:
             result.profile_metrics.append(composite.assign(symbol_id=symbol.id))
         session_pocs.append((day, float(running["poc"].iloc[-1])))
-        ranges.append(_minute_ranges(frames.volume_profile, day))
-    _symbol_naked_pocs(conn, symbol, session_pocs, ranges, inputs.open_pocs, inputs.end, result)
-
-
-def _symbol_naked_pocs(
-    conn: psycopg.Connection,
-    symbol: profile_io.SymbolRow,
-    session_pocs: list[tuple[date, float]],
-    ranges: list[pd.DataFrame],
-    open_pocs: pd.DataFrame,
-    window_end: datetime,
-    result: WindowResult,
-) -> None:
-    prior = open_pocs.loc[open_pocs["symbol_id"] == symbol.id, ["session_date", "poc"]]
-    parts = [
-        p
-        for p in (prior, pd.DataFrame(session_pocs, columns=["session_date", "poc"]))
-        if not p.empty
-    ]
-    if not parts:
-        return
-    candidates = pd.concat(parts, ignore_index=True)
-    later = (
-        pd.concat(ranges, ignore_index=True)
-        if ranges
-        else pd.DataFrame(columns=["session_date", "bucket", "low", "high"])
-    )
-    pocs = naked_pocs(candidates, later, row_size=symbol.row_size)
-    # Still naked within the window: a later day that is already stored (a backfill of the
-    # past) may have traded through it.
-    if pocs["touched_at"].isna().any() and profile_io.has_profile_after(
-        conn, symbol.id, window_end
-    ):
-        for index in pocs.index[pocs["touched_at"].isna()]:
-            touched = profile_io.first_touch_after(
-                conn, symbol.id, float(pocs.at[index, "poc"]), window_end
-            )
-            if touched is not None:
-                pocs.at[index, "touched_at"] = pd.Timestamp(touched)
-    result.naked_pocs.append(pocs.assign(symbol_id=symbol.id))
+        ranges.append(minute_ranges(frames.volume_profile, day))
+    pocs = symbol_naked_pocs(conn, symbol, session_pocs, ranges, inputs.open_pocs, inputs.end)
+    if pocs is not None:
+        result.naked_pocs.append(pocs)
 
 
 def compute_window(
@@ -297,10 +270,29 @@ def _table_spec(key: dg.AssetKey, description: str, *, fresh: bool = True) -> dg
         ),
         _table_spec(
             PROFILE_METRICS,
-            "POC, value area (70 %, single-bin walk), LVN/HVN for horizons 1m, session "
-            "(running since the open) and composite (last 5 sessions).",
+            "POC, value area (70 %, single-bin walk), LVN/HVN (the most prominent valleys "
+            "and peaks), unfinished auctions, and for the session the initial balance, for "
+            "horizons 1m, session (running since the open) and composite (last 5 sessions).",
         ),
-        _table_spec(ORDER_FLOW, "Per-minute delta, session CVD, never-resetting CVD, pressures."),
+        _table_spec(
+            ORDER_FLOW,
+            "Per-minute delta, session CVD, never-resetting CVD, pressures and the bar "
+            "statistics (trades, max/min running delta, mean print size and its sd).",
+        ),
+        _table_spec(
+            FOOTPRINT_IMBALANCES,
+            "Diagonal buy/sell imbalances at every price row of every minute, with the "
+            "length of the stack each belongs to (the symbol's ratio and minimum volume).",
+        ),
+        _table_spec(
+            SESSION_VWAP,
+            "Session VWAP and its standard deviation through the end of each minute.",
+        ),
+        _table_spec(
+            BIG_PRINTS,
+            "Prints at least k standard deviations above the mean print size of the "
+            "previous minutes (the symbol's k and window), with their aggressor side.",
+        ),
         _table_spec(
             NAKED_POCS,
             "Each session's POC and the first minute a later session traded through it "
@@ -329,6 +321,11 @@ def session_profiles(context: dg.AssetExecutionContext, postgres: PostgresResour
             volume_profile=concat_frames(result.volume_profile),
             profile_metrics=concat_frames(result.profile_metrics),
             order_flow=concat_frames(result.order_flow),
+            footprint=profile_io.FootprintRows(
+                concat_frames(result.imbalances),
+                concat_frames(result.session_vwap),
+                concat_frames(result.big_prints),
+            ),
             write_from=None if incremental else write_from,
             cells_from=result.read.resumed,
             rows_from=result.read.rows_from,

@@ -1,28 +1,34 @@
-"""Session profile + order flow for 10 M ticks vs a per-tick Python loop.
+"""Session profile, footprint and order flow for 10 M ticks vs a per-tick Python loop.
 
 Measured: ``analytics.pipeline.compute_session`` over one US session (390 minutes) of
 10 M ticks without venue side or quote, so every print goes through the tick rule with
 zero-tick continuation (the costliest classification); the input is the frame the tick
 loader gives for such a venue (ts, price, size), the same columns the engines get. It
 produces everything the assets store: the per-minute volume profile, ``1m`` and running
-``session`` metrics for every minute (POC, value area, LVN/HVN) and the per-minute order
-flow with CVD.
+``session`` metrics for every minute (POC, value area, nodes, unfinished auctions, initial
+balance), the per-minute order flow with CVD and the bar statistics, the diagonal
+imbalances with their stacks, the session VWAP and sd through each minute, big prints.
 
 Reference, in the same run: a per-tick Python loop over the same ticks producing the same
 things (bin, tick rule with continuation, per-minute/bin sums, the running session
-profile, and at each minute's end that minute's and the session's POC/value area/nodes,
-delta and CVD). It is timed on the first 200 k ticks and scaled linearly to the full
-count, as the output says: ticks are spread evenly over the session, so the sample holds
-the same share of minutes; its early running profiles are narrower than later ones, which
-flatters the loop.
+profile, the running delta's extremes, print-size and VWAP sums, and at each minute's end
+that minute's and the session's POC/value area/nodes, its imbalances and stacks, delta,
+CVD and the session VWAP). It is timed on the first 200 k ticks and scaled linearly to
+the full count, as the output says: ticks are spread evenly over the session, so the
+sample holds the same share of minutes; its early running profiles are narrower than
+later ones, which flatters the loop. (Its nodes are the runs of thin and thick bins of
+the rule before the smoothed one: the loop is the reference for speed, not for nodes.)
 
 Beside it, in the same run over the same ticks: the footprint (tick-rule side with
 zero-tick continuation, minute × bin buy/sell volume) with per-minute delta and session
-CVD as a data engineer would compute them with DuckDB and with Polars
+CVD, the diagonal imbalances with their stacks, the bar statistics and the session VWAP
+and sd as a data engineer would compute them with DuckDB and with Polars
 (``bench/profile_engines.py``, the optional ``bench`` extra; skipped when it is not
-installed), and one ``np.bincount`` pass over the ticks as the memory-bandwidth floor.
-``compute_session`` does more than the engines (POC, value area and nodes of every
-minute's and the running session's profile). Both sides use every core (compute_session
+installed; their outputs are checked against compute_session's before they are timed),
+and one ``np.bincount`` pass over the ticks as the memory-bandwidth floor.
+``compute_session`` does more than the engines (POC, value area, nodes, unfinished
+auctions and initial balance of every minute's and the running session's profile, big
+prints). Both sides use every core (compute_session
 runs its compiled passes and independent reductions on a thread pool, analytics/compiled.py):
 the notes give each side's CPU time too, the per-core comparison that sizes a
 deployment running one symbol per core.
@@ -34,6 +40,7 @@ tests) and wall time then includes their load.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import TYPE_CHECKING
@@ -46,9 +53,8 @@ from bench.synthetic.ticks import SESSION_MINUTES, SESSION_OPEN, walk_ticks
 
 if TYPE_CHECKING:
     from analytics.pipeline import SessionFrames
-    from bench.profile_engines import EngineResult
 
-DESCRIPTION = "session profile + order flow, 10 M ticks vs a per-tick Python loop"
+DESCRIPTION = "session profile, footprint + order flow, 10 M ticks vs a per-tick Python loop"
 
 ROW_SIZE = 0.01
 
@@ -104,20 +110,38 @@ def python_loop(ts_ns: list[int], prices: list[float], sizes: list[float]) -> di
     inverse = 1.0 / ROW_SIZE
     cells: dict[tuple[int, int], list[float]] = {}
     minute_levels: dict[int, float] = {}
+    minute_cells: dict[int, list[float]] = {}
     session_levels: dict[int, float] = {}
     flows: dict[int, list[float]] = {}
     metrics: dict[int, tuple] = {}
+    bars: dict[int, tuple] = {}
+    imbalances: dict[int, list] = {}
     last_price = None
     last_sign = 0
     current = None
     cvd = 0.0
+    first = prices[0] if prices else 0.0
+    session = [0.0, 0.0, 0.0]  # Σ v, Σ v·(p − first), Σ v·(p − first)²
+    bar = [0.0, 0.0, 0.0, 0.0]  # running delta, its max, its min, Σ size²
 
     def close_minute(minute: int) -> None:
         nonlocal cvd
-        total, buy, _ = flows[minute]
+        total, buy, count = flows[minute]
         cvd += 2 * buy - total
         flows[minute].append(cvd)
         metrics[minute] = (python_metrics(minute_levels), python_metrics(session_levels))
+        imbalances[minute] = python_imbalances(minute_cells)
+        mean = total / count
+        weight = session[0]
+        vwap = session[1] / weight
+        bars[minute] = (
+            bar[1],
+            bar[2],
+            mean,
+            max(bar[3] / count - mean * mean, 0.0) ** 0.5,
+            first + vwap,
+            max(session[2] / weight - vwap * vwap, 0.0) ** 0.5,
+        )
 
     for ts, price, size in zip(ts_ns, prices, sizes, strict=True):
         minute = (ts - open_ns) // 60_000_000_000
@@ -126,7 +150,9 @@ def python_loop(ts_ns: list[int], prices: list[float], sizes: list[float]) -> di
                 close_minute(current)
             current = minute
             minute_levels = {}
+            minute_cells = {}
             flows[minute] = [0.0, 0.0, 0]
+            bar = [0.0, -math.inf, math.inf, 0.0]
         level = int(price * inverse + 0.5)
         if last_price is not None and price != last_price:
             last_sign = 1 if price > last_price else -1
@@ -141,13 +167,52 @@ def python_loop(ts_ns: list[int], prices: list[float], sizes: list[float]) -> di
             cell[2] += 1
         minute_levels[level] = minute_levels.get(level, 0.0) + size
         session_levels[level] = session_levels.get(level, 0.0) + size
+        here = minute_cells.setdefault(level, [0.0, 0.0])
+        here[0] += size
+        here[1] += buy
         flow = flows[minute]
         flow[0] += size
         flow[1] += buy
         flow[2] += 1
+        bar[0] += size * last_sign
+        bar[1] = max(bar[1], bar[0])
+        bar[2] = min(bar[2], bar[0])
+        bar[3] += size * size
+        away = price - first
+        session[0] += size
+        session[1] += size * away
+        session[2] += size * away * away
     if current is not None:
         close_minute(current)
-    return {"cells": cells, "minutes": flows, "metrics": metrics}
+    return {
+        "cells": cells,
+        "minutes": flows,
+        "metrics": metrics,
+        "bars": bars,
+        "imbalances": imbalances,
+    }
+
+
+def python_imbalances(cells: dict[int, list[float]], ratio: float = 3.0) -> list[tuple]:
+    """(bin, side, stack length) of one minute's diagonal imbalances, by the rule's words."""
+    flagged: dict[str, list[int]] = {"buy": [], "sell": []}
+    for level in sorted(cells):
+        volume, buy = cells[level]
+        sell = volume - buy
+        below = cells.get(level - 1)
+        above = cells.get(level + 1)
+        if buy > 0 and buy >= ratio * (below[0] - below[1] if below else 0.0):
+            flagged["buy"].append(level)
+        if sell > 0 and sell >= ratio * (above[1] if above else 0.0):
+            flagged["sell"].append(level)
+    out = []
+    for side, levels in flagged.items():
+        start = 0
+        for k in range(1, len(levels) + 1):
+            if k == len(levels) or levels[k] != levels[k - 1] + 1:
+                out += [(level, side, k - start) for level in levels[start:k]]
+                start = k
+    return out
 
 
 LOAD_KERNELS = """
@@ -156,12 +221,14 @@ import numpy as np
 t0 = time.perf_counter()
 from analytics.print_kernel import _compiled, _kernel as prints, price_range_py
 from analytics.profile_kernel import _kernel as profiles
+from analytics.node_kernel import _kernel as nodes
 e, one, zero = np.zeros(0), np.ones(1), np.zeros(1, np.int64)
 prints()(one, one, e, e, e, np.array([0, 1]), 1.0, 1, 1,
-         np.zeros(1), np.zeros(1), zero.copy(), float("nan"), 0, zero)
+         np.zeros(1), np.zeros(1), zero.copy(), np.zeros((1, 10)), float("nan"), 0, zero)
 _compiled(price_range_py)(one.view(np.int64), 0, 1)
-profiles()(one, 1, zero, zero, zero, e, zero, zero, 1, 0,
-           np.zeros((1, 3), np.int64), np.zeros(1), np.zeros((4, 4), np.int64), zero.copy())
+profiles()(one, 1, zero, zero, zero, e, zero, zero, 1, np.zeros((1, 3), np.int64), np.zeros(1))
+nodes()(one, 1, zero, zero, zero, e, zero, zero, 0, 5, 0.1, 0.05, np.zeros((10, 5), np.int64),
+        np.zeros(10), zero.copy(), np.zeros((2, 1)), np.zeros((2, 1), np.int64), np.zeros((2, 1)))
 print(time.perf_counter() - t0)
 """
 
@@ -256,6 +323,7 @@ def _against_engines(
     ticks: pd.DataFrame, frames: SessionFrames, wall: float, cpu: float, repeats: int
 ) -> list[Comparison]:
     """compute_session's wall time beside DuckDB, Polars and the bincount floor."""
+    from bench import profile_duckdb as duckdb
     from bench import profile_engines as engines
 
     n = len(ticks)
@@ -276,19 +344,19 @@ def _against_engines(
             notes={**ours, "floor_cpu_ms": floor_cpus[int(np.argmin(floor_walls))] * 1000},
         )
     ]
-    expected = engines.from_frames(frames.volume_profile, frames.order_flow, ROW_SIZE)
+    expected = engines.from_frames(frames, ROW_SIZE)
     try:
         prepared = {
             "Polars": (engines.polars_frame(ticks), engines.polars_run, engines.from_polars),
-            "DuckDB": (engines.duckdb_table(ticks), engines.duckdb_run, engines.from_duckdb),
+            "DuckDB": (duckdb.duckdb_table(ticks), duckdb.duckdb_run, engines.from_duckdb),
         }
     except ImportError as exc:  # the optional bench extra is not installed
         print(f"  skipping DuckDB/Polars: {exc} (pip install marketflow[bench])", flush=True)
         return out
     for name, (data, run_engine, common) in prepared.items():
-        print(f"  {name} footprint + delta/CVD × {repeats} ...", flush=True)
+        print(f"  {name} footprint + imbalances + VWAP + bar stats × {repeats} ...", flush=True)
         result = run_engine(data, ROW_SIZE)  # warm-up, and the result checked below
-        _check_same_flow(name, common(result), expected)
+        engines.check_same_work(name, common(result), expected)
         walls, cpus = _timed(lambda run=run_engine, d=data: run(d, ROW_SIZE), repeats)
         best = int(np.argmin(walls))
         out.append(
@@ -296,7 +364,7 @@ def _against_engines(
                 name=f"compute_session vs {name} {n / 1e6:g} M",
                 unit="ms",
                 value=wall * 1000,
-                reference_name=f"{name} footprint + delta/CVD (all cores)",
+                reference_name=f"{name} footprint, imbalances, VWAP/SD, bar stats (all cores)",
                 reference_value=walls[best] * 1000,
                 higher_is_better=False,
                 target=">= 2x" if name == "Polars" else ">= 5x",
@@ -308,15 +376,3 @@ def _against_engines(
             )
         )
     return out
-
-
-def _check_same_flow(name: str, got: EngineResult, expected: EngineResult) -> None:
-    """The engine's footprint size and per-minute flow equal compute_session's."""
-    if len(got.footprint) != len(expected.footprint):
-        raise RuntimeError(
-            f"{name} footprint has {len(got.footprint)} cells, expected {len(expected.footprint)}"
-        )
-    for column in ("buy", "sell", "delta", "cvd"):
-        a, b = got.flow[column].to_numpy(), expected.flow[column].to_numpy()
-        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=1e-6):
-            raise RuntimeError(f"{name} per-minute {column} disagrees with compute_session")

@@ -35,6 +35,23 @@ def find_symbol(conn: psycopg.Connection, symbol: str) -> SymbolInfo | None:
     return None if row is None else SymbolInfo(int(row[0]), row[1], row[2], row[3], float(row[4]))
 
 
+def footprint_configs(
+    conn: psycopg.Connection, symbol_ids: list[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Each symbol's footprint_config row as {parameter: value} (absent: no row, every
+    parameter at its default; a null value is a default too). The parameters' meaning and
+    defaults are analytics.footprint_config's."""
+    where, params = (
+        ("", ()) if symbol_ids is None else (" where symbol_id = any(%s)", (symbol_ids,))
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(f"select * from footprint_config{where}", params).fetchall()
+    return {
+        int(row.pop("symbol_id")): {k: v for k, v in row.items() if k != "updated_at"}
+        for row in rows
+    }
+
+
 def known_symbols(conn: psycopg.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute("select symbol from symbols order by 1")]
 

@@ -155,6 +155,15 @@ class _Symbol:
     market: str
     timezone: str
     row_size: float
+    footprint: dict  # its footprint_config row (docs/semantics.md); empty: the defaults
+
+    def config(self):
+        from analytics.footprint_config import FootprintConfig
+
+        try:
+            return FootprintConfig.from_row(self.footprint)
+        except ValueError as error:
+            raise ProfileError(f"{self.symbol}: {error}") from None
 
 
 class ProfileError(RuntimeError):
@@ -162,13 +171,14 @@ class ProfileError(RuntimeError):
 
 
 def _load_symbol(conn, symbol: str) -> _Symbol:
-    from storage.queries import find_symbol, known_symbols
+    from storage.queries import find_symbol, footprint_configs, known_symbols
 
     found = find_symbol(conn, symbol)
     if found is None:
         known = known_symbols(conn)
         raise ProfileError(f"unknown symbol {symbol!r}; known: {', '.join(known) or 'none'}")
-    return _Symbol(found.id, found.symbol, found.market, found.timezone, found.row_size)
+    config = footprint_configs(conn, [found.id]).get(found.id, {})
+    return _Symbol(found.id, found.symbol, found.market, found.timezone, found.row_size, config)
 
 
 def _last_tick_day(conn, sym: _Symbol, tz: str) -> date:
@@ -211,7 +221,9 @@ def _session_rows(conn, sym: _Symbol, day: date, source: str, method: str):
         return stored_profile(conn, sym.id, open_.to_pydatetime(), close.to_pydatetime()), bounds
     ticks = tick_columns(conn, open_.to_pydatetime(), close.to_pydatetime(), sym.id).frame()
     candles = candles_window(conn, sym.id, open_.to_pydatetime(), close.to_pydatetime())
-    frames = compute_session(ticks, sym.row_size, open_, close, method=method, candles=candles)
+    frames = compute_session(
+        ticks, sym.row_size, open_, close, method=method, candles=candles, config=sym.config()
+    )
     return frames.volume_profile, bounds
 
 
@@ -231,7 +243,7 @@ def _dense(rows, row_size: float):
 def build_view(conn, args: argparse.Namespace) -> ProfileView:
     import pandas as pd
 
-    from analytics.pipeline import composite_metrics
+    from analytics.composite import composite_metrics
     from analytics.profile import ProfileMetrics
     from analytics.sessions import market_timezone, session_bounds
 
@@ -269,7 +281,7 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
             raise ProfileError(f"no profile data for {sym.symbol} in the sessions up to {day}")
         rows = pd.concat(parts, ignore_index=True)
         composite = composite_metrics(
-            rows, sym.row_size, method=args.method, sessions=args.sessions
+            rows, sym.row_size, method=args.method, sessions=args.sessions, config=sym.config()
         )
         if composite.empty:
             raise ProfileError(f"no traded volume for {sym.symbol} in the sessions up to {day}")
@@ -306,11 +318,12 @@ def build_view(conn, args: argparse.Namespace) -> ProfileView:
 
 def _view(sym: _Symbol, tz: str, horizon: str, title: str, rows, method: str, metrics=None):
     """The view of volume_profile-shaped ``rows``; metrics computed from them unless given."""
+    from analytics.nodes import node_rule
     from analytics.profile import metrics_of
 
     first, volume, buy = _dense(rows, sym.row_size)
     if metrics is None:
-        metrics = metrics_of(volume, first, sym.row_size, method)
+        metrics = metrics_of(volume, first, sym.row_size, method, node_rule(sym.config()))
     if metrics is None:
         raise ProfileError(f"no traded volume for {sym.symbol} in {title}")
     trades = int(rows["trade_count"].sum())

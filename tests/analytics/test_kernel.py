@@ -24,7 +24,8 @@ import analytics.profile
 import analytics.tick_input
 from analytics.aggressor_side import SESSION_START, AggressorState, classify
 from analytics.bins import bin_index
-from analytics.print_kernel import fill_prints, fill_prints_py
+from analytics.nodes import NODE_FIELDS
+from analytics.print_kernel import BAR_SUMS, fill_prints, fill_prints_py
 from tests.support.paths import REPO
 
 KERNEL_MODULES = (
@@ -178,6 +179,7 @@ def test_uncompiled_source_is_the_same_kernel() -> None:
                 volume,
                 signed,
                 count,
+                np.full((rows, BAR_SUMS), np.nan),
                 np.nan,
                 0,
                 np.zeros(0, np.int64),  # checked already: no times to check
@@ -266,7 +268,7 @@ def same_metrics(got, want) -> None:
     for name in ("poc", "val", "vah"):
         assert np.array_equal(getattr(got, name), getattr(want, name)), name
     for kind in ("lvns", "hvns"):
-        for field in ("row", "start", "end"):
+        for field in NODE_FIELDS:
             got_field = getattr(getattr(got, kind), field)
             assert np.array_equal(got_field, getattr(getattr(want, kind), field)), (kind, field)
 
@@ -275,8 +277,9 @@ def same_metrics(got, want) -> None:
 def test_profile_kernel_equals_its_source_and_the_numpy_form(
     method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """POC, value area, total and LVN/HVN runs of a block: compiled, uncompiled source
-    and numpy agree exactly, also with a buffer too small for every run at once."""
+    """POC, value area, total and nodes of a block: compiled, uncompiled source and numpy
+    agree exactly (prominences bit for bit)."""
+    from analytics.node_kernel import node_rows, node_rows_py
     from analytics.profile import block_metrics
     from analytics.profile_kernel import profile_rows, profile_rows_py
 
@@ -284,23 +287,25 @@ def test_profile_kernel_equals_its_source_and_the_numpy_form(
     blocks = {}
     for path in PATHS:
         choose(monkeypatch, path, analytics.profile)
-        blocks[path] = block_metrics(volumes, lo, hi, method)
+        blocks[path] = block_metrics(volumes, lo, hi, method, (5, 0.05, 0.05))
     same_metrics(blocks["compiled"], blocks["numpy"])
     assert blocks["numpy"].lvns.row.size > 100 and blocks["numpy"].hvns.row.size > 100
 
     rows = np.arange(300)
     out, total = np.empty((300, 3), np.int64), np.empty(300)
-    runs, n_runs = np.empty((50, 4), np.int64), np.zeros(1, np.int64)
     per = 2 if method == "dual" else 1
-    args = (volumes.ravel(), 70, rows, lo, hi, np.zeros(0), lo, hi, per)
-    done = profile_rows_py(*args, 0, out, total, runs, n_runs)
-    assert 0 < done < 300  # stopped at a profile whose runs might not fit
-    runs = np.empty((30_000, 4), np.int64)
-    n_runs[0] = 0
-    assert profile_rows_py(*args, 0, out, total, runs, n_runs) == 300
-    compiled_total, compiled_out, compiled_runs = profile_rows(volumes, rows, lo, hi, per == 2)
+    profile_rows_py(volumes.ravel(), 70, rows, lo, hi, np.zeros(0), lo, hi, per, out, total)
+    compiled_total, compiled_out = profile_rows(volumes, rows, lo, hi, per == 2)
     assert np.array_equal(total, compiled_total) and np.array_equal(out, compiled_out)
-    assert np.array_equal(runs[: n_runs[0]], compiled_runs)
+
+    nodes, prominence = np.empty((3000, 5), np.int64), np.empty(3000)
+    n_out = np.zeros(1, np.int64)
+    scratch = (np.empty((2, 70)), np.empty((2, 70), np.int64), np.empty((2, 70)))
+    node_args = (volumes.ravel(), 70, rows, lo, hi, np.zeros(0), lo, hi, 0, 5, 0.05, 0.05)
+    node_rows_py(*node_args, nodes, prominence, n_out, *scratch)
+    compiled_nodes, compiled_prominence = node_rows(volumes, rows, lo, hi, (5, 0.05, 0.05))
+    assert np.array_equal(nodes[: n_out[0]], compiled_nodes)
+    assert np.array_equal(prominence[: n_out[0]], compiled_prominence)
 
 
 @pytest.mark.parametrize("method", ["single", "dual"])

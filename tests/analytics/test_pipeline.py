@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.aggressor_side import AggressorState
+from analytics.composite import composite_metrics
 from analytics.pipeline import (
     ORDER_FLOW_COLUMNS,
     PROFILE_METRICS_COLUMNS,
     VOLUME_PROFILE_COLUMNS,
-    composite_metrics,
     compute_session,
 )
 from analytics.profile import metrics_of

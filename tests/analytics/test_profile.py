@@ -1,4 +1,5 @@
-"""Profile metrics (docs/semantics.md): POC tie rule, value area single/dual, LVN/HVN nodes.
+"""Profile metrics (docs/semantics.md): POC tie rule, value area single/dual, and the nodes
+as metrics report them (the node rule itself: test_nodes.py).
 
 The vectorised walk is checked against a literal step-by-step walk written from DESIGN's
 words, on fixed vectors and on Hypothesis-generated profiles.
@@ -50,25 +51,23 @@ def test_dual_method_differs_from_single_on_textbook() -> None:
 
 def test_textbook_nodes() -> None:
     m = metrics_of(textbook(), 101, 1.0)
-    # mean 55.5: LVN < 16.65 → 101, 102 (one run) and 110; HVN > 83.25 → 106, 107 (one run)
-    assert m.lvns == [
-        {"price": 101.5, "low": 101.0, "high": 102.0},
-        {"price": 110.0, "low": 110.0, "high": 110.0},
-    ]
-    assert m.hvns == [{"price": 106.5, "low": 106.0, "high": 107.0}]
+    # one hump: its peak is the one node, at the POC's row, reaching 105–108 (the smoothed
+    # profile within half the peak's prominence of it); the thin tails (101, 102, 110),
+    # LVNs by the rule this replaced, are no valleys: no higher volume lies beyond them
+    assert m.lvns == []
+    (hvn,) = m.hvns
+    assert (hvn["price"], hvn["low"], hvn["high"]) == (106.0, 105.0, 108.0)
+    # the higher of its two bases: the smoothed profile at its upper edge (110), 38.3
+    assert hvn["prominence"] == pytest.approx(101.1111111 - 38.3333333)
 
 
 def test_reference_v2_value_area_and_nodes() -> None:
     volumes = np.array([50, 100, 300, 500, 200, 100, 50], dtype=float)  # 99.97 … 100.03
     m = metrics_of(volumes, 9997, 0.01)
     assert (m.poc, m.val, m.vah, m.total_volume) == (100.0, 99.99, 100.01, 1300.0)
-    # avg 185.71: LVN < 55.71 → 99.97 and 100.03 (not adjacent: two nodes)
-    assert m.lvns == [
-        {"price": 99.97, "low": 99.97, "high": 99.97},
-        {"price": 100.03, "low": 100.03, "high": 100.03},
-    ]
-    # HVN > 278.57 → 99.99 and 100.00 are adjacent: one node at its centre
-    assert m.hvns == [{"price": 99.995, "low": 99.99, "high": 100.0}]
+    # one hump again: its peak at 100.00 (the smoothed profile's highest row), no valley
+    assert m.lvns == []
+    assert [(n["price"], n["low"], n["high"]) for n in m.hvns] == [(100.0, 99.99, 100.01)]
 
 
 def test_poc_tie_goes_to_the_middle_then_lower() -> None:
@@ -98,7 +97,7 @@ def test_value_area_tie_goes_below_and_walks_empty_bins() -> None:
 def test_profile_trims_to_traded_range() -> None:
     m = metrics_of(np.array([0, 0, 5, 0, 7, 0], dtype=float), 100, 0.5)
     assert (m.poc, m.total_volume) == (52.0, 12.0)
-    assert m.lvns == [{"price": 51.5, "low": 51.5, "high": 51.5}]
+    assert m.lvns == [] and m.hvns == []  # three rows, smoothed into one hump
     assert metrics_of(np.zeros(4), 0, 1.0) is None
 
 

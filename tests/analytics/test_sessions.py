@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analytics.pipeline import naked_pocs
+from analytics.composite import naked_pocs
 from analytics.sessions import (
     UnknownMarketError,
     market_timezone,

@@ -9,6 +9,7 @@ import pytest
 
 from analytics.pipeline import compute_session
 from bench import BenchContext
+from bench import profile_duckdb as duckdb
 from bench import profile_engines as engines
 from bench.profile import ROW_SIZE, SESSION_MINUTES, SESSION_OPEN, make_ticks, python_loop, run
 
@@ -44,24 +45,53 @@ def test_reference_loop_matches_the_vectorised_order_flow() -> None:
     for minute, (_, (poc, val, vah, _, _)) in loop["metrics"].items():
         row = session.iloc[minute]
         assert [round(x / ROW_SIZE) for x in (row.poc, row.val, row.vah)] == [poc, val, vah]
+    # the footprint additions: bar statistics, session VWAP, imbalances with their stacks
+    vwap = frames.session_vwap.set_index("bucket")
+    for minute, (high, low, mean, sd, session_vwap, session_sd) in loop["bars"].items():
+        row = flow.iloc[minute]
+        assert (row.max_delta, row.min_delta) == pytest.approx((high, low))
+        assert (row.mean_trade_size, row.trade_size_sd) == pytest.approx((mean, sd))
+        at = vwap.loc[row.bucket]
+        assert (at.vwap, at.sd) == pytest.approx((session_vwap, session_sd), rel=1e-9)
+    found = {
+        (
+            int((r.bucket - SESSION_OPEN) // pd.Timedelta(minutes=1)),
+            round(r.price / ROW_SIZE),
+            r.side,
+            r.stack_len,
+        )
+        for r in frames.imbalances.itertuples()
+    }
+    assert found == {
+        (minute, level, side, stack)
+        for minute, rows in loop["imbalances"].items()
+        for level, side, stack in rows
+    }
 
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_duckdb_polars_and_compute_session_compute_the_same_footprint(seed: int) -> None:
-    """The engines' footprint and flow equal compute_session's, cell for cell.
+    """The engines' footprint, flow and imbalances equal compute_session's, cell for cell;
+    their bar statistics and session VWAP agree within float tolerance.
 
-    Integer sizes and half splits keep every sum exact, so the floats compare equal
-    whatever order each engine adds them in.
+    Integer sizes and half splits keep every footprint sum exact, so those floats compare
+    equal whatever order each engine adds them in.
     """
     ticks = make_ticks(3_000, seed=seed)
     # a few zero-tick runs across minute boundaries and repeated opening prints
     ticks.loc[:5, "price"] = ticks["price"].iloc[0]
     frames = compute_session(ticks, ROW_SIZE, SESSION_OPEN, CLOSE)
-    expected = engines.from_frames(frames.volume_profile, frames.order_flow, ROW_SIZE)
+    expected = engines.from_frames(frames, ROW_SIZE)
     got = {
-        "duckdb": engines.from_duckdb(engines.duckdb_run(engines.duckdb_table(ticks), ROW_SIZE)),
+        "duckdb": engines.from_duckdb(duckdb.duckdb_run(duckdb.duckdb_table(ticks), ROW_SIZE)),
         "polars": engines.from_polars(engines.polars_run(engines.polars_frame(ticks), ROW_SIZE)),
     }
-    for result in got.values():
+    for name, result in got.items():
         pd.testing.assert_frame_equal(result.footprint, expected.footprint, check_dtype=False)
         pd.testing.assert_frame_equal(result.flow, expected.flow, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            result.imbalances, expected.imbalances, check_dtype=False, check_exact=True
+        )
+        assert len(expected.imbalances) > 100
+        pd.testing.assert_frame_equal(result.bars, expected.bars, check_dtype=False, rtol=1e-9)
+        engines.check_same_work(name, result, expected)

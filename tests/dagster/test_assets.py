@@ -113,13 +113,23 @@ def test_one_partition_writes_its_day_only(loaded_db: str) -> None:
         (m.asset_key.to_user_string(), m.partition)
         for m in result.get_asset_materialization_events()
     }
-    tables = ("candles_1m", "volume_profile", "profile_metrics", "order_flow", "naked_pocs")
+    tables = (
+        "candles_1m",
+        "volume_profile",
+        "profile_metrics",
+        "order_flow",
+        "footprint_imbalances",
+        "session_vwap",
+        "big_prints",
+        "naked_pocs",
+    )
     assert keys == {(table, DAYS[1]) for table in tables}
     with psycopg.connect(loaded_db) as conn:
-        days = conn.execute(
-            "select distinct (bucket at time zone 'UTC')::date::text from order_flow"
-        ).fetchall()
-        assert days == [(DAYS[1],)]
+        for table in ("order_flow", "footprint_imbalances", "session_vwap"):
+            days = conn.execute(
+                f"select distinct (bucket at time zone 'UTC')::date::text from {table}"
+            ).fetchall()
+            assert days == [(DAYS[1],)], table
         aapl = symbol_id(conn, "AAPL")
         open_, close = session_bounds("XNYS", DAYS[1])
         # pre-market prints have candles but stay out of the session profile

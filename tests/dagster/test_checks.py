@@ -71,6 +71,10 @@ def materialized(db_url: str) -> tuple[str, dg.DagsterInstance]:
         "profile_volume_matches_ticks": True,
         "cvd_continuity": True,
         "profile_symbols_computed": True,
+        "imbalances_follow_the_rule": True,
+        "session_vwap_matches_ticks": True,
+        "bar_statistics_hold": True,
+        "big_prints_are_big_ticks": True,
     }
     return db_url, instance
 
@@ -128,6 +132,44 @@ def test_checks_pass_again_on_untouched_data(materialized) -> None:
             "delete from order_flow where bucket = (select min(bucket) + interval '7 minutes' "
             "from order_flow)",
         ),
+        (
+            "imbalances_follow_the_rule",
+            "update footprint_imbalances set volume = volume * 0.5 "
+            "where bucket = (select max(bucket) from footprint_imbalances)",
+        ),
+        (
+            "imbalances_follow_the_rule",
+            # an imbalance whose diagonal cell says otherwise
+            "update footprint_imbalances set opposite = opposite + 1 "
+            "where bucket = (select min(bucket) from footprint_imbalances)",
+        ),
+        (
+            "session_vwap_matches_ticks",
+            "update session_vwap set vwap = vwap + 0.01 "
+            "where bucket = (select max(bucket) from session_vwap)",
+        ),
+        (
+            "session_vwap_matches_ticks",
+            "update session_vwap set volume = volume + 1 "
+            "where bucket = (select min(bucket) + interval '5 minutes' from session_vwap)",
+        ),
+        (
+            "bar_statistics_hold",
+            "update order_flow set max_delta = delta - 1 "
+            "where bucket = (select min(bucket) from order_flow where trade_count > 0)",
+        ),
+        (
+            "bar_statistics_hold",
+            "update order_flow set mean_trade_size = null "
+            "where bucket = (select max(bucket) from order_flow where trade_count > 0)",
+        ),
+        (
+            "big_prints_are_big_ticks",
+            # a print below its threshold, and no such tick
+            "insert into big_prints (symbol_id, bucket, print_no, ts, price, size, side, "
+            "threshold) select symbol_id, bucket, 0, bucket, 1.0, 1.0, 'buy', 5.0 "
+            "from order_flow where trade_count > 0 limit 1",
+        ),
     ],
 )
 def test_each_check_fails_on_broken_data(materialized, check: str, statement: str) -> None:
@@ -139,7 +181,12 @@ def test_each_check_fails_on_broken_data(materialized, check: str, statement: st
     assert results[check].metadata["failures"].value >= 1
     # the others are unaffected by this particular damage
     others = {name for name, e in results.items() if not e.passed} - {check}
-    assert others <= {"cvd_continuity", "value_area_holds_poc_and_70_percent"}
+    # (imbalances are read against the cells)
+    assert others <= {
+        "cvd_continuity",
+        "value_area_holds_poc_and_70_percent",
+        "imbalances_follow_the_rule",
+    }
 
 
 def test_profile_check_ignores_ticks_newer_than_the_run(materialized) -> None:

@@ -42,6 +42,8 @@ STAGING = (
     "stg_market_state",
     "stg_profile_metrics",
     "stg_order_flow",
+    "stg_session_vwap",
+    "stg_footprint_imbalances",
     "stg_candles_1m",
     "stg_symbols",
     "stg_binary_opportunities",
@@ -147,6 +149,46 @@ def test_fct_signals_context_is_the_last_closed_minute(marts_db) -> None:
         r["signal_ts"].strftime("%H:%M"): r["market_state"] for r in rows if r["symbol"] == "AAPL"
     }
     assert aapl == {"15:00": "IMBALANCE_UP", "16:30": "IMBALANCE_DOWN", "20:40": "BALANCE"}
+
+
+def test_fct_signals_vwap_and_stacked_imbalance_context(marts_db) -> None:
+    """The session VWAP of the last closed minute and the nearest stacked imbalance of the
+    session before the signal's minute, recomputed from the stored tables."""
+    url, _ = marts_db
+    rows = _dicts(url, "select * from analytics.fct_signals order by symbol, signal_ts")
+    found = 0
+    with psycopg.connect(url) as conn:
+        for row in rows:
+            minute = row["signal_ts"].replace(second=0, microsecond=0)
+            vwap = conn.execute(
+                "select vwap, sd from session_vwap where symbol_id = %s and bucket < %s "
+                "and session_date = %s order by bucket desc limit 1",
+                (row["symbol_id"], minute, row["signal_date"]),
+            ).fetchone()
+            assert (row["session_vwap"], row["session_vwap_sd"]) == vwap
+            price = row["signal_price"]
+            assert row["vwap_distance_pct"] == pytest.approx((price - vwap[0]) / vwap[0] * 100)
+            stacked = conn.execute(
+                "select price::float8, side, stack_len, bucket from footprint_imbalances "
+                "where symbol_id = %s and bucket < %s and bucket >= %s::date and stack_len >= 3",
+                (row["symbol_id"], minute, row["signal_date"]),
+            ).fetchall()
+            if not stacked:
+                assert row["stacked_imbalance_price"] is None
+                continue
+            found += 1
+            best = min(stacked, key=lambda r: (abs(r[0] - price), -r[3].timestamp(), r[1]))
+            got = (
+                row["stacked_imbalance_price"],
+                row["stacked_imbalance_side"],
+                row["stacked_imbalance_rows"],
+                row["stacked_imbalance_at"],
+            )
+            assert got == best
+            assert row["stacked_imbalance_distance_pct"] == pytest.approx(
+                (best[0] - price) / price * 100
+            )
+    assert found >= 3  # AAPL's signals each have one
 
 
 def test_strategy_performance_sessions_and_all_history(marts_db) -> None:

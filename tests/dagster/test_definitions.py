@@ -27,6 +27,9 @@ def test_definitions_load_everything() -> None:
         "volume_profile",
         "profile_metrics",
         "order_flow",
+        "footprint_imbalances",
+        "session_vwap",
+        "big_prints",
         "naked_pocs",
         "fct_order_flow_signals",
         "fct_session_summary",
@@ -53,6 +56,9 @@ def test_definitions_load_everything() -> None:
         "volume_profile",
         "profile_metrics",
         "order_flow",
+        "footprint_imbalances",
+        "session_vwap",
+        "big_prints",
         "naked_pocs",
     }
     for name in ("minute_job", "signals_job"):

@@ -18,6 +18,7 @@ import pytest
 
 from analytics.pipeline import compute_session
 from analytics.session_resume import Footprint, StoredRows, resume_session, resume_state
+from analytics.session_vwap import SESSION_OPEN, VwapState
 from analytics.sessions import session_bounds
 from assets.profiles import session_profiles
 from assets.resources import PostgresResource
@@ -34,6 +35,9 @@ TABLES = {
     "volume_profile": "symbol_id, bucket, price_level",
     "order_flow": "symbol_id, bucket",
     "profile_metrics": "symbol_id, horizon, bucket",
+    "footprint_imbalances": "symbol_id, bucket, price, side",
+    "session_vwap": "symbol_id, bucket",
+    "big_prints": "symbol_id, bucket, print_no",
     "naked_pocs": "symbol_id, session_date",
 }
 
@@ -98,7 +102,7 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
     ticks = session_ticks(open_, 390, 6000, seed=3, tick=tick)
     candles = tickless_candles(open_)
     cells = Footprint.from_rows(pd.DataFrame(columns=list(_CELL_COLUMNS)), row_size, open_)
-    flow = metrics = None  # what is "stored": every row the earlier steps wrote
+    flow = metrics = vwap = big = None  # what is "stored": every row the earlier steps wrote
     last = open_
     for step, minutes in enumerate((1, 2, 7, 41, 42, 100, 171, 172, 250, 389, 390)):
         now = open_ + pd.Timedelta(minutes=minutes)
@@ -106,11 +110,15 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
         resume = max(resume, open_)
         seen = ticks[ticks["ts"] < now]
         stored = None
-        if flow is not None and metrics is not None:
+        if flow is not None and metrics is not None and vwap is not None:
             numbers = metrics.loc[metrics["horizon"] != "composite", list(_METRIC_KEYS)]
+            before = vwap[vwap["bucket"] < resume]
             stored = StoredRows(
                 flow[flow["bucket"] < resume].reset_index(drop=True),
                 numbers[numbers["bucket"] < resume].reset_index(drop=True),
+                VwapState(*before[["volume", "vwap", "sd"]].iloc[-1])
+                if len(before)
+                else SESSION_OPEN,
             )
         frames = resume_session(
             seen[seen["ts"] >= resume],
@@ -132,9 +140,23 @@ def test_resuming_minute_by_minute_equals_one_compute_session(tick: float, row_s
             cvd_total_before=12.5,
             candles=candles[candles["ts"] < now],
         )
-        for part in ("volume_profile", "order_flow", "session_profile"):
+        for part in ("volume_profile", "order_flow", "session_profile", "imbalances"):
             assert_bitwise(getattr(frames, part), getattr(full, part), part)
         assert frames.aggressor_state == full.aggressor_state
+        # the session VWAP and big prints come back from the resume minute on; with the
+        # rows kept from before, exactly the full computation's
+        resumed = {"session_vwap": frames.session_vwap, "big_prints": frames.big_prints}
+        for part, rows in resumed.items():
+            stored_part = vwap if part == "session_vwap" else big
+            kept = stored_part[stored_part["bucket"] < resume] if stored_part is not None else None
+            assert (rows["bucket"] >= resume).all() or frames.first_changed is None, part
+            joined = (
+                rows
+                if kept is None or frames.first_changed is None
+                else pd.concat([kept, rows], ignore_index=True)
+            )
+            assert_bitwise(joined, getattr(full, part), part)
+        vwap, big = full.session_vwap, full.big_prints
         # only rows from the first changed minute come back; the stored ones before it are
         # exactly what a full recompute gives
         changed = frames.first_changed or open_  # None: nothing stored before the resume
@@ -247,8 +269,13 @@ def full_recompute(url: str) -> dict[str, pd.DataFrame]:
 def assert_same_tables(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) -> None:
     for table in TABLES:
         frame, other = left[table], right[table]
+        assert len(frame) == len(other), table
         for column in frame.columns:
-            if frame[column].dtype == object and isinstance(frame[column].iloc[0], float):
+            if (
+                frame[column].dtype == object
+                and len(frame)
+                and isinstance(frame[column].iloc[0], float)
+            ):
                 frame[column] = frame[column].astype(np.float64)
                 other[column] = other[column].astype(np.float64)
         assert_bitwise(frame, other, table)
@@ -320,10 +347,23 @@ def test_a_session_built_by_sensor_runs_equals_a_full_recompute(db_url: str) -> 
 
     incremental = stored(db_url)
     assert len(incremental["volume_profile"]) > 1000
+    assert len(incremental["footprint_imbalances"]) > 1000
+    assert len(incremental["session_vwap"]) > 700 and len(incremental["big_prints"]) > 10
     assert_same_tables(incremental, full_recompute(db_url))
 
 
-def test_damaged_state_is_recomputed_in_full_and_still_matches(db_url: str) -> None:
+DAMAGE = {
+    # cells of one minute lost (a hand-made delete): the stored state no longer adds up
+    "cells": "delete from volume_profile where symbol_id = %s and bucket = %s",
+    # a minute's bar statistics missing (rows of a version before them)
+    "bar statistics": "update order_flow set max_delta = null where symbol_id = %s and bucket = %s",
+    # the session VWAP missing: it cannot be continued
+    "session vwap": "delete from session_vwap where symbol_id = %s and bucket >= %s",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_state_is_recomputed_in_full_and_still_matches(db_url: str, damage: str) -> None:
     open_, _close = session_bounds("XNYS", DAY)
     with psycopg.connect(db_url, autocommit=True) as conn:
         aapl, _eth = _ids(conn)
@@ -332,11 +372,8 @@ def test_damaged_state_is_recomputed_in_full_and_still_matches(db_url: str) -> N
     _insert(db_url, ticks[ticks["ts"] < open_ + pd.Timedelta(minutes=60)], "a")
     cursor, _ = sensor_runs(db_url, instance, None)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        # cells of one minute lost (a hand-made delete): the stored state no longer adds up
-        conn.execute(
-            "delete from volume_profile where symbol_id = %s and bucket = %s",
-            (aapl, open_ + pd.Timedelta(minutes=20)),
-        )
+        damaged = conn.execute(DAMAGE[damage], (aapl, open_ + pd.Timedelta(minutes=20)))
+        assert damaged.rowcount > 0
     _insert(db_url, ticks[ticks["ts"] >= open_ + pd.Timedelta(minutes=60)], "b")
     _cursor, runs = sensor_runs(db_url, instance, cursor)
     assert runs[0]["state_inconsistent"].value == 1

@@ -36,6 +36,9 @@ TABLES = {
     "volume_profile": "symbol_id, bucket, price_level",
     "profile_metrics": "symbol_id, horizon, bucket",
     "order_flow": "symbol_id, bucket",
+    "footprint_imbalances": "symbol_id, bucket, price, side",
+    "session_vwap": "symbol_id, bucket",
+    "big_prints": "symbol_id, bucket, print_no",
     "naked_pocs": "symbol_id, session_date",
 }
 PROFILE_RUN = [candles_1m, session_profiles, *ASSET_CHECKS]
@@ -111,7 +114,7 @@ def test_profiles_of_archived_days_equal_the_ones_computed_before(
 
     # the whole range again: two days from Parquet, one from PostgreSQL
     with psycopg.connect(db_url, autocommit=True) as conn:
-        for table in ("volume_profile", "profile_metrics", "order_flow", "naked_pocs"):
+        for table in TABLES.keys() - {"candles_1m"}:
             conn.execute(f"delete from {table}")
     materialize(db_url, PROFILE_RUN, tags=RANGE_TAGS)
     assert stored(db_url) == before

@@ -79,6 +79,21 @@ def test_session_profile_of_real_eth_trades(cli_db: str, captures: Path, capsys)
     assert "286.492" in at_1666_20 and "buy  31%" in at_1666_20  # 88.98 of 286.492
     if last.hvns:
         assert "HVNs:" in out
+    # the nodes are the symbol's parameters': two of each by default, one with node_count 1
+    assert [node_count(out, name) for name in ("HVNs:", "LVNs:")] == [2, 2]
+    with psycopg.connect(cli_db, autocommit=True) as conn:
+        conn.execute(
+            "insert into footprint_config (symbol_id, node_count) "
+            "select id, 1 from symbols where symbol = 'ETHUSDT'"
+        )
+    assert main(["profile", "--symbol", "ethusdt", "--rows", "50"]) == 0
+    one = capsys.readouterr().out
+    assert [node_count(one, name) for name in ("HVNs:", "LVNs:")] == [1, 1]
+
+
+def node_count(out: str, name: str) -> int:
+    """Nodes listed on the profile's "HVNs:" / "LVNs:" line: "price (low–high), …"."""
+    return sum(line.count("(") for line in out.splitlines() if line.startswith(name))
 
 
 def test_equity_times_in_new_york_and_1m_minute(cli_db: str, capsys) -> None:

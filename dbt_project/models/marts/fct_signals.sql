@@ -1,12 +1,14 @@
 {{
     config(
         unique_key=['signal_ts', 'strategy_id', 'symbol_id'],
-        pre_hook="{{ delete_partition_window('signal_date', lookback_days=1) }}"
+        pre_hook="{{ delete_partition_window('signal_date', lookback_days=1) }}",
+        on_schema_change='append_new_columns'
     )
 }}
 
 -- one row per fired signal: its context at emission and what followed it. Context comes
--- from the last closed minute before the signal (no look-ahead); outcomes from the candles
+-- from the last closed minute before the signal (no look-ahead: profile, order flow,
+-- session VWAP, the session's stacked imbalances so far); outcomes from the candles
 -- of the whole minutes after the signal's own minute (docs/signal-marts.md). Each run also
 -- rebuilds the day before its window, so a signal of a day's last hour gets its 60-minute
 -- outcomes once the next day's candles exist.
@@ -43,6 +45,12 @@ context as (
         flow.buy_pressure,
         flow.sell_pressure,
         flow.cvd as session_cvd,
+        vwap.vwap as session_vwap,
+        vwap.sd as session_vwap_sd,
+        stack.price as stacked_imbalance_price,
+        stack.side as stacked_imbalance_side,
+        stack.stack_len as stacked_imbalance_rows,
+        stack.bucket as stacked_imbalance_at,
         coalesce(signals.aggression_score, state.aggression_score) as aggression_score
     from signals
     left join lateral (
@@ -86,6 +94,39 @@ context as (
         order by order_flow.bucket desc
         limit 1
     ) as flow on true
+    left join lateral (
+        select
+            session_vwap.vwap,
+            session_vwap.sd
+        from {{ ref('stg_session_vwap') }} as session_vwap
+        where
+            session_vwap.symbol_id = signals.symbol_id
+            and session_vwap.session_date = signals.signal_date
+            and session_vwap.bucket >= signals.signal_date::timestamp at time zone 'UTC'
+            and session_vwap.bucket < signals.signal_minute
+        order by session_vwap.bucket desc
+        limit 1
+    ) as vwap on true
+    -- the stacked imbalance of the session so far nearest to the signal price (ties: the
+    -- latest, then buy before sell)
+    left join lateral (
+        select
+            imbalances.price,
+            imbalances.side,
+            imbalances.stack_len,
+            imbalances.bucket
+        from {{ ref('stg_footprint_imbalances') }} as imbalances
+        where
+            imbalances.symbol_id = signals.symbol_id
+            and imbalances.bucket >= signals.signal_date::timestamp at time zone 'UTC'
+            and imbalances.bucket < signals.signal_minute
+            and imbalances.stack_len >= {{ var('stacked_imbalance_rows') }}
+        order by
+            abs(imbalances.price - signals.signal_price) asc,
+            imbalances.bucket desc,
+            imbalances.side asc
+        limit 1
+    ) as stack on true
 ),
 
 -- how far each symbol's candles reach: a horizon is evaluated once a candle at or after
@@ -209,6 +250,20 @@ final as (
         context.nearest_lvn,
         abs(signals.signal_price - context.nearest_lvn) / signals.signal_price * 100
             as lvn_distance_pct,
+        context.session_vwap,
+        context.session_vwap_sd,
+        (signals.signal_price - context.session_vwap) / context.session_vwap * 100
+            as vwap_distance_pct,
+        case
+            when context.session_vwap_sd > 0
+                then (signals.signal_price - context.session_vwap) / context.session_vwap_sd
+        end as vwap_distance_sd,
+        context.stacked_imbalance_price,
+        context.stacked_imbalance_side,
+        context.stacked_imbalance_rows,
+        context.stacked_imbalance_at,
+        (context.stacked_imbalance_price - signals.signal_price) / signals.signal_price * 100
+            as stacked_imbalance_distance_pct,
         context.buy_pressure,
         context.sell_pressure,
         context.buy_pressure - context.sell_pressure as pressure_imbalance,
