@@ -20,13 +20,26 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process; a zombie (exited, not yet reaped) is not.
+
+    A postmaster that ``pg_ctl`` detached is reaped by PID 1; where PID 1 never reaps (some
+    containers), a stopped server stays a zombie that ``kill(pid, 0)`` still reaches."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return False
+    # the state follows the command name, which is in parentheses and may hold spaces
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] in ("Z", "X")
 
 
 def runs(pid: int, program: bytes) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from marketflow.embedded.process import pid_alive
 from marketflow.embedded.redis import EmbeddedRedis
 from marketflow.embedded.watch import ServerWatch
 
@@ -94,3 +95,18 @@ def test_nothing_is_restarted_after_stop(service_home: Path) -> None:
         server.stop()
     with pytest.raises(ValueError, match="not started"):
         ServerWatch({"redis": EmbeddedRedis(service_home / "other")}, events.append)
+
+
+def test_a_zombie_is_not_a_live_process() -> None:
+    """A stopped postmaster left unreaped (PID 1 of some containers never reaps) is gone."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 5
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # exited but not reaped: a zombie until the waitpid below
+        assert not pid_alive(pid)
+        assert pid_alive(os.getpid())
+    finally:
+        os.waitpid(pid, 0)
