@@ -40,7 +40,8 @@ order by s.symbol
 """
 
 SYMBOL_SQL = (
-    f"select id, symbol, name, timezone, market from {Table.SYMBOLS} where symbol = %(symbol)s"
+    f"select id, symbol, name, timezone, market, row_size from {Table.SYMBOLS}"
+    " where symbol = %(symbol)s"
 )
 
 # the window scanned: enough 1-minute rows for ``limit`` bars across nights and weekends
@@ -72,11 +73,20 @@ rows as (
            f.bucket, f.delta, f.cvd, f.buy_volume, f.sell_volume
     from {Table.ORDER_FLOW} f, last
     where f.symbol_id = %(sid)s and f.bucket > last.ts - {_WINDOW}
+),
+-- a session's minutes are zero-filled from its start (a 24/7 market's midnight): the
+-- minutes before the first trade of their local day are no bars, so they do not stretch
+-- the chart's time scale past the candles
+traded as (
+    select *, bool_or(coalesce(buy_volume, 0) + coalesce(sell_volume, 0) > 0)
+                  over (partition by (bucket at time zone %(tz)s)::date order by bucket)
+                  as begun
+    from rows
 )
 select local at time zone %(tz)s as time, extract(epoch from local)::bigint as t,
        sum(delta) as delta, (array_agg(cvd order by bucket desc))[1] as cvd,
        sum(buy_volume) as buy_volume, sum(sell_volume) as sell_volume
-from rows group by local order by local desc limit %(limit)s
+from traded where begun group by local order by local desc limit %(limit)s
 """
 
 SESSION_SQL = f"""
