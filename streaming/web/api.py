@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from storage.backtest_reads import MAX_POINTS, MAX_RUNS, MAX_TRADES
 from streaming.web.models.backtests import Run, Runs
 from streaming.web.models.common import NameText, Responses, SymbolText, error
-from streaming.web.models.footprint import Footprint
+from streaming.web.models.footprint import Footprint, Vwap
 from streaming.web.models.market import (
     Candles,
     Flow,
@@ -168,6 +168,21 @@ async def footprint(
     imbalance flags and stack lengths, and delta, trades, max/min delta and volume. Bars
     are the candles' bars; a bar exists where a minute of it traded."""
     return await queries(request).footprint(upper(symbol), tf, start, end, limit)
+
+
+@router.get(
+    "/vwap",
+    response_model=Vwap,
+    summary="The session VWAP and its sd at each bar's end (bands at ±1, 2, 3 sd)",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def vwap(
+    request: Request,
+    symbol: Symbol,
+    tf: Tf = "1m",
+    limit: int = limit(390, MAX_FOOTPRINT_BARS * 4, "bars"),
+) -> dict[str, Any]:
+    return await queries(request).vwap(upper(symbol), tf, limit)
 
 
 @router.get(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from streaming.web.models.common import Row, Timestamp
+from streaming.web.models.common import Day, Row, Timestamp
 from streaming.web.models.market import Timeframe
 
 
@@ -38,3 +38,18 @@ class Footprint(BaseModel):
     row_size: float  # the price step between rows
     imbalance_ratio: float  # R of the symbol's footprint_config (3 by default)
     bars: list[FootprintBar]  # oldest first
+
+
+class VwapBar(Row):
+    time: Timestamp  # the bar's start
+    t: int
+    session_date: Day
+    vwap: float  # the session VWAP at the bar's last minute (docs/semantics.md)
+    sd: float  # its volume-weighted standard deviation: bands at vwap ± 1, 2, 3 sd
+
+
+class Vwap(BaseModel):
+    symbol: str
+    timezone: str
+    timeframe: Timeframe
+    vwap: list[VwapBar]  # oldest first

@@ -80,6 +80,23 @@ where symbol_id = %(sid)s
 """
 
 
+# the session VWAP and sd at each bar's end (the last minute of the bar that has a row)
+VWAP_SQL = f"""
+with last as (select max(bucket) as ts from {Table.SESSION_VWAP} where symbol_id = %(sid)s),
+rows as (
+    select date_bin(%(step)s::interval, w.bucket at time zone %(tz)s, timestamp '{BIN_ORIGIN}')
+               as local,
+           w.bucket, w.session_date, w.vwap, w.sd
+    from {Table.SESSION_VWAP} w, last
+    where w.symbol_id = %(sid)s
+      and w.bucket > last.ts - greatest(%(step)s::interval * %(limit)s * 3, interval '5 days')
+)
+select distinct on (local) local at time zone %(tz)s as time,
+       extract(epoch from local)::bigint as t, session_date, vwap, sd
+from rows order by local desc, bucket desc limit %(limit)s
+"""
+
+
 class FootprintQueries(MarketQueries):
     db: Database
 
@@ -125,6 +142,21 @@ class FootprintQueries(MarketQueries):
             "imbalance_ratio": config.imbalance_ratio,
             "bars": footprint_bars(bars, cells, stored, timeframe, row_size, config),
         }
+
+    async def vwap(self, symbol: str, timeframe: str = "1m", limit: int = 390) -> dict[str, Any]:
+        """The session VWAP and its sd at the end of each of the last ``limit`` bars."""
+        if timeframe not in TIMEFRAMES:
+            raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
+        sym = await self.symbol(symbol)
+        params = {
+            "sid": sym["id"],
+            "tz": sym["timezone"],
+            "step": TIMEFRAMES[timeframe],
+            "limit": clamp(limit, 1, MAX_FOOTPRINT_BARS * 4),
+        }
+        rows = await self.db.fetch(VWAP_SQL, params)
+        rows.reverse()
+        return {"symbol": symbol, "timezone": sym["timezone"], "timeframe": timeframe, "vwap": rows}
 
     async def _bar_end(self, params: dict[str, Any], bars: list[dict[str, Any]]) -> Any:
         """The instant the last bar ends (its local start plus the step, in the market's

@@ -90,7 +90,7 @@ from traded where begun group by local order by local desc limit %(limit)s
 """
 
 SESSION_SQL = f"""
-select session_date, bucket, poc, vah, val, total_volume, lvns, hvns
+select session_date, bucket, poc, vah, val, total_volume, lvns, hvns, ib_high, ib_low
 from {Table.PROFILE_METRICS}
 where symbol_id = %(sid)s and horizon = 'session'
 order by bucket desc limit 1
@@ -146,7 +146,7 @@ select s.symbol, s.name, s.asset_type, s.market, s.timezone,
            as price_change_pct,
        ms.state as market_state, ms.confidence as state_confidence, ms.ts as state_at,
        f.buy_pressure, f.sell_pressure, f.cvd as session_cvd, f.bucket as flow_at,
-       pm.session_date, pm.poc as session_poc, pm.vah as session_vah, pm.val as session_val,
+       pm.session_date, pm.bucket as profile_at, pm.poc as session_poc, pm.vah as session_vah, pm.val as session_val,
        (select (n ->> 'price')::float8
         from jsonb_array_elements(
             case when jsonb_typeof(pm.lvns) = 'array' then pm.lvns else '[]'::jsonb end) n
@@ -164,7 +164,8 @@ left join lateral (select state, confidence, ts from {Table.MARKET_STATE}
                    where symbol_id = s.id order by ts desc limit 1) ms on true
 left join lateral (select buy_pressure, sell_pressure, cvd, bucket from {Table.ORDER_FLOW}
                    where symbol_id = s.id order by bucket desc limit 1) f on true
-left join lateral (select session_date, poc, vah, val, lvns from {Table.PROFILE_METRICS}
+left join lateral (select session_date, bucket, poc, vah, val, lvns
+                   from {Table.PROFILE_METRICS}
                    where symbol_id = s.id and horizon = 'session'
                    order by bucket desc limit 1) pm on true
 left join lateral (select g.ts, g.type, g.price, st.name as strategy
