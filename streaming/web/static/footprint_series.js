@@ -6,6 +6,12 @@
 const STATS = ["Δ", "trades", "max Δ", "min Δ", "vol"];
 const STAT_ROW = 13; // CSS pixels per statistics line
 const STACK = 3; // a run of this many imbalanced rows is a stack (the signal marts' default)
+const SHADES = [0.15, 0.27, 0.39, 0.51, 0.63, 0.75]; // cell opacity by its share of the largest
+
+function rgba(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
+}
 
 function short(x) {
   const a = Math.abs(x);
@@ -54,56 +60,53 @@ class FootprintRenderer {
     ctx.clip();
     ctx.textBaseline = "middle";
     ctx.font = `${Math.round(10 * vr)}px sans-serif`;
+    const buyShades = SHADES.map((a) => rgba(o.buyShade, a));
+    const sellShades = SHADES.map((a) => rgba(o.sellShade, a));
+    const gap = rowPx > 3 ? 1 : 0;
+    const h = Math.max(1, Math.round(rowPx) - gap);
+    const half = Math.floor(colW / 2);
     for (let i = d.visibleRange.from; i < d.visibleRange.to; i++) {
       const bar = d.bars[i];
       const cells = bar.originalData.cells;
       const left = Math.round(bar.x * hr - colW / 2);
-      let run = [];
-      const flushRun = (side) => {
-        if (run.length >= STACK) {
-          ctx.fillStyle = side === "buy" ? o.buyColor : o.sellColor;
-          const x = side === "buy" ? left + colW - 2 * hr : left;
-          ctx.fillRect(x, Math.min(...run.map((r) => r[0])), 2 * hr, Math.max(...run.map((r) => r[1])) - Math.min(...run.map((r) => r[0])));
-        }
-        run = [];
+      // stacks: runs of cells whose stack length is at least STACK, per side
+      let buyFrom = -1;
+      let sellFrom = -1;
+      let prevY = 0;
+      const mark = (side, from, to) => {
+        ctx.fillStyle = side === "buy" ? o.buyColor : o.sellColor;
+        ctx.fillRect(side === "buy" ? left + colW - 2 * hr : left, Math.min(from, to), 2 * hr, Math.abs(to - from) + h);
       };
-      for (const side of ["sell", "buy"]) {
-        for (const c of cells) {
-          const top = priceToY(c.price + row / 2);
-          const bot = priceToY(c.price - row / 2);
-          if (top == null || bot == null) continue;
-          const y = Math.round(top * vr);
-          const h = Math.max(1, Math.round(bot * vr) - y - (rowPx > 3 ? 1 : 0));
-          if (side === "sell") {
-            // the cell: shade by volume, then the imbalanced side brighter
-            const share = (c.buy + c.sell) / maxCell;
-            ctx.fillStyle = c.buy >= c.sell ? o.buyShade : o.sellShade;
-            ctx.globalAlpha = 0.15 + 0.6 * share;
-            ctx.fillRect(left, y, colW, h);
-            ctx.globalAlpha = 1;
-            const half = Math.floor(colW / 2);
-            if (c.sell_imbalance) {
-              ctx.fillStyle = o.sellColor;
-              ctx.fillRect(left, y, half, h);
-            }
-            if (c.buy_imbalance) {
-              ctx.fillStyle = o.buyColor;
-              ctx.fillRect(left + half, y, colW - half, h);
-            }
-            if (writeCells) {
-              ctx.fillStyle = o.textColor;
-              ctx.textAlign = "right";
-              ctx.fillText(short(c.sell), left + half - 4 * hr, y + h / 2);
-              ctx.textAlign = "left";
-              ctx.fillText(`× ${short(c.buy)}`, left + half - 2 * hr, y + h / 2);
-            }
-          }
-          const stacked = side === "buy" ? c.buy_stack >= STACK : c.sell_stack >= STACK;
-          if (stacked) run.push([y, y + h]);
-          else flushRun(side);
+      for (let j = 0; j < cells.length; j++) {
+        const c = cells[j];
+        const top = priceToY(c.price + row / 2);
+        if (top == null) continue;
+        const y = Math.round(top * vr);
+        const total = c.buy + c.sell;
+        const shade = Math.min(SHADES.length - 1, Math.floor((total / maxCell) * SHADES.length));
+        ctx.fillStyle = c.buy >= c.sell ? buyShades[shade] : sellShades[shade];
+        ctx.fillRect(left, y, colW, h);
+        if (c.sell_imbalance) {
+          ctx.fillStyle = o.sellColor;
+          ctx.fillRect(left, y, half, h);
         }
-        flushRun(side);
+        if (c.buy_imbalance) {
+          ctx.fillStyle = o.buyColor;
+          ctx.fillRect(left + half, y, colW - half, h);
+        }
+        if (writeCells) {
+          ctx.fillStyle = o.textColor;
+          ctx.textAlign = "right";
+          ctx.fillText(short(c.sell), left + half - 4 * hr, y + h / 2);
+          ctx.textAlign = "left";
+          ctx.fillText(`× ${short(c.buy)}`, left + half - 2 * hr, y + h / 2);
+        }
+        if (c.buy_stack >= STACK) { if (buyFrom < 0) buyFrom = y; } else if (buyFrom >= 0) { mark("buy", buyFrom, prevY); buyFrom = -1; }
+        if (c.sell_stack >= STACK) { if (sellFrom < 0) sellFrom = y; } else if (sellFrom >= 0) { mark("sell", sellFrom, prevY); sellFrom = -1; }
+        prevY = y;
       }
+      if (buyFrom >= 0) mark("buy", buyFrom, prevY);
+      if (sellFrom >= 0) mark("sell", sellFrom, prevY);
     }
     ctx.restore();
     if (o.showStats) this.paintStats(ctx, d, bitmapSize, hr, vr, colW, bottom);
