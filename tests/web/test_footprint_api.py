@@ -64,8 +64,9 @@ def test_longer_bars_sum_their_minutes_and_judge_their_own_imbalances(
     assert bar["trades"] == sum(m["trades"] for m in minutes)
     # the running delta across the bar: each minute's extreme after the earlier minutes
     before = np.concatenate([[0], np.cumsum([m["delta"] for m in minutes])[:-1]])
-    assert bar["max_delta"] == approx(max(b + m["max_delta"] for b, m in zip(before, minutes)))
-    assert bar["min_delta"] == approx(min(b + m["min_delta"] for b, m in zip(before, minutes)))
+    pairs = list(zip(before, minutes, strict=True))
+    assert bar["max_delta"] == approx(max(b + m["max_delta"] for b, m in pairs))
+    assert bar["min_delta"] == approx(min(b + m["min_delta"] for b, m in pairs))
     summed: dict[float, list[float]] = {}
     for m in minutes:
         for c in m["cells"]:

@@ -146,7 +146,8 @@ select s.symbol, s.name, s.asset_type, s.market, s.timezone,
            as price_change_pct,
        ms.state as market_state, ms.confidence as state_confidence, ms.ts as state_at,
        f.buy_pressure, f.sell_pressure, f.cvd as session_cvd, f.bucket as flow_at,
-       pm.session_date, pm.bucket as profile_at, pm.poc as session_poc, pm.vah as session_vah, pm.val as session_val,
+       pm.session_date, pm.bucket as profile_at, pm.poc as session_poc,
+       pm.vah as session_vah, pm.val as session_val,
        (select (n ->> 'price')::float8
         from jsonb_array_elements(
             case when jsonb_typeof(pm.lvns) = 'array' then pm.lvns else '[]'::jsonb end) n
