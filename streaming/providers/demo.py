@@ -110,6 +110,11 @@ _ANCHORS: dict[str, SymbolProfile] = {
         SymbolProfile("BP.L", 412.0, 0.05, "XLON", "Europe/London", vol_annual=0.25),
         SymbolProfile("BTCUSD", 95_000.0, 0.1, "24/7", "UTC", "crypto", 0.55, 0.3, 0.5),
         SymbolProfile("ETHUSDT", 3_300.0, 0.01, "24/7", "UTC", "crypto", 0.7, 0.4, 0.05),
+        # the venues' usual names for the same pairs (Alpaca's ETH/USD is stored ETHUSD)
+        SymbolProfile("ETHUSD", 3_300.0, 0.01, "24/7", "UTC", "crypto", 0.7, 0.4, 0.05),
+        SymbolProfile("BTCUSDT", 95_000.0, 0.1, "24/7", "UTC", "crypto", 0.55, 0.3, 0.5),
+        SymbolProfile("SOLUSD", 190.0, 0.01, "24/7", "UTC", "crypto", 0.9, 0.4, 0.01),
+        SymbolProfile("ETHBTC", 0.035, 0.00001, "24/7", "UTC", "crypto", 0.6, 0.4, 0.00001),
     )
 }
 

@@ -5,6 +5,7 @@ bounds, and every answer it can give (docs/dashboard.md, "JSON API")."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Path, Query, Request
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from storage.backtest_reads import MAX_POINTS, MAX_RUNS, MAX_TRADES
 from streaming.web.models.backtests import Run, Runs
 from streaming.web.models.common import NameText, Responses, SymbolText, error
+from streaming.web.models.footprint import Footprint, Vwap
 from streaming.web.models.market import (
     Candles,
     Flow,
@@ -33,6 +35,7 @@ from streaming.web.models.trading import (
     StrategyConfigRow,
 )
 from streaming.web.queries import TIMEFRAMES, Queries
+from streaming.web.queries.footprint import MAX_FOOTPRINT_BARS
 from streaming.web.queries.market import MAX_BARS
 
 if set(get_args(Timeframe)) != set(TIMEFRAMES):
@@ -139,6 +142,47 @@ async def flow(
     limit: int = limit(390, MAX_BARS, "bars"),
 ) -> dict[str, Any]:
     return await queries(request).flow(upper(symbol), limit, tf)
+
+
+@router.get(
+    "/footprint",
+    response_model=Footprint,
+    summary="Footprint bars of a symbol: cells with imbalances and stacks, bar statistics",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def footprint(
+    request: Request,
+    symbol: Symbol,
+    tf: Tf = "1m",
+    start: Annotated[
+        datetime | None,
+        Query(alias="from", description="bars starting at or after this time (UTC if no zone)"),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        Query(alias="to", description="bars starting before this time (UTC if no zone)"),
+    ] = None,
+    limit: int = limit(120, MAX_FOOTPRINT_BARS, "bars, the newest of the window"),
+) -> dict[str, Any]:
+    """Per bar, oldest first: buy and sell volume per price row, each cell's diagonal
+    imbalance flags and stack lengths, and delta, trades, max/min delta and volume. Bars
+    are the candles' bars; a bar exists where a minute of it traded."""
+    return await queries(request).footprint(upper(symbol), tf, start, end, limit)
+
+
+@router.get(
+    "/vwap",
+    response_model=Vwap,
+    summary="The session VWAP and its sd at each bar's end (bands at ±1, 2, 3 sd)",
+    responses={**UNKNOWN_SYMBOL, **UNAVAILABLE},
+)
+async def vwap(
+    request: Request,
+    symbol: Symbol,
+    tf: Tf = "1m",
+    limit: int = limit(390, MAX_FOOTPRINT_BARS * 4, "bars"),
+) -> dict[str, Any]:
+    return await queries(request).vwap(upper(symbol), tf, limit)
 
 
 @router.get(

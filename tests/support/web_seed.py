@@ -162,7 +162,7 @@ def seed(db_url: str) -> dict[str, float]:
             "insert into naked_pocs (symbol_id, session_date, poc) values (%s, %s, %s)",
             (sids["AAPL"], SESSION - timedelta(days=3), round(aapl[0][0] - 1.1, 2)),
         )
-        for k, (state, conf) in enumerate((("BALANCE", 0.55), ("IMBALANCE_UP", 0.72))):
+        for k, (state, conf) in enumerate((("BALANCE", 55.0), ("IMBALANCE_UP", 72.0))):
             conn.execute(
                 "insert into market_state (symbol_id, ts, state, confidence, poc, balance_high,"
                 " balance_low) values (%s, %s, %s, %s, %s, %s, %s)",

@@ -42,6 +42,20 @@ def test_reproducible_with_a_seed_and_different_without() -> None:
     assert a.ts_ns.size != c.ts_ns.size or not np.array_equal(a.price, c.price)
 
 
+def test_crypto_pairs_trade_near_the_market_under_every_venue_name() -> None:
+    """ETHUSD (Alpaca's name) used to get a hashed anchor and traded at 78 dollars."""
+    for symbol, low, high in (
+        ("ETHUSD", 1_500, 6_000),
+        ("ETHUSDT", 1_500, 6_000),
+        ("BTCUSD", 40_000, 200_000),
+        ("BTCUSDT", 40_000, 200_000),
+        ("SOLUSD", 50, 500),
+        ("ETHBTC", 0.01, 0.1),
+    ):
+        assert symbol_profile(symbol).crypto, symbol
+        assert low < np.median(session(symbol)[1].price) < high, symbol
+
+
 def test_each_symbol_has_its_own_path_near_a_plausible_price() -> None:
     cols = {s: session(s)[1] for s in ("AAPL", "MSFT", "SPY", "FOO", "BAR")}
     assert 150 < np.median(cols["AAPL"].price) < 320

@@ -93,7 +93,7 @@ def test_watchlist_from_raw_tables_then_from_the_mart(
     assert aapl["last_price"] == seeded["last_close"]
     assert aapl["previous_close"] == 179.2
     assert aapl["price_change"] == pytest.approx(seeded["last_close"] - 179.2)
-    assert aapl["market_state"] == "IMBALANCE_UP" and aapl["state_confidence"] == 0.72
+    assert aapl["market_state"] == "IMBALANCE_UP" and aapl["state_confidence"] == 72
     assert aapl["session_poc"] == seeded["poc"] and aapl["nearest_lvn"] == seeded["lvn"]
     assert aapl["last_signal_type"] == "BUY" and aapl["last_signal_strategy"] == "auction_market"
     assert aapl["timezone"] == "America/New_York"

@@ -218,7 +218,7 @@ def test_candle_signal_and_state_appear_live(
         assert page.evaluate("window.mfSymbol.signals().length") == 4
 
         state = {"symbol": "AAPL", "time": "2026-11-23T16:30:00+00:00", "state": "IMBALANCE_DOWN"}
-        pub.publish(Channel.MARKET_STATE, json.dumps({**state, "confidence": 0.81, "poc": 181.0}))
+        pub.publish(Channel.MARKET_STATE, json.dumps({**state, "confidence": 81.0, "poc": 181.0}))
         expect(page.locator("#state")).to_have_attribute("data-state", "IMBALANCE_DOWN")
         expect(page.locator("#state")).to_contain_text("81%")
         expect(watch.locator("#watchlist tr[data-symbol=AAPL]")).to_contain_text("IMBALANCE_DOWN")

@@ -55,6 +55,7 @@ class WatchlistRow(OpenRow):
     session_cvd: float | None = None
     flow_at: Timestamp | None = None
     session_date: Day | None = None
+    profile_at: Timestamp | None = None  # the profile run the POC/VA come from (raw only)
     session_poc: float | None = None
     session_vah: float | None = None
     session_val: float | None = None
@@ -122,6 +123,8 @@ class SessionProfile(Row):
     total_volume: float | None
     lvns: list[ProfileNode] | None
     hvns: list[ProfileNode] | None
+    ib_high: float | None  # the initial balance: the session's first hour's range
+    ib_low: float | None
 
 
 class PriceLevel(Row):

@@ -1,5 +1,5 @@
-"""Every SQL statement the web server runs, by page: market data, trading/Polymarket and
-stored backtests.
+"""Every SQL statement the web server runs, by page: market data, the footprint,
+trading/Polymarket and stored backtests.
 
 ``Queries`` bundles them over one ``Database`` (a few reused connections)."""
 
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from streaming.web.queries.backtests import BacktestQueries
 from streaming.web.queries.base import Database
-from streaming.web.queries.market import TIMEFRAMES, MarketQueries, UnknownSymbol
+from streaming.web.queries.footprint import FootprintQueries
+from streaming.web.queries.market import TIMEFRAMES, UnknownSymbol
 from streaming.web.queries.trading import NotFound, TradingQueries
 
 
-class Queries(MarketQueries, TradingQueries, BacktestQueries):
+class Queries(FootprintQueries, TradingQueries, BacktestQueries):
     def __init__(self, database_url: str | None, max_connections: int = 4) -> None:
         self.db = Database(database_url, max_connections)
 

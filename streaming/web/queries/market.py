@@ -40,7 +40,8 @@ order by s.symbol
 """
 
 SYMBOL_SQL = (
-    f"select id, symbol, name, timezone, market from {Table.SYMBOLS} where symbol = %(symbol)s"
+    f"select id, symbol, name, timezone, market, row_size from {Table.SYMBOLS}"
+    " where symbol = %(symbol)s"
 )
 
 # the window scanned: enough 1-minute rows for ``limit`` bars across nights and weekends
@@ -72,15 +73,24 @@ rows as (
            f.bucket, f.delta, f.cvd, f.buy_volume, f.sell_volume
     from {Table.ORDER_FLOW} f, last
     where f.symbol_id = %(sid)s and f.bucket > last.ts - {_WINDOW}
+),
+-- a session's minutes are zero-filled from its start (a 24/7 market's midnight): the
+-- minutes before the first trade of their local day are no bars, so they do not stretch
+-- the chart's time scale past the candles
+traded as (
+    select *, bool_or(coalesce(buy_volume, 0) + coalesce(sell_volume, 0) > 0)
+                  over (partition by (bucket at time zone %(tz)s)::date order by bucket)
+                  as begun
+    from rows
 )
 select local at time zone %(tz)s as time, extract(epoch from local)::bigint as t,
        sum(delta) as delta, (array_agg(cvd order by bucket desc))[1] as cvd,
        sum(buy_volume) as buy_volume, sum(sell_volume) as sell_volume
-from rows group by local order by local desc limit %(limit)s
+from traded where begun group by local order by local desc limit %(limit)s
 """
 
 SESSION_SQL = f"""
-select session_date, bucket, poc, vah, val, total_volume, lvns, hvns
+select session_date, bucket, poc, vah, val, total_volume, lvns, hvns, ib_high, ib_low
 from {Table.PROFILE_METRICS}
 where symbol_id = %(sid)s and horizon = 'session'
 order by bucket desc limit 1
@@ -136,7 +146,8 @@ select s.symbol, s.name, s.asset_type, s.market, s.timezone,
            as price_change_pct,
        ms.state as market_state, ms.confidence as state_confidence, ms.ts as state_at,
        f.buy_pressure, f.sell_pressure, f.cvd as session_cvd, f.bucket as flow_at,
-       pm.session_date, pm.poc as session_poc, pm.vah as session_vah, pm.val as session_val,
+       pm.session_date, pm.bucket as profile_at, pm.poc as session_poc,
+       pm.vah as session_vah, pm.val as session_val,
        (select (n ->> 'price')::float8
         from jsonb_array_elements(
             case when jsonb_typeof(pm.lvns) = 'array' then pm.lvns else '[]'::jsonb end) n
@@ -154,7 +165,8 @@ left join lateral (select state, confidence, ts from {Table.MARKET_STATE}
                    where symbol_id = s.id order by ts desc limit 1) ms on true
 left join lateral (select buy_pressure, sell_pressure, cvd, bucket from {Table.ORDER_FLOW}
                    where symbol_id = s.id order by bucket desc limit 1) f on true
-left join lateral (select session_date, poc, vah, val, lvns from {Table.PROFILE_METRICS}
+left join lateral (select session_date, bucket, poc, vah, val, lvns
+                   from {Table.PROFILE_METRICS}
                    where symbol_id = s.id and horizon = 'session'
                    order by bucket desc limit 1) pm on true
 left join lateral (select g.ts, g.type, g.price, st.name as strategy

@@ -2,6 +2,8 @@
 // POC/VA/LVN/HVN and naked-POC lines, signal markers, delta and CVD panes, state and alerts.
 import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, priceDigits, signed, zoneName, zoneOffset } from "../common.js";
 import { ProfileOverlay } from "../profile_overlay.js";
+import { footprintPanel } from "../footprint_panel.js";
+import { LevelLines, FAMILIES } from "../level_lines.js";
 
 const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
 const COLORS = { up: "#26a69a", down: "#ef5350", poc: "#f0b90b", va: "#4c8dff", lvn: "#7d889c", hvn: "#ff9f43", naked: "#b07cff" };
@@ -16,7 +18,11 @@ function layout(symbol, tf) {
     <div class="tfs" id="tfs">${Object.keys(TF_SECONDS).map((t) => `<button data-tf="${t}" class="${t === tf ? "on" : ""}">${t}</button>`).join("")}</div>
   </div>
   <div class="layout">
-    <div class="chartbox" id="chartbox"><div class="chart" id="chart"></div><div class="legend" id="legend"></div></div>
+    <div>
+      <div class="chartbox" id="chartbox"><div class="chart" id="chart"></div><div class="legend" id="legend"></div>
+        <div class="families" id="families">${FAMILIES.map(([key, label]) => `<button class="act on" data-family="${key}">${label}</button>`).join("")}</div></div>
+      <div class="chartbox fpchart" id="fpbox"><div class="fp-note muted"></div><div class="chart"></div></div>
+    </div>
     <div class="stack">
       <div class="panel"><h2>Market state</h2><div id="state"></div></div>
       <div class="panel"><h2>Session profile</h2><dl class="kv" id="levels"></dl></div>
@@ -41,6 +47,13 @@ export async function start({ root, params }) {
   let lastMinute = 0;
   const state = { symbol };
   const $ = (id) => document.getElementById(id);
+  const footprint = LC ? footprintPanel(LC, $("fpbox"), symbol) : null;
+  // how old a number is, said beside it (the page shows values of different sources)
+  const age = (iso) => {
+    if (!iso) return "–";
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    return s < 90 ? `${Math.round(s)} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : s < 172800 ? `${Math.round(s / 3600)} h ago` : `${Math.round(s / 86400)} d ago`;
+  };
 
   const bucket = (t) => Math.floor(t / TF_SECONDS[tf]) * TF_SECONDS[tf];
   const toBar = (c) => ({ time: c.t, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume });
@@ -68,10 +81,11 @@ export async function start({ root, params }) {
       $("state").innerHTML = '<span class="muted">no state yet</span>';
       return;
     }
-    const conf = s.confidence != null ? `${num(100 * s.confidence, 0)}%` : "";
+    // the engine sends confidence in points, 0-100 (docs/semantics.md, market state)
+    const conf = s.confidence != null ? `${num(s.confidence, 0)}%` : "";
     $("state-head").innerHTML = badge(s.state, conf);
     $("state").innerHTML = `<div class="row">${badge(s.state, conf)} <span class="muted">${clock(s.time || s.ts, tz)} ${esc(zoneName(tz, s.time || s.ts))}</span></div>
-      <dl class="kv"><dt>POC</dt><dd>${price(s.poc)}</dd>
+      <dl class="kv"><dt>Judged on POC</dt><dd>${price(s.poc)} <span class="muted src" id="state-src">engine, ${esc(age(s.time || s.ts))}</span></dd>
       ${s.val != null ? `<dt>Value area</dt><dd>${price(s.val)} – ${price(s.vah)}</dd>` : ""}
       <dt>Balance</dt><dd>${s.balance_low != null ? `${price(s.balance_low)} – ${price(s.balance_high)}` : "–"}</dd></dl>`;
     $("state").dataset.state = s.state;
@@ -105,6 +119,8 @@ export async function start({ root, params }) {
     const p = await api(`/api/profile?symbol=${encodeURIComponent(symbol)}`);
     const s = p.session || {};
     $("levels").innerHTML = `<dt>Session</dt><dd>${esc(s.session_date || "–")}</dd><dt>POC</dt><dd>${price(s.poc)}</dd>
+      <dt>From</dt><dd class="muted src" id="profile-src">profile run of ${s.bucket ? `${clock(s.bucket, tz)} (${esc(age(s.bucket))})` : "–"}</dd>
+      <dt>IB</dt><dd>${s.ib_low != null ? `${price(s.ib_low)} – ${price(s.ib_high)}` : "–"}</dd>
       <dt>VAH</dt><dd>${price(s.vah)}</dd><dt>VAL</dt><dd>${price(s.val)}</dd>
       <dt>Volume</dt><dd>${compact(s.total_volume)}</dd>
       <dt>LVNs</dt><dd>${(s.lvns || []).map((n) => price(n.price)).join(", ") || "–"}</dd>
@@ -114,8 +130,12 @@ export async function start({ root, params }) {
 
   async function loadFlow() {
     if (!chart) return;
-    const f = await api(`/api/flow?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`);
+    const [f, v] = await Promise.all([
+      api(`/api/flow?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`),
+      api(`/api/vwap?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`),
+    ]);
     chart.flow(f.flow);
+    chart.vwap(v.vwap);
   }
 
   async function loadBars() {
@@ -133,7 +153,8 @@ export async function start({ root, params }) {
     legend(lastBar);
     if (lastBar) head(lastBar.close, state.prevClose);
     await loadFlow();
-    if (chart) chart.frame(bars.length);
+    if (chart) chart.frame(bars);
+    if (footprint) await footprint.load(tf);
   }
 
   function onCandle(d) {
@@ -199,7 +220,20 @@ export async function start({ root, params }) {
     }
   });
   if (chart) chart.onHover((bar) => legend(bar || bars[bars.length - 1]));
-  window.mfSymbol = { bars: () => bars, signals: () => signals };
+  if (chart) {
+    $("families").addEventListener("click", (ev) => {
+      const key = ev.target.dataset && ev.target.dataset.family;
+      if (!key) return;
+      ev.target.classList.toggle("on", chart.toggle(key));
+    });
+  }
+  window.mfSymbol = {
+    bars: () => bars,
+    signals: () => signals,
+    labelled: () => (chart ? chart.labelled() : []),
+    visibleTimes: () => (chart ? chart.visibleTimes() : null),
+    footprint: footprint,
+  };
 }
 
 function makeChart(LC, el) {
@@ -227,7 +261,7 @@ function makeChart(LC, el) {
   if (panes[2]) panes[2].setHeight(90);
   const markers = LC.createSeriesMarkers(candles, []);
   const overlay = new ProfileOverlay(el.parentElement, chart, candles);
-  let lines = [];
+  const levels = new LevelLines(LC, chart, candles, COLORS);
   return {
     candles(bars) {
       const last = bars.length ? bars[bars.length - 1].close : 1;
@@ -238,10 +272,31 @@ function makeChart(LC, el) {
       delta.setData([]); // the panes share the time scale: no bars of another timeframe
       cvd.setData([]);
     },
-    // the latest ~150 bars, with room on the right for the profile beside the price axis
-    frame(n) {
-      chart.timeScale().setVisibleLogicalRange({ from: Math.max(-2, n - 150), to: n + Math.max(12, Math.min(n, 150) / 4) });
+    // the latest ~150 candles, with room on the right for the profile beside the price
+    // axis: the range is fitted to the candles' times, whatever other series hold
+    frame(bars) {
+      const n = bars.length;
+      const ts = chart.timeScale();
+      if (n) {
+        ts.setVisibleRange({ from: bars[Math.max(0, n - 150)].time, to: bars[n - 1].time });
+        const r = ts.getVisibleLogicalRange();
+        if (r) ts.setVisibleLogicalRange({ from: r.from - 2, to: r.to + Math.max(12, Math.min(n, 150) / 4) });
+      }
       overlay.draw();
+      levels.relabel();
+    },
+    visibleTimes() {
+      const r = chart.timeScale().getVisibleRange();
+      return r ? { from: r.from, to: r.to } : null;
+    },
+    vwap(rows) {
+      levels.vwap(rows);
+    },
+    toggle(family) {
+      return levels.toggle(family);
+    },
+    labelled() {
+      return levels.labelled();
     },
     update(bar) {
       candles.update(bar);
@@ -262,20 +317,8 @@ function makeChart(LC, el) {
       })));
     },
     levels(p) {
-      for (const l of lines) candles.removePriceLine(l);
-      lines = [];
-      const s = p.session || {};
-      const add = (priceValue, color, title, style, width = 1) => {
-        if (priceValue == null) return;
-        lines.push(candles.createPriceLine({ price: priceValue, color, title, lineStyle: style, lineWidth: width, axisLabelVisible: true }));
-      };
-      add(s.poc, COLORS.poc, "POC", LC.LineStyle.Solid, 2);
-      add(s.vah, COLORS.va, "VAH", LC.LineStyle.Dashed);
-      add(s.val, COLORS.va, "VAL", LC.LineStyle.Dashed);
-      for (const n of s.lvns || []) add(n.price, COLORS.lvn, "LVN", LC.LineStyle.Dotted);
-      for (const n of s.hvns || []) add(n.price, COLORS.hvn, "HVN", LC.LineStyle.Dotted);
-      for (const n of p.naked_pocs || []) add(n.poc, COLORS.naked, `nPOC ${String(n.session_date).slice(5)}`, LC.LineStyle.LargeDashed);
-      overlay.setLevels(p.levels || [], s);
+      levels.set(p);
+      overlay.setLevels(p.levels || [], p.session || {});
     },
     onHover(fn) {
       chart.subscribeCrosshairMove((param) => fn(param && param.seriesData ? param.seriesData.get(candles) : null));

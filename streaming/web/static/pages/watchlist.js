@@ -18,10 +18,10 @@ function cells(r) {
     `<td class="num ${cls(chg)}">${signed(chg, 2)}</td>`,
     `<td class="num ${cls(chg)}">${signed(r.price_change_pct, 2, "%")}</td>`,
     `<td class="num muted">${clock(r.last_price_at, r.timezone)}</td>`,
-    `<td data-f="state">${badge(r.market_state, r.state_confidence != null ? num(100 * r.state_confidence, 0) + "%" : "")}</td>`,
+    `<td data-f="state">${badge(r.market_state, r.state_confidence != null ? num(r.state_confidence, 0) + "%" : "")}</td>`,
     `<td>${pressureBar(r.buy_pressure, r.sell_pressure)}</td>`,
     `<td class="num ${cls(r.session_cvd)}">${compact(r.session_cvd)}</td>`,
-    `<td class="num">${price(r.session_poc)}</td>`,
+    `<td class="num" title="session profile${r.profile_at ? ` of ${clock(r.profile_at, r.timezone)}` : ""}">${price(r.session_poc)}</td>`,
     `<td class="num">${r.session_val != null ? `${price(r.session_val)} – ${price(r.session_vah)}` : "–"}</td>`,
     `<td class="num">${price(r.nearest_lvn)}</td>`,
     `<td data-f="signal">${r.last_signal_type ? `${badge(r.last_signal_type)} <span class="muted">${esc(r.last_signal_strategy || "")} ${clock(r.last_signal_at, r.timezone)}</span>` : '<span class="muted">–</span>'}</td>`,
@@ -38,6 +38,10 @@ export async function start({ root }) {
         <thead><tr>${COLUMNS.map(([h, c, key]) => `<th class="${c} sortable" data-sort="${key}">${h}</th>`).join("")}</tr></thead>
         <tbody></tbody>
       </table>
+      <p class="muted src" id="wl-src">${data.source === "raw"
+        ? "POC and value area: each symbol's latest session profile run (profile_metrics), read now."
+        : "POC and value area: the watchlist_latest mart, rebuilt every 5 minutes, so up to 5 minutes behind the symbol page."}
+        The market state is the engine's latest; its confidence is in points (0–100).</p>
     </div>`;
   const body = root.querySelector("tbody");
   for (const r of rows.values()) {
@@ -91,9 +95,6 @@ export async function start({ root }) {
       } else if (channel === CH.state) {
         r.market_state = d.state;
         r.state_confidence = d.confidence;
-        if (d.poc != null) r.session_poc = d.poc;
-        if (d.vah != null) r.session_vah = d.vah;
-        if (d.val != null) r.session_val = d.val;
         touched.set(d.symbol, touched.get(d.symbol) || 0);
       } else if (channel === CH.signals) {
         r.last_signal_type = d.type;
