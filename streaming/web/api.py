@@ -181,8 +181,13 @@ async def vwap(
     symbol: Symbol,
     tf: Tf = "1m",
     limit: int = limit(390, MAX_FOOTPRINT_BARS * 4, "bars"),
+    start: Annotated[
+        datetime | None,
+        Query(alias="from", description="bars starting at or after this time (UTC if no zone)"),
+    ] = None,
 ) -> dict[str, Any]:
-    return await queries(request).vwap(upper(symbol), tf, limit)
+    """Oldest first. The page follows the market with ``from`` set to its last bar's start."""
+    return await queries(request).vwap(upper(symbol), tf, limit, start)
 
 
 @router.get(

@@ -6,6 +6,7 @@ order flow zero-filled from midnight, as the profile assets write it, and tradin
 (``volume_profile``), its candle, its bar statistics, its imbalances found by the
 analytics' own rule (``analytics.imbalances.cell_imbalances``, R = 3), the session VWAP
 with its sd, and the session's profile metrics with the initial balance.
+``add_footprint_minutes`` writes the minutes after them, as the next profile runs would.
 """
 
 from __future__ import annotations
@@ -42,25 +43,38 @@ def _minute_cells(i: int, rows: int) -> tuple[float, np.ndarray, np.ndarray]:
     return low, buy, sell
 
 
-def seed_footprint(db_url: str, minutes: int = 60, rows: int = 20) -> dict[str, float]:
-    with psycopg.connect(db_url, autocommit=False) as conn:
-        row = conn.execute("select id from symbols where symbol = %s", (SYMBOL,)).fetchone()
-        assert row is not None
-        sid = int(row[0])
-        conn.execute("update symbols set row_size = %s where id = %s", (ROW, sid))
-        flow, candles, profile, imbalances, vwaps = [], [], [], [], []
-        zero = (0.0, 0.0, 0.0, 0.0, 0.0, 50.0, 50.0, 0, None, None)
-        for m in range(int((FIRST_TRADE - MIDNIGHT).total_seconds() // 60)):
-            flow.append((sid, MIDNIGHT + timedelta(minutes=m), *zero))
+class _Minutes:
+    """The rows of minutes ``first`` .. ``first + count - 1`` of the morning (the session
+    VWAP and CVD run on from minute 0, so later minutes continue the earlier ones)."""
+
+    def __init__(self, sid: int, first: int, count: int, rows: int) -> None:
+        self.flow: list[tuple] = []
+        self.candles: list[tuple] = []
+        self.profile: list[tuple] = []
+        self.imbalances: list[tuple] = []
+        self.vwaps: list[tuple] = []
+        self.ib_high, self.ib_low = -math.inf, math.inf
         cvd = pv = v = pv2 = 0.0
-        ib_high, ib_low = -math.inf, math.inf
-        for i in range(minutes):
+        for i in range(first + count):
             ts = FIRST_TRADE + timedelta(minutes=i)
             low, buy, sell = _minute_cells(i, rows)
             prices = low + ROW * np.arange(rows)
             total = buy + sell
+            delta = float(buy.sum() - sell.sum())
+            cvd += delta
+            volume = float(total.sum())
+            pv += float((prices * total).sum())
+            v += volume
+            pv2 += float((prices * prices * total).sum())
+            mean = pv / v
+            self.volume = v
+            if i < 60:
+                self.ib_high = max(self.ib_high, float(prices[-1]))
+                self.ib_low = min(self.ib_low, float(prices[0]))
+            if i < first:
+                continue
             for p, b, s in zip(prices, buy, sell, strict=True):
-                profile.append((sid, ts, float(p), float(b + s), float(b), float(s), 3))
+                self.profile.append((sid, ts, float(p), float(b + s), float(b), float(s), 3))
             found = cell_imbalances(np.arange(rows), total, buy, rows, 3.0, 0.0)
             for side in ("buy", "sell"):
                 for k, vol, opp, stack in zip(
@@ -70,59 +84,83 @@ def seed_footprint(db_url: str, minutes: int = 60, rows: int = 20) -> dict[str, 
                     found[f"{side}_stack"],
                     strict=True,
                 ):
-                    imbalances.append((sid, ts, float(prices[k]), side, vol, opp, int(stack)))
-            delta = float(buy.sum() - sell.sum())
-            cvd += delta
-            volume = float(total.sum())
-            candles.append(
+                    self.imbalances.append((sid, ts, float(prices[k]), side, vol, opp, int(stack)))
+            self.candles.append(
                 (sid, ts, float(prices[rows // 3]), float(prices[-1]), float(prices[0]),
                  float(prices[2 * rows // 3]), volume, 3 * rows)
             )  # fmt: skip
-            flow.append(
+            self.flow.append(
                 (sid, ts, delta, cvd, cvd, float(buy.sum()), float(sell.sum()),
                  50.0, 50.0, 3 * rows, max(delta, 0.0) + 5.0, min(delta, 0.0) - 5.0)
             )  # fmt: skip
-            pv += float((prices * total).sum())
-            v += volume
-            pv2 += float((prices * prices * total).sum())
-            mean = pv / v
-            vwaps.append((sid, ts, SESSION, mean, math.sqrt(max(pv2 / v - mean * mean, 0)), v))
-            if i < 60:
-                ib_high, ib_low = max(ib_high, float(prices[-1])), min(ib_low, float(prices[0]))
+            self.vwaps.append((sid, ts, SESSION, mean, math.sqrt(max(pv2 / v - mean * mean, 0)), v))
+
+    def write(self, conn: psycopg.Connection, zero_filled: list[tuple]) -> None:
         with conn.cursor() as cur:
             cur.executemany(
                 "insert into order_flow (symbol_id, bucket, delta, cvd, cvd_total, buy_volume,"
                 " sell_volume, buy_pressure, sell_pressure, trade_count, max_delta, min_delta)"
                 " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                flow,
+                zero_filled + self.flow,
             )
             cur.executemany(
                 "insert into candles_1m (symbol_id, ts, open, high, low, close, volume,"
                 " trade_count) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                candles,
+                self.candles,
             )
             cur.executemany(
                 "insert into volume_profile (symbol_id, bucket, price_level, total_volume,"
                 " buy_volume, sell_volume, trade_count) values (%s, %s, %s, %s, %s, %s, %s)",
-                profile,
+                self.profile,
             )
             cur.executemany(
                 "insert into footprint_imbalances (symbol_id, bucket, price, side, volume,"
                 " opposite, stack_len) values (%s, %s, %s, %s, %s, %s, %s)",
-                imbalances,
+                self.imbalances,
             )
             cur.executemany(
                 "insert into session_vwap (symbol_id, bucket, session_date, vwap, sd, volume)"
                 " values (%s, %s, %s, %s, %s, %s)",
-                vwaps,
+                self.vwaps,
             )
-        last = vwaps[-1]
+
+
+def _symbol_id(conn: psycopg.Connection) -> int:
+    row = conn.execute("select id from symbols where symbol = %s", (SYMBOL,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def seed_footprint(db_url: str, minutes: int = 60, rows: int = 20) -> dict[str, float]:
+    with psycopg.connect(db_url, autocommit=False) as conn:
+        sid = _symbol_id(conn)
+        conn.execute("update symbols set row_size = %s where id = %s", (ROW, sid))
+        zero = (0.0, 0.0, 0.0, 0.0, 0.0, 50.0, 50.0, 0, None, None)
+        zero_filled = [
+            (sid, MIDNIGHT + timedelta(minutes=m), *zero)
+            for m in range(int((FIRST_TRADE - MIDNIGHT).total_seconds() // 60))
+        ]
+        made = _Minutes(sid, 0, minutes, rows)
+        made.write(conn, zero_filled)
+        last = made.vwaps[-1]
         conn.execute(
             "insert into profile_metrics (symbol_id, horizon, bucket, session_date, poc, vah,"
             " val, total_volume, lvns, hvns, ib_high, ib_low) values"
             " (%s, 'session', %s, %s, %s, %s, %s, %s, '[]', '[]', %s, %s)",
             (sid, FIRST_TRADE + timedelta(minutes=minutes - 1), SESSION, BASE + 5, BASE + 9,
-             BASE + 1, v, ib_high, ib_low),
+             BASE + 1, made.volume, made.ib_high, made.ib_low),
         )  # fmt: skip
         conn.commit()
-    return {"vwap": last[3], "sd": last[4], "ib_high": ib_high, "ib_low": ib_low}
+    return {"vwap": last[3], "sd": last[4], "ib_high": made.ib_high, "ib_low": made.ib_low}
+
+
+def add_footprint_minutes(
+    db_url: str, first: int, count: int = 1, rows: int = 20
+) -> dict[str, float]:
+    """Write minutes ``first`` .. ``first + count - 1`` after a ``seed_footprint`` of
+    ``first`` minutes, as the next minute profile runs would; returns the last VWAP."""
+    with psycopg.connect(db_url, autocommit=False) as conn:
+        made = _Minutes(_symbol_id(conn), first, count, rows)
+        made.write(conn, [])
+        conn.commit()
+    return {"vwap": made.vwaps[-1][3], "sd": made.vwaps[-1][4]}

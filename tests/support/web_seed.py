@@ -2,9 +2,10 @@
 
 ``seed(db_url)`` writes, for 23 Nov 2026 (a Monday; 09:30 New York = 14:30 UTC): 120 one-minute
 candles of AAPL (a deterministic walk) and 30 of MSFT and VOD.L, AAPL's order flow per minute,
-its session volume profile and metrics (POC/VAH/VAL, LVNs, HVNs), a naked POC of the previous
-session, market states, signals of both seeded strategies, orders (one filled), and a
-Polymarket market with quotes, one open opportunity and one closed.
+its session volume profile and metrics (POC/VAH/VAL, LVNs, HVNs), a naked POC of an earlier
+session and the session's own POC candidate (not naked yet), market states, signals of both
+seeded strategies, orders (one filled), and a Polymarket market with quotes, one open
+opportunity and one closed.
 """
 
 from __future__ import annotations
@@ -158,10 +159,14 @@ def seed(db_url: str) -> dict[str, float]:
                 json.dumps([{"price": hvn}]),
             ),
         )
-        conn.execute(
-            "insert into naked_pocs (symbol_id, session_date, poc) values (%s, %s, %s)",
-            (sids["AAPL"], SESSION - timedelta(days=3), round(aapl[0][0] - 1.1, 2)),
-        )
+        naked_poc = round(aapl[0][0] - 1.1, 2)
+        # the earlier session's POC is naked; the session's own POC is stored as the candidate
+        # it becomes once the session ends, untouched (touched_at null) and not naked yet
+        for day, level in ((SESSION - timedelta(days=3), naked_poc), (SESSION, poc)):
+            conn.execute(
+                "insert into naked_pocs (symbol_id, session_date, poc) values (%s, %s, %s)",
+                (sids["AAPL"], day, level),
+            )
         for k, (state, conf) in enumerate((("BALANCE", 55.0), ("IMBALANCE_UP", 72.0))):
             conn.execute(
                 "insert into market_state (symbol_id, ts, state, confidence, poc, balance_high,"
@@ -238,4 +243,11 @@ def seed(db_url: str) -> dict[str, float]:
             ),
         )
         conn.commit()
-    return {"last_close": aapl[-1][3], "poc": poc, "lvn": lvn, "vah": vah, "val": val}
+    return {
+        "last_close": aapl[-1][3],
+        "poc": poc,
+        "lvn": lvn,
+        "vah": vah,
+        "val": val,
+        "naked_poc": naked_poc,
+    }

@@ -78,7 +78,8 @@ def test_flow_profile_signals_and_states(
     levels = profile["levels"]
     assert levels and all(lv["buy"] + lv["sell"] == pytest.approx(lv["total"]) for lv in levels)
     assert [lv["price"] for lv in levels] == sorted(lv["price"] for lv in levels)
-    assert len(profile["naked_pocs"]) == 1
+    # only earlier sessions' POCs are naked: the session's own candidate row is not one
+    assert profile["naked_pocs"] == [{"session_date": "2026-11-20", "poc": seeded["naked_poc"]}]
     assert [s["type"] for s in signals["signals"]] == ["BUY", "SELL"]  # newest first
     assert [s["state"] for s in states] == ["IMBALANCE_UP", "BALANCE"]
 

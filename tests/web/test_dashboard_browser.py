@@ -88,6 +88,8 @@ def test_each_page_loads_with_data(page: Page, redis_url: str, db_url: str) -> N
         row = page.locator("#watchlist tr[data-symbol=AAPL]")
         expect(row).to_contain_text(last)
         expect(row).to_contain_text("IMBALANCE_UP")
+        # the engine's confidence is in points: the latest state's 72 reads 72%, not 7,200%
+        expect(row.locator("td[data-f=state] .badge")).to_have_text("IMBALANCE_UP 72%")
         expect(row).to_contain_text("BUY")
         expect(page.locator("#watchlist tr[data-symbol='VOD.L']")).to_contain_text("08:29")
         page.locator("th[data-sort=last_price]").click()  # sorts by price, empty rows last
@@ -221,7 +223,9 @@ def test_candle_signal_and_state_appear_live(
         pub.publish(Channel.MARKET_STATE, json.dumps({**state, "confidence": 81.0, "poc": 181.0}))
         expect(page.locator("#state")).to_have_attribute("data-state", "IMBALANCE_DOWN")
         expect(page.locator("#state")).to_contain_text("81%")
-        expect(watch.locator("#watchlist tr[data-symbol=AAPL]")).to_contain_text("IMBALANCE_DOWN")
+        # the live state message's confidence, in points as sent (81 reads 81%)
+        watch_state = watch.locator("#watchlist tr[data-symbol=AAPL] td[data-f=state] .badge")
+        expect(watch_state).to_have_text("IMBALANCE_DOWN 81%")
         alert = {"symbol": "AAPL", "type": "lvn", "time": "2026-11-23T16:30:00+00:00"}
         pub.publish(Channel.ALERTS, json.dumps({**alert, "lvn": 181.5, "horizon": "session"}))
         expect(page.locator("#alerts li").first).to_contain_text("near LVN 181.50 (session)")

@@ -1,7 +1,8 @@
 """``/api/footprint`` on a seeded 24/7 morning (tests/support/footprint_seed.py): cells and
 the stored imbalances of 1-minute bars, longer bars summed and judged by the same rule,
-bar statistics, the window's bounds, refusals; and ``/api/flow`` without the zero-filled
-minutes before the session's first trade."""
+bar statistics, the window's bounds, refusals; what the page asks when it follows the
+market (``from=`` its last bar, of the footprint and the VWAP); and ``/api/flow`` without
+the zero-filled minutes before the session's first trade."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import httpx
 import numpy as np
 from pytest import approx
 
-from tests.support.footprint_seed import FIRST_TRADE, ROW, _minute_cells, seed_footprint
+from tests.support.footprint_seed import (
+    FIRST_TRADE,
+    ROW,
+    _minute_cells,
+    add_footprint_minutes,
+    seed_footprint,
+)
 from tests.support.web_served import serve
 
 
@@ -95,6 +102,29 @@ def test_refusals_and_an_empty_window(redis_url: str, db_url: str) -> None:
     assert bad_tf.status_code == bad_time.status_code == too_many.status_code == 400
     assert empty["bars"] == []
     assert [b["time"][11:16] for b in naive.json()["bars"]] == ["06:00", "06:01"]
+
+
+def test_following_from_the_last_bar_shown(redis_url: str, db_url: str) -> None:
+    """The page asks for the bars from its last one: that bar again, with the minutes it
+    gained, and the ones after it; the VWAP likewise."""
+    seed_footprint(db_url, minutes=12, rows=6)
+    last_5m = (FIRST_TRADE + timedelta(minutes=10)).isoformat()  # 06:10, minutes 10-11
+    with serve(redis_url, db_url) as web:
+        before = get(web.base, "/api/footprint", symbol="BTCUSD", tf="5m").json()["bars"]
+        added = add_footprint_minutes(db_url, 12, count=4, rows=6)  # 06:12 .. 06:15
+        after = get(web.base, "/api/footprint", symbol="BTCUSD", tf="5m", **{"from": last_5m})
+        vwap = get(web.base, "/api/vwap", symbol="BTCUSD", tf="5m", **{"from": last_5m})
+        minute = get(web.base, "/api/vwap", symbol="BTCUSD", **{"from": "2026-11-23T06:14Z"})
+    assert before[-1]["time"] == last_5m
+    bars = after.json()["bars"]
+    assert [b["time"][11:16] for b in bars] == ["06:10", "06:15"]
+    _, buy, sell = _minute_cells(15, 6)
+    assert bars[1]["delta"] == approx(sum(buy) - sum(sell))
+    assert bars[0]["volume"] > before[-1]["volume"]  # 06:10 gained minutes 12-14
+    rows = vwap.json()["vwap"]
+    assert [r["time"][11:16] for r in rows] == ["06:10", "06:15"]
+    assert rows[-1]["vwap"] == approx(added["vwap"]) and rows[-1]["sd"] == approx(added["sd"])
+    assert [r["time"][11:16] for r in minute.json()["vwap"]] == ["06:14", "06:15"]
 
 
 def test_flow_starts_at_the_first_trade(redis_url: str, db_url: str) -> None:

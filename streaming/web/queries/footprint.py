@@ -80,7 +80,8 @@ where symbol_id = %(sid)s
 """
 
 
-# the session VWAP and sd at each bar's end (the last minute of the bar that has a row)
+# the session VWAP and sd at each bar's end (the last minute of the bar that has a row), of
+# the bars starting at or after ``from`` (the page follows the market from its last bar)
 VWAP_SQL = f"""
 with last as (select max(bucket) as ts from {Table.SESSION_VWAP} where symbol_id = %(sid)s),
 rows as (
@@ -88,7 +89,7 @@ rows as (
                as local,
            w.bucket, w.session_date, w.vwap, w.sd
     from {Table.SESSION_VWAP} w, last
-    where w.symbol_id = %(sid)s
+    where w.symbol_id = %(sid)s and w.bucket >= %(from)s
       and w.bucket > last.ts - greatest(%(step)s::interval * %(limit)s * 3, interval '5 days')
 )
 select distinct on (local) local at time zone %(tz)s as time,
@@ -143,8 +144,15 @@ class FootprintQueries(MarketQueries):
             "bars": footprint_bars(bars, cells, stored, timeframe, row_size, config),
         }
 
-    async def vwap(self, symbol: str, timeframe: str = "1m", limit: int = 390) -> dict[str, Any]:
-        """The session VWAP and its sd at the end of each of the last ``limit`` bars."""
+    async def vwap(
+        self,
+        symbol: str,
+        timeframe: str = "1m",
+        limit: int = 390,
+        start: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The session VWAP and its sd at the end of each of the last ``limit`` bars (of
+        those starting at or after ``start``)."""
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
         sym = await self.symbol(symbol)
@@ -153,6 +161,7 @@ class FootprintQueries(MarketQueries):
             "tz": sym["timezone"],
             "step": TIMEFRAMES[timeframe],
             "limit": clamp(limit, 1, MAX_FOOTPRINT_BARS * 4),
+            "from": clamp_time(start, FAR_PAST),
         }
         rows = await self.db.fetch(VWAP_SQL, params)
         rows.reverse()

@@ -108,9 +108,12 @@ where symbol_id = %(sid)s
 group by price_level order by price_level
 """
 
+# naked POCs of the sessions before the shown one (``day``, null before the first profile
+# run): the table also holds the developing session's POC, a candidate until its session ends
 NAKED_SQL = """
 select session_date, poc from naked_pocs
 where symbol_id = %(sid)s and touched_at is null
+  and (%(day)s::date is null or session_date < %(day)s::date)
 order by session_date desc limit 10
 """
 
@@ -249,7 +252,8 @@ class MarketQueries:
             levels = await self.db.fetch(
                 LEVELS_SQL, {"sid": sym["id"], "day": session["session_date"]}
             )
-        naked = await self.db.fetch(NAKED_SQL, {"sid": sym["id"]})
+        day = session["session_date"] if session is not None else None
+        naked = await self.db.fetch(NAKED_SQL, {"sid": sym["id"], "day": day})
         return {"symbol": symbol, "session": session, "levels": levels, "naked_pocs": naked}
 
     async def signals(

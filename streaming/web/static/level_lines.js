@@ -67,6 +67,20 @@ export class LevelLines {
     this.relabel();
   }
 
+  // the rows from the last bar shown (that bar again and newer ones), merged in with
+  // update() so the chart's scroll and zoom stay as the user left them
+  followVwap(rows) {
+    let last = this.lastVwap;
+    for (const r of rows) {
+      if (last && r.t < last.t) continue;
+      this.vwapLine.update({ time: r.t, value: r.vwap });
+      for (const b of this.bands) b.series.update({ time: r.t, value: r.vwap + b.k * r.sd });
+      last = r;
+    }
+    this.lastVwap = last;
+    this.relabel();
+  }
+
   toggle(family) {
     this.on[family] = !this.on[family];
     this.relabel();

@@ -5,6 +5,9 @@ import { ProfileOverlay } from "../profile_overlay.js";
 import { footprintPanel } from "../footprint_panel.js";
 import { LevelLines, FAMILIES } from "../level_lines.js";
 
+// how often the footprint and the VWAP follow the market while the tab is visible (besides
+// each new live minute): the profile run that writes their rows lags the live candles
+const FOLLOW_MS = 10000;
 const TF_SECONDS = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
 const COLORS = { up: "#26a69a", down: "#ef5350", poc: "#f0b90b", va: "#4c8dff", lvn: "#7d889c", hvn: "#ff9f43", naked: "#b07cff" };
 
@@ -128,17 +131,37 @@ export async function start({ root, params }) {
     if (chart) chart.levels(p);
   }
 
-  async function loadFlow() {
+  async function loadFlow(withVwap = true) {
     if (!chart) return;
     const [f, v] = await Promise.all([
       api(`/api/flow?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`),
-      api(`/api/vwap?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`),
+      withVwap ? api(`/api/vwap?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`) : null,
     ]);
     chart.flow(f.flow);
-    chart.vwap(v.vwap);
+    if (v) chart.vwap(v.vwap);
+  }
+
+  // the footprint and the VWAP follow the market: only the bars from the last one shown
+  let following = null;
+  let loads = 0; // each timeframe load (loadBars); a follow begun before one is stale after it
+  function follow() {
+    if (!chart || following) return following;
+    const at = loads;
+    const last = chart.lastVwap();
+    const from = last ? `&from=${encodeURIComponent(last.time)}&limit=60` : "&limit=500";
+    following = Promise.all([
+      footprint.follow(tf),
+      api(`/api/vwap?symbol=${encodeURIComponent(symbol)}&tf=${tf}${from}`).then((v) => {
+        if (at === loads) chart.followVwap(v.vwap); // not across a timeframe change
+      }),
+    ]).finally(() => {
+      following = null;
+    });
+    return following;
   }
 
   async function loadBars() {
+    loads += 1;
     const c = await api(`/api/candles?symbol=${encodeURIComponent(symbol)}&tf=${tf}&limit=500`);
     tz = c.timezone || "UTC";
     bars = c.candles.map(toBar);
@@ -176,7 +199,12 @@ export async function start({ root, params }) {
     legend(bar);
     head(bar.close, state.prevClose);
     if (t1 > lastMinute) {
-      if (lastMinute) setTimeout(() => loadFlow().catch(() => {}), 1500);
+      if (lastMinute) {
+        setTimeout(() => {
+          loadFlow(false).catch(() => {});
+          follow()?.catch(() => {});
+        }, 1500);
+      }
       lastMinute = t1;
     }
   }
@@ -197,6 +225,9 @@ export async function start({ root, params }) {
   for (const s of sigs.signals.slice().reverse()) addSignal(s);
   await loadProfile();
   setInterval(() => loadProfile().catch(() => {}), 30000);
+  setInterval(() => {
+    if (!document.hidden) follow()?.catch(() => {});
+  }, FOLLOW_MS);
 
   $("tfs").addEventListener("click", async (ev) => {
     const next = ev.target.dataset && ev.target.dataset.tf;
@@ -233,6 +264,8 @@ export async function start({ root, params }) {
     labelled: () => (chart ? chart.labelled() : []),
     visibleTimes: () => (chart ? chart.visibleTimes() : null),
     footprint: footprint,
+    follow: () => follow(),
+    vwapLast: () => (chart ? chart.lastVwap() : null),
   };
 }
 
@@ -291,6 +324,12 @@ function makeChart(LC, el) {
     },
     vwap(rows) {
       levels.vwap(rows);
+    },
+    followVwap(rows) {
+      levels.followVwap(rows);
+    },
+    lastVwap() {
+      return levels.lastVwap;
     },
     toggle(family) {
       return levels.toggle(family);
