@@ -18,8 +18,8 @@ from strategies.snapshot import Universe
 from streaming.engine.alerts import OnceLatch
 from streaming.engine.footprint_alerts import BIG_PRINT_ALERT_AGE_S, vwap_band_alerts
 from streaming.engine.loop import Engine
-from tests.engine.test_loop import Listener
 from tests.support.engine_rows import NOW, RISING, seed_aapl, settings
+from tests.support.redis_listener import Listener
 from tests.support.webhook_server import WebhookServer
 
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from core.webhooks import WebhookTarget
 from streaming.engine.loop import Engine
+from streaming.engine.webhook_format import alert_text, webhook_body
 from streaming.engine.webhooks import WebhookDispatcher, retry_after
 from tests.support.engine_rows import settings
 from tests.support.webhook_server import WebhookServer
@@ -183,3 +184,40 @@ def test_retry_after_values() -> None:
     assert retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
     assert retry_after("soon") is None and retry_after(None) is None
     assert retry_after("-5") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("alert", "line"),
+    [
+        (
+            {"type": "lvn", "symbol": "AAPL", "lvn": 100.6, "horizon": "session",
+             "direction": "UP", "price": 100.275, "distance_pct": 0.323},
+            "AAPL near LVN 100.6 (session): price 100.275, 0.323% below it",
+        ),
+        (
+            {"type": "aggressive_flow", "symbol": "AAPL", "direction": "BUY", "score": 80.0,
+             "intensity": "STRONG"},
+            "AAPL aggressive BUY flow: score 80 (STRONG)",
+        ),
+        (
+            {"type": "vwap_band", "symbol": "AAPL", "band": "lower", "k": 2.0, "level": 99.8,
+             "price": 99.7, "vwap": 100.0, "sd": 0.1},
+            "AAPL touched the lower VWAP band (2 sd, 99.8): price 99.7, VWAP 100",
+        ),
+        (
+            {"type": "big_print", "symbol": "ETHUSDT", "size": 12.5, "price": 2001.5,
+             "side": None, "print_time": "2026-11-23T15:00:03+00:00"},
+            "ETHUSDT big print: 12.5 @ 2001.5 (unclassified) at 2026-11-23T15:00:03+00:00",
+        ),
+        ({"type": "new_kind", "symbol": "X", "a": 1}, "X new_kind: a=1"),
+        ({"type": "lvn", "symbol": "X"}, "X lvn: "),  # fields missing: listed, never a crash
+    ],
+)  # fmt: skip
+def test_chat_lines(alert: dict, line: str) -> None:
+    assert alert_text(alert) == line
+
+
+def test_a_discord_message_is_cut_at_2000_characters() -> None:
+    long = {"type": "new_kind", "symbol": "X", "a": "x" * 3000}
+    assert len(webhook_body("discord", long)["content"]) == 2000
+    assert len(webhook_body("slack", long)["text"]) > 3000
