@@ -3,8 +3,10 @@
 Scheduling: ticks sit on absolute deadlines (start + k seconds), so the work time never
 adds drift; a tick that overruns makes the loop skip the deadlines it missed and log the
 lag instead of bunching up. Tasks have their own cadences measured on the tick clock:
-market state every 5 s, LVN alerts every 2 s, aggressive flow and strategies every tick,
-reference data (symbols, strategies, configs) every 30 s.
+market state every 5 s, LVN and footprint alerts every 2 s (the footprint re-read every
+5 s), aggressive flow and strategies every tick, reference data (symbols, strategies,
+configs) every 30 s. Alerts also go to the webhooks (``webhooks.py``), queued, never
+awaited by the tick.
 
 Each tick reads with a few set-based statements for all symbols (``queries.py``), computes
 with the shared pure formulas (``snapshot.compute_metrics``), then runs its tasks, each
