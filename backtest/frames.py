@@ -6,8 +6,9 @@ batch of minutes whose *groups are the minutes*: group ``k`` holds exactly the r
 engine's reads (``streaming.engine.queries``) return at instant ``asof[k]`` — candles with
 ``asof − window < ts ≤ asof``, the latest session and composite profile rows with
 ``bucket ≤ asof``, the last ``FLOW_WINDOW_BUCKETS`` order-flow buckets in
-``(asof − 15 min, asof]`` and the session VWAP since the session's open — and nothing
-later. ``compute_metrics`` and ``only_current_profiles`` then run on it unchanged.
+``(asof − 15 min, asof]``, the session VWAP since the session's open and, for a strategy
+with footprint terms, the footprint (``backtest.footprint``) — and nothing later.
+``compute_metrics`` and ``only_current_profiles`` then run on it unchanged.
 
 The decision instant of minute ``m`` (its start, epoch seconds) is ``m + DECIDE_AT_S``:
 the minute's last second, when its candle, profile row and order-flow bucket are
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from analytics.sessions import UnknownMarketError, market_timezone, session_bounds
+from backtest.footprint import footprint_at
 from backtest.history import Levels, SymbolHistory
 from strategies.session_clock import LOOKBACK_DAYS
 from strategies.snapshot import FLOW_MAX_AGE, Profile, Snapshot, Universe, only_current_profiles
@@ -113,6 +115,8 @@ def _latest(levels: Levels, asof: F) -> Profile:
         val=pick(levels.val),
         bucket=pick(levels.bucket),
         lvns=[NO_NODES] * len(asof),  # LVNs feed alerts only, never a strategy
+        ib_high=pick(levels.ib_high),
+        ib_low=pick(levels.ib_low),
     )
 
 
@@ -136,6 +140,7 @@ def snapshot_at(
     window: timedelta,
     *,
     want_vwap: bool = False,
+    want_footprint: bool = False,
     bounds: tuple[I64, I64] | None = None,
 ) -> Snapshot:
     """One snapshot of ``h`` with one group per instant of ``asof`` (sorted), profiles
@@ -170,5 +175,6 @@ def snapshot_at(
         cvd=h.cvd[f_idx],
         session_vwap=session_vwap(h, asof, opens) if want_vwap else np.zeros(0),
         asof=np.asarray(asof, dtype=np.float64),
+        footprint=footprint_at(h.footprint, asof) if want_footprint else None,
     )
     return only_current_profiles(snap, opens, previous)

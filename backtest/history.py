@@ -9,7 +9,7 @@ order-flow window); the simulated clock then decides what each minute may see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy.typing as npt
 import psycopg
 
 from analytics.increments import Increments
+from backtest.footprint import FootprintHistory, load_footprint
 
 F = npt.NDArray[np.float64]
 
@@ -37,6 +38,9 @@ class Levels:
     poc: F
     vah: F
     val: F
+    # the session's initial balance (session rows; empty: none stored)
+    ib_high: F = field(default_factory=lambda: np.zeros(0))
+    ib_low: F = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def empty(cls) -> Levels:
@@ -62,6 +66,7 @@ class SymbolHistory:
     buy_pressure: F
     sell_pressure: F
     cvd: F  # cvd_total, else cvd (what the engine reads)
+    footprint: FootprintHistory = field(default_factory=FootprintHistory)
 
     @property
     def minutes(self) -> int:
@@ -80,7 +85,7 @@ select date_part('epoch', ts), open, high, low, close, volume, vwap from candles
 where symbol_id = %s and ts > %s and ts < %s order by ts
 """
 PROFILES_SQL = """
-select date_part('epoch', bucket), poc, vah, val from profile_metrics
+select date_part('epoch', bucket), poc, vah, val, ib_high, ib_low from profile_metrics
 where symbol_id = %s and horizon = %s and bucket > %s and bucket < %s order by bucket
 """
 FLOW_SQL = """
@@ -128,9 +133,10 @@ def load_history(
         levels = {}
         for horizon in ("session", "composite"):
             args = (sid, horizon, start - PROFILE_LOOKBACK, end)
-            rows = _matrix(cur.execute(PROFILES_SQL, args).fetchall(), 4)
-            levels[horizon] = Levels(*(rows[:, k].copy() for k in range(4)))
+            rows = _matrix(cur.execute(PROFILES_SQL, args).fetchall(), 6)
+            levels[horizon] = Levels(*(rows[:, k].copy() for k in range(6)))
         flow = _matrix(cur.execute(FLOW_SQL, (sid, start - FLOW_LOOKBACK, end)).fetchall(), 4)
+    footprint = load_footprint(conn, sid, start, end, start - SESSION_LOOKBACK)
     c = [candles[:, k].copy() for k in range(7)]
     return SymbolHistory(
         symbol_id=sid,
@@ -150,4 +156,5 @@ def load_history(
         buy_pressure=flow[:, 1].copy(),
         sell_pressure=flow[:, 2].copy(),
         cvd=flow[:, 3].copy(),
+        footprint=footprint,
     )

@@ -40,7 +40,13 @@ def loop_signals(
     for t in asof.tolist():
         holding: dict[int, str] = {}
         for h in runs:
-            snap = snapshot_at(h, np.array([t]), window, want_vwap=strategy.uses_vwap())
+            snap = snapshot_at(
+                h,
+                np.array([t]),
+                window,
+                want_vwap=strategy.uses_vwap(),
+                want_footprint=strategy.uses_footprint(),
+            )
             metrics = compute_metrics(snap, periods)
             for cand in evaluate(
                 strategy,

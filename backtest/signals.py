@@ -156,7 +156,12 @@ def _batch(
     snap: Snapshot | None = None
     if len(active):
         snap = snapshot_at(
-            h, part[active], window, want_vwap=strategy.uses_vwap(), bounds=(lo[active], hi[active])
+            h,
+            part[active],
+            window,
+            want_vwap=strategy.uses_vwap(),
+            want_footprint=strategy.uses_footprint(),
+            bounds=(lo[active], hi[active]),
         )
         metrics = compute_metrics(snap, periods)
         targets = np.ones(len(active), dtype=bool)

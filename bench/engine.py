@@ -1,8 +1,10 @@
 """One engine loop over 500 symbols with realistic rows (target ≤ 100 ms).
 
 Each symbol gets two hours of 1-minute candles, a session profile per minute with a few
-LVNs, a composite profile and an hour of order flow; strategies are the seeded ones plus
-the auction-market config and a rules strategy on every symbol, so every task runs.
+LVNs, a composite profile, an hour of order flow and of session VWAP rows, stacked
+imbalances on the last bars and a few big prints; strategies are the seeded ones plus the
+auction-market config and a rules strategy on every symbol, so every task runs (the
+footprint alerts too, whose reads run every 5 s with the state pass; timed apart below).
 
 Measured: ``Engine.tick`` (its set-based reads, the compute, the writes and the Redis
 publishes) over consecutive seconds, median of the steady-state ticks; the max (a tick
@@ -30,6 +32,7 @@ from storage.db import libpq_url
 from strategies.model import sma_periods
 from strategies.snapshot import Universe, compute_metrics
 from streaming.engine import queries
+from streaming.engine.footprint_reads import read_footprint
 from streaming.engine.loop import Engine
 
 DESCRIPTION = "one engine loop over 500 symbols vs the same reads one symbol at a time"
@@ -38,6 +41,7 @@ NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)  # a Monday, 11:00 New York
 CANDLE_MINUTES = 120
 FLOW_MINUTES = 60
 PROFILE_MINUTES = 60
+FOOTPRINT_MINUTES = 10  # bars with stacks and big prints before NOW
 BENCH_CHANNEL_PREFIX = "bench:engine:"  # no live subscriber listens on these
 
 
@@ -63,7 +67,7 @@ def _seed(url: str, n: int, seed: int = 11) -> list[int]:
                 (names,),
             ).fetchall()
         ]
-        candles, flow, profiles = [], [], []
+        candles, flow, profiles, vwaps, stacks, prints = [], [], [], [], [], []
         start = NOW - timedelta(minutes=CANDLE_MINUTES)
         for sid in ids:
             base = float(rng.uniform(20, 500))
@@ -95,6 +99,17 @@ def _seed(url: str, n: int, seed: int = 11) -> list[int]:
                     )
                 )
             poc = float(closes[-30:].mean())
+            for m in range(FLOW_MINUTES):
+                bucket = NOW - timedelta(minutes=FLOW_MINUTES - m)
+                vwaps.append((sid, bucket, NOW.date(), poc, poc * 0.002, 1e5 * (m + 1)))
+            for m in range(1, FOOTPRINT_MINUTES + 1):
+                bucket = NOW - timedelta(minutes=m)
+                for side, length in (("buy", int(rng.integers(1, 5))), ("sell", 2)):
+                    for j in range(length):
+                        price = round(poc + (0.01 if side == "buy" else -0.05) * (j + 1), 2)
+                        stacks.append((sid, bucket, price, side, 500.0, 50.0, length))
+                ts = bucket + timedelta(seconds=int(rng.integers(0, 60)))
+                prints.append((sid, bucket, 0, ts, poc, 25_000.0, "buy", 9_000.0))
             for m in range(PROFILE_MINUTES):
                 lvns = [
                     {
@@ -150,6 +165,19 @@ def _seed(url: str, n: int, seed: int = 11) -> list[int]:
             "profile_metrics",
             "symbol_id, horizon, bucket, session_date, poc, vah, val, total_volume, lvns, hvns",
             profiles,
+        )
+        _copy(conn, "session_vwap", "symbol_id, bucket, session_date, vwap, sd, volume", vwaps)
+        _copy(
+            conn,
+            "footprint_imbalances",
+            "symbol_id, bucket, price, side, volume, opposite, stack_len",
+            stacks,
+        )
+        _copy(
+            conn,
+            "big_prints",
+            "symbol_id, bucket, print_no, ts, price, size, side, threshold",
+            prints,
         )
         conn.execute(
             "insert into strategy_configs (symbol_id, strategy_name, parameters)"
@@ -230,6 +258,20 @@ async def _per_symbol_reads(url: str, engine: Engine, rounds: int) -> list[float
     return times
 
 
+async def _footprint_reads(url: str, engine: Engine, rounds: int) -> float:
+    """The best time of the three footprint statements over every symbol."""
+    assert engine.universe is not None
+    ids = engine.universe.ids.tolist()
+    best = float("inf")
+    connect = psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
+    async with await connect as conn, conn.cursor(binary=True) as cur:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await read_footprint(cur, ids, NOW)
+            best = min(best, (time.perf_counter() - t0) * 1000)
+    return best
+
+
 async def _compute_only(url: str, engine: Engine, rounds: int) -> float:
     assert engine.universe is not None
     periods = sma_periods(engine.strategies)
@@ -248,13 +290,14 @@ def run(ctx: BenchContext) -> list[Comparison]:
     ticks = 6 if ctx.quick else 65  # past 60 s: a full rotation of candle-window re-reads
     _seed(ctx.database_url, n)
 
-    async def go() -> tuple[list[float], list[float], list[float], float, Engine]:
+    async def go() -> tuple[list[float], list[float], list[float], float, float, Engine]:
         times, state_times, engine = await _engine_ticks(ctx.database_url, ctx.redis_url, ticks)
         naive = await _per_symbol_reads(ctx.database_url, engine, 1 if ctx.quick else 3)
         compute = await _compute_only(ctx.database_url, engine, 5)
-        return times, state_times, naive, compute, engine
+        footprint = await _footprint_reads(ctx.database_url, engine, 5)
+        return times, state_times, naive, compute, footprint, engine
 
-    times, state_times, naive, compute, engine = asyncio.run(go())
+    times, state_times, naive, compute, footprint, engine = asyncio.run(go())
     return [
         Comparison(
             name=f"engine loop, {n} symbols",
@@ -269,6 +312,8 @@ def run(ctx: BenchContext) -> list[Comparison]:
                 "max tick ms": max(times),
                 "state-pass tick ms": statistics.median(state_times) if state_times else 0.0,
                 "compute only ms": compute,
+                "footprint reads ms": footprint,
+                "alerts": float(engine.counters.alerts),
                 "signals": float(engine.counters.signals),
                 "state rows": float(engine.counters.state_rows),
             },

@@ -17,6 +17,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.webhooks import WebhookTarget, parse_webhooks
+
 CsvList = Annotated[list[str], NoDecode]
 
 # seconds a process gets between SIGTERM and SIGKILL: `marketflow up`'s default stop timeout,
@@ -31,7 +33,10 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # an invalid value is not echoed in the error: settings hold secrets (webhook URLs, keys)
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # --- services (docs/operations.md) ---------------------------------------
     # URLs may carry passwords: kept out of repr and dumps (print via core.service_urls.redact_url)
@@ -238,6 +243,28 @@ class Settings(BaseSettings):
     engine_broker_timeout_seconds: float = Field(
         default=5.0, validation_alias="ENGINE_BROKER_TIMEOUT_SECONDS"
     )
+    # footprint alerts (docs/alerts.md); 0 turns the first two off
+    engine_stacked_imbalance_alert_rows: int = Field(
+        default=3, ge=0, validation_alias="ENGINE_STACKED_IMBALANCE_ALERT_ROWS"
+    )
+    engine_vwap_alert_sd: float = Field(default=2.0, ge=0, validation_alias="ENGINE_VWAP_ALERT_SD")
+    engine_big_print_alerts: bool = Field(default=True, validation_alias="ENGINE_BIG_PRINT_ALERTS")
+    # alert webhooks (docs/alerts.md): comma list of format=url, format json|slack|discord
+    alert_webhooks: Annotated[list[WebhookTarget], NoDecode] = Field(
+        default_factory=list, validation_alias="ALERT_WEBHOOKS"
+    )
+    alert_webhook_queue: int = Field(default=1000, ge=1, validation_alias="ALERT_WEBHOOK_QUEUE")
+    alert_webhook_per_minute: float = Field(
+        default=30.0, gt=0, validation_alias="ALERT_WEBHOOK_PER_MINUTE"
+    )
+    alert_webhook_burst: int = Field(default=5, ge=1, validation_alias="ALERT_WEBHOOK_BURST")
+    alert_webhook_retries: int = Field(default=4, ge=0, validation_alias="ALERT_WEBHOOK_RETRIES")
+    alert_webhook_backoff_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="ALERT_WEBHOOK_BACKOFF_SECONDS"
+    )
+    alert_webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="ALERT_WEBHOOK_TIMEOUT_SECONDS"
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -256,6 +283,11 @@ class Settings(BaseSettings):
                 "runs older than it are deleted every day, so 0 or less would delete them all"
             )
         return value
+
+    @field_validator("alert_webhooks", mode="before")
+    @classmethod
+    def _webhooks(cls, value: object) -> object:
+        return parse_webhooks(value)
 
     @field_validator("web_allowed_hosts", mode="before")
     @classmethod

@@ -7,6 +7,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from strategies.footprint import (
+    BAND_REFS,
+    BIG_PRINT_SECONDS,
+    BIG_PRINT_WINDOW,
+    MAX_BAND_K,
+    STACK_METRICS,
+)
 from strategies.model import (
     AUCTION_MARKET,
     KINDS,
@@ -18,7 +25,7 @@ from strategies.model import (
     SymbolConfig,
     TradeLimits,
 )
-from strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
+from strategies.rules import FOOTPRINT_TEXT, NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
 
 SIGNAL_TYPES = ("BUY", "SELL")
 # SMA periods count 1-minute candles, and the engine reads 2 × the longest period of
@@ -118,6 +125,38 @@ def trade_limits(strategy: Strategy, config: SymbolConfig | None) -> TradeLimits
     )
 
 
+def _whole(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise DefinitionError(f"{what} must be a whole number, got {value!r}")
+    if not low <= int(value) <= high:
+        raise DefinitionError(f"{what} must be in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _footprint_text(metric: str, op: str, raw: Mapping[str, Any]) -> Condition:
+    """``ib_break`` or ``big_print``: == / != against one of its values."""
+    value = raw.get("value")
+    if op not in ("==", "!=") or value not in FOOTPRINT_TEXT[metric]:
+        raise DefinitionError(
+            f"{metric} compares with == or != against one of "
+            f"{', '.join(FOOTPRINT_TEXT[metric])}, got {op} {value!r}"
+        )
+    if metric == "ib_break":
+        return Condition(metric, op, value=value)
+    most = int(BIG_PRINT_WINDOW.total_seconds())
+    seconds = _whole(raw.get("seconds", BIG_PRINT_SECONDS), "big_print seconds", 1, most)
+    return Condition(metric, op, value=value, seconds=seconds)
+
+
+def _band_k(ref: str, raw: Mapping[str, Any]) -> float | None:
+    """A VWAP band's k (standard deviations, in (0, MAX_BAND_K]); None for other refs."""
+    if ref not in BAND_REFS:
+        return None
+    if "k" not in raw:
+        raise DefinitionError(f"{ref} needs k, the band's number of standard deviations")
+    return _bounded(raw["k"], f"{ref} k", 0, MAX_BAND_K, low_open=True)
+
+
 def _condition(raw: object) -> Condition:
     if not isinstance(raw, Mapping):
         raise DefinitionError(f"a condition must be an object, got {raw!r}")
@@ -127,6 +166,17 @@ def _condition(raw: object) -> Condition:
     has_value, ref = "value" in raw, raw.get("ref")
     if has_value == (ref is not None):
         raise DefinitionError(f"condition on {metric!r} needs exactly one of value or ref")
+    if "seconds" in raw and metric != "big_print":
+        raise DefinitionError(f"seconds belongs to big_print, not to {metric!r}")
+    if "k" in raw and ref not in BAND_REFS:
+        raise DefinitionError(f"k belongs to the refs vwap_upper / vwap_lower, not to {ref!r}")
+    if metric in FOOTPRINT_TEXT:
+        return _footprint_text(metric, op, raw)
+    if metric in STACK_METRICS:
+        if ref is not None:
+            raise DefinitionError(f"{metric} compares with a value (rows), not a ref")
+        rows = _whole(raw.get("value"), f"{metric} value (rows of a stack)", 1, 1_000_000)
+        return Condition(metric, op, value=float(rows))
     if metric in TEXT_METRICS:
         value = raw.get("value")
         if op not in ("==", "!=") or value not in TEXT_METRICS[metric]:
@@ -136,7 +186,7 @@ def _condition(raw: object) -> Condition:
             )
         return Condition(metric=metric, op=op, value=value)
     if metric not in NUMERIC_METRICS:
-        known = ", ".join([*NUMERIC_METRICS, *TEXT_METRICS])
+        known = ", ".join([*NUMERIC_METRICS, *TEXT_METRICS, *FOOTPRINT_TEXT])
         raise DefinitionError(f"unknown metric {metric!r}; known: {known}")
     if ref is not None:
         if ref == "sma":
@@ -145,7 +195,7 @@ def _condition(raw: object) -> Condition:
             )
         if ref not in REFS:
             raise DefinitionError(f"unknown ref {ref!r}; known: sma, {', '.join(REFS)}")
-        return Condition(metric, op, ref=ref)
+        return Condition(metric, op, ref=ref, k=_band_k(ref, raw))
     value = raw.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise DefinitionError(f"value for {metric} must be a number, got {value!r}")

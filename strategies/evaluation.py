@@ -19,7 +19,7 @@ from strategies.model import (
     Strategy,
     SymbolConfig,
 )
-from strategies.rules import condition_mask
+from strategies.rules import condition_mask, footprint_details
 from strategies.snapshot import Metrics, Universe, json_number
 
 BALANCE_TRADE_SCORE = 80.0  # BALANCE entries need a score ≥ 80
@@ -108,6 +108,7 @@ def evaluate(
             either |= condition_mask(cond, metrics, state, confidence)
         holds &= either
     mask &= holds
+    terms = strategy.footprint_terms()
     return [
         Candidate(
             int(i),
@@ -120,6 +121,7 @@ def evaluate(
                 "cvd_slope": json_number(metrics.cvd_slope[i]),
                 **{f"sma{p}": json_number(metrics.sma[p][i]) for p in strategy.sma_periods()},
                 **({"vwap": json_number(metrics.vwap[i])} if strategy.uses_vwap() else {}),
+                **(footprint_details(terms, metrics, i) if terms else {}),
                 **_levels(strategy, configs, universe, metrics, i),
             },
         )

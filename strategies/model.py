@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from strategies.footprint import FOOTPRINT_TABLE_TERMS, FOOTPRINT_TERMS
+
 PRICE_ABOVE_SMA = "price_above_sma"
 AUCTION_MARKET = "auction_market"
 RULES = "rules"
@@ -25,6 +27,8 @@ class Condition:
     value: float | str | None = None
     ref: str | None = None
     period: int | None = None
+    k: float | None = None  # standard deviations of a VWAP band ref
+    seconds: int | None = None  # look-back of a big_print condition
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ class Strategy:
 
     def uses_vwap(self) -> bool:
         return any(c.ref == "vwap" for c in (*self.all, *self.any))
+
+    def footprint_terms(self) -> set[str]:
+        """The footprint metrics and refs its conditions use (``footprint.FOOTPRINT_TERMS``)."""
+        used = {c.metric for c in (*self.all, *self.any)} | {
+            c.ref for c in (*self.all, *self.any) if c.ref
+        }
+        return used & FOOTPRINT_TERMS
+
+    def uses_footprint(self) -> bool:
+        """Whether it reads the footprint tables (IB levels come with the profile)."""
+        return bool(self.footprint_terms() & FOOTPRINT_TABLE_TERMS)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from analytics.indicators import (
     sma_grouped,
 )
 from analytics.market_state import MOMENTUM_WINDOW_MINUTES, detect_states, momentum_pct_grouped
+from strategies.footprint import Footprint
 
 F = npt.NDArray[np.float64]
 
@@ -71,11 +72,16 @@ class Profile:
     val: F
     bucket: F  # epoch seconds
     lvns: list[list[dict[str, float]]]
+    # the session's initial balance (session rows only; empty: not read)
+    ib_high: F = field(default_factory=lambda: np.zeros(0))
+    ib_low: F = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def empty(cls, n: int) -> Profile:
         nan = np.full(n, np.nan)
-        return cls(nan, nan.copy(), nan.copy(), nan.copy(), [[] for _ in range(n)])
+        return cls(
+            nan, nan.copy(), nan.copy(), nan.copy(), [[] for _ in range(n)], nan.copy(), nan.copy()
+        )
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class Snapshot:
     # evaluates many minutes of one symbol as one snapshot, one group per minute); empty:
     # every group stands at ``now``
     asof: F = field(default_factory=lambda: np.zeros(0))
+    # read only when a strategy or an alert uses it (None: not read)
+    footprint: Footprint | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,12 @@ class Metrics:
     # kept even when that profile was dropped as stale so the state row can say so
     profile_status: I8 = field(default_factory=lambda: np.zeros(0, np.int8))
     profile_bucket: F = field(default_factory=lambda: np.zeros(0))
+    # the footprint (current session's VWAP row only), the session's initial balance and
+    # the instant each symbol stands at (epoch s), for the footprint conditions
+    footprint: Footprint | None = None
+    ib_high: F = field(default_factory=lambda: np.zeros(0))
+    ib_low: F = field(default_factory=lambda: np.zeros(0))
+    asof: F = field(default_factory=lambda: np.zeros(0))
 
 
 def candle_window(sma_periods: frozenset[int]) -> timedelta:
@@ -164,7 +178,14 @@ def _keep(profile: Profile, keep: npt.NDArray[np.bool_]) -> Profile:
         val=np.where(keep, profile.val, np.nan),
         bucket=profile.bucket,
         lvns=[nodes if k else [] for nodes, k in zip(profile.lvns, keep.tolist(), strict=True)],
+        ib_high=_where(keep, profile.ib_high),
+        ib_low=_where(keep, profile.ib_low),
     )
+
+
+def _where(keep: npt.NDArray[np.bool_], values: F) -> F:
+    """``values`` where ``keep``, NaN elsewhere (an empty array: not read, stays empty)."""
+    return np.where(keep, values, np.nan) if len(values) else values
 
 
 def only_current_profiles(snap: Snapshot, session_open: F, previous_open: F) -> Snapshot:
@@ -177,7 +198,8 @@ def only_current_profiles(snap: Snapshot, session_open: F, previous_open: F) -> 
     compares against its levels. The composite profile spans several sessions and is
     rebuilt with each session profile run, so it stays usable while its bucket is in the
     current or the previous session (e.g. before the first run of a new session); older,
-    it is absent too. A NaN open (unknown market) keeps nothing.
+    it is absent too. A NaN open (unknown market) keeps nothing. The footprint's session
+    VWAP row counts only in the current session too (``Footprint.in_session``).
     """
     s, c = snap.session, snap.composite
     has = np.isfinite(s.bucket)
@@ -192,6 +214,7 @@ def only_current_profiles(snap: Snapshot, session_open: F, previous_open: F) -> 
         composite=_keep(c, recent),
         session_status=status.astype(np.int8),
         composite_stale=np.isfinite(c.bucket) & ~recent,
+        footprint=None if snap.footprint is None else snap.footprint.in_session(session_open),
     )
 
 
@@ -249,4 +272,8 @@ def compute_metrics(snap: Snapshot, sma_periods: frozenset[int] = frozenset()) -
         distance_pct=dist,
         profile_status=status,
         profile_bucket=s.bucket,
+        footprint=snap.footprint,
+        ib_high=s.ib_high if len(s.ib_high) == n else np.full(n, np.nan),
+        ib_low=s.ib_low if len(s.ib_low) == n else np.full(n, np.nan),
+        asof=snap.asof if len(snap.asof) == n else np.full(n, snap.now.timestamp()),
     )

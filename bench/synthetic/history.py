@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from backtest.footprint import FootprintHistory
 from backtest.history import Levels, SymbolHistory
 
 F = npt.NDArray[np.float64]
@@ -80,6 +81,33 @@ def history(
     )
 
 
+def footprint(ts: F, close: F, poc: F, seed: int = 0) -> FootprintHistory:
+    """Footprint rows beside a history: a session VWAP row per minute (the running mean
+    close, sd 0.2 % of it), a stack on a quarter of the bars per side (1–5 rows) and a big
+    print on about one bar in eight, on a random side (unclassified now and then)."""
+    rng = np.random.default_rng(seed + 1000)
+    n = len(ts)
+    stack_bucket, stack_len = [], []
+    for _ in range(2):
+        has = rng.random(n) < 0.25
+        stack_bucket.append(ts[has].copy())
+        stack_len.append(rng.integers(1, 6, int(has.sum())).astype(np.float64))
+    bar = rng.random(n) < 0.12
+    when = ts[bar] + rng.integers(0, 60, int(bar.sum()))
+    side = rng.integers(0, 3, int(bar.sum()))
+    price, size = close[bar], rng.uniform(500, 2000, int(bar.sum()))
+    return FootprintHistory(
+        vwap_bucket=ts.copy(),
+        vwap=poc.copy(),
+        vwap_sd=poc * 0.002,
+        stack_bucket=(stack_bucket[0], stack_bucket[1]),
+        stack_len=(stack_len[0], stack_len[1]),
+        print_ts=tuple(when[side == k] for k in range(3)),
+        print_price=tuple(price[side == k] for k in range(3)),
+        print_size=tuple(size[side == k] for k in range(3)),
+    )
+
+
 def truncated(h: SymbolHistory, last: float) -> SymbolHistory:
     """``h`` as it stood at ``last``: every row stamped after it dropped."""
 
@@ -87,6 +115,23 @@ def truncated(h: SymbolHistory, last: float) -> SymbolHistory:
         k = int(np.searchsorted(levels.bucket, last, side="right"))
         return Levels(levels.bucket[:k], levels.poc[:k], levels.vah[:k], levels.val[:k])
 
+    def upto(values: F, by: F) -> F:
+        return values[: int(np.searchsorted(by, last, side="right"))]
+
+    fh = h.footprint
+    fp = FootprintHistory(
+        upto(fh.vwap_bucket, fh.vwap_bucket),
+        upto(fh.vwap, fh.vwap_bucket),
+        upto(fh.vwap_sd, fh.vwap_bucket),
+        (
+            upto(fh.stack_bucket[0], fh.stack_bucket[0]),
+            upto(fh.stack_bucket[1], fh.stack_bucket[1]),
+        ),
+        (upto(fh.stack_len[0], fh.stack_bucket[0]), upto(fh.stack_len[1], fh.stack_bucket[1])),
+        tuple(upto(fh.print_ts[k], fh.print_ts[k]) for k in range(3)),  # type: ignore[arg-type]
+        tuple(upto(fh.print_price[k], fh.print_ts[k]) for k in range(3)),  # type: ignore[arg-type]
+        tuple(upto(fh.print_size[k], fh.print_ts[k]) for k in range(3)),  # type: ignore[arg-type]
+    )
     c = int(np.searchsorted(h.ts, last, side="right"))
     f = int(np.searchsorted(h.flow_bucket, last, side="right"))
     return SymbolHistory(
@@ -107,4 +152,5 @@ def truncated(h: SymbolHistory, last: float) -> SymbolHistory:
         h.buy_pressure[:f],
         h.sell_pressure[:f],
         h.cvd[:f],
+        fp,
     )

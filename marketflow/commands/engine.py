@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 HELP = (
-    "run the engine loop: market state, LVN/aggressive-flow alerts, strategies → signals, "
+    "run the engine loop: market state, alerts (LVN, aggressive flow, footprint; to "
+    "ALERT_WEBHOOKS too), strategies → signals, "
     "optional Alpaca bracket orders (AUTO_TRADING_ENABLED)"
 )
 

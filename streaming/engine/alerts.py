@@ -5,7 +5,8 @@ LVN proximity: the nearest low-volume node of the session or composite profile w
 the price, so price would have to rise to reach it; DOWN when below) and distance.
 Aggressive flow: the score of ``analytics.aggressive_flow`` reaching the alert threshold.
 Both fire once per approach (``OnceLatch``): an alert re-arms only after price leaves
-the zone (or the score drops below the threshold).
+the zone (or the score drops below the threshold). The footprint alerts are in
+``footprint_alerts.py``; every alert type is described in docs/alerts.md.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 Scheduling: ticks sit on absolute deadlines (start + k seconds), so the work time never
 adds drift; a tick that overruns makes the loop skip the deadlines it missed and log the
 lag instead of bunching up. Tasks have their own cadences measured on the tick clock:
-market state every 5 s, LVN alerts every 2 s, aggressive flow and strategies every tick,
-reference data (symbols, strategies, configs) every 30 s.
+market state every 5 s, LVN and footprint alerts every 2 s (the footprint re-read every
+5 s), aggressive flow and strategies every tick, reference data (symbols, strategies,
+configs) every 30 s. Alerts also go to the webhooks (``webhooks.py``), queued, never
+awaited by the tick.
 
 Each tick reads with a few set-based statements for all symbols (``queries.py``), computes
 with the shared pure formulas (``snapshot.compute_metrics``), then runs its tasks, each
@@ -50,12 +52,14 @@ from strategies.snapshot import (
 )
 from streaming.engine import killswitch, queries
 from streaming.engine.alerts import OnceLatch, flow_alerts, lvn_alerts
+from streaming.engine.footprint_alerts import FootprintAlerts
 from streaming.engine.lease import EngineLease
 from streaming.engine.publishing import publish
 from streaming.engine.report import Counters, TickReport
 from streaming.engine.signals import fire_signals, record_signals, signal_messages
 from streaming.engine.state import StateRecorder, refresh_states
 from streaming.engine.trader import Trader
+from streaming.engine.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,8 @@ class Engine:
         self.recorder = StateRecorder(settings.engine_state_refresh_seconds)
         self.lvn_latch = OnceLatch()
         self.flow_latch = OnceLatch()
+        self.footprint_alerts = FootprintAlerts(settings)
+        self.webhooks = WebhookDispatcher.from_settings(settings)
         # current market state per symbol id, refreshed on the state cadence
         self.current_state: dict[int, tuple[int, float]] = {}
         self._vwap: dict[int, float] = {}
@@ -139,6 +145,7 @@ class Engine:
             self._conn = None
 
     async def close(self) -> None:
+        await self.webhooks.close()
         await self.lease.release()
         await self._drop_db()
         await self.redis.aclose()
@@ -251,7 +258,10 @@ class Engine:
             if wants_vwap and self._is_due("vwap", VWAP_EVERY_S, t)
             else None
         )
-        snap = await self.reader.read(conn, self.universe, now, self._window(), starts)
+        footprint = self.footprint_alerts.enabled or any(
+            st.uses_footprint() for st in self.strategies
+        )
+        snap = await self.reader.read(conn, self.universe, now, self._window(), starts, footprint)
         ids = self.universe.ids.tolist()
         if starts is not None:
             self._vwap = {sid: float(v) for sid, v in zip(ids, snap.session_vwap, strict=True)}
@@ -321,9 +331,12 @@ class Engine:
         alerts += flow_alerts(
             universe, metrics, now, self.flow_latch, self.settings.engine_aggression_alert_score
         )
+        if metrics.footprint is not None and self._is_due("footprint alerts", LVN_EVERY_S, t):
+            alerts += self.footprint_alerts.due(universe, metrics, metrics.footprint, now)
         report.alerts = alerts
         self.counters.alerts += len(alerts)
         await self._publish(Channel.ALERTS, alerts)
+        self.webhooks.submit(alerts)
 
         report.ran.append("strategies")
         fired = fire_signals(
@@ -398,6 +411,7 @@ class Engine:
                 broker_calls=c.broker_calls,
                 paper=int(trader.paper),
             )
+        out.update(self.webhooks.counters())
         out["auto_trading"] = int(self.settings.auto_trading_enabled)
         out["engine_lock"] = "held" if self.lease.held else "read-only"
         return out

@@ -23,9 +23,11 @@ from analytics.aggressive_flow import FLOW_WINDOW_BUCKETS
 from analytics.increments import Increments
 from core.contracts import Horizon
 from strategies.definitions import parse_config, parse_strategy
+from strategies.footprint import Footprint
 from strategies.model import DefinitionError, Strategy, SymbolConfig
 from strategies.snapshot import FLOW_MAX_AGE, Profile, Snapshot, Universe
 from streaming.engine.alerts import nodes as alert_nodes
+from streaming.engine.footprint_reads import read_footprint
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,12 @@ order by symbol_id, ts
 """
 
 PROFILES_SQL = """
-select s.id, h.horizon, date_part('epoch', p.bucket), p.poc, p.vah, p.val, p.lvns::text
+select s.id, h.horizon, date_part('epoch', p.bucket), p.poc, p.vah, p.val, p.lvns::text,
+       p.ib_high, p.ib_low
 from unnest(%(ids)s::bigint[]) as s (id)
 cross join (values ('session'), ('composite')) as h (horizon)
 cross join lateral (
-    select bucket, poc, vah, val, lvns from profile_metrics
+    select bucket, poc, vah, val, lvns, ib_high, ib_low from profile_metrics
     where symbol_id = s.id and horizon = h.horizon and bucket <= %(now)s
     order by bucket desc limit 1
 ) as p
@@ -167,10 +170,13 @@ class SnapshotReader:
     window of a rotating slice of symbols, so every symbol is re-read in full about every
     ``full_every_s`` seconds (older candles rewritten by reconciliation are picked up)
     without one loop paying for all of them. LVN lists are parsed from JSON only when a
-    profile's bucket changed.
+    profile's bucket changed; the footprint is re-read every ``FOOTPRINT_EVERY``.
     """
 
     CANDLE_TAIL = timedelta(minutes=3)
+    # the footprint tables change once a minute (the Dagster minute run): read them every
+    # few seconds, not every loop
+    FOOTPRINT_EVERY = timedelta(seconds=5)
 
     def __init__(self, full_every_s: float = 60.0) -> None:
         self.full_every_s = full_every_s
@@ -179,6 +185,7 @@ class SnapshotReader:
         self._last_now: datetime | None = None
         self._cursor = 0
         self._lvns: dict[tuple[int, str], tuple[float, list[Any]]] = {}
+        self._footprint: tuple[tuple[int, ...], datetime, Footprint] | None = None
         self.full_reads = 0
 
     def _needs_full(self, key: tuple[tuple[int, ...], timedelta], now: datetime) -> bool:
@@ -230,6 +237,21 @@ class SnapshotReader:
         self._lvns[(sid, horizon)] = (bucket, nodes)
         return nodes
 
+    async def _read_footprint(
+        self, cur: psycopg.AsyncCursor[Any], ids: list[int], now: datetime
+    ) -> Footprint:
+        cached = self._footprint
+        if (
+            self.full_every_s > 0
+            and cached is not None
+            and cached[0] == tuple(ids)
+            and timedelta(0) <= now - cached[1] < self.FOOTPRINT_EVERY
+        ):
+            return cached[2]
+        fp = await read_footprint(cur, ids, now)
+        self._footprint = (tuple(ids), now, fp)
+        return fp
+
     async def read(
         self,
         conn: psycopg.AsyncConnection,
@@ -237,8 +259,10 @@ class SnapshotReader:
         now: datetime,
         window: timedelta,
         vwap_starts: Sequence[datetime | None] | None = None,
+        footprint: bool = False,
     ) -> Snapshot:
-        """Everything one loop needs for every symbol, in three (four with VWAP) statements."""
+        """Everything one loop needs for every symbol, in three statements; one more with
+        the candle VWAP (``vwap_starts``), three more with the ``footprint``."""
         ids = universe.ids.tolist()
         n = universe.size
         async with conn.cursor(binary=True) as cur:
@@ -263,14 +287,17 @@ class SnapshotReader:
                     for sid, value in await cur.fetchall():
                         if value is not None:
                             session_vwap[where[int(sid)]] = float(value)
+            prints = await self._read_footprint(cur, ids, now) if footprint else None
 
         index = {int(i): k for k, i in enumerate(ids)}
         by_horizon = {
             Horizon.SESSION.value: Profile.empty(n),
             Horizon.COMPOSITE.value: Profile.empty(n),
         }
-        for sid, horizon, bucket, poc, vah, val, lvns in profiles:
+        for sid, horizon, bucket, poc, vah, val, lvns, ib_high, ib_low in profiles:
             k, prof = index[int(sid)], by_horizon[horizon]
+            prof.ib_high[k] = np.nan if ib_high is None else ib_high
+            prof.ib_low[k] = np.nan if ib_low is None else ib_low
             prof.bucket[k] = bucket
             prof.poc[k] = np.nan if poc is None else poc
             prof.vah[k] = np.nan if vah is None else vah
@@ -293,6 +320,7 @@ class SnapshotReader:
             sell_pressure=flow[:, 2].copy(),
             cvd=flow[:, 3].copy(),
             session_vwap=session_vwap,
+            footprint=prints,
         )
 
 
@@ -302,6 +330,8 @@ async def load_snapshot(
     now: datetime,
     window: timedelta,
     vwap_starts: Sequence[datetime | None] | None = None,
+    footprint: bool = False,
 ) -> Snapshot:
     """One snapshot read from scratch (no state kept between calls)."""
-    return await SnapshotReader(full_every_s=0.0).read(conn, universe, now, window, vwap_starts)
+    reader = SnapshotReader(full_every_s=0.0)
+    return await reader.read(conn, universe, now, window, vwap_starts, footprint)

@@ -36,3 +36,7 @@ class TokenBucket:
             self._tokens -= n
             return True
         return False
+
+    def seconds_until(self, n: float = 1.0) -> float:
+        """How long until ``n`` tokens are there (0 when they are now)."""
+        return max(0.0, (n - self.available()) / self.rate)

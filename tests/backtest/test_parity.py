@@ -4,7 +4,6 @@ and Redis, the engine's own loop)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +14,7 @@ import pytest
 from backtest.frames import decision_instants
 from backtest.run import Request, run_backtest
 from bench.synthetic.history import history
-from core.settings import Settings
-from streaming.engine.loop import Engine
-from tests.support.backtest_seed import DAY, store
+from tests.support.backtest_seed import DAY, engine_signals, store
 
 OPEN = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 MINUTES = 150
@@ -53,25 +50,6 @@ def seeded(db_url: str) -> dict[str, int]:
                 (name, json.dumps(definition), cooldown),
             )
     return ids
-
-
-def engine_signals(db_url: str, redis_url: str, instants: list[float]) -> list[tuple]:
-    async def go() -> list[tuple]:
-        engine = Engine(Settings(_env_file=None), db_url, redis_url)  # type: ignore[call-arg]
-        out = []
-        try:
-            for t in instants:
-                report = await engine.tick(datetime.fromtimestamp(t, UTC))
-                assert report.ok, report.error
-                out += [
-                    (m["time"], m["strategy"], m["symbol"], m["type"], m["details"])
-                    for m in report.signals
-                ]
-        finally:
-            await engine.close()
-        return out
-
-    return asyncio.run(go())
 
 
 def test_backtest_signals_equal_the_engine_on_a_simulated_clock(

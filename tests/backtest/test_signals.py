@@ -3,6 +3,7 @@ row stamped after the minute they are decided in, on the engine's session clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from backtest.frames import decision_instants, session_opens, snapshot_at
 from backtest.reference import loop_signals
 from backtest.signals import symbol_signals
-from bench.synthetic.history import history, truncated
+from bench.synthetic.history import footprint, history, truncated
 from strategies.definitions import parse_strategy
 from strategies.model import SymbolConfig
 from strategies.session_clock import current_session
@@ -34,12 +35,25 @@ STRATEGIES = {
             {"metric": "price", "op": "<", "ref": "composite_val"},
         ],
     },
+    "footprint": {
+        "type": "rules",
+        "symbols": ["AAA", "BBB"],
+        "all": [{"metric": "stacked_sell_imbalance", "op": "<", "value": 4}],
+        "any": [
+            {"metric": "stacked_buy_imbalance", "op": ">=", "value": 3},
+            {"metric": "price", "op": ">=", "ref": "vwap_upper", "k": 1.5},
+            {"metric": "big_print", "op": "==", "value": "ANY", "seconds": 90},
+        ],
+    },
 }
 
 
 def histories(hours: float = 8):
     ts = START.timestamp() + 60.0 * np.arange(int(hours * 60))
-    return [history(1, "AAA", ts, seed=1), history(2, "BBB", ts, seed=2, price=50.0)]
+    hs = [history(1, "AAA", ts, seed=1), history(2, "BBB", ts, seed=2, price=50.0)]
+    return [
+        replace(h, footprint=footprint(h.ts, h.close, h.session.poc, k)) for k, h in enumerate(hs)
+    ]
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
@@ -97,6 +111,14 @@ def test_snapshot_rows_are_stamped_at_or_before_their_minute() -> None:
         <= asof[np.isfinite(snap.session.bucket)]
     ).all()
     assert (np.diff(snap.flow_offsets) <= 5).all()
+    # footprint: every instant's VWAP row, stacks and prints from at or before it, and some
+    fp = snapshot_at(h, asof, timedelta(minutes=61), want_footprint=True).footprint
+    assert fp is not None
+    stamps = [fp.vwap_bucket, fp.stack_buy_bucket, fp.stack_sell_bucket, *fp.big_ts.T]
+    for stamp in stamps:
+        seen = np.isfinite(stamp)
+        assert seen.any() and (stamp[seen] <= asof[seen]).all()
+    assert (asof[:, None] - fp.big_ts < 900)[np.isfinite(fp.big_ts)].all()
     # the decision instant is the minute's last second: its own candle is in, the next not
     assert asof[0] % 60 == 59
 

@@ -12,6 +12,7 @@ def test_engine_bench_quick(db_url, redis_url):
     assert comparison.value > 0 and comparison.reference_value > 0
     assert comparison.notes["signals"] > 0  # the strategies ran on the seeded rows
     assert comparison.notes["state rows"] >= 50
+    assert comparison.notes["alerts"] >= 50  # the footprint rows alert (stacks, band, prints)
     assert "engine loop, 50 symbols" in comparison.format()
 
 

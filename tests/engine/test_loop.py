@@ -10,39 +10,16 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-import redis
 
 from streaming.engine.loop import Engine
 from tests.support.engine_rows import NOW, RISING, insert_candles, seed_aapl, settings, symbol_ids
+from tests.support.redis_listener import Listener
 
 
 @pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
-
-
-class Listener:
-    """Subscribes before the engine publishes and collects JSON messages per channel."""
-
-    def __init__(self, url: str, *channels: str) -> None:
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(*channels)
-        self.pubsub.get_message(timeout=1)  # subscription confirmations
-        for _ in channels[1:]:
-            self.pubsub.get_message(timeout=1)
-
-    def drain(self) -> dict[str, list[dict]]:
-        out: dict[str, list[dict]] = {}
-        while (m := self.pubsub.get_message(timeout=0.2)) is not None:
-            if m["type"] == "message":
-                out.setdefault(m["channel"].decode(), []).append(json.loads(m["data"]))
-        return out
-
-    def close(self) -> None:
-        self.pubsub.close()
-        self.client.close()
 
 
 def run(coro):

@@ -4,6 +4,7 @@ one run of the backtest over them saved by the backtest's own store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime
 
@@ -12,6 +13,8 @@ import psycopg
 from backtest.run import Request, Result, run_backtest
 from backtest.store import save_result, start_run
 from bench.synthetic.history import SymbolHistory, history, session_minutes
+from core.settings import Settings
+from streaming.engine.loop import Engine
 
 FIRST_DAY = date(2026, 11, 24)  # a Tuesday and a Wednesday: two New York sessions
 LAST_DAY = date(2026, 11, 25)
@@ -79,3 +82,25 @@ def store(conn: psycopg.Connection, h: SymbolHistory) -> None:
                 for t, c, b, s in zip(ts, h.cvd, h.buy_pressure, h.sell_pressure, strict=True)
             ],
         )
+
+
+def engine_signals(db_url: str, redis_url: str, instants: list[float]) -> list[tuple]:
+    """(time, strategy, symbol, type, details) of every signal the engine sends when
+    ticked at ``instants`` (epoch s) on a simulated clock."""
+
+    async def go() -> list[tuple]:
+        engine = Engine(Settings(_env_file=None), db_url, redis_url)  # type: ignore[call-arg]
+        out = []
+        try:
+            for t in instants:
+                report = await engine.tick(datetime.fromtimestamp(t, UTC))
+                assert report.ok, report.error
+                out += [
+                    (m["time"], m["strategy"], m["symbol"], m["type"], m["details"])
+                    for m in report.signals
+                ]
+        finally:
+            await engine.close()
+        return out
+
+    return asyncio.run(go())
