@@ -12,6 +12,7 @@ from strategies.footprint import (
     BIG_PRINT_SECONDS,
     BIG_PRINT_WINDOW,
     MAX_BAND_K,
+    MAX_STACK_ROWS,
     STACK_METRICS,
 )
 from strategies.model import (
@@ -175,7 +176,7 @@ def _condition(raw: object) -> Condition:
     if metric in STACK_METRICS:
         if ref is not None:
             raise DefinitionError(f"{metric} compares with a value (rows), not a ref")
-        rows = _whole(raw.get("value"), f"{metric} value (rows of a stack)", 1, 1_000_000)
+        rows = _whole(raw.get("value"), f"{metric} value (rows of a stack)", 1, MAX_STACK_ROWS)
         return Condition(metric, op, value=float(rows))
     if metric in TEXT_METRICS:
         value = raw.get("value")

@@ -36,6 +36,7 @@ BAND_REFS = {"vwap_upper": 1.0, "vwap_lower": -1.0}  # the sign of k·sd
 IB_REFS = ("ib_high", "ib_low")
 FOOTPRINT_TABLE_TERMS = frozenset({*STACK_METRICS, "big_print", "session_vwap", *BAND_REFS})
 FOOTPRINT_TERMS = FOOTPRINT_TABLE_TERMS | {"ib_break", *IB_REFS}
+MAX_STACK_ROWS = 1_000_000  # a stacked_* condition's value: whole rows in [1, this]
 MAX_BAND_K = 5.0  # a band further out is a typo (k counts standard deviations)
 BIG_PRINT_SECONDS = 60  # default look-back of a big_print condition
 

@@ -150,6 +150,29 @@ def test_strategy_edits_are_validated_and_stored(redis_url: str, db_url: str) ->
             res = http.patch(f"/api/strategies/{sid}", json=change)
             assert res.status_code == 400 and reason in res.json()["error"], res.text
         assert _cooldown(db_url)[1:] == (90, False)  # nothing of the refused edits stored
+        # the footprint terms (docs/strategies.md) through the typed body and the engine
+        footprint = {
+            "type": "rules",
+            "signal": "BUY",
+            "all": [
+                {"metric": "stacked_buy_imbalance", "op": ">=", "value": 3},
+                {"metric": "price", "op": "<", "ref": "vwap_lower", "k": 2},
+                {"metric": "ib_break", "op": "!=", "value": "BELOW"},
+            ],
+            "any": [{"metric": "big_print", "op": "==", "value": "BUY", "seconds": 120}],
+        }
+        stored = http.patch(f"/api/strategies/{sid}", json={"definition": footprint})
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["definition"]["all"][1] == footprint["all"][1]
+        for condition, reason in (
+            ({"metric": "price", "op": "<", "ref": "vwap_lower", "k": 0}, "(0, 5]"),
+            ({"metric": "price", "op": "<", "ref": "vwap_upper"}, "k"),
+            ({"metric": "big_print", "op": "==", "value": "BUY", "seconds": 901}, "900"),
+            ({"metric": "ib_break", "op": ">", "value": "ABOVE"}, "op"),
+        ):
+            change = {"definition": {**footprint, "all": [condition]}}
+            res = http.patch(f"/api/strategies/{sid}", json=change)
+            assert res.status_code == 400 and reason in res.json()["error"], res.text
         assert http.patch("/api/strategies/99999", json={"active": True}).status_code == 404
 
         config = {"enabled": False, "parameters": {"atr_stop_multiplier": 2.0}, "max_positions": 2}

@@ -232,6 +232,21 @@ def test_candle_signal_and_state_appear_live(
         flow = {"symbol": "AAPL", "type": "aggressive_flow", "time": "2026-11-23T16:30:00+00:00"}
         pub.publish(Channel.ALERTS, json.dumps({**flow, "direction": "buy", "score": 82.4}))
         expect(page.locator("#alerts li").first).to_contain_text("aggressive buy flow, score 82")
+        # the footprint alerts, in the fields streaming/engine/footprint_alerts.py publishes
+        stack = {**alert, "type": "stacked_imbalance", "side": "buy", "rows": 4}
+        pub.publish(Channel.ALERTS, json.dumps({**stack, "bar": "2026-11-23T16:29:00+00:00"}))
+        expect(page.locator("#alerts li").first).to_contain_text("stacked buy imbalance, 4 rows")
+        band = {**alert, "type": "vwap_band", "band": "upper", "k": 2.0, "level": 198.4}
+        pub.publish(
+            Channel.ALERTS, json.dumps({**band, "price": 199.25, "vwap": 190.1, "sd": 4.15})
+        )
+        expect(page.locator("#alerts li").first).to_contain_text(
+            "upper VWAP band touched at 199.25 (2.0 sd, band 198.40, VWAP 190.10)"
+        )
+        big = {**alert, "type": "big_print", "side": "sell", "price": 199.0, "size": 25000.0}
+        pub.publish(Channel.ALERTS, json.dumps({**big, "print_time": "2026-11-23T16:29:58+00:00"}))
+        expect(page.locator("#alerts li").first).to_contain_text("big print 25,000 @ 199.00 (sell")
+        expect(page.locator("#alerts li").first).not_to_contain_text("{")
         shot(page, "symbol-live")
         watch.context.close()
     pub.close()

@@ -32,8 +32,15 @@ from strategies.definitions import (
     RISK_PCT_MAX,
     SIGNAL_TYPES,
 )
+from strategies.footprint import (
+    BAND_REFS,
+    BIG_PRINT_WINDOW,
+    MAX_BAND_K,
+    MAX_STACK_ROWS,
+    STACK_METRICS,
+)
 from strategies.model import KINDS
-from strategies.rules import NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
+from strategies.rules import FOOTPRINT_TEXT, NUMERIC_METRICS, OPS, REFS, TEXT_METRICS
 
 INT32_MAX = 2**31 - 1  # strategies.cooldown_seconds is an integer column
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL's jsonb cannot store "\u0000"
@@ -79,6 +86,9 @@ RiskPct = bounded(0, RISK_PCT_MAX, low_open=True)
 DailyLossPct = bounded(0, DAILY_LOSS_PCT_MAX, low_open=True)
 Positions = bounded(1, POSITIONS_MAX, whole=True)
 Period = bounded(1, MAX_SMA_PERIOD, whole=True)
+StackRows = bounded(1, MAX_STACK_ROWS, whole=True)
+BandK = bounded(0, MAX_BAND_K, low_open=True)
+BigPrintSeconds = bounded(1, int(BIG_PRINT_WINDOW.total_seconds()), whole=True)
 Cooldown = bounded(0, INT32_MAX, whole=True)
 Text = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 # a key the engine does not read keeps a plain value (a number, text, true/false or null)
@@ -95,8 +105,23 @@ Metric = Literal[
     "confidence",
     "atr",
 ]
+StackMetric = Literal["stacked_buy_imbalance", "stacked_sell_imbalance"]
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
-Ref = Literal["vwap", "poc", "vah", "val", "composite_poc", "composite_vah", "composite_val"]
+Ref = Literal[
+    "vwap",
+    "poc",
+    "vah",
+    "val",
+    "composite_poc",
+    "composite_vah",
+    "composite_val",
+    "session_vwap",
+    "ib_high",
+    "ib_low",
+]
+BandRef = Literal["vwap_upper", "vwap_lower"]
+IbBreak = Literal["ABOVE", "BELOW", "INSIDE"]
+BigPrintSide = Literal["BUY", "SELL", "ANY"]
 MarketState = Literal["UNKNOWN", "BALANCE", "IMBALANCE_UP", "IMBALANCE_DOWN"]
 FlowDirection = Literal["NEUTRAL", "BUY", "SELL"]
 Kind = Literal["price_above_sma", "auction_market", "rules"]
@@ -130,6 +155,42 @@ class SmaCondition(BaseModel):
     period: Period  # type: ignore[valid-type]
 
 
+class StackCondition(BaseModel):
+    """The longest recent stacked imbalance of a side against a number of rows."""
+
+    model_config = STRICT
+    metric: StackMetric
+    op: Op
+    value: StackRows  # type: ignore[valid-type]
+
+
+class BandCondition(BaseModel):
+    """Price against the session VWAP ± k·sd (k standard deviations)."""
+
+    model_config = STRICT
+    metric: Metric
+    op: Op
+    ref: BandRef
+    k: BandK  # type: ignore[valid-type]
+
+
+class IbBreakCondition(BaseModel):
+    model_config = STRICT
+    metric: Literal["ib_break"]
+    op: Literal["==", "!="]
+    value: IbBreak
+
+
+class BigPrintCondition(BaseModel):
+    """A big print on a side within the last ``seconds`` (60 when absent)."""
+
+    model_config = STRICT
+    metric: Literal["big_print"]
+    op: Literal["==", "!="]
+    value: BigPrintSide
+    seconds: BigPrintSeconds = optional()  # type: ignore[valid-type]
+
+
 class MarketStateCondition(BaseModel):
     model_config = STRICT
     metric: Literal["market_state"]
@@ -151,10 +212,15 @@ def condition_kind(raw: Any) -> str | None:
     if not isinstance(raw, dict):
         return None
     metric = raw.get("metric")
-    if isinstance(metric, str) and metric in TEXT_METRICS:
+    if isinstance(metric, str) and (metric in TEXT_METRICS or metric in FOOTPRINT_TEXT):
         return f"{metric}_condition"
+    if isinstance(metric, str) and metric in STACK_METRICS:
+        return "stack_condition"
     if "ref" in raw:
-        return "sma_condition" if raw["ref"] == "sma" else "ref_condition"
+        ref = raw["ref"]
+        if ref == "sma":
+            return "sma_condition"
+        return "band_condition" if isinstance(ref, str) and ref in BAND_REFS else "ref_condition"
     return "value_condition"
 
 
@@ -162,11 +228,18 @@ Condition = Annotated[
     Annotated[ValueCondition, Tag("value_condition")]
     | Annotated[RefCondition, Tag("ref_condition")]
     | Annotated[SmaCondition, Tag("sma_condition")]
+    | Annotated[BandCondition, Tag("band_condition")]
+    | Annotated[StackCondition, Tag("stack_condition")]
+    | Annotated[IbBreakCondition, Tag("ib_break_condition")]
+    | Annotated[BigPrintCondition, Tag("big_print_condition")]
     | Annotated[MarketStateCondition, Tag("market_state_condition")]
     | Annotated[FlowDirectionCondition, Tag("flow_direction_condition")],
     Discriminator(condition_kind),
 ]
-CONDITION_TAGS = frozenset(f"{kind}_condition" for kind in ("value", "ref", "sma", *TEXT_METRICS))
+CONDITION_TAGS = frozenset(
+    f"{kind}_condition"
+    for kind in ("value", "ref", "sma", "band", "stack", *TEXT_METRICS, *FOOTPRINT_TEXT)
+)
 
 
 class TradingKeys(BaseModel):
@@ -265,14 +338,23 @@ class ConfigChange(BaseModel):
     max_positions: Positions | None = optional()  # type: ignore[valid-type]
 
 
+def _names(literal: Any) -> set[Any]:
+    """The values of a Literal, or of a union of Literals."""
+    return {v for arg in get_args(literal) for v in (_names(arg) if get_args(arg) else {arg})}
+
+
 def _same(literal: Any, engine: Any, what: str) -> None:
-    if set(get_args(literal)) != set(engine):
+    if _names(literal) != set(engine):
         raise AssertionError(f"the API's {what} differ from the engine's: update {__name__}")
 
 
-_same(Metric, NUMERIC_METRICS, "metrics")
+_same(Metric | StackMetric, NUMERIC_METRICS, "metrics")
+_same(StackMetric, STACK_METRICS, "stacked-imbalance metrics")
 _same(Op, OPS, "operators")
-_same(Ref, REFS, "refs")
+_same(Ref | BandRef, REFS, "refs")
+_same(BandRef, BAND_REFS, "VWAP band refs")
+_same(IbBreak, FOOTPRINT_TEXT["ib_break"], "initial-balance breaks")
+_same(BigPrintSide, FOOTPRINT_TEXT["big_print"], "big-print sides")
 _same(MarketState, TEXT_METRICS["market_state"], "market states")
 _same(FlowDirection, TEXT_METRICS["flow_direction"], "flow directions")
 _same(Kind, KINDS, "strategy types")

@@ -1,6 +1,6 @@
 // Symbol detail: candles per timeframe with the session profile beside the price axis,
 // POC/VA/LVN/HVN and naked-POC lines, signal markers, delta and CVD panes, state and alerts.
-import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, priceDigits, signed, zoneName, zoneOffset } from "../common.js";
+import { CH, api, badge, clock, cls, compact, esc, live, localEpoch, num, price, priceDigits, qty, signed, zoneName, zoneOffset } from "../common.js";
 import { ProfileOverlay } from "../profile_overlay.js";
 import { footprintPanel } from "../footprint_panel.js";
 import { LevelLines, FAMILIES } from "../level_lines.js";
@@ -112,6 +112,9 @@ export async function start({ root, params }) {
     let what;
     if (a.type === "lvn") what = `near LVN ${price(a.lvn)}${extra(a.horizon, a.direction)}`;
     else if (a.type === "aggressive_flow") what = `aggressive ${esc(a.direction || "")} flow, score ${num(a.score, 0)}${extra(a.intensity)}`;
+    else if (a.type === "stacked_imbalance") what = `stacked ${esc(a.side || "")} imbalance, ${num(a.rows, 0)} rows (bar ${clock(a.bar, tz)})`;
+    else if (a.type === "vwap_band") what = `${esc(a.band || "")} VWAP band touched at ${price(a.price)} (${num(a.k, 1)} sd, band ${price(a.level)}, VWAP ${price(a.vwap)})`;
+    else if (a.type === "big_print") what = `big print ${qty(a.size)} @ ${price(a.price)}${extra(a.side || "unclassified", clock(a.print_time, tz))}`;
     else what = esc(a.message || a.kind || JSON.stringify(a.details || {}));
     li.innerHTML = `<span class="t">${clock(a.time, tz)}</span><span class="badge">${esc(a.type || "alert")}</span> <span>${what}</span>`;
     ul.prepend(li);
