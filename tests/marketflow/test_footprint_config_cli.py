@@ -1,5 +1,6 @@
-"""``marketflow footprint-config`` against a real PostgreSQL: list, show, set, reset, and
-every refused value leaving the table as it was."""
+"""``marketflow footprint-config`` against a real PostgreSQL: list, show, set, reset, every
+refused value leaving the table as it was, and a change reaching the profile runs as the
+command says it does (the real tick sensor and profile asset)."""
 
 from __future__ import annotations
 
@@ -220,3 +221,53 @@ def test_unreachable_database(
 
 def test_every_parameter_has_an_option() -> None:
     assert sorted(OPTIONS.values()) == sorted(FIELD_NAMES)
+
+
+def test_a_change_reaches_the_sensor_run_from_its_resume_minute_only(
+    cli_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the command prints after a change, checked through the real tick sensor and
+    profile asset: the next minute run uses the new R for the minutes it recomputes, the
+    earlier ones keep the old R's imbalances, a full run of the partition redoes them."""
+    import dagster as dg
+    import pandas as pd
+
+    from analytics.sessions import session_bounds
+    from tests.dagster.test_profiles_incremental import (
+        DAY,
+        _insert,
+        full_recompute,
+        sensor_runs,
+        session_ticks,
+    )
+    from tests.dagster.test_profiles_incremental import stored as stored_rows
+
+    instance = dg.DagsterInstance.ephemeral()
+    open_, _close = session_bounds("XNYS", DAY)
+    with psycopg.connect(cli_db) as conn:
+        (aapl,) = conn.execute("select id from symbols where symbol = 'AAPL'").fetchone()
+    ticks = session_ticks(open_, 90, 2400, seed=11).assign(symbol_id=aapl)
+    first = ticks["ts"] < open_ + pd.Timedelta(minutes=60)
+    _insert(cli_db, ticks[first], "a")
+    cursor, _ = sensor_runs(cli_db, instance, None)
+    old = stored_rows(cli_db)["footprint_imbalances"]
+
+    assert main(["footprint-config", "AAPL", "--imbalance-ratio", "1.5"]) == 0
+    capsys.readouterr()
+    _insert(cli_db, ticks[~first], "b")
+    _cursor, runs = sensor_runs(cli_db, instance, cursor)
+    assert [m["incremental"].value for m in runs] == [True]
+    after_sensor = stored_rows(cli_db)["footprint_imbalances"]
+    full = full_recompute(cli_db)["footprint_imbalances"]  # a run without the sensor's tag
+
+    def part(frame: pd.DataFrame, early: bool) -> pd.DataFrame:
+        cut = frame["bucket"] < open_ + pd.Timedelta(minutes=50 if early else 60)
+        return frame[cut if early else ~cut].reset_index(drop=True)
+
+    # minutes well before the resume minute: as the old R left them
+    pd.testing.assert_frame_equal(part(after_sensor, True), part(old, True))
+    # the new minutes: what a full run with the new R writes
+    assert len(part(full, False)) > 0
+    pd.testing.assert_frame_equal(part(after_sensor, False), part(full, False))
+    # and the full run does change the earlier minutes (R 1.5 finds more than R 3)
+    assert len(part(full, True)) > len(part(old, True))
