@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "backtest": "backtest",
     "chaos": "chaos",
     "archive": "archive",
+    "footprint-config": "footprint_config",
     "backup": "backup",
     "restore": "restore",
 }
@@ -56,7 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
         module = _load(name)
         if module is None:
             continue
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        epilog = getattr(module, "EPILOG", None)  # examples, printed as written
+        cmd = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter
+            if epilog
+            else argparse.HelpFormatter,
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
