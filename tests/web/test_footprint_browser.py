@@ -52,6 +52,9 @@ def test_footprint_levels_and_legend_on_a_24_7_morning(
         first = int(FIRST_TRADE.timestamp())
         assert seen["from"] <= first and seen["to"] >= first + 39 * 60
         assert seen["from"] >= first - 5 * 60
+        # and they fill the pane: 40 candles in at most 40 + 2 + 12 slots, not squeezed
+        # against the axis among the chart's ~130 default slots
+        assert seen["slots"] <= 40 + 2 + 12 + 1, seen
         expect(page.locator("#levels")).to_contain_text(f"{seeded['ib_low']:,.2f}")
         expect(page.locator("#profile-src")).to_contain_text("profile run of")
         page.wait_for_timeout(700)

@@ -314,16 +314,23 @@ function makeChart(LC, el) {
       const n = bars.length;
       const ts = chart.timeScale();
       if (n) {
-        ts.setVisibleRange({ from: bars[Math.max(0, n - 150)].time, to: bars[n - 1].time });
-        const r = ts.getVisibleLogicalRange();
-        if (r) ts.setVisibleLogicalRange({ from: r.from - 2, to: r.to + Math.max(12, Math.min(n, 150) / 4) });
+        // logical indices of the candles themselves (timeToIndex: synchronous, unlike
+        // reading the range back after setVisibleRange, which still held the default
+        // ~130 slots and squeezed a young session's few candles against the axis)
+        const first = ts.timeToIndex(bars[Math.max(0, n - 150)].time, true);
+        const last = ts.timeToIndex(bars[n - 1].time, true);
+        if (first !== null && last !== null) {
+          ts.setVisibleLogicalRange({ from: first - 2, to: last + Math.max(12, Math.min(n, 150) / 4) });
+        }
       }
       overlay.draw();
       levels.relabel();
     },
+    // the times of the first and last bar in view, and the logical slots shown
     visibleTimes() {
       const r = chart.timeScale().getVisibleRange();
-      return r ? { from: r.from, to: r.to } : null;
+      const l = chart.timeScale().getVisibleLogicalRange();
+      return r && l ? { from: r.from, to: r.to, slots: l.to - l.from } : null;
     },
     vwap(rows) {
       levels.vwap(rows);
