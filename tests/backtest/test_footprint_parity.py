@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from backtest.frames import decision_instants
-from backtest.run import Request, run_backtest
 from bench.synthetic.history import history
-from tests.support.backtest_seed import DAY, engine_signals, store
+from tests.support.backtest_seed import DAY, backtest_signals, by_time, engine_signals, store
 from tests.support.footprint_history import store_footprint
 
 OPEN = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
@@ -69,17 +68,8 @@ def test_footprint_conditions_signal_the_same_in_the_engine_and_the_backtest(
 ) -> None:
     instants = decision_instants(OPEN, OPEN + timedelta(minutes=MINUTES + 10)).tolist()
     live = engine_signals(db_url, redis_url, instants)
-    replayed = []
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for name in STRATEGIES:
-            result = run_backtest(conn, Request(name, DAY, DAY))
-            replayed += [
-                (datetime.fromtimestamp(s.ts, UTC).isoformat(), name, s.symbol, s.type, s.details)
-                for s in result.signals
-                if s.ts <= instants[-1]
-            ]
-    key = lambda row: (row[0], row[1], row[2])  # noqa: E731
-    live, replayed = sorted(live, key=key), sorted(replayed, key=key)
+    replayed = backtest_signals(db_url, list(STRATEGIES), DAY, instants[-1])
+    live, replayed = by_time(live), by_time(replayed)
     counts = {(n, s): sum(1 for r in live if r[1:3] == (n, s)) for n in STRATEGIES for s in SYMBOLS}
     assert all(c >= 2 for c in counts.values()), counts
     assert [r[:4] for r in replayed] == [r[:4] for r in live]

@@ -12,9 +12,8 @@ import psycopg
 import pytest
 
 from backtest.frames import decision_instants
-from backtest.run import Request, run_backtest
 from bench.synthetic.history import history
-from tests.support.backtest_seed import DAY, engine_signals, store
+from tests.support.backtest_seed import DAY, backtest_signals, by_time, engine_signals, store
 
 OPEN = datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
 MINUTES = 150
@@ -60,17 +59,8 @@ def test_backtest_signals_equal_the_engine_on_a_simulated_clock(
     instants = decision_instants(OPEN, end).tolist()
     live = engine_signals(db_url, redis_url, instants)
 
-    replayed = []
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for name in STRATEGIES:
-            result = run_backtest(conn, Request(name, DAY, DAY))
-            replayed += [
-                (datetime.fromtimestamp(s.ts, UTC).isoformat(), name, s.symbol, s.type, s.details)
-                for s in result.signals
-                if s.ts <= instants[-1]
-            ]
-    key = lambda row: (row[0], row[1], row[2])  # noqa: E731
-    live, replayed = sorted(live, key=key), sorted(replayed, key=key)
+    replayed = backtest_signals(db_url, list(STRATEGIES), DAY, instants[-1])
+    live, replayed = by_time(live), by_time(replayed)
     by_strategy = {n: sum(1 for r in live if r[1] == n) for n in STRATEGIES}
     assert all(count >= 2 for count in by_strategy.values()), by_strategy
     assert [r[:4] for r in replayed] == [r[:4] for r in live]

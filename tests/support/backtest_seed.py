@@ -104,3 +104,22 @@ def engine_signals(db_url: str, redis_url: str, instants: list[float]) -> list[t
         return out
 
     return asyncio.run(go())
+
+
+def backtest_signals(db_url: str, strategies: list[str], day: date, until: float) -> list[tuple]:
+    """The same tuples from a backtest of each strategy over ``day``, up to ``until``."""
+    out = []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for name in strategies:
+            result = run_backtest(conn, Request(name, day, day))
+            out += [
+                (datetime.fromtimestamp(s.ts, UTC).isoformat(), name, s.symbol, s.type, s.details)
+                for s in result.signals
+                if s.ts <= until
+            ]
+    return out
+
+
+def by_time(rows: list[tuple]) -> list[tuple]:
+    """Signal tuples in (time, strategy, symbol) order, as both sides are compared."""
+    return sorted(rows, key=lambda row: (row[0], row[1], row[2]))
