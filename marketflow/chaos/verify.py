@@ -149,8 +149,11 @@ def _quiet_dagster() -> None:
 
 def _profile_tables() -> dict[str, tuple[str, ...]]:
     from analytics.pipeline import (
+        BIG_PRINT_COLUMNS,
+        IMBALANCE_COLUMNS,
         ORDER_FLOW_COLUMNS,
         PROFILE_METRICS_COLUMNS,
+        SESSION_VWAP_COLUMNS,
         VOLUME_PROFILE_COLUMNS,
     )
 
@@ -158,6 +161,9 @@ def _profile_tables() -> dict[str, tuple[str, ...]]:
         "volume_profile": ("symbol_id", *VOLUME_PROFILE_COLUMNS),
         "profile_metrics": ("symbol_id", *PROFILE_METRICS_COLUMNS),
         "order_flow": ("symbol_id", *ORDER_FLOW_COLUMNS),
+        "footprint_imbalances": ("symbol_id", *IMBALANCE_COLUMNS),
+        "session_vwap": ("symbol_id", *SESSION_VWAP_COLUMNS),
+        "big_prints": ("symbol_id", *BIG_PRINT_COLUMNS),
     }
 
 
@@ -238,6 +244,11 @@ def profile_mismatches(database_url: str, start: datetime, end: datetime) -> dic
             volume_profile=concat_frames(result.volume_profile),
             profile_metrics=concat_frames(result.profile_metrics),
             order_flow=concat_frames(result.order_flow),
+            footprint=profile_io.FootprintRows(
+                concat_frames(result.imbalances),
+                concat_frames(result.session_vwap),
+                concat_frames(result.big_prints),
+            ),
         )
         for table, columns in tables.items():
             cols = sql.SQL(", ").join(map(sql.Identifier, columns))

@@ -370,6 +370,9 @@ def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
         "volume_profile": 0,
         "profile_metrics": 0,
         "order_flow": 0,
+        "footprint_imbalances": 0,
+        "session_vwap": 0,
+        "big_prints": 0,
     }
     # a late print in an early minute: the sensor's incremental run must repair it
     with psycopg.connect(db_url) as conn:
@@ -385,6 +388,12 @@ def test_profile_check_catches_a_stale_or_altered_row(db_url: str) -> None:
             "where bucket = (select min(bucket) from order_flow)"
         )
     assert profile_mismatches(db_url, day, end)["order_flow"] == 2  # one row each way
+    with psycopg.connect(db_url) as conn:  # the footprint tables are compared too
+        conn.execute(
+            "update session_vwap set vwap = vwap + 1 "
+            "where bucket = (select min(bucket) from session_vwap)"
+        )
+    assert profile_mismatches(db_url, day, end)["session_vwap"] == 2
 
 
 def test_altered_ticks_sees_a_changed_print(db_url: str) -> None:
